@@ -1,0 +1,532 @@
+"""``rl_shop/Collaborate-v0``: feedback learning of the Leader's collaboration strategy.
+
+MACDF Sec. 3.1 ("Feedback Learning") proposes optimising the multi-agent collaboration from
+user interactions (clicks, purchases) with RL. Here the Leader chooses, step by step, which agent
+acts next (Guider clarification, ProductSearch with a query rewrite, WebSearch, Planner re-plan,
+Decider), a latent shopper reacts to the final answer, and the reward is the UCTR / UCVR / ARC
+style outcome minus latency and compute.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import yaml
+from gymnasium import spaces
+from scipy.special import ndtri
+
+from envs.dag import EpisodeUniforms
+from rl_shop.paths import CONFIG_DIR
+from rl_shop.policies.features.collaborate import (
+    ACTION_NAMES,
+    CLARIFY,
+    DECIDE,
+    FEATURE_NAMES,
+    LAYOUT_VERSION,
+    PRODUCT_SEARCH,
+    REPLAN,
+    WEB_SEARCH,
+    CollaborateState,
+    featurize,
+)
+from rl_shop.sim.config import load_sim_config
+from rl_shop.sim.shopper import abandon_probability
+from rl_shop.sim.slots import QUERY_TYPES
+
+CONFIG_PATH: Path = CONFIG_DIR / "env" / "collaborate.yaml"
+_TYPE_KEYS = (
+    "clarity",
+    "clarify_gain",
+    "rel_max",
+    "web_need",
+    "web_gain",
+    "p_bad_plan",
+    "min_product_searches",
+    "type_accuracy",
+)
+_REWARD_KEYS = ("w_click", "w_purchase", "w_reformulation", "w_abandon", "c_latency", "c_compute", "c_invalid")
+#: Uniforms per episode: reset block, per-step block, reaction block (see ``CollaborateParams``).
+N_RESET_U = 9
+N_STEP_U = 5
+_U_EPS = 1e-12
+
+
+def load_default_kwargs(path: Path = CONFIG_PATH) -> dict[str, Any]:
+    """The ``kwargs`` block of ``configs/env/collaborate.yaml``: the single source of the defaults."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            cfg = yaml.safe_load(fh)
+    except FileNotFoundError as exc:
+        raise FileNotFoundError(
+            f"env config {path} not found; it ships with the repository (restore it with git)."
+        ) from exc
+    if not isinstance(cfg, dict) or not isinstance(cfg.get("kwargs"), dict):
+        raise ValueError(f"{path}: expected a mapping with a 'kwargs' mapping at top level.")
+    return dict(cfg["kwargs"])
+
+
+def _num(value: Any, key: str, lo: float = -math.inf, hi: float = math.inf) -> float:
+    try:
+        x = float(value)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"Collaborate-v0: {key} must be a number, got {value!r}.") from exc
+    if not (math.isfinite(x) and lo <= x <= hi):
+        raise ValueError(f"Collaborate-v0: {key}={x} is outside [{lo}, {hi}].")
+    return x
+
+
+@dataclass(frozen=True)
+class CollaborateParams:
+    """Validated arguments shared by the single and batched env; per-type arrays in QUERY_TYPES order.
+
+    Per-episode uniforms: ``[0:9]`` reset (type, clarity, patience, latency tolerance, bad plan,
+    type-correct, wrong type, confidence, clarity-estimate noise), then ``max_steps`` blocks of 5
+    (search noise, re-plan success, Relevance / User_Satisfaction / clarity estimate noise), then
+    the reaction (abandon, ``K`` relevance, ``K`` click, ``K`` purchase, reformulate; ``K`` =
+    click-model max rank).
+    """
+
+    type_cum: np.ndarray
+    clarity_lo: np.ndarray
+    clarity_hi: np.ndarray
+    clarify_gain: np.ndarray
+    rel_max: np.ndarray
+    web_need: np.ndarray
+    web_gain: np.ndarray
+    p_bad_plan: np.ndarray
+    min_ps: np.ndarray
+    type_accuracy: np.ndarray
+    latency: np.ndarray  # (5,) per action
+    compute: np.ndarray  # (5,)
+    max_steps: int
+    max_clarify: int
+    max_replan: int
+    gamma: float
+    replan_threshold: float
+    clarity_floor: float
+    search_noise_sd: float
+    bad_plan_factor: float
+    p_replan_fix: float
+    predict_noise_sd: float
+    conf_correct: tuple[float, float]
+    conf_wrong: tuple[float, float]
+    w_click: float
+    w_purchase: float
+    w_reformulation: float
+    w_abandon: float
+    c_latency: float
+    c_compute: float
+    c_invalid: float
+    # shopper parameters, from rl_shop.sim (one shopper for env and agent loop)
+    patience_lo: int
+    patience_hi: int
+    tolerance_lo: float
+    tolerance_hi: float
+    examination_eta: float
+    attr_relevant: float
+    attr_irrelevant: float
+    max_rank: int
+    p_purchase: float
+    reformulate_top_k: int
+    p_reformulate: float
+    abandon_base_p: float
+    abandon_scale_s: float
+    rng_block_episodes: int
+
+    @property
+    def n_uniforms(self) -> int:
+        return N_RESET_U + N_STEP_U * self.max_steps + 3 * self.max_rank + 2
+
+    @property
+    def reaction_offset(self) -> int:
+        return N_RESET_U + N_STEP_U * self.max_steps
+
+
+def parse_collaborate_kwargs(**overrides: Any) -> CollaborateParams:
+    """Merge ``overrides`` over the YAML defaults and the sim shopper config; validate everything."""
+    kw = load_default_kwargs()
+    unknown = sorted(set(overrides) - set(kw))
+    if unknown:
+        raise TypeError(
+            f"unknown Collaborate-v0 argument(s) {unknown}; known arguments: {sorted(kw)} "
+            f"(see {CONFIG_PATH})."
+        )
+    kw.update(overrides)
+    sim = load_sim_config(kw["sim_config"]) if kw["sim_config"] else load_sim_config()
+    types = kw["types"]
+    if not isinstance(types, dict) or set(types) != set(QUERY_TYPES):
+        got = sorted(types) if isinstance(types, dict) else types
+        raise ValueError(
+            f"Collaborate-v0: 'types' must give parameters for exactly the 8 ECCD query types "
+            f"{list(QUERY_TYPES)}; got {got}."
+        )
+    tab: dict[str, list[Any]] = {k: [] for k in _TYPE_KEYS}
+    for t in QUERY_TYPES:
+        spec = types[t]
+        missing = [k for k in _TYPE_KEYS if k not in spec]
+        if missing:
+            raise ValueError(f"Collaborate-v0: types.{t} lacks {missing}; see {CONFIG_PATH}.")
+        for k in _TYPE_KEYS:
+            tab[k].append(spec[k])
+    clarity = np.array(tab["clarity"], dtype=float)
+    if clarity.shape != (8, 2) or not (0 <= clarity.min() and clarity.max() <= 1) or (
+        clarity[:, 0] > clarity[:, 1]
+    ).any():
+        raise ValueError("Collaborate-v0: types.*.clarity must be [low, high] with 0 <= low <= high <= 1.")
+    arrays = {}
+    for k in ("clarify_gain", "rel_max", "web_need", "web_gain", "p_bad_plan", "type_accuracy"):
+        arr = np.array([_num(v, f"types.{t}.{k}", 0.0, 1.0) for t, v in zip(QUERY_TYPES, tab[k])])
+        arrays[k] = arr
+    min_ps = np.array([int(_num(v, f"types.{t}.min_product_searches", 1, 10)) for t, v in zip(QUERY_TYPES, tab["min_product_searches"])])
+    acts = kw["actions"]
+    if not isinstance(acts, dict) or set(acts) != set(ACTION_NAMES):
+        raise ValueError(f"Collaborate-v0: 'actions' must give latency_s and compute for {list(ACTION_NAMES)}.")
+    latency = np.array([_num(acts[a]["latency_s"], f"actions.{a}.latency_s", 0.0) for a in ACTION_NAMES])
+    compute = np.array([_num(acts[a]["compute"], f"actions.{a}.compute", 0.0) for a in ACTION_NAMES])
+    rw = kw["reward"]
+    missing = [k for k in _REWARD_KEYS if k not in rw]
+    if missing:
+        raise ValueError(f"Collaborate-v0: reward lacks {missing}; see {CONFIG_PATH}.")
+    max_steps = int(_num(kw["max_steps"], "max_steps", 2, 1000))
+    mix = np.array([float(sim.mix.get(t, 0.0)) for t in QUERY_TYPES])
+    if mix.sum() <= 0:
+        raise ValueError("Collaborate-v0: the sim config's query-type mix sums to 0.")
+    cum = np.cumsum(mix) / mix.sum()
+    cum[-1] = 1.0
+    cc = tuple(float(x) for x in kw["confidence_correct"])
+    cw = tuple(float(x) for x in kw["confidence_wrong"])
+    for name, r in (("confidence_correct", cc), ("confidence_wrong", cw)):
+        if len(r) != 2 or not 0 <= r[0] <= r[1] <= 1:
+            raise ValueError(f"Collaborate-v0: {name} must be [low, high] within [0, 1], got {r}.")
+    sh, sa = sim.shopper, sim.sampler
+    return CollaborateParams(
+        type_cum=cum,
+        clarity_lo=clarity[:, 0],
+        clarity_hi=clarity[:, 1],
+        clarify_gain=arrays["clarify_gain"],
+        rel_max=arrays["rel_max"],
+        web_need=arrays["web_need"],
+        web_gain=arrays["web_gain"],
+        p_bad_plan=arrays["p_bad_plan"],
+        min_ps=min_ps,
+        type_accuracy=arrays["type_accuracy"],
+        latency=latency,
+        compute=compute,
+        max_steps=max_steps,
+        max_clarify=int(_num(kw["max_clarify"], "max_clarify", 0, 100)),
+        max_replan=int(_num(kw["max_replan"], "max_replan", 0, 100)),
+        gamma=_num(kw["gamma"], "gamma", 0.0, 1.0),
+        replan_threshold=_num(kw["replan_threshold"], "replan_threshold", 0.0, 1.0),
+        clarity_floor=_num(kw["clarity_floor"], "clarity_floor", 0.0, 1.0),
+        search_noise_sd=_num(kw["search_noise_sd"], "search_noise_sd", 0.0),
+        bad_plan_factor=_num(kw["bad_plan_factor"], "bad_plan_factor", 0.0, 1.0),
+        p_replan_fix=_num(kw["p_replan_fix"], "p_replan_fix", 0.0, 1.0),
+        predict_noise_sd=_num(kw["predict_noise_sd"], "predict_noise_sd", 0.0),
+        conf_correct=cc,  # type: ignore[arg-type]
+        conf_wrong=cw,  # type: ignore[arg-type]
+        **{k: _num(rw[k], f"reward.{k}", 0.0) for k in _REWARD_KEYS},
+        patience_lo=int(sa.patience.low),
+        patience_hi=int(sa.patience.high),
+        tolerance_lo=float(sa.latency_tolerance_s.low),
+        tolerance_hi=float(sa.latency_tolerance_s.high),
+        examination_eta=float(sh.click.examination_eta),
+        attr_relevant=float(sh.click.attractiveness_relevant),
+        attr_irrelevant=float(sh.click.attractiveness_irrelevant),
+        max_rank=int(sh.click.max_rank),
+        p_purchase=float(sh.p_purchase),
+        reformulate_top_k=int(sh.reformulate_top_k),
+        p_reformulate=float(sh.p_reformulate),
+        abandon_base_p=float(sh.abandon_base_p),
+        abandon_scale_s=float(sh.abandon_scale_s),
+        rng_block_episodes=int(_num(kw["rng_block_episodes"], "rng_block_episodes", 1, 1e6)),
+    )
+
+
+def _clip01(x: float) -> float:
+    return 0.0 if x < 0.0 else (1.0 if x > 1.0 else x)
+
+
+class CollaborateEnv(gym.Env):
+    """The Leader picks the next agent action; a latent shopper reacts to the final answer.
+
+    ## Description
+    A latent shopper (rl_shop.sim parameters) has a query type (one of the 8 ECCD types, drawn
+    with the sim's mix), an intent clarity ``c`` in [0, 1], a patience (clarification rounds
+    tolerated) and a latency tolerance. Hidden answer quality: product relevance ``R`` (best
+    result list so far), web information coverage ``W``, a possibly bad first plan. Effects,
+    all type-dependent through ``types`` in the config:
+
+    * ``clarify`` (Guider): ``c <- c + clarify_gain[type] * (1 - c)``; past the shopper's
+      patience the shopper quits (abandonment). Helps ambiguous / reasoning most.
+    * ``product_search`` (with a fresh query rewrite): a list of quality
+      ``clip(rel_max[type] * (floor + (1 - floor) c) * (bad_plan_factor if the plan is bad)
+      + noise)``; ``R <- max(R, new)``. Comparison needs ``min_product_searches = 2``:
+      effective ``Relevance = R * min(1, n_product_search / min_product_searches)``.
+    * ``web_search``: ``W <- W + clip(web_gain[type] + noise) * (1 - W)``; matters for
+      general_qa / product_qa through ``web_need[type]``.
+    * ``replan`` (Planner): repairs a bad plan with ``p_replan_fix``.
+    * ``decide`` (Decider): the answer is shown; the episode ends.
+
+    Hidden ``User_Satisfaction = (1 - web_need) * Relevance + web_need * W``. Each of the top
+    ``K`` shown products is relevant with probability ``User_Satisfaction``; the shopper
+    reacts with the sim's model: abandon with ``p = abandon_probability(latency, tolerance)``
+    (MACDF Sec. 4.2.2: users left before slow results arrived), else click at rank ``r`` with
+    ``(1 / r^eta) * attractiveness(relevant)``, purchase a clicked relevant product with
+    ``p_purchase``, reformulate when nothing relevant is in the top ``k``.
+
+    ## Action Space
+    ``Discrete(5)``: ``ACTION_NAMES = (clarify, product_search, web_search, replan, decide)``.
+    Mask (``action_masks()`` and ``info["action_mask"]``): ``decide`` only after a search
+    (or at the last step, so the mask is never empty);
+    ``clarify`` at most ``max_clarify`` times and ``replan`` at most ``max_replan`` times (and
+    only after a search), both only while ``steps <= max_steps - 3``; searches only while
+    ``steps <= max_steps - 2``; so every masked episode ends by ``decide`` within
+    ``max_steps``. A masked-out action costs ``c_invalid`` and does nothing else; reaching
+    ``max_steps`` that way forces ``decide`` (or abandonment if nothing was searched).
+
+    ## Observation Space
+    ``Box(0, inf, (20,), float32)`` from ``rl_shop.policies.features.collaborate.featurize``:
+    predicted type one-hot and confidence (demand reasoning), step fraction, elapsed latency,
+    action counts, predicted Relevance / User_Satisfaction / clarity (noisy, 0 before a
+    search), the Eq. 2 reflection score ``gamma * Relevance + (1 - gamma) * User_Satisfaction``
+    and whether it is below ``replan_threshold``. ``LAYOUT_VERSION = "collaborate-v1"``.
+
+    ## Rewards
+    Every step ``-(c_latency * latency_s[a] + c_compute * compute[a])``; at the end
+    ``+ w_click * clicks + w_purchase * purchased - w_reformulation * reformulated
+    - w_abandon * abandoned`` (UCTR / UCVR / ARC style).
+
+    ## Starting State
+    A fresh shopper from the per-episode uniforms; nothing searched; estimates 0 except clarity.
+    ``reset(options={"query_type": name})`` fixes the query type (per-type evaluation).
+
+    ## Episode End
+    Terminated at ``decide`` or when the shopper quits; never truncated when the mask is obeyed.
+
+    ## Arguments
+    Every key of ``configs/env/collaborate.yaml`` ``kwargs``; the shopper's parameters come from
+    ``sim_config`` (``configs/sim/default.yaml``). ``info`` carries ``clicked``, ``purchased``,
+    ``reformulations``, ``abandoned``, ``latency``, ``rounds`` (clarification rounds),
+    ``steps``, ``action_mask``, ``query_type``, and the hidden ``relevance`` and
+    ``user_satisfaction``.
+    """
+
+    metadata = {"render_modes": []}
+    ACTION_NAMES = ACTION_NAMES
+
+    def __init__(self, **kwargs: Any) -> None:
+        self.params = parse_collaborate_kwargs(**kwargs)
+        self.FEATURE_NAMES = FEATURE_NAMES
+        self.LAYOUT_VERSION = LAYOUT_VERSION
+        self.action_space = spaces.Discrete(len(ACTION_NAMES))
+        self.observation_space = spaces.Box(0.0, np.inf, (len(FEATURE_NAMES),), np.float32)
+        self._uniforms: EpisodeUniforms | None = None
+        p = self.params
+        self._lat = p.latency.tolist()
+        self._cost = (p.c_latency * p.latency + p.c_compute * p.compute).tolist()
+        self._exam_attr_rel = [
+            (1.0 / (r + 1) ** p.examination_eta) * p.attr_relevant for r in range(p.max_rank)
+        ]
+        self._exam_attr_irr = [
+            (1.0 / (r + 1) ** p.examination_eta) * p.attr_irrelevant for r in range(p.max_rank)
+        ]
+
+    # ------------------------------------------------------------------ episode
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        super().reset(seed=seed)
+        p = self.params
+        if seed is not None or self._uniforms is None:
+            self._uniforms = EpisodeUniforms(self.np_random, p.n_uniforms, p.rng_block_episodes)
+            self._pending: list[tuple[list[float], list[float]]] = []
+        if not self._pending:
+            # Transform a whole block at once (same numbers as row by row, far fewer calls).
+            u = np.clip(self._uniforms.next_block(), _U_EPS, 1.0 - _U_EPS)
+            self._pending = list(zip(u.tolist(), ndtri(u).tolist()))[::-1]
+        self._u, self._z = self._pending.pop()
+        U = self._u
+        t = int(np.searchsorted(p.type_cum, U[0], side="right"))
+        t = min(t, len(QUERY_TYPES) - 1)
+        if options and options.get("query_type") is not None:
+            # Evaluate one query type (per-type tables, tests); the other draws are unchanged.
+            if options["query_type"] not in QUERY_TYPES:
+                raise ValueError(
+                    f"reset option query_type={options['query_type']!r} is not one of {QUERY_TYPES}."
+                )
+            t = QUERY_TYPES.index(options["query_type"])
+        self._type = t
+        self._c = float(p.clarity_lo[t] + U[1] * (p.clarity_hi[t] - p.clarity_lo[t]))
+        span = p.patience_hi - p.patience_lo + 1
+        self._patience = p.patience_lo + min(int(U[2] * span), span - 1)
+        self._tolerance = p.tolerance_lo + U[3] * (p.tolerance_hi - p.tolerance_lo)
+        self._bad_plan = U[4] < p.p_bad_plan[t]
+        if U[5] < p.type_accuracy[t]:
+            self._pred, lo, hi = t, *p.conf_correct
+        else:
+            k = min(int(U[6] * 7), 6)
+            self._pred, lo, hi = (k if k < t else k + 1), *p.conf_wrong
+        self._conf = lo + U[7] * (hi - lo)
+        self._R = 0.0
+        self._W = 0.0
+        self._steps = 0
+        self._elapsed = 0.0
+        self._n = [0, 0, 0, 0, 0]  # per-action counts
+        self._rhat = 0.0
+        self._uhat = 0.0
+        self._chat = _clip01(self._c + p.predict_noise_sd * self._z[8])
+        self._outcome = (0, 0, 0, False)
+        return self._obs(), self._info()
+
+    def _relevance(self) -> float:
+        """Hidden Relevance: best list quality, scaled down until enough product searches ran."""
+        need = int(self.params.min_ps[self._type])
+        return self._R * min(1.0, self._n[PRODUCT_SEARCH] / need)
+
+    def _satisfaction(self, relevance: float) -> float:
+        wn = float(self.params.web_need[self._type])
+        return (1.0 - wn) * relevance + wn * self._W
+
+    def action_masks(self) -> np.ndarray:
+        """Valid actions now (see the class docstring for the rules)."""
+        p, n, s = self.params, self._n, self._steps
+        searched = n[PRODUCT_SEARCH] + n[WEB_SEARCH] > 0
+        early = s <= p.max_steps - 3
+        can_search = s <= p.max_steps - 2
+        return np.array(
+            [
+                early and n[CLARIFY] < p.max_clarify,
+                can_search,
+                can_search,
+                early and searched and n[REPLAN] < p.max_replan,
+                searched or s >= p.max_steps - 1,
+            ],
+            dtype=bool,
+        )
+
+    def step(self, action: int) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        a = int(action)
+        if not 0 <= a < 5:
+            raise ValueError(f"action {action!r} out of range 0..4 {ACTION_NAMES}.")
+        p = self.params
+        mask = self.action_masks()
+        s = self._steps
+        if not mask[a]:
+            self._steps += 1
+            if self._steps < p.max_steps:
+                return self._obs(), -p.c_invalid, False, False, self._info()
+            # Out of steps through invalid actions: the Leader must answer now (or lose the user).
+            if self._n[PRODUCT_SEARCH] + self._n[WEB_SEARCH] > 0:
+                r = self._decide()
+                return self._obs(), r - p.c_invalid, True, False, self._info()
+            self._outcome = (0, 0, 0, True)
+            return self._obs(), -p.c_invalid - p.w_abandon, True, False, self._info()
+        self._steps += 1
+        self._n[a] += 1
+        if a == DECIDE:
+            r = self._decide()
+            return self._obs(), r, True, False, self._info()
+        reward = -self._cost[a]
+        self._elapsed += self._lat[a]
+        b = N_RESET_U + N_STEP_U * s
+        z, u = self._z, self._u
+        t = self._type
+        if a == CLARIFY:
+            if self._n[CLARIFY] > self._patience:  # out of patience: the shopper leaves
+                self._outcome = (0, 0, 0, True)
+                return self._obs(), reward - p.w_abandon, True, False, self._info()
+            self._c += float(p.clarify_gain[t]) * (1.0 - self._c)
+        elif a == PRODUCT_SEARCH:
+            mean = float(p.rel_max[t]) * (p.clarity_floor + (1.0 - p.clarity_floor) * self._c)
+            if self._bad_plan:
+                mean *= p.bad_plan_factor
+            new = _clip01(mean + p.search_noise_sd * z[b])
+            if new > self._R:
+                self._R = new
+        elif a == WEB_SEARCH:
+            gain = _clip01(float(p.web_gain[t]) + p.search_noise_sd * z[b])
+            self._W += gain * (1.0 - self._W)
+        else:  # REPLAN
+            if self._bad_plan and u[b + 1] < p.p_replan_fix:
+                self._bad_plan = False
+        rel = self._relevance()
+        sd = p.predict_noise_sd
+        if self._n[PRODUCT_SEARCH] + self._n[WEB_SEARCH] > 0:
+            self._rhat = _clip01(rel + sd * z[b + 2])
+            self._uhat = _clip01(self._satisfaction(rel) + sd * z[b + 3])
+        self._chat = _clip01(self._c + sd * z[b + 4])
+        return self._obs(), reward, False, False, self._info()
+
+    def _decide(self) -> float:
+        """The Decider answers; the shopper reacts (rl_shop.sim reaction model). Returns reward."""
+        p = self.params
+        reward = -self._cost[DECIDE]
+        self._elapsed += self._lat[DECIDE]
+        u = self._u
+        o = p.reaction_offset
+        K = p.max_rank
+        p_ab = abandon_probability(self._elapsed, self._tolerance, p.abandon_base_p, p.abandon_scale_s)
+        if u[o] < p_ab:
+            self._outcome = (0, 0, 0, True)
+            return reward - p.w_abandon
+        q = self._satisfaction(self._relevance())
+        clicks = 0
+        purchased = 0
+        n_rel_top = 0
+        for r in range(K):
+            rel = u[o + 1 + r] < q
+            if rel and r < p.reformulate_top_k:
+                n_rel_top += 1
+            if u[o + 1 + K + r] < (self._exam_attr_rel[r] if rel else self._exam_attr_irr[r]):
+                clicks += 1
+                if rel and u[o + 1 + 2 * K + r] < p.p_purchase:
+                    purchased = 1
+        reform = int(not purchased and n_rel_top == 0 and u[o + 1 + 3 * K] < p.p_reformulate)
+        self._outcome = (clicks, purchased, reform, False)
+        return reward + p.w_click * clicks + p.w_purchase * purchased - p.w_reformulation * reform
+
+    # ------------------------------------------------------------------ views
+    def state(self) -> CollaborateState:
+        """The Leader-visible state (what the runtime Leader also builds)."""
+        p, n = self.params, self._n
+        return CollaborateState(
+            predicted_type=self._pred,
+            type_confidence=self._conf,
+            steps=self._steps,
+            max_steps=p.max_steps,
+            elapsed_s=self._elapsed,
+            n_clarify=n[CLARIFY],
+            n_product_search=n[PRODUCT_SEARCH],
+            n_web_search=n[WEB_SEARCH],
+            n_replan=n[REPLAN],
+            relevance_hat=self._rhat,
+            satisfaction_hat=self._uhat,
+            clarity_hat=self._chat,
+            gamma=p.gamma,
+            replan_threshold=p.replan_threshold,
+        )
+
+    def _obs(self) -> np.ndarray:
+        return featurize(self.state())
+
+    def _info(self) -> dict[str, Any]:
+        clicks, purchased, reform, abandoned = self._outcome
+        rel = self._relevance()
+        return {
+            "clicked": clicks,
+            "purchased": purchased,
+            "reformulations": reform,
+            "abandoned": int(abandoned),
+            "latency": self._elapsed,
+            "rounds": self._n[CLARIFY],
+            "steps": self._steps,
+            "action_mask": self.action_masks(),
+            "query_type": QUERY_TYPES[self._type],
+            "relevance": rel,
+            "user_satisfaction": self._satisfaction(rel),
+        }

@@ -1,0 +1,482 @@
+"""Shared data types of the MACDF agent runtime (tasks, plans, candidates, web evidence, decisions).
+
+Why one module: the Planner, the executor, WebSearch, the Decider, the safety review and the
+Memory all exchange these objects; keeping them in one place (pydantic models, JSON-serializable)
+means Memory can store any of them and a later session (Leader, Guider, ProductSearch) can build
+them without importing the modules that consume them.
+
+The LLM is an injected dependency everywhere. ``rl_shop.llm`` provides the concrete interface;
+the ``SupportsChat`` / ``SupportsStream`` / ``SupportsStructured`` protocols below name only the
+methods these modules call, so tests and alternative backends need not import it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import date
+from enum import Enum
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Literal, Protocol, runtime_checkable
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from rl_shop.paths import CONFIG_DIR
+
+QUERY_TYPES: tuple[str, ...] = (
+    "simple",
+    "reasoning",
+    "multi_constraint",
+    "negation",
+    "ambiguous",
+    "product_qa",
+    "comparison",
+    "general_qa",
+)
+QueryType = Literal[
+    "simple",
+    "reasoning",
+    "multi_constraint",
+    "negation",
+    "ambiguous",
+    "product_qa",
+    "comparison",
+    "general_qa",
+]
+
+
+class AgentConfigError(ValueError):
+    """A config file under ``configs/agents/`` is missing or malformed."""
+
+
+# --------------------------------------------------------------------------------------------
+# LLM protocols (the subset of rl_shop.llm.LLM these modules use)
+# --------------------------------------------------------------------------------------------
+
+
+@runtime_checkable
+class SupportsChat(Protocol):
+    """An LLM that answers a list of chat messages with a result carrying ``.text``."""
+
+    def chat(self, messages: list[dict[str, str]], **kwargs: Any) -> Any: ...
+
+
+@runtime_checkable
+class SupportsStream(Protocol):
+    """An LLM that streams text chunks (``str`` or objects with ``.text``)."""
+
+    def stream(self, messages: list[dict[str, str]], **kwargs: Any) -> Iterator[Any]: ...
+
+
+@runtime_checkable
+class SupportsStructured(Protocol):
+    """An LLM with schema-constrained output returning ``StructuredResult(value, used_fallback)``."""
+
+    def structured(self, messages: list[dict[str, str]], schema: type[BaseModel], **kwargs: Any) -> Any: ...
+
+
+def chunk_text(chunk: Any) -> str:
+    """Text of one streamed chunk, whether the backend yields ``str`` or an object with ``.text``."""
+    if isinstance(chunk, str):
+        return chunk
+    text = getattr(chunk, "text", None)
+    if text is None:
+        text = getattr(chunk, "delta", "")
+    return str(text or "")
+
+
+# --------------------------------------------------------------------------------------------
+# Intent, as the Planner and Decider see it
+# --------------------------------------------------------------------------------------------
+
+
+class IntentSpec(BaseModel):
+    """The clarified user intent the Planner decomposes and the Decider scores against.
+
+    It mirrors ``rl_shop.sim.Intent`` (query type, budget, brands, required attributes, targets)
+    plus what the runtime infers: whether the question is time-sensitive or price-sensitive.
+    ``required_attributes`` maps an attribute name (``colour``, ``capacity_gb``,
+    ``connectivity``, ``features``...) to the required value.
+    """
+
+    model_config = ConfigDict(extra="ignore")
+
+    query: str = ""
+    query_type: QueryType = "simple"
+    category: str | None = None
+    budget: float | None = Field(default=None, description="maximum price in USD")
+    budget_min: float | None = None
+    preferred_brands: list[str] = Field(default_factory=list)
+    excluded_brands: list[str] = Field(default_factory=list)
+    required_attributes: dict[str, Any] = Field(default_factory=dict)
+    excluded_attributes: dict[str, Any] = Field(default_factory=dict)
+    targets: list[str] = Field(default_factory=list, description="product ids / names for Q&A and comparison")
+    slots: dict[str, Any] = Field(default_factory=dict)
+    time_sensitive: bool = False
+    price_sensitive: bool = False
+    user_id: str | None = None
+
+    @field_validator("preferred_brands", "excluded_brands", mode="before")
+    @classmethod
+    def _lower_brands(cls, value: Any) -> list[str]:
+        if value is None:
+            return []
+        if isinstance(value, str):
+            value = [value]
+        return [str(v).strip().lower() for v in value if str(v).strip()]
+
+    @field_validator("required_attributes", "excluded_attributes", mode="before")
+    @classmethod
+    def _attrs_as_dict(cls, value: Any) -> dict[str, Any]:
+        # A bare list of attribute words ("waterproof", "bluetooth") means "features must mention it".
+        if value is None:
+            return {}
+        if isinstance(value, (list, tuple, set)):
+            return {"features": [str(v) for v in value]}
+        return dict(value)
+
+    @classmethod
+    def from_intent(cls, intent: Any, **overrides: Any) -> "IntentSpec":
+        """Adapt any intent-like object (``rl_shop.sim.Intent``, a dict, a dataclass).
+
+        Reads attributes by name so this module does not depend on the simulator's class.
+        """
+        if isinstance(intent, IntentSpec):
+            data = intent.model_dump()
+        elif isinstance(intent, dict):
+            data = dict(intent)
+        else:
+            data = {}
+            for name in cls.model_fields:
+                if hasattr(intent, name):
+                    data[name] = getattr(intent, name)
+            for alias, name in (("text", "query"), ("initial_query", "query"), ("target_product_ids", "targets"),
+                                ("max_price", "budget"), ("min_price", "budget_min")):
+                if name not in data and getattr(intent, alias, None):
+                    data[name] = getattr(intent, alias)
+            if "required_attributes" not in data:
+                data["required_attributes"] = _sim_required_attributes(intent)
+            if not data.get("targets") and getattr(intent, "target_names", None):
+                data["targets"] = list(intent.target_names)
+            data = {k: (list(v) if isinstance(v, tuple) else v) for k, v in data.items()}
+        data.update(overrides)
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            raise ValueError(f"cannot read an intent from {type(intent).__name__}: {exc}") from None
+
+
+def _sim_required_attributes(intent: Any) -> dict[str, Any]:
+    """Required attributes from the simulator's slot fields (colour, capacity, size, connectivity,
+    features), in the catalog's column names; ranges become ``{"min": a, "max": b}``."""
+    attrs: dict[str, Any] = {}
+    if getattr(intent, "colour", None):
+        attrs["colour"] = intent.colour
+    if getattr(intent, "min_capacity_gb", None):
+        attrs["capacity_gb"] = float(intent.min_capacity_gb)
+    lo, hi = getattr(intent, "min_size_in", None), getattr(intent, "max_size_in", None)
+    if lo is not None or hi is not None:
+        attrs["size_in"] = {k: float(v) for k, v in (("min", lo), ("max", hi)) if v is not None}
+    if getattr(intent, "connectivity", None):
+        attrs["connectivity"] = list(intent.connectivity)
+    if getattr(intent, "features", None):
+        attrs["features"] = list(intent.features)
+    return attrs
+
+
+# --------------------------------------------------------------------------------------------
+# Plans
+# --------------------------------------------------------------------------------------------
+
+
+class TaskType(str, Enum):
+    """The four atomic task types of MACDF 3.4."""
+
+    PRODUCT_SEARCH = "ProductSearch"
+    WEB_SEARCH = "WebSearch"
+    TOOL_CALL = "ToolCall"
+    DECISION = "Decision"
+
+
+class Task(BaseModel):
+    """One vertex of the task graph ``G=(V,E)``; ``depends_on`` lists the sources of its in-edges."""
+
+    task_id: str
+    type: TaskType
+    query: str = ""
+    params: dict[str, Any] = Field(default_factory=dict)
+    depends_on: list[str] = Field(default_factory=list)
+    priority: float = 0.0
+
+
+class Plan(BaseModel):
+    """A candidate task DAG with where it came from and its soft-constraint score."""
+
+    tasks: list[Task]
+    source: Literal["symbolic", "llm", "llm_repaired"] = "symbolic"
+    score: float = 0.0
+    notes: list[str] = Field(default_factory=list)
+
+    def task(self, task_id: str) -> Task:
+        """The task with this id (KeyError naming the known ids otherwise)."""
+        for t in self.tasks:
+            if t.task_id == task_id:
+                return t
+        raise KeyError(f"unknown task id {task_id!r}; plan has {[t.task_id for t in self.tasks]}")
+
+    def by_type(self, task_type: TaskType) -> list[Task]:
+        """All tasks of one atomic type, in plan order."""
+        return [t for t in self.tasks if t.type == task_type]
+
+    def graph(self) -> Any:
+        """The plan as a ``networkx.DiGraph`` (edge u -> v means v depends on u)."""
+        import networkx as nx
+
+        g = nx.DiGraph()
+        for t in self.tasks:
+            g.add_node(t.task_id, type=t.type.value, query=t.query, params=t.params, priority=t.priority)
+        for t in self.tasks:
+            for dep in t.depends_on:
+                g.add_edge(dep, t.task_id)
+        return g
+
+
+TaskStatus = Literal["pending", "running", "done", "failed", "skipped"]
+
+
+class TaskState(BaseModel):
+    """Runtime state of one task of one session (stored in Memory's Task States)."""
+
+    session_id: str
+    task_id: str
+    status: TaskStatus = "pending"
+    started_at: float | None = None
+    finished_at: float | None = None
+    error: str | None = None
+    detail: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def duration_s(self) -> float | None:
+        """Wall time of the task, when it ran."""
+        if self.started_at is None or self.finished_at is None:
+            return None
+        return self.finished_at - self.started_at
+
+
+# --------------------------------------------------------------------------------------------
+# Products (Decider input)
+# --------------------------------------------------------------------------------------------
+
+
+class Candidate(BaseModel):
+    """A candidate product as the Decider scores it (from a catalog row or ProductSearch output)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    product_id: str
+    title: str = ""
+    brand: str = ""
+    price: float | None = None
+    category: str = ""
+    description: str = ""
+    attributes: dict[str, Any] = Field(default_factory=dict)
+    features: list[str] = Field(default_factory=list)
+    rating: float | None = None
+    retrieval_score: float | None = None
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> "Candidate":
+        """Build from a ``rl_shop.catalog.load_catalog()`` row (dict or pandas Series).
+
+        Catalog columns: product_id, title, description, category, brand, price, colour,
+        capacity_gb, size_in, connectivity (list), features (list), specs (JSON string).
+        """
+        row = dict(row)
+        if "product_id" not in row:
+            raise ValueError(f"catalog row has no product_id (keys: {sorted(row)})")
+        attrs: dict[str, Any] = {}
+        specs = row.get("specs")
+        if isinstance(specs, str) and specs.strip():
+            try:
+                parsed = json.loads(specs)
+                if isinstance(parsed, dict):
+                    attrs.update({str(k).lower(): v for k, v in parsed.items()})
+            except json.JSONDecodeError:
+                pass
+        elif isinstance(specs, dict):
+            attrs.update({str(k).lower(): v for k, v in specs.items()})
+        for key in ("colour", "capacity_gb", "size_in", "connectivity", "department", "category_path"):
+            value = row.get(key)
+            if _present(value):
+                attrs[key] = list(value) if _is_listlike(value) else value
+        features = row.get("features")
+        price = row.get("price")
+        rating = row.get("rating")
+        return cls(
+            product_id=str(row["product_id"]),
+            title=str(row.get("title") or ""),
+            brand=str(row.get("brand") or "").strip().lower(),
+            price=float(price) if _present(price) else None,
+            category=str(row.get("category") or ""),
+            description=str(row.get("description") or ""),
+            attributes=attrs,
+            features=[str(f) for f in features] if _is_listlike(features) else [],
+            rating=float(rating) if _present(rating) else None,
+            retrieval_score=row.get("score") if _present(row.get("score")) else None,
+        )
+
+
+def _is_listlike(value: Any) -> bool:
+    return value is not None and not isinstance(value, (str, bytes, dict)) and hasattr(value, "__iter__")
+
+
+def _present(value: Any) -> bool:
+    if value is None:
+        return False
+    if isinstance(value, float) and math.isnan(value):
+        return False
+    if _is_listlike(value):
+        return len(list(value)) > 0
+    if isinstance(value, str):
+        return value.strip() != ""
+    return True
+
+
+# --------------------------------------------------------------------------------------------
+# Web evidence (WebSearch output)
+# --------------------------------------------------------------------------------------------
+
+
+class WebDocument(BaseModel):
+    """A retrieved web document: url, title, text, source, authority in [0, 1], published date."""
+
+    url: str
+    title: str
+    text: str
+    source: str
+    authority: float = Field(default=0.5, ge=0.0, le=1.0)
+    published: date | None = None
+
+
+class ScoredDocument(BaseModel):
+    """A document with the three Eq. 4 terms and its combined score."""
+
+    document: WebDocument
+    relevance: float
+    authority: float
+    freshness: float
+    score: float
+
+
+class WebSearchResult(BaseModel):
+    """Output of Retrieve-Filter-Integrate: queries issued, kept documents, integrated summary."""
+
+    queries: list[str]
+    documents: list[ScoredDocument]
+    dropped: int = 0
+    summary: str = ""
+    summary_source: Literal["llm", "extractive", "none"] = "none"
+
+
+# --------------------------------------------------------------------------------------------
+# Decisions (Decider output)
+# --------------------------------------------------------------------------------------------
+
+
+class Recommendation(BaseModel):
+    """One recommended product with its criterion scores and human-readable reasons."""
+
+    product_id: str
+    title: str
+    brand: str = ""
+    price: float | None = None
+    score: float
+    criteria: dict[str, float]
+    pareto_optimal: bool
+    reasons: list[str]
+
+
+class Decision(BaseModel):
+    """The Decider's output (MACDF 3.7): advice, recommendations with reasons, a follow-up question."""
+
+    advice: str
+    recommendations: list[Recommendation]
+    follow_up_question: str
+    weights: dict[str, float]
+    consistency_ratio: float
+    excluded: dict[str, str] = Field(default_factory=dict, description="product_id -> violated hard constraint")
+    advice_source: Literal["llm", "template"] = "template"
+
+
+class SafetyVerdict(BaseModel):
+    """Result of a safety screen: allowed or not, which category matched, the user-facing message."""
+
+    allowed: bool
+    category: str | None = None
+    reason: str = ""
+    message: str = ""
+    matched: str | None = None
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------------------------
+# Config loading
+# --------------------------------------------------------------------------------------------
+
+
+def load_agent_config(name: str, path: str | Path | None = None) -> dict[str, Any]:
+    """Read ``configs/agents/<name>.yaml`` (or an explicit path) into a dict.
+
+    Raises :class:`AgentConfigError` saying which file and what was wrong, instead of a YAML or
+    OS traceback, because a researcher editing a sweep value needs to know which line broke.
+    """
+    cfg_path = Path(path) if path is not None else CONFIG_DIR / "agents" / f"{name}.yaml"
+    if not cfg_path.is_file():
+        raise AgentConfigError(f"agent config not found: {cfg_path} (expected a YAML file; see configs/agents/)")
+    try:
+        data = yaml.safe_load(cfg_path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise AgentConfigError(f"malformed YAML in {cfg_path}: {exc}") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise AgentConfigError(f"{cfg_path} must hold a mapping at top level, got {type(data).__name__}")
+    return data
+
+
+def validate_config(model: type[BaseModel], data: dict[str, Any], where: str) -> Any:
+    """Validate a config dict against a pydantic model with a readable error naming ``where``."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}" for err in exc.errors()
+        )
+        raise AgentConfigError(f"invalid config {where}: {problems}") from None
+
+
+def tokens(text: str) -> list[str]:
+    """Lower-case alphanumeric tokens; shared by the lexical scorers of these modules."""
+    out: list[str] = []
+    word = []
+    for ch in text.lower():
+        if ch.isalnum():
+            word.append(ch)
+        elif word:
+            out.append("".join(word))
+            word = []
+    if word:
+        out.append("".join(word))
+    return out
+
+
+def unique(items: Iterable[str]) -> list[str]:
+    """Deduplicate preserving order."""
+    seen: set[str] = set()
+    out = []
+    for item in items:
+        if item not in seen:
+            seen.add(item)
+            out.append(item)
+    return out

@@ -1,0 +1,119 @@
+"""Build an :class:`~rl_shop.llm.base.LLM` from the Hydra ``llm`` config group.
+
+``make_llm(cfg)`` accepts the ``llm`` node itself or a whole app config that has one, as a
+DictConfig or a plain dict. Keys are checked per backend so that a typo
+(``llm.strucured_library``) fails loudly instead of being ignored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from rl_shop.llm.base import LLM
+from rl_shop.llm.cache import ResponseCache
+from rl_shop.llm.types import LLMConfigError
+from rl_shop.paths import CONFIG_DIR
+
+_COMMON = {"backend", "seed", "structured_retries", "cache", "generation"}
+_LOCAL = _COMMON | {"dtype", "top_p", "structured_library", "prefix_cache", "num_threads"}
+ALLOWED_KEYS = {
+    "embedded": _LOCAL | {"gguf_path"},
+    "transformers": _LOCAL | {"model_path", "adapter_path", "merge_adapter", "device_map"},
+    "openai": _COMMON | {"base_url", "model", "api_key", "timeout_s", "max_retries", "json_schema_mode",
+                         "tokenizer_path"},
+}
+
+
+def _to_dict(cfg: Any) -> dict[str, Any]:
+    try:
+        from omegaconf import DictConfig, OmegaConf
+    except ImportError:  # pragma: no cover - hydra-core is a core dependency
+        DictConfig = ()  # type: ignore[assignment]
+    if DictConfig and isinstance(cfg, DictConfig):
+        try:
+            cfg = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
+        except Exception as exc:  # omegaconf's MissingMandatoryValue / InterpolationResolutionError
+            raise LLMConfigError(f"llm config is incomplete: {exc}") from exc
+    if not isinstance(cfg, Mapping):
+        raise LLMConfigError(f"llm config must be a mapping, got {type(cfg).__name__}")
+    cfg = dict(cfg)
+    if "backend" not in cfg and isinstance(cfg.get("llm"), Mapping):
+        cfg = dict(cfg["llm"])
+    for key, value in cfg.items():
+        if value == "???":
+            raise LLMConfigError(f"llm.{key} is required (set llm.{key}=...)")
+    return cfg
+
+
+def load_llm_config(name: str = "embedded", overrides: Sequence[str] = ()) -> dict[str, Any]:
+    """Read ``configs/llm/<name>.yaml`` and apply ``key=value`` overrides (no Hydra app needed)."""
+    from omegaconf import OmegaConf
+
+    path = Path(CONFIG_DIR) / "llm" / f"{name}.yaml"
+    if not path.is_file():
+        options = sorted(p.stem for p in path.parent.glob("*.yaml"))
+        raise LLMConfigError(f"no LLM config {name!r}; choose one of {options}")
+    cfg = OmegaConf.load(path)
+    try:
+        cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(list(overrides)))
+    except Exception as exc:
+        raise LLMConfigError(f"bad llm override in {list(overrides)}: {exc}") from exc
+    return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
+
+
+def make_llm(cfg: Any) -> LLM:
+    """The backend named by ``cfg.backend`` (embedded | transformers | openai), configured."""
+    c = _to_dict(cfg)
+    backend = c.get("backend")
+    if backend not in ALLOWED_KEYS:
+        raise LLMConfigError(f"llm.backend must be one of {sorted(ALLOWED_KEYS)}, got {backend!r}")
+    unknown = set(c) - ALLOWED_KEYS[backend]
+    if unknown:
+        raise LLMConfigError(
+            f"unknown key(s) {sorted(unknown)} for llm.backend={backend}; allowed: {sorted(ALLOWED_KEYS[backend])}"
+        )
+    cache_cfg = dict(c.get("cache") or {})
+    cache = ResponseCache(cache_cfg.get("path")) if cache_cfg.get("enabled", True) else None
+    base: dict[str, Any] = {"cache": cache, "default_seed": int(c.get("seed", 0)),
+                            "structured_retries": int(c.get("structured_retries", 1))}
+    if backend == "openai":
+        return _make_openai(c, base)
+    return _make_local(c, base)
+
+
+def _make_openai(c: dict[str, Any], base: dict[str, Any]) -> LLM:
+    from rl_shop.llm.openai_backend import OpenAILLM
+
+    return OpenAILLM(model=c.get("model") or "", base_url=c.get("base_url"), api_key=c.get("api_key"),
+                     timeout_s=float(c.get("timeout_s", 60.0)), max_retries=int(c.get("max_retries", 1)),
+                     json_schema_mode=c.get("json_schema_mode", "auto"),
+                     tokenizer_path=c.get("tokenizer_path"), **base)
+
+
+def _make_local(c: dict[str, Any], base: dict[str, Any]) -> LLM:
+    if c.get("num_threads"):
+        import torch
+
+        torch.set_num_threads(int(c["num_threads"]))
+    prefix = dict(c.get("prefix_cache") or {})
+    local: dict[str, Any] = {
+        "structured_library": c.get("structured_library", "xgrammar"),
+        "prefix_cache_entries": int(prefix.get("entries", 4)),
+        "prefix_min_tokens": int(prefix.get("min_tokens", 16)),
+        "top_p": float(c.get("top_p", 1.0)),
+        **base,
+    }
+    dtype = str(c.get("dtype", "float32"))
+    if c["backend"] == "embedded":
+        from rl_shop.llm.embedded import load_embedded
+
+        return load_embedded(c.get("gguf_path"), dtype=dtype, **local)
+    from rl_shop.llm.hf_backend import TransformersLLM
+
+    if not c.get("model_path"):
+        raise LLMConfigError("llm.model_path is required for the transformers backend")
+    return TransformersLLM.from_config(model_path=str(c["model_path"]), dtype=dtype,
+                                       device_map=c.get("device_map"), adapter_path=c.get("adapter_path"),
+                                       merge_adapter=bool(c.get("merge_adapter", True)), **local)

@@ -1,0 +1,139 @@
+"""Observation layout of the Leader's collaboration policy (MACDF Sec. 3.1 "Feedback Learning").
+
+The env ``rl_shop/Collaborate-v0`` and the runtime Leader describe the Leader-visible situation
+as a :class:`CollaborateState` (demand-reasoning output, what has been done, the elapsed latency
+and the predicted Relevance / User_Satisfaction of Eq. 2) and call :func:`featurize`, so a
+policy trained on the simulator reads the same numbers in the agent loop.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from rl_shop.sim.slots import QUERY_TYPES
+
+#: Bump whenever FEATURE_NAMES or their scaling change; exported policy cards record it.
+LAYOUT_VERSION = "collaborate-v1"
+
+#: The Leader's collaboration actions, in action-index order.
+ACTION_NAMES: tuple[str, ...] = ("clarify", "product_search", "web_search", "replan", "decide")
+CLARIFY, PRODUCT_SEARCH, WEB_SEARCH, REPLAN, DECIDE = range(5)
+
+#: Scales that map counts / seconds to ~1.0; part of the layout (changing one bumps the version).
+TIME_SCALE_S = 10.0
+COUNT_SCALE = 3.0
+
+FEATURE_NAMES: tuple[str, ...] = (
+    *(f"type_{t}" for t in QUERY_TYPES),
+    "type_confidence",
+    "step_fraction",
+    "elapsed_s",
+    "n_clarify",
+    "n_product_search",
+    "n_web_search",
+    "n_replan",
+    "relevance_hat",
+    "satisfaction_hat",
+    "clarity_hat",
+    "reflection_score",
+    "below_replan_threshold",
+)
+N_FEATURES = len(FEATURE_NAMES)
+N_TYPES = len(QUERY_TYPES)
+
+
+def reflection_score(relevance: float, user_satisfaction: float, gamma: float) -> float:
+    """MACDF Eq. 2: ``score = gamma * Relevance + (1 - gamma) * User_Satisfaction``."""
+    return gamma * relevance + (1.0 - gamma) * user_satisfaction
+
+
+@dataclass
+class CollaborateState:
+    """What the Leader knows before choosing its next collaboration action.
+
+    ``predicted_type`` is the demand-reasoning class (index into ``QUERY_TYPES``) with its
+    ``type_confidence``; ``relevance_hat`` / ``satisfaction_hat`` / ``clarity_hat`` are the
+    Leader's noisy predictions of the hidden quantities (0 before any search); ``gamma`` and
+    ``replan_threshold`` are the Eq. 2 weight and the re-plan threshold.
+    """
+
+    predicted_type: int
+    type_confidence: float
+    steps: int
+    max_steps: int
+    elapsed_s: float
+    n_clarify: int
+    n_product_search: int
+    n_web_search: int
+    n_replan: int
+    relevance_hat: float
+    satisfaction_hat: float
+    clarity_hat: float
+    gamma: float
+    replan_threshold: float
+
+
+def featurize(state: CollaborateState) -> np.ndarray:
+    """One observation row (float32, ``FEATURE_NAMES`` order)."""
+    if not 0 <= state.predicted_type < N_TYPES:
+        raise ValueError(
+            f"CollaborateState.predicted_type={state.predicted_type} is not an index into "
+            f"{QUERY_TYPES}."
+        )
+    onehot = [0.0] * N_TYPES
+    onehot[state.predicted_type] = 1.0
+    score = reflection_score(state.relevance_hat, state.satisfaction_hat, state.gamma)
+    row = onehot + [
+        state.type_confidence,
+        state.steps / state.max_steps,
+        state.elapsed_s / TIME_SCALE_S,
+        state.n_clarify / COUNT_SCALE,
+        state.n_product_search / COUNT_SCALE,
+        state.n_web_search / COUNT_SCALE,
+        state.n_replan / COUNT_SCALE,
+        state.relevance_hat,
+        state.satisfaction_hat,
+        state.clarity_hat,
+        score,
+        1.0 if score < state.replan_threshold else 0.0,
+    ]
+    return np.asarray(row, dtype=np.float32)
+
+
+def featurize_batch(
+    predicted_type: np.ndarray,
+    type_confidence: np.ndarray,
+    steps: np.ndarray,
+    max_steps: int,
+    elapsed_s: np.ndarray,
+    n_clarify: np.ndarray,
+    n_product_search: np.ndarray,
+    n_web_search: np.ndarray,
+    n_replan: np.ndarray,
+    relevance_hat: np.ndarray,
+    satisfaction_hat: np.ndarray,
+    clarity_hat: np.ndarray,
+    gamma: float,
+    replan_threshold: float,
+) -> np.ndarray:
+    """Rows identical to :func:`featurize` for ``(B,)`` arrays of the same fields."""
+    B = predicted_type.shape[0]
+    out = np.zeros((B, N_FEATURES), dtype=np.float64)
+    out[np.arange(B), predicted_type] = 1.0
+    k = N_TYPES
+    score = reflection_score(relevance_hat, satisfaction_hat, gamma)
+    out[:, k] = type_confidence
+    out[:, k + 1] = steps / max_steps
+    out[:, k + 2] = elapsed_s / TIME_SCALE_S
+    out[:, k + 3] = n_clarify / COUNT_SCALE
+    out[:, k + 4] = n_product_search / COUNT_SCALE
+    out[:, k + 5] = n_web_search / COUNT_SCALE
+    out[:, k + 6] = n_replan / COUNT_SCALE
+    out[:, k + 7] = relevance_hat
+    out[:, k + 8] = satisfaction_hat
+    out[:, k + 9] = clarity_hat
+    out[:, k + 10] = score
+    out[:, k + 11] = score < replan_threshold
+    return out.astype(np.float32)

@@ -1,0 +1,199 @@
+"""Typed, validated simulator configuration loaded from ``configs/sim/*.yaml``.
+
+Every number a researcher would sweep (type mix, noise, patience, click-model and abandonment
+parameters) lives in YAML; these pydantic models give each a type, a range check and a clear
+error naming the bad key, instead of a KeyError deep inside the sampler.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from rl_shop.paths import CONFIG_DIR
+from rl_shop.sim.errors import ConfigError
+from rl_shop.sim.slots import QUERY_TYPES
+
+SIM_CONFIG_DIR = CONFIG_DIR / "sim"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Range(_Strict):
+    """A closed interval a per-intent value is drawn from uniformly."""
+
+    low: float
+    high: float
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "Range":
+        if self.low > self.high:
+            raise ValueError(f"range low={self.low} is above high={self.high}")
+        return self
+
+
+class SamplerConfig(_Strict):
+    """How intents are drawn from the catalog."""
+
+    min_category_size: int = Field(20, ge=1)
+    exclude_categories: tuple[str, ...] = ("miscellaneous",)
+    min_value_count: int = Field(2, ge=1)
+    negation_min_brand_share: float = Field(0.08, ge=0, le=1)
+    negation_p_budget: float = Field(0.4, ge=0, le=1)
+    simple_p_brand: float = Field(0.4, ge=0, le=1)
+    multi_constraint_min: int = Field(2, ge=1)
+    multi_constraint_max: int = Field(4, ge=1)
+    ambiguous_max_hidden_extra: int = Field(1, ge=0)
+    reasoning_p_budget: float = Field(0.3, ge=0, le=1)
+    budget_slack: Range = Range(low=1.0, high=1.3)
+    size_margin_in: float = Field(1.0, ge=0)
+    comparison_min_targets: int = Field(2, ge=2)
+    comparison_max_targets: int = Field(3, ge=2)
+    max_tries: int = Field(60, ge=1)
+    min_gold_size: dict[str, int] = Field(default_factory=dict)
+    patience: Range = Range(low=2, high=6)
+    latency_tolerance_s: Range = Range(low=3.0, high=15.0)
+    p_dont_know: Range = Range(low=0.0, high=0.2)
+    p_wrong: Range = Range(low=0.0, high=0.1)
+    typo_rate: Range = Range(low=0.0, high=0.03)
+    title_words: Range = Range(low=4, high=7)
+
+
+class ClickModelConfig(_Strict):
+    """Position-based click model: P(click at r) = examination(r) * attractiveness(rel)."""
+
+    examination_eta: float = Field(1.0, ge=0)
+    attractiveness_relevant: float = Field(0.7, ge=0, le=1)
+    attractiveness_irrelevant: float = Field(0.05, ge=0, le=1)
+    max_rank: int = Field(10, ge=1)
+
+
+class ShopperConfig(_Strict):
+    """Reaction parameters of the structured shopper."""
+
+    click: ClickModelConfig = ClickModelConfig()
+    p_purchase: float = Field(0.5, ge=0, le=1)
+    reformulate_top_k: int = Field(5, ge=1)
+    p_reformulate: float = Field(0.9, ge=0, le=1)
+    abandon_base_p: float = Field(0.0, ge=0, le=1)
+    abandon_scale_s: float = Field(5.0, gt=0)
+    p_dont_know_hidden_bonus: float = Field(0.1, ge=0, le=1)
+    wrong_budget_factor: Range = Range(low=0.5, high=1.6)
+
+
+class HistoryConfig(_Strict):
+    """Behaviour-history generation around a persona."""
+
+    n_sessions: Range = Range(low=3, high=6)
+    views_per_session: Range = Range(low=3, high=8)
+    p_in_category: float = Field(0.8, ge=0, le=1)
+    p_noise_event: float = Field(0.1, ge=0, le=1)
+    p_click_given_view: float = Field(0.5, ge=0, le=1)
+    p_cart_given_click: float = Field(0.3, ge=0, le=1)
+    p_purchase_given_cart: float = Field(0.5, ge=0, le=1)
+    brand_preference_weight: float = Field(4.0, ge=1)
+    price_width: float = Field(0.35, gt=0)
+    session_gap_s: Range = Range(low=3600, high=7 * 86400)
+    event_gap_s: Range = Range(low=5, high=300)
+
+
+class RenderConfig(_Strict):
+    """Surface variation of rendered query text (weights of phrasings come from the lexicon)."""
+
+    p_keyword_simple: float = Field(0.6, ge=0, le=1)
+    p_lowercase: float = Field(0.5, ge=0, le=1)
+    max_query_chars: int = Field(500, ge=20)
+
+
+class SimConfig(_Strict):
+    """The whole simulator configuration."""
+
+    mix: dict[str, float]
+    render: RenderConfig = RenderConfig()
+    sampler: SamplerConfig = SamplerConfig()
+    shopper: ShopperConfig = ShopperConfig()
+    history: HistoryConfig = HistoryConfig()
+    knowledge: dict[str, Any] = Field(default_factory=dict)
+    lexicon: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _valid_mix(self) -> "SimConfig":
+        unknown = set(self.mix) - set(QUERY_TYPES)
+        if unknown:
+            raise ValueError(f"mix has unknown query types {sorted(unknown)}; use {QUERY_TYPES}")
+        if any(v < 0 for v in self.mix.values()) or sum(self.mix.values()) <= 0:
+            raise ValueError("mix weights must be non-negative and sum to more than 0")
+        if self.sampler.multi_constraint_min > self.sampler.multi_constraint_max:
+            raise ValueError("sampler.multi_constraint_min is above multi_constraint_max")
+        if self.sampler.comparison_min_targets > self.sampler.comparison_max_targets:
+            raise ValueError("sampler.comparison_min_targets is above comparison_max_targets")
+        return self
+
+    def mix_probabilities(self) -> dict[str, float]:
+        """The mix normalized to sum to 1, in ``QUERY_TYPES`` order."""
+        total = sum(self.mix.values())
+        return {t: self.mix.get(t, 0.0) / total for t in QUERY_TYPES}
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}. Pass an existing YAML path.")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a mapping at top level")
+    return data
+
+
+def load_sim_config(
+    path: str | Path | None = None, overrides: dict[str, Any] | None = None
+) -> SimConfig:
+    """Load ``configs/sim/default.yaml`` (or ``path``) with its knowledge and lexicon files.
+
+    ``knowledge_file`` / ``lexicon_file`` keys are resolved relative to the config's folder.
+    ``overrides`` is merged shallowly per section, for tests and sweeps.
+    """
+    path = Path(path) if path is not None else SIM_CONFIG_DIR / "default.yaml"
+    data = _read_yaml(path)
+    return sim_config_from_dict(data, base_dir=path.parent, overrides=overrides)
+
+
+def sim_config_from_dict(
+    data: dict[str, Any], base_dir: Path | None = None, overrides: dict[str, Any] | None = None
+) -> SimConfig:
+    """Build a ``SimConfig`` from a plain dict (e.g. a Hydra node), resolving side files."""
+    data = dict(data)
+    base_dir = base_dir or SIM_CONFIG_DIR
+    for key, target in (("knowledge_file", "knowledge"), ("lexicon_file", "lexicon")):
+        name = data.pop(key, None)
+        if name and target not in data:
+            data[target] = _read_yaml(base_dir / name)
+    for section, values in (overrides or {}).items():
+        if isinstance(values, dict) and isinstance(data.get(section), dict):
+            data[section] = {**data[section], **values}
+        else:
+            data[section] = values
+    try:
+        return SimConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(f"invalid simulator config: {exc}") from exc
+
+
+__all__ = [
+    "ClickModelConfig",
+    "HistoryConfig",
+    "Range",
+    "RenderConfig",
+    "SamplerConfig",
+    "ShopperConfig",
+    "SimConfig",
+    "load_sim_config",
+    "sim_config_from_dict",
+]
