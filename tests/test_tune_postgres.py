@@ -36,9 +36,12 @@ def _ensure_binaries() -> None:
         return
     if os.geteuid() != 0 or shutil.which("apt-get") is None:
         pytest.skip(f"PostgreSQL 15 not installed ({PG_BIN}); run `apt-get install -y postgresql` as root")
+    apt_env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     try:
-        subprocess.run(["apt-get", "install", "-y", "-q", "postgresql"], check=True, timeout=240,
-                       capture_output=True, env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+        # A fresh machine has empty package lists: refresh them once, then install.
+        subprocess.run(["apt-get", "update", "-q"], check=True, timeout=240, capture_output=True, env=apt_env)
+        subprocess.run(["apt-get", "install", "-y", "-q", "postgresql"], check=True, timeout=300,
+                       capture_output=True, env=apt_env)
     except (subprocess.SubprocessError, OSError) as exc:
         pytest.skip(f"could not install postgresql with apt-get: {exc}")
     if not (PG_BIN / "initdb").exists():

@@ -23,27 +23,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from rl_shop.paths import CONFIG_DIR
-
-QUERY_TYPES: tuple[str, ...] = (
-    "simple",
-    "reasoning",
-    "multi_constraint",
-    "negation",
-    "ambiguous",
-    "product_qa",
-    "comparison",
-    "general_qa",
-)
-QueryType = Literal[
-    "simple",
-    "reasoning",
-    "multi_constraint",
-    "negation",
-    "ambiguous",
-    "product_qa",
-    "comparison",
-    "general_qa",
-]
+from rl_shop.sim.slots import QUERY_TYPES, QueryType  # one definition of the ECCD types
 
 
 class AgentConfigError(ValueError):
