@@ -215,18 +215,22 @@ def main(argv: list[str]) -> int:
                     valid += 1
                 except ValueError as exc:
                     failures.append(f"{name}: {str(exc)[:70]}")
-            results[lib] = {"valid": valid / len(tasks), "tps": toks / secs, "init": init_s, "fail": failures}
+            results[lib] = {"valid": valid / len(tasks), "tps": toks / secs, "init": init_s, "fail": failures,
+                            "spt": secs / len(tasks), "tpt": toks / len(tasks)}
             _log(f"{lib}: {results[lib]}")
         except Exception as exc:  # a library that cannot run here is itself the measurement
             results[lib] = {"error": f"{type(exc).__name__}: {str(exc)[:120]}"}
             traceback.print_exc(limit=2)
     ref = results.get("none", {}).get("tps")
+    ref_spt = results.get("none", {}).get("spt")
     for lib, res in results.items():
         if "error" in res:
             rows.append(f"| {lib:<46} | FAILED: {res['error'][:60]} |")
             continue
         rows.append(_row(f"{lib}: valid JSON first try (fraction)", res["valid"], "", None))
         rows.append(_row(f"{lib}: tokens/s", res["tps"], "tok/s", ref))
+        rows.append(_row(f"{lib}: seconds per task", res["spt"], "s", ref_spt))
+        rows.append(_row(f"{lib}: tokens per task", res["tpt"], "tok", None))
         rows.append(_row(f"{lib}: init (vocabulary index)", res["init"], "s", None))
         notes.extend(f"  {lib} invalid -> {f}" for f in res["fail"])
 

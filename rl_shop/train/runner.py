@@ -7,6 +7,7 @@ baseline references -> learn with callbacks -> final eval + checkpoint -> summar
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import math
 import signal
@@ -102,8 +103,6 @@ def _prepare_run_dir(cfg: DictConfig, s: TrainSettings) -> tuple[Path, DictConfi
 
 def _references(s: TrainSettings, run_dir: Path, logger: Any) -> tuple[float | None, float | None]:
     """Heuristic and random returns on the eval seeds, computed once per run and cached."""
-    import json
-
     path = run_dir / REFERENCE_FILE
     if path.is_file():
         data = json.loads(path.read_text())
