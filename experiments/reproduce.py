@@ -6,6 +6,9 @@
    budgets through the real entry points `experiments/train.py` and `experiments/export.py`, or,
    with `train=false`, take the exported policies shipped in `checkpoints/`.
 3. Compare each exported (ONNX) policy with its heuristic on the same seeded episodes.
+4. Evaluate the four systems end to end (retrieval, RAG, MACDF with heuristic and with the learned
+   policies) on a slice of the benchmark through `experiments/evaluate.py`: per-type table,
+   simulated A/B test and sim-to-agent consistency (configs/reproduce.yaml `evaluation:`).
 
 Tables are printed and written under `results_dir` (see configs/reproduce.yaml).
 """
@@ -13,7 +16,6 @@ Tables are printed and written under `results_dir` (see configs/reproduce.yaml).
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -22,11 +24,16 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import hydra  # noqa: E402
-from omegaconf import DictConfig, OmegaConf  # noqa: E402
+from omegaconf import DictConfig  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
+
+if str(REPO_ROOT / "experiments") not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT / "experiments"))
+
+from _jobs import run_entry_point, train_and_export  # noqa: E402
 
 from rl_shop.paths import CHECKPOINT_DIR, CONFIG_DIR  # noqa: E402
 
@@ -48,67 +55,19 @@ def retrieval_baseline(k: int) -> str:
     return to_markdown(table)
 
 
-def run(cmd: list[str]) -> None:
-    """Run one of the project's entry points; its own error message is the one the user sees."""
-    print("$ " + " ".join(cmd), flush=True)
-    result = subprocess.run([sys.executable, *cmd], cwd=REPO_ROOT)
-    if result.returncode != 0:
-        raise SystemExit(f"error: `{' '.join(cmd)}` failed with exit code {result.returncode}")
-
-
-def train_and_export(role: str, experiment: str, steps: int, seed: int, out_root: Path) -> Path:
-    """Train one recipe briefly and export it; returns the export directory."""
-    run_dir = out_root / "runs" / role
-    export_dir = out_root / "policies" / role
-    run(["experiments/train.py", f"experiment={experiment}", f"seed={seed}", f"total_timesteps={steps}",
-         f"run_dir={run_dir}"])
-    run(["experiments/export.py", f"run_dir={run_dir}", f"out={export_dir}", "overwrite=true"])
-    return export_dir
-
-
-def compare(role: str, policy_dir: Path, experiment: str, episodes: int, seed: int) -> dict[str, object]:
-    """Exported policy vs the env's heuristic on identical seeded episodes."""
-    import gymnasium as gym
-    from hydra import compose
-
-    import envs  # noqa: F401  (registers the rl_shop/ ids)
-    from rl_shop.policies.evaluate import RandomPolicy, evaluate_policy
-    from rl_shop.policies.loader import load_policy
-    from rl_shop.train.baselines import load_heuristic
-    from rl_shop.train.config import EnvSettings
-
-    cfg = compose(config_name="train", overrides=[f"experiment={experiment}"])  # inside this Hydra app
-    env_cfg = EnvSettings.model_validate(OmegaConf.to_container(cfg.env, resolve=True))
-    env = gym.make(env_cfg.id, **env_cfg.kwargs)
-    policy = load_policy(policy_dir, expect_env_id=env_cfg.id)
-    heuristic = load_heuristic(env_cfg, "auto", env)
-    learned = evaluate_policy(env, policy, episodes, seed)
-    base = evaluate_policy(env, heuristic, episodes, seed)
-    rand = evaluate_policy(env, RandomPolicy(env.action_space.n, seed), episodes, seed)
-    diff = learned.returns - base.returns  # paired: same seeded episodes
-    half = 1.96 * diff.std(ddof=1) / len(diff) ** 0.5
-    return {
-        "role": role,
-        "env": env_cfg.id,
-        "learned": learned.mean_return,
-        "heuristic": base.mean_return,
-        "random": rand.mean_return,
-        "diff": diff.mean(),
-        "ci95": half,
-    }
-
-
-def policy_table(rows: list[dict[str, object]], episodes: int) -> str:
-    lines = [
-        f"| role | env | learned (ONNX) | heuristic | random | learned - heuristic (95% CI, paired, {episodes} episodes) |",
-        "|---|---|---|---|---|---|",
-    ]
-    for r in rows:
-        lines.append(
-            f"| {r['role']} | {r['env']} | {r['learned']:.3f} | {r['heuristic']:.3f} | {r['random']:.3f} | "
-            f"{r['diff']:+.3f} ± {r['ci95']:.3f} |"
-        )
-    return "\n".join(lines)
+def end_to_end(ev: DictConfig, results_dir: Path, policies_root: Path, seed: int) -> list[str]:
+    """Step 4: experiments/evaluate.py on the configured slice; returns its report as report lines."""
+    overrides = [f"results_dir={results_dir}", f"policies_dir={policies_root}", f"seed={seed}",
+                 f"limit={'null' if ev.limit is None else int(ev.limit)}",
+                 "systems=[" + ",".join(ev.systems) + "]"]
+    if ev.types is not None:
+        overrides.append("types=[" + ",".join(ev.types) + "]")
+    run_entry_point(["experiments/evaluate.py", *overrides, *list(ev.extra_overrides)])
+    text = (results_dir / "report.md").read_text(encoding="utf-8")
+    body = text.split("\n", 1)[1] if text.startswith("# ") else text
+    body = body.replace("\n## ", "\n### ")  # nested under this report's step-4 heading, resolved config included
+    return ["## End-to-end evaluation (experiments/evaluate.py)", "", body.strip(), "",
+            f"Full evaluation outputs and resolved config: `{results_dir}`.", ""]
 
 
 @hydra.main(config_path=str(CONFIG_DIR), config_name="reproduce", version_base="1.3")
@@ -122,19 +81,31 @@ def main(cfg: DictConfig) -> None:
         print(table, flush=True)
         report += ["## Retrieval-ranking baseline", "", table, ""]
 
+    from hydra import compose
+
+    from rl_shop.train.compare import compare_with_heuristic, comparison_table, env_settings
+
     rows = []
     for role, spec in cfg.roles.items():
         if cfg.train:
-            policy_dir = train_and_export(role, spec.experiment, int(spec.total_timesteps), int(cfg.seed), out_root)
+            policy_dir = train_and_export(spec.experiment, int(spec.total_timesteps), int(cfg.seed),
+                                          out_root / "runs" / role, out_root / "policies" / role)
         else:
             policy_dir = CHECKPOINT_DIR / role
             if not (policy_dir / "policy_card.json").is_file():
                 raise SystemExit(f"error: no shipped policy in {policy_dir}; run with train=true")
-        rows.append(compare(role, policy_dir, spec.experiment, int(cfg.eval_episodes), int(cfg.eval_seed)))
-    table = policy_table(rows, int(cfg.eval_episodes))
+        env_cfg = env_settings(compose(config_name="train", overrides=[f"experiment={spec.experiment}"]))
+        rows.append(compare_with_heuristic(role, env_cfg, policy_dir, int(cfg.eval_episodes), int(cfg.eval_seed),
+                                           int(cfg.seed)))
+    table = comparison_table(rows)
     print("\nRuntime policies (exported ONNX) vs heuristics, mean episode return:\n")
     print(table, flush=True)
-    report += ["## Runtime policies vs heuristics", "", table, ""]
+    report += ["## Runtime policies vs heuristics", "",
+               "One training seed each, brief CPU budgets; the multi-seed verdict is `experiments/seed_study.py`.", "",
+               table, ""]
+    if cfg.evaluation.enabled:
+        policies_root = out_root / "policies" if cfg.train else CHECKPOINT_DIR
+        report += end_to_end(cfg.evaluation, out_root / "evaluation", policies_root, int(cfg.seed))
     (out_root / "report.md").write_text("\n".join(report))
     print(f"\nreport: {out_root / 'report.md'}")
 

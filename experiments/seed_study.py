@@ -5,7 +5,8 @@
 
 For every role and training seed: train the recipe, export it to ONNX, and play the exported
 policy and the heuristic on the same seeded episodes. Writes `per_seed.csv`, `summary.csv` and
-`report.md` (tables of rl_shop.train.compare) under `results_dir`.
+`report.md` (tables of rl_shop.train.compare) under `results_dir`. With `resume=true` and an
+existing `results_dir`, seeds whose exported policy is already there are evaluated, not retrained.
 """
 
 from __future__ import annotations
@@ -48,9 +49,10 @@ def main(cfg: DictConfig) -> None:
         env_cfg = env_settings(compose(config_name="train", overrides=[f"experiment={spec.experiment}"]))
         rows = []
         for seed in cfg.seeds:
-            policy_dir = train_and_export(spec.experiment, int(spec.total_timesteps), int(seed),
-                                          out / "runs" / role / f"s{seed}", out / "policies" / role / f"s{seed}",
-                                          list(spec.extra))
+            policy_dir = out / "policies" / role / f"s{seed}"
+            if not (cfg.resume and (policy_dir / "policy_card.json").is_file()):
+                train_and_export(spec.experiment, int(spec.total_timesteps), int(seed),
+                                 out / "runs" / role / f"s{seed}", policy_dir, list(spec.extra))
             row = compare_with_heuristic(role, env_cfg, policy_dir, int(cfg.eval_episodes), int(cfg.eval_seed), int(seed))
             print(comparison_table([row]).splitlines()[-1], flush=True)
             rows.append(row)

@@ -75,6 +75,8 @@ def _serve_llm(args: argparse.Namespace) -> int:
 
 register("serve-llm", "serve an LLM backend over an OpenAI-compatible HTTP API", _serve_llm_args, _serve_llm)
 
+import rl_shop.agents.chat_cli  # noqa: E402,F401  (registers `chat` and `ask`; imports nothing heavy)
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``rl-shop`` script; returns the exit status."""
@@ -93,4 +95,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from rl_shop.cli import main as _main  # the imported module holds the registrations of other modules
+
+    sys.exit(_main())

@@ -1,0 +1,184 @@
+"""Benchmark of the whole MACDF agent loop: per-query TTFT and total time, per-agent time shares,
+and the parallel-vs-sequential speedup of the independent search tasks.
+
+The measured run uses the embedded LLM (configs/llm/embedded.yaml, response cache off); the
+same-run reference is the deterministic no-LLM path on the same queries (ratio = LLM / reference),
+and the paper's figures (MACDF 4.3: 1.8 s TTFT, ~15 s total) are shown beside ours.
+Queries come from the shipped ECCD-style benchmark; the simulator's language face answers the
+Guider's questions, and the time spent in those answers is excluded from the latencies.
+
+Usage: python experiments/bench_agent.py [--config configs/bench/agent.yaml] [--out FILE.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+def pick_queries(items: list[Any], types: list[str], per_type: int) -> list[Any]:
+    """The first ``per_type`` benchmark items of each type, in the configured order."""
+    out = []
+    for t in types:
+        of_type = [it for it in items if it.query_type == t][:per_type]
+        if not of_type:
+            raise SystemExit(f"error: the benchmark has no {t!r} query; edit query_types in the bench config")
+        out += of_type
+    return out
+
+
+def run_queries(assistant: Any, items: list[Any], catalog: Any, seed: int) -> list[dict[str, Any]]:
+    """One assistant run per item, the simulated shopper answering clarifications."""
+    from rl_shop.sim import Shopper
+
+    rows = []
+    for i, item in enumerate(items):
+        shopper = Shopper(item.intent, catalog, seed=seed + i)
+        t0 = time.perf_counter()
+        res = assistant.run(item.query, answer_fn=lambda slot, q: shopper.answer_text(slot), on_token=lambda t: None)
+        agents = {k[6:]: v for k, v in res.timings.items() if k.startswith("agent:")}
+        rows.append({"id": item.id, "type": item.query_type, "query": item.query, "ttft_s": res.timings["ttft_s"],
+                     "total_s": res.timings["total_s"], "wall_s": time.perf_counter() - t0,
+                     "questions": len(res.clarifications), "replans": res.replans, "agents": agents,
+                     "n_products": len(res.products), "llm_fallbacks": res.llm_fallbacks,
+                     "session": res.session_id, "intent": res.intent})
+        print(f"  {item.query_type:16s} ttft {res.timings['ttft_s']:6.2f}s total {res.timings['total_s']:6.2f}s "
+              f"q={len(res.clarifications)} products={len(res.products)}  {item.query[:60]}", flush=True)
+    return rows
+
+
+def search_speedup(assistant: Any, rows: list[dict[str, Any]], repeats: int, rerank: bool) -> list[dict[str, Any]]:
+    """Median wall time of each plan's non-Decision tasks run concurrently vs one at a time."""
+    from rl_shop.agents.executor import DAGExecutor
+    from rl_shop.agents.trace import Tracer
+    from rl_shop.agents.types import IntentSpec, Plan, TaskType
+
+    leader = assistant.leader
+    saved = leader.ps.config.rerank.enabled
+    leader.ps.config.rerank.enabled = bool(rerank) and saved
+    out = []
+    try:
+        for row in rows:
+            plan = Plan.model_validate(leader.memory.get_context(row["session"], "Planner", "plan"))
+            # the plan's independent tasks (no dependencies, not the Decision): what may overlap
+            work = Plan(tasks=[t for t in plan.tasks if t.type != TaskType.DECISION and not t.depends_on])
+            if len(work.tasks) < 2:
+                continue
+            intent = IntentSpec.model_validate(row["intent"])
+            handlers = leader.handlers(intent, Tracer())
+            times = {}
+            for name, conc in (("parallel", 8), ("sequential", 1)):
+                samples = []
+                for r in range(repeats):
+                    rep = DAGExecutor(handlers, max_concurrency=conc).run_sync(work, f"bench-{name}-{r}")
+                    samples.append(rep.wall_s)
+                times[name] = statistics.median(samples)
+            out.append({"type": row["type"], "tasks": len(work.tasks), **times,
+                        "speedup": times["sequential"] / times["parallel"] if times["parallel"] > 0 else float("nan")})
+    finally:
+        leader.ps.config.rerank.enabled = saved
+    return out
+
+
+def table(rows: list[dict[str, Any]], ref: dict[str, dict[str, Any]], paper: dict[str, float]) -> str:
+    """Markdown table: per query, ours with the LLM, the same-run reference and the ratios."""
+    lines = ["| type | TTFT s | total s | ref TTFT s | ref total s | total / ref | TTFT / paper | total / paper | questions |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        b = ref[r["id"]]
+        lines.append(f"| {r['type']} | {r['ttft_s']:.2f} | {r['total_s']:.2f} | {b['ttft_s']:.2f} | {b['total_s']:.2f} | "
+                     f"{r['total_s'] / max(b['total_s'], 1e-9):.1f}x | {r['ttft_s'] / paper['ttft_s']:.1f}x | "
+                     f"{r['total_s'] / paper['total_s']:.1f}x | {r['questions']} |")
+    med = lambda key, rs: statistics.median(x[key] for x in rs)  # noqa: E731
+    refs = list(ref.values())
+    lines.append(f"| **median** | {med('ttft_s', rows):.2f} | {med('total_s', rows):.2f} | {med('ttft_s', refs):.2f} | "
+                 f"{med('total_s', refs):.2f} | {med('total_s', rows) / max(med('total_s', refs), 1e-9):.1f}x | "
+                 f"{med('ttft_s', rows) / paper['ttft_s']:.1f}x | {med('total_s', rows) / paper['total_s']:.1f}x | |")
+    return "\n".join(lines)
+
+
+def shares_table(rows: list[dict[str, Any]]) -> str:
+    """Per-agent share of the summed agent time, over all measured queries."""
+    totals: dict[str, float] = {}
+    for r in rows:
+        for a, v in r["agents"].items():
+            totals[a] = totals.get(a, 0.0) + v
+    whole = sum(totals.values()) or 1.0
+    lines = ["| agent | seconds (all queries) | share |", "|---|---|---|"]
+    for a, v in sorted(totals.items(), key=lambda kv: -kv[1]):
+        lines.append(f"| {a} | {v:.2f} | {v / whole:.1%} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark and print the tables."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", default="configs/bench/agent.yaml")
+    parser.add_argument("--out", default=None, help="write all figures as JSON here")
+    args = parser.parse_args(argv)
+    cfg_path = Path(args.config)
+    if not cfg_path.is_file():
+        print(f"error: bench config {cfg_path} not found", file=sys.stderr)
+        return 2
+    cfg = yaml.safe_load(cfg_path.read_text()) or {}
+    import torch
+
+    torch.set_num_threads(int(cfg.get("threads", 1)))
+    from rl_shop.agents.runtime import MACDFAssistant
+    from rl_shop.catalog import load_catalog
+    from rl_shop.catalog.index import HybridIndex
+    from rl_shop.sim import load_benchmark
+
+    t0 = time.perf_counter()
+    catalog = load_catalog()
+    index = HybridIndex.load_or_build(catalog)
+    items = pick_queries(load_benchmark(cfg.get("benchmark")), list(cfg["query_types"]), int(cfg.get("per_type", 1)))
+    print(f"catalog + index loaded in {time.perf_counter() - t0:.1f}s; {len(items)} queries", flush=True)
+
+    t0 = time.perf_counter()
+    reference = MACDFAssistant.from_config(list(cfg.get("reference_overrides") or []), catalog=catalog, index=index,
+                                           memory_path=":memory:")
+    print(f"reference (no LLM) built in {time.perf_counter() - t0:.1f}s", flush=True)
+    ref_rows = run_queries(reference, items, catalog, int(cfg.get("shopper_seed", 0)))
+    t0 = time.perf_counter()
+    measured = MACDFAssistant.from_config(list(cfg.get("overrides") or []), catalog=catalog, index=index,
+                                          memory_path=":memory:")
+    print(f"LLM assistant ({measured.llm.describe() if measured.llm else 'none'}) built in "
+          f"{time.perf_counter() - t0:.1f}s", flush=True)
+    rows = run_queries(measured, items, catalog, int(cfg.get("shopper_seed", 0)))
+    sp = cfg.get("speedup") or {}
+    speed = search_speedup(measured, rows, int(sp.get("repeats", 3)), bool(sp.get("rerank", False)))
+
+    ref = {r["id"]: r for r in ref_rows}
+    paper = {k: float(v) for k, v in (cfg.get("paper") or {"ttft_s": 1.8, "total_s": 15.0}).items()}
+    print("\n## Latency per query (embedded LLM vs the same-run no-LLM reference; paper: "
+          f"TTFT {paper['ttft_s']} s, total {paper['total_s']} s)\n")
+    print(table(rows, ref, paper))
+    print("\n## Per-agent time shares (LLM run)\n")
+    print(shares_table(rows))
+    print("\n## Parallel vs sequential search tasks (same plans, median of "
+          f"{sp.get('repeats', 3)}; LLM re-rank {'on' if sp.get('rerank') else 'off'})\n")
+    print("| type | tasks | parallel s | sequential s | speedup |\n|---|---|---|---|---|")
+    for s in speed:
+        print(f"| {s['type']} | {s['tasks']} | {s['parallel']:.3f} | {s['sequential']:.3f} | {s['speedup']:.2f}x |")
+    if speed:
+        print(f"| **median** | | {statistics.median(s['parallel'] for s in speed):.3f} | "
+              f"{statistics.median(s['sequential'] for s in speed):.3f} | "
+              f"{statistics.median(s['speedup'] for s in speed):.2f}x |")
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps({"config": cfg, "llm": rows, "reference": ref_rows, "speedup": speed},
+                                             indent=2, default=str))
+        print(f"\nwrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

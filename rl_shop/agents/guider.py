@@ -1,0 +1,331 @@
+"""Guider Agent (MACDF 3.3): slot-filling clarification and post-answer follow-up suggestions.
+
+*Which* slot to ask about is decided by a policy over the shared featurizer
+``rl_shop.policies.features.clarify`` (the observation ``rl_shop/Clarify-v0`` trains on): an
+exported DQN policy (its Q-values over ``ask_<slot> x 9, suggest, stop``) when one is configured,
+else the ``AskUntilConfident`` heuristic with population priors estimated from the simulator.
+*How* the question is worded comes from the LLM (short chat call, checked: one question, no
+invented products), with a template per slot as fallback. The shopper's reply is parsed by the
+rule parser of :mod:`rl_shop.agents.demand` against the catalog vocabularies; the LLM is asked
+(structured output) only when the rules find nothing, and its answer is re-validated by the
+rules, so a hallucinated value never becomes a constraint.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Literal, Mapping
+
+import numpy as np
+import yaml
+from pydantic import BaseModel, Field
+
+from rl_shop.agents.demand import CatalogVocab, ParsedDemand, extract_slots, parse_slot_answer
+from rl_shop.agents.types import validate_config
+from rl_shop.paths import CONFIG_DIR
+from rl_shop.policies.features.clarify import DialogueState, featurize
+from rl_shop.policies.heuristics.clarify import AskUntilConfident, ClarifyPriors
+from rl_shop.sim.constraints import CatalogArrays, gold_mask, subset_candidate_counts
+from rl_shop.sim.slots import SLOTS, Intent
+
+CLARIFY_ENV_ID = "rl_shop/Clarify-v0"
+CLARIFY_ACTIONS: tuple[str, ...] = tuple(f"ask_{s}" for s in SLOTS) + ("suggest", "stop")
+SUGGEST, STOP = len(SLOTS), len(SLOTS) + 1
+_PRIOR_CACHE: dict[tuple[int, int, int], ClarifyPriors] = {}
+
+
+class GuiderConfig(BaseModel):
+    """``configs/agents/guider.yaml``."""
+
+    max_questions: int = Field(default=3, ge=0)
+    max_rounds: int | None = None          # featurizer's rounds scale; null = Clarify-v0 max_rounds
+    threshold: float | None = None         # AskUntilConfident; null = configs/env/clarify.yaml heuristic
+    max_leave_risk: float | None = None
+    prior_intents: int = Field(default=300, ge=10)
+    prior_seed: int = 0
+    policy_dir: str | None = None
+    # Clarify-v0's ``suggest`` is a round, not an ending: a rejected suggestion makes the shopper
+    # volunteer one hidden relevant slot and the dialogue goes on. The runtime's answer channel is
+    # per slot, so "best_question" realises it as the ask_<slot> the policy scores highest;
+    # "stop" ends the dialogue (the old behaviour: the learned policy's opening suggest on
+    # ambiguous / reasoning queries then meant no clarification at all).
+    suggest_as: Literal["best_question", "stop"] = "best_question"
+    question_llm: bool = True
+    question_max_tokens: int = Field(default=32, ge=4)
+    question_max_chars: int = Field(default=160, ge=20)
+    answer_llm: Literal["fallback", "always", "never"] = "fallback"
+    answer_max_tokens: int = Field(default=32, ge=4)
+    templates: dict[str, str] = Field(default_factory=dict)
+    follow_up_templates: dict[str, str] = Field(default_factory=dict)
+
+
+class SlotAnswerParse(BaseModel):
+    """Structured-output schema for the LLM reading of a shopper's reply."""
+
+    status: Literal["value", "no_preference", "dont_know", "quit"] = "value"
+    value: str | None = Field(default=None, max_length=80)
+
+
+@dataclass
+class DialogueTracker:
+    """What the Guider knows during one clarification dialogue (slot names, not bitmasks)."""
+
+    asked: list[str] = field(default_factory=list)
+    no_preference: list[str] = field(default_factory=list)
+    dont_know: list[str] = field(default_factory=list)
+    rounds: int = 0
+    quit: bool = False
+
+
+def clarify_env_defaults() -> dict[str, Any]:
+    """``configs/env/clarify.yaml`` (kwargs + heuristic), the env the policies were trained on."""
+    data = yaml.safe_load((CONFIG_DIR / "env" / "clarify.yaml").read_text()) or {}
+    return {"max_rounds": int(data.get("kwargs", {}).get("max_rounds", 8)), **dict(data.get("heuristic") or {})}
+
+
+def estimate_priors(catalog: Any, n: int, seed: int) -> ClarifyPriors:
+    """Population priors of ``AskUntilConfident`` from ``n`` simulated intents (cached per catalog).
+
+    Same quantities as ``ClarifyPriors.from_pool`` (which reads an env intent pool): per query
+    type the expected bits a first question about each slot removes (times the chance of a
+    correct answer), the mean log2 gold-set size, and the patience hazard.
+    """
+    key = (id(catalog), n, seed)
+    if key in _PRIOR_CACHE:
+        return _PRIOR_CACHE[key]
+    from rl_shop.sim import IntentSampler
+
+    arr = CatalogArrays.of(catalog)
+    intents = IntentSampler(catalog, seed=seed).sample_many(n)
+    bonus = 0.0
+    try:
+        from rl_shop.sim import load_sim_config
+
+        bonus = float(load_sim_config().shopper.p_dont_know_hidden_bonus)
+    except Exception:  # noqa: BLE001 - the bonus is a refinement only
+        bonus = 0.0
+    qt, stated, relevant, patience = [], [], [], []
+    log2c = np.zeros((n, 1 << len(SLOTS)))
+    p_dk = np.zeros((n, len(SLOTS)))
+    p_wrong = np.zeros((n, len(SLOTS)))
+    from rl_shop.policies.features.clarify import query_type_index, slots_to_mask
+
+    for i, it in enumerate(intents):
+        counts = subset_candidate_counts(arr, it)
+        log2c[i] = np.log2(np.maximum(counts, 1))
+        qt.append(query_type_index(it.query_type))
+        rel = slots_to_mask(it.constrained_slots())
+        relevant.append(rel)
+        stated.append(slots_to_mask(it.stated_slots) & rel)
+        patience.append(it.patience)
+        for j, s in enumerate(SLOTS):
+            p_dk[i, j] = min(1.0, it.p_dont_know + (bonus if s in it.hidden_slots else 0.0))
+            p_wrong[i, j] = min(it.p_wrong, 1.0 - p_dk[i, j])
+    n_hits = np.exp2(log2c)
+
+    class _Pool:  # the attributes ClarifyPriors.from_pool reads
+        pass
+
+    pool = _Pool()
+    pool.query_type, pool.stated, pool.log2_candidates = np.array(qt), np.array(stated), log2c
+    pool.n_hits, pool.relevant = n_hits, np.array(relevant)
+    pool.p_dont_know, pool.p_wrong, pool.patience = p_dk, p_wrong, np.array(patience)
+    priors = ClarifyPriors.from_pool(pool)
+    _PRIOR_CACHE[key] = priors
+    return priors
+
+
+class Guider:
+    """Choose clarifying questions with a policy, word them with the LLM, parse the answers."""
+
+    def __init__(self, catalog: Any, vocab: CatalogVocab, config: GuiderConfig | Mapping[str, Any],
+                 llm: Any | None = None, policy: Any | None = None) -> None:
+        self.config = config if isinstance(config, GuiderConfig) else validate_config(
+            GuiderConfig, dict(config), "agents/guider")
+        env = clarify_env_defaults()
+        self.max_rounds = int(self.config.max_rounds or env["max_rounds"])
+        self.catalog = catalog
+        self.arr = CatalogArrays.of(catalog)
+        self.vocab = vocab
+        self.llm = llm
+        self.llm_rejections = 0
+        if policy is None and self.config.policy_dir:
+            from rl_shop.policies.loader import load_policy
+
+            policy = load_policy(self.config.policy_dir, expect_env_id=CLARIFY_ENV_ID,
+                                 expect_action_names=CLARIFY_ACTIONS)
+        if policy is None:
+            priors = estimate_priors(catalog, self.config.prior_intents, self.config.prior_seed)
+            policy = AskUntilConfident(threshold=float(self.config.threshold or env.get("threshold", 0.5)),
+                                       log2_catalog_size=float(np.log2(self.arr.n)), priors=priors,
+                                       max_leave_risk=float(self.config.max_leave_risk or env.get("max_leave_risk", 1.0)),
+                                       max_rounds=self.max_rounds)
+        self.policy = policy
+        self.policy_kind = "learned" if hasattr(policy, "card") else "heuristic"
+
+    # -------------------------------------------------------------- state
+    def n_candidates(self, d: ParsedDemand) -> int:
+        """Catalog products consistent with what is known (the featurizer's |C|)."""
+        try:
+            probe = Intent(query_type=d.query_type, category=d.category or "", budget=d.budget,
+                           preferred_brands=tuple(d.preferred_brands),
+                           excluded_brands=tuple(b for b in d.excluded_brands if b not in d.preferred_brands),
+                           colour=d.colour, min_capacity_gb=d.min_capacity_gb, min_size_in=d.min_size_in,
+                           max_size_in=d.max_size_in if (d.max_size_in or 0) > 0 else None,
+                           connectivity=tuple(d.connectivity), features=tuple(d.features),
+                           use_case_categories=tuple(d.use_case_categories))
+        except ValueError:
+            return self.arr.n
+        if probe.category and probe.category not in self.arr.categories:
+            probe = probe.model_copy(update={"category": ""})
+        return int(gold_mask(self.arr, probe).sum())
+
+    def observation(self, d: ParsedDemand, t: DialogueTracker) -> np.ndarray:
+        """The Clarify-v0 observation of the current dialogue (shared featurizer)."""
+        state = DialogueState.from_slots(
+            d.query_type, known=d.known_slots(), no_preference=t.no_preference, dont_know=t.dont_know,
+            asked=t.asked, rounds=min(t.rounds, self.max_rounds), max_rounds=self.max_rounds,
+            n_candidates=self.n_candidates(d), catalog_size=self.arr.n)
+        return featurize(state)
+
+    def action_mask(self, d: ParsedDemand, t: DialogueTracker) -> np.ndarray:
+        mask = np.ones(len(CLARIFY_ACTIONS), dtype=bool)
+        for i, s in enumerate(SLOTS):
+            if s in t.asked or s in d.known_slots():
+                mask[i] = False
+        return mask
+
+    def decide(self, d: ParsedDemand, t: DialogueTracker) -> tuple[str | None, dict[str, Any]]:
+        """The slot to ask next (None = stop or suggest) and what the policy saw, for the trace."""
+        obs = self.observation(d, t)
+        mask = self.action_mask(d, t)
+        detail: dict[str, Any] = {"policy": self.policy_kind, "n_candidates": self.n_candidates(d)}
+        if hasattr(self.policy, "output_kind") and self.policy.output_kind == "q_values":
+            q = self.policy.q_values(obs)
+            detail["q_values"] = {a: round(float(v), 4) for a, v in zip(CLARIFY_ACTIONS, q)}
+        elif hasattr(self.policy, "estimated_accuracy"):
+            detail["estimated_accuracy"] = round(self.policy.estimated_accuracy(obs), 4)
+        action = int(self.policy.act(obs, mask))
+        detail["action"] = CLARIFY_ACTIONS[action]
+        if action == SUGGEST and self.config.suggest_as == "best_question":
+            slot = self.best_question(obs, mask)
+            if slot is not None:
+                detail["suggest_as"] = f"ask_{slot}"
+                return slot, detail
+        return (SLOTS[action] if action < len(SLOTS) else None), detail
+
+    def best_question(self, obs: np.ndarray, mask: np.ndarray) -> str | None:
+        """The askable slot the policy scores highest (Q-values or action probabilities), or None
+        when no slot may be asked or the policy exposes no per-action scores."""
+        allowed = np.flatnonzero(mask[: len(SLOTS)])
+        if allowed.size == 0:
+            return None
+        if getattr(self.policy, "output_kind", None) == "q_values":
+            scores = np.asarray(self.policy.q_values(obs), dtype=float)
+        elif hasattr(self.policy, "action_probabilities"):
+            scores = np.asarray(self.policy.action_probabilities(obs, mask), dtype=float)
+        else:
+            return None
+        return SLOTS[int(allowed[np.argmax(scores[allowed])])]
+
+    # -------------------------------------------------------------- wording
+    def template(self, slot: str, d: ParsedDemand) -> str:
+        text = self.config.templates.get(slot) or f"Could you tell me more about the {slot.replace('_', ' ')}?"
+        return text.format(category=d.category or "product")
+
+    def question(self, slot: str, d: ParsedDemand) -> tuple[str, str]:
+        """(question text, source): LLM wording when it is one short question, else the template."""
+        fallback = self.template(slot, d)
+        if self.llm is None or not self.config.question_llm:
+            return fallback, "template"
+        messages = [{"role": "system", "content": "You are a shopping assistant. Ask the shopper ONE short question."},
+                    {"role": "user", "content": f"The shopper wrote: \"{d.query}\". Ask about their {slot.replace('_', ' ')}"
+                     f" (for example: {fallback})"}]
+        try:
+            text = self.llm.chat(messages, max_tokens=self.config.question_max_tokens).text
+        except Exception:  # noqa: BLE001 - the template keeps the dialogue going
+            text = ""
+        text = " ".join(str(text).split())
+        q = text[: text.find("?") + 1] if "?" in text else ""
+        keyword = {"use_case": "use", "capacity": "storage|capacity|gb|tb", "size": "size|inch|big",
+                   "features": "feature", "connectivity": "connect|bluetooth|wireless|usb|port",
+                   "colour": "colou?r", "budget": "budget|spend|price|\\$|much", "brand": "brand",
+                   "category": "what|which|kind|type|looking"}.get(slot, slot)
+        if 8 <= len(q) <= self.config.question_max_chars and re.search(keyword, q, re.I):
+            return q, "llm"
+        self.llm_rejections += 1
+        return fallback, "template"
+
+    # -------------------------------------------------------------- answers
+    def parse_answer(self, slot: str, text: str) -> tuple[str, dict[str, Any], str]:
+        """(status, values, source) for the reply to a question about ``slot``."""
+        status, values = parse_slot_answer(slot, text, self.vocab)
+        mode = self.config.answer_llm
+        # parse_slot_answer reports "dont_know" both when the shopper says so and when nothing in
+        # the reply is usable; only the second case is worth an LLM reading in "fallback" mode.
+        rules_found_nothing = status == "dont_know" and not re.search(r"not sure|no idea|don'?t know|dunno|no clue",
+                                                                        text, re.I)
+        if self.llm is None or mode == "never" or (mode == "fallback" and not rules_found_nothing):
+            return status, values, "rules"
+        messages = [{"role": "system", "content": "Read the shopper's reply to a question."},
+                    {"role": "user", "content": f"Question about: {slot}. Reply: \"{text}\". Give the status and the value."}]
+        try:
+            res = self.llm.structured(messages, SlotAnswerParse, max_tokens=self.config.answer_max_tokens)
+        except Exception:  # noqa: BLE001
+            return status, values, "rules"
+        parsed = res.value if not res.used_fallback else None
+        if parsed is None:
+            return status, values, "rules"
+        if parsed.status != "value" or not parsed.value:
+            return parsed.status, {}, "llm"
+        # The LLM's value must survive the same vocabulary check as the text itself.
+        checked = extract_slots(parsed.value, self.vocab, only=slot)
+        if slot == "budget" and "budget" not in checked and re.fullmatch(r"\$?\d+(\.\d+)?", parsed.value.strip()):
+            checked = {"budget": float(parsed.value.strip().lstrip("$"))} if parsed.value.strip().lstrip("$") in text else {}
+        if checked:
+            return "value", {**values, **checked}, "llm"
+        self.llm_rejections += 1
+        return status, values, "rules"
+
+    @staticmethod
+    def apply(d: ParsedDemand, slot: str, status: str, values: Mapping[str, Any], t: DialogueTracker) -> ParsedDemand:
+        """The demand after one answer (values of any slot the reply gave are recorded)."""
+        t.asked.append(slot)
+        t.rounds += 1
+        if status == "quit":
+            t.quit = True
+        elif status == "no_preference":
+            t.no_preference.append(slot)
+        elif status == "dont_know":
+            t.dont_know.append(slot)
+        if not values:
+            return d
+        data = d.model_dump()
+        for k, v in values.items():
+            if k in data and data.get(k) in (None, [], {}):
+                data[k] = v
+        new = ParsedDemand.model_validate(data)
+        new.sources = {**d.sources, **{s: "answer" for s in new.known_slots() if s not in d.sources}}
+        new.stated = new.known_slots()
+        return new
+
+    # -------------------------------------------------------------- follow-up
+    def follow_up(self, d: ParsedDemand, decider_follow_up: str | None) -> str | None:
+        """The post-answer suggestion: narrow by the slot the policy would ask next, else the Decider's."""
+        t = DialogueTracker(asked=list(d.known_slots()))
+        slot, _ = self.decide(d, t)
+        if slot is not None and slot in self.config.follow_up_templates:
+            return self.config.follow_up_templates[slot].format(category=d.category or "these")
+        return decider_follow_up or None
+
+
+AnswerFn = Callable[[str, str], str]
+
+
+def load_guider_policy(path: str | Path) -> Any:
+    """An exported Clarify-v0 policy, checked against the running featurizer and action names."""
+    from rl_shop.policies.loader import load_policy
+
+    return load_policy(path, expect_env_id=CLARIFY_ENV_ID, expect_action_names=CLARIFY_ACTIONS)

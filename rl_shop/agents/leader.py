@@ -1,0 +1,265 @@
+"""Leader Agent (MACDF 3.2): demand reasoning, clarify-or-plan, Eq. 1 scheduled DAG execution,
+Eq. 2 reflection with re-planning.
+
+* Demand reasoning: the LLM's multi-intent distribution (``DemandParse``: types with confidences
+  and extracted slots) validated against the catalog vocab and mixed with the rule parser's
+  (:mod:`rl_shop.agents.demand`); with the LLM off, the rule parse alone (labelled in the trace).
+* Clarify or plan: an exported ``rl_shop/Collaborate-v0`` policy when configured (action
+  ``clarify`` vs anything else, on the shared ``features.collaborate`` observation), else the
+  heuristic: clarify only the types in ``clarify_types`` and only while the Guider's policy wants
+  to ask.
+* Execution: the Planner's DAG on the asyncio ``DAGExecutor`` with the Eq. 1 trigger
+  (:mod:`rl_shop.agents.scheduling`); outputs go to Memory.
+* Reflection: Eq. 2 (:mod:`rl_shop.agents.reflection`); below the threshold ``Planner.replan``
+  stores the failure case (long-term reflection store read by later planning) and re-plans.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from typing import Any, Callable, Mapping
+
+import numpy as np
+from pydantic import BaseModel, Field
+
+from rl_shop.agents.decider import Decider
+from rl_shop.agents.demand import (
+    CatalogVocab,
+    DemandParse,
+    ParsedDemand,
+    demand_messages,
+    llm_distribution,
+    merge,
+    rule_parse,
+    validate_llm_parse,
+)
+from rl_shop.agents.executor import DAGExecutor, ExecutionReport
+from rl_shop.agents.guider import DialogueTracker, Guider
+from rl_shop.agents.memory import Memory
+from rl_shop.agents.planner import Planner
+from rl_shop.agents.product_search import ProductSearchAgent, candidates_from
+from rl_shop.agents.reflection import ReflectionConfig, ReflectionResult, Reflector, evidence_found
+from rl_shop.agents.scheduling import Eq1Trigger, SchedulingConfig
+from rl_shop.agents.trace import Tracer
+from rl_shop.agents.types import Decision, IntentSpec, Plan, Task, TaskType, WebSearchResult
+from rl_shop.catalog.vocab import CONNECTIVITY
+from rl_shop.policies.features.collaborate import CLARIFY, CollaborateState
+from rl_shop.policies.features.collaborate import featurize as collab_featurize
+from rl_shop.sim.slots import QUERY_TYPES
+
+COLLABORATE_ENV_ID = "rl_shop/Collaborate-v0"
+
+
+class CollaborationConfig(BaseModel):
+    policy_dir: str | None = None
+    max_steps: int = Field(default=8, ge=1)     # Collaborate-v0 max_steps (the observation's scale)
+    max_clarify: int = Field(default=2, ge=0)   # Collaborate-v0 max_clarify
+
+
+class LeaderConfig(BaseModel):
+    """``configs/agents/leader.yaml``."""
+
+    use_llm_reasoning: bool = True
+    reasoning_max_tokens: int = Field(default=48, ge=8)
+    llm_type_weight: float = Field(default=0.3, ge=0.0, le=1.0)
+    rule_residual: float = Field(default=0.1, ge=0.0, lt=1.0)
+    clarify_types: list[str] = Field(default_factory=lambda: ["simple", "reasoning", "multi_constraint",
+                                                              "negation", "ambiguous"])
+    collaboration: CollaborationConfig = CollaborationConfig()
+    max_concurrency: int = Field(default=8, ge=1)
+    trigger_timeout_s: float = Field(default=30.0, gt=0)
+    poll_interval_s: float = Field(default=0.01, gt=0)
+    scheduling: SchedulingConfig = SchedulingConfig()
+    reflection: ReflectionConfig = ReflectionConfig()
+    time_sensitive_pattern: str = r"\b(latest|newest|new release|this year|right now|currently|today|2024|2025)\b"
+    price_sensitive_pattern: str = r"\b(cheap|cheapest|affordable|budget|inexpensive|deal|value for money)\b"
+    web_reference_date: date | None = None   # freshness reference of Eq. 4 (null = today)
+
+
+class Leader:
+    """Orchestrates one request over the other agents (all injected)."""
+
+    def __init__(self, config: LeaderConfig, vocab: CatalogVocab, planner: Planner, guider: Guider,
+                 product_search: ProductSearchAgent, websearch: Any, decider: Decider, memory: Memory,
+                 llm: Any | None = None, collaboration_policy: Any | None = None,
+                 schedule_policy: Any | None = None, schedule_grid: tuple = ()) -> None:
+        self.config = config
+        self.vocab = vocab
+        self.planner = planner
+        self.guider = guider
+        self.ps = product_search
+        self.web = websearch
+        self.decider = decider
+        self.memory = memory
+        self.llm = llm
+        self.collaboration_policy = collaboration_policy
+        self.schedule_policy = schedule_policy
+        self.schedule_grid = schedule_grid
+        self.reflector = Reflector(config.reflection)
+
+    # -------------------------------------------------------------- demand reasoning
+    def reason(self, query: str) -> tuple[ParsedDemand, dict[str, Any]]:
+        """Rule parse, plus the LLM's distribution and slots validated against the catalog."""
+        rules = rule_parse(query, self.vocab, self.config.rule_residual)
+        detail: dict[str, Any] = {"rule_type": rules.query_type}
+        if self.llm is None or not self.config.use_llm_reasoning:
+            detail["mode"] = "rules-only (no LLM)"
+            return rules, detail
+        try:
+            # No caller fallback: the documented default parser rescues a truncated object (the
+            # distribution comes first in the schema, so it survives a cut-off slot list).
+            res = self.llm.structured(demand_messages(query), DemandParse, max_tokens=self.config.reasoning_max_tokens)
+        except Exception as exc:  # noqa: BLE001 - a failing backend leaves the rule parse
+            detail.update(mode="rules (LLM error)", llm_error=f"{type(exc).__name__}: {exc}")
+            return rules, detail
+        if res.value is None:
+            detail.update(mode="rules (LLM output invalid, fallback)", llm_errors=res.errors[:3])
+            return rules, detail
+        accepted, notes = validate_llm_parse(res.value, query, self.vocab)
+        dist = llm_distribution(res.value)
+        merged = merge(rules, accepted, dist, self.config.llm_type_weight)
+        detail.update(mode="llm+rules" + (" (LLM JSON rescued by the fallback parser)" if res.used_fallback else ""),
+                      llm_distribution={k: round(v, 3) for k, v in (dist or {}).items() if v},
+                      llm_accepted=accepted, llm_rejected=notes, cached=bool(res.cached))
+        return merged, detail
+
+    def to_intent(self, d: ParsedDemand, user_id: str | None = None) -> IntentSpec:
+        """The clarified intent as the Planner / Decider see it."""
+        req: dict[str, Any] = {}
+        if d.colour:
+            req["colour"] = d.colour
+        if d.min_capacity_gb:
+            req["capacity_gb"] = float(d.min_capacity_gb)
+        if d.min_size_in is not None or d.max_size_in is not None:
+            req["size_in"] = {k: v for k, v in (("min", d.min_size_in), ("max", d.max_size_in)) if v is not None}
+        if d.connectivity:
+            req["connectivity"] = list(d.connectivity)
+        if d.features:
+            req["features"] = list(d.features)
+        excl: dict[str, Any] = {}
+        conn_excl = [f for f in d.excluded_features if f in CONNECTIVITY]
+        feat_excl = [f for f in d.excluded_features if f not in CONNECTIVITY]
+        if conn_excl:
+            excl["connectivity"] = conn_excl
+        if feat_excl:
+            excl["features"] = feat_excl
+        preferred = [b for b in d.preferred_brands if b not in d.excluded_brands]
+        category = d.category
+        if d.query_type in ("comparison", "product_qa") and d.targets:
+            # Brands, colours and categories read inside product names ("sony lcs-csvc carrying
+            # case", "... sherpa blue") name the targets, they are not the shopper's constraints;
+            # the targets are looked up by name across the whole catalog.
+            category, preferred, req = None, [], {}
+        # Values the shopper gave in answers are not in the request text: add them to the search
+        # text ("any ideas for electronics stuff?" + "headphones") so retrieval ranks by them too.
+        answered = {s for s, src in d.sources.items() if src == "answer"}
+        words = ([d.category] if "category" in answered and d.category else []) \
+            + ([d.colour] if "colour" in answered and d.colour else []) \
+            + (list(d.preferred_brands) if "brand" in answered else []) \
+            + (list(d.connectivity) if "connectivity" in answered else []) \
+            + (list(d.features) if "features" in answered else []) \
+            + ([d.use_case] if "use_case" in answered and d.use_case else [])
+        query = " ".join([d.query, *[w for w in words if w.lower() not in d.query.lower()]])
+        return IntentSpec(
+            query=query, query_type=d.query_type, category=category, budget=d.budget, budget_min=d.budget_min,
+            preferred_brands=preferred,
+            excluded_brands=d.excluded_brands, required_attributes=req, excluded_attributes=excl,
+            targets=list(d.targets), user_id=user_id,
+            slots={"use_case": d.use_case, "use_case_categories": list(d.use_case_categories),
+                   "qa_field": d.qa_field, "department": d.department},
+            time_sensitive=bool(re.search(self.config.time_sensitive_pattern, d.query, re.I)),
+            price_sensitive=d.budget is not None or bool(re.search(self.config.price_sensitive_pattern, d.query, re.I)))
+
+    # -------------------------------------------------------------- clarify or plan
+    def wants_clarification(self, d: ParsedDemand, t: DialogueTracker, n_asked: int, max_questions: int,
+                            elapsed_s: float) -> tuple[bool, dict[str, Any]]:
+        """Whether the Leader hands the dialogue to the Guider for one more question."""
+        if n_asked >= max_questions or t.quit:
+            return False, {"by": "limit", "asked": n_asked, "max_questions": max_questions, "quit": t.quit}
+        if self.collaboration_policy is not None:
+            cc = self.config.collaboration
+            state = CollaborateState(
+                predicted_type=QUERY_TYPES.index(d.query_type), type_confidence=d.confidence, steps=n_asked,
+                max_steps=cc.max_steps, elapsed_s=elapsed_s, n_clarify=n_asked, n_product_search=0, n_web_search=0,
+                n_replan=0, relevance_hat=0.0, satisfaction_hat=0.0, clarity_hat=len(d.known_slots()) / 9,
+                gamma=self.config.reflection.gamma, replan_threshold=self.config.reflection.threshold)
+            mask = np.array([n_asked < cc.max_clarify, True, True, False, True])
+            action = int(self.collaboration_policy.act(collab_featurize(state), mask))
+            return action == CLARIFY, {"by": "collaboration policy", "action": int(action)}
+        ok = d.query_type in self.config.clarify_types
+        return ok, {"by": "heuristic", "query_type": d.query_type, "clarify_types": self.config.clarify_types}
+
+    # -------------------------------------------------------------- execution
+    def handlers(self, intent: IntentSpec, tracer: Tracer) -> dict[TaskType, Callable[[Task, dict[str, Any]], Any]]:
+        """Executor handlers for the four atomic task types (each traced under its agent)."""
+        use_cats = intent.slots.get("use_case_categories") or []
+
+        def product_search(task: Task, inputs: dict[str, Any]) -> Any:
+            params = dict(task.params)
+            if not params.get("category") and use_cats and not params.get("target"):
+                params["categories"] = list(use_cats)
+            with tracer.step("ProductSearch", "search", task_id=task.task_id, query=task.query) as info:
+                out = self.ps.search(task.query, params, request=intent.query)
+                info.update(n=len(out["products"]), relaxed=out["relaxed"], reranked=out["reranked"],
+                            filters=out["filters"])
+            return out
+
+        def web_search(task: Task, inputs: dict[str, Any]) -> Any:
+            with tracer.step("WebSearch", "retrieve_filter_integrate", task_id=task.task_id, query=task.query) as info:
+                res = self.web.run(task.query, intent, purpose=task.params.get("purpose", "default"),
+                                   today=self.config.web_reference_date)
+                info.update(n_documents=len(res.documents), summary_source=res.summary_source)
+            return res
+
+        def tool_call(task: Task, inputs: dict[str, Any]) -> Any:
+            tool = task.params.get("tool", "")
+            with tracer.step("ToolCall", tool or "tool", task_id=task.task_id) as info:
+                if tool == "product_details":
+                    out = self.ps.product_details(task, inputs)
+                elif tool == "compare_specs":
+                    out = self.ps.compare_specs(task, inputs)
+                else:
+                    raise ValueError(f"unknown tool {tool!r} in task {task.task_id}; known: product_details, compare_specs")
+                info["found"] = bool(out.get("product") or out.get("products"))
+            return out
+
+        def decision(task: Task, inputs: dict[str, Any]) -> Any:
+            return {"inputs": list(inputs)}  # the decision itself is taken after reflection (Leader.decide)
+
+        return {TaskType.PRODUCT_SEARCH: product_search, TaskType.WEB_SEARCH: web_search,
+                TaskType.TOOL_CALL: tool_call, TaskType.DECISION: decision}
+
+    def execute(self, plan: Plan, intent: IntentSpec, session_id: str, tracer: Tracer,
+                max_concurrency: int | None = None) -> tuple[ExecutionReport, list[dict[str, Any]]]:
+        """Run the plan with the Eq. 1 trigger; returns the report and the scheduling events."""
+        trigger = Eq1Trigger(plan, self.config.scheduling, self.schedule_policy, self.schedule_grid)
+        ex = DAGExecutor(self.handlers(intent, tracer), memory=self.memory,
+                         max_concurrency=max_concurrency or self.config.max_concurrency, trigger=trigger,
+                         poll_interval_s=self.config.poll_interval_s, trigger_timeout_s=self.config.trigger_timeout_s)
+        report = ex.run_sync(plan, session_id)
+        return report, trigger.events
+
+    # -------------------------------------------------------------- decide + reflect
+    def decide(self, intent: IntentSpec, outputs: list[Any], decider: Decider | None = None,
+               on_token: Callable[[str], None] | None = None) -> Decision:
+        """The Decider over every product the run found, with the web evidence and user history."""
+        cands = candidates_from(outputs)
+        named = {"comparison": "compare_specs", "product_qa": "product_details"}.get(intent.query_type)
+        tool_outs = [o for o in outputs if isinstance(o, Mapping) and o.get("tool") == named]
+        if named and candidates_from(tool_outs):
+            cands = candidates_from(tool_outs)  # decide between the products the shopper named
+        web = next((o for o in outputs if isinstance(o, WebSearchResult)), None)
+        history = self.memory.user_history(intent.user_id) if intent.user_id else None
+        return (decider or self.decider).decide(intent, cands, web=web, user_history=history,
+                                                brand_counts=self.ps._brand_counts, on_token=on_token)
+
+    def reflect(self, intent: IntentSpec, decision: Decision, outputs: list[Any], replans: int) -> ReflectionResult:
+        """Eq. 2 over the decision, checking each recommendation's catalog row."""
+        rows: dict[str, Mapping[str, Any]] = {}
+        for r in decision.recommendations:
+            try:
+                rows[r.product_id] = self.ps.row(r.product_id)
+            except KeyError:
+                pass
+        return self.reflector.evaluate(intent, decision, rows, evidence_found(outputs), replans)

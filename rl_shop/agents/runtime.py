@@ -1,0 +1,392 @@
+"""The assembled MACDF assistant: safety -> Leader (demand reasoning) -> Guider clarification ->
+Planner -> Eq. 1 scheduled DAG (ProductSearch || WebSearch || ToolCall) -> Eq. 2 reflection /
+re-plan -> Decider (streamed advice) -> output safety -> follow-up.
+
+``MACDFAssistant.from_config`` reads ``configs/agents/{runtime,leader,guider,product_search}.yaml``
+(overrides as ``file.key=value``, e.g. ``leader.reflection.threshold=0.8``); the LLM is built
+from ``configs/llm`` (embedded by default) unless one is passed. ``runtime.llm_enabled=false``
+gives the deterministic path (rule demand parse, template questions and advice, no re-ranking),
+labelled ``rules-only (no LLM)`` in the trace.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from typing import Any, Callable, Literal
+
+from pydantic import BaseModel, Field
+
+from rl_shop.agents.decider import Decider
+from rl_shop.agents.demand import CatalogVocab
+from rl_shop.agents.guider import DialogueTracker, Guider, load_guider_policy
+from rl_shop.agents.leader import COLLABORATE_ENV_ID, Leader, LeaderConfig
+from rl_shop.agents.memory import Memory
+from rl_shop.agents.planner import PlanConflict, Planner, category_min_prices
+from rl_shop.agents.product_search import ProductSearchAgent, candidates_from
+from rl_shop.agents.safety import SafetyReview
+from rl_shop.agents.scheduling import load_schedule_policy
+from rl_shop.agents.trace import Tracer, TraceStep
+from rl_shop.agents.types import AgentConfigError, Decision, TaskType, WebSearchResult, load_agent_config, tokens
+from rl_shop.agents.websearch import WebSearchAgent
+from rl_shop.paths import CHECKPOINT_DIR
+
+__all__ = ["AssistantResult", "ClarificationTurn", "MACDFAssistant", "ProductOut", "TraceStep", "load_runtime_config"]
+
+CONFIG_FILES = ("runtime", "leader", "guider", "product_search")
+_BOUNDARY = re.compile(r"[.!?](?=\s)\s*|\n")
+
+
+class ProductOut(BaseModel):
+    """One recommended product, ranked best first."""
+
+    product_id: str
+    title: str
+    brand: str = ""
+    price: float | None = None
+    reason: str = ""
+    score: float | None = None
+
+
+class ClarificationTurn(BaseModel):
+    """One Guider question and the shopper's answer."""
+
+    slot: str
+    question: str
+    answer: str
+    status: str = "value"
+    parsed: dict[str, Any] = Field(default_factory=dict)
+
+
+class AssistantResult(BaseModel):
+    """Everything one ``run`` produced (the public contract of the evaluation)."""
+
+    query: str
+    refused: bool = False
+    refusal: str | None = None
+    query_type: str | None = None
+    products: list[ProductOut] = Field(default_factory=list)
+    answer: str = ""
+    follow_up: str | None = None
+    clarifications: list[ClarificationTurn] = Field(default_factory=list)
+    trace: list[TraceStep] = Field(default_factory=list)
+    timings: dict[str, float] = Field(default_factory=dict)
+    replans: int = 0
+    reflection_score: float | None = None
+    llm_fallbacks: int = 0
+    type_distribution: dict[str, float] = Field(default_factory=dict)
+    intent: dict[str, Any] = Field(default_factory=dict)
+    session_id: str = ""
+    llm: str | None = None
+
+
+def load_runtime_config(overrides: list[str] | None = None) -> dict[str, dict[str, Any]]:
+    """The four agent configs with ``file.key=value`` overrides applied (OmegaConf dotlist)."""
+    from omegaconf import OmegaConf
+
+    base = {name: load_agent_config(name) for name in CONFIG_FILES}
+    bad = [o for o in overrides or [] if "=" not in o or o.split(".", 1)[0] not in CONFIG_FILES]
+    if bad:
+        raise AgentConfigError(f"bad override(s) {bad}: use FILE.KEY=VALUE with FILE in {list(CONFIG_FILES)}, "
+                               "e.g. leader.reflection.threshold=0.8")
+    try:
+        merged = OmegaConf.merge(OmegaConf.create(base), OmegaConf.from_dotlist(list(overrides or [])))
+    except Exception as exc:  # omegaconf's own error types
+        raise AgentConfigError(f"cannot apply overrides {overrides}: {exc}") from None
+    return OmegaConf.to_container(merged, resolve=True)  # type: ignore[return-value]
+
+
+class StreamGate:
+    """Pass streamed advice on sentence by sentence, dropping what a small model loops on.
+
+    The Decider streams raw LLM chunks; SmolLM2-135M repeats itself ("Best-of-the-list: Best-of-
+    the-list: ..."). A sentence that repeats an earlier one or whose word diversity (distinct /
+    total words, for sentences of at least 6 words) is below ``min_diversity`` is not shown.
+    """
+
+    def __init__(self, sink: Callable[[str], None], min_diversity: float = 0.5,
+                 drop_patterns: list[str] | tuple[str, ...] = (), min_words: int = 3) -> None:
+        self.sink, self.min_diversity, self.min_words = sink, float(min_diversity), int(min_words)
+        self.drop = [re.compile(p) for p in drop_patterns]
+        self.buffer, self.seen, self.dropped = "", set(), 0
+        self.shown: list[str] = []
+
+    def __call__(self, chunk: str) -> None:
+        if len(chunk) > 80:  # a whole paragraph (template advice, preface): a unit of its own
+            self.flush()
+        self.buffer += chunk
+        while True:
+            m = _BOUNDARY.search(self.buffer)  # ". " or a newline: "$19.98" is not a boundary
+            if m is None:
+                return
+            piece, self.buffer = self.buffer[: m.end()], self.buffer[m.end():]
+            self._release(piece)
+
+    def flush(self) -> None:
+        if self.buffer:
+            self._release(self.buffer)
+            self.buffer = ""
+
+    def _release(self, piece: str) -> None:
+        words = tokens(piece)
+        key = " ".join(words)
+        if not key.strip():  # whitespace / punctuation only: pass newlines, drop stray bullets
+            if piece.strip() == "":
+                self.sink(piece)
+            return
+        if (key in self.seen or len(words) < self.min_words
+                or (len(words) >= 6 and len(set(words)) / len(words) < self.min_diversity)
+                or any(p.search(piece) for p in self.drop)):
+            self.dropped += 1
+            return
+        self.seen.add(key)
+        self.shown.append(piece)
+        self.sink(piece)
+
+
+def _deep_update(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in extra.items():
+        out[k] = _deep_update(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+class MACDFAssistant:
+    """The whole loop over injected components; build it with :meth:`from_config`."""
+
+    def __init__(self, leader: Leader, guider: Guider, planner: Planner, safety: SafetyReview,
+                 stream_decider: Decider, config: dict[str, Any], llm: Any | None = None) -> None:
+        self.leader, self.guider, self.planner = leader, guider, planner
+        self.safety, self.stream_decider = safety, stream_decider
+        self.config = config
+        self.llm = llm
+
+    @classmethod
+    def from_config(cls, overrides: list[str] | None = None, *, llm: Any | None = None, catalog: Any = None,
+                    index: Any = None, policies: Literal["heuristic", "learned"] = "heuristic",
+                    memory_path: str | None = None) -> "MACDFAssistant":
+        """Assemble every agent from configs; ``llm=None`` builds ``runtime.llm`` unless disabled."""
+        if policies not in ("heuristic", "learned"):
+            raise ValueError(f"policies must be 'heuristic' or 'learned', got {policies!r}")
+        cfg = load_runtime_config(overrides)
+        rt = cfg["runtime"]
+        if catalog is None:
+            from rl_shop.catalog import load_catalog
+
+            catalog = load_catalog()
+        if index is None:
+            from rl_shop.catalog.index import HybridIndex
+
+            index = HybridIndex.load_or_build(catalog)
+        if llm is None and rt.get("llm_enabled", True):
+            from rl_shop.llm import load_llm_config, make_llm
+
+            llm = make_llm(load_llm_config(rt.get("llm", "embedded"), list(rt.get("llm_overrides") or [])))
+        elif not rt.get("llm_enabled", True):
+            llm = None
+        from rl_shop.sim import load_sim_config
+
+        vocab = CatalogVocab.from_catalog(index.catalog, load_sim_config().knowledge,
+                                          min_brand_products=int(rt.get("min_brand_products", 2)),
+                                          stop_brands=tuple(rt.get("stop_brands") or ()))
+        memory = Memory(memory_path) if memory_path else Memory.from_config()
+        planner = Planner(llm=llm if rt.get("planner_llm") else None, memory=memory,
+                          category_min_price=category_min_prices(index.catalog))
+        leader_cfg = LeaderConfig.model_validate(cfg["leader"])
+        guider_policy = collab_policy = schedule_policy = None
+        grid: tuple = ()
+        if policies == "learned":
+            dirs = rt.get("policy_dirs") or {}
+            guider_policy = load_guider_policy(dirs.get("guider") or CHECKPOINT_DIR / "guider")
+            schedule_policy, grid = load_schedule_policy(dirs.get("scheduler") or CHECKPOINT_DIR / "scheduler")
+            from rl_shop.policies.loader import load_policy
+
+            collab_policy = load_policy(dirs.get("collaboration") or CHECKPOINT_DIR / "collaboration",
+                                        expect_env_id=COLLABORATE_ENV_ID)
+        else:
+            if leader_cfg.scheduling.policy_dir:
+                schedule_policy, grid = load_schedule_policy(leader_cfg.scheduling.policy_dir)
+            if leader_cfg.collaboration.policy_dir:
+                from rl_shop.policies.loader import load_policy
+
+                collab_policy = load_policy(leader_cfg.collaboration.policy_dir, expect_env_id=COLLABORATE_ENV_ID)
+        guider = Guider(index.catalog, vocab, cfg["guider"], llm=llm, policy=guider_policy)
+        ps = ProductSearchAgent(index, cfg["product_search"], llm=llm)
+        web = WebSearchAgent.from_config(llm=llm if rt.get("websearch_llm") else None)
+        decider_cfg = _deep_update(load_agent_config("decider"), dict(rt.get("decider_overrides") or {}))
+        plain = Decider(decider_cfg, llm=None)
+        stream = Decider(decider_cfg, llm=llm)
+        leader = Leader(leader_cfg, vocab, planner, guider, ps, web, plain, memory, llm=llm,
+                        collaboration_policy=collab_policy, schedule_policy=schedule_policy, schedule_grid=grid)
+        return cls(leader, guider, planner, SafetyReview(), stream, cfg, llm)
+
+    # ------------------------------------------------------------------ one request
+    def run(self, query: str, *, answer_fn: Callable[[str, str], str] | None = None, session_id: str | None = None,
+            on_token: Callable[[str], None] | None = None, max_rounds: int | None = None,
+            user_id: str | None = None, printer: Callable[[TraceStep], None] | None = None) -> AssistantResult:
+        """Answer one shopping request (see the module docstring for the stages)."""
+        tracer = Tracer(printer)
+        session = session_id or f"s-{uuid.uuid4().hex[:12]}"
+        fb0 = self.llm.metrics.fallbacks if self.llm is not None else 0
+        rej0 = self.guider.llm_rejections + self.leader.ps.llm_fallbacks
+        result = AssistantResult(query=str(query), session_id=session,
+                                 llm=self.llm.describe() if self.llm is not None else None)
+        with tracer.step("Safety", "screen_input") as info:
+            verdict = self.safety.screen_input(query)
+            info.update(allowed=verdict.allowed, category=verdict.category)
+        if not verdict.allowed:
+            result.refused, result.refusal, result.answer = True, verdict.message or verdict.reason, verdict.message
+            return self._finish(result, tracer, fb0, rej0)
+        with tracer.step("Leader", "demand_reasoning") as info:
+            demand, detail = self.leader.reason(query)
+            info.update(detail, query_type=demand.query_type, confidence=round(demand.confidence, 3),
+                        slots=demand.model_dump(exclude_defaults=True, exclude={"query", "type_distribution", "sources"}))
+        # ---------------- clarification (Guider)
+        tracker = DialogueTracker()
+        max_q = self.guider.config.max_questions if max_rounds is None else int(max_rounds)
+        while answer_fn is not None:
+            with tracer.step("Leader", "clarify_or_plan") as info:
+                want, why = self.leader.wants_clarification(demand, tracker, len(result.clarifications), max_q,
+                                                            tracer.system_now())
+                info.update(why, clarify=want)
+            if not want:
+                break
+            with tracer.step("Guider", "choose_slot") as info:
+                slot, detail = self.guider.decide(demand, tracker)
+                info.update(detail, slot=slot)
+            if slot is None:
+                break
+            with tracer.step("Guider", "word_question", slot=slot) as info:
+                question, source = self.guider.question(slot, demand)
+                info.update(question=question, source=source)
+            tracer.mark_output()
+            t_wait = time.perf_counter()
+            answer = str(answer_fn(slot, question))
+            tracer.user_wait_s += time.perf_counter() - t_wait
+            with tracer.step("Guider", "parse_answer", slot=slot) as info:
+                status, values, source = self.guider.parse_answer(slot, answer)
+                demand = self.guider.apply(demand, slot, status, values, tracker)
+                info.update(status=status, values=values, source=source)
+            result.clarifications.append(ClarificationTurn(slot=slot, question=question, answer=answer,
+                                                           status=status, parsed=values))
+        intent = self.leader.to_intent(demand, user_id)
+        result.query_type, result.type_distribution = intent.query_type, demand.type_distribution
+        result.intent = intent.model_dump(mode="json", exclude_defaults=True)
+        self.leader.memory.set_context(session, "Leader", "demand", demand.model_dump(mode="json"))
+        # ---------------- plan, execute, reflect, re-plan
+        with tracer.step("Planner", "plan") as info:
+            try:
+                plan = self.planner.plan(intent, session_id=session)
+            except PlanConflict as exc:  # contradictions the Planner could not relax: say which
+                info["conflicts"] = exc.conflicts
+                result.answer = ("Your requirements contradict each other ("
+                                 + "; ".join(f"{k.replace('_', ' ')}: {d}" for k, d in exc.conflicts)
+                                 + "). Which one should I relax?")
+                result.follow_up = "Which requirement should I relax?"
+                plan = None
+            if plan is not None:
+                info.update(tasks=[f"{t.task_id}:{t.type.value}" for t in plan.tasks], source=plan.source,
+                            notes=plan.notes)
+        if plan is None:
+            tracer.mark_token()
+            if on_token is not None:
+                on_token(result.answer)
+            return self._finish(result, tracer, fb0, rej0)
+        outputs: list[Any] = []
+        decision: Decision | None = None
+        dag_wall = 0.0
+        while True:
+            with tracer.step("Leader", "execute_dag", n_tasks=len(plan.tasks), container=True) as info:
+                report, events = self.leader.execute(plan, intent, session, tracer)
+                info.update(wall_s=round(report.wall_s, 4), failed=report.failed, scheduling_events=events)
+            dag_wall += report.wall_s
+            outputs += [o for tid, o in report.outputs.items() if plan.task(tid).type != TaskType.DECISION]
+            with tracer.step("Decider", "decide") as info:
+                decision = self.leader.decide(intent, outputs)
+                info.update(recommended=[r.product_id for r in decision.recommendations], excluded=len(decision.excluded))
+            with tracer.step("Leader", "reflect") as info:
+                refl = self.leader.reflect(intent, decision, outputs, result.replans)
+                info.update(refl.model_dump())
+            result.reflection_score = round(refl.score, 4)
+            if not refl.replan:
+                break
+            result.replans += 1
+            with tracer.step("Planner", "replan", reason=refl.reason) as info:
+                plan = self.planner.replan(intent, refl.reason, session_id=session, score=refl.score,
+                                           remedy=self.leader.reflector.remedy_for(intent.query_type))
+                info.update(tasks=[f"{t.task_id}:{t.type.value}" for t in plan.tasks], notes=plan.notes)
+        # ---------------- answer (streamed)
+        shown: list[str] = []
+
+        def emit(text: str) -> None:
+            tracer.mark_token()
+            shown.append(text)
+            if on_token is not None:
+                on_token(text)
+
+        rt = self.config["runtime"]
+        gate = StreamGate(emit, float(rt.get("stream_min_diversity", 0.5)), list(rt.get("stream_drop_patterns") or []),
+                          int(rt.get("stream_min_words", 3)))
+        preface = self._preface(intent, outputs)  # deterministic text: shown as is, not gated
+        if preface:
+            emit(preface + "\n")
+        if rt.get("stream_products_first", True) and decision is not None and decision.recommendations:
+            # The ranked list is known before the advice is written: show it first (TTFT).
+            picks = "; ".join(f"{i}. {r.title}" + (f" (${r.price:.2f})" if r.price is not None else "")
+                              for i, r in enumerate(decision.recommendations, 1))
+            emit(f"Top picks: {picks}\n")
+        with tracer.step("Decider", "advice") as info:
+            final = self.leader.decide(intent, outputs, decider=self.stream_decider, on_token=gate)
+            gate.flush()
+            if not "".join(gate.shown).strip():  # everything streamed was dropped: show the template
+                plain = self.leader.decide(intent, outputs)
+                gate(plain.advice)
+                gate.flush()
+                final = final.model_copy(update={"advice": plain.advice, "advice_source": "template"})
+            info.update(source=final.advice_source, stream_sentences_dropped=gate.dropped)
+        cands = candidates_from(outputs)
+        with tracer.step("Safety", "screen_output") as info:
+            cleaned, verdict = self.safety.filter_decision(final, intent, cands)
+            info.update(allowed=verdict.allowed, category=verdict.category, removed=verdict.details.get("violations", {}))
+        removed = bool(verdict.details.get("violations")) or not verdict.allowed
+        # The answer is what the shopper saw, unless the output screen had to replace it.
+        result.answer = cleaned.advice if removed else "".join(shown).strip()
+        result.products = [ProductOut(product_id=r.product_id, title=r.title, brand=r.brand, price=r.price,
+                                      reason="; ".join(r.reasons), score=r.score) for r in cleaned.recommendations]
+        with tracer.step("Guider", "follow_up") as info:
+            result.follow_up = self.guider.follow_up(demand, cleaned.follow_up_question)
+            info["follow_up"] = result.follow_up
+        if self.llm is not None and final.advice_source == "template" and cleaned.recommendations:
+            self.guider.llm_rejections += 1  # the LLM advice was rejected (or empty): template shown
+        result.timings["dag_wall_s"] = round(dag_wall, 4)
+        return self._finish(result, tracer, fb0, rej0)
+
+    @staticmethod
+    def _preface(intent: Any, outputs: list[Any]) -> str:
+        """The factual part of a Q&A answer (catalog facts, comparison table, web summary)."""
+        lines: list[str] = []
+        for o in outputs:
+            if isinstance(o, dict) and o.get("tool") == "product_details" and o.get("product"):
+                facts = ", ".join(f"{k}: {v}" for k, v in o["facts"].items())
+                lines.append(f"{o['product']['title']}: {facts}.")
+            elif isinstance(o, dict) and o.get("tool") == "compare_specs" and o.get("products"):
+                for p in o["products"]:
+                    price = f"${p['price']:.2f}" if p.get("price") is not None else "no price"
+                    lines.append(f"- {p['title']} ({p.get('brand') or 'unknown brand'}, {price}): {p.get('spec_summary', '')}")
+        if intent.query_type in ("general_qa", "product_qa"):
+            web = next((o for o in outputs if isinstance(o, WebSearchResult) and o.summary), None)
+            if web is not None:
+                lines.append(web.summary)
+        return "\n".join(lines)
+
+    def _finish(self, result: AssistantResult, tracer: Tracer, fb0: int, rej0: int) -> AssistantResult:
+        total = tracer.system_now()
+        result.trace = list(tracer.steps)
+        result.timings = {"ttft_s": round(tracer.first_token_s if tracer.first_token_s is not None else total, 4),
+                          "first_output_s": round(tracer.first_output_s if tracer.first_output_s is not None else total, 4),
+                          "total_s": round(total, 4), "user_wait_s": round(tracer.user_wait_s, 4),
+                          **{k: v for k, v in result.timings.items()}, **tracer.agent_seconds()}
+        fb = (self.llm.metrics.fallbacks - fb0) if self.llm is not None else 0
+        result.llm_fallbacks = int(fb + self.guider.llm_rejections + self.leader.ps.llm_fallbacks - rej0)
+        return result

@@ -1,0 +1,97 @@
+"""RACE evaluation runs: base vs fine-tuned agent on held-out queries, and RACE by supervisor round."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from rl_shop.research.fact import fact_check
+from rl_shop.research.prompt import is_degenerate_query
+from rl_shop.research.pipeline import PersonaConfig, ResearchWorld, sample_persona, solve
+from rl_shop.research.race import JudgeTask, RaceConfig, score_pair
+from rl_shop.research.reference import reference_report
+from rl_shop.research.research_agent import ResearchAgentConfig
+from rl_shop.research.trajectory import InferredIntent, Trajectory
+from rl_shop.research.user_agent import UserAgent, UserAgentConfig
+from rl_shop.sim import Intent
+
+
+def task_of(inferred: InferredIntent, persona: Intent) -> JudgeTask:
+    """What the judge is told: the query and the constraints the User Agent put in it."""
+    return JudgeTask(query=inferred.query, category=inferred.category, budget=inferred.budget,
+                     brands=list(inferred.brands), query_type=persona.query_type)
+
+
+def heldout_tasks(world: ResearchWorld, query_llm: Any, n: int, seed_offset: int, persona_cfg: PersonaConfig,
+                  user_cfg: UserAgentConfig) -> list[tuple[int, Intent, InferredIntent]]:
+    """``n`` held-out shoppers (seeds ``seed_offset + i``), their queries written once by ``query_llm``."""
+    out = []
+    for i in range(n):
+        seed = seed_offset + i
+        persona, events = sample_persona(world, seed, persona_cfg)
+        out.append((seed, persona, UserAgent(query_llm, world.catalog, user_cfg).infer(events, seed=seed)))
+    return out
+
+
+def compare_models(world: ResearchWorld, models: dict[str, Any], tasks: list[tuple[int, Intent, InferredIntent]],
+                   agent_cfg: ResearchAgentConfig, race_cfg: RaceConfig, judge: Any, reference_k: int) -> pd.DataFrame:
+    """One row per (model, query): RACE (final and per dimension), FACT share, steps, reports."""
+    rows = []
+    for seed, persona, inferred in tasks:
+        ref = reference_report(persona, inferred, world.catalog, world.index, k=reference_k)
+        task = task_of(inferred, persona)
+        for name, llm in models.items():
+            steps, rep = solve(world, llm, inferred, agent_cfg, seed=seed)
+            s = score_pair(judge, race_cfg, rep.markdown, ref.markdown, task)
+            ok = [st for st in steps if st.result.ok]
+            fact = fact_check(rep.markdown, {p for st in ok for p in st.result.product_ids},
+                              "\n".join(st.result.content for st in ok), inferred.query)
+            rows.append({"model": name, "seed": seed, "query_type": persona.query_type, "query": inferred.query,
+                         **s.to_dict(), "fact_share": round(fact.share, 4), "cited": len(fact.cited),
+                         "steps": len(steps), "failed_tools": sum(not st.result.ok for st in steps),
+                         "report": rep.markdown, "reference": ref.markdown})
+    return pd.DataFrame(rows)
+
+
+def race_by_round(world: ResearchWorld, trajectories: list[Trajectory], race_cfg: RaceConfig, judge: Any,
+                  reference_k: int) -> pd.DataFrame:
+    """RACE of every intermediate report, per trajectory and round (the paper's 0.43 -> 0.50 curve)."""
+    rows = []
+    for t in trajectories:
+        persona = Intent.model_validate(t.persona)
+        ref = reference_report(persona, t.inferred, world.catalog, world.index, k=reference_k)
+        task = task_of(t.inferred, persona)
+        for rnd in t.rounds:
+            s = score_pair(judge, race_cfg, rnd.report.markdown, ref.markdown, task)
+            rows.append({"trajectory": t.id, "round": rnd.index + 1, **s.to_dict(),
+                         "supervisor_score": rnd.feedback.score if rnd.feedback else None,
+                         "kept": bool(t.meta.get("filter", {}).get("keep", False))})
+    return pd.DataFrame(rows)
+
+
+def query_quality(trajectories: list[Trajectory]) -> dict[str, Any]:
+    """Search queries (product_search / web_search arguments) of ``trajectories`` by who chose them,
+    and the share of the model's own that are degenerate (:func:`~rl_shop.research.prompt.is_degenerate_query`:
+    a tool / field name or an id). Steps recorded before ``AgentStep.source`` existed count as model."""
+    rows = [(s.source, is_degenerate_query(str(s.call.arguments.get("query", ""))))
+            for t in trajectories for s in t.all_steps() if s.call.name in ("product_search", "web_search")]
+    model = [d for src, d in rows if src == "model"]
+    return {"search_steps": len(rows), "model": len(model), "seeded": sum(src == "seeded" for src, _ in rows),
+            "fallback": sum(src == "fallback" for src, _ in rows), "model_degenerate": sum(model),
+            "model_degenerate_share": round(sum(model) / len(model), 3) if model else None,
+            "degenerate_share_all": round(sum(d for _, d in rows) / len(rows), 3) if rows else None,
+            "reflect_steps": sum(s.call.name == "reflect" for t in trajectories for s in t.all_steps())}
+
+
+def md_table(df: pd.DataFrame) -> str:
+    """A GitHub markdown table of ``df`` with its index (no ``tabulate`` dependency)."""
+    flat = df.copy()
+    if isinstance(flat.columns, pd.MultiIndex):
+        flat.columns = ["_".join(str(p) for p in c if p) for c in flat.columns]
+    head = [str(flat.index.name or "")] + [str(c) for c in flat.columns]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for idx, row in flat.iterrows():
+        cells = [str(idx)] + [f"{v:.3f}" if isinstance(v, float) else str(v) for v in row.tolist()]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)

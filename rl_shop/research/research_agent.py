@@ -1,0 +1,358 @@
+"""Research Agent: a ReAct loop over the four tools that ends in a product research report.
+
+Each step is one constrained decode of an :data:`Action` (thought, tool enum, one argument), so
+every tool call is well-formed JSON even from the 135M embedded model; the report is a second
+constrained decode whose citations are an enum of the products the tools actually showed, and
+its markdown is rendered with the catalog's own title / brand / price for each cited product.
+What stays free text (summary, reasons, verdict) is exactly what the FACT check and the
+Supervisor look at.
+
+The step prompt is rendered by :func:`rl_shop.research.prompt.render_prompt`, the same function the
+SFT data is built from, and the action is decoded with ``LLM.chat(json_schema=...)`` (the grammar
+enforces the format; no schema text is appended to the prompt), so a fine-tuned adapter sees at
+inference exactly what it saw in training. Besides the four tools the agent may ``reflect`` (a
+free-text thought, no tool runs: the form reflective internalization trains) and ``finish``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from pydantic import BaseModel, Field
+
+from rl_shop.research.prompt import (  # noqa: F401 - re-exported: the agent's prompt vocabulary
+    FINISH,
+    REFLECT,
+    SEED_THOUGHT,
+    SYSTEM,
+    action_json,
+    action_text,
+    evidence_ids,
+    is_degenerate_query,
+    is_reflection,
+    observation_text,
+    render_prompt,
+    render_report_prompt,
+    report_json,
+    request_text,
+    seed_query,
+    step_argument,
+)
+
+__all__ = ["FINISH", "REFLECT", "SYSTEM", "ResearchAgent", "ResearchAgentConfig", "action_schema", "report_schema",
+           "words_pattern", "reflection_pattern", "decode_json", "render_markdown", "action_text", "observation_text",
+           "report_json", "request_text"]
+from rl_shop.research.tools import ResearchTools, _fmt_price, product_facts
+from rl_shop.research.trajectory import (
+    TOOL_ARGUMENT,
+    AgentStep,
+    InferredIntent,
+    Recommendation,
+    Report,
+    ToolCall,
+    ToolResult,
+)
+
+
+class ResearchAgentConfig(BaseModel):
+    """``configs/research/research_agent.yaml``."""
+
+    model_config = {"extra": "forbid"}
+
+    max_steps: int = Field(default=3, ge=1)               # tool steps per round before the report is forced
+    min_steps: int = Field(default=1, ge=0)               # steps before "finish" is offered
+    step_max_tokens: int = Field(default=60, ge=16)
+    report_max_tokens: int = Field(default=220, ge=32)
+    thought_max_chars: int = Field(default=100, ge=0)
+    argument_max_chars: int = Field(default=60, ge=4, le=128)  # regex repeat bound (xgrammar)
+    summary_max_chars: int = Field(default=200, ge=20, le=240)  # <= 240: two regex repeats of <= 120
+    reason_max_chars: int = Field(default=80, ge=10, le=240)
+    verdict_max_chars: int = Field(default=100, ge=10, le=240)
+    max_recommendations: int = Field(default=3, ge=1)
+    observation_chars: int = Field(default=500, ge=50)     # each observation as shown in later prompts
+    evidence_products: int = Field(default=8, ge=1)        # products listed in the report prompt
+    temperature: float = Field(default=0.0, ge=0.0)
+    reflection_max_chars: int = Field(default=240, ge=20, le=240)  # <= 240: two regex repeats of <= 120
+    reflect_max_tokens: int = Field(default=90, ge=16)             # decode budget when reflect is offered
+    max_consecutive_reflections: int = Field(default=1, ge=0)      # 0: reflect is never offered
+    seed_first_search: bool = True          # round 0 starts with product_search(seed_query(intent))
+    reject_degenerate_queries: bool = True  # a tool-name / field-name / id query gets one corrective retry
+
+
+def action_schema(cfg: ResearchAgentConfig, allow_finish: bool, seen_ids: list[str] | None = None,
+                  seen_urls: list[str] | None = None, allow_reflect: bool = False) -> dict[str, Any]:
+    """The step grammar: one object per tool (``anyOf``), thought first, then tool, then its argument.
+
+    visit_product's argument is an enum of the product ids the tools have shown and web_visit's
+    an enum of the urls web_search returned, so the agent cannot open an id it never saw; a tool
+    whose enum would be empty is not offered yet. ``reflect`` (when allowed) has an empty argument
+    and a longer, plain-words thought of at most ``reflection_max_chars``: the reflection itself.
+    """
+    def option(tool: str, argument: dict[str, Any], thought: dict[str, Any] | None = None) -> dict[str, Any]:
+        return {"type": "object", "properties": {
+            "thought": thought or {"type": "string", "maxLength": cfg.thought_max_chars},
+            "tool": {"const": tool}, "argument": argument},
+            "required": ["thought", "tool", "argument"], "additionalProperties": False}
+
+    # search words only (no "_", ":", braces): the tiny model otherwise searches for tool names
+    text = {"type": "string", "pattern": f"^[A-Za-z0-9 $.,'&-]{{3,{cfg.argument_max_chars}}}$"}
+    options = [option("product_search", text)]
+    if seen_ids:
+        options.append(option("visit_product", {"enum": list(seen_ids)}))
+    options.append(option("web_search", text))
+    if seen_urls:
+        options.append(option("web_visit", {"enum": list(seen_urls)}))
+    if allow_reflect:
+        options.append(option(REFLECT, {"type": "string", "maxLength": 0},
+                              {"type": "string", "pattern": reflection_pattern(cfg.reflection_max_chars)}))
+    if allow_finish:
+        options.append(option(FINISH, {"type": "string", "maxLength": 0}))
+    return {"anyOf": options}
+
+
+_WORDS = "A-Za-z0-9 $.,'&!-"
+
+
+def words_pattern(low: int, high: int) -> str:
+    """A plain-words regex of ``low``..``high`` characters, split in repeats of <= 120 (xgrammar limit).
+
+    Plain words only (no "_", quotes, braces): the 135M model otherwise fills text fields with the
+    schema's own keys ("product_id", "reason").
+    """
+    if high <= 120:
+        return f"^[{_WORDS}]{{{low},{high}}}$"
+    return f"^[{_WORDS}]{{{low},120}}([{_WORDS}]{{0,{high - 120}}})?$"
+
+
+REFLECTION_CHARS = "A-Za-z0-9 $.,;:'&!?()%/-"
+"""Characters of a reflection (the internalized ones are cleaned to these, see internalize.py)."""
+
+
+def reflection_pattern(high: int) -> str:
+    """The reflect thought's regex: 20..``high`` reflection characters, in repeats of <= 120."""
+    c = REFLECTION_CHARS
+    return f"^[{c}]{{20,{high}}}$" if high <= 120 else f"^[{c}]{{20,120}}([{c}]{{0,{high - 120}}})?$"
+
+
+def report_schema(cfg: ResearchAgentConfig, product_ids: list[str]) -> dict[str, Any]:
+    """The report grammar; citations are an enum of evidence ids (none offered: no recommendations)."""
+    rec = {"type": "object", "properties": {
+        "product_id": {"enum": product_ids} if product_ids else {"type": "string"},
+        "reason": {"type": "string", "pattern": words_pattern(10, cfg.reason_max_chars)}},
+        "required": ["product_id", "reason"], "additionalProperties": False}
+    n_max = min(cfg.max_recommendations, len(product_ids))
+    return {"type": "object", "properties": {
+        "summary": {"type": "string", "pattern": words_pattern(20, cfg.summary_max_chars)},
+        "recommendations": {"type": "array", "items": rec, "minItems": 1 if n_max else 0, "maxItems": n_max},
+        "verdict": {"type": "string", "pattern": words_pattern(10, cfg.verdict_max_chars)}},
+        "required": ["summary", "recommendations", "verdict"], "additionalProperties": False}
+
+
+def render_markdown(query: str, report: Report, catalog: Any) -> str:
+    """Markdown of a report; each cited product's title, brand and price come from the catalog."""
+    lines = [f"# Product research: {query}", "", "## Summary", report.summary.strip() or "(none)", "",
+             "## Recommendations"]
+    if not report.recommendations:
+        lines.append("(no products recommended)")
+    for i, rec in enumerate(report.recommendations, start=1):
+        try:
+            f = product_facts(catalog, rec.product_id)
+            head = f"**{f['title'][:80]}** ({f['brand'] or 'unknown brand'}, {_fmt_price(f['price'])})"
+        except KeyError:
+            head = "**(unknown product)**"
+        lines.append(f"{i}. {head} [{rec.product_id}]")
+        if rec.reason.strip():
+            lines.append(f"   {rec.reason.strip()}")
+    lines += ["", "## Verdict", report.verdict.strip() or "(none)"]
+    return "\n".join(lines)
+
+
+@dataclass
+class Decoded:
+    """One constrained action decode: the value (None if unusable) and what went wrong on the way."""
+
+    value: dict[str, Any] | None
+    errors: list[str] = field(default_factory=list)
+    attempts: int = 1
+    used_fallback: bool = False
+
+
+def decode_json(llm: Any, messages: list[dict[str, str]], schema: dict[str, Any], *, max_tokens: int,
+                temperature: float, seed: int, validate: Callable[[Any], str | None] | None = None,
+                retries: int | None = None) -> Decoded:
+    """``LLM.structured`` without the schema text in the prompt: decode under ``schema``'s grammar via
+    ``LLM.chat(json_schema=...)``, check with ``validate``, one corrective turn per retry, then the
+    LLM layer's default fallback parser. Counted in ``llm.metrics`` like ``structured`` (calls,
+    retries, fallbacks), so the pipeline's figures stay comparable.
+
+    Why not ``structured``: it appends the JSON schema to the last user turn, which the SFT text
+    does not contain (the grammar already enforces the format).
+    """
+    from rl_shop.llm.structured import as_schema, default_fallback, run_validator
+
+    spec = as_schema(schema)
+    n_retries = int(getattr(llm, "structured_retries", 1)) if retries is None else retries
+    llm.metrics.add(structured_calls=1)
+    msgs, errors, raw = list(messages), [], ""
+    for attempt in range(1 + n_retries):
+        if attempt:
+            llm.metrics.add(retries=1)
+        raw = llm.chat(msgs, max_tokens=max_tokens, temperature=temperature, seed=seed, json_schema=schema).text
+        try:
+            value = spec.validate_text(raw)
+            problems = run_validator(validate, value)
+        except ValueError as exc:
+            value, problems = None, [str(exc)]
+        if not problems:
+            return Decoded(value, errors, attempt + 1, False)
+        errors.extend(f"attempt {attempt + 1}: {p}" for p in problems)
+        msgs = list(messages) + [{"role": "assistant", "content": raw},
+                                 {"role": "user", "content": "That answer was invalid: " + "; ".join(problems)[:500]
+                                  + ". Reply again with corrected JSON only."}]
+    llm.metrics.add(fallbacks=1)
+    value, problems = default_fallback(spec, raw)
+    errors.extend(problems)
+    if value is not None:
+        domain = run_validator(validate, value)
+        if domain:
+            errors.extend(f"fallback: {p}" for p in domain)
+            value = None
+    if value is None:
+        llm.metrics.add(failures=1)
+    return Decoded(value, errors, 1 + n_retries, True)
+
+
+class ResearchAgent:
+    """Runs rounds of tool steps and writes reports; the Supervisor (or nobody) gives feedback."""
+
+    def __init__(self, llm: Any, tools: ResearchTools, config: ResearchAgentConfig | None = None,
+                 system: str = SYSTEM) -> None:
+        self.llm = llm
+        self.tools = tools
+        self.config = config or ResearchAgentConfig()
+        self.system = system
+
+    # ------------------------------------------------------------------ prompts
+    def step_prompt(self, query: str, steps: list[AgentStep], feedback: list[str]) -> list[dict[str, str]]:
+        """:func:`render_prompt` (the single agent's format, as in the SFT text); during synthesis the
+        Supervisor's notes follow as a user turn (the multi-agent setting only: internalization
+        replaces them by the agent's own ``reflect`` step)."""
+        msgs = render_prompt(query, steps, self.config.observation_chars, self.system)
+        if feedback:
+            msgs.append({"role": "user", "content": "Supervisor feedback on your draft report:\n- " + "\n- ".join(feedback)
+                         + "\nContinue the research to address it."})
+        return msgs
+
+    def report_prompt(self, query: str, steps: list[AgentStep], feedback: list[str]) -> list[dict[str, str]]:
+        """:func:`render_report_prompt` (plus the Supervisor's notes during synthesis)."""
+        msgs = self.step_prompt(query, steps, feedback)
+        tail = render_report_prompt(query, steps, self.config.observation_chars, self.config.evidence_products,
+                                    self.system)[-1]
+        return msgs + [tail]
+
+    # ------------------------------------------------------------------ steps
+    def seeded_step(self, intent: InferredIntent, steps: list[AgentStep]) -> AgentStep:
+        """The documented deterministic first step: product_search(category + brands of the intent)."""
+        call = ToolCall(id=f"call_{len(steps)}", name="product_search",
+                        arguments={"query": seed_query(intent, self.config.argument_max_chars)})
+        return AgentStep(thought=SEED_THOUGHT, call=call, result=self.tools.execute(call), source="seeded")
+
+    def step(self, query: str, steps: list[AgentStep], feedback: list[str], n_in_round: int, seed: int,
+             intent: InferredIntent | None = None, allow_reflect: bool = False) -> AgentStep | None:
+        """One action; ``None`` means the agent chose to finish (or only repeated itself)."""
+        cfg = self.config
+        allow_finish = n_in_round >= cfg.min_steps
+        ok = [s for s in steps if s.result.ok and not is_reflection(s)]
+        ids = list(dict.fromkeys(p for s in ok for p in s.result.product_ids))[-cfg.evidence_products:]
+        urls = list(dict.fromkeys(u for s in ok if s.call.name == "web_search" for u in s.result.urls))
+        schema = action_schema(cfg, allow_finish, ids, urls, allow_reflect=allow_reflect)
+        made = {(s.call.name, json.dumps(s.call.arguments, sort_keys=True)) for s in steps if not is_reflection(s)}
+        fallback_q = seed_query(intent, cfg.argument_max_chars) if intent is not None else None
+
+        def check(v: Any) -> str | None:
+            if v["tool"] in (FINISH, REFLECT):
+                return None
+            arg = v["argument"].strip()
+            if cfg.reject_degenerate_queries and TOOL_ARGUMENT[v["tool"]] == "query" and is_degenerate_query(arg):
+                return (f"{arg!r} is a tool name, field name or id, not a search; write the product words of the "
+                        f"request" + (f", e.g. {fallback_q!r}" if fallback_q else ""))
+            key = (v["tool"], json.dumps({TOOL_ARGUMENT[v["tool"]]: arg}, sort_keys=True))
+            return f"{v['tool']}({v['argument']}) was already called; choose another call" if key in made else None
+
+        max_tokens = max(cfg.step_max_tokens, cfg.reflect_max_tokens) if allow_reflect else cfg.step_max_tokens
+        res = decode_json(self.llm, self.step_prompt(query, steps, feedback), schema, max_tokens=max_tokens,
+                          temperature=cfg.temperature, seed=seed + len(steps), validate=check)
+        call_id = f"call_{len(steps)}"
+        tried = [e for e in res.errors if e.startswith("attempt")]
+        if res.value is None and tried and all("not a search" in e for e in tried[-1:]) and fallback_q \
+                and ("product_search", json.dumps({"query": fallback_q})) not in made:
+            # the model kept naming its own vocabulary: the intent query stands in (counted as a fallback)
+            call = ToolCall(id=call_id, name="product_search", arguments={"query": fallback_q}, errors=list(res.errors))
+            return AgentStep(thought=SEED_THOUGHT, call=call, result=self.tools.execute(call), source="fallback")
+        if res.value is None and tried and all(("already called" in e or "not a search" in e) for e in tried):
+            return None  # the agent only repeats itself: end the round (ReAct stall guard)
+        if res.value is None:
+            call = ToolCall(id=call_id, name="<invalid>", malformed=True, errors=list(res.errors))
+            return AgentStep(thought="", call=call, result=self.tools.execute(call))
+        v = res.value
+        if v["tool"] == FINISH:
+            return None
+        if v["tool"] == REFLECT:
+            call = ToolCall(id=call_id, name=REFLECT, malformed=res.used_fallback,
+                            errors=list(res.errors) if res.used_fallback else [])
+            return AgentStep(thought=v["thought"].strip(), call=call,
+                             result=ToolResult(call_id=call_id, name=REFLECT, ok=True, content=""))
+        call = ToolCall(id=call_id, name=v["tool"], arguments={TOOL_ARGUMENT[v["tool"]]: v["argument"].strip()},
+                        malformed=bool(res.used_fallback), errors=list(res.errors) if res.used_fallback else [])
+        return AgentStep(thought=v["thought"].strip(), call=call, result=self.tools.execute(call))
+
+    def evidence_ids(self, steps: list[AgentStep]) -> list[str]:
+        """Products shown by the tools, most recent first (visited records ahead of search hits)."""
+        return evidence_ids(steps, self.config.evidence_products)
+
+    def write_report(self, query: str, steps: list[AgentStep], feedback: list[str], seed: int) -> Report:
+        """The constrained report decode, rendered to markdown."""
+        cfg = self.config
+        ids = self.evidence_ids(steps)
+        res = decode_json(self.llm, self.report_prompt(query, steps, feedback), report_schema(cfg, ids),
+                          max_tokens=cfg.report_max_tokens, temperature=cfg.temperature,
+                          seed=seed + 1000 + len(steps))
+        v = res.value or {"summary": "", "recommendations": [], "verdict": ""}
+        recs: list[Recommendation] = []
+        for r in v["recommendations"]:  # the grammar cannot say "unique": keep a product's first mention
+            if r["product_id"] not in {x.product_id for x in recs}:
+                recs.append(Recommendation(**r))
+        report = Report(summary=v["summary"].strip(), verdict=v["verdict"].strip(), recommendations=recs,
+                        used_fallback=bool(res.used_fallback))
+        report.markdown = render_markdown(query, report, self.tools.catalog)
+        return report
+
+    def run_round(self, query: str, prior_steps: list[AgentStep], feedback: list[str], seed: int,
+                  intent: InferredIntent | None = None) -> tuple[list[AgentStep], Report]:
+        """Up to ``max_steps`` tool steps after ``prior_steps`` (plus at most
+        ``max_consecutive_reflections`` reflections in a row, which run no tool), then a report.
+
+        With ``intent`` and ``seed_first_search``, a conversation's first step is the deterministic
+        product_search of :func:`seed_query`; ``intent`` also supplies the stand-in query when the
+        model's search stays degenerate after its corrective retry.
+        """
+        cfg = self.config
+        steps: list[AgentStep] = []
+        n_tools, run = 0, 0   # tool steps this round; reflections in a row
+        if intent is not None and cfg.seed_first_search and not prior_steps:
+            steps.append(self.seeded_step(intent, steps))
+            n_tools = 1
+        while n_tools < cfg.max_steps:
+            history = prior_steps + steps
+            allow_reflect = run < cfg.max_consecutive_reflections and any(not is_reflection(s) for s in history)
+            step = self.step(query, history, feedback, n_tools, seed, intent=intent, allow_reflect=allow_reflect)
+            if step is None:
+                break
+            steps.append(step)
+            if is_reflection(step):
+                run += 1
+            else:
+                n_tools, run = n_tools + 1, 0
+        return steps, self.write_report(query, prior_steps + steps, feedback, seed)

@@ -1,0 +1,185 @@
+"""User Agent: infer a shopping intent from a behaviour history and write a research query.
+
+Why a history and not the intent: the paper's User Agent sees only what a shop logs (views,
+clicks, carts, purchases). Our simulator knows the latent persona behind the log, so the
+inference is scored against it (:func:`score_intent`), which the paper could not do.
+
+Constrained decoding keeps the 135M model honest about the menu: the category and brands are
+JSON-schema enums of what the history actually contains, the budget a bounded number.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from typing import Any
+
+import pandas as pd
+from pydantic import BaseModel, Field
+
+from rl_shop.research.trajectory import InferredIntent
+
+_KIND_WEIGHT = {"view": 1.0, "click": 2.0, "add_to_cart": 4.0, "purchase": 6.0}
+
+
+class UserAgentConfig(BaseModel):
+    """``configs/research/user_agent.yaml``."""
+
+    model_config = {"extra": "forbid"}
+
+    max_events: int = Field(default=12, ge=1)       # events shown to the model (strongest first)
+    max_title_chars: int = Field(default=60, ge=10)
+    max_tokens: int = Field(default=90, ge=16)
+    max_query_chars: int = Field(default=120, ge=20, le=128)  # xgrammar fails on regex repeats > 128
+    max_brands: int = Field(default=2, ge=0)
+    budget_options: int = Field(default=3, ge=1)    # price quantiles offered as budgets
+    temperature: float = Field(default=0.0, ge=0.0)
+
+
+SYSTEM = ("You are a shopper's assistant. From the shopper's recent activity, infer what they want to buy "
+          "and write the research request they would ask an expert, in their own words.")
+
+
+def history_lines(events: list[Any], catalog: pd.DataFrame, cfg: UserAgentConfig) -> list[str]:
+    """The strongest events (purchase > cart > click > view, then recency) as readable lines."""
+    rows = {str(pid): i for i, pid in enumerate(catalog["product_id"].astype(str))}
+    evs = [e if isinstance(e, dict) else e.to_dict() for e in events]
+    order = sorted(range(len(evs)), key=lambda i: (-_KIND_WEIGHT.get(evs[i]["kind"], 0.0), -evs[i]["t"]))
+    keep = sorted(order[: cfg.max_events])
+    lines = []
+    for i in keep:
+        e = evs[i]
+        r = catalog.iloc[rows[e["product_id"]]]
+        price = f"${float(r['price']):.2f}" if not math.isnan(float(r["price"])) else "price unknown"
+        lines.append(f"- {e['kind']}: {str(r['title'])[: cfg.max_title_chars]} ({r['brand'] or 'no brand'}, "
+                     f"{r['category']}, {price})")
+    return lines
+
+
+def budget_options(prices: list[float], n: int) -> list[float]:
+    """Candidate budgets: ``n`` price quantiles of the top category's events, rounded up to a sayable value."""
+    from rl_shop.sim.sampler import nice_ceil
+
+    known = sorted(p for p in prices if p > 0)
+    if not known:
+        return []
+    qs = [known[min(len(known) - 1, round(i * (len(known) - 1) / max(1, n - 1)))] for i in range(n)]
+    return sorted({nice_ceil(q * 1.1) for q in qs})
+
+
+def _menu(events: list[Any], catalog: pd.DataFrame) -> tuple[list[str], list[str], list[float]]:
+    rows = {str(pid): i for i, pid in enumerate(catalog["product_id"].astype(str))}
+    cats: Counter[str] = Counter()
+    brands: Counter[str] = Counter()
+    prices: dict[str, list[float]] = {}
+    for e in events:
+        e = e if isinstance(e, dict) else e.to_dict()
+        r = catalog.iloc[rows[e["product_id"]]]
+        w = _KIND_WEIGHT.get(e["kind"], 1.0)
+        cats[str(r["category"])] += w
+        if r["brand"]:
+            brands[str(r["brand"])] += w
+        if not math.isnan(float(r["price"])):
+            prices.setdefault(str(r["category"]), []).append(float(r["price"]))
+    ordered = [c for c, _ in cats.most_common()]
+    return ordered, [b for b, _ in brands.most_common(12)], prices.get(ordered[0], [])
+
+
+def intent_schema(categories: list[str], brands: list[str], budgets: list[float], cfg: UserAgentConfig) -> dict[str, Any]:
+    """JSON schema of the User Agent's answer: enums of what the history shows.
+
+    The budget is an enum of price quantiles seen in the strongest category (plus null): a 135M
+    model asked for a free number mostly writes the schema's minimum.
+    """
+    brand_list: dict[str, Any] = ({"type": "array", "items": {"enum": brands}, "maxItems": cfg.max_brands}
+                                  if brands else {"type": "array", "maxItems": 0})
+    return {
+        "type": "object",
+        "properties": {
+            "category": {"enum": categories},
+            "budget": {"enum": [*budgets, None]},
+            "brands": brand_list,
+            # plain words only: no JSON-ish keys, braces or quotes (the tiny model echoes the schema)
+            "query": {"type": "string", "pattern": f"^[A-Za-z0-9 $.,'?!&-]{{10,{cfg.max_query_chars}}}$"},
+        },
+        "required": ["category", "budget", "brands", "query"],
+        "additionalProperties": False,
+    }
+
+
+def template_query(category: str, budget: float | None, brands: list[str]) -> str:
+    """The deterministic request used when the model's query does not name the category."""
+    q = f"I want to research the best {category}"
+    if brands:
+        q += f", ideally from {' or '.join(brands)}"
+    if budget:
+        q += f", for under ${budget:.0f}"
+    return q + ". Which products should I buy and why?"
+
+
+class UserAgent:
+    """History -> :class:`InferredIntent` (category, budget, brands, research query)."""
+
+    def __init__(self, llm: Any, catalog: pd.DataFrame, config: UserAgentConfig | None = None) -> None:
+        self.llm = llm
+        self.catalog = catalog
+        self.config = config or UserAgentConfig()
+
+    def infer(self, events: list[Any], seed: int = 0) -> InferredIntent:
+        """One structured LLM call; a query that ignores the chosen category is replaced by the template."""
+        if not events:
+            raise ValueError("the behaviour history is empty; generate_history() produced no events")
+        cfg = self.config
+        categories, brands, prices = _menu(events, self.catalog)
+        schema = intent_schema(categories, brands, budget_options(prices, cfg.budget_options), cfg)
+        lines = history_lines(events, self.catalog, cfg)
+        msgs = [{"role": "system", "content": SYSTEM},
+                {"role": "user", "content": "Recent activity (strongest signals):\n" + "\n".join(lines)
+                 + "\nInfer the product category, budget (a number or null), favourite brands, and write the "
+                   "research request."}]
+
+        def names_category(value: Any) -> Any:
+            if value["category"].lower() not in value["query"].lower():
+                return f"the query must name the category {value['category']!r}"
+            if len(value["query"].split()) < 4:
+                return "the query must be a sentence of at least 4 words"
+            return None
+
+        res = self.llm.structured(msgs, schema, max_tokens=cfg.max_tokens, temperature=cfg.temperature,
+                                  seed=seed, validate=names_category)
+        if res.value is not None and not res.used_fallback:
+            v = res.value
+            return InferredIntent(category=v["category"], budget=v["budget"], brands=list(v["brands"]),
+                                  query=" ".join(v["query"].split()), used_fallback=bool(res.used_fallback))
+        # The model's answer failed validation twice: keep the fields that parse, template the query.
+        from rl_shop.llm.structured import as_schema, default_fallback
+
+        value, _ = default_fallback(as_schema(schema), res.raw)
+        value = value or {"category": categories[0], "budget": None, "brands": []}
+        cat = value.get("category") or categories[0]
+        budget = value.get("budget")
+        brs = list(value.get("brands") or [])
+        return InferredIntent(category=cat, budget=budget, brands=brs, query=template_query(cat, budget, brs),
+                              used_fallback=True)
+
+
+def score_intent(inferred: InferredIntent, persona: Any) -> dict[str, float]:
+    """Agreement of the inferred intent with the latent persona, each in [0, 1].
+
+    category: exact match; brand: Jaccard of inferred vs preferred brands (1 when both empty);
+    budget: 1 - |b - B| / B clipped at 0 (1 when neither has one, 0 when only one has).
+    """
+    p = persona if isinstance(persona, dict) else persona.model_dump(mode="json")
+    cat = float(inferred.category == p["category"])
+    want = {b.lower() for b in p.get("preferred_brands") or ()}
+    got = {b.lower() for b in inferred.brands}
+    brand = 1.0 if not want and not got else len(want & got) / len(want | got)
+    B, b = p.get("budget"), inferred.budget
+    if B is None and b is None:
+        budget = 1.0
+    elif B is None or b is None:
+        budget = 0.0
+    else:
+        budget = max(0.0, 1.0 - abs(float(b) - float(B)) / float(B))
+    return {"category": cat, "brand": round(brand, 4), "budget": round(budget, 4),
+            "mean": round((cat + brand + budget) / 3, 4)}
