@@ -7,27 +7,28 @@ shoppers with numpy and agrees with this class step for step on the same seeds.
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
-import yaml
 
 from envs import clarify_rng as rng
-from envs.intent_pool import N_MASKS, IntentPool, IntentPoolError, load_or_build_intent_pool
-from rl_shop.paths import CONFIG_DIR
+from envs.clarify_params import (  # noqa: F401  (re-exported: the env's public parameter API)
+    CONFIG_PATH,
+    ClarifyParams,
+    entropy_table,
+    load_default_kwargs,
+    resolve_params,
+    resolve_pool,
+)
+from envs.intent_pool import N_MASKS, IntentPool
 from rl_shop.policies.features.clarify import (
     N_FEATURES,
     N_SLOTS,
     DialogueState,
-    featurize,
+    featurize_fields,
 )
 from rl_shop.sim.slots import QUERY_TYPES, SLOTS
-
-CONFIG_PATH: Path = CONFIG_DIR / "env" / "clarify.yaml"
 
 ACTION_NAMES: tuple[str, ...] = tuple(f"ask_{s}" for s in SLOTS) + ("suggest", "stop")
 SUGGEST: int = N_SLOTS
@@ -47,106 +48,11 @@ for _m in range(N_MASKS):
     KTH_BIT[_m, : len(_bits)] = _bits
 KTH_BIT.setflags(write=False)
 _POPCOUNT_LIST: list[int] = POPCOUNT.tolist()
+# Block sizes of the single env's episode draws (rng.episode_block): 8, 32, 128, 256, 256, ...
+_FIRST_BLOCK = 8
+_MAX_BLOCK = 256
+_NO_DRAWS: list[float] = []
 _KTH_BIT_LIST: list[list[int]] = KTH_BIT.tolist()
-
-
-@dataclass(frozen=True)
-class ClarifyParams:
-    """Validated coefficients of the clarification env (defaults: ``configs/env/clarify.yaml``)."""
-
-    alpha: float
-    beta: float
-    normalize_gain: bool
-    w_T: float
-    abandon_penalty: float
-    confirm_threshold: float
-    max_rounds: int
-    pool_size: int
-    pool_seed: int
-    sim_config: Mapping[str, Any] | None
-
-
-def load_default_kwargs(path: Path = CONFIG_PATH) -> dict[str, Any]:
-    """The ``kwargs`` block of the env config file, with a clear error if it is missing or malformed."""
-    try:
-        cfg = yaml.safe_load(Path(path).read_text())
-    except FileNotFoundError:
-        raise FileNotFoundError(f"env config {path} not found; it ships with the repository (configs/env/)") from None
-    except yaml.YAMLError as exc:
-        raise ValueError(f"env config {path} is not valid YAML: {exc}") from exc
-    if not isinstance(cfg, dict) or not isinstance(cfg.get("kwargs"), dict):
-        raise ValueError(f"env config {path} must be a mapping with a 'kwargs' mapping")
-    return dict(cfg["kwargs"])
-
-
-def resolve_params(**overrides: Any) -> ClarifyParams:
-    """Merge ``overrides`` over the config defaults and validate every coefficient."""
-    kwargs = load_default_kwargs()
-    unknown = set(overrides) - set(kwargs)
-    if unknown:
-        raise TypeError(
-            f"unknown Clarify-v0 argument(s) {sorted(unknown)}; valid ones are {sorted(kwargs)} "
-            "(plus intent_pool and render_mode)"
-        )
-    kwargs.update({k: v for k, v in overrides.items() if v is not None})
-    missing = {f for f in ClarifyParams.__dataclass_fields__} - set(kwargs)
-    if missing:
-        raise ValueError(f"{CONFIG_PATH} lacks required kwargs {sorted(missing)}")
-
-    def number(name: str, low: float = 0.0, high: float = math.inf, low_open: bool = False) -> float:
-        value = kwargs[name]
-        if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-            raise ValueError(f"Clarify-v0 argument {name} must be a number, got {value!r}")
-        value = float(value)
-        if not math.isfinite(value) or value < low or value > high or (low_open and value == low):
-            bound = f"({low}, {high}]" if low_open else f"[{low}, {high}]"
-            raise ValueError(f"Clarify-v0 argument {name}={value} is out of range {bound}")
-        return value
-
-    def integer(name: str, low: int) -> int:
-        value = kwargs[name]
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-            raise ValueError(f"Clarify-v0 argument {name} must be an integer >= {low}, got {value!r}")
-        return int(value)
-
-    sim_config = kwargs["sim_config"]
-    if sim_config is not None and not isinstance(sim_config, Mapping):
-        try:  # a Hydra DictConfig
-            from omegaconf import OmegaConf
-
-            sim_config = OmegaConf.to_container(sim_config, resolve=True)
-        except Exception as exc:  # noqa: BLE001 - re-raised with a clear message
-            raise ValueError(f"sim_config must be a mapping or null, got {sim_config!r}") from exc
-    if not isinstance(kwargs["normalize_gain"], (bool, np.bool_)):
-        raise ValueError(f"normalize_gain must be true or false, got {kwargs['normalize_gain']!r}")
-    return ClarifyParams(
-        alpha=number("alpha"),
-        beta=number("beta"),
-        normalize_gain=bool(kwargs["normalize_gain"]),
-        w_T=number("w_T"),
-        abandon_penalty=number("abandon_penalty"),
-        confirm_threshold=number("confirm_threshold", 0.0, 1.0, low_open=True),
-        max_rounds=integer("max_rounds", 1),
-        pool_size=integer("pool_size", 1),
-        pool_seed=integer("pool_seed", 0),
-        sim_config=sim_config,
-    )
-
-
-def resolve_pool(params: ClarifyParams, intent_pool: IntentPool | None) -> IntentPool:
-    """The given pool, or the cached pool of the shipped catalog for ``params``."""
-    if intent_pool is None:
-        return load_or_build_intent_pool(params.pool_size, params.pool_seed, params.sim_config)
-    if not isinstance(intent_pool, IntentPool):
-        raise IntentPoolError(f"intent_pool must be an envs.intent_pool.IntentPool, got {type(intent_pool).__name__}")
-    return intent_pool
-
-
-def entropy_table(pool: IntentPool, normalize_gain: bool) -> np.ndarray:
-    """H[i, m] in the unit of Intent_Gain: log2 |C|, divided by log2 |catalog| when normalized."""
-    if normalize_gain and pool.catalog_size > 1:
-        return pool.log2_candidates / pool.log2_catalog_size
-    return pool.log2_candidates
 
 
 class ClarifyEnv(gym.Env):
@@ -228,32 +134,67 @@ class ClarifyEnv(gym.Env):
         self._n = len(self.pool)
         self._log2n = self.pool.log2_catalog_size
         self._max_rounds = self.params.max_rounds
+        # Per-intent scalars as Python lists: numpy scalar indexing and int() conversions were
+        # most of the cost of a reset (episodes are ~3 steps, so resets are ~30% of all calls).
+        p = self.pool
+        self._rel_list: list[int] = p.relevant.tolist()
+        self._stated_list: list[int] = p.stated.tolist()
+        self._patience_list: list[int] = p.patience.tolist()
+        self._qt_list: list[int] = p.query_type.tolist()
+        self._pdk_list: list[list[float]] = p.p_dont_know.tolist()
+        self._pw_list: list[list[float]] = p.p_wrong.tolist()
+        self._make_views()
+        self._first_obs: list[bytes | None] = [None] * self._n
+        prm = self.params
+        self._coef = (prm.alpha, prm.beta, prm.w_T, prm.abandon_penalty, prm.confirm_threshold)
         self._key: int | None = None
+        self._mkey = 0  # rng.mix(key): the constant first half of rng.episode_key
+        # Episodes 1, 2, ... of a stream come from rng.episode_block, popped from _pending;
+        # _answer_u[t - 1] / _volunteer_u[t - 1] are the episode's draws of step t (empty: compute).
+        self._pending: list[tuple[int, int, list[float], list[float]]] = []
+        self._block_size = _FIRST_BLOCK
+        self._answer_u: list[float] = _NO_DRAWS
+        self._volunteer_u: list[float] = _NO_DRAWS
         self._episode = 0
         self._ekey = 0
         self._reset_state(0)
 
+    def _make_views(self) -> None:
+        """Flat ``[N * 512]`` tables as memoryviews: indexing one gives a Python float ~3x faster
+        than a numpy scalar (the same IEEE double, so rewards and observations are unchanged)."""
+        flat = lambda a: memoryview(np.ascontiguousarray(a, dtype=np.float64).reshape(-1))  # noqa: E731
+        self._H_mv = flat(self._H)
+        self._acc_mv = flat(self.pool.accuracy)
+        self._log2c_mv = flat(self.pool.log2_candidates)
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickle / deepcopy support: memoryviews cannot be pickled, so they are rebuilt."""
+        state = self.__dict__.copy()
+        for name in ("_H_mv", "_acc_mv", "_log2c_mv"):
+            state.pop(name, None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._make_views()
+
     # ------------------------------------------------------------------ state
     def _reset_state(self, intent: int) -> None:
-        p = self.pool
         self._i = intent
-        self._rel = int(p.relevant[intent])
-        self._stated = int(p.stated[intent])
-        self._revealed = self._stated
-        self._known = self._stated
+        self._rel = self._rel_list[intent]
+        self._stated = self._revealed = self._known = self._stated_list[intent]
         self._nopref = 0
         self._dontknow = 0
         self._asked = 0
         self._rounds = 0
         self._t = 0
-        self._patience = int(p.patience[intent])
-        self._pdk = p.p_dont_know[intent].tolist()
-        self._pw = p.p_wrong[intent].tolist()
-        # Row views (no copies): an episode reads a handful of entries of its intent's tables.
-        self._Hrow = self._H[intent]
-        self._acc_row = p.accuracy[intent]
-        self._log2c_row = p.log2_candidates[intent]
-        self._qt = int(p.query_type[intent])
+        self._patience = self._patience_list[intent]
+        self._pdk = self._pdk_list[intent]  # shared rows: read only
+        self._pw = self._pw_list[intent]
+        # Entry (intent, m) of a [N, 512] table is flat index base + m (m < 512, so base | m).
+        self._base = intent * N_MASKS
+        self._qt = self._qt_list[intent]
+        self._qt_name = QUERY_TYPES[self._qt]
 
     def dialogue_state(self) -> DialogueState:
         """The Guider-visible state (no hidden intent), the input of the featurizer."""
@@ -265,9 +206,16 @@ class ClarifyEnv(gym.Env):
             self._asked,
             self._rounds,
             self._max_rounds,
-            float(self._log2c_row[self._revealed]),
+            self._log2c_mv[self._base | self._revealed],
             self._log2n,
         )
+
+    def _answer_draw(self, t: int) -> float:
+        """The shopper's answer draw of step ``t`` (precomputed in the episode's block if any)."""
+        try:
+            return self._answer_u[t - 1]
+        except IndexError:  # no block draws (episode 0, or past max_rounds)
+            return rng.answer_draw(rng.bits(self._ekey, t))
 
     def action_masks(self) -> np.ndarray:
         """Valid actions (bool[11]) for MaskablePPO: no re-asking a known or asked slot."""
@@ -277,39 +225,61 @@ class ClarifyEnv(gym.Env):
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
         """Start a dialogue; ``reset(seed=s)`` then plain ``reset()`` calls replay exactly."""
         super().reset(seed=seed)
-        if seed is not None:
-            self._key = int(seed) & rng.MASK64
+        if seed is not None or self._key is None:
+            self._key = int(seed) & rng.MASK64 if seed is not None else int(self.np_random.integers(0, 2**63))
+            self._mkey = rng.mix(self._key)
             self._episode = 0
-        elif self._key is None:
-            self._key = int(self.np_random.integers(0, 2**63))
-            self._episode = 0
+            self._pending = []
+            self._block_size = _FIRST_BLOCK
         else:
             self._episode += 1
-        self._ekey = rng.episode_key(self._key, self._episode)
-        intent = int(rng.unit53(rng.bits(self._ekey, 0)) * self._n)
+        if self._episode == 0:
+            # The first episode of a stream: scalar draws (a caller that seeds every reset never
+            # pays for a block); its step draws are computed when used.
+            self._ekey, u_intent = rng.episode_start(self._mkey, 0)
+            intent = int(u_intent * self._n)
+            self._answer_u = self._volunteer_u = _NO_DRAWS
+        else:
+            if not self._pending:
+                # Draw the next block of episodes at once (same bits as one by one, see
+                # rng.episode_block), growing blocks so that short runs stay cheap.
+                self._pending = rng.episode_block(
+                    self._key, self._episode, self._block_size, self._n, self._max_rounds
+                )[::-1]
+                self._block_size = min(4 * self._block_size, _MAX_BLOCK)
+            self._ekey, intent, self._answer_u, self._volunteer_u = self._pending.pop()
         self._reset_state(intent)
         info = {
             "intent_gain": 0.0,
             "rounds": 0,
-            "query_type": QUERY_TYPES[self._qt],
-            "action_mask": self.action_masks(),
+            "query_type": self._qt_name,
+            "action_mask": _MASK_ROWS[self._known].copy(),
             "intent_index": intent,
         }
-        return featurize(self.dialogue_state()), info
+        # The first observation depends on the intent only: cache its bytes per intent.
+        raw = self._first_obs[intent]
+        if raw is None:
+            raw = self._first_obs[intent] = featurize_fields(
+                self._qt, self._stated, 0, 0, 0, 0, self._max_rounds, self._log2c_mv[self._base | self._stated], self._log2n
+            ).tobytes()
+        return np.frombuffer(bytearray(raw), np.float32), info
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict]:
         """Apply one Guider action; see the class docstring for the dynamics and Eq. 3."""
         if self._key is None:
             raise RuntimeError("call reset() before step()")
-        a = int(action)
+        a = action if type(action) is int else int(action)
         if not 0 <= a < N_ACTIONS:
             raise ValueError(f"action {action!r} is not in 0..{N_ACTIONS - 1} ({', '.join(ACTION_NAMES)})")
-        prm = self.params
+        alpha, beta, w_T, abandon_penalty, confirm_threshold = self._coef
         t = self._t + 1
         self._t = t
         # Counter-based draws are pure functions of (episode key, t), so each is computed only
         # where it is used; the batched env computes all of them and gets the same values.
-        h_before = self._Hrow[self._revealed]
+        revealed = self._revealed
+        base = self._base
+        H = self._H_mv
+        h_before = H[base | revealed]
         interaction_rounds = 0
         terminated = False
         handover = False
@@ -324,16 +294,19 @@ class ClarifyEnv(gym.Env):
                 leaves = terminated = True
                 outcome = "shopper_left"
             elif a == SUGGEST:
-                if self._acc_row[self._revealed] >= prm.confirm_threshold:
+                if self._acc_mv[base | revealed] >= confirm_threshold:
                     terminated = handover = True
                     outcome = "confirmed"
                 else:
-                    hidden = self._rel & ~self._revealed
+                    hidden = self._rel & ~revealed
                     count = _POPCOUNT_LIST[hidden]
                     if count:
-                        u_volunteer = rng.volunteer_draw(rng.bits(self._ekey, t))
+                        try:
+                            u_volunteer = self._volunteer_u[t - 1]
+                        except IndexError:  # no block draws (episode 0, or past max_rounds)
+                            u_volunteer = rng.volunteer_draw(rng.bits(self._ekey, t))
                         bit = _KTH_BIT_LIST[hidden][int(u_volunteer * count)]
-                        self._revealed |= bit
+                        self._revealed = revealed = revealed | bit
                         self._known |= bit
                         self._dontknow &= ~bit
                         outcome = "rejected_volunteered"
@@ -348,7 +321,7 @@ class ClarifyEnv(gym.Env):
                     if not self._rel & bit:
                         self._nopref |= bit
                         outcome = "no_preference"
-                    elif (u_answer := rng.answer_draw(rng.bits(self._ekey, t))) < self._pdk[a]:
+                    elif (u_answer := self._answer_draw(t)) < self._pdk[a]:
                         self._dontknow |= bit
                         outcome = "dont_know"
                     elif u_answer < self._pdk[a] + self._pw[a]:
@@ -356,32 +329,43 @@ class ClarifyEnv(gym.Env):
                         outcome = "wrong_value"
                     else:
                         self._known |= bit
-                        self._revealed |= bit
+                        self._revealed = revealed = revealed | bit
                         outcome = "answered"
-        self._rounds += interaction_rounds
-        intent_gain = 0.0 if leaves else float(h_before - self._Hrow[self._revealed])
-        accuracy = float(self._acc_row[self._revealed]) if handover else 0.0
+        rounds = self._rounds = self._rounds + interaction_rounds
+        intent_gain = 0.0 if leaves else h_before - H[base | revealed]
+        accuracy = self._acc_mv[base | revealed] if handover else 0.0
         # MACDF Eq. 3: R(s, a) = alpha * Intent_Gain - beta * Interaction_Rounds,
         # plus the hand-over term w_T * Accuracy@5 and the abandonment penalty.
         reward = (
-            prm.alpha * intent_gain
-            - prm.beta * interaction_rounds
-            + prm.w_T * accuracy
-            - prm.abandon_penalty * float(leaves)
+            alpha * intent_gain
+            - beta * interaction_rounds
+            + w_T * accuracy
+            - abandon_penalty * float(leaves)
         )
-        truncated = not terminated and self._rounds >= prm.max_rounds
+        truncated = not terminated and rounds >= self._max_rounds
         info = {
             "intent_gain": intent_gain,
-            "rounds": self._rounds,
-            "query_type": QUERY_TYPES[self._qt],
-            "action_mask": self.action_masks(),
+            "rounds": rounds,
+            "query_type": self._qt_name,
+            "action_mask": _MASK_ROWS[self._known | self._asked].copy(),
             "outcome": outcome,
         }
         if terminated:
             info["accuracy_at_5"] = accuracy
         elif truncated:
-            info["accuracy_at_5"] = float(self._acc_row[self._revealed])
-        return featurize(self.dialogue_state()), float(reward), terminated, truncated, info
+            info["accuracy_at_5"] = self._acc_mv[base | revealed]
+        obs = featurize_fields(  # = featurize(self.dialogue_state()), without the NamedTuple / checks
+            self._qt,
+            self._known,
+            self._nopref,
+            self._dontknow,
+            self._asked,
+            rounds,
+            self._max_rounds,
+            self._log2c_mv[base | revealed],
+            self._log2n,
+        )
+        return obs, reward, terminated, truncated, info
 
     def render(self) -> str | None:
         """A one-line text view of the dialogue state (``render_mode="ansi"``)."""
@@ -392,5 +376,5 @@ class ClarifyEnv(gym.Env):
         return (
             f"[{QUERY_TYPES[self._qt]}] round {self._rounds}/{self.params.max_rounds} "
             f"known={list(mask_to_slots(self._known))} asked={list(mask_to_slots(self._asked))} "
-            f"|C|={2 ** float(self._log2c_row[self._revealed]):.0f}"
+            f"|C|={2 ** self._log2c_mv[self._base | self._revealed]:.0f}"
         )

@@ -14,10 +14,10 @@ from typing import Any
 
 import numpy as np
 from gymnasium import spaces
-from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
+from envs.dag import BatchedUniforms
 from envs.schedule import parse_schedule_kwargs
 from rl_shop.policies.features.schedule import (
     BLOCKED,
@@ -34,6 +34,8 @@ _KIND_CODE = {"eq1": 0, "periodic": 1, "every_completion": 2}
 #: 8 bits (task k -> bit k); far cheaper than np.packbits on the (B, N, N) comparison arrays.
 _GATHER = np.uint64(0x0102040810204080)
 _SHIFT = np.uint64(56)
+#: bytes of packed task bits -> the integer type that holds them as one word
+_WORD_DTYPES = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
 
 
 def pack_bits(mask: np.ndarray) -> np.ndarray:
@@ -71,6 +73,11 @@ class ScheduleVectorEnv(VectorEnv):
         self._period = np.array([t.period_s for t in trig])
         self._dd2 = (p.r_done - p.r_ready) ** 2
         self._da2 = (p.r_ready - p.r_blocked) ** 2
+        # ||e|| for C finished and U unblocked tasks, E[C, U] = sqrt(C dd^2 + U da^2): the same
+        # correctly rounded operations as on the (B, N) count arrays, looked up instead.
+        counts = np.arange(8 * -(-p.sampler.max_tasks // 8) + 1, dtype=np.int64)
+        self._E_stride = len(counts)  # flat index C * stride + U (1-d take beats 2-d indexing)
+        self._E_flat = np.sqrt(counts[:, None] * self._dd2 + counts[None, :] * self._da2).ravel()
         # Task axis padded to a multiple of 8 so that 8 bools form one uint64 word: row counts
         # become popcounts and "all parents done" a single AND (see _words / count_rows).
         self._N = p.sampler.max_tasks
@@ -88,46 +95,81 @@ class ScheduleVectorEnv(VectorEnv):
         self._last = np.zeros(B)
         self._template = np.zeros(B, dtype=np.int64)
         self._mask = np.ones((B, len(trig)), dtype=bool)
+        # Each task's parent set as one integer word (bit j = parent j) when Np // 8 bytes fit
+        # one numpy integer: then Eq. 1's "unblocked by c_j" is a bitwise test (_fire_times).
+        self._word = _WORD_DTYPES.get(N // 8)
+        self._pb = np.zeros((B, N), dtype=self._word or np.uint8)
+        self._ready_table = self._template_ready_table()
         self._seed = seed
         self._seeded = False
 
     # ------------------------------------------------------------------ randomness
     def _seed_all(self, seed: int | None) -> None:
         p = self.params
-        K, D = p.rng_block_episodes, p.sampler.n_uniforms
-        self._rngs = [seeding.np_random(None if seed is None else seed + i)[0] for i in range(self.num_envs)]
-        self._buf = np.empty((self.num_envs, K, D))
-        for i, rng in enumerate(self._rngs):
-            self._buf[i] = rng.random((K, D))
-        self._ptr = np.zeros(self.num_envs, dtype=np.int64)
+        seeds = [None if seed is None else seed + i for i in range(self.num_envs)]
+        self._uniforms = BatchedUniforms(
+            seeds, p.sampler.n_uniforms, p.rng_block_episodes, p.sampler.uniform_columns
+        )
         self._seeded = True
-
-    def _next_uniforms(self, idx: np.ndarray) -> np.ndarray:
-        K = self.params.rng_block_episodes
-        for i in idx[self._ptr[idx] == K]:
-            self._buf[i] = self._rngs[i].random(self._buf.shape[1:])
-            self._ptr[i] = 0
-        rows = self._buf[idx, self._ptr[idx]]
-        self._ptr[idx] += 1
-        return rows
 
     # ------------------------------------------------------------------ episode setup
     def _reset_envs(self, idx: np.ndarray) -> None:
-        dag = self.params.sampler.sample(self._next_uniforms(idx))
-        n = self._N
-        self._types[idx, :n] = dag.types
-        self._parents[idx, :n, :n] = dag.parents
-        self._lat[idx, :n] = dag.latency_s
+        dag = self.params.sampler.sample(self._uniforms.take(idx))
+        n, N = self._N, self._Np
+        if n == N:  # no padding columns: the sampler's arrays are the rows
+            types, parents, lat = dag.types, dag.parents, dag.latency_s
+        else:
+            types = np.full((len(idx), N), -1, dtype=np.int64)
+            types[:, :n] = dag.types
+            parents = np.zeros((len(idx), N, N), dtype=bool)
+            parents[:, :n, :n] = dag.parents
+            lat = np.full((len(idx), N), np.inf)
+            lat[:, :n] = dag.latency_s
+        # The initial event t_0 = 0 of a fresh episode (nothing done yet): every task without a
+        # parent starts (what _dispatch does, computed on these rows only); padding stays DONE.
+        valid = types >= 0
+        go = valid & ~self._any_row(parents)
+        self._types[idx] = types
+        self._parents[idx] = parents
+        if self._word is not None and self._ready_table is None:
+            self._pb[idx] = self._as_word(pack_bits(parents))
+        self._lat[idx] = lat
         self._template[idx] = dag.template
-        self._status[idx] = np.where(self._types[idx] >= 0, BLOCKED, DONE)
-        self._finish[idx] = np.inf
+        self._status[idx] = np.where(go, np.int8(RUNNING), np.where(valid, np.int8(BLOCKED), np.int8(DONE)))
+        self._finish[idx] = np.where(go, 0.0 + lat, np.inf)
         self._start[idx] = 0.0
         self._t[idx] = 0.0
         self._events[idx] = 0
         self._last[idx] = 0.0
-        sel = np.zeros(self.num_envs, dtype=bool)
-        sel[idx] = True
-        self._dispatch(sel)
+
+    def _template_ready_table(self) -> np.ndarray | None:
+        """``T[k, S]``: the tasks of template ``k`` whose parents all lie in the task set ``S``.
+
+        Only when every episode is a template DAG (no random DAGs) and a task set is a uint8 or
+        uint16 word (<= 16 tasks): then "which blocked tasks does S unblock" is one table lookup.
+        """
+        sampler = self.params.sampler
+        if sampler.random is not None or self._word not in (np.uint8, np.uint16):
+            return None
+        n, N = self._N, self._Np
+        sets = np.arange(1 << N, dtype=np.int64).astype(self._word)  # every task set S
+        table = np.zeros((len(sampler.templates), 1 << N), dtype=self._word)
+        for k in range(len(sampler.templates)):
+            parents = np.zeros((1, N, N), dtype=bool)
+            parents[0, :n, :n] = sampler.template_parents[k]
+            pb = self._as_word(pack_bits(parents))[0]  # (N,): parent set of each task
+            ok = (pb[None, :] & ~sets[:, None]) == 0  # (2^N, N)
+            table[k] = self._as_word(pack_bits(ok))
+        return table  # C-contiguous: take() reads it by flat index template * 2^N + S
+
+    def _as_word(self, packed: np.ndarray) -> np.ndarray:
+        """``(..., Np // 8)`` uint8 packed bits -> ``(...)`` words of ``self._word``."""
+        return np.ascontiguousarray(packed).view(self._word)[..., 0]
+
+    def _any_row(self, mask: np.ndarray) -> np.ndarray:
+        """``mask.any(axis=-1)`` for a bool ``(..., Np)`` array, via its uint64 words."""
+        words = self._words(mask)
+        return words[..., 0] != 0 if words.shape[-1] == 1 else (words != 0).any(axis=-1)
 
     @staticmethod
     def _words(mask: np.ndarray) -> np.ndarray:
@@ -156,16 +198,51 @@ class ScheduleVectorEnv(VectorEnv):
 
     # ------------------------------------------------------------------ Eq. 1, vectorised
     def _fire_times(self, a: np.ndarray) -> np.ndarray:
-        """Exact next event time per sub-env under trigger ``a`` (same rules as ScheduleEnv)."""
+        """Exact next event time per sub-env under trigger ``a`` (same rules as ScheduleEnv).
+
+        Per-completion arrays are laid out ``(j, B)`` (completion j of every sub-env in one
+        contiguous row): numpy's per-call overhead on the short task axis was most of the cost,
+        and reductions over j are then fast row reductions. The element-wise operations are
+        the same, so the values are too.
+        """
         p = self.params
         st = self._status
         running = st == RUNNING
+        blocked = st == BLOCKED
         comps = np.where(running, self._finish, np.inf)  # (B, N) candidate change points
+        cT = np.ascontiguousarray(comps.T)  # (j, B)
         t0 = self._t
         kind = self._kind[a]
+        if self._word is not None:
+            n_comp, n_unbl = self._counts_by_bits(st, blocked, cT)
+        else:
+            n_comp, n_unbl = (x.T for x in self._counts_by_times(st, running, blocked, comps))
+        E = self._E_flat.take(n_comp * self._E_stride + n_unbl)  # ||e(c_j)|| = sqrt(C dd^2 + U da^2)
+        delta = self._delta[a]
+        alpha = self._alpha[a]
+        origin = np.zeros_like(t0) if p.time_origin == "episode" else t0
+        with np.errstate(divide="ignore", invalid="ignore"):
+            # Eq. 1 closed form on each piece: t = origin + ln(delta / ||e||) / alpha
+            tc = origin + np.log(delta / E) / alpha
+            tc = np.where(alpha == 0.0, np.where(E > delta, -np.inf, np.inf), tc)
+        tc = np.where(E > 0.0, tc, np.inf)
+        cand = np.maximum(cT, tc)
+        # min / max are exact, so the reduction order does not matter
+        fire_eq1 = cand.min(axis=0)
+        first = cT.min(axis=0)
+        last_comp = np.where(cT < np.inf, cT, -np.inf).max(axis=0)  # latest completion, -inf if none
+        fire_eq1 = np.where(np.isinf(fire_eq1), last_comp, fire_eq1)  # idle rule
+        fire = np.where(
+            kind == 0, fire_eq1, np.where(kind == 1, t0 + self._period[a], first)
+        )
+        return np.minimum(fire, t0 + p.max_wait_s)  # max-wait safeguard
+
+    def _counts_by_times(
+        self, st: np.ndarray, running: np.ndarray, blocked: np.ndarray, comps: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """C and U at each c_j via unblock times (any task count; the reference formulation)."""
         # Parent finish time as seen from this interval: done -> -inf, running -> finish, else inf.
         fpar = np.where(running, self._finish, np.where(st == DONE, -np.inf, np.inf))
-        blocked = st == BLOCKED
         # A blocked task becomes ready when its last parent finishes: max over parents of fpar
         # (column loop over the short parent axis; a reduction over it is much slower in numpy).
         unblock = np.full(fpar.shape, -np.inf)
@@ -180,36 +257,42 @@ class ScheduleVectorEnv(VectorEnv):
         blk_bits = pack_bits(blocked)[:, None, :]
         n_comp = np.bitwise_count(le & run_bits).sum(axis=2, dtype=np.int64)  # C at c_j
         n_unbl = np.bitwise_count(le & blk_bits).sum(axis=2, dtype=np.int64)  # U at c_j
-        E = np.sqrt(n_comp * self._dd2 + n_unbl * self._da2)  # ||e(c_j)||
-        delta = self._delta[a][:, None]
-        alpha = self._alpha[a][:, None]
-        origin = np.zeros_like(t0) if p.time_origin == "episode" else t0
-        with np.errstate(divide="ignore", invalid="ignore"):
-            # Eq. 1 closed form on each piece: t = origin + ln(delta / ||e||) / alpha
-            tc = origin[:, None] + np.log(delta / E) / alpha
-            tc = np.where(alpha == 0.0, np.where(E > delta, -np.inf, np.inf), tc)
-        tc = np.where(E > 0.0, tc, np.inf)
-        cand = np.maximum(comps, tc)
-        fire_eq1 = np.full(len(t0), np.inf)
-        first = np.full(len(t0), np.inf)
-        last_comp = np.full(len(t0), -np.inf)
-        finite = np.where(np.isfinite(comps), comps, -np.inf)
-        for j in range(self._Np):  # column loops beat min/max(axis=1) on short rows
-            np.minimum(fire_eq1, cand[:, j], out=fire_eq1)
-            np.minimum(first, comps[:, j], out=first)
-            np.maximum(last_comp, finite[:, j], out=last_comp)
-        fire_eq1 = np.where(np.isinf(fire_eq1), last_comp, fire_eq1)  # idle rule
-        fire = np.where(
-            kind == 0, fire_eq1, np.where(kind == 1, t0 + self._period[a], first)
-        )
-        return np.minimum(fire, t0 + p.max_wait_s)  # max-wait safeguard
+        return n_comp, n_unbl
+
+    def _counts_by_bits(
+        self, st: np.ndarray, blocked: np.ndarray, cT: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """C and U at each c_j, ``(j, B)``, with task sets as integer words (same counts).
+
+        For a running c_j (finite): F_j = {running k : finish_k <= c_j} (tasks with comps_k =
+        inf never are), C = |F_j|, and a blocked task is unblocked by c_j iff its parents all lie
+        in DONE | F_j -- exactly "max over parents of (-inf if done, finish if running, inf if
+        blocked) <= c_j" of ``_counts_by_times``. For c_j = inf (no running task j) the counts
+        differ, but there cand_j = max(comps_j, .) = inf either way, so the fire time does not.
+        """
+        w = self._as_word
+        word = self._word
+        F = np.zeros(cT.shape, dtype=word)  # (j, B): F_j as a word, bit k = task k
+        for k in range(cT.shape[0]):
+            F |= (cT[k] <= cT).view(np.uint8).astype(word) << word(k)
+        n_comp = np.bitwise_count(F).astype(np.int64)
+        settled = w(pack_bits(st == DONE))[None, :] | F  # (j, B): DONE | F_j
+        blk = w(pack_bits(blocked))[None, :]
+        if self._ready_table is not None:  # template DAGs: a lookup per (j, env)
+            table = self._ready_table
+            ready = table.take(self._template[None, :] * table.shape[1] + settled)
+        else:
+            ok = (self._pb[None, :, :] & ~settled[:, :, None]) == 0  # (j, B, k): parents of k settled
+            ready = w(pack_bits(ok))
+        n_unbl = np.bitwise_count(ready & blk).astype(np.int64)
+        return n_comp, n_unbl
 
     def _event(self, a: np.ndarray, sel: np.ndarray) -> np.ndarray:
         """Advance the selected sub-envs to their next event; returns rewards (0 elsewhere)."""
         p = self.params
         fire = np.where(sel, self._fire_times(a), self._t)
         finished = sel[:, None] & (self._status == RUNNING) & (self._finish <= fire[:, None])
-        self._status[finished] = DONE
+        self._status = np.where(finished, np.int8(DONE), self._status)
         last = fire - self._t
         self._t = fire
         self._dispatch(sel)

@@ -5,7 +5,10 @@ made the same way), of ``gymnasium.vector.SyncVectorEnv`` over the single env, a
 env from ``envs.make_batched`` (ratio to that SyncVectorEnv). Actions are uniform over the valid
 ones (masks respected), drawn from pre-generated seeded random numbers. Times are CPU seconds of
 this process (``time.process_time``), so other load on a shared machine does not distort the
-ratios. Single envs are timed over the whole loop, action picking included (a few microseconds
+ratios. Each ratio's two sides are measured interleaved (reference, env, reference, env, ...;
+best of ``repeats`` each): on a shared machine the load drifts over the minutes of a run, and
+timing all reference repeats first and the env's later made a ratio swing by +-15% between
+identical runs; interleaving exposes both sides to the same drift. Single envs are timed over the whole loop, action picking included (a few microseconds
 per step, which only makes the masked rl_shop envs look slower than CartPole, which has no mask);
 vector envs are timed inside ``reset`` / ``step`` only. A second table gives the mean return of
 the Clarify baselines over ``clarify_eval_episodes`` episodes.
@@ -119,6 +122,15 @@ def best_of(repeats: int, fn: Callable[[], float]) -> float:
     return max(fn() for _ in range(repeats))
 
 
+def best_of_interleaved(repeats: int, ref: Callable[[], float], fn: Callable[[], float]) -> tuple[float, float]:
+    """Best of ``repeats`` of ``ref`` and of ``fn``, run alternately (same load drift for both)."""
+    best_ref = best_fn = 0.0
+    for _ in range(repeats):
+        best_ref = max(best_ref, ref())
+        best_fn = max(best_fn, fn())
+    return best_ref, best_fn
+
+
 def clarify_baselines(episodes: int, seed: int) -> list[tuple[str, Any]]:
     """Mean return of AskUntilConfident, random-valid and stop-at-once on the default Clarify env."""
     from rl_shop.policies.evaluate import RandomPolicy, evaluate_policy
@@ -163,32 +175,46 @@ def main(argv: list[str] | None = None) -> int:
     batched_steps = max(20, int(cfg["batched_steps"]) // div)
 
     ref_id = cfg["reference_id"]
-    ref_single = best_of(reps, lambda: bench_single(lambda: gym.make(ref_id), single_steps, seed))
+
+    def ref_run() -> float:
+        return bench_single(lambda: gym.make(ref_id), single_steps, seed)
+
+    ref_best = best_of(reps, ref_run)
     print(f"# env throughput, env-steps per CPU-second (best of {reps}); seed {seed}")
+    print("# each ratio: both sides timed alternately in the same window (ref_in_window = its reference)")
     print(f"{'env':28s} {'mode':34s} {'steps/s':>12s} {'ratio':>9s}  reference")
-    print(f"{ref_id:28s} {'single (gymnasium.make)':34s} {ref_single:12,.0f} {1.0:9.2f}  itself")
+    print(f"{ref_id:28s} {'single (gymnasium.make)':34s} {ref_best:12,.0f} {1.0:9.2f}  itself")
     for env_id in cfg["env_ids"]:
         try:
             gym.make(env_id).close()
         except Exception as exc:  # noqa: BLE001 - an env still being written is reported, not fatal
             print(f"{env_id:28s} {'unavailable':34s} {'-':>12s} {'-':>9s}  {type(exc).__name__}: {exc}")
             continue
-        single = best_of(reps, lambda: bench_single(lambda: gym.make(env_id), single_steps, seed))
-        print(f"{env_id:28s} {'single (gymnasium.make)':34s} {single:12,.0f} {single / ref_single:9.2f}  {ref_id} single")
-        n_sync = int(cfg["sync_num_envs"])
-        sync = best_of(
-            reps,
-            lambda: bench_vector(
-                gym.vector.SyncVectorEnv([lambda: gym.make(env_id) for _ in range(n_sync)]), sync_steps, seed
-            ),
+        ref_single, single = best_of_interleaved(
+            reps, ref_run, lambda: bench_single(lambda: gym.make(env_id), single_steps, seed)
         )
-        print(f"{env_id:28s} {f'SyncVectorEnv x{n_sync}':34s} {sync:12,.0f} {sync / ref_single:9.2f}  {ref_id} single")
+        print(
+            f"{env_id:28s} {'single (gymnasium.make)':34s} {single:12,.0f} {single / ref_single:9.2f}  "
+            f"{ref_id} single (ref_in_window {ref_single:,.0f})"
+        )
+        n_sync = int(cfg["sync_num_envs"])
         n_b = int(cfg["batched_num_envs"])
+
+        def sync_run() -> float:
+            return bench_vector(
+                gym.vector.SyncVectorEnv([lambda: gym.make(env_id) for _ in range(n_sync)]), sync_steps, seed
+            )
+
         try:
-            batched = best_of(reps, lambda: bench_vector(envs.make_batched(env_id, n_b, seed=seed), batched_steps, seed))
+            sync, batched = best_of_interleaved(
+                reps, sync_run, lambda: bench_vector(envs.make_batched(env_id, n_b, seed=seed), batched_steps, seed)
+            )
         except gym.error.Error as exc:
+            sync = best_of(reps, sync_run)
+            print(f"{env_id:28s} {f'SyncVectorEnv x{n_sync}':34s} {sync:12,.0f} {sync / ref_single:9.2f}  {ref_id} single")
             print(f"{env_id:28s} {f'batched x{n_b}':34s} {'-':>12s} {'-':>9s}  {exc}")
             continue
+        print(f"{env_id:28s} {f'SyncVectorEnv x{n_sync}':34s} {sync:12,.0f} {sync / ref_single:9.2f}  {ref_id} single")
         print(f"{env_id:28s} {f'batched x{n_b} (envs.make_batched)':34s} {batched:12,.0f} {batched / sync:9.2f}  SyncVectorEnv x{n_sync}")
 
     episodes = max(100, int(cfg["clarify_eval_episodes"]) // div)

@@ -66,6 +66,9 @@ _BITS_BYTES: list[bytes] = [row.tobytes() for row in BITS]
 _QT_BYTES: list[bytes] = [row.tobytes() for row in _QT_ONEHOT]
 _POPCOUNT_FRAC_F64: list[float] = [float(x) for x in _POPCOUNT_FRAC]
 _PACK_TAIL = struct.Struct("=3f").pack  # native-order float32, as numpy's
+_frombuffer = np.frombuffer
+_join = b"".join
+_FLOAT32 = np.float32
 
 
 def slot_index(slot: str) -> int:
@@ -180,22 +183,47 @@ class DialogueState(NamedTuple):
 def featurize(state: DialogueState) -> np.ndarray:
     """One observation row (float32, shape ``(N_FEATURES,)``, writable) for a dialogue state."""
     qt, known, nopref, dont_know, asked, rounds, max_rounds, log2c, log2n = state
-    scale = log2n if log2n > 0 else 1.0
     if (known | nopref | dont_know | asked) & ~ALL_SLOTS_MASK or qt < 0:
         state.validate()  # raises a ValueError naming the bad field
     try:
-        raw = (
-            _QT_BYTES[qt]
-            + _BITS_BYTES[known]
-            + _BITS_BYTES[nopref]
-            + _BITS_BYTES[dont_know]
-            + _BITS_BYTES[asked]
-            + _PACK_TAIL(rounds / max_rounds, log2c / scale, _POPCOUNT_FRAC_F64[known])
-        )
+        return featurize_fields(qt, known, nopref, dont_know, asked, rounds, max_rounds, log2c, log2n)
     except (IndexError, TypeError, ZeroDivisionError, struct.error) as exc:
         state.validate()  # raises a ValueError naming the bad field
         raise ValueError(f"cannot featurize {state!r}: {exc}") from exc
-    return np.frombuffer(bytearray(raw), dtype=np.float32)
+
+
+def featurize_fields(
+    qt: int,
+    known: int,
+    nopref: int,
+    dont_know: int,
+    asked: int,
+    rounds: int,
+    max_rounds: int,
+    log2c: float,
+    log2n: float,
+) -> np.ndarray:
+    """``featurize`` of the ``DialogueState`` fields given one by one, without validation.
+
+    The single env calls this at every step with fields it keeps valid by construction; skipping
+    the NamedTuple and the checks saves about a third of the observation cost. Anyone else should
+    call ``featurize``, which validates and then calls this (so the two cannot diverge).
+    """
+    return _frombuffer(
+        bytearray(
+            _join(
+                (
+                    _QT_BYTES[qt],
+                    _BITS_BYTES[known],
+                    _BITS_BYTES[nopref],
+                    _BITS_BYTES[dont_know],
+                    _BITS_BYTES[asked],
+                    _PACK_TAIL(rounds / max_rounds, log2c / (log2n if log2n > 0 else 1.0), _POPCOUNT_FRAC_F64[known]),
+                )
+            )
+        ),
+        _FLOAT32,
+    )
 
 
 def featurize_batch(

@@ -120,7 +120,8 @@ def featurize_batch(
 ) -> np.ndarray:
     """Rows identical to :func:`featurize` for ``(B,)`` arrays of the same fields."""
     B = predicted_type.shape[0]
-    out = np.zeros((B, N_FEATURES), dtype=np.float64)
+    # float64 values rounded to float32 once, on assignment (as astype would, minus a temporary)
+    out = np.zeros((B, N_FEATURES), dtype=np.float32)
     out[np.arange(B), predicted_type] = 1.0
     k = N_TYPES
     score = reflection_score(relevance_hat, satisfaction_hat, gamma)
@@ -136,4 +137,4 @@ def featurize_batch(
     out[:, k + 9] = clarity_hat
     out[:, k + 10] = score
     out[:, k + 11] = score < replan_threshold
-    return out.astype(np.float32)
+    return out
