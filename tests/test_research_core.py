@@ -102,9 +102,9 @@ def test_degenerate_queries_and_seed_query() -> None:
     from rl_shop.research.trajectory import InferredIntent
 
     for q in ["product-search", "visit_product", "Product Search", "query", "web search url", "amz-018259",
-              "rl-shop://guides/x", "  "]:
+              "amz-009090, amz-003857, amz-00411", "rl-shop://guides/x", "product fk-KHREGSDWQZ", "  "]:
         assert is_degenerate_query(q), q
-    for q in ["wireless headphones", "paper shredder", "web search guide for cameras", "sony"]:
+    for q in ["wireless headphones", "paper shredder", "web search guide for cameras", "sony", "amz-1 headphones"]:
         assert not is_degenerate_query(q), q
     inf = InferredIntent(category="home_security systems", budget=15.0, brands=["3m", "ge"], query="q")
     assert seed_query(inf, 60) == "home security systems 3m ge"

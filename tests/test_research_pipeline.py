@@ -216,6 +216,15 @@ def test_seeded_first_search_and_degenerate_query_retry(world) -> None:
     assert steps[0].result.product_ids[0] == "amz-000001"
     assert "is a tool name" in llm.calls[1]["messages"][-1]["content"]   # the corrective turn
     assert len(llm.calls) == 3 and llm.metrics.retries == 1 and llm.metrics.fallbacks == 0
+    assert [e.startswith("attempt 1:") and "not a search" in e for e in steps[1].call.errors] == [True]
+    from rl_shop.research.evaluate import query_quality
+    from rl_shop.research.trajectory import Report, Round
+
+    traj = Trajectory(id="t", seed=0, persona={}, history=[], inferred=INTENT,
+                      rounds=[Round(index=0, steps=steps, report=Report())])
+    assert query_quality([traj]) == {"search_steps": 2, "model": 1, "seeded": 1, "fallback": 0, "model_degenerate": 0,
+                                     "model_degenerate_share": 0.0, "degenerate_share_all": 0.0, "reflect_steps": 0,
+                                     "rejected_degenerate": 1}
 
 
 def test_degenerate_query_twice_gets_the_intent_query_as_a_counted_fallback(world) -> None:

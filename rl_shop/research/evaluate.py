@@ -81,7 +81,10 @@ def query_quality(trajectories: list[Trajectory]) -> dict[str, Any]:
             "fallback": sum(src == "fallback" for src, _ in rows), "model_degenerate": sum(model),
             "model_degenerate_share": round(sum(model) / len(model), 3) if model else None,
             "degenerate_share_all": round(sum(d for _, d in rows) / len(rows), 3) if rows else None,
-            "reflect_steps": sum(s.call.name == "reflect" for t in trajectories for s in t.all_steps())}
+            "reflect_steps": sum(s.call.name == "reflect" for t in trajectories for s in t.all_steps()),
+            # steps whose model answer was first rejected as degenerate (recorded since the retry existed)
+            "rejected_degenerate": sum(any("not a search" in e for e in s.call.errors)
+                                       for t in trajectories for s in t.all_steps())}
 
 
 def md_table(df: pd.DataFrame) -> str:

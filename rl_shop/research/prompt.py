@@ -63,7 +63,8 @@ _TOOL_WORDS = frozenset(
     w for name in (*TOOL_ARGUMENT, *TOOL_ARGUMENT.values(), FINISH, REFLECT, "thought", "tool", "argument",
                    "summary", "recommendations", "reason", "verdict", "id", "action", "none")
     for w in re.split(r"[^a-z0-9]+", name.lower()) if w)
-_ID_RE = re.compile(r"^(amz|fk)-[a-z0-9]+$", re.IGNORECASE)
+_ID_RE = re.compile(r"\b(amz|fk)-[a-z0-9]+", re.IGNORECASE)
+_URL_RE = re.compile(r"[a-z][a-z0-9+.-]*://\S*")
 
 
 def request_text(query: str) -> str:
@@ -160,12 +161,11 @@ def render_report_prompt(query: str, steps: list[AgentStep], observation_chars: 
 
 
 def is_degenerate_query(text: str) -> bool:
-    """A search argument that names the agent's own vocabulary, not a product: every word is part of
-    a tool name or schema key (``product-search``, ``visit product``, ``query``), or it is a
-    product id (``amz-018259``) or a url. Such a query retrieves unrelated products."""
-    t = text.strip().lower()
-    if not t or _ID_RE.match(t) or "://" in t:
-        return True
+    """A search argument that names the agent's own vocabulary, not a product: once product ids
+    (``amz-018259``) and urls are removed, nothing is left, or every word is part of a tool name or
+    schema key (``product-search``, ``visit product``, ``query``). Such a query retrieves unrelated
+    products (or, for a list of ids, whatever BM25 matches on digits)."""
+    t = _URL_RE.sub(" ", _ID_RE.sub(" ", text.strip().lower()))
     words = [w for w in re.split(r"[^a-z0-9]+", t) if w]
     return not words or all(w in _TOOL_WORDS for w in words)
 

@@ -300,12 +300,12 @@ class ResearchAgent:
         if v["tool"] == FINISH:
             return None
         if v["tool"] == REFLECT:
-            call = ToolCall(id=call_id, name=REFLECT, malformed=res.used_fallback,
-                            errors=list(res.errors) if res.used_fallback else [])
+            call = ToolCall(id=call_id, name=REFLECT, malformed=res.used_fallback, errors=list(res.errors))
             return AgentStep(thought=v["thought"].strip(), call=call,
                              result=ToolResult(call_id=call_id, name=REFLECT, ok=True, content=""))
+        # errors also keep the rejected attempts of an accepted call (e.g. a degenerate query that the retry fixed)
         call = ToolCall(id=call_id, name=v["tool"], arguments={TOOL_ARGUMENT[v["tool"]]: v["argument"].strip()},
-                        malformed=bool(res.used_fallback), errors=list(res.errors) if res.used_fallback else [])
+                        malformed=bool(res.used_fallback), errors=list(res.errors))
         return AgentStep(thought=v["thought"].strip(), call=call, result=self.tools.execute(call))
 
     def evidence_ids(self, steps: list[AgentStep]) -> list[str]:
