@@ -134,6 +134,34 @@ def measure(items: list[Any], catalog: Any, vocab: Any, guider: Any, residual: f
     return {"overall": total, "per_type": out_types, "per_feature": features, "examples": examples}
 
 
+def agent_loop(items: list[Any], catalog: Any, seed: int) -> dict[str, Any]:
+    """Rounds and Accuracy@5 of the no-LLM MACDF loop per (Guider policy, type), both policies
+    behind the Leader's heuristic clarify_types gate so that only the Guider differs."""
+    from rl_shop.agents.runtime import MACDFAssistant
+    from rl_shop.catalog.index import HybridIndex
+    from rl_shop.evaluation.metrics import accuracy_at_k
+    from rl_shop.sim import Shopper
+
+    index = HybridIndex.load_or_build(catalog)
+    out: dict[str, Any] = {}
+    for policies in ("learned", "heuristic"):
+        assistant = MACDFAssistant.from_config(["runtime.llm_enabled=false"], catalog=catalog, index=index,
+                                               policies=policies, memory_path=":memory:")
+        assistant.leader.collaboration_policy = None  # the heuristic clarify_types gate, as for "heuristic"
+        rows: dict[str, list[tuple[int, float]]] = defaultdict(list)
+        for i, it in enumerate(items):
+            shopper = Shopper(it.intent, catalog, seed=seed + i)
+            res = assistant.run(it.query, answer_fn=lambda slot, q, sh=shopper: sh.answer_text(slot))
+            acc = accuracy_at_k([p.product_id for p in res.products], it.gold_product_ids, 5)
+            rows[it.query_type].append((len(res.clarifications), acc))
+        for q, v in rows.items():
+            out[f"{policies}/{q}"] = {"n": len(v), "rounds": float(np.mean([r for r, _ in v])),
+                                      "accuracy_at_5": float(np.mean([a for _, a in v]))}
+            print(f"  agent loop {policies:9s} {q:10s} rounds {out[f'{policies}/{q}']['rounds']:.2f} "
+                  f"Accuracy@5 {out[f'{policies}/{q}']['accuracy_at_5']:.3f} (n={len(v)})", flush=True)
+    return out
+
+
 def print_report(res: dict[str, Any]) -> None:
     o = res["overall"]
     print(f"{o['n']} queries: obs identical {o['exact_obs']:.1%}, first action agrees {o['first_action_agreement']:.1%}, "
@@ -172,6 +200,12 @@ def main(argv: list[str] | None = None) -> int:
         items += of_type
     vocab, guider, residual = build_runtime(catalog, cfg["policy_dir"])
     res = measure(items, catalog, vocab, guider, residual, float(cfg["tolerance"]), int(cfg["examples"]))
+    loop = cfg.get("agent_loop") or {}
+    if int(loop.get("per_type", 0)) > 0:
+        picked: list[Any] = []
+        for q in loop["query_types"]:
+            picked += [it for it in items_all if it.query_type == q][: int(loop["per_type"])]
+        res["agent_loop"] = agent_loop(picked, catalog, int(loop.get("seed", 0)))
     res["config"] = cfg
     res["seconds"] = round(time.perf_counter() - t0, 1)
     print_report(res)

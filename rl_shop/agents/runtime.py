@@ -38,6 +38,9 @@ CONFIG_FILES = ("runtime", "leader", "guider", "product_search")
 _BOUNDARY = re.compile(r"[.!?](?=\s)\s*|\n")
 
 
+# Roles an exported policy can take at run time (policies="learned"); the rest use their heuristics.
+LEARNED_ROLES: tuple[str, ...] = ("guider", "scheduler", "collaboration")
+
 class ProductOut(BaseModel):
     """One recommended product, ranked best first."""
 
@@ -198,12 +201,19 @@ class MACDFAssistant:
         grid: tuple = ()
         if policies == "learned":
             dirs = rt.get("policy_dirs") or {}
-            guider_policy = load_guider_policy(dirs.get("guider") or CHECKPOINT_DIR / "guider")
-            schedule_policy, grid = load_schedule_policy(dirs.get("scheduler") or CHECKPOINT_DIR / "scheduler")
-            from rl_shop.policies.loader import load_policy
+            roles = set(rt.get("learned_roles") or LEARNED_ROLES)
+            if not roles <= set(LEARNED_ROLES):
+                raise ValueError(f"runtime.learned_roles: unknown role(s) {sorted(roles - set(LEARNED_ROLES))}; "
+                                 f"choose from {list(LEARNED_ROLES)}")
+            if "guider" in roles:
+                guider_policy = load_guider_policy(dirs.get("guider") or CHECKPOINT_DIR / "guider")
+            if "scheduler" in roles:
+                schedule_policy, grid = load_schedule_policy(dirs.get("scheduler") or CHECKPOINT_DIR / "scheduler")
+            if "collaboration" in roles:
+                from rl_shop.policies.loader import load_policy
 
-            collab_policy = load_policy(dirs.get("collaboration") or CHECKPOINT_DIR / "collaboration",
-                                        expect_env_id=COLLABORATE_ENV_ID)
+                collab_policy = load_policy(dirs.get("collaboration") or CHECKPOINT_DIR / "collaboration",
+                                            expect_env_id=COLLABORATE_ENV_ID)
         else:
             if leader_cfg.scheduling.policy_dir:
                 schedule_policy, grid = load_schedule_policy(leader_cfg.scheduling.policy_dir)

@@ -48,9 +48,12 @@ def build_systems(names: Sequence[str], *, cfg: Mapping[str, Any], llm: Any, cat
             out.append(RAGSystem(llm, index, catalog, RAGSettings(**cfg["rag"])))
         else:
             policies = name.split("_", 1)[1]
+            overrides = list(cfg.get("macdf_overrides") or [])
+            if policies == "learned" and cfg.get("learned_roles"):
+                overrides.append("runtime.learned_roles=[" + ",".join(cfg["learned_roles"]) + "]")
             try:
                 out.append(make_macdf_system(policies, llm=llm, catalog=catalog, index=index,
-                                             overrides=list(cfg.get("macdf_overrides") or []),
+                                             overrides=overrides,
                                              policies_dir=cfg.get("policies_dir"), name=name))
             except (FileNotFoundError, RuntimeError) as exc:
                 raise EvalRunError(f"cannot build {name}: {exc}") from exc
@@ -180,6 +183,7 @@ def evaluate(cfg: Mapping[str, Any], out_dir: Path, resolved_yaml: str,
     sim_config = load_sim_config()
     meta = {"benchmark": str(cfg.get("benchmark")), "llm": None if llm is None else llm.describe(),
             "rag": cfg["rag"], "retrieval": cfg["retrieval"], "macdf_overrides": cfg.get("macdf_overrides"),
+            "learned_roles": cfg.get("learned_roles"),
             "policies_dir": str(cfg.get("policies_dir"))}
     runner = EvalRunner(systems, catalog, sim_config, out_dir, seed=int(cfg["seed"]), k=int(cfg["k"]),
                         rubric=RubricConfig(**cfg["uds"]["rubric"]), judge=judge, titles=titles, meta=meta,
