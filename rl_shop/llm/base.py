@@ -208,22 +208,28 @@ class LLM(ABC):
         fallback: Callable[[str], Any] | None = None,
         temperature: float = 0.0,
         seed: int | None = None,
+        schema_in_prompt: bool = True,
+        retries: int | None = None,
     ) -> StructuredResult[Any]:
         """A value of ``schema``, decoded under the schema's grammar where the backend can.
 
-        Never raises on bad model output: after ``1 + structured_retries`` attempts the
-        ``fallback`` (or :func:`~rl_shop.llm.structured.default_fallback`) is used and counted in
-        ``self.metrics.fallbacks``; if that fails too, ``value`` is None and ``errors`` says why.
+        Never raises on bad model output: after ``1 + retries`` attempts (default
+        ``structured_retries``) the ``fallback`` (or :func:`~rl_shop.llm.structured.default_fallback`)
+        is used and counted in ``self.metrics.fallbacks``; if that fails too, ``value`` is None and
+        ``errors`` says why. ``schema_in_prompt=False`` leaves the schema text out of the prompt
+        (the grammar alone enforces the format): for prompts that must match fine-tuning data.
         """
         spec = as_schema(schema)
-        base_msgs = with_schema_instruction(check_messages(messages), spec)
+        checked = check_messages(messages)
+        base_msgs = with_schema_instruction(checked, spec) if schema_in_prompt else checked
         msgs = base_msgs
         errors: list[str] = []
         raw = ""
         last: ChatResult | None = None
         self.metrics.add(structured_calls=1)
         attempts = 0
-        for attempt in range(1 + self.structured_retries):
+        n_retries = self.structured_retries if retries is None else int(retries)
+        for attempt in range(1 + n_retries):
             attempts += 1
             if attempt > 0:
                 self.metrics.add(retries=1)

@@ -182,46 +182,14 @@ class Decoded:
 def decode_json(llm: Any, messages: list[dict[str, str]], schema: dict[str, Any], *, max_tokens: int,
                 temperature: float, seed: int, validate: Callable[[Any], str | None] | None = None,
                 retries: int | None = None) -> Decoded:
-    """``LLM.structured`` without the schema text in the prompt: decode under ``schema``'s grammar via
-    ``LLM.chat(json_schema=...)``, check with ``validate``, one corrective turn per retry, then the
-    LLM layer's default fallback parser. Counted in ``llm.metrics`` like ``structured`` (calls,
-    retries, fallbacks), so the pipeline's figures stay comparable.
-
-    Why not ``structured``: it appends the JSON schema to the last user turn, which the SFT text
-    does not contain (the grammar already enforces the format).
+    """``LLM.structured`` with the schema text left out of the prompt (``schema_in_prompt=False``):
+    the SFT text does not contain it, and the grammar already enforces the format. Constrained
+    decode, ``validate``, one corrective turn per retry, then the default fallback parser, all
+    counted in ``llm.metrics``.
     """
-    from rl_shop.llm.structured import as_schema, default_fallback, run_validator
-
-    spec = as_schema(schema)
-    n_retries = int(getattr(llm, "structured_retries", 1)) if retries is None else retries
-    llm.metrics.add(structured_calls=1)
-    msgs, errors, raw = list(messages), [], ""
-    for attempt in range(1 + n_retries):
-        if attempt:
-            llm.metrics.add(retries=1)
-        raw = llm.chat(msgs, max_tokens=max_tokens, temperature=temperature, seed=seed, json_schema=schema).text
-        try:
-            value = spec.validate_text(raw)
-            problems = run_validator(validate, value)
-        except ValueError as exc:
-            value, problems = None, [str(exc)]
-        if not problems:
-            return Decoded(value, errors, attempt + 1, False)
-        errors.extend(f"attempt {attempt + 1}: {p}" for p in problems)
-        msgs = list(messages) + [{"role": "assistant", "content": raw},
-                                 {"role": "user", "content": "That answer was invalid: " + "; ".join(problems)[:500]
-                                  + ". Reply again with corrected JSON only."}]
-    llm.metrics.add(fallbacks=1)
-    value, problems = default_fallback(spec, raw)
-    errors.extend(problems)
-    if value is not None:
-        domain = run_validator(validate, value)
-        if domain:
-            errors.extend(f"fallback: {p}" for p in domain)
-            value = None
-    if value is None:
-        llm.metrics.add(failures=1)
-    return Decoded(value, errors, 1 + n_retries, True)
+    res = llm.structured(messages, schema, max_tokens=max_tokens, temperature=temperature, seed=seed,
+                         validate=validate, schema_in_prompt=False, retries=retries)
+    return Decoded(res.value, list(res.errors), res.attempts, res.used_fallback)
 
 
 class ResearchAgent:
