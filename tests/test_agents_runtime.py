@@ -197,3 +197,28 @@ def test_embedded_model_drives_the_loop():
     res2 = a.run(query, answer_fn=lambda slot, q: shopper.answer_text(slot))
     assert res2.clarifications and res2.clarifications[0].question.endswith("?")
     assert res2.answer and res2.timings["total_s"] < 120
+
+
+@functools.lru_cache(maxsize=1)
+def embedded_assistant() -> MACDFAssistant:
+    return assistant(enabled=True)
+
+
+@pytest.mark.llm
+@pytest.mark.parametrize("query_type", ["simple", "reasoning", "multi_constraint", "negation", "ambiguous",
+                                        "product_qa", "comparison", "general_qa"])
+def test_embedded_model_one_query_of_each_type(query_type):
+    """The whole loop with the real embedded model, the simulator's language face answering."""
+    a = embedded_assistant()
+    intent, query = sampled(query_type, 1, seed=11)[0]
+    shopper = Shopper(intent, sub_index()[0], seed=2)
+    res = a.run(query, answer_fn=lambda slot, q: shopper.answer_text(slot))
+    assert not res.refused, query
+    assert violations(res, intent) == [], query             # hard filters hold whatever the model wrote
+    assert res.answer.strip(), query
+    if query_type in ("simple", "multi_constraint", "negation", "comparison"):
+        assert res.products, query
+    if query_type == "simple":
+        assert res.clarifications == []                     # a fully specified request is not questioned
+    assert 0 < res.timings["ttft_s"] <= res.timings["total_s"]
+    assert res.llm_fallbacks >= 0 and any(s.agent == "Decider" for s in res.trace)
