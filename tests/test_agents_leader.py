@@ -110,6 +110,22 @@ def test_eq1_trigger_by_hand():
     assert ev["threshold"] == pytest.approx(math.exp(-0.5 * (t_cross + 0.05)), abs=1e-4)
 
 
+def test_idle_rule_fires_when_eq1_never_can_as_in_the_env():
+    # delta = 1, alpha = 0 (the learned scheduler's rule): one search done, the other still running
+    trig = Eq1Trigger(_plan(), SchedulingConfig(delta=1.0, alpha=0.0, max_wait_s=None))
+    assert trig(_view(0.0, ready=["a", "b"]))
+    # r = (1, 0.5, 0): ||e|| = 0.5 <= 1 and b still running -> wait (b's completion can still change e)
+    assert not trig(_view(0.4, running=["b"], done=["a"]))
+    # both done, d ready: ||e|| = sqrt(0.25 + 0.25 + 0.25) = 0.866 <= 1, nothing running -> Eq. 1 can never
+    # fire with alpha = 0; Schedule-v0 fires at the last completion ("idle"), and so must the Leader
+    assert trig(_view(0.6, ready=["d"], done=["a", "b"]))
+    assert trig.events[-1]["fired_by"] == "idle"
+    # with alpha > 0 the threshold decays, so the same state waits for Eq. 1 (no idle shortcut)
+    decaying = Eq1Trigger(_plan(), SchedulingConfig(delta=1.0, alpha=0.5, max_wait_s=None))
+    decaying(_view(0.0, ready=["a", "b"]))
+    assert not decaying(_view(0.1, ready=["d"], done=["a", "b"]))
+
+
 def test_searches_run_concurrently_under_the_trigger():
     plan = _plan()
 

@@ -123,7 +123,7 @@ class Eq1Trigger:
         r_now, codes = self._status(view)
         t = view.elapsed_s
         if self._r_prev is None:  # the first event dispatches the sources at t = 0
-            fire, e_norm, threshold = True, 0.0, 0.0
+            fire, e_norm, threshold, fired_by = True, 0.0, 0.0, "start"
         else:
             spec = self._spec
             origin_t = t if self.config.time_origin == "episode" else t - self._t_prev
@@ -138,12 +138,17 @@ class Eq1Trigger:
             else:  # every_completion: Eq. 1 with delta -> 0
                 threshold = 0.0
                 fire = e_norm > 0.0
+            fired_by = spec.kind if fire else ""
+            if not fire and spec.kind == "eq1" and spec.alpha == 0 and not view.running:
+                # Idle rule of rl_shop/Schedule-v0: with alpha = 0 the threshold never decays, and with
+                # nothing running nothing can change e(t), so Eq. 1 can never fire: fire now.
+                fire, fired_by = True, "idle"
             if not fire and self.config.max_wait_s is not None and t - self._t_prev >= self.config.max_wait_s:
-                fire = True
+                fire, fired_by = True, "max_wait"
         if fire:
             next_spec = self._choose(view, list(codes))
             self.events.append({"t_s": round(t, 4), "e_norm": round(e_norm, 4), "threshold": round(threshold, 4),
-                                "dispatched": list(view.ready), "trigger": self._spec.name,
+                                "dispatched": list(view.ready), "trigger": self._spec.name, "fired_by": fired_by,
                                 "next_trigger": next_spec.name})
             self._spec = next_spec
             for tid in view.ready:
