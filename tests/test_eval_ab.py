@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import time
 
 import numpy as np
 import pytest
@@ -39,7 +38,6 @@ def test_bad_input_is_refused():
 
 
 def test_known_effect_is_covered_and_detected():
-    start = time.perf_counter()
     true_rel, covered, significant, seeds = 0.10, 0, 0, 30
     for s in range(seeds):
         rng = np.random.default_rng(s)
@@ -51,7 +49,6 @@ def test_known_effect_is_covered_and_detected():
     # 95% intervals: expect ~28.5 of 30; fewer than 25 has probability < 0.3%
     assert covered >= 25, covered
     assert significant >= 27  # power is ~1 at this effect and size
-    assert time.perf_counter() - start < 8
 
 
 @pytest.mark.parametrize("method,reps,n,lo,hi", [("welch", 1000, 300, 0.03, 0.07), ("permutation", 200, 80, 0.01, 0.10)])
