@@ -42,6 +42,26 @@ def new_reader(u: Understander):
     return read
 
 
+def eccd_rows() -> list[dict]:
+    """The generated benchmark in the same label layout (gold from the simulator's intents)."""
+    import json
+
+    from rl_shop.sim.benchmark import DEFAULT_BENCHMARK
+
+    rows = []
+    for line in DEFAULT_BENCHMARK.read_text().splitlines():
+        item = json.loads(line)
+        it = item["intent"]
+        said = set(it.get("stated_slots") or [])  # gold only for what the first query states
+        cat = it.get("category") if "category" in said else None
+        rows.append({"query": item["query"], "labels": {
+            "budget_max": it.get("budget") if "budget" in said else None,
+            "exclusions": list(it.get("excluded_brands") or []) if "brand" in said else [],
+            "in_catalog": cat is not None, "catalog_categories": [cat] if cat else [],
+            "product_type": cat, "needs_clarification": item["query_type"] == "ambiguous"}})
+    return rows
+
+
 def _fmt(v: float | None) -> str:
     return "n/a" if v is None else f"{v:.3f}"
 
@@ -61,11 +81,12 @@ def main(argv: list[str] | None = None) -> int:
             t0 = time.perf_counter()
             results.setdefault(split, {})[name] = score_reader(rows, read)
             results[split][name]["seconds"] = round(time.perf_counter() - t0, 2)
+    results["eccd_v1"] = {name: score_reader(eccd_rows(), read) for name, read in readers.items()}
     from rl_shop.evaluation.clarify_eval import clariq_gate_scores
 
     results["clariq_dev"] = clariq_gate_scores(u)
-    print("| figure (real_v1) | goal | dev old | dev new | test old | test new | n test |")
-    print("|---|---|---|---|---|---|---|")
+    print("| figure | goal | real_v1 dev old | dev new | real_v1 test old | test new | n test | eccd_v1 old | eccd_v1 new |")
+    print("|---|---|---|---|---|---|---|---|---|")
     n_key = {"budget_recall": "budget_n", "budget_exact": "budget_n", "webshop_budget_exact": "webshop_n",
              "exclusion_recall": "exclusion_n", "exclusion_precision": "exclusion_n", "product_type_top1": "in_catalog_n",
              "ooc_detected": "ooc_n", "false_not_carried": "in_catalog_n", "ambiguous_precision": "ambiguous_gold_n",
@@ -73,7 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     for key, goal in ROWS:
         d, t = results["dev"], results["test"]
         print(f"| {key} | {goal} | {_fmt(d['old'][key])} | {_fmt(d['new'][key])} | {_fmt(t['old'][key])} | "
-              f"{_fmt(t['new'][key])} | {t['new'][n_key[key]]} |")
+              f"{_fmt(t['new'][key])} | {t['new'][n_key[key]]} | {_fmt(results['eccd_v1']['old'][key])} | "
+              f"{_fmt(results['eccd_v1']['new'][key])} |")
     cq = results["clariq_dev"]
     print(f"\nClariQ dev clarify gate (n={cq['n']}): accuracy {cq['accuracy']:.3f} (majority {cq['majority_accuracy']:.3f}), "
           f"macro-F1 {cq['macro_f1']:.3f} (majority {cq['majority_macro_f1']:.3f})")

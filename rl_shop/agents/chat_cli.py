@@ -113,10 +113,32 @@ def _guarded(fn: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Name
     return run
 
 
+def _screen_first(args: argparse.Namespace) -> int | None:
+    """Refuse unsafe or unreadable input before the index and the LLM are loaded (a refusal
+    costs milliseconds, not the minute of a cold start); None when the query may go on."""
+    from rl_shop.agents.runtime import AssistantResult
+    from rl_shop.agents.safety import SafetyReview
+    from rl_shop.agents.understanding import normalize_text
+
+    verdict = SafetyReview().screen_input(normalize_text(args.query))
+    if verdict.allowed:
+        return None
+    result = AssistantResult(query=args.query, refused=True, refusal=verdict.message or verdict.reason,
+                             answer=verdict.message or "")
+    if args.json:
+        print(json.dumps(_to_json(result), indent=2, default=str))
+    else:
+        print(result.answer)
+    return 0
+
+
 def _ask(args: argparse.Namespace) -> int:
     if not args.query.strip():
         print("rl-shop ask: error: the query is empty; pass the shopping request in quotes", file=sys.stderr)
         return 2
+    refused = _screen_first(args)
+    if refused is not None:
+        return refused
     assistant = _build(args)
     interactive = sys.stdin.isatty() and not args.no_clarify
     side = sys.stderr if args.json else sys.stdout

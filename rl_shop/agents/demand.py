@@ -76,6 +76,9 @@ class ParsedDemand(BaseModel):
     use_case_categories: list[str] = Field(default_factory=list)
     targets: list[str] = Field(default_factory=list)
     qa_field: str | None = None
+    product_type: str | None = None
+    in_catalog: bool | None = None  # None: not judged (no open-world reading)
+    open_type: str | None = None  # the open-world reading's query type (real-text typing)
     stated: list[str] = Field(default_factory=list)
     sources: dict[str, str] = Field(default_factory=dict)
 
@@ -168,6 +171,31 @@ def rule_parse(text: str, vocab: CatalogVocab, residual: float = 0.1) -> ParsedD
     stated = list(ParsedDemand(query=query, type_distribution=dist, **slots).known_slots())
     return ParsedDemand(query=query, type_distribution=dist, targets=targets, qa_field=qa_field,
                         stated=stated, sources={s: "rules" for s in stated}, **slots)
+
+
+def enrich(rules: ParsedDemand, reading: Any, vocab: CatalogVocab) -> ParsedDemand:
+    """Fill what the closed-vocabulary rule parse missed with the open-world reading
+    (:class:`~rl_shop.agents.understanding.QueryUnderstanding`): a budget in any human form, the
+    excluded catalog brands, the catalog category of the product type, and whether the catalog
+    carries that type at all. A rule value is never overwritten."""
+    data = rules.model_dump()
+    sources = dict(rules.sources)
+    if data["budget"] is None and reading.budget_max is not None:
+        data["budget"], sources["budget"] = float(reading.budget_max), "understanding"
+    if data["budget_min"] is None and reading.budget_min is not None:
+        data["budget_min"] = float(reading.budget_min)
+    new_excl = [b for b in reading.excluded_brands if b in vocab.brand_set and b not in data["excluded_brands"]]
+    if new_excl:
+        data["excluded_brands"] = [*data["excluded_brands"], *new_excl]
+        data["preferred_brands"] = [b for b in data["preferred_brands"] if b not in new_excl]
+        sources["brand"] = sources.get("brand", "understanding")
+    if data["category"] is None and reading.in_catalog and reading.category in vocab.category_set:
+        data["category"], sources["category"] = reading.category, "understanding"
+    data["product_type"], data["in_catalog"], data["sources"] = reading.product_type, bool(reading.in_catalog), sources
+    data["open_type"] = reading.query_type
+    out = ParsedDemand.model_validate(data)
+    out.stated = out.known_slots()
+    return out
 
 
 # ------------------------------------------------------------------------------------------ LLM

@@ -29,6 +29,7 @@ from rl_shop.agents.demand import (
     DemandParse,
     ParsedDemand,
     demand_messages,
+    enrich,
     llm_distribution,
     merge,
     rule_parse,
@@ -83,8 +84,10 @@ class Leader:
     def __init__(self, config: LeaderConfig, vocab: CatalogVocab, planner: Planner, guider: Guider,
                  product_search: ProductSearchAgent, websearch: Any, decider: Decider, memory: Memory,
                  llm: Any | None = None, collaboration_policy: Any | None = None,
-                 schedule_policy: Any | None = None, schedule_grid: tuple = ()) -> None:
+                 schedule_policy: Any | None = None, schedule_grid: tuple = (),
+                 understander: Any | None = None) -> None:
         self.config = config
+        self.understander = understander  # open-world reading (rl_shop.agents.understanding); None: rules only
         self.vocab = vocab
         self.planner = planner
         self.guider = guider
@@ -103,6 +106,11 @@ class Leader:
         """Rule parse, plus the LLM's distribution and slots validated against the catalog."""
         rules = rule_parse(query, self.vocab, self.config.rule_residual)
         detail: dict[str, Any] = {"rule_type": rules.query_type}
+        if self.understander is not None:
+            reading = self.understander.parse(query)
+            rules = enrich(rules, reading, self.vocab)
+            detail["understanding"] = {"product_type": reading.product_type, "in_catalog": reading.in_catalog,
+                                       "budget_max": reading.budget_max, "exclusions": reading.exclusions}
         if self.llm is None or not self.config.use_llm_reasoning:
             detail["mode"] = "rules-only (no LLM)"
             return rules, detail

@@ -227,8 +227,14 @@ class MACDFAssistant:
         decider_cfg = _deep_update(load_agent_config("decider"), dict(rt.get("decider_overrides") or {}))
         plain = Decider(decider_cfg, llm=None)
         stream = Decider(decider_cfg, llm=llm)
+        understander = None
+        if rt.get("open_world", True):
+            from rl_shop.agents.understanding import Understander
+
+            understander = Understander.from_catalog(index.catalog)
         leader = Leader(leader_cfg, vocab, planner, guider, ps, web, plain, memory, llm=llm,
-                        collaboration_policy=collab_policy, schedule_policy=schedule_policy, schedule_grid=grid)
+                        collaboration_policy=collab_policy, schedule_policy=schedule_policy, schedule_grid=grid,
+                        understander=understander)
         return cls(leader, guider, planner, SafetyReview(), stream, cfg, llm)
 
     # ------------------------------------------------------------------ one request
@@ -252,6 +258,8 @@ class MACDFAssistant:
             demand, detail = self.leader.reason(query)
             info.update(detail, query_type=demand.query_type, confidence=round(demand.confidence, 3),
                         slots=demand.model_dump(exclude_defaults=True, exclude={"query", "type_distribution", "sources"}))
+        if self._not_carried(demand):  # open world: no question about a product the catalog lacks
+            return self._not_carried_answer(result, demand, tracer, on_token, fb0, rej0)
         # ---------------- clarification (Guider)
         tracker = DialogueTracker()
         max_q = self.guider.config.max_questions if max_rounds is None else int(max_rounds)
@@ -370,6 +378,35 @@ class MACDFAssistant:
         if self.llm is not None and final.advice_source == "template" and cleaned.recommendations:
             self.guider.llm_rejections += 1  # the LLM advice was rejected (or empty): template shown
         result.timings["dag_wall_s"] = round(dag_wall, 4)
+        return self._finish(result, tracer, fb0, rej0)
+
+    @staticmethod
+    def _not_carried(demand: Any) -> bool:
+        """The request names a product type the catalog does not carry (open-world reading) and
+        the closed vocabulary found no catalog category or department either."""
+        return bool(demand.product_type) and demand.in_catalog is False and demand.category is None \
+            and demand.department is None and demand.use_case is None \
+            and demand.open_type in ("simple", "multi_constraint", "negation")
+
+    def _not_carried_answer(self, result: AssistantResult, demand: Any, tracer: Tracer,
+                            on_token: Callable[[str], None] | None, fb0: int, rej0: int) -> AssistantResult:
+        """Say plainly that the catalog has no such product, and name the nearest real one."""
+        with tracer.step("Leader", "open_world") as info:
+            hits = self.leader.ps.index.search(demand.query, k=1)
+            nearest = None
+            if hits:
+                row = self.leader.ps.index.catalog.set_index("product_id").loc[hits[0].product_id]
+                nearest = f"{row['title']} (in {row['category']})"
+            info.update(product_type=demand.product_type, nearest=nearest)
+        result.query_type, result.type_distribution = demand.query_type, demand.type_distribution
+        result.answer = (f"This catalog does not carry {demand.product_type} (it mostly holds computers, "
+                         "electronics, office supplies and cameras), so I have nothing to recommend for it.")
+        if nearest:
+            result.answer += f" The closest product it has is {nearest}, if that helps."
+        result.follow_up = "Is there something else I can look for?"
+        tracer.mark_token()
+        if on_token is not None:
+            on_token(result.answer)
         return self._finish(result, tracer, fb0, rej0)
 
     @staticmethod

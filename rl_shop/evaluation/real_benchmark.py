@@ -105,3 +105,22 @@ def score_reader(rows: Iterable[dict[str, Any]], read: Callable[[str], Reading])
         "ambiguous_recall": _ratio(c["amb_tp"], c["amb_tp"] + c["amb_fn"]),
         "ambiguous_gold_n": c["amb_tp"] + c["amb_fn"], "labelled_n": c["amb_n"],
     }
+
+
+def gold_products(labels: dict[str, Any], catalog: Any) -> list[str]:
+    """Catalog rows that satisfy a labelled in-catalog query: a labelled catalog category, within
+    the labelled budget, not an excluded brand, and of the labelled brand when one is given."""
+    cats = {c.lower() for c in labels.get("catalog_categories") or []}
+    if not cats:
+        return []
+    rows = catalog[catalog["category"].astype(str).str.strip().str.lower().isin(cats)]
+    brand = rows["brand"].astype(str).str.strip().str.lower()
+    keep = ~brand.isin({str(x).lower() for x in labels.get("exclusions") or []})
+    if labels.get("budget_max") is not None:
+        keep &= rows["price"].le(float(labels["budget_max"])).fillna(False)
+    if labels.get("budget_min") is not None:
+        keep &= rows["price"].ge(float(labels["budget_min"])).fillna(False)
+    wanted = (labels.get("attributes") or {}).get("brand")
+    if isinstance(wanted, str) and wanted.strip():
+        keep &= brand.eq(wanted.strip().lower())
+    return rows.loc[keep, "product_id"].astype(str).tolist()

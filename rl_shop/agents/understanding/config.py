@@ -44,6 +44,7 @@ class ProductTypeConfig(BaseModel):
     min_title_support: int = Field(ge=1)
     min_category_share: float = Field(ge=0.0, le=1.0)
     min_headness: float = Field(ge=0.0)
+    compound_headness: float = Field(ge=0.0)
     category_name_bonus: float = Field(ge=0.0)
     generic_heads: list[str]
     never_heads: list[str]

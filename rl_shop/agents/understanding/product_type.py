@@ -73,6 +73,8 @@ class ProductTypeIndex:
         self.head_words: dict[str, set[str]] = defaultdict(set)
         # titles that contain each word: "headness" = share of those where it is the product noun
         self.word_titles: Counter[str] = Counter()
+        self.title_bigrams: set[str] = set()  # "phone case", "hdmi cable": compounds the titles use
+        self.raw_words: Counter[str] = Counter()  # every title word as written (spelling vocabulary)
         cats = [str(c).strip().lower() for c in categories]
         for title, cat in zip(titles, cats):
             keys, words = self._title_heads(str(title))
@@ -80,6 +82,8 @@ class ProductTypeIndex:
                 self.heads[key][cat] += 1
             uniq = {singular(w) for w in words}
             self.word_titles.update(uniq)
+            self.raw_words.update(words)
+            self.title_bigrams.update(f"{a} {singular(b)}" for a, b in zip(words, words[1:]))
             if keys:
                 self.head_words[keys[0]].update(uniq)
         self.category_names: dict[str, str] = {}
@@ -156,18 +160,44 @@ class ProductTypeIndex:
         return None
 
     def _with_named_categories(self, key: str, counts: Counter[str]) -> Counter[str]:
-        """Title counts plus a bonus for categories whose name holds the key's words ("rca cable"
-        -> "rca cables", "tv stand" -> "television stands ...")."""
-        words = key.split()
-        head = words[-1]
+        """Title counts plus a bonus for categories named by the same head noun, scaled by how
+        many of the key's words the name holds ("rca cable" -> "rca cables" more than "usb
+        cables"; "computer cable adapters" is no category of computers)."""
+        words = [singular(w) for w in key.split()]
         out = Counter(counts)
         bonus = self.cfg.category_name_bonus * self.cfg.min_title_support
         for name_key, cat in self.category_names.items():
-            name_words = {singular(w) for w in name_key.split()}
-            if head in name_words:
-                share = sum(1 for w in words if singular(w) in name_words) / len(words)
+            name_words = name_key.split()
+            if name_words[-1] == words[-1]:
+                share = sum(1 for w in words if w in {singular(x) for x in name_words}) / len(words)
                 out[cat] += int(round(bonus * share))
         return out
+
+    def _named_in_text(self, seg: list[str], key: str) -> str | None:
+        """The longest catalog category name written in ``seg`` whose head is the key's head
+        ("corded telephones" -> corded telephones, not cordless)."""
+        head = key.split()[-1]
+        words = [singular(w) for w in seg]
+        for n in range(min(4, len(words)), 1, -1):
+            for i in range(len(words) - n + 1):
+                cand = " ".join(words[i:i + n])
+                if cand.split()[-1] == head and cand in self.category_names:
+                    return self.category_names[cand]
+        return None
+
+    def _foreign_compound(self, seg: list[str], skip_words: frozenset[str] | set[str] = frozenset()) -> bool:
+        """Two product nouns the catalog never puts together ("computer desk", "spray bottle",
+        "smartwatch band"): a compound product type of its own, which the catalog does not carry."""
+        if len(seg) < 2:
+            return False
+        mod, head = singular(seg[-2]), singular(seg[-1])
+        if head in self.category_names:
+            return False  # the head names a catalog category by itself: "ssd desktop" is a desktop
+        if seg[-2] in skip_words or mod in self._not_heads or self.headness(mod) < self.cfg.compound_headness:
+            return False  # an adjective, a spec or a property word: "strappy heels", "ssd desktop", "black speaker"
+        pair = f"{seg[-2]} {head}"
+        return pair not in self.title_bigrams and f"{mod} {head}" not in self.title_bigrams \
+            and phrase_key([mod, head]) not in self.category_names
 
     def headness(self, word: str) -> float:
         """How much ``word`` behaves as a product noun in the catalog's titles: the share of the
@@ -198,7 +228,7 @@ class ProductTypeIndex:
         pick: tuple[int, int] | None = None
         for si, seg in enumerate(segments):
             for wi, w in enumerate(seg):
-                if w in self._generic or w in skip_words or w in self._not_heads:
+                if w in skip_words or {w, singular(w)} & (self._generic | self._not_heads):
                     continue
                 if self.headness(w) >= self.cfg.min_headness:
                     pick = (si, wi)
@@ -208,7 +238,14 @@ class ProductTypeIndex:
             seg = segments[0]
             return ProductType(" ".join(seg[-2:]), False)
         si, wi = pick
+        # The phrase goes on past the head with a word no catalog title has ("manual toothbrush",
+        # "usb lunch box"?): that word is the real head, a product the catalog does not carry.
+        tail = [w for w in segments[si][wi + 1:] if w not in self._not_heads and w not in skip_words]
+        if tail and self.word_titles.get(singular(tail[-1]), 0) == 0 and singular(tail[-1]) not in self.category_names:
+            return ProductType(" ".join(segments[si][-2:]), False)
         seg = segments[si][: wi + 1]
+        if self._foreign_compound(seg, skip_words):
+            return ProductType(" ".join(seg[-2:]), False)
         hit = self._best_key(seg)
         if hit is None:
             return ProductType(" ".join(seg[-2:]), False)
@@ -216,6 +253,9 @@ class ProductTypeIndex:
         counts = self._with_named_categories(key, counts)
         total = sum(counts.values())
         cats = [(c, n / total) for c, n in counts.most_common(5)]
+        named = self._named_in_text(segments[si], key)
+        if named is not None:  # the shopper wrote a catalog category's own name for this head
+            cats = [(named, 1.0)] + [(c, v) for c, v in cats if c != named][:4]
         carried = support >= self.cfg.min_title_support  # the catalog has products of this kind
         phrase = " ".join(seg[-2:]) if len(key.split()) < 2 else key
         return ProductType(phrase, carried, cats, support)

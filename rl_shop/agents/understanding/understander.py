@@ -22,6 +22,7 @@ from rl_shop.agents.understanding.config import UnderstandingConfig, load_unders
 from rl_shop.agents.understanding.exclusions import ExclusionReader
 from rl_shop.agents.understanding.normalize import normalize_text
 from rl_shop.catalog.vocab import COLOUR_SYNONYMS
+from rl_shop.agents.understanding.spelling import SpellingCorrector
 from rl_shop.agents.understanding.product_type import ProductType, ProductTypeIndex, singular
 
 QUERY_TYPES = ("simple", "reasoning", "multi_constraint", "negation", "ambiguous", "product_qa", "comparison",
@@ -62,6 +63,7 @@ class Understander:
         self.exclusions = ExclusionReader(cfg.exclusion)
         self.attributes = AttributeReader(cfg.attributes)
         self.gate = gate or ClarifyGate.load()
+        self.spelling = SpellingCorrector(types.raw_words, _lexicon(cfg))
         self._ambiguous = {b.lower() for b in cfg.attributes.ambiguous_brands}
         self._brand_re = re.compile(r"(?<![\w'-])(" + "|".join(re.escape(b) for b in sorted(brands, key=len, reverse=True))
                                     + r")(?![\w'-])", re.I) if brands else None
@@ -142,7 +144,7 @@ class Understander:
     # ------------------------------------------------------------------ parse
     def parse(self, query: str) -> QueryUnderstanding:
         """Understand one request (any text; empty text gives an ambiguous, empty reading)."""
-        text = normalize_text(str(query))
+        text = self.spelling.correct(normalize_text(str(query)))
         budget = self.budget.read(text)
         brand_hits = self._brands(text)
         brand_set = {b for b, _ in brand_hits}
@@ -185,5 +187,10 @@ class Understander:
             is_question=bool(self._question.search(text)))
 
 
-def sigmoid(x: float) -> float:
-    return 1.0 / (1.0 + math.exp(-x))
+def _lexicon(cfg: UnderstandingConfig) -> set[str]:
+    """Every word of the readers' own cue lists: a typo is corrected towards these too."""
+    phrases = [*cfg.budget.max_cues, *cfg.budget.min_cues, *cfg.exclusion.cues, *cfg.product_type.openers,
+               *cfg.product_type.strong_boundaries, *cfg.product_type.weak_boundaries, *cfg.query_type.vague_words,
+               *cfg.attributes.materials, *cfg.attributes.flavours_scents, *cfg.attributes.flavour_cues,
+               *(w for ws in cfg.attributes.audience.values() for w in ws), *cfg.attributes.units, "thats", "whats"]
+    return {w for p in phrases for w in re.findall(r"[a-z]+", str(p).lower())}

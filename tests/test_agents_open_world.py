@@ -1,0 +1,45 @@
+"""The open-world front end inside the MACDF loop: real phrasing fills the demand the closed
+rule parse missed, and a product type the catalog lacks gets a plain "not carried" answer."""
+
+from __future__ import annotations
+
+import pytest
+
+from rl_shop.agents.demand import CatalogVocab, enrich, rule_parse
+from rl_shop.agents.understanding import Understander
+
+from test_agents_runtime import assistant, sub_index
+
+pytestmark = pytest.mark.slow
+
+
+def _vocab_and_reader():
+    sub, _ = sub_index()
+    from rl_shop.sim import load_sim_config
+
+    return CatalogVocab.from_catalog(sub, load_sim_config().knowledge), Understander.from_catalog(sub)
+
+
+def test_webshop_budget_and_brand_exclusion_reach_the_demand() -> None:
+    vocab, reader = _vocab_and_reader()
+    brand = sorted(vocab.brand_set)[0]
+    text = f"i need headphones, not {brand}, and price lower than 40.00 dollars"
+    before = rule_parse(text, vocab)
+    after = enrich(before, reader.parse(text), vocab)
+    assert before.budget != 40.0  # the closed parser misses WebShop's own phrasing
+    assert after.budget == 40.0 and after.sources["budget"] == "understanding"
+    assert brand in after.excluded_brands and brand not in after.preferred_brands
+
+
+def test_product_type_the_catalog_lacks_gets_a_plain_answer() -> None:
+    a = assistant()
+    res = a.run("i am looking for an eye cream for fine lines")
+    assert res.products == []
+    assert "does not carry" in res.answer and "eye cream" in res.answer
+    assert any(step.action == "open_world" for step in res.trace)
+
+
+def test_open_world_off_keeps_the_old_behaviour() -> None:
+    a = assistant("runtime.open_world=false")
+    res = a.run("i am looking for an eye cream for fine lines")
+    assert "does not carry" not in res.answer
