@@ -2,10 +2,12 @@
 
     python experiments/tune.py recipe=guider_dqn
     python experiments/tune.py recipe=guider_dqn n_trials=5 storage=postgresql://u@host/db  # on each machine
+    python experiments/tune.py recipe=guider_dqn install_tuned=true   # + copy into configs/experiment/
     python experiments/train.py experiment=guider_dqn_tuned    # train with the best params
 
 Search space: configs/search/<recipe>.yaml.  Results: <output_dir>/trials.csv, best.json,
-history / importance plots, and <override_dir>/<recipe>_tuned.yaml.
+history / importance plots and <recipe>_tuned.yaml; `install_tuned=true` also copies the latter
+into <override_dir> (default configs/experiment/), where train.py finds it.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ log = logging.getLogger("tune")
 def main(cfg: DictConfig) -> float | None:
     """Run this worker's share of the study, then export best params and plots."""
     from rl_shop.train.search_space import load_search_space
-    from rl_shop.train.tune_export import save_plots, write_override_file, write_trials_table
+    from rl_shop.train.tune_export import install_override, save_plots, write_override_file, write_trials_table
     from rl_shop.train.tuning import TuneSettings, run_worker
 
     try:
@@ -48,12 +50,18 @@ def main(cfg: DictConfig) -> float | None:
     write_trials_table(study, settings.output_dir)
     if cfg.plots:
         save_plots(study, settings.output_dir)
-    path = write_override_file(study, settings.recipe, Path(cfg.override_dir))
+    # The tuned recipe stays with the study's results; it enters a configs tree only when asked.
+    path = write_override_file(study, settings.recipe, settings.output_dir)
+    installed = None
+    if path is not None and cfg.install_tuned:
+        override_dir = Path(cfg.override_dir) if cfg.override_dir else CONFIG_DIR / "experiment"
+        installed = install_override(path, override_dir)
     from collections import Counter
 
     states = Counter(t.state.name for t in study.trials)
     best = study.best_value if path else None
-    print(f"study {settings.study_name}: trials by state {dict(states)}; best {best}; override file {path}",
+    where = f"installed as {installed}" if installed else "not installed (install_tuned=true copies it into configs/experiment)"
+    print(f"study {settings.study_name}: trials by state {dict(states)}; best {best}; tuned recipe {path}, {where}",
           flush=True)
     return best
 

@@ -303,3 +303,59 @@ def test_loader_imports_neither_sb3_nor_torch(dqn_dir: Path, tmp_path_factory: p
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "HEAVY=\n" in result.stdout, result.stdout
+
+
+# ------------------------------------------------------------------------------ env version (issue 13)
+def test_card_env_version_disagreeing_with_the_running_env_is_refused(dqn_dir: Path) -> None:
+    # The card says env version 2 while the running code registers rl_shop_test/Toy-v3.
+    _write_card(dqn_dir, "DQN", "q_values", env_version=2)
+    with pytest.raises(PolicyCardMismatch) as info:
+        load_policy(dqn_dir)
+    message = str(info.value)
+    assert "env version" in message and "v2" in message and "v3" in message, message
+    assert "python experiments/train.py" in message and "python experiments/export.py" in message, message
+
+
+def test_card_for_another_version_of_a_registered_env_is_refused(
+    dqn_dir: Path, tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A card for Toy-v4 whose featurizer module is importable and unchanged: before the fix it
+    # loaded, although this runtime knows the env only as Toy-v3.
+    module_dir = tmp_path_factory.mktemp("layout_module_v4")
+    (module_dir / "toy_layout_v4_mod.py").write_text(
+        f"LAYOUT_VERSION = 'toy-1'\nFEATURE_NAMES = {FEATURES!r}\nACTION_NAMES = {ACTIONS!r}\n"
+    )
+    monkeypatch.syspath_prepend(str(module_dir))
+    _write_card(dqn_dir, "DQN", "q_values", env_id="rl_shop_test/Toy-v4", env_version=4,
+                featurizer__module="toy_layout_v4_mod")
+    with pytest.raises(PolicyCardMismatch) as info:
+        load_policy(dqn_dir)
+    message = str(info.value)
+    assert "rl_shop_test/Toy-v4" in message and "rl_shop_test/Toy-v3" in message, message
+    assert "env version" in message, message
+
+
+def test_card_without_env_version_is_checked_by_its_env_id(dqn_dir: Path) -> None:
+    # Old cards may lack env_version: the -vN of their env id stands for it (v3 here: loads).
+    _write_card(dqn_dir, "DQN", "q_values", env_version=None)
+    assert load_policy(dqn_dir).card.env_id == ENV_ID
+
+
+def test_shipped_guider_card_relabelled_to_another_env_version_is_refused(tmp_path: Path) -> None:
+    # The shipped Guider export with its card relabelled rl_shop/Clarify-v1: the featurizer matches,
+    # so only the version check can refuse it.
+    import shutil
+
+    from rl_shop.paths import REPO_ROOT
+
+    src = REPO_ROOT / "checkpoints" / "guider"
+    if not (src / "policy_card.json").is_file():
+        pytest.skip("no shipped Guider export")
+    shutil.copytree(src, tmp_path / "guider")
+    card_path = tmp_path / "guider" / "policy_card.json"
+    card = json.loads(card_path.read_text())
+    assert card["env_id"] == "rl_shop/Clarify-v0"
+    card.update(env_id="rl_shop/Clarify-v1", env_version=1)
+    card_path.write_text(json.dumps(card))
+    with pytest.raises(PolicyCardMismatch, match=r"rl_shop/Clarify-v1 \(env version 1\).*rl_shop/Clarify-v0"):
+        load_policy(tmp_path / "guider")

@@ -5,7 +5,8 @@ The runtime agents (Guider, Leader, collaboration) load trained networks through
 pydantic), so the agent loop stays light. Before handing out a policy it verifies that
 
 * the ONNX bytes hash to the sha256 recorded in the card (no silent weight swaps),
-* the card's env id is the one the caller expects,
+* the card's env id is the one the caller expects, and its env version (``env_version``, the
+  ``-vN`` of the id) is the version of that env the running code registers,
 * the featurizer the card was trained on has the same ``LAYOUT_VERSION`` and ``FEATURE_NAMES`` as
   the featurizer running now, and the env's action names are unchanged,
 
@@ -18,13 +19,14 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from rl_shop.policies.card import CARD_FILENAME, PolicyCard, load_card
+from rl_shop.policies.card import CARD_FILENAME, PolicyCard, env_version_of, load_card
 
 __all__ = [
     "ExportedPolicy",
@@ -175,11 +177,45 @@ def _export_hint(card: PolicyCard, policy_dir: Path) -> str:
     return f"python experiments/export.py run_dir={run_dir} out={policy_dir}"
 
 
+def _env_base(env_id: str) -> str:
+    """``rl_shop/Clarify-v0`` -> ``rl_shop/Clarify`` (the env without its version)."""
+    return re.sub(r"-v\d+$", "", env_id)
+
+
+def card_env_version(card: PolicyCard) -> int | None:
+    """The env version the card was exported for: ``env_version``, else the ``-vN`` of its env id."""
+    return card.env_version if card.env_version is not None else env_version_of(card.env_id)
+
+
+def _env_version_problems(card: PolicyCard, running_env_id: str) -> list[str]:
+    problems: list[str] = []
+    id_version = env_version_of(card.env_id)
+    if card.env_version is not None and id_version is not None and card.env_version != id_version:
+        problems.append(
+            f"env version: the card records env_version={card.env_version} but its env id {card.env_id} is "
+            f"v{id_version} (the card was edited, or written by something other than experiments/export.py)"
+        )
+    version, running = card_env_version(card), env_version_of(running_env_id)
+    if version is not None and running is not None and version != running:
+        problems.append(
+            f"env version: card v{version} ({card.env_id}), running code v{running} ({running_env_id}); "
+            "the env's dynamics, rewards or observations differ between versions"
+        )
+    return problems
+
+
+def _other_versions(env_id: str) -> list[str]:
+    """Registered ids of the same env under another version (e.g. Clarify-v0 for a Clarify-v1 card)."""
+    base = _env_base(env_id)
+    return sorted(e for e in _REGISTRY if e != env_id and _env_base(e) == base)
+
+
 def check_card(card: PolicyCard, layout: RuntimeLayout) -> list[str]:
     """Every way in which ``card`` disagrees with the running ``layout`` (empty list: compatible)."""
     problems: list[str] = []
     if card.env_id != layout.env_id:
         problems.append(f"env id: card {card.env_id!r}, running {layout.env_id!r}")
+    problems.extend(_env_version_problems(card, layout.env_id))
     if card.featurizer.layout_version != layout.layout_version:
         problems.append(
             f"featurizer layout version ({layout.module}.LAYOUT_VERSION): card {card.featurizer.layout_version!r}, "
@@ -405,6 +441,17 @@ def load_policy(
             f"The weights were changed or replaced after export. Re-export to get a matching pair: {hint}"
         )
 
+    others = _other_versions(card.env_id) if layout is None and card.env_id not in _REGISTRY else []
+    if others:
+        raise PolicyCardMismatch(
+            f"policy at {policy_dir} was trained on {card.env_id} (env version {card_env_version(card)}), but "
+            f"this code runs {', '.join(others)} (env version "
+            f"{', '.join(str(env_version_of(e)) for e in others)}); the env's dynamics, rewards or observations "
+            "differ between versions, so the policy is refused. Retrain on the env version this code runs "
+            f"(python experiments/train.py env=...) and export the new run: python experiments/export.py "
+            f"run_dir=<the new run> out={policy_dir}; or run the code the policy was trained with."
+        )
+
     if layout is not None:
         running = layout
     elif card.env_id in _REGISTRY:
@@ -422,8 +469,8 @@ def load_policy(
         bullet = "\n  - ".join(problems)
         raise PolicyCardMismatch(
             f"policy at {policy_dir} does not match the running code for {card.env_id}:\n  - {bullet}\n"
-            "A network trained on another observation layout or action set cannot run on this one: retrain on "
-            f"the current code (python experiments/train.py ...) and re-export it: {hint}"
+            "A network trained on another env version, observation layout or action set cannot run on this one: "
+            f"retrain on the current code (python experiments/train.py ...) and re-export it: {hint}"
         )
 
     session = _open_session(onnx_bytes, onnx_path, num_threads)

@@ -10,7 +10,7 @@ import math
 import time
 from collections import deque
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import gymnasium as gym
 import numpy as np
@@ -24,7 +24,7 @@ from rl_shop.train.checkpointing import (
     prune_checkpoints,
     write_state,
 )
-from rl_shop.train.evaluation import EvalResult, model_act_fn, run_episodes
+from rl_shop.train.evaluation import EPISODE_SUM_KEYS, EvalResult, finite_float, model_act_fn, run_episodes
 
 EvalHook = Callable[[int, float], None]
 
@@ -42,32 +42,50 @@ class StopRequest:
 
 
 class InfoMetricsCallback(BaseCallback):
-    """Log the env's paper quantities (info at episode end) as `episode/<key>` running means.
+    """Log the env's paper quantities as `episode/<key>` running means over finished episodes.
 
+    A key in `sum_keys` (default: ``intent_gain``, a per-step increment) is summed over the steps
+    of each episode; every other key is an end-of-episode value read from the last step's info.
     Rates (clicked, purchased, reformulations) come out as fractions because the mean of a 0/1
     end-of-episode flag over episodes is the rate.
     """
 
-    def __init__(self, keys: list[str], window: int = 100) -> None:
+    def __init__(self, keys: list[str], window: int = 100, sum_keys: Sequence[str] = EPISODE_SUM_KEYS) -> None:
         super().__init__()
         self.keys = list(keys)
+        self.sum_keys = [k for k in self.keys if k in set(sum_keys)]
         self.buffers: dict[str, deque[float]] = {k: deque(maxlen=window) for k in self.keys}
+        # Running sums of the episodes in progress, one row per sub-env (sized on the first step).
+        self._sums: dict[str, np.ndarray] = {}
+        self._seen: dict[str, np.ndarray] = {}
 
     def _on_step(self) -> bool:
         dones = self.locals.get("dones")
         infos = self.locals.get("infos")
         if dones is None or infos is None:
             return True
+        n = len(infos)
+        for key in self.sum_keys:
+            if key not in self._sums or len(self._sums[key]) != n:
+                self._sums[key] = np.zeros(n)
+                self._seen[key] = np.zeros(n, dtype=bool)
+            for i, info in enumerate(infos):
+                value = finite_float(info.get(key))
+                if value is not None:
+                    self._sums[key][i] += value
+                    self._seen[key][i] = True
         for i in np.flatnonzero(np.asarray(dones)):
             info = infos[i]
             for key in self.keys:
-                if key in info:
-                    try:
-                        value = float(info[key])
-                    except (TypeError, ValueError):
-                        continue
-                    if math.isfinite(value):
-                        self.buffers[key].append(value)
+                if key in self._sums:
+                    if self._seen[key][i]:
+                        self.buffers[key].append(float(self._sums[key][i]))
+                    self._sums[key][i] = 0.0
+                    self._seen[key][i] = False
+                    continue
+                value = finite_float(info.get(key))
+                if value is not None:
+                    self.buffers[key].append(value)
         return True
 
     def _on_rollout_end(self) -> None:

@@ -15,6 +15,11 @@ import numpy as np
 
 ActFn = Callable[[np.ndarray, "np.ndarray | None"], int]
 
+#: Info quantities that are per-step increments, logged as their sum over the episode (Clarify's
+#: info["intent_gain"] is the entropy reduction of that step alone; the last step reveals nothing).
+#: Every other info key is an end-of-episode value (counter, flag, accuracy) and is read at the end.
+EPISODE_SUM_KEYS: tuple[str, ...] = ("intent_gain",)
+
 
 @dataclass
 class EvalResult:
@@ -49,30 +54,56 @@ def run_episodes(
     n_episodes: int,
     seed: int,
     info_keys: list[str] | tuple[str, ...] = (),
+    sum_keys: list[str] | tuple[str, ...] = EPISODE_SUM_KEYS,
 ) -> EvalResult:
-    """Play `n_episodes`; episode k is reset with seed + k so every policy sees the same shoppers."""
+    """Play `n_episodes`; episode k is reset with seed + k so every policy sees the same shoppers.
+
+    `info_means[key]` is the mean over episodes of the episode's value of `info[key]`: the sum
+    over its steps for keys in `sum_keys`, the end-of-episode value for the others.
+    """
     returns: list[float] = []
     lengths: list[int] = []
-    sums: dict[str, list[float]] = {k: [] for k in info_keys}
+    per_episode: dict[str, list[float]] = {k: [] for k in info_keys}
+    summed = [k for k in info_keys if k in sum_keys]
     for k in range(n_episodes):
         obs, info = env.reset(seed=seed + k)
         total, steps, done = 0.0, 0, False
+        step_sums = dict.fromkeys(summed, 0.0)
+        seen: set[str] = set()
         while not done:
             action = act(obs, action_mask_of(env, info))
             obs, reward, terminated, truncated, info = env.step(action)
             total += float(reward)
             steps += 1
             done = terminated or truncated
+            for key in summed:
+                value = finite_float(info.get(key))
+                if value is not None:
+                    step_sums[key] += value
+                    seen.add(key)
         returns.append(total)
         lengths.append(steps)
         for key in info_keys:
-            if key in info:
-                try:
-                    sums[key].append(float(info[key]))
-                except (TypeError, ValueError):
-                    pass
-    means = {k: float(np.mean(v)) for k, v in sums.items() if v}
+            if key in step_sums:
+                if key in seen:
+                    per_episode[key].append(step_sums[key])
+            else:
+                value = finite_float(info.get(key))
+                if value is not None:
+                    per_episode[key].append(value)
+    means = {k: float(np.mean(v)) for k, v in per_episode.items() if v}
     return EvalResult(returns=returns, lengths=lengths, info_means=means)
+
+
+def finite_float(value: Any) -> float | None:
+    """float(value) when it is a finite number, else None (missing, NaN, non-numeric)."""
+    if value is None:
+        return None
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        return None
+    return out if math.isfinite(out) else None
 
 
 def model_act_fn(model: Any, deterministic: bool, masked: bool) -> ActFn:

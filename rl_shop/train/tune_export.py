@@ -26,7 +26,8 @@ def _parse(value: Any) -> Any:
 
 
 def write_override_file(study: optuna.Study, experiment: str, out_dir: Path) -> Path | None:
-    """Write `<out_dir>/<experiment>_tuned.yaml`, usable as `experiment=<experiment>_tuned`.
+    """Write `<out_dir>/<experiment>_tuned.yaml`, usable as `experiment=<experiment>_tuned` once it
+    is in configs/experiment/ (see `install_override`).
 
     It extends the base recipe through its defaults list and sets the best trial's params, so a
     later edit of the base recipe still flows into the tuned one.
@@ -45,10 +46,25 @@ def write_override_file(study: optuna.Study, experiment: str, out_dir: Path) -> 
         "# @package _global_\n"
         f"# Tuned by experiments/tune.py: study {study.study_name!r}, trial {best.number}, "
         f"objective {best.value:.6g} (mean final eval return over seeds).\n"
-        f"# Use: python experiments/train.py experiment={experiment}_tuned\n"
+        f"# Use: in configs/experiment/ (tune.py install_tuned=true copies it there), then\n"
+        f"#      python experiments/train.py experiment={experiment}_tuned\n"
     )
     path.write_text(header + OmegaConf.to_yaml(body))
     return path
+
+
+def install_override(path: Path, config_dir: Path) -> Path:
+    """Copy a tuned recipe into a Hydra experiment directory (e.g. configs/experiment/), atomically.
+
+    Only on request (`install_tuned=true`): by default tune.py leaves the tracked tree alone and
+    the tuned recipe stays in the study's output directory.
+    """
+    config_dir.mkdir(parents=True, exist_ok=True)
+    target = config_dir / path.name
+    tmp = target.with_name(f".{target.name}.tmp")
+    tmp.write_text(path.read_text())
+    tmp.replace(target)
+    return target
 
 
 def save_plots(study: optuna.Study, out_dir: Path) -> list[Path]:

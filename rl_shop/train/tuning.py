@@ -15,6 +15,7 @@ re-queues a copy, which a live worker runs, so no budgeted trial is lost.
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 import logging
 import math
@@ -70,6 +71,7 @@ class TuneSettings:
     output_dir: Path
     wait_for_stale: bool = True
     budget_wait_s: float = 60.0
+    worker_id: str | None = None
 
     @classmethod
     def from_config(cls, cfg: dict[str, Any]) -> "TuneSettings":
@@ -109,6 +111,7 @@ class TuneSettings:
             output_dir=Path(cfg["output_dir"]),
             wait_for_stale=bool(cfg.get("wait_for_stale", True)),
             budget_wait_s=float(cfg.get("budget_wait_s", 60.0)),
+            worker_id=None if cfg.get("worker_id") is None else str(cfg["worker_id"]),
         )
 
 
@@ -119,6 +122,24 @@ def make_sampler(spec: dict[str, Any]) -> optuna.samplers.BaseSampler:
     if name not in samplers:
         raise TrainConfigError(f"sampler.name={name!r} unknown; use one of {sorted(samplers)}")
     return samplers[name](**_accepted(samplers[name], spec, "sampler"))
+
+
+def worker_identity(settings: TuneSettings) -> str:
+    """`worker_id` when set (reproducible), else `<hostname>:<pid>` (unique per running worker)."""
+    return settings.worker_id if settings.worker_id is not None else f"{socket.gethostname()}:{os.getpid()}"
+
+
+def derive_sampler_seed(base_seed: int, identity: str, n_started: int) -> int:
+    """The sampler seed of one worker: a hash of (sampler.seed, worker identity, trials started).
+
+    A fixed `sampler.seed` shared by every worker made parallel workers (and a restarted one)
+    replay the same random start-up trials. Mixing in the identity separates parallel workers;
+    mixing in the number of trials the study had already started when the worker joined makes a
+    restarted worker (same identity) draw new points. The same seed, identity and study state
+    give the same seed, so a single worker on a fresh study is reproducible.
+    """
+    text = f"{int(base_seed)}|{identity}|{int(n_started)}"
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "big")
 
 
 def _accepted(cls: type, spec: dict[str, Any], group: str) -> dict[str, Any]:
@@ -196,7 +217,23 @@ def open_study(settings: TuneSettings) -> tuple[optuna.Study, RDBStorage]:
             study.set_user_attr(BUDGET_ATTR, settings.max_trials)
         else:
             _wait_for_budget(study, settings)
+    _seed_sampler_for_worker(study, settings)
     return study, storage
+
+
+def _seed_sampler_for_worker(study: optuna.Study, settings: TuneSettings) -> None:
+    """Replace the study's sampler by one seeded for this worker (see derive_sampler_seed)."""
+    spec = dict(settings.sampler)
+    base = spec.get("seed")
+    if base is None:  # unseeded: Optuna draws a seed from OS entropy, already different per worker
+        return
+    n_started = sum(1 for t in study.get_trials(deepcopy=False) if t.state != TrialState.WAITING)
+    identity = worker_identity(settings)
+    spec["seed"] = derive_sampler_seed(int(base), identity, n_started)
+    study.sampler = make_sampler(spec)
+    study._rl_shop_sampler_seed = spec["seed"]  # type: ignore[attr-defined]  (recorded on each trial)
+    log.info("worker %s: sampler seed %d (sampler.seed=%s, %d trials started before)",
+             identity, spec["seed"], base, n_started)
 
 
 def _wait_for_budget(study: optuna.Study, settings: TuneSettings) -> None:
@@ -262,8 +299,12 @@ def objective(
     compares trials at the same seed and the same point of training.  A divergent run (NaN
     return or weights) prunes the trial instead of crashing the worker.
     """
-    values = suggest(trial, space)
     trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
+    trial.set_user_attr("worker_identity", worker_identity(settings))
+    sampler_seed = getattr(trial.study, "_rl_shop_sampler_seed", None)
+    if sampler_seed is not None:
+        trial.set_user_attr("sampler_seed", sampler_seed)
+    values = suggest(trial, space)
     finals: list[float] = []
     for k in range(settings.seeds_per_trial):
         seed = settings.base_seed + k
