@@ -17,12 +17,13 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 from scipy.special import ndtri
 
+from envs import collaborate_kernel as kernel
+from envs.array_ops import NUMPY
 from envs.dag import BatchedUniforms
-from envs.collaborate import _U_EPS, N_RESET_U, N_STEP_U, parse_collaborate_kwargs
+from envs.collaborate import _U_EPS, N_STEP_U, parse_collaborate_kwargs
 from rl_shop.policies.features.collaborate import (
     ACTION_NAMES,
     CLARIFY,
-    DECIDE,
     FEATURE_NAMES,
     LAYOUT_VERSION,
     PRODUCT_SEARCH,
@@ -30,10 +31,9 @@ from rl_shop.policies.features.collaborate import (
     WEB_SEARCH,
     featurize_batch,
 )
-from rl_shop.sim.slots import QUERY_TYPES
 
 _STEP_COLS = np.arange(N_STEP_U)
-_NORMAL_STEP_COLS = np.array([0, 2, 3, 4])  # search noise, Relevance / satisfaction / clarity estimates
+_NORMAL_STEP_COLS = np.array(kernel.NORMAL_STEP_COLS)  # search noise, Relevance / satisfaction / clarity estimates
 _OUTCOME_KEYS = ("clicked", "purchased", "reformulations", "abandoned", "latency", "rounds", "steps")
 
 
@@ -41,8 +41,7 @@ def abandon_probability_batch(
     latency_s: np.ndarray, tolerance_s: np.ndarray, base_p: float, scale_s: float
 ) -> np.ndarray:
     """Vectorised ``rl_shop.sim.shopper.abandon_probability`` (same formula, tested equal)."""
-    over = np.maximum(latency_s - tolerance_s, 0.0)
-    return np.where(latency_s <= tolerance_s, base_p, 1.0 - (1.0 - base_p) * np.exp(-over / scale_s))
+    return kernel.abandon_probability(NUMPY, np.asarray(latency_s), np.asarray(tolerance_s), base_p, scale_s)
 
 
 class CollaborateVectorEnv(VectorEnv):
@@ -69,23 +68,11 @@ class CollaborateVectorEnv(VectorEnv):
         self.observation_space = batch_space(self.single_observation_space, B)
         self._seed = seed
         self._seeded = False
-        self._cost = p.c_latency * p.latency + p.c_compute * p.compute
-        ranks = np.arange(1, p.max_rank + 1, dtype=np.float64)
-        exam = 1.0 / ranks**p.examination_eta
-        self._ea_rel = exam * p.attr_relevant
-        self._ea_irr = exam * p.attr_irrelevant
-        D = p.n_uniforms
-        self._U = np.zeros((B, D))
-        f = lambda dt=np.float64: np.zeros(B, dtype=dt)  # noqa: E731
-        self._type, self._pred, self._patience = f(np.int64), f(np.int64), f(np.int64)
-        self._c, self._tol, self._conf, self._R, self._W = f(), f(), f(), f(), f()
-        self._bad = f(bool)
-        self._steps = f(np.int64)
-        self._elapsed = f()
-        self._n = np.zeros((B, 5), dtype=np.int64)
-        self._rhat, self._uhat, self._chat = f(), f(), f()
-        self._clicks, self._purchased, self._reform = f(np.int64), f(np.int64), f(np.int64)
-        self._abandoned = f(bool)
+        self._T = kernel.CollaborateTables(p)
+        self._U = np.zeros((B, p.n_uniforms))
+        # Own arrays per field (reset_values may return one zeros array for several fields).
+        placeholder = kernel.reset_values(NUMPY, self._T, np.full((B, p.n_uniforms), 0.5), np.zeros(B))
+        self._s: dict[str, np.ndarray] = {k: np.array(v, copy=True) for k, v in placeholder.items()}
         self._ar = np.arange(B)
 
     # ------------------------------------------------------------------ randomness / reset
@@ -96,37 +83,13 @@ class CollaborateVectorEnv(VectorEnv):
         self._seeded = True
 
     def _reset_envs(self, idx: np.ndarray) -> None:
-        p = self.params
         u = np.clip(self._uniforms.take(idx), _U_EPS, 1.0 - _U_EPS)
         self._U[idx] = u
         # Normal noise is ndtri of a clipped uniform; the step columns are transformed when
         # used (step), so a reset only pays for the clarity-estimate noise of column 8.
-        z8 = ndtri(u[:, 8])
-        t = np.minimum(np.searchsorted(p.type_cum, u[:, 0], side="right"), len(QUERY_TYPES) - 1)
-        self._type[idx] = t
-        self._c[idx] = p.clarity_lo[t] + u[:, 1] * (p.clarity_hi[t] - p.clarity_lo[t])
-        span = p.patience_hi - p.patience_lo + 1
-        self._patience[idx] = p.patience_lo + np.minimum((u[:, 2] * span).astype(np.int64), span - 1)
-        self._tol[idx] = p.tolerance_lo + u[:, 3] * (p.tolerance_hi - p.tolerance_lo)
-        self._bad[idx] = u[:, 4] < p.p_bad_plan[t]
-        correct = u[:, 5] < p.type_accuracy[t]
-        k = np.minimum((u[:, 6] * 7).astype(np.int64), 6)
-        self._pred[idx] = np.where(correct, t, np.where(k < t, k, k + 1))
-        lo = np.where(correct, p.conf_correct[0], p.conf_wrong[0])
-        hi = np.where(correct, p.conf_correct[1], p.conf_wrong[1])
-        self._conf[idx] = lo + u[:, 7] * (hi - lo)
-        self._R[idx] = 0.0
-        self._W[idx] = 0.0
-        self._steps[idx] = 0
-        self._elapsed[idx] = 0.0
-        self._n[idx] = 0
-        self._rhat[idx] = 0.0
-        self._uhat[idx] = 0.0
-        self._chat[idx] = np.clip(self._c[idx] + p.predict_noise_sd * z8, 0.0, 1.0)
-        self._clicks[idx] = 0
-        self._purchased[idx] = 0
-        self._reform[idx] = 0
-        self._abandoned[idx] = False
+        start = kernel.reset_values(NUMPY, self._T, u, ndtri(u[:, kernel.NORMAL_RESET_COL]))
+        for k, v in start.items():
+            self._s[k][idx] = v
 
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
@@ -139,27 +102,7 @@ class CollaborateVectorEnv(VectorEnv):
     # ------------------------------------------------------------------ dynamics
     def action_masks(self) -> np.ndarray:
         """``(num_envs, 5)`` valid actions (rules in ``CollaborateEnv``)."""
-        p, n, s = self.params, self._n, self._steps
-        searched = (n[:, PRODUCT_SEARCH] + n[:, WEB_SEARCH]) > 0
-        early = s <= p.max_steps - 3
-        can_search = s <= p.max_steps - 2
-        return np.stack(
-            [
-                early & (n[:, CLARIFY] < p.max_clarify),
-                can_search,
-                can_search,
-                early & searched & (n[:, REPLAN] < p.max_replan),
-                searched | (s >= p.max_steps - 1),
-            ],
-            axis=1,
-        )
-
-    def _relevance(self) -> np.ndarray:
-        return self._R * np.minimum(1.0, self._n[:, PRODUCT_SEARCH] / self.params.min_ps[self._type])
-
-    def _satisfaction(self, rel: np.ndarray) -> np.ndarray:
-        wn = self.params.web_need[self._type]
-        return (1.0 - wn) * rel + wn * self._W
+        return kernel.action_masks(NUMPY, self._T, self._s)
 
     def _decide(self, sel: np.ndarray) -> np.ndarray:
         """Shopper reaction for the selected sub-envs; returns their reward (0 elsewhere).
@@ -167,33 +110,23 @@ class CollaborateVectorEnv(VectorEnv):
         Computed on the selected rows only (about a quarter of them per step): the same
         element-wise formulas as over all rows, at a quarter of the cost.
         """
-        p = self.params
+        st, T = self._s, self._T
         i = np.flatnonzero(sel)
-        elapsed = self._elapsed[i] + p.latency[DECIDE]
-        self._elapsed[i] = elapsed
-        o, K = p.reaction_offset, p.max_rank
-        R = self._U[i, o : o + 2 + 3 * K]  # the reaction block of the deciding sub-envs
-        p_ab = abandon_probability_batch(elapsed, self._tol[i], p.abandon_base_p, p.abandon_scale_s)
-        abandon = R[:, 0] < p_ab
-        react = ~abandon
-        t = self._type[i]
-        relevance = self._R[i] * np.minimum(1.0, self._n[i, PRODUCT_SEARCH] / p.min_ps[t])
-        wn = p.web_need[t]
-        q = (1.0 - wn) * relevance + wn * self._W[i]  # _satisfaction on these rows
-        rel = R[:, 1 : 1 + K] < q[:, None]
-        click = R[:, 1 + K : 1 + 2 * K] < np.where(rel, self._ea_rel, self._ea_irr)
-        buy = (click & rel & (R[:, 1 + 2 * K : 1 + 3 * K] < p.p_purchase)).any(axis=1)
-        n_rel_top = rel[:, : p.reformulate_top_k].sum(axis=1)
-        reform = ~buy & (n_rel_top == 0) & (R[:, 1 + 3 * K] < p.p_reformulate)
-        clicks = click.sum(axis=1)
+        elapsed = st["elapsed"][i] + T.decide_latency
+        st["elapsed"][i] = elapsed
+        o, K = T.reaction_offset, T.max_rank
+        res = kernel.decide_outcome(
+            NUMPY, T, elapsed, st["tol"][i], st["type"][i], st["R"][i], st["W"][i],
+            st["n"][i, PRODUCT_SEARCH], self._U[i, o : o + 2 + 3 * K],
+        )  # fmt: skip
+        react = ~res["abandon"]
         ir = i[react]
-        self._clicks[ir] = clicks[react]
-        self._purchased[ir] = buy[react]
-        self._reform[ir] = reform[react]
-        self._abandoned[i] |= abandon
-        gain = p.w_click * clicks + p.w_purchase * buy - p.w_reformulation * reform
+        st["clicks"][ir] = res["clicks"][react]
+        st["purchased"][ir] = res["buy"][react]
+        st["reform"][ir] = res["reform"][react]
+        st["abandoned"][i] |= res["abandon"]
         out = np.zeros(self.num_envs)
-        out[i] = -self._cost[DECIDE] + np.where(abandon, -p.w_abandon, gain)
+        out[i] = res["reward"]
         return out
 
     def step(
@@ -204,52 +137,12 @@ class CollaborateVectorEnv(VectorEnv):
             raise ValueError(f"expected {self.num_envs} actions, got shape {np.shape(actions)}.")
         if a.min() < 0 or a.max() >= 5:
             raise ValueError(f"actions must be in 0..4 {ACTION_NAMES}, got {a}.")
-        p = self.params
         ar = self._ar
-        valid = self.action_masks()[ar, a]
-        s = self._steps.copy()
-        self._steps += 1
-        searched_before = (self._n[:, PRODUCT_SEARCH] + self._n[:, WEB_SEARCH]) > 0
-        self._n[ar, a] += valid
-        reward = np.where(valid, 0.0, -p.c_invalid)
-        # invalid actions that use up the last step: forced decide, or abandonment if no search
-        out_of_steps = ~valid & (self._steps >= p.max_steps)
-        forced_quit = out_of_steps & ~searched_before
-        decide = (valid & (a == DECIDE)) | (out_of_steps & searched_before)
-        act = valid & (a != DECIDE)
-        reward -= np.where(act, self._cost[a], 0.0)
-        self._elapsed = np.where(act, self._elapsed + p.latency[a], self._elapsed)
-        b = N_RESET_U + N_STEP_U * np.minimum(s, p.max_steps - 1)
-        U = self._U
+        b = kernel.step_block_index(NUMPY, self._T, self._s["steps"])
         # This step's block of 5 uniforms per sub-env; columns 0, 2, 3, 4 are normal noise.
-        Ub = U[ar[:, None], b[:, None] + _STEP_COLS]
+        Ub = self._U[ar[:, None], b[:, None] + _STEP_COLS]
         Zb = ndtri(Ub[:, _NORMAL_STEP_COLS])
-        t = self._type
-        quit_ = act & (a == CLARIFY) & (self._n[:, CLARIFY] > self._patience)
-        clar = act & (a == CLARIFY) & ~quit_
-        self._c = np.where(clar, self._c + p.clarify_gain[t] * (1.0 - self._c), self._c)
-        z_b = Zb[:, 0]
-        ps = act & (a == PRODUCT_SEARCH)
-        mean = p.rel_max[t] * (p.clarity_floor + (1.0 - p.clarity_floor) * self._c)
-        mean = np.where(self._bad, mean * p.bad_plan_factor, mean)
-        new = np.clip(mean + p.search_noise_sd * z_b, 0.0, 1.0)
-        self._R = np.where(ps & (new > self._R), new, self._R)
-        ws = act & (a == WEB_SEARCH)
-        gain = np.clip(p.web_gain[t] + p.search_noise_sd * z_b, 0.0, 1.0)
-        self._W = np.where(ws, self._W + gain * (1.0 - self._W), self._W)
-        rp = act & (a == REPLAN) & self._bad & (Ub[:, 1] < p.p_replan_fix)
-        self._bad &= ~rp
-        upd = act & ~quit_
-        rel = self._relevance()
-        sd = p.predict_noise_sd
-        searched = upd & ((self._n[:, PRODUCT_SEARCH] + self._n[:, WEB_SEARCH]) > 0)
-        self._rhat = np.where(searched, np.clip(rel + sd * Zb[:, 1], 0.0, 1.0), self._rhat)
-        sat = self._satisfaction(rel)
-        self._uhat = np.where(searched, np.clip(sat + sd * Zb[:, 2], 0.0, 1.0), self._uhat)
-        self._chat = np.where(upd, np.clip(self._c + sd * Zb[:, 3], 0.0, 1.0), self._chat)
-        gone = quit_ | forced_quit
-        self._abandoned |= gone
-        reward -= np.where(gone, p.w_abandon, 0.0)
+        self._s, reward, decide, gone = kernel.transition(NUMPY, self._T, self._s, a, Ub, Zb)
         if decide.any():
             reward += self._decide(decide)
         term = decide | gone
@@ -270,21 +163,23 @@ class CollaborateVectorEnv(VectorEnv):
     # ------------------------------------------------------------------ views
     def _obs(self, idx: np.ndarray | slice = slice(None)) -> np.ndarray:
         """Observation rows of the sub-envs ``idx`` (all by default)."""
-        p, n = self.params, self._n[idx]
+        p, st = self.params, self._s
+        n = st["n"][idx]
         return featurize_batch(
-            self._pred[idx], self._conf[idx], self._steps[idx], p.max_steps, self._elapsed[idx],
+            st["pred"][idx], st["conf"][idx], st["steps"][idx], p.max_steps, st["elapsed"][idx],
             n[:, CLARIFY], n[:, PRODUCT_SEARCH], n[:, WEB_SEARCH], n[:, REPLAN],
-            self._rhat[idx], self._uhat[idx], self._chat[idx], p.gamma, p.replan_threshold,
+            st["rhat"][idx], st["uhat"][idx], st["chat"][idx], p.gamma, p.replan_threshold,
         )  # fmt: skip
 
     def _info(self) -> dict[str, Any]:
+        st = self._s
         return {
-            "clicked": self._clicks.copy(),
-            "purchased": self._purchased.copy(),
-            "reformulations": self._reform.copy(),
-            "abandoned": self._abandoned.astype(np.int64),
-            "latency": self._elapsed.copy(),
-            "rounds": self._n[:, CLARIFY].copy(),
-            "steps": self._steps.copy(),
+            "clicked": st["clicks"].copy(),
+            "purchased": st["purchased"].astype(np.int64),
+            "reformulations": st["reform"].astype(np.int64),
+            "abandoned": st["abandoned"].astype(np.int64),
+            "latency": st["elapsed"].copy(),
+            "rounds": st["n"][:, CLARIFY].copy(),
+            "steps": st["steps"].copy(),
             "action_mask": self.action_masks(),
         }

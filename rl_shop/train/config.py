@@ -48,6 +48,12 @@ class HardwareSettings(_Strict):
     torch_threads: int = Field(1, ge=1)
 
 
+class TrainerSettings(_Strict):
+    """The `trainer` group: which library learns (`sb3`, or `torchrl` for device-resident PPO)."""
+
+    name: Literal["sb3", "torchrl"] = "sb3"
+
+
 class EvalSettings(_Strict):
     freq: int = Field(gt=0)
     n_episodes: int = Field(gt=0)
@@ -82,6 +88,7 @@ class TrainSettings(_Strict):
     env: EnvSettings
     algo: AlgoSettings
     hardware: HardwareSettings
+    trainer: TrainerSettings = Field(default_factory=TrainerSettings)
     seed: int = Field(ge=0)
     total_timesteps: int = Field(gt=0)
     experiment_name: str = Field(min_length=1)

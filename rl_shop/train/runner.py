@@ -145,6 +145,8 @@ def train(cfg: DictConfig, on_eval: EvalHook | None = None) -> TrainSummary:
 
     state = TrainState()
     ckpt = latest_checkpoint(run_dir) if resumed else None
+    if s.trainer.name == "torchrl":
+        return _train_torchrl(s, run_dir, resumed, ckpt, device, on_eval)
     with contextlib.ExitStack() as stack:
         vec_env = make_vec_env(s.env, s.hardware, s.seed)
         stack.callback(vec_env.close)
@@ -152,6 +154,25 @@ def train(cfg: DictConfig, on_eval: EvalHook | None = None) -> TrainSummary:
         stack.callback(eval_env.close)
         stop = stack.enter_context(_stop_on_signals())
         return _train_loop(s, run_dir, resumed, ckpt, state, vec_env, eval_env, device, on_eval, stop)
+
+
+def _train_torchrl(
+    s: TrainSettings, run_dir: Path, resumed: bool, ckpt: Path | None, device: str, on_eval: EvalHook | None
+) -> TrainSummary:
+    """``trainer=torchrl``: the same run directory, references, logger and summary; TorchRL learns."""
+    from rl_shop.train.torchrl_runner import train_torchrl
+
+    with contextlib.ExitStack() as stack:
+        eval_env = make_env(s.env, seed=s.seed + s.eval.seed_offset)
+        stack.callback(eval_env.close)
+        stop = stack.enter_context(_stop_on_signals())
+        formats = ["tensorboard"] if s.logging.tensorboard else []
+        if s.logging.verbose:
+            formats.append("stdout")
+        logger = configure(str(run_dir / "tb"), formats)
+        heuristic, random_ret = _references(s, run_dir, logger)
+        refs = {"heuristic": heuristic, "random": random_ret}
+        return train_torchrl(s, run_dir, resumed, ckpt, device, eval_env, refs, logger, on_eval, stop)
 
 
 def _train_loop(

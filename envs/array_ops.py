@@ -1,0 +1,260 @@
+"""The few array operations where numpy and torch spell things differently, behind one interface.
+
+The batched kernels (``envs.clarify_kernel``, ``envs.collaborate_kernel``) write each formula
+once against an ``ops`` object; ``NUMPY`` runs them on numpy arrays (the Gymnasium vector envs),
+``TORCH`` on torch tensors on the CPU or a CUDA device (the TorchRL training path).
+
+Everything else the kernels use (``+ - * / ^ & | << >> ~``, comparisons, ``a[idx]`` gathers) has
+the same meaning in both libraries, with one trap that the helpers here exist to avoid: torch
+promotes ``python float * int/bool tensor`` to float32, numpy to float64. The kernels convert
+explicitly with ``ops.f64`` before mixing integers or booleans with float coefficients.
+
+Random bits use wrapping int64 arithmetic (torch has no ``uint64`` arithmetic): additions,
+multiplications and xors wrap identically on two's complement int64, and ``lsr`` is the logical
+(unsigned) right shift, so the bits equal those of the ``uint64`` SplitMix64 of ``envs.clarify_rng``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+MASK64 = (1 << 64) - 1
+
+
+def signed64(value: int) -> int:
+    """The int64 with the same 64 bits as the unsigned ``value`` (mod 2**64)."""
+    value &= MASK64
+    return value - (1 << 64) if value >= 1 << 63 else value
+
+
+class NumpyOps:
+    """Array helpers over numpy."""
+
+    name = "numpy"
+
+    @staticmethod
+    def f64(x: Any) -> Any:
+        return np.asarray(x).astype(np.float64)
+
+    @staticmethod
+    def i64(x: Any) -> Any:
+        return np.asarray(x).astype(np.int64)
+
+    @staticmethod
+    def where(cond: Any, a: Any, b: Any) -> Any:
+        return np.where(cond, a, b)
+
+    @staticmethod
+    def minimum(x: Any, c: Any) -> Any:
+        return np.minimum(x, c)
+
+    @staticmethod
+    def maximum(x: Any, c: Any) -> Any:
+        return np.maximum(x, c)
+
+    @staticmethod
+    def clip(x: Any, lo: float, hi: float) -> Any:
+        return np.clip(x, lo, hi)
+
+    @staticmethod
+    def exp(x: Any) -> Any:
+        return np.exp(x)
+
+    @staticmethod
+    def f32(x: Any) -> Any:
+        return np.asarray(x).astype(np.float32)
+
+    @staticmethod
+    def take(table: Any, idx: Any) -> Any:
+        """``table[idx]`` for a 1-D ``table`` (a gather)."""
+        return table[idx]
+
+    @staticmethod
+    def pick(mat: Any, idx: Any) -> Any:
+        """``mat[r, idx[r]]`` for every row ``r``."""
+        return np.take_along_axis(mat, idx[:, None], axis=1)[:, 0]
+
+    @staticmethod
+    def one_hot(idx: Any, n: int) -> Any:
+        """Bool ``(len(idx), n)``."""
+        return idx[:, None] == np.arange(n)
+
+    @staticmethod
+    def searchsorted(sorted_seq: Any, values: Any) -> Any:
+        """Insertion points with ``side="right"``."""
+        return np.searchsorted(sorted_seq, values, side="right")
+
+    @staticmethod
+    def stack(xs: Any, axis: int) -> Any:
+        return np.stack(xs, axis=axis)
+
+    @staticmethod
+    def concat(xs: Any, axis: int) -> Any:
+        return np.concatenate(xs, axis=axis)
+
+    @staticmethod
+    def rows(table: Any, idx: Any) -> Any:
+        """``table[idx]`` for a 2-D ``table``: whole rows."""
+        return table[idx]
+
+    @staticmethod
+    def any(x: Any, axis: int) -> Any:
+        return x.any(axis=axis)
+
+    @staticmethod
+    def sum(x: Any, axis: int) -> Any:
+        return x.sum(axis=axis)
+
+    @staticmethod
+    def lsr(z: Any, k: int) -> Any:
+        """Logical right shift of int64 bits (through a free ``uint64`` view: one pass)."""
+        return (z.view(np.uint64) >> np.uint64(k)).view(np.int64)
+
+
+class TorchOps:
+    """Array helpers over torch tensors (any device)."""
+
+    name = "torch"
+
+    @staticmethod
+    def f64(x: Any) -> Any:
+        import torch
+
+        return x.to(torch.float64)
+
+    @staticmethod
+    def i64(x: Any) -> Any:
+        import torch
+
+        return x.to(torch.int64)
+
+    @staticmethod
+    def where(cond: Any, a: Any, b: Any) -> Any:
+        import torch
+
+        if not isinstance(a, torch.Tensor) and not isinstance(b, torch.Tensor):
+            # two Python scalars: torch would pick its default float32; numpy keeps float64 / int64
+            dt = torch.float64 if isinstance(a, float) or isinstance(b, float) else torch.int64
+            a = torch.tensor(a, dtype=dt, device=cond.device)
+        return torch.where(cond, a, b)
+
+    @staticmethod
+    def f32(x: Any) -> Any:
+        import torch
+
+        return x.to(torch.float32)
+
+    @staticmethod
+    def pick(mat: Any, idx: Any) -> Any:
+        return mat.gather(1, idx[:, None])[:, 0]
+
+    @staticmethod
+    def one_hot(idx: Any, n: int) -> Any:
+        import torch
+
+        return idx[:, None] == torch.arange(n, device=idx.device)
+
+    @staticmethod
+    def searchsorted(sorted_seq: Any, values: Any) -> Any:
+        import torch
+
+        return torch.searchsorted(sorted_seq, values.contiguous(), right=True)
+
+    @staticmethod
+    def stack(xs: Any, axis: int) -> Any:
+        import torch
+
+        return torch.stack(xs, dim=axis)
+
+    @staticmethod
+    def concat(xs: Any, axis: int) -> Any:
+        import torch
+
+        return torch.cat(xs, dim=axis)
+
+    @staticmethod
+    def minimum(x: Any, c: Any) -> Any:
+        import torch
+
+        return torch.clamp(x, max=c) if not isinstance(c, torch.Tensor) else torch.minimum(x, c)
+
+    @staticmethod
+    def maximum(x: Any, c: Any) -> Any:
+        import torch
+
+        return torch.clamp(x, min=c) if not isinstance(c, torch.Tensor) else torch.maximum(x, c)
+
+    @staticmethod
+    def clip(x: Any, lo: float, hi: float) -> Any:
+        import torch
+
+        return torch.clamp(x, lo, hi)
+
+    @staticmethod
+    def exp(x: Any) -> Any:
+        import torch
+
+        return torch.exp(x)
+
+    @staticmethod
+    def take(table: Any, idx: Any) -> Any:
+        import torch
+
+        return torch.take(table, idx)  # several times cheaper than advanced indexing on the CPU
+
+    @staticmethod
+    def rows(table: Any, idx: Any) -> Any:
+        return table.index_select(0, idx)
+
+    @staticmethod
+    def any(x: Any, axis: int) -> Any:
+        return x.any(dim=axis)
+
+    @staticmethod
+    def sum(x: Any, axis: int) -> Any:
+        return x.sum(dim=axis)
+
+    @staticmethod
+    def lsr(z: Any, k: int) -> Any:
+        return (z >> k) & ((1 << (64 - k)) - 1)
+
+
+NUMPY = NumpyOps()
+TORCH = TorchOps()
+
+# ---------------------------------------------------------------- SplitMix64 on int64 bits
+_GOLDEN = signed64(0x9E3779B97F4A7C15)
+_M1 = signed64(0xBF58476D1CE4E5B9)
+_M2 = signed64(0x94D049BB133111EB)
+_TO_UNIT53 = 2.0**-53
+_TO_UNIT32 = 2.0**-32
+_LOW32 = 0xFFFFFFFF
+
+
+def mix(ops: Any, z: Any) -> Any:
+    """SplitMix64 finalizer over int64 arrays: the bits of ``envs.clarify_rng.mix``."""
+    z = z + _GOLDEN
+    z = z ^ ops.lsr(z, 30)
+    z = z * _M1
+    z = z ^ ops.lsr(z, 27)
+    z = z * _M2
+    return z ^ ops.lsr(z, 31)
+
+
+def episode_key(ops: Any, keys: Any, episodes: Any) -> Any:
+    """``clarify_rng.episode_key`` over int64 arrays."""
+    return mix(ops, mix(ops, keys) ^ episodes)
+
+
+def unit53(ops: Any, z: Any) -> Any:
+    return ops.f64(ops.lsr(z, 11)) * _TO_UNIT53
+
+
+def answer_draw(ops: Any, z: Any) -> Any:
+    return ops.f64(ops.lsr(z, 32)) * _TO_UNIT32
+
+
+def volunteer_draw(ops: Any, z: Any) -> Any:
+    return ops.f64(z & _LOW32) * _TO_UNIT32

@@ -1,0 +1,223 @@
+"""The formulas of batched ``rl_shop/Clarify-v0``, written once for numpy and torch.
+
+``envs.clarify_batched.ClarifyVectorEnv`` (numpy, Gymnasium) and
+``envs.clarify_torch.ClarifyTorchVectorEnv`` (torch, CPU or CUDA) both call these functions with
+their ``ops`` (``envs.array_ops.NUMPY`` / ``TORCH``) and their own arrays; they differ only in how
+they store state and write restarted rows back (numpy: index assignment on the ended rows;
+torch: ``where`` over all rows, no host synchronisation). Same seeds, same bits.
+
+State fields (one array each, ``(n,)``): ``ekey`` (episode stream key, int64 bits), ``t`` (step
+counter), ``i`` (pool intent), ``rel``, ``revealed``, ``known``, ``nopref``, ``dontknow``,
+``asked`` (slot bitmasks), ``rounds``, ``patience``, ``qt`` (query type), ``h`` (H(s), float64).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+
+from envs import array_ops as ao
+from envs.clarify import KTH_BIT, MASK_TABLE, POPCOUNT, STOP, SUGGEST, entropy_table
+from envs.intent_pool import N_MASKS, IntentPool
+from rl_shop.policies.features import clarify as feat
+from rl_shop.policies.features.clarify import N_SLOTS
+
+STATE_FIELDS: tuple[str, ...] = (
+    "ekey", "t", "i", "rel", "revealed", "known", "nopref", "dontknow", "asked", "rounds", "patience", "qt", "h",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ClarifyTables:
+    """Per-pool lookup tables as arrays of one library (flat ``[N * 512]`` float64 tables)."""
+
+    H: Any
+    acc: Any
+    log2c: Any
+    pdk: Any
+    pw: Any
+    relevant: Any
+    stated: Any
+    patience: Any
+    query_type: Any
+    mask_table: Any
+    popcount: Any
+    kth_bit: Any
+    bits: Any
+    qt_onehot: Any
+    popcount_frac: Any
+    n_pool: int
+    log2_catalog_size: float
+
+
+def make_tables(pool: IntentPool, normalize_gain: bool, convert: Callable[[np.ndarray], Any] = lambda a: a) -> ClarifyTables:
+    """The tables of ``pool``; ``convert`` turns each numpy array into the target library's array."""
+    c = lambda a, dt=None: convert(np.ascontiguousarray(a if dt is None else np.asarray(a, dtype=dt)))  # noqa: E731
+    return ClarifyTables(
+        H=c(entropy_table(pool, normalize_gain).ravel(), np.float64),
+        acc=c(pool.accuracy.ravel(), np.float64),
+        log2c=c(pool.log2_candidates.ravel(), np.float64),
+        pdk=c(pool.p_dont_know.ravel(), np.float64),
+        pw=c(pool.p_wrong.ravel(), np.float64),
+        relevant=c(pool.relevant, np.int64),
+        stated=c(pool.stated, np.int64),
+        patience=c(pool.patience, np.int64),
+        query_type=c(pool.query_type, np.int64),
+        mask_table=c(MASK_TABLE),
+        popcount=c(POPCOUNT, np.int64),
+        kth_bit=c(KTH_BIT.ravel(), np.int64),  # flat: [mask * N_SLOTS + k]
+        bits=c(feat.BITS),
+        qt_onehot=c(feat._QT_ONEHOT),
+        popcount_frac=c(feat._POPCOUNT_FRAC),
+        n_pool=len(pool),
+        log2_catalog_size=float(pool.log2_catalog_size),
+    )
+
+
+def episode_start(ops: Any, tb: ClarifyTables, keys: Any, episodes: Any) -> dict[str, Any]:
+    """The first state of episode ``episodes`` of the streams ``keys`` (int64 arrays, same shape).
+
+    Draw 0 of the episode stream picks the pool intent (``clarify_rng`` layout).
+    """
+    ekey = ao.episode_key(ops, keys, episodes)
+    intent = ops.i64(ao.unit53(ops, ao.mix(ops, ekey)) * tb.n_pool)
+    stated = ops.take(tb.stated, intent)
+    zero = intent * 0
+    return {
+        "ekey": ekey,
+        "t": zero,
+        "i": intent,
+        "rel": ops.take(tb.relevant, intent),
+        "revealed": stated,
+        "known": stated,
+        "nopref": zero,
+        "dontknow": zero,
+        "asked": zero,
+        "rounds": zero,
+        "patience": ops.take(tb.patience, intent),
+        "qt": ops.take(tb.query_type, intent),
+        "h": ops.take(tb.H, intent * N_MASKS + stated),
+    }
+
+
+def action_masks(tb: ClarifyTables, s: dict[str, Any]) -> Any:
+    """Valid actions ``(n, 11)``: no re-asking a known or asked slot."""
+    return tb.mask_table[s["known"] | s["asked"]]
+
+
+def transition(ops: Any, tb: ClarifyTables, prm: Any, s: dict[str, Any], a: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """One step of every row: ``(new state, outputs)``.
+
+    ``outputs``: ``reward`` (float64), ``terminated``, ``truncated``, ``intent_gain``,
+    ``accuracy_at_5`` (NaN where the episode did not end). ``prm`` is a ``ClarifyParams``.
+    """
+    i_m = s["i"] * N_MASKS
+    t = s["t"] + 1
+    z = ao.mix(ops, s["ekey"] ^ t)  # clarify_rng.bits(ekey, t)
+    u_answer = ao.answer_draw(ops, z)
+    u_volunteer = ao.volunteer_draw(ops, z)
+    revealed = s["revealed"]
+    known, asked, rounds, rel = s["known"], s["asked"], s["rounds"], s["rel"]
+    acc_before = ops.take(tb.acc, i_m + revealed)
+
+    is_stop = a == STOP
+    is_ask = a < N_SLOTS
+    leaves = ~is_stop & (rounds >= s["patience"])
+    active = ~is_stop & ~leaves
+    slot = ops.minimum(a, N_SLOTS - 1)
+    bit = ops.i64(is_ask) << slot  # 0 for suggest / stop
+    fresh = active & (((known | asked) & bit) == 0) & is_ask
+    fresh_bit = ops.where(fresh, bit, 0)
+    ans = (rel & fresh_bit) != 0
+    p_idx = s["i"] * N_SLOTS + slot
+    pdk = ops.take(tb.pdk, p_idx)
+    dk = ans & (u_answer < pdk)
+    not_dk = ans & ~dk
+    wrong = not_dk & (u_answer < pdk + ops.take(tb.pw, p_idx))
+    correct = not_dk & ~wrong
+    sugg = active & (a == SUGGEST)
+    confirm = sugg & (acc_before >= prm.confirm_threshold)
+    reject = sugg & ~confirm
+    hidden = rel & ~revealed
+    k = ops.i64(u_volunteer * ops.take(tb.popcount, hidden))
+    vol = ops.where(reject, ops.take(tb.kth_bit, hidden * N_SLOTS + k), 0)  # KTH_BIT is 0 when nothing is hidden
+
+    correct_bit = ops.where(correct, bit, 0)
+    new_revealed = revealed | correct_bit | vol
+    rounds_used = ops.i64(~is_stop)
+    new_rounds = rounds + rounds_used
+    h_after = ops.take(tb.H, i_m + new_revealed)
+    intent_gain = ops.where(leaves, 0.0, s["h"] - h_after)
+    handover = is_stop | confirm
+    # stop and confirm reveal nothing, so the hand-over's Accuracy@5 is acc_before
+    accuracy = ops.where(handover, acc_before, 0.0)
+    # MACDF Eq. 3: R(s, a) = alpha * Intent_Gain - beta * Interaction_Rounds,
+    # plus the hand-over term w_T * Accuracy@5 and the abandonment penalty.
+    reward = (
+        prm.alpha * intent_gain
+        - prm.beta * ops.f64(rounds_used)
+        + prm.w_T * accuracy
+        - prm.abandon_penalty * ops.f64(leaves)
+    )
+    terminated = handover | leaves
+    truncated = ~terminated & (new_rounds >= prm.max_rounds)
+    if ops.name == "numpy":  # gather only the (rare) truncated rows
+        acc_info = np.where(terminated, accuracy, np.nan)
+        if truncated.any():
+            tr = np.flatnonzero(truncated)
+            acc_info[tr] = tb.acc[i_m[tr] + new_revealed[tr]]
+    else:  # no data-dependent shapes on a device
+        acc_info = ops.where(terminated, accuracy, ops.where(truncated, ops.take(tb.acc, i_m + new_revealed), float("nan")))
+    new = dict(s)
+    new.update(
+        t=t,
+        revealed=new_revealed,
+        known=known | correct_bit | ops.where(wrong, bit, 0) | vol,
+        asked=asked | fresh_bit,
+        nopref=s["nopref"] | (fresh_bit & ~rel),
+        dontknow=(s["dontknow"] | ops.where(dk, bit, 0)) & ~vol,
+        rounds=new_rounds,
+        h=h_after,
+    )
+    out = {
+        "reward": reward,
+        "terminated": terminated,
+        "truncated": truncated,
+        "intent_gain": intent_gain,
+        "accuracy_at_5": acc_info,
+    }
+    return new, out
+
+
+def featurize(ops: Any, tb: ClarifyTables, s: dict[str, Any], max_rounds: int) -> Any:
+    """Observation rows ``(n, 47)`` float32 laid out as ``rl_shop.policies.features.clarify``.
+
+    The same tables and float64-then-float32 rounding as ``featurize_batch`` (tested equal); the
+    numpy env calls ``featurize_batch`` itself.
+    """
+    log2c = ops.take(tb.log2c, s["i"] * N_MASKS + s["revealed"])
+    scale = tb.log2_catalog_size if tb.log2_catalog_size > 0 else 1.0
+    f32 = tb.bits[0:1, 0:1]  # a float32 array of the right library, for dtype conversion
+    cols = [
+        ops.rows(tb.qt_onehot, s["qt"]),
+        ops.rows(tb.bits, s["known"]),
+        ops.rows(tb.bits, s["nopref"]),
+        ops.rows(tb.bits, s["dontknow"]),
+        ops.rows(tb.bits, s["asked"]),
+        _as_f32_col(ops, ops.f64(s["rounds"]) / float(max_rounds), f32),
+        _as_f32_col(ops, log2c / scale, f32),
+        ops.take(tb.popcount_frac, s["known"])[:, None],
+    ]
+    if ops.name == "numpy":
+        return np.concatenate(cols, axis=1)
+    import torch
+
+    return torch.cat(cols, dim=1)
+
+
+def _as_f32_col(ops: Any, x: Any, like: Any) -> Any:
+    if ops.name == "numpy":
+        return x.astype(np.float32)[:, None]
+    return x.to(like.dtype)[:, None]

@@ -1,0 +1,248 @@
+"""The formulas of batched ``rl_shop/Collaborate-v0``, written once for numpy and torch.
+
+``envs.collaborate_batched.CollaborateVectorEnv`` (numpy) and
+``envs.collaborate_torch.CollaborateTorchVectorEnv`` (torch, CPU or CUDA) call these functions with
+their ``ops`` (``envs.array_ops``). What differs is glue: where the per-episode uniforms come from,
+how the normal noise ``ndtri(u)`` is obtained, and how rows are written back (numpy: index
+assignment on the rows concerned; torch: ``where`` over all rows).
+
+State (dict of ``(B,)`` arrays unless noted): ``type``, ``pred``, ``patience``, ``c``, ``tol``,
+``conf``, ``R``, ``W``, ``bad``, ``steps``, ``elapsed``, ``n`` ``(B, 5)`` (actions taken),
+``rhat``, ``uhat``, ``chat``, ``clicks``, ``purchased``, ``reform``, ``abandoned``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable
+
+import numpy as np
+
+from envs.collaborate import N_RESET_U, N_STEP_U, CollaborateParams
+from rl_shop.policies.features.collaborate import (
+    CLARIFY,
+    COUNT_SCALE,
+    DECIDE,
+    N_FEATURES,
+    N_TYPES,
+    PRODUCT_SEARCH,
+    REPLAN,
+    TIME_SCALE_S,
+    WEB_SEARCH,
+)
+
+#: Columns of a step's block of ``N_STEP_U`` uniforms that become normal noise (``ndtri``):
+#: search noise, Relevance / satisfaction / clarity estimate noise. Column 1: re-plan success.
+NORMAL_STEP_COLS: tuple[int, ...] = (0, 2, 3, 4)
+#: Reset column that becomes the clarity-estimate noise.
+NORMAL_RESET_COL = 8
+N_ACTIONS = 5
+
+
+class CollaborateTables:
+    """``CollaborateParams`` with every array converted by ``convert`` (scalars kept), plus the
+    derived per-action cost and click-model attractiveness-by-rank tables."""
+
+    def __init__(self, p: CollaborateParams, convert: Callable[[np.ndarray], Any] = lambda a: a) -> None:
+        for f in dataclasses.fields(p):
+            v = getattr(p, f.name)
+            setattr(self, f.name, convert(np.asarray(v, dtype=np.float64)) if isinstance(v, np.ndarray) else v)
+        self.params = p
+        ranks = np.arange(1, p.max_rank + 1, dtype=np.float64)
+        exam = 1.0 / ranks**p.examination_eta
+        self.ea_rel = convert(exam * p.attr_relevant)
+        self.ea_irr = convert(exam * p.attr_irrelevant)
+        cost = np.asarray(p.c_latency * p.latency + p.c_compute * p.compute, dtype=np.float64)
+        self.cost = convert(cost)
+        self.decide_cost = float(cost[DECIDE])
+        self.decide_latency = float(p.latency[DECIDE])
+        self.reaction_offset = int(p.reaction_offset)
+
+
+def abandon_probability(ops: Any, latency_s: Any, tolerance_s: Any, base_p: float, scale_s: float) -> Any:
+    """Vectorised ``rl_shop.sim.shopper.abandon_probability`` (same formula, tested equal)."""
+    over = ops.maximum(latency_s - tolerance_s, 0.0)
+    return ops.where(latency_s <= tolerance_s, base_p, 1.0 - (1.0 - base_p) * ops.exp(-over / scale_s))
+
+
+def reset_values(ops: Any, T: CollaborateTables, u: Any, z8: Any) -> dict[str, Any]:
+    """First state of an episode from its reset uniforms ``u`` ``(m, >= 9)`` (clipped to (0, 1))
+    and ``z8 = ndtri(u[:, 8])``."""
+    t = ops.minimum(ops.searchsorted(T.type_cum, u[:, 0]), N_TYPES - 1)
+    c = ops.take(T.clarity_lo, t) + u[:, 1] * (ops.take(T.clarity_hi, t) - ops.take(T.clarity_lo, t))
+    span = T.patience_hi - T.patience_lo + 1
+    correct = u[:, 5] < ops.take(T.type_accuracy, t)
+    k = ops.minimum(ops.i64(u[:, 6] * 7), 6)
+    zero_f = u[:, 0] * 0.0
+    lo = ops.where(correct, zero_f + T.conf_correct[0], zero_f + T.conf_wrong[0])
+    hi = ops.where(correct, zero_f + T.conf_correct[1], zero_f + T.conf_wrong[1])
+    zero_i = t * 0
+    return {
+        "type": t,
+        "pred": ops.where(correct, t, ops.where(k < t, k, k + 1)),
+        "patience": T.patience_lo + ops.minimum(ops.i64(u[:, 2] * span), span - 1),
+        "c": c,
+        "tol": T.tolerance_lo + u[:, 3] * (T.tolerance_hi - T.tolerance_lo),
+        "conf": lo + u[:, 7] * (hi - lo),
+        "R": zero_f,
+        "W": zero_f,
+        "bad": u[:, 4] < ops.take(T.p_bad_plan, t),
+        "steps": zero_i,
+        "elapsed": zero_f,
+        "n": ops.stack([zero_i] * N_ACTIONS, 1),
+        "rhat": zero_f,
+        "uhat": zero_f,
+        "chat": ops.clip(c + T.predict_noise_sd * z8, 0.0, 1.0),
+        "clicks": zero_i,
+        "purchased": zero_i,
+        "reform": zero_i,
+        "abandoned": zero_i != 0,
+    }
+
+
+def action_masks(ops: Any, T: CollaborateTables, s: dict[str, Any]) -> Any:
+    """``(B, 5)`` valid actions (rules in ``CollaborateEnv``)."""
+    n, st = s["n"], s["steps"]
+    searched = (n[:, PRODUCT_SEARCH] + n[:, WEB_SEARCH]) > 0
+    early = st <= T.max_steps - 3
+    can_search = st <= T.max_steps - 2
+    return ops.stack(
+        [
+            early & (n[:, CLARIFY] < T.max_clarify),
+            can_search,
+            can_search,
+            early & searched & (n[:, REPLAN] < T.max_replan),
+            searched | (st >= T.max_steps - 1),
+        ],
+        1,
+    )
+
+
+def relevance(ops: Any, T: CollaborateTables, R: Any, n_ps: Any, t: Any) -> Any:
+    """Effective Relevance: ``R * min(1, n_product_search / min_product_searches[type])``."""
+    return R * ops.minimum(ops.f64(n_ps) / ops.take(T.min_ps, t), 1.0)
+
+
+def satisfaction(ops: Any, T: CollaborateTables, rel: Any, W: Any, t: Any) -> Any:
+    """Hidden ``User_Satisfaction = (1 - web_need) * Relevance + web_need * W``."""
+    wn = ops.take(T.web_need, t)
+    return (1.0 - wn) * rel + wn * W
+
+
+def step_block_index(ops: Any, T: CollaborateTables, steps_before: Any) -> Any:
+    """First column of this step's block of uniforms in an episode row."""
+    return N_RESET_U + N_STEP_U * ops.minimum(steps_before, T.max_steps - 1)
+
+
+def transition(
+    ops: Any, T: CollaborateTables, s: dict[str, Any], a: Any, Ub: Any, Zb: Any
+) -> tuple[dict[str, Any], Any, Any, Any]:
+    """All rows' step except the Decider's shopper reaction: ``(new state, reward, decide, gone)``.
+
+    ``Ub``: this step's ``(B, 5)`` uniforms; ``Zb``: ``(B, 4)`` ``ndtri`` of its columns
+    ``NORMAL_STEP_COLS``. ``decide`` rows still need ``decide_outcome`` (their reward and
+    reaction); ``gone`` rows quit (abandonment). The episode ends on ``decide | gone``.
+    """
+    valid = ops.pick(action_masks(ops, T, s), a)
+    steps = s["steps"] + 1
+    n_before = s["n"]
+    searched_before = (n_before[:, PRODUCT_SEARCH] + n_before[:, WEB_SEARCH]) > 0
+    n = n_before + ops.i64(ops.one_hot(a, N_ACTIONS) & valid[:, None])
+    reward = ops.where(valid, 0.0, -T.c_invalid)
+    # invalid actions that use up the last step: forced decide, or abandonment if no search
+    out_of_steps = ~valid & (steps >= T.max_steps)
+    forced_quit = out_of_steps & ~searched_before
+    decide = (valid & (a == DECIDE)) | (out_of_steps & searched_before)
+    act = valid & (a != DECIDE)
+    reward = reward - ops.where(act, ops.take(T.cost, a), 0.0)
+    elapsed = ops.where(act, s["elapsed"] + ops.take(T.latency, a), s["elapsed"])
+    t = s["type"]
+    c = s["c"]
+    quit_ = act & (a == CLARIFY) & (n[:, CLARIFY] > s["patience"])
+    clar = act & (a == CLARIFY) & ~quit_
+    c = ops.where(clar, c + ops.take(T.clarify_gain, t) * (1.0 - c), c)
+    z_b = Zb[:, 0]
+    ps = act & (a == PRODUCT_SEARCH)
+    mean = ops.take(T.rel_max, t) * (T.clarity_floor + (1.0 - T.clarity_floor) * c)
+    mean = ops.where(s["bad"], mean * T.bad_plan_factor, mean)
+    new = ops.clip(mean + T.search_noise_sd * z_b, 0.0, 1.0)
+    R = ops.where(ps & (new > s["R"]), new, s["R"])
+    ws = act & (a == WEB_SEARCH)
+    gain = ops.clip(ops.take(T.web_gain, t) + T.search_noise_sd * z_b, 0.0, 1.0)
+    W = ops.where(ws, s["W"] + gain * (1.0 - s["W"]), s["W"])
+    rp = act & (a == REPLAN) & s["bad"] & (Ub[:, 1] < T.p_replan_fix)
+    upd = act & ~quit_
+    rel = relevance(ops, T, R, n[:, PRODUCT_SEARCH], t)
+    sd = T.predict_noise_sd
+    searched = upd & ((n[:, PRODUCT_SEARCH] + n[:, WEB_SEARCH]) > 0)
+    sat = satisfaction(ops, T, rel, W, t)
+    gone = quit_ | forced_quit
+    new_s = dict(s)
+    new_s.update(
+        steps=steps,
+        n=n,
+        elapsed=elapsed,
+        c=c,
+        R=R,
+        W=W,
+        bad=s["bad"] & ~rp,
+        rhat=ops.where(searched, ops.clip(rel + sd * Zb[:, 1], 0.0, 1.0), s["rhat"]),
+        uhat=ops.where(searched, ops.clip(sat + sd * Zb[:, 2], 0.0, 1.0), s["uhat"]),
+        chat=ops.where(upd, ops.clip(c + sd * Zb[:, 3], 0.0, 1.0), s["chat"]),
+        abandoned=s["abandoned"] | gone,
+    )
+    reward = reward - ops.where(gone, T.w_abandon, 0.0)
+    return new_s, reward, decide, gone
+
+
+def decide_outcome(
+    ops: Any, T: CollaborateTables, elapsed: Any, tol: Any, t: Any, R: Any, W: Any, n_ps: Any, react_u: Any
+) -> dict[str, Any]:
+    """The shopper's reaction to the Decider's answer, for the rows given (any subset).
+
+    ``elapsed``: latency including the Decider's; ``react_u``: the reaction block of uniforms
+    ``(m, 2 + 3 K)`` (abandon, K relevance, K click, K purchase, reformulate).
+    Returns ``reward`` and ``abandon``, ``clicks``, ``buy``, ``reform``.
+    """
+    K = T.max_rank
+    p_ab = abandon_probability(ops, elapsed, tol, T.abandon_base_p, T.abandon_scale_s)
+    abandon = react_u[:, 0] < p_ab
+    q = satisfaction(ops, T, relevance(ops, T, R, n_ps, t), W, t)
+    rel = react_u[:, 1 : 1 + K] < q[:, None]
+    click = react_u[:, 1 + K : 1 + 2 * K] < ops.where(rel, T.ea_rel, T.ea_irr)
+    buy = ops.any(click & rel & (react_u[:, 1 + 2 * K : 1 + 3 * K] < T.p_purchase), 1)
+    n_rel_top = ops.sum(ops.i64(rel[:, : T.reformulate_top_k]), 1)
+    reform = ~buy & (n_rel_top == 0) & (react_u[:, 1 + 3 * K] < T.p_reformulate)
+    clicks = ops.sum(ops.i64(click), 1)
+    gain = T.w_click * ops.f64(clicks) + T.w_purchase * ops.f64(buy) - T.w_reformulation * ops.f64(reform)
+    return {
+        "reward": -T.decide_cost + ops.where(abandon, -T.w_abandon, gain),
+        "abandon": abandon,
+        "clicks": clicks,
+        "buy": buy,
+        "reform": reform,
+    }
+
+
+def featurize(ops: Any, s: dict[str, Any], T: CollaborateTables, eye: Any) -> Any:
+    """Observation rows laid out as ``rl_shop.policies.features.collaborate`` (float64 values,
+    float32 once at the end, as ``featurize_batch``); ``eye``: float64 ``(N_TYPES, N_TYPES)``."""
+    n = s["n"]
+    score = T.gamma * s["rhat"] + (1.0 - T.gamma) * s["uhat"]  # MACDF Eq. 2 (reflection_score)
+    cols = [
+        s["conf"],
+        ops.f64(s["steps"]) / T.max_steps,
+        s["elapsed"] / TIME_SCALE_S,
+        ops.f64(n[:, CLARIFY]) / COUNT_SCALE,
+        ops.f64(n[:, PRODUCT_SEARCH]) / COUNT_SCALE,
+        ops.f64(n[:, WEB_SEARCH]) / COUNT_SCALE,
+        ops.f64(n[:, REPLAN]) / COUNT_SCALE,
+        s["rhat"],
+        s["uhat"],
+        s["chat"],
+        score,
+        ops.f64(score < T.replan_threshold),
+    ]
+    out = ops.concat([ops.rows(eye, s["pred"]), ops.stack(cols, 1)], 1)
+    assert out.shape[1] == N_FEATURES
+    return ops.f32(out)
