@@ -45,37 +45,34 @@ def build_parser() -> argparse.ArgumentParser:
 # ------------------------------------------------------------------ serve-llm
 
 def _serve_llm_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--llm", default="embedded", help="config name under configs/llm/ (default: embedded)")
+    p.add_argument("--config", default="llama_cpp",
+                   help="server config name under configs/llm/server/ (default: llama_cpp)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config key, e.g. --set structured_library=none (repeatable)")
-    p.add_argument("--host", default="127.0.0.1", help="bind address (default: loopback only)")
-    p.add_argument("--port", type=int, default=8000, help="TCP port (0 = any free port)")
-    p.add_argument("--model-name", default=None, help="model id to serve (default: rl-shop-<backend>)")
+                   help="override a server config key, e.g. --set limit_concurrency=4 (repeatable)")
+    p.add_argument("--host", default=None, help="bind address (default from config: 127.0.0.1, loopback only)")
+    p.add_argument("--port", type=int, default=None, help="TCP port (default from config: 8000)")
+    p.add_argument("--model-name", default=None, help="model id to serve (default from config: rl-shop-embedded)")
+    p.add_argument("--gguf", default=None, help="a .gguf chat model (default: the packaged SmolLM2-135M)")
     p.add_argument("--verbose", action="store_true", help="log every request")
 
 
 def _serve_llm(args: argparse.Namespace) -> int:
-    from rl_shop.llm import load_llm_config, make_llm
-    from rl_shop.llm.server import make_server
+    from rl_shop.llm.serve import load_server_config, serve
 
-    cfg = load_llm_config(args.llm, args.set)
-    llm = make_llm(cfg)
-    server = make_server(llm, host=args.host, port=args.port, model_name=args.model_name,
-                         defaults=dict(cfg.get("generation") or {}), verbose=args.verbose)
-    host, port = server.server_address[:2]
-    print(f"serving {llm.describe()} at http://{host}:{port}/v1 (Ctrl-C to stop)", flush=True)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
-    return 0
+    over = list(args.set)
+    for key, value in (("host", args.host), ("port", args.port), ("model_name", args.model_name),
+                       ("gguf_path", args.gguf)):
+        if value is not None:
+            over.append(f"{key}={value}")
+    if args.verbose:
+        over.append("verbose=true")
+    return serve(load_server_config(args.config, over))
 
 
-register("serve-llm", "serve an LLM backend over an OpenAI-compatible HTTP API", _serve_llm_args, _serve_llm)
+register("serve-llm", "serve the embedded GGUF model with llama-cpp-python's OpenAI-compatible server", _serve_llm_args, _serve_llm)
 
 import rl_shop.agents.chat_cli  # noqa: E402,F401  (registers `chat` and `ask`; imports nothing heavy)
+import rl_shop.agents.parse_cli  # noqa: E402,F401  (registers `parse`)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -17,18 +17,33 @@ def test_serve_llm_help_lists_options(capsys) -> None:
         cli.main(["serve-llm", "--help"])
     assert exc.value.code == 0
     out = capsys.readouterr().out
-    assert "--port" in out and "--llm" in out and "--set" in out
+    assert "--port" in out and "--config" in out and "--set" in out and "--gguf" in out
 
 
-def test_unknown_llm_config_is_a_clear_error(capsys) -> None:
-    assert cli.main(["serve-llm", "--llm", "no-such-config"]) == 1
+def test_unknown_server_config_is_a_clear_error(capsys) -> None:
+    assert cli.main(["serve-llm", "--config", "no-such-config"]) == 1
     err = capsys.readouterr().err
-    assert "no LLM config 'no-such-config'" in err and "embedded" in err
+    assert "no server config 'no-such-config'" in err and "llama_cpp" in err
 
 
-def test_bad_override_is_a_clear_error(capsys) -> None:
-    assert cli.main(["serve-llm", "--set", "backend=nonsense"]) == 1
-    assert "llm.backend must be one of" in capsys.readouterr().err
+def test_unknown_server_key_is_a_clear_error(capsys) -> None:
+    assert cli.main(["serve-llm", "--set", "limit_concurency=4"]) == 1
+    assert "unknown server key(s) ['limit_concurency']" in capsys.readouterr().err
+
+
+def test_missing_gguf_is_a_clear_error(capsys, tmp_path) -> None:
+    assert cli.main(["serve-llm", "--gguf", str(tmp_path / "nope.gguf")]) == 1
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_server_options_come_from_config_and_flags() -> None:
+    from rl_shop.llm.serve import load_server_config, uvicorn_options
+
+    cfg = load_server_config("llama_cpp", ["port=8123", "limit_concurrency=4", "timeout_keep_alive_s=9"])
+    opts = uvicorn_options(cfg)
+    assert opts["host"] == "127.0.0.1" and opts["port"] == 8123  # loopback unless told otherwise
+    assert opts["limit_concurrency"] == 4 and opts["timeout_keep_alive"] == 9
+    assert opts["timeout_graceful_shutdown"] == cfg["timeout_graceful_shutdown_s"]
 
 
 def test_register_adds_a_subcommand() -> None:

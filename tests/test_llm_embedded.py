@@ -1,7 +1,9 @@
-"""The embedded SmolLM2 backend, for real: offline generation, streaming, structured output.
+"""The embedded SmolLM2 model on the transformers engine (``llm.engine=transformers``), for real.
 
-One model instance serves the whole module (loading takes ~1 s from the converted cache, ~40 s the
-very first time when the GGUF file is converted). Generations are kept short.
+The default engine is llama.cpp (tests/test_llm_llamacpp.py); this keeps the transformers path
+working: offline generation, streaming, structured output, KV reuse, LoRA adapters. One model
+instance serves the whole module (loading takes ~1 s from the converted cache, ~40 s the very
+first time when the GGUF file is converted). Generations are kept short.
 """
 
 from __future__ import annotations
@@ -11,7 +13,6 @@ from pydantic import BaseModel, Field
 
 from rl_shop.llm import ModelLoadError, load_llm_config, make_llm
 from rl_shop.llm.embedded import check_gguf, convert_gguf
-from rl_shop.llm.server import make_server, serve_in_thread
 
 pytestmark = [pytest.mark.slow, pytest.mark.llm]
 
@@ -23,7 +24,7 @@ MSGS = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": "I ne
 @pytest.fixture(scope="module")
 def llm(tmp_path_factory):
     path = tmp_path_factory.mktemp("llmcache") / "responses.sqlite"
-    model = make_llm(load_llm_config("embedded", [f"cache.path={path}"]))
+    model = make_llm(load_llm_config("embedded", ["engine=transformers", f"cache.path={path}"]))
     yield model
     model.close()
 
@@ -36,6 +37,7 @@ class Clarify(BaseModel):
 def test_generates_nonempty_text_offline(llm) -> None:
     res = llm.chat(MSGS, max_tokens=12, seed=1)
     assert res.backend == "embedded" and res.text.strip()
+    assert llm.describe().startswith("embedded[transformers]:")
     assert 0 < res.completion_tokens <= 12
     assert res.prompt_tokens == llm.count_tokens(MSGS)
     assert 0 < res.ttft_s <= res.total_s
@@ -98,23 +100,6 @@ def test_impossible_schema_falls_back_and_is_counted(llm) -> None:
     assert llm.metrics.fallbacks == before + 1
 
 
-def test_openai_backend_against_served_embedded_model(llm) -> None:
-    server = make_server(llm, port=0, model_name="smol")
-    serve_in_thread(server)
-    try:
-        client = make_llm({"backend": "openai", "base_url": f"http://127.0.0.1:{server.server_address[1]}/v1",
-                           "model": "smol", "max_retries": 0, "cache": {"enabled": False}})
-        direct = llm.chat(MSGS, max_tokens=8, seed=0)
-        remote = client.chat(MSGS, max_tokens=8, seed=0)
-        assert remote.text == direct.text
-        assert "".join(client.stream(MSGS, max_tokens=8, seed=0)) == direct.text
-        res = client.structured(MSGS, Clarify, max_tokens=40)
-        assert res.ok and not res.used_fallback
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
 def test_transformers_backend_with_lora_adapter(llm, tmp_path) -> None:
     """A fresh LoRA adapter (B = 0) must not change greedy output: base and adapted texts agree."""
     from peft import LoraConfig, get_peft_model
@@ -136,7 +121,7 @@ def test_corrupt_or_missing_gguf_is_clear(tmp_path) -> None:
     bad = tmp_path / "model.gguf"
     bad.write_bytes(b"this is not a model")
     with pytest.raises(ModelLoadError, match="not a GGUF file"):
-        make_llm({"backend": "embedded", "gguf_path": str(bad), "cache": {"enabled": False}})
+        make_llm({"backend": "embedded", "engine": "transformers", "gguf_path": str(bad), "cache": {"enabled": False}})
     with pytest.raises(ModelLoadError, match="does not exist"):
         check_gguf(tmp_path / "missing.gguf")
     truncated = tmp_path / "trunc.gguf"

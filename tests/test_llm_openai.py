@@ -1,7 +1,8 @@
-"""The OpenAI-compatible path end to end: our server <-> the official ``openai`` client.
+"""The ``openai`` backend's own behaviour, without a model: clear errors for a server that is down or
+silent, and the order in which it tries the structured-output request forms.
 
-Fast tests serve the scripted test backend (see test_llm_scripted.py) so that the wire protocol is
-checked exactly; the slow test serves the embedded model itself.
+The backend against a real server (``rl-shop serve-llm`` = llama_cpp.server, started on loopback
+by the test) is in test_llm_llamacpp_server.py.
 """
 
 from __future__ import annotations
@@ -12,10 +13,8 @@ import time
 
 import pytest
 from pydantic import BaseModel
-from test_llm_scripted import ScriptedLLM
 
 from rl_shop.llm import LLMUnavailableError, make_llm
-from rl_shop.llm.server import make_server, serve_in_thread
 
 USER = [{"role": "user", "content": "say hi"}]
 
@@ -27,46 +26,9 @@ def _client(port: int, **over):
     return make_llm(cfg)
 
 
-@pytest.fixture()
-def scripted_server():
-    backend = ScriptedLLM(['{"answer": "hi there", "score": 2}'])
-    server = make_server(backend, port=0, model_name="test-model")
-    serve_in_thread(server)
-    yield backend, server.server_address[1]
-    server.shutdown()
-    server.server_close()
-
-
 class Answer(BaseModel):
     answer: str
     score: int
-
-
-def test_chat_stream_structured_over_http(scripted_server) -> None:
-    backend, port = scripted_server
-    llm = _client(port)
-    res = llm.chat(USER, max_tokens=16, seed=5, stop=["NEVER"])
-    assert res.text == '{"answer": "hi there", "score": 2}' and res.backend == "openai"
-    assert res.completion_tokens == 5  # the scripted backend counts 5 words: usage is passed through
-    assert backend.calls[-1]["seed"] == 5 and backend.calls[-1]["stop"] == ["NEVER"]
-
-    stream = llm.stream(USER, max_tokens=16)
-    chunks = list(stream)
-    assert len(chunks) == 5 and "".join(chunks) == res.text
-    assert stream.result is not None and stream.result.completion_tokens == 5
-
-    out = llm.structured(USER, Answer)
-    assert out.value == Answer(answer="hi there", score=2) and not out.used_fallback
-    # response_format json_schema reached the backend as a decoding constraint
-    assert backend.calls[-1]["json_schema"] == Answer.model_json_schema()
-
-
-def test_models_endpoint_and_unknown_model(scripted_server) -> None:
-    _, port = scripted_server
-    llm = _client(port)
-    assert [m.id for m in llm.client.models.list().data] == ["test-model"]
-    with pytest.raises(LLMUnavailableError, match="does not serve model"):
-        _client(port, model="other-model").chat(USER)
 
 
 def test_server_down_names_the_url() -> None:
@@ -106,29 +68,48 @@ def test_timeout_is_a_clear_error() -> None:
         listener.close()
 
 
-def test_bad_request_is_400_with_message(scripted_server) -> None:
-    import openai
+class _FakeCompletions:
+    """Stands in for ``client.chat.completions``: refuses the response_format forms in ``refuse``."""
 
-    _, port = scripted_server
-    client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="x", max_retries=0)
-    with pytest.raises(openai.BadRequestError, match="role"):
-        client.chat.completions.create(model="test-model", messages=[{"role": "robot", "content": "x"}])
+    def __init__(self, refuse: set[str]) -> None:
+        self.refuse = refuse
+        self.sent: list[dict] = []
+
+    def create(self, **params):
+        import httpx2
+        import openai
+
+        self.sent.append(params)
+        fmt = (params.get("response_format") or {}).get("type")
+        if fmt in self.refuse:
+            request = httpx2.Request("POST", "http://127.0.0.1:1/v1/chat/completions")
+            raise openai.UnprocessableEntityError(f"{fmt} not supported", body=None,
+                                                  response=httpx2.Response(422, request=request))
+        from types import SimpleNamespace as NS
+
+        text = '{"answer": "hi", "score": 2}'
+        return NS(choices=[NS(message=NS(content=text), finish_reason="stop")],
+                  usage=NS(prompt_tokens=3, completion_tokens=5))
 
 
-def test_server_without_json_schema_support_falls_back_to_prompt(scripted_server, monkeypatch) -> None:
-    """A server that refuses response_format: the client drops it and relies on validation."""
-    from rl_shop.llm import server as server_mod
-
-    backend, port = scripted_server
-    real = server_mod.parse_request
-
-    def refuse(body, defaults):
-        if body.get("response_format"):
-            raise server_mod.BadRequest("response_format not supported")
-        return real(body, defaults)
-
-    monkeypatch.setattr(server_mod, "parse_request", refuse)
-    llm = _client(port)
+@pytest.mark.parametrize(("refuse", "forms", "supported"), [
+    (set(), ["json_schema"], True),                       # OpenAI / vLLM
+    ({"json_schema"}, ["json_schema", "json_object"], True),  # llama_cpp.server (rl-shop serve-llm)
+    ({"json_schema", "json_object"}, ["json_schema", "json_object", None], False),  # prompt only
+])
+def test_response_format_forms_are_tried_in_order(refuse, forms, supported) -> None:
+    llm = _client(1)
+    fake = _FakeCompletions(refuse)
+    llm.client = type("C", (), {"chat": type("Ch", (), {"completions": fake})()})()
     out = llm.structured(USER, Answer)
-    assert out.value == Answer(answer="hi there", score=2)
-    assert llm._schema_supported is False and backend.calls[-1]["json_schema"] is None
+    assert out.value == Answer(answer="hi", score=2) and not out.used_fallback
+    assert [(p.get("response_format") or {}).get("type") for p in fake.sent] == forms
+    assert all("_schema" not in p for p in fake.sent)
+    assert llm._schema_supported is supported
+    if supported:  # the accepted form is kept: the next call sends it directly
+        fake.sent.clear()
+        llm.structured(USER, Answer)
+        assert [(p.get("response_format") or {}).get("type") for p in fake.sent] == [forms[-1]]
+    json_object = [p for p in fake.sent if (p.get("response_format") or {}).get("type") == "json_object"]
+    for p in json_object:
+        assert p["response_format"]["schema"] == Answer.model_json_schema()

@@ -225,3 +225,46 @@ def test_hydra_compose_selects_llm_group() -> None:
         cfg = compose("openai", overrides=["timeout_s=5"])
     assert cfg.backend == "openai" and cfg.timeout_s == 5
     assert json.loads(json.dumps(dict(cfg.cache))) == {"enabled": True, "path": None}
+
+
+class DownLLM(ScriptedLLM):
+    """A backend whose server is gone: every call raises LLMUnavailableError."""
+
+    def _chat(self, messages, **kw):
+        from rl_shop.llm import LLMUnavailableError
+
+        self.calls.append({"messages": messages})
+        raise LLMUnavailableError("cannot reach the LLM server at http://127.0.0.1:9/v1; check that it is running")
+
+
+def test_unavailable_server_structured_uses_fallback_and_counts() -> None:
+    from rl_shop.llm import LLMUnavailableError
+
+    llm = DownLLM([""])
+    res = llm.structured(USER, Intent, fallback=lambda raw: {"category": "headphones", "budget": 0})
+    assert res.used_fallback and res.value == Intent(category="headphones", budget=0)
+    assert res.attempts == 1 and len(llm.calls) == 1  # no pointless retry against a dead server
+    assert any("LLM unavailable" in e and "127.0.0.1:9" in e for e in res.errors)
+    assert llm.metrics.fallbacks == 1 and llm.metrics.errors == 1
+    with pytest.raises(LLMUnavailableError, match="running"):  # plain chat still raises, clearly
+        llm.chat(USER)
+    assert llm.metrics.errors == 2
+
+
+def test_llm_scope_counts_calls_per_agent() -> None:
+    from rl_shop.llm.metrics import current_scope, llm_scope
+
+    llm = ScriptedLLM(['{"category": "tv", "budget": 300}', "not json"])
+    with llm_scope("leader"):
+        assert current_scope() == "leader"
+        llm.structured(USER, Intent)
+        with llm_scope("decider"):
+            llm.chat(USER)
+    llm.chat(USER)  # outside any scope: counted in the totals only
+    by = llm.metrics.scope_snapshot()
+    assert set(by) == {"leader", "decider"} and current_scope() is None
+    assert by["leader"]["calls"] == 1 and by["decider"]["calls"] == 1
+    assert llm.metrics.calls == 3
+    assert "by_scope" not in llm.metrics.snapshot()
+    llm.metrics.reset()
+    assert llm.metrics.scope_snapshot() == {}

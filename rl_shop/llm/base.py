@@ -30,6 +30,7 @@ from rl_shop.llm.types import (
     ChatResult,
     InvalidMessagesError,
     LLMError,
+    LLMUnavailableError,
     Message,
     StructuredResult,
 )
@@ -69,9 +70,11 @@ def _check_params(max_tokens: int, temperature: float) -> None:
 class ChatStream(Iterator[str]):
     """Iterator over text chunks; ``result`` holds the full :class:`ChatResult` once exhausted."""
 
-    def __init__(self, gen: ChunkGenerator, on_done: Callable[[ChatResult], None]) -> None:
+    def __init__(self, gen: ChunkGenerator, on_done: Callable[[ChatResult], None],
+                 on_error: Callable[[], None] | None = None) -> None:
         self._gen = gen
         self._on_done = on_done
+        self._on_error = on_error
         self.result: ChatResult | None = None
 
     def __iter__(self) -> ChatStream:
@@ -86,6 +89,10 @@ class ChatStream(Iterator[str]):
             self.result = stop.value
             if self.result is not None:
                 self._on_done(self.result)
+            raise
+        except LLMError:
+            if self._on_error is not None:
+                self._on_error()
             raise
 
     def close(self) -> None:
@@ -196,7 +203,7 @@ class LLM(ABC):
             self._record(res)
             self._cache_put(key, res)
 
-        return ChatStream(gen, done)
+        return ChatStream(gen, done, lambda: self.metrics.add(errors=1))
 
     def structured(
         self,
@@ -216,8 +223,11 @@ class LLM(ABC):
         Never raises on bad model output: after ``1 + retries`` attempts (default
         ``structured_retries``) the ``fallback`` (or :func:`~rl_shop.llm.structured.default_fallback`)
         is used and counted in ``self.metrics.fallbacks``; if that fails too, ``value`` is None and
-        ``errors`` says why. ``schema_in_prompt=False`` leaves the schema text out of the prompt
-        (the grammar alone enforces the format): for prompts that must match fine-tuning data.
+        ``errors`` says why. Nor on an unreachable server (:class:`LLMUnavailableError`: down,
+        killed mid-request, timed out): the fallback is applied to the text received so far (none),
+        counted in ``metrics.fallbacks`` and ``metrics.errors``, and ``errors`` carries the message.
+        ``schema_in_prompt=False`` leaves the schema text out of the prompt (the grammar alone
+        enforces the format): for prompts that must match fine-tuning data.
         """
         spec = as_schema(schema)
         checked = check_messages(messages)
@@ -233,7 +243,12 @@ class LLM(ABC):
             attempts += 1
             if attempt > 0:
                 self.metrics.add(retries=1)
-            last = self._cached_chat(msgs, max_tokens, temperature, seed, None, spec)
+            try:
+                last = self._cached_chat(msgs, max_tokens, temperature, seed, None, spec)
+            except LLMUnavailableError as exc:
+                errors.append(f"attempt {attempt + 1}: LLM unavailable: {exc}")
+                raw = ""
+                break
             raw = last.text
             try:
                 value = spec.validate_text(raw)
@@ -294,8 +309,12 @@ class LLM(ABC):
         hit = self._cache_get(key)
         if hit is not None:
             return hit
-        res = self._chat(msgs, max_tokens=max_tokens, temperature=float(temperature), seed=seed_,
-                         stop=stop_, json_schema=spec.json_schema if spec else None)
+        try:
+            res = self._chat(msgs, max_tokens=max_tokens, temperature=float(temperature), seed=seed_,
+                             stop=stop_, json_schema=spec.json_schema if spec else None)
+        except LLMError:
+            self.metrics.add(errors=1)
+            raise
         self._record(res)
         self._cache_put(key, res)
         return res

