@@ -33,6 +33,12 @@ def _scalars(tb_dir: Path) -> dict[str, list[int]]:
     return {tag: [e.step for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
 
 
+def _events(tb_dir: Path, tag: str) -> list:
+    acc = EventAccumulator(str(tb_dir))
+    acc.Reload()
+    return list(acc.Scalars(tag)) if tag in acc.Tags()["scalars"] else []
+
+
 @pytest.mark.slow  # the first TorchRL run of the process pays tensordict's import (torch._dynamo), ~5 s
 def test_torchrl_ppo_clarify_run_dir_scalars_and_onnx_card(tmp_path):
     s = train(_cfg(tmp_path, "env=clarify", "total_timesteps=1024", "eval.freq=512", "checkpoint.freq=512"))
@@ -47,6 +53,8 @@ def test_torchrl_ppo_clarify_run_dir_scalars_and_onnx_card(tmp_path):
                 "train/policy_gradient_loss", "time/fps", "episode/accuracy_at_5", "episode/rounds"):  # fmt: skip
         assert tag in tags, tag
     assert tags["eval/mean_reward"] == [512, 1024]
+    gains = [e.value for e in _events(run / "tb", "episode/intent_gain")]
+    assert gains and max(gains) > 0.0  # an episode sum: the last Clarify step alone reveals nothing
     card = json.loads((run / "policy" / "policy_card.json").read_text())
     assert card["env_id"] == "rl_shop/Clarify-v0" and card["training"]["algo"] == "PPO"
     assert card["verification"]["action_agreement"] == 1.0

@@ -16,6 +16,8 @@ from tensordict import TensorDict, TensorDictBase
 from torchrl.data import Categorical, Composite, Unbounded
 from torchrl.envs import EnvBase
 
+from rl_shop.train.evaluation import EPISODE_SUM_KEYS
+
 #: Torch kernels by env id: (module, class).
 TORCH_KERNELS: dict[str, tuple[str, str]] = {
     "rl_shop/Clarify-v0": ("envs.clarify_torch", "ClarifyTorchVectorEnv"),
@@ -37,6 +39,7 @@ def make_kernel(env_id: str, num_envs: int, seed: int, device: str | torch.devic
     return kernel_cls(num_envs, seed=seed, device=device, **kwargs)
 
 
+
 class KernelEnv(EnvBase):
     """A torch kernel as a batched TorchRL env (no host round trip per step)."""
 
@@ -47,6 +50,9 @@ class KernelEnv(EnvBase):
         self._seed_value = int(seed)
         self._fresh = True
         self.info_keys = tuple(k for k in info_keys if k in getattr(kernel, "INFO_KEYS", ()))
+        # Keys reported as episode sums (intent_gain: the last Clarify step reveals nothing).
+        self._sums = {k: torch.zeros(n, dtype=torch.float64, device=kernel.device)
+                      for k in self.info_keys if k in EPISODE_SUM_KEYS}
         obs_spec = {"observation": Unbounded(shape=(n, kernel.n_features), dtype=torch.float32, device=self.device)}
         for key in self.info_keys:
             obs_spec[f"info_{key}"] = Unbounded(shape=(n,), dtype=torch.float64, device=self.device)
@@ -64,8 +70,12 @@ class KernelEnv(EnvBase):
         if self._fresh or mask is None:
             obs = self.kernel.reset(seed=self._seed_value if self._fresh else None)
             self._fresh = False
+            for total in self._sums.values():
+                total.zero_()
         else:
             obs = self.kernel.restart(mask.reshape(n))
+            for total in self._sums.values():
+                total[mask.reshape(n)] = 0.0
         done = torch.zeros((n, 1), dtype=torch.bool, device=self.device)
         return TensorDict(
             {"observation": obs, "done": done, "terminated": done.clone(), "truncated": done.clone(), **self._nan_infos()},
@@ -85,6 +95,10 @@ class KernelEnv(EnvBase):
         ended = terminated | truncated
         for key in self.info_keys:
             value = info[key].to(torch.float64)
+            if key in self._sums:
+                self._sums[key] += value
+                value = self._sums[key].clone()
+                self._sums[key][ended] = 0.0
             out[f"info_{key}"] = torch.where(ended, value, torch.full_like(value, float("nan")))
         return TensorDict(out, batch_size=self.batch_size, device=self.device)
 
