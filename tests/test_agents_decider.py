@@ -210,3 +210,16 @@ def test_self_evaluation_and_experience_memory():
     assert d.remember(mem, intent, dec, d.self_evaluate(dec, clicked=["a"])) is False
     (exp,) = mem.experiences("simple")
     assert exp["payload"]["recommended"] == ["a"] and exp["satisfaction"] == 1.0
+
+
+def test_nothing_fits_names_the_nearest_real_alternative_but_never_an_excluded_brand():
+    # Every candidate misses the required colour; "a" is also an excluded brand.
+    intent = IntentSpec(query="purple headphones, not sony", excluded_brands=["sony"],
+                        required_attributes={"colour": "purple"})
+    dec = Decider(DeciderConfig(pairwise=EQUAL)).decide(intent, _cands())
+    assert dec.recommendations == []
+    assert "closest match is Bose bluetooth headphones" in dec.advice
+    assert "Sony" not in dec.advice.split("closest match")[1]
+    over = IntentSpec(query="tv", budget=10)  # over budget is no "nearest alternative"
+    dec2 = Decider(DeciderConfig(pairwise=EQUAL)).decide(over, _cands())
+    assert "closest match" not in dec2.advice

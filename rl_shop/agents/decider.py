@@ -20,7 +20,7 @@ given (``llm.stream``), otherwise written by a deterministic template from the s
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Literal, Mapping, Sequence
 
 import numpy as np
@@ -302,6 +302,7 @@ class EvaluationMatrix:
     values: np.ndarray
     excluded: dict[str, str]
     notes: dict[str, dict[str, Any]]
+    titles: dict[str, str] = field(default_factory=dict)  # excluded product id -> title (nearest alternatives)
 
 
 def _robust_z(x: np.ndarray) -> np.ndarray:
@@ -333,7 +334,7 @@ class Decider:
         spec = IntentSpec.from_intent(intent)
         pool = [c if isinstance(c, Candidate) else Candidate.from_row(dict(c)) for c in candidates]
         seen: set[str] = set()
-        admissible, excluded = [], {}
+        admissible, excluded, titles = [], {}, {}
         for c in pool:
             if c.product_id in seen:
                 continue
@@ -341,6 +342,7 @@ class Decider:
             why = hard_constraint_violation(c, spec, self.config.hard_constraints)
             if why:
                 excluded[c.product_id] = why
+                titles[c.product_id] = c.title
             else:
                 admissible.append(c)
         notes: dict[str, dict[str, Any]] = {c.product_id: {} for c in admissible}
@@ -352,7 +354,7 @@ class Decider:
             cols["preference"] = self._preference(spec, admissible, user_history, notes)
         values = np.column_stack([cols[name] for name in self.config.criteria]) if admissible \
             else np.zeros((0, len(self.config.criteria)))
-        return EvaluationMatrix(admissible, list(self.config.criteria), values, excluded, notes)
+        return EvaluationMatrix(admissible, list(self.config.criteria), values, excluded, notes, titles)
 
     def _functional(self, spec: IntentSpec, cands: list[Candidate], notes: dict[str, dict[str, Any]]) -> np.ndarray:
         f = self.config.functional
@@ -532,8 +534,15 @@ class Decider:
     def _template_advice(self, spec: IntentSpec, recs: list[Recommendation], m: EvaluationMatrix, follow_up: str) -> str:
         if not recs:
             n = len(m.excluded)
-            return (f"I could not find a product that meets all your requirements ({n} candidates were ruled out, "
-                    f"e.g. {next(iter(m.excluded.values()), 'no candidates')}). {follow_up}")
+            text = (f"I could not find a product that meets all your requirements ({n} candidates were ruled out, "
+                    f"e.g. {next(iter(m.excluded.values()), 'no candidates')}).")
+            # The nearest real alternative: the best-ranked candidate that only misses a stated
+            # attribute (never one over budget or of an excluded brand).
+            near = next(((pid, why) for pid, why in m.excluded.items()
+                         if why.startswith(("missing required", "unknown"))), None)
+            if near is not None:
+                text += f" The closest match is {m.titles.get(near[0], near[0])}, but it has {near[1]}."
+            return f"{text} {follow_up}"
         top = recs[0]
         price = f" at ${top.price:.2f}" if top.price is not None else ""
         lines = [f"My recommendation: {top.title}{price}. " + "; ".join(top.reasons[:2]) + "."]
