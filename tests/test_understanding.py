@@ -65,9 +65,10 @@ def test_around_is_a_target_not_a_limit() -> None:
     ("anything but samsung or lg", ["samsung", "lg"]),
     ("a power supply other than thermaltake", ["thermaltake"]),
     ("i am looking for non gmo seaweed snacks", ["gmo"]),
+    ("i want turntables not made by alera", ["alera"]),
 ])
 def test_exclusion_phrases(text: str, expected: list[str]) -> None:
-    brands = frozenset({"sony", "apple", "samsung", "lg", "thermaltake"})
+    brands = frozenset({"sony", "apple", "samsung", "lg", "thermaltake", "alera"})
     assert [e.phrase for e in ExclusionReader(CFG.exclusion).read(text, brands)] == expected
 
 
