@@ -116,7 +116,7 @@ def _guarded(fn: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Name
 def _screen_first(args: argparse.Namespace) -> int | None:
     """Refuse unsafe or unreadable input before the index and the LLM are loaded (a refusal
     costs milliseconds, not the minute of a cold start); None when the query may go on."""
-    from rl_shop.agents.runtime import AssistantResult
+    from rl_shop.agents.result import AssistantResult
     from rl_shop.agents.safety import SafetyReview
     from rl_shop.agents.understanding import normalize_text
 

@@ -16,8 +16,6 @@ import time
 import uuid
 from typing import Any, Callable, Literal
 
-from pydantic import BaseModel, Field
-
 from rl_shop.agents.decider import Decider
 from rl_shop.agents.demand import CatalogVocab
 from rl_shop.agents.guider import DialogueTracker, Guider, load_guider_policy
@@ -25,6 +23,7 @@ from rl_shop.agents.leader import COLLABORATE_ENV_ID, Leader, LeaderConfig
 from rl_shop.agents.memory import Memory
 from rl_shop.agents.planner import PlanConflict, Planner, category_min_prices
 from rl_shop.agents.product_search import ProductSearchAgent, candidates_from
+from rl_shop.agents.result import AssistantResult, ClarificationTurn, ProductOut
 from rl_shop.agents.safety import SafetyReview
 from rl_shop.agents.scheduling import load_schedule_policy
 from rl_shop.agents.trace import Tracer, TraceStep
@@ -40,49 +39,6 @@ _BOUNDARY = re.compile(r"[.!?](?=\s)\s*|\n")
 
 # Roles an exported policy can take at run time (policies="learned"); the rest use their heuristics.
 LEARNED_ROLES: tuple[str, ...] = ("guider", "scheduler", "collaboration")
-
-class ProductOut(BaseModel):
-    """One recommended product, ranked best first."""
-
-    product_id: str
-    title: str
-    brand: str = ""
-    price: float | None = None
-    reason: str = ""
-    score: float | None = None
-
-
-class ClarificationTurn(BaseModel):
-    """One Guider question and the shopper's answer."""
-
-    slot: str
-    question: str
-    answer: str
-    status: str = "value"
-    parsed: dict[str, Any] = Field(default_factory=dict)
-
-
-class AssistantResult(BaseModel):
-    """Everything one ``run`` produced (the public contract of the evaluation)."""
-
-    query: str
-    refused: bool = False
-    refusal: str | None = None
-    query_type: str | None = None
-    products: list[ProductOut] = Field(default_factory=list)
-    answer: str = ""
-    follow_up: str | None = None
-    clarifications: list[ClarificationTurn] = Field(default_factory=list)
-    trace: list[TraceStep] = Field(default_factory=list)
-    timings: dict[str, float] = Field(default_factory=dict)
-    replans: int = 0
-    reflection_score: float | None = None
-    llm_fallbacks: int = 0
-    type_distribution: dict[str, float] = Field(default_factory=dict)
-    intent: dict[str, Any] = Field(default_factory=dict)
-    session_id: str = ""
-    llm: str | None = None
-
 
 def load_runtime_config(overrides: list[str] | None = None) -> dict[str, dict[str, Any]]:
     """The four agent configs with ``file.key=value`` overrides applied (OmegaConf dotlist)."""
