@@ -82,14 +82,14 @@ def test_torch_featurize_equals_featurize_batch():
 
 def test_torch_kernel_reproduces_the_pinned_batched_run():
     """The pinned numbers of tests/test_env_pinned_returns.py (recorded before this kernel)."""
-    from tests.test_env_pinned_returns import BATCH, BATCH_SEED, BATCH_STEPS, PINNED_BATCHED
+    from tests.test_env_pinned_returns import BATCH, BATCH_SEED, BATCH_STEPS, PINNED_BATCHED, _stable
 
     want_total, want_ends, want_digest = PINNED_BATCHED["rl_shop/Clarify-v0"]
     env = ClarifyTorchVectorEnv(BATCH, seed=BATCH_SEED)
     pick = np.random.default_rng(99)
     h = hashlib.sha256()
     obs = env.reset()
-    h.update(obs.numpy().tobytes())
+    h.update(_stable(obs.numpy()))
     total, ends = 0.0, 0
     for _ in range(BATCH_STEPS):
         masks = env.action_masks().numpy()
@@ -97,8 +97,8 @@ def test_torch_kernel_reproduces_the_pinned_batched_run():
         a = (np.cumsum(masks, axis=1) > k[:, None]).argmax(axis=1)
         obs, r, term, trunc, _ = env.step(torch.as_tensor(a))
         ended = (term | trunc).numpy()
-        for arr in (obs.numpy(), r.numpy(), ended):
-            h.update(arr.tobytes())
+        for arr in (_stable(obs.numpy()), _stable(r.numpy()), ended.tobytes()):
+            h.update(arr)
         total += float(np.sum(r.numpy()))
         ends += int(ended.sum())
     assert ends == want_ends

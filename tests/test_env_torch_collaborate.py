@@ -54,14 +54,14 @@ def test_torch_kernel_matches_numpy_step_for_step(n_envs, seed):
 
 def test_torch_kernel_reproduces_the_pinned_batched_run():
     """The pinned numbers of tests/test_env_pinned_returns.py (recorded before this kernel)."""
-    from tests.test_env_pinned_returns import BATCH, BATCH_SEED, BATCH_STEPS, PINNED_BATCHED
+    from tests.test_env_pinned_returns import BATCH, BATCH_SEED, BATCH_STEPS, PINNED_BATCHED, _stable
 
     want_total, want_ends, want_digest = PINNED_BATCHED["rl_shop/Collaborate-v0"]
     env = CollaborateTorchVectorEnv(BATCH, seed=BATCH_SEED, uniforms="numpy")
     pick = np.random.default_rng(99)
     h = hashlib.sha256()
     obs = env.reset()
-    h.update(obs.numpy().tobytes())
+    h.update(_stable(obs.numpy()))
     total, ends = 0.0, 0
     for _ in range(BATCH_STEPS):
         masks = env.action_masks().numpy()
@@ -69,10 +69,10 @@ def test_torch_kernel_reproduces_the_pinned_batched_run():
         a = (np.cumsum(masks, axis=1) > k[:, None]).argmax(axis=1)
         obs, r, term, trunc, info = env.step(torch.as_tensor(a))
         ended = (term | trunc).numpy()
-        for arr in (obs.numpy(), r.numpy(), ended):
-            h.update(arr.tobytes())
+        for arr in (_stable(obs.numpy()), _stable(r.numpy()), ended.tobytes()):
+            h.update(arr)
         if ended.any():
-            h.update(info["final_obs"].numpy()[ended].tobytes())
+            h.update(_stable(info["final_obs"].numpy()[ended]))
         total += float(np.sum(r.numpy()))
         ends += int(ended.sum())
     assert ends == want_ends
