@@ -2,6 +2,7 @@
 
     python experiments/race.py adapter=results/research/<run>/sft/adapter trajectories=results/research/<run>/trajectories.jsonl
     python experiments/race.py race.judge=llm n_queries=20          # LLM judge (the llm config), more queries
+    python experiments/race.py race.judge=rubric                    # the old feature rubric (default: criteria)
 
 Writes to out_dir (default results/research/race-<timestamp>/): base_vs_tuned.csv / .md,
 by_round.csv / .md, race.png, summary.json. Config mistakes print one message and exit 2.
@@ -75,7 +76,7 @@ def run(cfg: DictConfig) -> dict:
 
     from rl_shop.llm import make_llm
     from rl_shop.research.config import node, results_dir
-    from rl_shop.research.evaluate import compare_models, heldout_tasks, md_table, race_by_round
+    from rl_shop.research.evaluate import compare_models, heldout_tasks, md_table, paired_interval, race_by_round
     from rl_shop.research.pipeline import PersonaConfig, ResearchWorld
     from rl_shop.research.race import RaceConfig, make_judge
     from rl_shop.research.research_agent import ResearchAgentConfig
@@ -94,7 +95,7 @@ def run(cfg: DictConfig) -> dict:
         if not (Path(cfg.adapter) / "adapter_config.json").is_file():
             raise ValueError(f"adapter={cfg.adapter!r} is not a PEFT adapter directory (run experiments/sft.py)")
         models["tuned"] = tuned_llm(cfg, str(cfg.adapter))
-    judge = make_judge(race_cfg, world.catalog, base)
+    judge = make_judge(race_cfg, world.catalog, base, corpus=getattr(world.tools.web, "documents", []) or [])
     tasks = heldout_tasks(world, base, int(cfg.n_queries), int(cfg.seed_offset),
                           node(PersonaConfig, cfg.persona, "persona"), node(UserAgentConfig, cfg.user_agent, "user_agent"))
     table = compare_models(world, models, tasks, agent_cfg, race_cfg, judge, int(cfg.reference_k))
@@ -108,6 +109,13 @@ def run(cfg: DictConfig) -> dict:
     by_round = None
     summary: dict = {"judge": race_cfg.judge, "n_queries": len(tasks), "models": {k: m.describe() for k, m in models.items()},
                      "base_vs_tuned": means.to_dict(orient="index")}
+    if "tuned" in models:
+        wide = table.pivot(index="seed", columns="model", values="race")
+        summary["tuned_minus_base"] = {k: round(v, 4) if isinstance(v, float) else v
+                                       for k, v in paired_interval((wide["tuned"] - wide["base"]).tolist()).items()}
+        md += ["", f"tuned - base RACE, paired over {len(wide)} held-out intents: "
+               f"{summary['tuned_minus_base']} (mean, 95% t interval)"]
+        (out / "base_vs_tuned.md").write_text("\n".join(md))
     if cfg.trajectories:
         path = Path(cfg.trajectories)
         if not path.is_file():
@@ -118,6 +126,12 @@ def run(cfg: DictConfig) -> dict:
         g = by_round.groupby("round")[["race", "supervisor_score"]].agg(["mean", "count"]).round(3)
         (out / "by_round.md").write_text(f"# RACE by supervisor round (judge={race_cfg.judge})\n\n{md_table(g)}\n")
         summary["by_round"] = {int(k): float(v) for k, v in by_round.groupby("round")["race"].mean().round(4).items()}
+        # round r vs round 1 of the same trajectories (paired), with 95% intervals
+        first = by_round[by_round["round"] == 1].set_index("trajectory")["race"]
+        summary["by_round_vs_round1"] = {
+            int(r): {k: round(v, 4) if isinstance(v, float) else v for k, v in
+                     paired_interval((g.set_index("trajectory")["race"] - first.reindex(g["trajectory"]).values).tolist()).items()}
+            for r, g in by_round.groupby("round") if r > 1}
     plot(table, by_round, out / "race.png")
     summary["out_dir"] = str(out)
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))

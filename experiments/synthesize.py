@@ -3,12 +3,14 @@
     python experiments/synthesize.py                         # 3 filtered trajectories, 2 rounds, embedded model
     python experiments/synthesize.py n_target=20 max_rounds=6 llm=transformers llm.model_path=/models/qwen
     python experiments/synthesize.py supervisor.accept_threshold=0.9 filter.min_score=0.6
+    python experiments/synthesize.py shift.enabled=true max_rounds=3       # shoppers change their intent after round 1
     python experiments/synthesize.py refilter=results/research/<run>/trajectories.jsonl filter.min_fact_share=0.8
         # no synthesis: re-apply the filter to saved trajectories, rewrite sft.jsonl (in out_dir)
 
 Writes to ``out_dir`` (default results/research/<timestamp>/): trajectories.jsonl (every
 trajectory, with its filter decision), sft.jsonl + README.md (dataset card: the kept ones,
-internalized), rounds.csv (supervisor score by round), summary.json. Config mistakes print one
+internalized), rounds.csv (supervisor score by round), shifts.csv (with ``shift.enabled=true``: whether each
+shifted trajectory ends on the final intent), summary.json. Config mistakes print one
 clear message and exit with status 2.
 """
 
@@ -40,7 +42,9 @@ def run(cfg: DictConfig) -> dict:
     from rl_shop.llm import make_llm
     from rl_shop.research.config import node, results_dir
     from rl_shop.research.evaluate import query_quality
+    from rl_shop.research.evaluate import shift_outcomes
     from rl_shop.research.filtering import FilterConfig, filter_trajectory
+    from rl_shop.research.intent_shift import ShiftConfig
     from rl_shop.research.internalize import internalize
     from rl_shop.research.pipeline import PersonaConfig, ResearchWorld, synthesize
     from rl_shop.research.research_agent import ResearchAgentConfig
@@ -56,6 +60,7 @@ def run(cfg: DictConfig) -> dict:
     tools_cfg = node(ToolsConfig, cfg.tools, "tools")
     sup_cfg = node(SupervisorConfig, cfg.supervisor, "supervisor")
     filt_cfg = node(FilterConfig, cfg.filter, "filter")
+    shift_cfg = node(ShiftConfig, cfg.shift, "shift")
     if int(cfg.n_target) < 1 or int(cfg.max_attempts) < int(cfg.n_target):
         raise ValueError(f"need 1 <= n_target <= max_attempts, got n_target={cfg.n_target}, max_attempts={cfg.max_attempts}")
     out = results_dir(cfg.out_dir)
@@ -75,7 +80,8 @@ def run(cfg: DictConfig) -> dict:
         model_name = llm.describe()
         source = (synthesize(world, llm, int(cfg.seed) + i, persona_cfg=persona, user_cfg=user_cfg,
                              agent_cfg=agent_cfg, sup_cfg=sup_cfg, max_rounds=int(cfg.max_rounds),
-                             stop_on_accept=bool(cfg.stop_on_accept)) for i in range(int(cfg.max_attempts)))
+                             stop_on_accept=bool(cfg.stop_on_accept), shift_cfg=shift_cfg)
+                  for i in range(int(cfg.max_attempts)))
     kept, rows, reasons, intents, seen = [], [], {}, [], []
     dest = out / ("trajectories.jsonl" if not cfg.refilter else "trajectories.refiltered.jsonl")
     with dest.open("w", encoding="utf-8") as fh:
@@ -106,9 +112,23 @@ def run(cfg: DictConfig) -> dict:
     pd.DataFrame(rows).to_csv(out / "rounds.csv", index=False)
     attempts = len({r["trajectory"] for r in rows})
     intent = pd.DataFrame([t_["intent"] for t_ in intents]).mean().round(3).to_dict() if intents else {}
+    catalog = world.catalog if not cfg.refilter else None
+    if catalog is None and any(t.shifts for t in seen):
+        from rl_shop.catalog import load_catalog
+
+        catalog = load_catalog()
+    shifts = shift_outcomes(seen, catalog) if catalog is not None else None
+    shift_summary = None
+    if shifts is not None and len(shifts):
+        shifts.to_csv(out / "shifts.csv", index=False)
+        shift_summary = {"trajectories": len(shifts), "ends_on_final_intent": int(shifts["ends_on_final_intent"].sum()),
+                         "share_final": round(float(shifts["ends_on_final_intent"].mean()), 3),
+                         "ends_on_initial_intent": int(shifts["ends_on_initial_intent"].sum()),
+                         "final_need_addressed": int(shifts["final_need_addressed"].sum()),
+                         "kinds": shifts["kind"].value_counts().to_dict()}
     summary = {"attempted": attempts, "kept": len(kept), "rejections": reasons, "model": model_name,
                "max_rounds": int(cfg.max_rounds), "seconds": round(time.perf_counter() - t0, 1),
-               "intent_inference": intent, "queries": query_quality(seen), "filter": filt_cfg.model_dump(), "refiltered_from": cfg.refilter,
+               "intent_inference": intent, "queries": query_quality(seen), "intent_shift": shift_summary, "filter": filt_cfg.model_dump(), "refiltered_from": cfg.refilter,
                "llm_metrics": metrics if cfg.refilter else llm.metrics.snapshot(), "out_dir": str(out)}
     (out / "README.md").write_text(dataset_card(len(kept), {k: v for k, v in summary.items() if k != "llm_metrics"},
                                                 {"model": model_name}))

@@ -17,10 +17,32 @@ from rl_shop.research.user_agent import UserAgent, UserAgentConfig
 from rl_shop.sim import Intent
 
 
-def task_of(inferred: InferredIntent, persona: Intent) -> JudgeTask:
-    """What the judge is told: the query and the constraints the User Agent put in it."""
+def task_of(inferred: InferredIntent, persona: Intent, evidence_ids: set[str] | None = None,
+            evidence_text: str = "") -> JudgeTask:
+    """What the judge is told: the query, the constraints the User Agent put in it, and (for the
+    criteria judge) the simulator's intent and the evidence the tools showed."""
     return JudgeTask(query=inferred.query, category=inferred.category, budget=inferred.budget,
-                     brands=list(inferred.brands), query_type=persona.query_type)
+                     brands=list(inferred.brands), query_type=persona.query_type, intent=persona,
+                     evidence_ids=evidence_ids, evidence_text=evidence_text)
+
+
+def intent_at(traj: Trajectory, round_index: int) -> tuple[Intent, InferredIntent]:
+    """The latent intent and the User Agent's reading that round ``round_index``'s report must serve
+    (a shift after round r applies from round r + 1 on)."""
+    persona, inferred = Intent.model_validate(traj.persona), traj.inferred
+    for sh in traj.shifts:
+        if round_index > int(sh["after_round"]):
+            persona, inferred = Intent.model_validate(sh["persona"]), InferredIntent.model_validate(sh["inferred"])
+    return persona, inferred
+
+
+def steps_upto(traj: Trajectory, round_index: int) -> list:
+    return [s for r in traj.rounds[: round_index + 1] for s in r.steps]
+
+
+def evidence_of(steps: list) -> tuple[set[str], str]:
+    ok = [s for s in steps if s.result.ok]
+    return {p for s in ok for p in s.result.product_ids}, "\n".join(s.result.content for s in ok)
 
 
 def heldout_tasks(world: ResearchWorld, query_llm: Any, n: int, seed_offset: int, persona_cfg: PersonaConfig,
@@ -43,7 +65,9 @@ def compare_models(world: ResearchWorld, models: dict[str, Any], tasks: list[tup
         task = task_of(inferred, persona)
         for name, llm in models.items():
             steps, rep = solve(world, llm, inferred, agent_cfg, seed=seed)
-            s = score_pair(judge, race_cfg, rep.markdown, ref.markdown, task)
+            ev_ids, ev_text = evidence_of(steps)
+            s = score_pair(judge, race_cfg, rep.markdown, ref.markdown,
+                           task_of(inferred, persona, ev_ids, ev_text))
             ok = [st for st in steps if st.result.ok]
             fact = fact_check(rep.markdown, {p for st in ok for p in st.result.product_ids},
                               "\n".join(st.result.content for st in ok), inferred.query)
@@ -59,15 +83,51 @@ def race_by_round(world: ResearchWorld, trajectories: list[Trajectory], race_cfg
     """RACE of every intermediate report, per trajectory and round (the paper's 0.43 -> 0.50 curve)."""
     rows = []
     for t in trajectories:
-        persona = Intent.model_validate(t.persona)
-        ref = reference_report(persona, t.inferred, world.catalog, world.index, k=reference_k)
-        task = task_of(t.inferred, persona)
         for rnd in t.rounds:
-            s = score_pair(judge, race_cfg, rnd.report.markdown, ref.markdown, task)
+            persona, inferred = intent_at(t, rnd.index)
+            ref = reference_report(persona, inferred, world.catalog, world.index, k=reference_k)
+            ev_ids, ev_text = evidence_of(steps_upto(t, rnd.index))
+            s = score_pair(judge, race_cfg, rnd.report.markdown, ref.markdown,
+                           task_of(inferred, persona, ev_ids, ev_text))
             rows.append({"trajectory": t.id, "round": rnd.index + 1, **s.to_dict(),
                          "supervisor_score": rnd.feedback.score if rnd.feedback else None,
+                         "shifted": any(rnd.index > int(sh["after_round"]) for sh in t.shifts),
                          "kept": bool(t.meta.get("filter", {}).get("keep", False))})
     return pd.DataFrame(rows)
+
+
+def shift_outcomes(trajectories: list[Trajectory], catalog: Any, corpus: Any = ()) -> pd.DataFrame:
+    """Per trajectory with an intent shift: whether its final report ends on the FINAL intent (>= 1
+    recommendation, every recommended product satisfies every constraint), and on the initial one."""
+    from rl_shop.research.scorer import CriteriaScorer, ends_on_intent
+
+    scorer = CriteriaScorer(catalog, corpus)
+    rows = []
+    for t in trajectories:
+        if not t.shifts:
+            continue
+        final, first = Intent.model_validate(t.final_persona), Intent.model_validate(t.persona)
+        md = t.final_report.markdown
+        d = scorer.detail(md, final)
+        rows.append({"trajectory": t.id, "kind": t.shifts[-1]["kind"], "rounds": len(t.rounds),
+                     "ends_on_final_intent": ends_on_intent(scorer, md, final),
+                     "ends_on_initial_intent": ends_on_intent(scorer, md, first),
+                     "final_need_addressed": bool(d.needs.get({"budget_drop": "budget", "brand_exclusion": "brand",
+                                                               "new_use_case": "use_case"}[t.shifts[-1]["kind"]]))})
+    return pd.DataFrame(rows)
+
+
+def paired_interval(diffs: list[float] | Any, level: float = 0.95) -> dict[str, float]:
+    """Mean of paired differences with a Student-t ``level`` interval (n >= 2)."""
+    import numpy as np
+    from scipy import stats
+
+    d = np.asarray(list(diffs), dtype=float)
+    n = len(d)
+    if n < 2:
+        return {"n": n, "mean": float(d.mean()) if n else float("nan"), "low": float("nan"), "high": float("nan")}
+    half = float(stats.t.ppf(0.5 + level / 2, n - 1) * d.std(ddof=1) / np.sqrt(n))
+    return {"n": n, "mean": float(d.mean()), "low": float(d.mean() - half), "high": float(d.mean() + half)}
 
 
 def query_quality(trajectories: list[Trajectory]) -> dict[str, Any]:

@@ -15,6 +15,7 @@ researches, notices its own shortcomings and fixes them. Concretely (docs/resear
    points in first person> I will continue the research to fix this.", "tool": "reflect",
    "argument": ""}`` (cleaned to the reflect grammar's characters, points dropped from the end
    to fit ``reflection_max_chars``). The agent can decode exactly this at inference.
+   An intent shift of the shopper (``traj.shifts``) is a ``user`` turn after the round it followed.
 4. A ``user`` turn asks for the report (:func:`~rl_shop.research.prompt.report_request_text`),
    and the final ``assistant`` turn is the last round's report (the JSON the agent decodes).
 
@@ -35,6 +36,13 @@ from rl_shop.research.trajectory import AgentStep, Round, ToolCall, ToolResult, 
 
 _NOT_REFLECTION = re.compile(f"[^{REFLECTION_CHARS}]+")  # the same class as the reflect grammar
 _TAIL = "I will continue the research to fix this."
+
+
+def shift_note_text(message: str) -> str:
+    """The shopper's intent-shift turn as the agent sees it (the same text as during synthesis)."""
+    from rl_shop.research.research_agent import SHOPPER_PREFIX
+
+    return f"{SHOPPER_PREFIX} {message}"
 
 
 def _clean(text: str) -> str:
@@ -117,8 +125,22 @@ def internalize(traj: Trajectory, system_prompt: str | None = None,
     steps = single_role_steps(traj, cfg)
     msgs: list[dict[str, Any]] = [{"role": "system", "content": system_prompt or traj.system_prompt or SYSTEM},
                                   {"role": "user", "content": request_text(traj.query)}]
-    for step in steps:
+    # intent shifts (rl_shop.research.intent_shift): the shopper's turn follows the round it came after
+    after: dict[int, list[str]] = {}
+    for sh in traj.shifts:
+        rnd = traj.rounds[int(sh["after_round"])] if int(sh["after_round"]) < len(traj.rounds) else None
+        if rnd is None:
+            continue
+        mine = {id(x) for x in rnd.steps}
+        pos = max([i for i, st in enumerate(steps) if id(st) in mine or st.call.id == f"reflect_{rnd.index}"],
+                  default=-1)
+        after.setdefault(pos, []).append(shift_note_text(sh["message"]))
+    for text in after.get(-1, []):
+        msgs.append({"role": "user", "content": text})
+    for i, step in enumerate(steps):
         msgs.extend(step_messages(step, cfg.observation_chars))
+        for text in after.get(i, []):
+            msgs.append({"role": "user", "content": text})
     msgs.append({"role": "user", "content": report_request_text(steps, cfg.evidence_products)})
     msgs.append({"role": "assistant", "content": report_json(traj.final_report)})
     return msgs

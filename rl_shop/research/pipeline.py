@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 from pydantic import BaseModel, Field
 
+from rl_shop.research.intent_shift import IntentShift, ShiftConfig, make_shift, shift_note
 from rl_shop.research.research_agent import SYSTEM, ResearchAgent, ResearchAgentConfig
 from rl_shop.research.supervisor import Supervisor, SupervisorConfig
 from rl_shop.research.tools import ResearchTools, ToolsConfig
@@ -69,32 +70,53 @@ def sample_persona(world: ResearchWorld, seed: int, persona_cfg: PersonaConfig) 
 
 def synthesize(world: ResearchWorld, llm: Any, seed: int, *, persona_cfg: PersonaConfig, user_cfg: UserAgentConfig,
                agent_cfg: ResearchAgentConfig, sup_cfg: SupervisorConfig, max_rounds: int,
-               supervisor_llm: Any | None = None, stop_on_accept: bool = True) -> Trajectory:
-    """One multi-agent trajectory: up to ``max_rounds`` Research rounds with Supervisor feedback."""
+               supervisor_llm: Any | None = None, stop_on_accept: bool = True,
+               shift_cfg: ShiftConfig | None = None) -> Trajectory:
+    """One multi-agent trajectory: up to ``max_rounds`` Research rounds with Supervisor feedback.
+
+    With ``shift_cfg.enabled`` the shopper changes the intent after round ``shift_cfg.after_round``
+    (:mod:`rl_shop.research.intent_shift`): the agent is told in a user turn (kept in every later
+    round's prompt), the Supervisor reviews against the new reading, and the trajectory records the
+    shift; the round of the shift never ends the trajectory by acceptance."""
     if max_rounds < 1:
         raise ValueError(f"max_rounds must be >= 1, got {max_rounds}")
+    shift_cfg = shift_cfg or ShiftConfig()
+    if shift_cfg.enabled and shift_cfg.after_round >= max_rounds - 1:
+        raise ValueError(f"shift.after_round={shift_cfg.after_round} needs max_rounds >= {shift_cfg.after_round + 2} "
+                         f"(a round after the shift), got max_rounds={max_rounds}")
     t0 = time.perf_counter()
     persona, events = sample_persona(world, seed, persona_cfg)
     inferred = UserAgent(llm, world.catalog, user_cfg).infer(events, seed=seed)
+    first, start_persona = inferred, persona
     agent = ResearchAgent(llm, world.tools, agent_cfg)
     sup = Supervisor(supervisor_llm if supervisor_llm is not None else llm, world.catalog, sup_cfg)
     rounds: list[Round] = []
     steps_so_far: list = []
     feedback_msgs: list[str] = []
+    notes: list[str] = []            # the shopper's shift turns, shown in every later round
+    shifts: list[IntentShift] = []
     for r in range(max_rounds):
-        steps, report = agent.run_round(inferred.query, steps_so_far, feedback_msgs, seed=seed * 100 + r * 10,
+        steps, report = agent.run_round(first.query, steps_so_far, notes + feedback_msgs, seed=seed * 100 + r * 10,
                                         intent=inferred)
         steps_so_far = steps_so_far + steps
         fb = sup.review(inferred.query, report, steps_so_far, inferred, seed=seed + r)
         rounds.append(Round(index=r, steps=steps, report=report, feedback=fb))
         log.info("seed %d round %d: %d steps, score %.2f, accept %s", seed, r, len(steps), fb.score, fb.accept)
-        if fb.accept and stop_on_accept:
+        shift = None
+        if shift_cfg.enabled and r == shift_cfg.after_round:
+            shift = make_shift(persona, inferred, world.catalog, seed, r, shift_cfg.kinds)
+            if shift is not None:
+                shifts.append(shift)
+                persona, inferred = Intent.model_validate(shift.persona), shift.inferred
+                notes = notes + [shift_note(shift)]
+        if fb.accept and stop_on_accept and shift is None:
             break
         feedback_msgs = Supervisor.messages_for_agent(fb)
-    return Trajectory(id=f"traj-{seed}", seed=seed, persona=persona.model_dump(mode="json"), history=events,
-                      inferred=inferred, intent_score=score_intent(inferred, persona), rounds=rounds,
+    return Trajectory(id=f"traj-{seed}", seed=seed, persona=start_persona.model_dump(mode="json"), history=events,
+                      inferred=first, intent_score=score_intent(first, start_persona), rounds=rounds,
                       system_prompt=SYSTEM, model=llm.describe() if hasattr(llm, "describe") else str(llm),
-                      meta={"seconds": round(time.perf_counter() - t0, 2), "max_rounds": max_rounds})
+                      meta={"seconds": round(time.perf_counter() - t0, 2), "max_rounds": max_rounds},
+                      shifts=[s.model_dump(mode="json") for s in shifts])
 
 
 def solve(world: ResearchWorld, llm: Any, inferred: InferredIntent, agent_cfg: ResearchAgentConfig,

@@ -12,7 +12,9 @@ Arithmetic (pure functions, tested on hand-computed numbers):
 Dimensions: comprehensiveness, insight (depth), instruction following, readability. Weights per
 task (per query type) and per criterion come from ``configs/research/race.yaml``. Judges
 (``judge.backend``): ``llm`` (any rl_shop LLM scores every criterion under a JSON schema) or
-``rubric`` (deterministic feature scores: cheap, reproducible, and a documented proxy only).
+``rubric`` (deterministic feature scores: cheap, reproducible, and a documented proxy only) or
+``criteria`` (the default: the deterministic criterion-level scorer of :mod:`rl_shop.research.scorer`,
+which reads the report against the simulator's intent, the catalog and the web corpus).
 """
 
 from __future__ import annotations
@@ -97,13 +99,19 @@ class RaceConfig(BaseModel):
 
     model_config = {"extra": "forbid"}
 
-    judge: Literal["rubric", "llm"] = "rubric"
+    judge: Literal["criteria", "rubric", "llm"] = "criteria"
     judge_max_tokens: int = Field(default=48, ge=8)
     report_chars: int = Field(default=1500, ge=100)             # report text shown to an LLM judge
     criteria: dict[str, dict[str, float]]                       # {dimension: {criterion: weight}}
     criterion_text: dict[str, str] = Field(default_factory=dict)
     dimension_weights: dict[str, dict[str, float]]              # {query_type or "default": {dim: W}}
     rubric: dict[str, float] = Field(default_factory=dict)      # targets of the rubric judge
+    # criterion weights of the deterministic criteria judge (rl_shop/research/scorer.py), per dimension
+    criteria_judge: dict[str, dict[str, float]] = Field(default_factory=lambda: {
+        "comprehensiveness": {"stated_needs": 0.4, "latent_needs": 0.3, "coverage": 0.3},
+        "insight": {"reasons": 0.5, "comparison": 0.25, "verdict": 0.25},
+        "instruction_following": {"constraints": 0.5, "citations": 0.5},
+        "readability": {"structure": 0.6, "no_repetition": 0.4}})
 
     def weights_for(self, query_type: str | None) -> dict[str, float]:
         """Per-task dimension weights: the query type's entry, else ``default``."""
@@ -120,6 +128,9 @@ class JudgeTask:
     budget: float | None = None
     brands: list[str] = field(default_factory=list)
     query_type: str | None = None
+    intent: Any = None                      # the simulator's (final) Intent: what the criteria judge checks
+    evidence_ids: set[str] | None = None    # products the tools showed (None: any catalog product counts)
+    evidence_text: str = ""                 # observations the report's numbers may rest on
 
 
 _COMPARE = re.compile(r"\b(than|cheaper|better|while|whereas|however|but|compared|versus|vs|trade-?off)\b", re.I)
@@ -223,19 +234,53 @@ class LLMJudge:
         return out
 
 
-def make_judge(config: RaceConfig, catalog: Any, llm: Any | None = None) -> RubricJudge | LLMJudge:
-    """The judge named by ``config.judge``."""
+class CriteriaJudge:
+    """The deterministic criterion-level scorer (:mod:`rl_shop.research.scorer`) as a RACE judge.
+
+    Needs the simulator's intent (``JudgeTask.intent``); without one it judges against the
+    constraints the task states (category, budget, preferred brands)."""
+
+    name = "criteria"
+
+    def __init__(self, config: RaceConfig, catalog: Any, corpus: Any = ()) -> None:
+        from rl_shop.research.scorer import CriteriaScorer
+
+        self.config = config
+        self.criterion_weights = config.criteria_judge
+        self.scorer = CriteriaScorer(catalog, corpus, {"products": config.rubric.get("products", 3.0)})
+
+    def score(self, markdown: str, task: JudgeTask) -> dict[str, dict[str, float]]:
+        from rl_shop.sim import Intent
+
+        intent = task.intent
+        if intent is None:
+            intent = Intent(query_type=task.query_type or "simple", category=task.category, budget=task.budget,
+                            preferred_brands=tuple(task.brands), stated_slots=("category",))
+        return self.scorer.criteria(markdown, intent, query=task.query, evidence_ids=task.evidence_ids,
+                                    evidence_text=task.evidence_text)
+
+
+def make_judge(config: RaceConfig, catalog: Any, llm: Any | None = None,
+               corpus: Any = ()) -> RubricJudge | LLMJudge | CriteriaJudge:
+    """The judge named by ``config.judge`` (``corpus``: web documents the criteria judge accepts as sources)."""
+    if config.judge == "criteria":
+        return CriteriaJudge(config, catalog, corpus)
     if config.judge == "rubric":
         return RubricJudge(config, catalog)
     if config.judge == "llm":
         if llm is None:
             raise ValueError("race.judge=llm needs an LLM (the judge_llm config group)")
         return LLMJudge(config, llm)
-    raise ValueError(f"race.judge must be 'rubric' or 'llm', got {config.judge!r}")
+    raise ValueError(f"race.judge must be 'criteria', 'rubric' or 'llm', got {config.judge!r}")
 
 
 def score_pair(judge: Any, config: RaceConfig, target_md: str, reference_md: str, task: JudgeTask) -> RaceScore:
-    """Judge both reports and combine with the task's weights."""
-    crit = {d: config.criteria[d] for d in DIMENSIONS}
-    return race_score(judge.score(target_md, task), judge.score(reference_md, task),
+    """Judge both reports and combine with the task's weights (the reference is judged without the
+    target's evidence restriction: it is built from the catalog, not from the trajectory's tools)."""
+    import dataclasses
+
+    weights = getattr(judge, "criterion_weights", None) or config.criteria
+    crit = {d: weights[d] for d in DIMENSIONS}
+    ref_task = dataclasses.replace(task, evidence_ids=None, evidence_text="")
+    return race_score(judge.score(target_md, task), judge.score(reference_md, ref_task),
                       config.weights_for(task.query_type), crit)

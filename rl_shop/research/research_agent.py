@@ -56,6 +56,10 @@ from rl_shop.research.trajectory import (
 )
 
 
+SHOPPER_PREFIX = "The shopper updated the request:"
+"""Start of a shopper's intent-shift turn among the notes passed as ``feedback`` (see intent_shift.shift_note)."""
+
+
 class ResearchAgentConfig(BaseModel):
     """``configs/research/research_agent.yaml``."""
 
@@ -208,8 +212,13 @@ class ResearchAgent:
         Supervisor's notes follow as a user turn (the multi-agent setting only: internalization
         replaces them by the agent's own ``reflect`` step)."""
         msgs = render_prompt(query, steps, self.config.observation_chars, self.system)
-        if feedback:
-            msgs.append({"role": "user", "content": "Supervisor feedback on your draft report:\n- " + "\n- ".join(feedback)
+        # the shopper's own turns (intent shifts, rl_shop.research.intent_shift.shift_note) come first, as such
+        shopper = [f for f in feedback if f.startswith(SHOPPER_PREFIX)]
+        review = [f for f in feedback if not f.startswith(SHOPPER_PREFIX)]
+        if shopper:
+            msgs.append({"role": "user", "content": "\n".join(shopper)})
+        if review:
+            msgs.append({"role": "user", "content": "Supervisor feedback on your draft report:\n- " + "\n- ".join(review)
                          + "\nContinue the research to address it."})
         return msgs
 

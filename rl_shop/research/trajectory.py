@@ -134,6 +134,18 @@ class Trajectory(BaseModel):
     system_prompt: str = ""
     model: str = ""
     meta: dict[str, Any] = Field(default_factory=dict)
+    # shopper turns that changed the intent mid-research (rl_shop.research.intent_shift.IntentShift as JSON)
+    shifts: list[dict[str, Any]] = Field(default_factory=list)
+
+    @property
+    def final_persona(self) -> dict[str, Any]:
+        """The latent intent the final report must serve (after every intent shift)."""
+        return self.shifts[-1]["persona"] if self.shifts else self.persona
+
+    @property
+    def final_inferred(self) -> InferredIntent:
+        """The User Agent's reading after every intent shift."""
+        return InferredIntent.model_validate(self.shifts[-1]["inferred"]) if self.shifts else self.inferred
 
     @property
     def query(self) -> str:
