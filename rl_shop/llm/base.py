@@ -8,6 +8,8 @@ validation -> one corrective retry -> documented fallback, counted in the metric
 
 from __future__ import annotations
 
+import queue
+import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Generator, Iterator, Sequence
@@ -405,3 +407,52 @@ class Stopwatch:
 
 
 __all__ = ["LLM", "ChatStream", "check_messages", "trim_at_stop", "Stopwatch", "LLMError"]
+
+
+class LocalLLM(LLM):
+    """An in-process model whose subclass implements one ``generate`` (with ``on_text`` and
+    ``cancel`` hooks); chat is a plain call, streaming runs it in a worker thread.
+
+    Decoding runs in the worker and hands text chunks over a queue as tokens are made; closing the
+    stream sets ``cancel``, which stops decoding after the current token.
+    """
+
+    @abstractmethod
+    def generate(self, msgs: list[Message], *, max_tokens: int, temperature: float, seed: int,
+                 stop: list[str] | None = None, json_schema: dict[str, Any] | None = None,
+                 on_text: Callable[[str], None] | None = None, cancel: threading.Event | None = None) -> ChatResult:
+        """One completion; ``on_text`` receives new text as it is decoded."""
+
+    def _chat(self, messages: list[Message], *, max_tokens: int, temperature: float, seed: int,
+              stop: list[str] | None, json_schema: dict[str, Any] | None) -> ChatResult:
+        return self.generate(messages, max_tokens=max_tokens, temperature=temperature, seed=seed,
+                             stop=stop, json_schema=json_schema)
+
+    def _stream(self, messages: list[Message], *, max_tokens: int, temperature: float, seed: int,
+                stop: list[str] | None, json_schema: dict[str, Any] | None) -> ChunkGenerator:
+        chunks: queue.Queue[object] = queue.Queue()
+        cancel = threading.Event()
+        box: dict[str, Any] = {}
+        end = object()
+
+        def work() -> None:
+            try:
+                box["result"] = self.generate(messages, max_tokens=max_tokens, temperature=temperature,
+                                              seed=seed, stop=stop, json_schema=json_schema,
+                                              on_text=chunks.put, cancel=cancel)
+            except BaseException as exc:  # re-raised in the consumer's thread below
+                box["error"] = exc
+            finally:
+                chunks.put(end)
+
+        worker = threading.Thread(target=work, name=f"rl_shop-{self.backend}-stream", daemon=True)
+        worker.start()
+        try:
+            while (item := chunks.get()) is not end:
+                yield str(item)
+        finally:
+            cancel.set()
+            worker.join()
+        if "error" in box:
+            raise box["error"]
+        return box["result"]

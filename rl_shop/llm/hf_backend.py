@@ -10,7 +10,6 @@ seeded per call.
 
 from __future__ import annotations
 
-import queue
 import threading
 import warnings
 from collections.abc import Callable, Sequence
@@ -21,7 +20,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, LogitsProcessorList, StoppingCriteria
 from transformers.generation.streamers import BaseStreamer
 
-from rl_shop.llm.base import LLM, ChunkGenerator, Stopwatch, trim_at_stop
+from rl_shop.llm.base import LocalLLM, Stopwatch, trim_at_stop
 from rl_shop.llm.constrained import Constrainer, make_constrainer
 from rl_shop.llm.prefix_cache import PrefixKVCache
 from rl_shop.llm.types import ChatResult, LLMConfigError, LLMError, Message, ModelLoadError
@@ -135,7 +134,7 @@ class _Collector(BaseStreamer):
             self._emitted = len(text)
 
 
-class TransformersLLM(LLM):
+class TransformersLLM(LocalLLM):
     """A local transformers model behind the :class:`~rl_shop.llm.base.LLM` interface."""
 
     backend = "transformers"
@@ -251,40 +250,6 @@ class TransformersLLM(LLM):
             return ChatResult(text=text, prompt_tokens=int(input_ids.shape[1]), completion_tokens=n_new,
                               ttft_s=watch.ttft, total_s=watch.elapsed, cached=False,
                               backend=self.backend, model=self.model_id, finish_reason=finish)
-
-    def _chat(self, messages: list[Message], *, max_tokens: int, temperature: float, seed: int,
-              stop: list[str] | None, json_schema: dict[str, Any] | None) -> ChatResult:
-        return self.generate(messages, max_tokens=max_tokens, temperature=temperature, seed=seed,
-                             stop=stop, json_schema=json_schema)
-
-    def _stream(self, messages: list[Message], *, max_tokens: int, temperature: float, seed: int,
-                stop: list[str] | None, json_schema: dict[str, Any] | None) -> ChunkGenerator:
-        chunks: queue.Queue[object] = queue.Queue()
-        cancel = threading.Event()
-        box: dict[str, Any] = {}
-        end = object()
-
-        def work() -> None:
-            try:
-                box["result"] = self.generate(messages, max_tokens=max_tokens, temperature=temperature,
-                                              seed=seed, stop=stop, json_schema=json_schema,
-                                              on_text=chunks.put, cancel=cancel)
-            except BaseException as exc:  # re-raised in the consumer's thread below
-                box["error"] = exc
-            finally:
-                chunks.put(end)
-
-        worker = threading.Thread(target=work, name="rl_shop-llm-stream", daemon=True)
-        worker.start()
-        try:
-            while (item := chunks.get()) is not end:
-                yield str(item)
-        finally:
-            cancel.set()
-            worker.join()
-        if "error" in box:
-            raise box["error"]
-        return box["result"]
 
 
 def _eos_ids(model: Any, tokenizer: Any) -> set[int]:

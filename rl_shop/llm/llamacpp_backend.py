@@ -32,7 +32,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from rl_shop.llm.base import LLM, ChunkGenerator, Stopwatch, check_messages, trim_at_stop
+from rl_shop.llm.base import LocalLLM, Stopwatch, check_messages, trim_at_stop
 from rl_shop.llm.types import ChatResult, LLMConfigError, LLMError, Message, ModelLoadError
 
 GRAMMAR_LIBRARIES = ("gbnf", "xgrammar", "none")
@@ -240,7 +240,7 @@ class PrefixStates:
 
 
 # ------------------------------------------------------------------ the backend
-class LlamaCppLLM(LLM):
+class LlamaCppLLM(LocalLLM):
     """A GGUF chat model run by llama.cpp behind the :class:`~rl_shop.llm.base.LLM` interface."""
 
     backend = "embedded"
@@ -373,44 +373,6 @@ class LlamaCppLLM(LLM):
             return ChatResult(text=text, prompt_tokens=len(ids), completion_tokens=len(out),
                               ttft_s=watch.ttft, total_s=watch.elapsed, cached=False,
                               backend=self.backend, model=self.model_id, finish_reason=finish)
-
-    def _chat(self, messages: list[Message], *, max_tokens: int, temperature: float, seed: int,
-              stop: list[str] | None, json_schema: dict[str, Any] | None) -> ChatResult:
-        return self.generate(messages, max_tokens=max_tokens, temperature=temperature, seed=seed,
-                             stop=stop, json_schema=json_schema)
-
-    def _stream(self, messages: list[Message], *, max_tokens: int, temperature: float, seed: int,
-                stop: list[str] | None, json_schema: dict[str, Any] | None) -> ChunkGenerator:
-        # Decoding runs in a worker thread that hands text chunks over a queue as tokens are made;
-        # closing the stream sets ``cancel``, which stops decoding after the current token.
-        import queue
-
-        chunks: queue.Queue[object] = queue.Queue()
-        cancel = threading.Event()
-        box: dict[str, Any] = {}
-        end = object()
-
-        def work() -> None:
-            try:
-                box["result"] = self.generate(messages, max_tokens=max_tokens, temperature=temperature,
-                                              seed=seed, stop=stop, json_schema=json_schema,
-                                              on_text=chunks.put, cancel=cancel)
-            except BaseException as exc:  # re-raised in the consumer's thread below
-                box["error"] = exc
-            finally:
-                chunks.put(end)
-
-        worker = threading.Thread(target=work, name="rl_shop-llamacpp-stream", daemon=True)
-        worker.start()
-        try:
-            while (item := chunks.get()) is not end:
-                yield str(item)
-        finally:
-            cancel.set()
-            worker.join()
-        if "error" in box:
-            raise box["error"]
-        return box["result"]
 
     def close(self) -> None:
         """Free the llama.cpp model and context (and the cache connection); unusable afterwards."""
