@@ -19,7 +19,7 @@ import yaml
 from sklearn.linear_model import LogisticRegression
 
 from rl_shop.agents.understanding import Understander
-from rl_shop.agents.understanding.clarify_gate import FEATURES, GATE_PATH, gate_features
+from rl_shop.agents.understanding.clarify_gate import FEATURES, GATE_PATH
 from rl_shop.catalog import load_catalog
 from rl_shop.evaluation.clarify_eval import binary_scores, load_clariq
 from rl_shop.evaluation.real_benchmark import load_real_benchmark
@@ -44,10 +44,8 @@ def mgshopdial_rows() -> list[tuple[str, int]]:
 
 
 def features_of(u: Understander, text: str) -> list[float]:
-    q = u.parse(text)
-    pt = u.types.read(q.query)
-    n_constraints = len([k for k in q.attributes if k != "quantities"]) + (q.budget_max is not None) + (q.budget_min is not None)
-    f = gate_features(q.query, pt, n_constraints, bool(u._vague.search(q.query)), q.is_question, bool(q.brands))
+    """The gate's inputs exactly as the runtime computes them."""
+    f = u.parse(text).clarify_features
     return [f[k] for k in FEATURES]
 
 

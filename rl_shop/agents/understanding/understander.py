@@ -9,7 +9,6 @@ checks the import graph).
 
 from __future__ import annotations
 
-import math
 import re
 from typing import Any
 
@@ -21,13 +20,9 @@ from rl_shop.agents.understanding.clarify_gate import ClarifyGate, gate_features
 from rl_shop.agents.understanding.config import UnderstandingConfig, load_understanding_config
 from rl_shop.agents.understanding.exclusions import ExclusionReader
 from rl_shop.agents.understanding.normalize import normalize_text
-from rl_shop.catalog.vocab import COLOUR_SYNONYMS
-from rl_shop.agents.understanding.spelling import SpellingCorrector
 from rl_shop.agents.understanding.product_type import ProductType, ProductTypeIndex, singular
-
-QUERY_TYPES = ("simple", "reasoning", "multi_constraint", "negation", "ambiguous", "product_qa", "comparison",
-               "general_qa")
-
+from rl_shop.agents.understanding.spelling import SpellingCorrector
+from rl_shop.catalog.vocab import COLOUR_SYNONYMS
 
 class QueryUnderstanding(BaseModel):
     """What a request asks for; the JSON object ``rl-shop parse`` prints per query."""
@@ -49,6 +44,7 @@ class QueryUnderstanding(BaseModel):
     needs_clarification: bool = False
     clarify_probability: float = 0.0
     is_question: bool = False
+    clarify_features: dict[str, float] = Field(default_factory=dict, exclude=True)  # the gate's inputs (fitting)
 
 
 class Understander:
@@ -184,7 +180,7 @@ class Understander:
             budget_max=budget.max, budget_min=budget.min, price_target=budget.target,
             exclusions=excl_phrases, excluded_brands=excluded_brands, brands=wanted, attributes=attrs,
             contradictions=contradictions, needs_clarification=clarify, clarify_probability=round(p_clarify, 4),
-            is_question=bool(self._question.search(text)))
+            is_question=bool(self._question.search(text)), clarify_features=feats)
 
 
 def _lexicon(cfg: UnderstandingConfig) -> set[str]:
