@@ -351,7 +351,7 @@ class MACDFAssistant:
             hits = self.leader.ps.index.search(demand.query, k=1)
             nearest = None
             if hits:
-                row = self.leader.ps.index.catalog.set_index("product_id").loc[hits[0].product_id]
+                row = self.leader.ps.row(hits[0].product_id)
                 nearest = f"{row['title']} (in {row['category']})"
             info.update(product_type=demand.product_type, nearest=nearest)
         result.query_type, result.type_distribution = demand.query_type, demand.type_distribution

@@ -42,7 +42,6 @@ class ProductTypeConfig(BaseModel):
     weak_boundaries: list[str]
     max_head_words: int = Field(ge=1)
     min_title_support: int = Field(ge=1)
-    min_category_share: float = Field(ge=0.0, le=1.0)
     min_headness: float = Field(ge=0.0)
     compound_headness: float = Field(ge=0.0)
     category_name_bonus: float = Field(ge=0.0)

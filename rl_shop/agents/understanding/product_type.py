@@ -97,10 +97,17 @@ class ProductTypeIndex:
         self._weak = {b.lower() for b in cfg.weak_boundaries}
         self._generic = {g.lower() for g in cfg.generic_heads}
         self._not_heads: set[str] = set()
+        self._skip_heads = set(self._generic)  # generic words and property words: never a head
+        self.head_totals = {key: sum(c.values()) for key, c in self.heads.items()}
+        self._names_by_head: dict[str, list[tuple[set[str], str]]] = defaultdict(list)
+        for name_key, cat in self.category_names.items():
+            words = name_key.split()
+            self._names_by_head[words[-1]].append(({singular(w) for w in words}, cat))
 
     def never_head(self, words: Iterable[str]) -> None:
         """Words that name a property, never a product (colours, units, sizes)."""
         self._not_heads.update(w.lower() for w in words)
+        self._skip_heads = self._generic | self._not_heads
 
     @classmethod
     def from_catalog(cls, catalog: object, cfg: ProductTypeConfig) -> "ProductTypeIndex":
@@ -166,11 +173,9 @@ class ProductTypeIndex:
         words = [singular(w) for w in key.split()]
         out = Counter(counts)
         bonus = self.cfg.category_name_bonus * self.cfg.min_title_support
-        for name_key, cat in self.category_names.items():
-            name_words = name_key.split()
-            if name_words[-1] == words[-1]:
-                share = sum(1 for w in words if w in {singular(x) for x in name_words}) / len(words)
-                out[cat] += int(round(bonus * share))
+        for name_words, cat in self._names_by_head.get(words[-1], []):
+            share = sum(1 for w in words if w in name_words) / len(words)
+            out[cat] += int(round(bonus * share))
         return out
 
     def _named_in_text(self, seg: list[str], key: str) -> str | None:
@@ -204,7 +209,7 @@ class ProductTypeIndex:
         titles containing it where it is the head, times the log of that count. Colours, specs and
         connectors ("black", "male", "hdmi") score low; "cable", "speaker" high."""
         key = singular(word)
-        n_head = sum(self.heads.get(key, Counter()).values())
+        n_head = self.head_totals.get(key, 0)
         score = n_head / max(self.word_titles.get(key, 0), n_head) * math.log1p(n_head) if n_head else 0.0
         # a word that names a catalog category ("desktops", "laptops") is a product noun outright
         return max(score, 1.0) if key in self.category_names else score
@@ -228,7 +233,7 @@ class ProductTypeIndex:
         pick: tuple[int, int] | None = None
         for si, seg in enumerate(segments):
             for wi, w in enumerate(seg):
-                if w in skip_words or {w, singular(w)} & (self._generic | self._not_heads):
+                if w in skip_words or w in self._skip_heads or singular(w) in self._skip_heads:
                     continue
                 if self.headness(w) >= self.cfg.min_headness:
                     pick = (si, wi)

@@ -148,10 +148,9 @@ class Understander:
         excl_phrases = [e.phrase for e in excl]
         excluded_brands = [p for p in excl_phrases if p in self.brand_words]
         neg_spans = [e.span for e in excl]
-        wanted = [b for b, span in brand_hits
-                  if not any(a <= span[0] < b_ for a, b_ in neg_spans) or b in brand_set - set(excluded_brands)]
-        wanted = list(dict.fromkeys(b for b in wanted if b not in excluded_brands or
-                                    sum(1 for x, _ in brand_hits if x == b) > 1))
+        # wanted: a brand named at least once outside an exclusion ("Sony ... but not Sony" is both)
+        wanted = list(dict.fromkeys(b for b, (start, _) in brand_hits
+                                    if not any(a <= start < end for a, end in neg_spans)))
         attrs = self.attributes.read(text)
         for key in ("flavour_scent", "colour"):  # "Apple iPad", "eye cream": a brand or the product itself
             vals = [v for v in ([attrs[key]] if isinstance(attrs.get(key), str) else attrs.get(key, []))
