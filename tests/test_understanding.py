@@ -190,3 +190,23 @@ def test_real_benchmark_card_and_split() -> None:
     for r in rows:
         by_text.setdefault(r["query"].strip().lower(), set()).add(r["split"])
     assert all(len(s) == 1 for s in by_text.values())  # one text, one side
+
+
+@pytest.mark.slow
+def test_same_reading_under_any_hash_seed() -> None:
+    """Ties between catalog categories are broken the same way in every process (a set's order
+    follows PYTHONHASHSEED; these queries read differently across processes before)."""
+    import os
+
+    script = ("import json; from rl_shop.catalog import load_catalog; from rl_shop.agents.understanding import Understander; "
+              "u = Understander.from_catalog(load_catalog()); qs = ['What size external drive is enough for a full computer "
+              "backup?', 'what does the sennheiser pc21 single-sided monaural headset with microphone cost?', "
+              "\"What's the difference between hello kitty black purple and memory foam mouse mat?\"]; "
+              "print(json.dumps([u.parse(q).categories for q in qs]))")
+    outs = []
+    for seed in ("1", "2", "3"):
+        res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO_ROOT, timeout=300,
+                             env={**os.environ, "PYTHONHASHSEED": seed})
+        assert res.returncode == 0, res.stderr
+        outs.append(res.stdout.strip().splitlines()[-1])
+    assert outs[0] == outs[1] == outs[2]

@@ -87,7 +87,7 @@ class ProductTypeIndex:
             if keys:
                 self.head_words[keys[0]].update(uniq)
         self.category_names: dict[str, str] = {}
-        for cat in set(cats):
+        for cat in sorted(set(cats)):  # sorted: the same ties on every run (set order follows the hash seed)
             words = _TOKEN.findall(cat)
             if words:
                 self.category_names.setdefault(phrase_key(words), cat)
@@ -257,7 +257,7 @@ class ProductTypeIndex:
         key, support, counts = hit
         counts = self._with_named_categories(key, counts)
         total = sum(counts.values())
-        cats = [(c, n / total) for c, n in counts.most_common(5)]
+        cats = [(c, n / total) for c, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:5]]
         named = self._named_in_text(segments[si], key)
         if named is not None:  # the shopper wrote a catalog category's own name for this head
             cats = [(named, 1.0)] + [(c, v) for c, v in cats if c != named][:4]
