@@ -17,6 +17,7 @@ from pathlib import Path
 from rl_shop.agents.demand import CatalogVocab, rule_parse
 from rl_shop.agents.understanding import Understander
 from rl_shop.catalog import load_catalog
+from rl_shop.catalog.index import HybridIndex
 from rl_shop.evaluation.real_benchmark import Reading, load_real_benchmark, score_reader
 from rl_shop.sim import load_sim_config
 
@@ -72,8 +73,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     catalog = load_catalog()
     vocab = CatalogVocab.from_catalog(catalog, load_sim_config().knowledge)
-    u = Understander.from_catalog(catalog)
-    readers = {"old": old_reader(vocab), "new": new_reader(u)}
+    u = Understander.from_catalog(catalog, index=HybridIndex.load_or_build(catalog))
+    readers = {"old": old_reader(vocab), "lexical": new_reader(Understander.from_catalog(catalog)), "new": new_reader(u)}
     results: dict[str, dict[str, dict]] = {}
     for split in ("dev", "test"):
         rows = load_real_benchmark(split=split)
@@ -85,8 +86,9 @@ def main(argv: list[str] | None = None) -> int:
     from rl_shop.evaluation.clarify_eval import clariq_gate_scores
 
     results["clariq_dev"] = clariq_gate_scores(u)
-    print("| figure | goal | real_v1 dev old | dev new | real_v1 test old | test new | n test | eccd_v1 old | eccd_v1 new |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| figure | goal | real_v1 dev old | dev new | real_v1 test old | test lexical only | test new | n test | "
+          "eccd_v1 old | eccd_v1 new |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     n_key = {"budget_recall": "budget_n", "budget_exact": "budget_n", "webshop_budget_exact": "webshop_n",
              "exclusion_recall": "exclusion_n", "exclusion_precision": "exclusion_n", "product_type_top1": "in_catalog_n",
              "ooc_detected": "ooc_n", "false_not_carried": "in_catalog_n", "ambiguous_precision": "ambiguous_gold_n",
@@ -94,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     for key, goal in ROWS:
         d, t = results["dev"], results["test"]
         print(f"| {key} | {goal} | {_fmt(d['old'][key])} | {_fmt(d['new'][key])} | {_fmt(t['old'][key])} | "
-              f"{_fmt(t['new'][key])} | {t['new'][n_key[key]]} | {_fmt(results['eccd_v1']['old'][key])} | "
+              f"{_fmt(t['lexical'][key])} | {_fmt(t['new'][key])} | {t['new'][n_key[key]]} | {_fmt(results['eccd_v1']['old'][key])} | "
               f"{_fmt(results['eccd_v1']['new'][key])} |")
     cq = results["clariq_dev"]
     print(f"\nClariQ dev clarify gate (n={cq['n']}): accuracy {cq['accuracy']:.3f} (majority {cq['majority_accuracy']:.3f}), "

@@ -15,11 +15,11 @@ import json
 import sys
 
 import numpy as np
-import yaml
 from sklearn.linear_model import LogisticRegression
 
 from rl_shop.agents.understanding import Understander
 from rl_shop.agents.understanding.clarify_gate import FEATURES, GATE_PATH
+from rl_shop.agents.understanding.logistic_gate import LogisticGate
 from rl_shop.catalog import load_catalog
 from rl_shop.evaluation.clarify_eval import binary_scores, load_clariq
 from rl_shop.evaluation.real_benchmark import load_real_benchmark
@@ -61,12 +61,11 @@ def main() -> int:
     proba = model.predict_proba(X)[:, 1]
     grid = np.round(np.arange(0.2, 0.91, 0.025), 3)
     threshold = float(max(grid, key=lambda t: (binary_scores(list(y), [int(p >= t) for p in proba])[1], -abs(t - 0.5))))
-    out = {"bias": float(model.intercept_[0]), "threshold": threshold,
-           "weights": {k: round(float(w), 4) for k, w in zip(FEATURES, model.coef_[0])},
-           "fit": {"rows": len(train), "positives": int(y.sum()), "C": C, "class_weight": "balanced",
-                   "data": "ClariQ train + MG-ShopDial openings + real_v1 dev labels",
-                   "script": "experiments/fit_clarify_gate.py"}}
-    GATE_PATH.write_text("# Fitted by experiments/fit_clarify_gate.py; do not edit by hand.\n" + yaml.safe_dump(out, sort_keys=True))
+    LogisticGate.write(GATE_PATH, dict(zip(FEATURES, model.coef_[0])), model.intercept_[0], threshold,
+                       "experiments/fit_clarify_gate.py",
+                       fit={"rows": len(train), "positives": int(y.sum()), "C": C, "class_weight": "balanced",
+                            "data": "ClariQ train + MG-ShopDial openings + real_v1 dev labels",
+                            "script": "experiments/fit_clarify_gate.py"})
     fitted = Understander.from_catalog(load_catalog())
     for name, rows in (("clariq_dev", load_clariq("dev")),
                        ("real_v1_dev", [(r["query"], int(bool(r["labels"]["needs_clarification"])))

@@ -75,11 +75,11 @@ def real_language(index_k: int) -> str:
     catalog = load_catalog()
     rows = load_real_benchmark(split="test")
     old = score_reader(rows, old_reader(CatalogVocab.from_catalog(catalog, load_sim_config().knowledge)))
-    new = score_reader(rows, new_reader(Understander.from_catalog(catalog)))
+    index = HybridIndex.load_or_build(catalog)
+    new = score_reader(rows, new_reader(Understander.from_catalog(catalog, index=index)))
     fmt = (lambda v: "n/a" if v is None else f"{v:.3f}")
     lines = ["| figure (real_v1 test) | goal | old parser | new |", "|---|---|---|---|"]
     lines += [f"| {key} | {goal} | {fmt(old[key])} | {fmt(new[key])} |" for key, goal in ROWS]
-    index = HybridIndex.load_or_build(catalog)
     inc = [r for r in rows if r["labels"] and r["labels"].get("in_catalog")]
     acc = [accuracy_at_k([h.product_id for h in index.search(r["query"], k=index_k)], gold_products(r["labels"], catalog),
                          index_k) for r in inc]

@@ -160,7 +160,7 @@ def _rl_shop(*args: str, stdin: str | None = None) -> subprocess.CompletedProces
 
 @pytest.mark.slow
 def test_parse_cli_contract() -> None:
-    out = _rl_shop("parse", stdin="sulfate free shampoo under $20\nSony headphones but not Sony\n")
+    out = _rl_shop("parse", "--lexical-only", stdin="sulfate free shampoo under $20\nSony headphones but not Sony\n")
     assert out.returncode == 0, out.stderr
     rows = [json.loads(line) for line in out.stdout.splitlines()]
     assert len(rows) == 2
@@ -168,7 +168,7 @@ def test_parse_cli_contract() -> None:
         assert key in rows[0]
     assert rows[0]["budget_max"] == 20.0 and rows[0]["exclusions"] == ["sulfate"]
     assert rows[1]["contradictions"]
-    empty = _rl_shop("parse", stdin="\n")
+    empty = _rl_shop("parse", "--lexical-only", stdin="\n")
     assert empty.returncode == 2 and "no query" in empty.stderr
 
 

@@ -5,8 +5,10 @@
 
 The debugging tool for the front end and the stable contract of the real-language evaluation:
 one JSON object per query with ``query_type``, ``product_type``, ``in_catalog``, ``budget_max``,
-``exclusions``, ``attributes``, ``contradictions`` (and the catalog categories it maps to). It loads
-the catalog (about 5 s), never the search index or the LLM.
+``exclusions``, ``attributes``, ``contradictions`` (and the catalog categories it maps to). It reads
+exactly as the runtime does: the catalog and the search index's product embeddings (the product type
+is read by meaning too; a first run builds the index, minutes on 2 cores, then it is cached), never
+the LLM. ``--lexical-only`` skips the index (catalog only, about 5 s) and reads by words alone.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ MAX_CHARS = 2000
 def _args(p: argparse.ArgumentParser) -> None:
     p.add_argument("queries", nargs="*", help="queries to parse (none: read one per line from stdin)")
     p.add_argument("--full", action="store_true", help="print every field, defaults included")
+    p.add_argument("--lexical-only", action="store_true",
+                   help="read the product type by the catalog's words alone (no search index; faster, less accurate)")
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -36,7 +40,13 @@ def _run(args: argparse.Namespace) -> int:
         print("rl-shop parse: error: no query given; pass queries as arguments or one per line on stdin", file=sys.stderr)
         return 2
     try:
-        understander = Understander.from_catalog(load_catalog())
+        catalog = load_catalog()
+        index = None
+        if not args.lexical_only:
+            from rl_shop.catalog.index import HybridIndex
+
+            index = HybridIndex.load_or_build(catalog)
+        understander = Understander.from_catalog(catalog, index=index)
     except (CatalogError, FileNotFoundError) as exc:
         print(f"rl-shop parse: error: {exc}", file=sys.stderr)
         return 1

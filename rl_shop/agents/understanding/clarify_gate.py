@@ -11,13 +11,10 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from rl_shop.agents.types import AgentConfigError
+from rl_shop.agents.understanding.logistic_gate import LogisticGate
 from rl_shop.paths import CONFIG_DIR
 
 GATE_PATH = CONFIG_DIR / "agents" / "clarify_gate.yaml"
@@ -45,28 +42,10 @@ def gate_features(text: str, pt: Any, n_constraints: int, vague: bool, question:
     }
 
 
-@dataclass
-class ClarifyGate:
+class ClarifyGate(LogisticGate):
     """p(clarify) = sigmoid(bias + sum_i w_i x_i); clarify when p >= threshold."""
-
-    weights: dict[str, float]
-    bias: float
-    threshold: float = 0.5
-
-    def probability(self, features: dict[str, float]) -> float:
-        z = self.bias + sum(self.weights.get(k, 0.0) * v for k, v in features.items())
-        return 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z))))
 
     @classmethod
     def load(cls, path: str | Path = GATE_PATH) -> "ClarifyGate":
-        path = Path(path)
-        if not path.is_file():
-            raise AgentConfigError(f"clarify gate parameters not found: {path}; fit them with "
-                                   "`python experiments/fit_clarify_gate.py`")
-        data = yaml.safe_load(path.read_text()) or {}
-        try:
-            weights = {k: float(data["weights"][k]) for k in FEATURES}
-            return cls(weights, float(data["bias"]), float(data.get("threshold", 0.5)))
-        except (KeyError, TypeError, ValueError) as exc:
-            raise AgentConfigError(f"{path}: malformed clarify gate ({exc!r}); expected weights for {list(FEATURES)}, "
-                                   "bias and threshold; refit with experiments/fit_clarify_gate.py") from None
+        gate, _ = LogisticGate.read(path, FEATURES, "python experiments/fit_clarify_gate.py")
+        return cls(gate.weights, gate.bias, gate.threshold)

@@ -21,6 +21,7 @@ from rl_shop.agents.understanding.config import UnderstandingConfig, load_unders
 from rl_shop.agents.understanding.exclusions import ExclusionReader
 from rl_shop.agents.understanding.normalize import normalize_text
 from rl_shop.agents.understanding.product_type import ProductType, ProductTypeIndex, singular
+from rl_shop.agents.understanding.semantic_types import SemanticTypes
 from rl_shop.agents.understanding.spelling import SpellingCorrector
 from rl_shop.catalog.vocab import COLOUR_SYNONYMS
 
@@ -51,9 +52,10 @@ class Understander:
     """Reads requests against one catalog; build it once (``from_catalog``) and call :meth:`parse`."""
 
     def __init__(self, types: ProductTypeIndex, brands: dict[str, set[str]], cfg: UnderstandingConfig,
-                 gate: ClarifyGate | None = None) -> None:
+                 gate: ClarifyGate | None = None, semantic: SemanticTypes | None = None) -> None:
         self.cfg = cfg
         self.types = types
+        self.semantic = semantic  # None: the lexical reader alone decides the product type
         self.brand_words = brands  # brand -> words of its products' titles
         self.budget = BudgetReader(cfg.budget)
         self.exclusions = ExclusionReader(cfg.exclusion)
@@ -70,8 +72,10 @@ class Understander:
 
     @classmethod
     def from_catalog(cls, catalog: Any, cfg: UnderstandingConfig | None = None, min_brand_products: int = 2,
-                     stop_brands: tuple[str, ...] = ("generic", "unknown", "none", "other", "new", "the", "and", "for")
-                     ) -> "Understander":
+                     stop_brands: tuple[str, ...] = ("generic", "unknown", "none", "other", "new", "the", "and", "for"),
+                     index: Any = None) -> "Understander":
+        """The reader of ``catalog``; with its search ``index`` (a ``HybridIndex``) the product type is
+        also read by meaning (:class:`SemanticTypes`), without it by the catalog's words alone."""
         cfg = cfg or load_understanding_config()
         types = ProductTypeIndex.from_catalog(catalog, cfg.product_type)
         types.never_head([*cfg.product_type.never_heads, *cfg.attributes.units,
@@ -85,7 +89,7 @@ class Understander:
         for brand, title in zip(brand_col, catalog["title"].astype(str)):
             if brand in words:
                 words[brand].update(singular(w) for w in re.findall(r"[a-z]+", title.lower()))
-        return cls(types, words, cfg)
+        return cls(types, words, cfg, semantic=SemanticTypes.from_index(index) if index is not None else None)
 
     # ------------------------------------------------------------------ pieces
     def _brands(self, text: str) -> list[tuple[str, tuple[int, int]]]:
@@ -137,10 +141,23 @@ class Understander:
             out.append(f"the product type {product_type!r} is itself excluded")
         return out
 
+    def _lexical_type(self, text: str, brands: set[str]) -> ProductType:
+        return self.types.read(text, skip_words={w for b in brands for w in b.split()})
+
+    def lexical_type(self, query: str) -> tuple[str, ProductType]:
+        """The cleaned text of ``query`` and the lexical reader's product type of it, exactly as
+        :meth:`parse` computes them before the semantic step (``experiments/fit_type_gate.py``)."""
+        text = self.clean(query)
+        return text, self._lexical_type(text, {b for b, _ in self._brands(text)})
+
+    def clean(self, query: str) -> str:
+        """Unicode-normalised, spelling-corrected text: what every reader reads."""
+        return self.spelling.correct(normalize_text(str(query)))
+
     # ------------------------------------------------------------------ parse
     def parse(self, query: str) -> QueryUnderstanding:
         """Understand one request (any text; empty text gives an ambiguous, empty reading)."""
-        text = self.spelling.correct(normalize_text(str(query)))
+        text = self.clean(query)
         budget = self.budget.read(text)
         brand_hits = self._brands(text)
         brand_set = {b for b, _ in brand_hits}
@@ -163,7 +180,8 @@ class Understander:
             attrs["brand"] = wanted[0] if len(wanted) == 1 else wanted
         if budget.target is not None:
             attrs["price_target"] = budget.target
-        pt = self.types.read(text, skip_words={w for b in brand_set for w in b.split()})
+        lexical = self._lexical_type(text, brand_set)
+        pt = self.semantic.refine(text, lexical) if self.semantic is not None else lexical
         n_constraints = sum(1 for k in attrs if k not in ("quantities",)) + (budget.max is not None) + (budget.min is not None)
         feats = gate_features(text, pt, n_constraints, bool(self._vague.search(text)), bool(self._question.search(text)),
                               bool(wanted))
