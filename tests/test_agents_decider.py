@@ -216,10 +216,16 @@ def test_nothing_fits_names_the_nearest_real_alternative_but_never_an_excluded_b
     # Every candidate misses the required colour; "a" is also an excluded brand.
     intent = IntentSpec(query="purple headphones, not sony", excluded_brands=["sony"],
                         required_attributes={"colour": "purple"})
+    strict = Decider(DeciderConfig(pairwise=EQUAL, hard_constraints={"relax_attributes": False})).decide(intent, _cands())
+    assert strict.recommendations == [] and strict.relaxed == []
+    assert "closest match is Bose bluetooth headphones" in strict.advice
+    assert "Sony" not in strict.advice.split("closest match")[1]
+    # relaxed (the default): the alternatives are the recommendations, each saying what it misses
     dec = Decider(DeciderConfig(pairwise=EQUAL)).decide(intent, _cands())
-    assert dec.recommendations == []
-    assert "closest match is Bose bluetooth headphones" in dec.advice
-    assert "Sony" not in dec.advice.split("closest match")[1]
+    assert dec.recommendations and all(r.brand.lower() != "sony" for r in dec.recommendations)
+    assert dec.relaxed == ["colour=purple"] and dec.advice.startswith("Nothing meets every requirement (none has colour=purple)")
+    assert all(r.reasons[0] == "does not meet colour=purple" for r in dec.recommendations)
+    assert not set(dec.excluded) & {r.product_id for r in dec.recommendations}
     over = IntentSpec(query="tv", budget=10)  # over budget is no "nearest alternative"
     dec2 = Decider(DeciderConfig(pairwise=EQUAL)).decide(over, _cands())
-    assert "closest match" not in dec2.advice
+    assert "closest match" not in dec2.advice and dec2.recommendations == [] and dec2.relaxed == []

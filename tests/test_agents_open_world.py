@@ -43,3 +43,18 @@ def test_open_world_off_keeps_the_old_behaviour() -> None:
     a = assistant("runtime.open_world=false")
     res = a.run("i am looking for an eye cream for fine lines")
     assert "does not carry" not in res.answer
+
+
+def test_the_readings_catalog_category_replaces_the_rule_parse_one() -> None:
+    from types import SimpleNamespace
+
+    vocab, _ = _vocab_and_reader()
+    text = "i need headphones for my laptop"
+    before = rule_parse(text, vocab)
+    other = next(c for c in sorted(vocab.category_set) if c != before.category)
+    reading = SimpleNamespace(budget_max=None, budget_min=None, excluded_brands=[], in_catalog=True, category=other,
+                              product_type="headphones", query_type="simple")
+    after = enrich(before, reading, vocab)
+    assert after.category == other and after.sources["category"] == "understanding"
+    unknown = SimpleNamespace(**{**vars(reading), "category": "no such category"})
+    assert enrich(before, unknown, vocab).category == before.category  # only a catalog category replaces it

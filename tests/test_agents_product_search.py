@@ -92,6 +92,14 @@ def test_soft_filter_relaxed_but_budget_kept():
     assert (rows_of([p["product_id"] for p in out["products"]])["price"] <= budget).all()
 
 
+def test_capacity_is_relaxed_before_the_category_which_never_is():
+    # no laptop in the sub-catalog has 4 TB; external drives do: the answer stays laptops
+    out = agent().search("laptop 4tb", {"k": 5, "category": "laptops", "attributes": {"capacity_gb": 4000}})
+    assert out["products"] and any("capacity_gb" in r for r in out["relaxed"])
+    assert set(rows_of([p["product_id"] for p in out["products"]])["category"]) == {"laptops"}
+    assert not any("category" in r for r in out["relaxed"])
+
+
 def test_enrichment_is_derived_from_attributes():
     sub, _ = sub_index()
     laptops = sub[(sub["category"] == "laptops") & sub["price"].notna()]

@@ -109,6 +109,20 @@ def test_output_leak_and_hard_constraint_screening(review):
     assert cleaned.excluded["bad"] == "excluded brand lg"
 
 
+def test_a_relaxed_decision_keeps_what_it_declared_and_nothing_else(review):
+    intent = IntentSpec(query="purple tv", budget=500, required_attributes={"colour": "purple"})
+    products = [Candidate(product_id="black", title="Samsung TV", brand="samsung", price=400.0, attributes={"colour": "black"}),
+                Candidate(product_id="pricey", title="Sony TV", brand="sony", price=900.0, attributes={"colour": "black"})]
+    recs = [Recommendation(product_id=p.product_id, title=p.title, price=p.price, score=1.0, criteria={},
+                           pareto_optimal=True, reasons=["does not meet colour=purple"]) for p in products]
+    decision = Decision(advice="Nothing meets every requirement (none has colour=purple)", recommendations=recs,
+                        follow_up_question="?", weights={}, consistency_ratio=0.0)
+    strict, _ = review.filter_decision(decision, intent, products)
+    assert strict.recommendations == []           # undeclared: a missing colour is a violation
+    relaxed, _ = review.filter_decision(decision.model_copy(update={"relaxed": ["colour=purple"]}), intent, products)
+    assert [r.product_id for r in relaxed.recommendations] == ["black"]   # the budget still holds
+
+
 def test_bad_regex_in_config_is_reported():
     with pytest.raises(AgentConfigError, match="bad regular expression"):
         SafetyReview({"injection": {"override": ["(unclosed"]}})

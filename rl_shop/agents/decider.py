@@ -20,7 +20,7 @@ given (``llm.stream``), otherwise written by a deterministic template from the s
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterable, Literal, Mapping, Sequence
 
 import numpy as np
@@ -115,6 +115,7 @@ class HardConstraintConfig(BaseModel):
     unknown_attribute: Literal["text", "keep", "exclude"] = "text"
     at_least: list[str] = Field(default_factory=lambda: ["capacity_gb"])
     numeric_tolerance: float = Field(default=0.05, ge=0.0)
+    relax_attributes: bool = True
 
 
 class FunctionalConfig(BaseModel):
@@ -232,6 +233,9 @@ def attribute_match(c: Candidate, key: str, value: Any, cfg: HardConstraintConfi
             if str(want).lower() not in haves and not any(str(want).lower() in h for h in haves):
                 return False
     return True
+
+
+_ATTRIBUTE_MISS = ("missing required", "unknown")  # violations that only concern a stated attribute
 
 
 def hard_constraint_violation(c: Candidate, intent: IntentSpec, cfg: HardConstraintConfig) -> str | None:
@@ -464,7 +468,11 @@ class Decider:
         the template text in one chunk) so a caller can measure time to first token.
         """
         spec = IntentSpec.from_intent(intent)
-        m = self.evaluate(spec, candidates, web, user_history, brand_counts)
+        pool = [c if isinstance(c, Candidate) else Candidate.from_row(dict(c)) for c in candidates]
+        m = self.evaluate(spec, pool, web, user_history, brand_counts)
+        relaxed: dict[str, str] = {}
+        if not m.candidates:
+            m, relaxed = self._relax(spec, pool, m, web, user_history, brand_counts)
         w = np.array([self.weights[c] for c in m.criteria])
         scores = m.values @ w if len(m.candidates) else np.zeros(0)
         front = pareto_front(m.values) if len(m.candidates) else np.zeros(0, dtype=bool)
@@ -477,11 +485,33 @@ class Decider:
             recs.append(Recommendation(product_id=c.product_id, title=c.title, brand=c.brand, price=c.price,
                                        score=round(float(scores[i]), 4), criteria=crit,
                                        pareto_optimal=bool(front[i]),
-                                       reasons=self._reasons(spec, c, crit, m.notes[c.product_id], m)))
+                                       reasons=[*([f"does not meet {relaxed[c.product_id]}"] if relaxed else []),
+                                                *self._reasons(spec, c, crit, m.notes[c.product_id], m)]))
+        missed = sorted({why for pid, why in relaxed.items() if pid in {r.product_id for r in recs}})
         follow_up = self._follow_up(spec, recs)
-        advice, source = self._advice(spec, recs, m, web, follow_up, on_token)
+        advice, source = self._advice(spec, recs, m, web, follow_up, on_token, missed)
         return Decision(advice=advice, recommendations=recs, follow_up_question=follow_up, weights=self.weights,
-                        consistency_ratio=self.ahp.consistency_ratio, excluded=m.excluded, advice_source=source)
+                        consistency_ratio=self.ahp.consistency_ratio, excluded=m.excluded, advice_source=source,
+                        relaxed=missed)
+
+    def _relax(self, spec: IntentSpec, pool: list[Candidate], strict: EvaluationMatrix, web: Any,
+               user_history: Sequence[Mapping[str, Any]] | None, brand_counts: Mapping[str, int] | None
+               ) -> tuple[EvaluationMatrix, dict[str, str]]:
+        """When no candidate meets every requirement: the nearest real alternatives are those that
+        miss only stated attributes (never one over budget, of an excluded brand or with an
+        excluded attribute), scored without those attributes; each keeps what it misses."""
+        if not self.config.hard_constraints.relax_attributes or not spec.required_attributes:
+            return strict, {}
+        misses = {pid: why.removeprefix("missing required ") for pid, why in strict.excluded.items()
+                  if why.startswith(_ATTRIBUTE_MISS)}
+        near = [c for c in pool if c.product_id in misses]
+        loose = self.evaluate(spec.model_copy(update={"required_attributes": {}}), near, web, user_history, brand_counts)
+        if not loose.candidates:
+            return strict, {}
+        kept = {c.product_id for c in loose.candidates}
+        excluded = {pid: why for pid, why in strict.excluded.items() if pid not in kept} | loose.excluded
+        return replace(loose, excluded=excluded, titles={**strict.titles, **loose.titles}), \
+            {pid: why for pid, why in misses.items() if pid in kept}
 
     def _reasons(self, spec: IntentSpec, c: Candidate, crit: dict[str, float], note: dict[str, Any],
                  m: EvaluationMatrix) -> list[str]:
@@ -553,7 +583,13 @@ class Decider:
         return "\n".join(lines)
 
     def _advice(self, spec: IntentSpec, recs: list[Recommendation], m: EvaluationMatrix, web: Any,
-                follow_up: str, on_token: Callable[[str], None] | None) -> tuple[str, Literal["llm", "template"]]:
+                follow_up: str, on_token: Callable[[str], None] | None,
+                missed: Sequence[str] = ()) -> tuple[str, Literal["llm", "template"]]:
+        # relaxed recommendations: say plainly, before anything else, what none of them meets
+        notice = (f"Nothing meets every requirement (none has {'; '.join(missed)}); "
+                  "these are the closest real alternatives.\n") if missed else ""
+        if notice and on_token:
+            on_token(notice)
         if self.llm is not None and recs:
             summary = web.summary if isinstance(web, WebSearchResult) else ""
             table = "\n".join(f"- {r.title} | ${r.price if r.price is not None else '?'} | score {r.score:.2f} | "
@@ -577,11 +613,11 @@ class Decider:
                 parts = []
             advice = clean_llm_advice("".join(parts), recs)
             if advice:
-                return f"{advice}\n{follow_up}", "llm"
+                return f"{notice}{advice}\n{follow_up}", "llm"
         text = self._template_advice(spec, recs, m, follow_up)
         if on_token:
             on_token(text)
-        return text, "template"
+        return notice + text, "template"
 
     # ------------------------------------------------------------------ self-adaptation (3.7)
     def self_evaluate(self, decision: Decision, clicked: Iterable[str] = (), purchased: Iterable[str] = (),

@@ -177,7 +177,9 @@ def enrich(rules: ParsedDemand, reading: Any, vocab: CatalogVocab) -> ParsedDema
     """Fill what the closed-vocabulary rule parse missed with the open-world reading
     (:class:`~rl_shop.agents.understanding.QueryUnderstanding`): a budget in any human form, the
     excluded catalog brands, the catalog category of the product type, and whether the catalog
-    carries that type at all. A rule value is never overwritten."""
+    carries that type at all. Rule values stand, except the category: the reading's (by words and
+    meaning) is right more often on both the human and the generated queries
+    (``docs/results/understanding.md``), so it replaces the rule's when it names a catalog category."""
     data = rules.model_dump()
     sources = dict(rules.sources)
     if data["budget"] is None and reading.budget_max is not None:
@@ -189,7 +191,7 @@ def enrich(rules: ParsedDemand, reading: Any, vocab: CatalogVocab) -> ParsedDema
         data["excluded_brands"] = [*data["excluded_brands"], *new_excl]
         data["preferred_brands"] = [b for b in data["preferred_brands"] if b not in new_excl]
         sources["brand"] = sources.get("brand", "understanding")
-    if data["category"] is None and reading.in_catalog and reading.category in vocab.category_set:
+    if reading.in_catalog and reading.category in vocab.category_set and reading.category != data["category"]:
         data["category"], sources["category"] = reading.category, "understanding"
     data["product_type"], data["in_catalog"], data["sources"] = reading.product_type, bool(reading.in_catalog), sources
     data["open_type"] = reading.query_type

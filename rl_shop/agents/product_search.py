@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from typing import Any, Mapping, Sequence
+from typing import Any, Literal, Mapping, Sequence
 
 from pydantic import BaseModel, Field
 
@@ -52,7 +52,8 @@ class ProductSearchConfig(BaseModel):
     mode: str = Field(default="hybrid", pattern="^(hybrid|bm25|dense)$")
     default_k: int = Field(default=20, ge=1)
     overfetch: int = Field(default=3, ge=1)
-    relax_order: list[str] = Field(default_factory=lambda: ["features", "connectivity", "colour", "category"])
+    relax_order: list[Literal["features", "connectivity", "colour", "size_in", "capacity_gb", "category"]] = Field(
+        default_factory=lambda: ["features", "connectivity", "colour", "size_in", "capacity_gb"])
     lookup_k: int = Field(default=10, ge=1)
     rerank: RerankConfig = RerankConfig()
     enrichment: EnrichmentConfig = EnrichmentConfig()
@@ -133,9 +134,9 @@ class ProductSearchAgent:
                 kw["colour"] = str(colour).lower()
             else:
                 post["text"] = post.get("text", []) + [str(colour)]
-        if attrs.get("capacity_gb") is not None:
+        if attrs.get("capacity_gb") is not None and "capacity_gb" not in drop:
             kw["min_capacity_gb"] = float(attrs["capacity_gb"])
-        if isinstance(attrs.get("size_in"), Mapping):
+        if isinstance(attrs.get("size_in"), Mapping) and "size_in" not in drop:
             post["size_in"] = dict(attrs["size_in"])
         for key, vocab, fkey in (("connectivity", CONNECTIVITY, "connectivity"), ("features", FEATURES, "features")):
             if key in drop:

@@ -187,7 +187,7 @@ class MACDFAssistant:
         if rt.get("open_world", True):
             from rl_shop.agents.understanding import Understander
 
-            understander = Understander.from_catalog(index.catalog)
+            understander = Understander.from_catalog(index.catalog, index=index)
         leader = Leader(leader_cfg, vocab, planner, guider, ps, web, plain, memory, llm=llm,
                         collaboration_policy=collab_policy, schedule_policy=schedule_policy, schedule_grid=grid,
                         understander=understander)
@@ -338,10 +338,11 @@ class MACDFAssistant:
 
     @staticmethod
     def _not_carried(demand: Any) -> bool:
-        """The request names a product type the catalog does not carry (open-world reading) and
-        the closed vocabulary found no catalog category or department either."""
-        return bool(demand.product_type) and demand.in_catalog is False and demand.category is None \
-            and demand.department is None and demand.use_case is None \
+        """The request names a product type the catalog does not carry. The open-world reading
+        decides (its carried-or-not gate is fitted on human requests); the closed rule parse's
+        category no longer vetoes it, since that parse mistakes most uncarried types for a
+        category. A vague, comparative or question request goes on to the Guider / Planner."""
+        return bool(demand.product_type) and demand.in_catalog is False \
             and demand.open_type in ("simple", "multi_constraint", "negation")
 
     def _not_carried_answer(self, result: AssistantResult, demand: Any, tracer: Tracer,

@@ -200,6 +200,10 @@ class SafetyReview:
             cand = p if isinstance(p, Candidate) else Candidate.from_row(dict(p))
             by_id[cand.product_id] = cand
         recommended = [by_id[r.product_id] for r in decision.recommendations if r.product_id in by_id]
+        if decision.relaxed and intent is not None:
+            # the Decider said which stated attributes none of these meet (its advice says so first);
+            # budget, excluded brands and excluded attributes are still checked here
+            intent = IntentSpec.from_intent(intent).model_copy(update={"required_attributes": {}})
         verdict = self.screen_output(decision.advice + "\n" + decision.follow_up_question, intent, recommended,
                                      hard_constraints)
         cleaned = decision.model_copy(deep=True)

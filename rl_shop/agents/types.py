@@ -387,6 +387,8 @@ class Decision(BaseModel):
     consistency_ratio: float
     excluded: dict[str, str] = Field(default_factory=dict, description="product_id -> violated hard constraint")
     advice_source: Literal["llm", "template"] = "template"
+    relaxed: list[str] = Field(default_factory=list,
+                               description="stated attributes no candidate meets; the recommendations miss them")
 
 
 class SafetyVerdict(BaseModel):
