@@ -33,11 +33,15 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
+# pytest-xdist: one worker per core, each test file on one worker (module fixtures run once).
+# At most 4: each worker may hold the embedded model and the search index in memory.
+TEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); [ $$n -gt 4 ] && n=4; echo $$n)
+
 test: venv
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 test-fast: venv
-	$(PY) -m pytest -q -m "not slow"
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile -m "not slow"
 
 reproduce: venv
 	$(PY) experiments/reproduce.py

@@ -12,6 +12,7 @@ import json
 import math
 import os
 import re
+import signal
 import subprocess
 import sys
 
@@ -19,15 +20,26 @@ import pytest
 
 from rl_shop.paths import REPO_ROOT
 
-pytestmark = [pytest.mark.slow, pytest.mark.llm]
+# a module fixture may build the search index cold (minutes on 2 slow cores): past the suite's 600 s
+pytestmark = [pytest.mark.slow, pytest.mark.llm, pytest.mark.timeout(1000)]
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
        "TOKENIZERS_PARALLELISM": "false"}
 
 
 def run_app(script: str, *overrides: str, timeout: int = 900) -> subprocess.CompletedProcess:
-    res = subprocess.run([sys.executable, str(REPO_ROOT / "experiments" / script), *overrides], cwd=REPO_ROOT,
-                         env=ENV, capture_output=True, text=True, timeout=timeout)
+    """Runs an experiment script; past ``timeout`` it is sent SIGABRT, so faulthandler prints every
+    thread's stack and the failure says where it was stuck (a cold index build alone takes minutes)."""
+    args = [sys.executable, str(REPO_ROOT / "experiments" / script), *overrides]
+    proc = subprocess.Popen(args, cwd=REPO_ROOT, env={**ENV, "PYTHONFAULTHANDLER": "1"}, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGABRT)
+        out, err = proc.communicate()
+        pytest.fail(f"{script} ran past {timeout} s; where its threads were:\n{err[-8000:]}\n{out[-2000:]}")
+    res = subprocess.CompletedProcess(args, proc.returncode, out, err)
     assert res.returncode == 0, f"{script} exited {res.returncode}\n{res.stdout[-3000:]}\n{res.stderr[-3000:]}"
     return res
 
