@@ -22,6 +22,7 @@ from typing import Any, Literal, Sequence
 
 import numpy as np
 import pandas as pd
+from filelock import FileLock
 
 from rl_shop.catalog.config import load_yaml
 from rl_shop.catalog.errors import CatalogError
@@ -181,11 +182,28 @@ class HybridIndex:
     def load_or_build(cls, catalog: pd.DataFrame, cache_root: str | Path | None = None,
                       config: dict[str, Any] | str | Path | None = None) -> "HybridIndex":
         """Loads the cached index for this catalog + config, or builds and caches it."""
-        import bm25s
-
         cfg = cls.load_config(config)
         root = Path(cache_root) if cache_root is not None else cache_dir() / "index"
         directory = root / cls.cache_key(catalog, cfg)
+        cached = cls._load_cached(catalog, cfg, directory)
+        if cached is not None:
+            return cached
+        # one builder per cache entry: processes that start together (test workers, Optuna or
+        # evaluation shards) wait for the first build instead of each embedding the catalog again
+        root.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(directory) + ".lock"):
+            cached = cls._load_cached(catalog, cfg, directory)
+            if cached is not None:
+                return cached
+            index = cls.build(catalog, cfg)
+            index.save(directory)
+        return index
+
+    @classmethod
+    def _load_cached(cls, catalog: pd.DataFrame, cfg: dict[str, Any], directory: Path) -> "HybridIndex | None":
+        """The index cached in ``directory``, or None (absent, unreadable or of another catalog)."""
+        import bm25s
+
         meta_file = directory / "meta.json"
         if meta_file.is_file():
             try:
@@ -198,9 +216,7 @@ class HybridIndex:
                 log.warning("index cache %s does not match the catalog; rebuilding", directory)
             except (OSError, ValueError, KeyError) as exc:
                 log.warning("index cache %s is unreadable (%s); rebuilding", directory, exc)
-        index = cls.build(catalog, cfg)
-        index.save(directory)
-        return index
+        return None
 
     # ----------------------------------------------------------------- querying
     def _clean_query(self, query: str) -> str:
