@@ -22,7 +22,7 @@ class _Index:
 
     def __init__(self) -> None:
         self.catalog = pd.DataFrame({"category": ["Cables", "cables", "Mice", "Desks"]})
-        self._embeddings = np.array([[1, 0, 0], [0.8, 0.6, 0], [0, 1, 0], [0, 0, 1]], dtype=np.float32)
+        self.embeddings = np.array([[1, 0, 0], [0.8, 0.6, 0], [0, 1, 0], [0, 0, 1]], dtype=np.float32)
 
     @staticmethod
     def embed_queries(texts):

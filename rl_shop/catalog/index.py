@@ -248,6 +248,11 @@ class HybridIndex:
             return np.zeros(len(self.catalog), dtype=np.float32)
         return np.asarray(self._bm25.get_scores(known), dtype=np.float32)
 
+    @property
+    def embeddings(self) -> np.ndarray:
+        """The normalized product embeddings (n_products, dim), rows in catalog order (read-only use)."""
+        return self._embeddings
+
     def embed_queries(self, queries: Sequence[str]) -> np.ndarray:
         """Normalized query embeddings (n, dim); exposed so callers can batch their own queries."""
         return np.asarray(self._encoder_model().encode(list(queries), batch_size=int(self.config["dense"]["batch_size"]),

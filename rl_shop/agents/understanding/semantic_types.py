@@ -80,7 +80,7 @@ class SemanticTypes:
         if gate is None or lexical_weight is None:
             fitted, weight = cls.load_gate()
             gate, lexical_weight = gate or fitted, weight if lexical_weight is None else lexical_weight
-        products = index._embeddings
+        products = index.embeddings
         cats = index.catalog["category"].astype(str).str.strip().str.lower().to_numpy()
         names, rows = np.unique(cats, return_inverse=True)
         sums = np.zeros((len(names), products.shape[1]), dtype=np.float64)
