@@ -44,8 +44,8 @@ def main() -> int:
     evidence = [semantic.evidence(*lexical.lexical_type(r["query"])) for r in rows]
     rows = [r["labels"] for r in rows]
     carried = np.array([bool(lab.get("in_catalog")) for lab in rows])
-    gold = [{semantic.categories.index(c) for c in lab.get("catalog_categories") or [] if c in semantic.categories}
-            for lab in rows]
+    position = {c: i for i, c in enumerate(semantic.categories)}
+    gold = [{position[c] for c in lab.get("catalog_categories") or [] if c in position} for lab in rows]
 
     def top1(lam: float) -> float:
         hits = [int(np.argmax(ev.scores(lam))) in g for ev, g, inc in zip(evidence, gold, carried) if inc]
