@@ -1,11 +1,14 @@
-"""Benchmark of the whole MACDF agent loop: per-query TTFT and total time, per-agent time shares,
-and the parallel-vs-sequential speedup of the independent search tasks.
+"""Benchmark of the whole MACDF agent loop: per-query TTFT and total time, the per-agent LLM call
+budget (calls, seconds, answers discarded), per-agent time shares, and the parallel-vs-sequential
+speedup of the independent search tasks.
 
-The measured run uses the embedded LLM (configs/llm/embedded.yaml, response cache off); the
-same-run reference is the deterministic no-LLM path on the same queries (ratio = LLM / reference),
-and the paper's figures (MACDF 4.3: 1.8 s TTFT, ~15 s total) are shown beside ours.
-Queries come from the shipped ECCD-style benchmark; the simulator's language face answers the
-Guider's questions, and the time spent in those answers is excluded from the latencies.
+Each configured LLM run (``runs`` in the config: by default the embedded model on llama.cpp with
+its call budget, the same with every agent call on, and the transformers engine with the budget)
+answers the same queries with its response cache off; the same-run reference is the
+deterministic no-LLM path (ratio = run / reference), and the paper's figures (MACDF 4.3: 1.8 s
+TTFT, ~15 s total) are shown beside ours. Queries come from the shipped ECCD-style benchmark; the
+simulator's language face answers the Guider's questions, and the time spent in those answers is
+excluded from the latencies.
 
 Usage: python experiments/bench_agent.py [--config configs/bench/agent.yaml] [--out FILE.json]
 """
@@ -48,7 +51,7 @@ def run_queries(assistant: Any, items: list[Any], catalog: Any, seed: int) -> li
                      "total_s": res.timings["total_s"], "wall_s": time.perf_counter() - t0,
                      "questions": len(res.clarifications), "replans": res.replans, "agents": agents,
                      "n_products": len(res.products), "llm_fallbacks": res.llm_fallbacks,
-                     "session": res.session_id, "intent": res.intent})
+                     "llm_calls": res.llm_calls, "session": res.session_id, "intent": res.intent})
         print(f"  {item.query_type:16s} ttft {res.timings['ttft_s']:6.2f}s total {res.timings['total_s']:6.2f}s "
               f"q={len(res.clarifications)} products={len(res.products)}  {item.query[:60]}", flush=True)
     return rows
@@ -117,6 +120,42 @@ def shares_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def budget_table(runs: dict[str, list[dict[str, Any]]]) -> str:
+    """Per run and agent: LLM calls, seconds and discarded answers per query."""
+    lines = ["| run | agent | calls / query | LLM s / query | discarded | fallbacks | errors |",
+             "|---|---|---|---|---|---|---|"]
+    for name, rows in runs.items():
+        totals: dict[str, dict[str, float]] = {}
+        for r in rows:
+            for agent, c in r["llm_calls"].items():
+                acc = totals.setdefault(agent, {})
+                for k, v in c.items():
+                    acc[k] = acc.get(k, 0) + v
+        n = max(len(rows), 1)
+        for agent, c in sorted(totals.items()):
+            lines.append(f"| {name} | {agent} | {c['calls'] / n:.2f} | {c['total_s'] / n:.2f} | "
+                         f"{c['discarded']:.0f} / {c['calls']:.0f} | {c['fallbacks']:.0f} | {c['errors']:.0f} |")
+        calls = sum(c["calls"] for c in totals.values())
+        lines.append(f"| {name} | **all** | {calls / n:.2f} | {sum(c['total_s'] for c in totals.values()) / n:.2f} | "
+                     f"{sum(c['discarded'] for c in totals.values()):.0f} / {calls:.0f} "
+                     f"({sum(c['discarded'] for c in totals.values()) / n:.2f} per query) | | |")
+    return "\n".join(lines)
+
+
+def summary_table(runs: dict[str, list[dict[str, Any]]], ref: list[dict[str, Any]], paper: dict[str, float]) -> str:
+    """One line per run: median TTFT and total, their ratio to the reference and to the paper."""
+    med = lambda key, rs: statistics.median(x[key] for x in rs)  # noqa: E731
+    lines = ["| run | median TTFT s | median total s | total / no-LLM reference | TTFT / paper | total / paper |",
+             "|---|---|---|---|---|---|",
+             f"| no-LLM reference | {med('ttft_s', ref):.2f} | {med('total_s', ref):.2f} | 1.0x | "
+             f"{med('ttft_s', ref) / paper['ttft_s']:.2f}x | {med('total_s', ref) / paper['total_s']:.2f}x |"]
+    for name, rows in runs.items():
+        lines.append(f"| {name} | {med('ttft_s', rows):.2f} | {med('total_s', rows):.2f} | "
+                     f"{med('total_s', rows) / max(med('total_s', ref), 1e-9):.1f}x | "
+                     f"{med('ttft_s', rows) / paper['ttft_s']:.2f}x | {med('total_s', rows) / paper['total_s']:.2f}x |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and print the tables."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -147,23 +186,35 @@ def main(argv: list[str] | None = None) -> int:
                                            memory_path=":memory:")
     print(f"reference (no LLM) built in {time.perf_counter() - t0:.1f}s", flush=True)
     ref_rows = run_queries(reference, items, catalog, int(cfg.get("shopper_seed", 0)))
-    t0 = time.perf_counter()
-    measured = MACDFAssistant.from_config(list(cfg.get("overrides") or []), catalog=catalog, index=index,
-                                          memory_path=":memory:")
-    print(f"LLM assistant ({measured.llm.describe() if measured.llm else 'none'}) built in "
-          f"{time.perf_counter() - t0:.1f}s", flush=True)
-    rows = run_queries(measured, items, catalog, int(cfg.get("shopper_seed", 0)))
+    runs: dict[str, list[dict[str, Any]]] = {}
+    first = None
+    for run in cfg["runs"]:
+        t0 = time.perf_counter()
+        assistant = MACDFAssistant.from_config(list(run.get("overrides") or []), catalog=catalog, index=index,
+                                               memory_path=":memory:")
+        print(f"run {run['name']} ({assistant.llm.describe() if assistant.llm else 'no LLM'}) built in "
+              f"{time.perf_counter() - t0:.1f}s", flush=True)
+        runs[run["name"]] = run_queries(assistant, items, catalog, int(cfg.get("shopper_seed", 0)))
+        if first is None:
+            first = (run["name"], assistant)
+        else:
+            assistant.llm.close()  # one model in memory at a time (the first stays for the speedup part)
     sp = cfg.get("speedup") or {}
-    speed = search_speedup(measured, rows, int(sp.get("repeats", 3)), bool(sp.get("rerank", False)))
+    speed = search_speedup(first[1], runs[first[0]], int(sp.get("repeats", 3)), bool(sp.get("rerank", False)))
 
     ref = {r["id"]: r for r in ref_rows}
     paper = {k: float(v) for k, v in (cfg.get("paper") or {"ttft_s": 1.8, "total_s": 15.0}).items()}
-    print("\n## Latency per query (embedded LLM vs the same-run no-LLM reference; paper: "
-          f"TTFT {paper['ttft_s']} s, total {paper['total_s']} s)\n")
-    print(table(rows, ref, paper))
-    print("\n## Per-agent time shares (LLM run)\n")
-    print(shares_table(rows))
-    print("\n## Parallel vs sequential search tasks (same plans, median of "
+    print(f"\n## Median latency per run ({len(items)} queries; paper: TTFT {paper['ttft_s']} s, "
+          f"total {paper['total_s']} s)\n")
+    print(summary_table(runs, ref_rows, paper))
+    print("\n## LLM call budget per query (calls whose answer the agent discarded)\n")
+    print(budget_table(runs))
+    for name, rows in runs.items():
+        print(f"\n## Latency per query: {name} vs the same-run no-LLM reference\n")
+        print(table(rows, ref, paper))
+        print(f"\n## Per-agent time shares: {name}\n")
+        print(shares_table(rows))
+    print(f"\n## Parallel vs sequential search tasks ({first[0]}; same plans, median of "
           f"{sp.get('repeats', 3)}; LLM re-rank {'on' if sp.get('rerank') else 'off'})\n")
     print("| type | tasks | parallel s | sequential s | speedup |\n|---|---|---|---|---|")
     for s in speed:
@@ -174,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{statistics.median(s['speedup'] for s in speed):.2f}x |")
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps({"config": cfg, "llm": rows, "reference": ref_rows, "speedup": speed},
+        Path(args.out).write_text(json.dumps({"config": cfg, "runs": runs, "reference": ref_rows, "speedup": speed},
                                              indent=2, default=str))
         print(f"\nwrote {args.out}")
     return 0

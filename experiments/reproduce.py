@@ -9,8 +9,10 @@
    with `train=false`, take the exported policies shipped in `checkpoints/`.
 3. Compare each exported (ONNX) policy with its heuristic on the same seeded episodes.
 4. Evaluate the four systems end to end (retrieval, RAG, MACDF with heuristic and with the learned
-   policies) on a slice of the benchmark through `experiments/evaluate.py`: per-type table,
-   simulated A/B test and sim-to-agent consistency (configs/reproduce.yaml `evaluation:`).
+   policies) on a slice of the benchmark through `experiments/evaluate.py`, sharded over processes
+   by a Hydra multirun and merged: per-type table with 95% intervals, simulated A/B test and
+   sim-to-agent consistency; then MACDF vs retrieval on real in-catalog test queries
+   (configs/reproduce.yaml `evaluation:`).
 
 Tables are printed and written under `results_dir` (see configs/reproduce.yaml).
 """
@@ -21,6 +23,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -89,19 +92,66 @@ def real_language(index_k: int) -> str:
     return "\n".join(lines)
 
 
+def real_end_to_end(n: int, k: int, seed: int) -> str:
+    """MACDF (deterministic runtime: with the embedded model's call budget its products do not
+    depend on the LLM) vs the retrieval-ranking baseline on the first ``n`` labelled in-catalog
+    test queries of real_v1, Accuracy@k, paired 95% t interval."""
+    import numpy as np
+    from scipy import stats
+
+    from rl_shop.agents.runtime import MACDFAssistant
+    from rl_shop.catalog import load_catalog
+    from rl_shop.catalog.index import HybridIndex
+    from rl_shop.evaluation.metrics import accuracy_at_k
+    from rl_shop.evaluation.real_benchmark import gold_products, load_real_benchmark
+
+    catalog = load_catalog()
+    index = HybridIndex.load_or_build(catalog)
+    rows = [r for r in load_real_benchmark(split="test") if r["labels"] and r["labels"].get("in_catalog")][:n]
+    assistant = MACDFAssistant.from_config(["runtime.llm_enabled=false"], catalog=catalog, index=index,
+                                           memory_path=":memory:")
+    macdf, base = [], []
+    for i, r in enumerate(rows):
+        gold = gold_products(r["labels"], catalog)
+        macdf.append(accuracy_at_k([p.product_id for p in assistant.run(r["query"], session_id=f"real-{seed}-{i}").products],
+                                   gold, k))
+        base.append(accuracy_at_k([h.product_id for h in index.search(r["query"], k=k)], gold, k))
+    d = np.array(macdf) - np.array(base)
+
+    def half(v: Any) -> float:  # 95% t interval half-width of a mean
+        return float(stats.t.ppf(0.975, len(v) - 1) * np.std(v, ddof=1) / np.sqrt(len(v))) if len(v) > 1 else float("nan")
+
+    return (f"| system | Accuracy@{k} | 95% interval |\n|---|---|---|\n"
+            f"| retrieval | {np.mean(base):.3f} | ± {half(base):.3f} |\n"
+            f"| macdf (deterministic runtime) | {np.mean(macdf):.3f} | ± {half(macdf):.3f} |\n"
+            f"| macdf - retrieval (paired) | {d.mean():+.3f} | [{d.mean() - half(d):+.3f}, {d.mean() + half(d):+.3f}] |\n\n"
+            f"n = {len(d)} labelled in-catalog test queries of data/benchmark/real_v1.jsonl (the first {n}).")
+
+
 def end_to_end(ev: DictConfig, results_dir: Path, policies_root: Path, seed: int) -> list[str]:
-    """Step 4: experiments/evaluate.py on the configured slice; returns its report as report lines."""
+    """Step 4: experiments/evaluate.py on the configured slice (sharded over ``ev.processes``
+    processes by a Hydra multirun, then merged); returns its report as report lines."""
     overrides = [f"results_dir={results_dir}", f"policies_dir={policies_root}", f"seed={seed}",
                  f"limit={'null' if ev.limit is None else int(ev.limit)}",
                  "systems=[" + ",".join(ev.systems) + "]"]
     if ev.types is not None:
         overrides.append("types=[" + ",".join(ev.types) + "]")
-    run_entry_point(["experiments/evaluate.py", *overrides, *list(ev.extra_overrides)])
+    n = int(ev.processes)
+    if n > 1:
+        run_entry_point(["experiments/evaluate.py", "-m", "hydra/launcher=joblib", f"hydra.launcher.n_jobs={n}",
+                         f"shard.count={n}", "shard.index=" + ",".join(map(str, range(n))),
+                         *overrides, *list(ev.extra_overrides)])
+    run_entry_point(["experiments/evaluate.py", *overrides, *list(ev.extra_overrides)])  # merge + report
     text = (results_dir / "report.md").read_text(encoding="utf-8")
     body = text.split("\n", 1)[1] if text.startswith("# ") else text
     body = body.replace("\n## ", "\n### ")  # nested under this report's step-4 heading, resolved config included
-    return ["## End-to-end evaluation (experiments/evaluate.py)", "", body.strip(), "",
-            f"Full evaluation outputs and resolved config: `{results_dir}`.", ""]
+    lines = ["## End-to-end evaluation (experiments/evaluate.py)", "", body.strip(), "",
+             f"Full evaluation outputs and resolved config: `{results_dir}`.", ""]
+    if int(ev.real_in_catalog) > 0:
+        real = real_end_to_end(int(ev.real_in_catalog), int(ev.k), seed)
+        print("\nEnd to end on real in-catalog test queries:\n\n" + real, flush=True)
+        lines += ["## End to end on human-written in-catalog queries (real_v1 test)", "", real, ""]
+    return lines
 
 
 @hydra.main(config_path=str(CONFIG_DIR), config_name="reproduce", version_base="1.3")

@@ -151,6 +151,34 @@ def test_garbage_llm_output_falls_back_without_crash():
     assert res.llm_fallbacks >= 2 and "garbage" not in res.answer and "".join(tokens).strip() == res.answer
     modes = [s.detail.get("mode") for s in res.trace if s.action == "demand_reasoning"]
     assert modes and "rescued" in modes[0] or "rules" in modes[0]
+    # the call budget: every call is counted under the agent that made it, and the garbage
+    # answers of the demand parse, the re-rank and the advice are counted as discarded (calls
+    # count every backend call, a structured call's corrective retry included)
+    by_agent = res.llm_calls
+    assert sum(c["calls"] for c in by_agent.values()) == len(llm.calls)
+    for agent in ("Leader", "ProductSearch", "Decider"):
+        assert 1 <= by_agent[agent]["discarded"] <= by_agent[agent]["calls"], agent
+    searches = [s for s in res.trace if s.agent == "ProductSearch"]
+    assert by_agent["ProductSearch"]["discarded"] == len(searches) and not any(s.detail["reranked"] for s in searches)
+
+
+class _EmbeddedScripted(ScriptedLLM):
+    backend = "embedded"  # runtime.llm_call_budget is keyed by the backend
+
+
+def test_call_budget_drops_the_calls_the_embedded_model_wastes():
+    query = "bluetooth headphones under $50 but not sony"
+    budgeted = assistant(llm=_EmbeddedScripted(["%%% garbage"])).run(query)
+    assert "Leader" not in budgeted.llm_calls and "ProductSearch" not in budgeted.llm_calls
+    assert budgeted.llm_calls["Decider"]["calls"] == 1  # the advice still runs
+    modes = [s.detail.get("mode") for s in budgeted.trace if s.action == "demand_reasoning"]
+    assert modes == ["rules-only (no LLM)"]
+    # the caller's overrides win over the budget; another backend runs every call
+    forced = assistant("leader.use_llm_reasoning=true", llm=_EmbeddedScripted(["%%% garbage"])).run(query)
+    assert forced.llm_calls["Leader"]["calls"] >= 1 and "ProductSearch" not in forced.llm_calls
+    other = assistant(llm=ScriptedLLM(["%%% garbage"])).run(query)
+    assert {"Leader", "ProductSearch", "Decider"} <= set(other.llm_calls)
+    assert budgeted.intent["budget"] == other.intent["budget"] == 50.0  # the rule parse carries the slots
 
 
 def test_result_contract_and_timings():

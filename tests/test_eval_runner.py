@@ -7,7 +7,8 @@ import json
 import pytest
 from test_eval_helpers import Interrupting, KeyedSystem, ProbeSystem, make_items, tiny_catalog
 
-from rl_shop.evaluation.runner import EvalRunError, EvalRunner, aggregate, load_records, select_items, shopper_seed
+from rl_shop.evaluation.runner import (EvalRunError, EvalRunner, aggregate, load_records, select_items, shard_dir,
+                                      shard_items, shopper_seed)
 from rl_shop.sim.config import load_sim_config
 
 
@@ -54,6 +55,34 @@ def test_resume_after_interruption_gives_identical_aggregates(cat, items, sim, t
     strip = lambda recs: sorted((json.dumps({k: v for k, v in r.items() if k not in ("wall_s", "judge_s")}, sort_keys=True)  # noqa: E731
                                  for r in recs))
     assert strip(resumed) == strip(full)  # per-query results identical too, shopper answers included
+
+
+def test_shards_merged_by_the_whole_run_give_the_unsharded_results(cat, items, sim, tmp_path):
+    systems = lambda: [KeyedSystem("a", cat, 2), KeyedSystem("b", cat, 1)]  # noqa: E731
+    full = _runner(systems(), cat, sim, tmp_path / "full").run(items)
+    shards = [shard_items(items, i, 3) for i in range(3)]
+    assert sorted(it.id for sh in shards for it in sh) == sorted(it.id for it in items)  # disjoint, covering
+    assert max(map(len, shards)) - min(map(len, shards)) <= 1  # balanced
+    out = tmp_path / "sharded"
+    for i, sh in enumerate(shards):
+        _runner(systems(), cat, sim, shard_dir(out, i, 3)).run(sh)
+    calls = {"n": 0}
+
+    class Counting(KeyedSystem):
+        def run(self, item, shopper):
+            calls["n"] += 1
+            return super().run(item, shopper)
+
+    merged = _runner([Counting("a", cat, 2), Counting("b", cat, 1)], cat, sim, out).run(items)
+    assert calls["n"] == 0 and len(merged) == len(full)  # the merge ran nothing again
+    assert aggregate(merged, ["a", "b"]).equals(aggregate(full, ["a", "b"]))
+    assert len(load_records(out / "per_query.jsonl")) == len(full)
+    # a shard produced with another configuration is refused, not mixed in
+    _runner(systems(), cat, sim, shard_dir(tmp_path / "mixed", 0, 2), seed=9).run(shards[0])
+    with pytest.raises(EvalRunError, match="shard .* different configuration.*seed"):
+        _runner(systems(), cat, sim, tmp_path / "mixed").run(items)
+    with pytest.raises(EvalRunError, match="shard.index"):
+        shard_items(items, 2, 2)
 
 
 def test_torn_last_line_is_recomputed(cat, items, sim, tmp_path):

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import importlib.util
 import math
+import os
+import subprocess
+import sys
 from types import SimpleNamespace
 
 import pytest
@@ -168,3 +171,27 @@ def test_app_translates_argparse_flags():
     assert mod.translate_flags(["--types=[simple]", "--results-dir", "r"]) == ["types=[simple]", "results_dir=r"]
     with pytest.raises(SystemExit):
         mod.translate_flags(["--limit"])
+
+
+@pytest.mark.slow
+def test_sharded_multirun_then_merge_writes_one_report(tmp_path):
+    """The documented sharded run: two Hydra multirun jobs (joblib launcher) write their shards,
+    a plain run over the same results_dir merges them and reports the whole slice."""
+    out = tmp_path / "run"
+    common = [f"results_dir={out}", "systems=[retrieval]", "limit=1", "uds.judge.enabled=false", "ab.enabled=false",
+              "consistency.enabled=false", "plots=false", "tensorboard=false"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    app = str(REPO_ROOT / "experiments" / "evaluate.py")
+    shards = subprocess.run([sys.executable, app, "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
+                             "shard.count=2", "shard.index=0,1", *common], cwd=REPO_ROOT, env=env,
+                            capture_output=True, text=True, timeout=900)
+    assert shards.returncode == 0, shards.stderr[-2000:]
+    sizes = [len((out / "shards" / f"{i}-of-2" / "per_query.jsonl").read_text().splitlines()) for i in range(2)]
+    assert sizes == [4, 4] and not (out / "report.md").exists()  # 8 types, one query each, split in two
+    merged = subprocess.run([sys.executable, app, *common], cwd=REPO_ROOT, env=env, capture_output=True, text=True,
+                            timeout=900)
+    assert merged.returncode == 0, merged.stderr[-2000:]
+    assert "merged 8 results" in merged.stdout and "0 to go" in merged.stdout
+    assert len((out / "per_query.jsonl").read_text().splitlines()) == 8
+    report = (out / "report.md").read_text()
+    assert "95% intervals" in report and "| Negation Intent |" in report

@@ -268,3 +268,19 @@ def test_llm_scope_counts_calls_per_agent() -> None:
     assert "by_scope" not in llm.metrics.snapshot()
     llm.metrics.reset()
     assert llm.metrics.scope_snapshot() == {}
+
+
+def test_scope_delta_reports_only_what_a_run_added() -> None:
+    from rl_shop.llm.metrics import llm_scope, scope_delta
+
+    llm = ScriptedLLM(["ok"])
+    with llm_scope("Leader"):
+        llm.chat(USER)
+    before = llm.metrics.scope_snapshot()
+    with llm_scope("Decider"):
+        llm.chat(USER)
+        llm.metrics.add(discarded=1)
+    delta = scope_delta(llm.metrics.scope_snapshot(), before)
+    assert set(delta) == {"Decider"}  # the Leader made no call in between
+    assert delta["Decider"]["calls"] == 1 and delta["Decider"]["discarded"] == 1
+    assert llm.metrics.discarded == 1

@@ -82,6 +82,10 @@ def _show_result(result: Any, out: TextIO, trace: bool) -> None:
         print(f"\n[timings] ttft {t.get('ttft_s', 0):.2f}s, total {t.get('total_s', 0):.2f}s; {shares}; "
               f"replans {result.replans}, reflection score {result.reflection_score}, "
               f"LLM fallbacks {result.llm_fallbacks}", file=out)
+        for agent, c in result.llm_calls.items():
+            print(f"[llm] {agent}: {c['calls']:.0f} call(s), {c['total_s']:.2f}s, {c['completion_tokens']:.0f} tokens, "
+                  f"{c['discarded']:.0f} discarded, {c['fallbacks']:.0f} fallback(s), {c['errors']:.0f} error(s)",
+                  file=out)
     out.flush()
 
 
@@ -94,6 +98,7 @@ def _to_json(result: Any) -> dict[str, Any]:
         "clarifications": [c.model_dump() for c in result.clarifications],
         "trace": [s.model_dump() for s in result.trace], "timings": result.timings,
         "replans": result.replans, "reflection_score": result.reflection_score, "llm_fallbacks": result.llm_fallbacks,
+        "llm_calls": result.llm_calls,
     }
 
 

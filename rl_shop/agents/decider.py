@@ -37,6 +37,7 @@ from rl_shop.agents.types import (
     WebSearchResult,
     chunk_text,
     load_agent_config,
+    note_discarded,
     tokens,
     validate_config,
 )
@@ -614,6 +615,7 @@ class Decider:
             advice = clean_llm_advice("".join(parts), recs)
             if advice:
                 return f"{notice}{advice}\n{follow_up}", "llm"
+            note_discarded(self.llm)  # failed the advice checks (or the backend failed)
         text = self._template_advice(spec, recs, m, follow_up)
         if on_token:
             on_token(text)

@@ -23,7 +23,7 @@ import yaml
 from pydantic import BaseModel, Field
 
 from rl_shop.agents.demand import CatalogVocab, ParsedDemand, extract_slots, parse_slot_answer
-from rl_shop.agents.types import validate_config
+from rl_shop.agents.types import note_discarded, validate_config
 from rl_shop.paths import CONFIG_DIR
 from rl_shop.policies.features.clarify import DialogueState, featurize
 from rl_shop.policies.heuristics.clarify import AskUntilConfident, ClarifyPriors
@@ -256,6 +256,7 @@ class Guider:
         if 8 <= len(q) <= self.config.question_max_chars and re.search(keyword, q, re.I):
             return q, "llm"
         self.llm_rejections += 1
+        note_discarded(self.llm)
         return fallback, "template"
 
     # -------------------------------------------------------------- answers
@@ -277,6 +278,7 @@ class Guider:
             return status, values, "rules"
         parsed = res.value if not res.used_fallback else None
         if parsed is None:
+            note_discarded(self.llm)
             return status, values, "rules"
         if parsed.status != "value" or not parsed.value:
             return parsed.status, {}, "llm"
@@ -287,6 +289,7 @@ class Guider:
         if checked:
             return "value", {**values, **checked}, "llm"
         self.llm_rejections += 1
+        note_discarded(self.llm)
         return status, values, "rules"
 
     @staticmethod

@@ -43,7 +43,7 @@ from rl_shop.agents.product_search import ProductSearchAgent, candidates_from
 from rl_shop.agents.reflection import ReflectionConfig, ReflectionResult, Reflector, evidence_found
 from rl_shop.agents.scheduling import Eq1Trigger, SchedulingConfig
 from rl_shop.agents.trace import Tracer
-from rl_shop.agents.types import Decision, IntentSpec, Plan, Task, TaskType, WebSearchResult
+from rl_shop.agents.types import Decision, IntentSpec, Plan, Task, TaskType, WebSearchResult, note_discarded
 from rl_shop.catalog.vocab import CONNECTIVITY
 from rl_shop.policies.features.collaborate import CLARIFY, CollaborateState
 from rl_shop.policies.features.collaborate import featurize as collab_featurize
@@ -122,11 +122,14 @@ class Leader:
             detail.update(mode="rules (LLM error)", llm_error=f"{type(exc).__name__}: {exc}")
             return rules, detail
         if res.value is None:
+            note_discarded(self.llm)
             detail.update(mode="rules (LLM output invalid, fallback)", llm_errors=res.errors[:3])
             return rules, detail
         accepted, notes = validate_llm_parse(res.value, query, self.vocab)
         dist = llm_distribution(res.value)
         merged = merge(rules, accepted, dist, self.config.llm_type_weight)
+        if not accepted and merged.query_type == rules.query_type:
+            note_discarded(self.llm)  # no slot survived the catalog checks, the type is unchanged
         detail.update(mode="llm+rules" + (" (LLM JSON rescued by the fallback parser)" if res.used_fallback else ""),
                       llm_distribution={k: round(v, 3) for k, v in (dist or {}).items() if v},
                       llm_accepted=accepted, llm_rejected=notes, cached=bool(res.cached))

@@ -24,7 +24,7 @@ from typing import Any, Literal, Mapping, Sequence
 
 from pydantic import BaseModel, Field
 
-from rl_shop.agents.types import Task, load_agent_config, tokens, validate_config
+from rl_shop.agents.types import Task, load_agent_config, note_discarded, tokens, validate_config
 from rl_shop.catalog.filters import FilterError, SearchFilters
 from rl_shop.catalog.vocab import COLOURS, CONNECTIVITY, FEATURES
 
@@ -287,6 +287,7 @@ class ProductSearchAgent:
             self.llm_fallbacks += 1
             return products, False
         if res.used_fallback or res.value is None:  # counted in the LLM's own fallback metrics
+            note_discarded(self.llm)
             return products, False
         llm_rank = {i - 1: r for r, i in enumerate(res.value.order, start=1)}
         fused = []
@@ -294,6 +295,8 @@ class ProductSearchAgent:
             s = rc.retrieval_weight / (rc.rrf_k + i + 1) + rc.llm_weight / (rc.rrf_k + llm_rank.get(i, len(head) + 1))
             fused.append((-s, i))
         order = [i for _, i in sorted(fused)]
+        if order == list(range(len(head))):
+            note_discarded(self.llm)  # the fused order is the retrieval order: no effect
         for rank, i in enumerate(order, start=1):
             head[i]["llm_rank"] = llm_rank.get(i)
         return [head[i] for i in order] + tail, True

@@ -47,6 +47,8 @@ class AssistantResult(BaseModel):
     replans: int = 0
     reflection_score: float | None = None
     llm_fallbacks: int = 0
+    # per agent: LLM calls, cache hits, fallbacks, errors, discarded answers, tokens, seconds
+    llm_calls: dict[str, dict[str, float]] = Field(default_factory=dict)
     type_distribution: dict[str, float] = Field(default_factory=dict)
     intent: dict[str, Any] = Field(default_factory=dict)
     session_id: str = ""

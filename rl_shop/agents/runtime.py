@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 import time
 import uuid
-from typing import Any, Callable, Literal
+from typing import Any, Callable, Literal, NamedTuple
 
 from rl_shop.agents.decider import Decider
 from rl_shop.agents.demand import CatalogVocab
@@ -27,11 +27,14 @@ from rl_shop.agents.result import AssistantResult, ClarificationTurn, ProductOut
 from rl_shop.agents.safety import SafetyReview
 from rl_shop.agents.scheduling import load_schedule_policy
 from rl_shop.agents.trace import Tracer, TraceStep
-from rl_shop.agents.types import AgentConfigError, Decision, TaskType, WebSearchResult, load_agent_config, tokens
+from rl_shop.agents.types import (AgentConfigError, Decision, TaskType, WebSearchResult, load_agent_config,
+                                  note_discarded, tokens)
 from rl_shop.agents.websearch import WebSearchAgent
+from rl_shop.llm.metrics import scope_delta
 from rl_shop.paths import CHECKPOINT_DIR
 
-__all__ = ["AssistantResult", "ClarificationTurn", "MACDFAssistant", "ProductOut", "TraceStep", "load_runtime_config"]
+__all__ = ["AssistantResult", "ClarificationTurn", "MACDFAssistant", "ProductOut", "TraceStep", "call_budget",
+           "load_runtime_config"]
 
 CONFIG_FILES = ("runtime", "leader", "guider", "product_search")
 _BOUNDARY = re.compile(r"[.!?](?=\s)\s*|\n")
@@ -54,6 +57,15 @@ def load_runtime_config(overrides: list[str] | None = None) -> dict[str, dict[st
     except Exception as exc:  # omegaconf's own error types
         raise AgentConfigError(f"cannot apply overrides {overrides}: {exc}") from None
     return OmegaConf.to_container(merged, resolve=True)  # type: ignore[return-value]
+
+
+def call_budget(rt: dict[str, Any], llm: Any | None) -> list[str]:
+    """Agent overrides of ``runtime.llm_call_budget`` for the LLM's backend (e.g. ``embedded``):
+    they turn off the agent LLM calls whose answers were measured to be discarded on that model."""
+    if llm is None:
+        return []
+    table = rt.get("llm_call_budget") or {}
+    return [str(o) for o in table.get(str(getattr(llm, "backend", "")), None) or []]
 
 
 class StreamGate:
@@ -104,6 +116,14 @@ class StreamGate:
         self.sink(piece)
 
 
+class _Counters(NamedTuple):
+    """Cumulative LLM counters at the start of a run; the run reports their increase."""
+
+    fallbacks: int
+    rejections: int
+    scopes: dict[str, dict[str, float]]
+
+
 def _deep_update(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     out = dict(base)
     for k, v in extra.items():
@@ -144,6 +164,10 @@ class MACDFAssistant:
             llm = make_llm(load_llm_config(rt.get("llm", "embedded"), list(rt.get("llm_overrides") or [])))
         elif not rt.get("llm_enabled", True):
             llm = None
+        budget = call_budget(rt, llm)
+        if budget:  # the backend's call budget first, so that the caller's overrides still win
+            cfg = load_runtime_config(budget + list(overrides or []))
+            rt = cfg["runtime"]
         from rl_shop.sim import load_sim_config
 
         vocab = CatalogVocab.from_catalog(index.catalog, load_sim_config().knowledge,
@@ -200,8 +224,7 @@ class MACDFAssistant:
         """Answer one shopping request (see the module docstring for the stages)."""
         tracer = Tracer(printer)
         session = session_id or f"s-{uuid.uuid4().hex[:12]}"
-        fb0 = self.llm.metrics.fallbacks if self.llm is not None else 0
-        rej0 = self.guider.llm_rejections + self.leader.ps.llm_fallbacks
+        base = self._counters()
         result = AssistantResult(query=str(query), session_id=session,
                                  llm=self.llm.describe() if self.llm is not None else None)
         with tracer.step("Safety", "screen_input") as info:
@@ -209,13 +232,13 @@ class MACDFAssistant:
             info.update(allowed=verdict.allowed, category=verdict.category)
         if not verdict.allowed:
             result.refused, result.refusal, result.answer = True, verdict.message or verdict.reason, verdict.message
-            return self._finish(result, tracer, fb0, rej0)
+            return self._finish(result, tracer, base)
         with tracer.step("Leader", "demand_reasoning") as info:
             demand, detail = self.leader.reason(query)
             info.update(detail, query_type=demand.query_type, confidence=round(demand.confidence, 3),
                         slots=demand.model_dump(exclude_defaults=True, exclude={"query", "type_distribution", "sources"}))
         if self._not_carried(demand):  # open world: no question about a product the catalog lacks
-            return self._not_carried_answer(result, demand, tracer, on_token, fb0, rej0)
+            return self._not_carried_answer(result, demand, tracer, on_token, base)
         # ---------------- clarification (Guider)
         tracker = DialogueTracker()
         max_q = self.guider.config.max_questions if max_rounds is None else int(max_rounds)
@@ -266,7 +289,7 @@ class MACDFAssistant:
             tracer.mark_token()
             if on_token is not None:
                 on_token(result.answer)
-            return self._finish(result, tracer, fb0, rej0)
+            return self._finish(result, tracer, base)
         outputs: list[Any] = []
         decision: Decision | None = None
         dag_wall = 0.0
@@ -318,6 +341,7 @@ class MACDFAssistant:
                 gate(plain.advice)
                 gate.flush()
                 final = final.model_copy(update={"advice": plain.advice, "advice_source": "template"})
+                note_discarded(self.llm)  # every streamed sentence failed the gate
             info.update(source=final.advice_source, stream_sentences_dropped=gate.dropped)
         cands = candidates_from(outputs)
         with tracer.step("Safety", "screen_output") as info:
@@ -334,7 +358,7 @@ class MACDFAssistant:
         if self.llm is not None and final.advice_source == "template" and cleaned.recommendations:
             self.guider.llm_rejections += 1  # the LLM advice was rejected (or empty): template shown
         result.timings["dag_wall_s"] = round(dag_wall, 4)
-        return self._finish(result, tracer, fb0, rej0)
+        return self._finish(result, tracer, base)
 
     @staticmethod
     def _not_carried(demand: Any) -> bool:
@@ -346,7 +370,7 @@ class MACDFAssistant:
             and demand.open_type in ("simple", "multi_constraint", "negation")
 
     def _not_carried_answer(self, result: AssistantResult, demand: Any, tracer: Tracer,
-                            on_token: Callable[[str], None] | None, fb0: int, rej0: int) -> AssistantResult:
+                            on_token: Callable[[str], None] | None, base: _Counters) -> AssistantResult:
         """Say plainly that the catalog has no such product, and name the nearest real one."""
         with tracer.step("Leader", "open_world") as info:
             hits = self.leader.ps.index.search(demand.query, k=1)
@@ -364,7 +388,7 @@ class MACDFAssistant:
         tracer.mark_token()
         if on_token is not None:
             on_token(result.answer)
-        return self._finish(result, tracer, fb0, rej0)
+        return self._finish(result, tracer, base)
 
     @staticmethod
     def _preface(intent: Any, outputs: list[Any]) -> str:
@@ -384,13 +408,21 @@ class MACDFAssistant:
                 lines.append(web.summary)
         return "\n".join(lines)
 
-    def _finish(self, result: AssistantResult, tracer: Tracer, fb0: int, rej0: int) -> AssistantResult:
+    def _counters(self) -> _Counters:
+        if self.llm is None:
+            return _Counters(0, self.guider.llm_rejections + self.leader.ps.llm_fallbacks, {})
+        return _Counters(self.llm.metrics.fallbacks, self.guider.llm_rejections + self.leader.ps.llm_fallbacks,
+                         self.llm.metrics.scope_snapshot())
+
+    def _finish(self, result: AssistantResult, tracer: Tracer, base: _Counters) -> AssistantResult:
         total = tracer.system_now()
         result.trace = list(tracer.steps)
         result.timings = {"ttft_s": round(tracer.first_token_s if tracer.first_token_s is not None else total, 4),
                           "first_output_s": round(tracer.first_output_s if tracer.first_output_s is not None else total, 4),
                           "total_s": round(total, 4), "user_wait_s": round(tracer.user_wait_s, 4),
                           **{k: v for k, v in result.timings.items()}, **tracer.agent_seconds()}
-        fb = (self.llm.metrics.fallbacks - fb0) if self.llm is not None else 0
-        result.llm_fallbacks = int(fb + self.guider.llm_rejections + self.leader.ps.llm_fallbacks - rej0)
+        fb = (self.llm.metrics.fallbacks - base.fallbacks) if self.llm is not None else 0
+        result.llm_fallbacks = int(fb + self.guider.llm_rejections + self.leader.ps.llm_fallbacks - base.rejections)
+        if self.llm is not None:
+            result.llm_calls = scope_delta(self.llm.metrics.scope_snapshot(), base.scopes)
         return result

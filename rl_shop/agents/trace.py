@@ -2,7 +2,9 @@
 
 The executor runs handlers in worker threads, so steps are appended under a lock. Times are
 seconds since the run started, on ``time.perf_counter``; time spent waiting for the shopper's
-answers is recorded separately so that latency figures (TTFT, total) can exclude it.
+answers is recorded separately so that latency figures (TTFT, total) can exclude it. A step is
+also an LLM scope (``rl_shop.llm.metrics.llm_scope``): every LLM call made inside it is counted
+under the step's agent, which gives the per-agent LLM call budget of a run.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from contextlib import contextmanager
 from typing import Any, Iterator
 
 from pydantic import BaseModel, Field
+
+from rl_shop.llm.metrics import llm_scope
 
 
 class TraceStep(BaseModel):
@@ -47,11 +51,13 @@ class Tracer:
 
     @contextmanager
     def step(self, agent: str, action: str, **detail: Any) -> Iterator[dict[str, Any]]:
-        """Time a block; the yielded dict is the step's ``detail`` (add to it inside the block)."""
+        """Time a block; the yielded dict is the step's ``detail`` (add to it inside the block).
+        LLM calls inside are counted under ``agent`` (see the module docstring)."""
         start = self.now()
         info: dict[str, Any] = dict(detail)
         try:
-            yield info
+            with llm_scope(agent):
+                yield info
         except Exception as exc:
             info["error"] = f"{type(exc).__name__}: {exc}"
             raise

@@ -22,9 +22,10 @@ from rl_shop.evaluation.ab_sim import ABConfig, compare_arms, simulate_ab
 from rl_shop.evaluation.ab_test import RelativeChange
 from rl_shop.evaluation.rag import RAGSettings, RAGSystem
 from rl_shop.evaluation.report import (
-    ab_absolute_table, ab_table, bar_plot, consistency_markdown, markdown_table, per_type_intervals, wide, write_tensorboard,
+    ab_absolute_table, ab_table, bar_plot, consistency_markdown, interval_table, markdown_table, per_type_intervals, wide,
+    write_tensorboard,
 )
-from rl_shop.evaluation.runner import EvalRunError, EvalRunner, aggregate, select_items
+from rl_shop.evaluation.runner import EvalRunError, EvalRunner, aggregate, select_items, shard_dir, shard_items
 from rl_shop.evaluation.systems import RetrievalSystem, System, make_macdf_system
 from rl_shop.evaluation.uds import JudgeConfig, RubricConfig, UDSJudge
 
@@ -164,6 +165,11 @@ def evaluate(cfg: Mapping[str, Any], out_dir: Path, resolved_yaml: str,
     items_all = load_benchmark(cfg.get("benchmark"))
     check_catalog_matches(load_card(cfg.get("benchmark")), catalog)
     items = select_items(items_all, types, None if limit is None else int(limit))
+    shard = dict(cfg.get("shard") or {})
+    n_shards = int(shard.get("count", 1))
+    if n_shards > 1:  # one process of a sharded run: its items, its own directory, no report
+        items = shard_items(items, int(shard.get("index", 0)), n_shards)
+        out_dir = shard_dir(out_dir, int(shard.get("index", 0)), n_shards)
     t0 = time.perf_counter()
     index = HybridIndex.load_or_build(catalog)
     index.search(items[0].query, k=1)  # load the query encoder now, not inside the first system's timing
@@ -190,6 +196,10 @@ def evaluate(cfg: Mapping[str, Any], out_dir: Path, resolved_yaml: str,
                         fail_fast=bool(cfg.get("fail_fast", False)), retry_errors=bool(cfg.get("retry_errors", False)),
                         progress=progress)
     records = runner.run(items)
+    if n_shards > 1:
+        progress(f"shard {shard.get('index', 0)} of {n_shards}: {len(records)} results in {out_dir}; run again "
+                 "without shard.count over the same results_dir to merge the shards and write the report")
+        return out_dir / "per_query.jsonl"
     wanted = {it.id for it in items}
     records = [r for r in records if r["item_id"] in wanted and r["system"] in names]
     table = aggregate(records, names, k=int(cfg["k"]))
@@ -205,6 +215,7 @@ def evaluate(cfg: Mapping[str, Any], out_dir: Path, resolved_yaml: str,
     for name, df in [("accuracy", acc), ("uds_judge", uds_j), ("uds_rubric", uds_r), ("rounds", rounds),
                      ("ttft_s", ttft), ("total_s", total), ("timing", timing)]:
         df.to_csv(out_dir / f"table_{name}.csv")
+    acc_iv = per_type_intervals(records, f"accuracy@{k}", names, seed=int(cfg["seed"]))
     plots: list[Path] = []
     if cfg.get("plots", True):
         for metric, ylim in [(f"accuracy@{k}", (0.0, 1.0)), ("uds_rubric", (1.0, 3.0)), ("uds_judge", (1.0, 3.0))]:
@@ -251,6 +262,8 @@ def evaluate(cfg: Mapping[str, Any], out_dir: Path, resolved_yaml: str,
         f"{', '.join(types or ['all'])}), systems: {', '.join(names)}, seed {cfg['seed']}, "
         f"LLM backend: {meta['llm']}. Wall time of this invocation: {elapsed:.0f}s.", "",
         f"## Accuracy@{k} (Table 1 layout)", "", markdown_table(acc), "",
+        f"Accuracy@{k} with percentile-bootstrap 95% intervals over the queries of each type:", "",
+        interval_table(acc_iv, names), "",
         "## UDS by the LLM judge, 1-3 (Table 2 layout; n/a = judge output unusable or judge disabled)", "",
         markdown_table(uds_j), "",
         "## UDS by the deterministic rubric, 1-3 (computed from the gold intent)", "", markdown_table(uds_r), "",

@@ -133,6 +133,24 @@ def per_type_intervals(records: Sequence[Mapping[str, Any]], metric: str, system
     return pd.DataFrame(rows)
 
 
+def interval_table(intervals: pd.DataFrame, systems: Sequence[str]) -> str:
+    """Markdown: one row per query type, ``mean [lo, hi]`` per system (from :func:`per_type_intervals`)."""
+    present = [s for s in systems if s in set(intervals["system"])]
+    lines = ["| query type | " + " | ".join(present) + " | n |", "|" + "---|" * (len(present) + 2)]
+    for t in [t for t in QUERY_TYPES if t in set(intervals["query_type"])]:
+        cells, n = [], 0
+        for s in present:
+            row = intervals[(intervals["system"] == s) & (intervals["query_type"] == t)]
+            if row.empty:
+                cells.append("n/a")
+                continue
+            r = row.iloc[0]
+            cells.append(f"{r['mean']:.2f} [{r['lo']:.2f}, {r['hi']:.2f}]")
+            n = int(r["n"])
+        lines.append(f"| {TYPE_LABELS.get(t, t)} | " + " | ".join(cells) + f" | {n} |")
+    return "\n".join(lines)
+
+
 def bar_plot(intervals: pd.DataFrame, metric: str, path: Path, ylim: tuple[float, float] | None = None) -> Path:
     """Grouped bars (query type x system) with 95% interval whiskers, saved as PNG."""
     import matplotlib

@@ -12,6 +12,12 @@ by one; a rerun on the same results file skips the (system, item) pairs already 
 interrupted evaluation continues where it stopped, and ``aggregate`` gives the same numbers as an
 uninterrupted run (``retry_errors`` re-runs the pairs that raised). A ``run_meta.json`` beside the file pins what the results were produced with,
 so a resume with a different configuration is refused instead of mixing results.
+
+Sharding: :func:`shard_items` splits the slice into ``count`` disjoint shards (every ``count``-th
+item, so each shard gets every query type); a shard's runner writes ``shards/<i>-of-<n>/`` under
+the results directory (a Hydra multirun runs them as separate processes). A run of the whole
+slice on the same directory first folds the shards' records in (:meth:`EvalRunner.merge_shards`,
+refused when a shard was produced with another configuration) and then only runs what is missing.
 """
 
 from __future__ import annotations
@@ -107,6 +113,19 @@ def _finite(x: Any) -> float | None:
     return v if math.isfinite(v) else None
 
 
+def shard_items(items: Sequence[BenchmarkItem], index: int, count: int) -> list[BenchmarkItem]:
+    """Items ``index, index + count, ...`` of the slice: disjoint shards that cover it and mix query types."""
+    if isinstance(count, bool) or int(count) < 1 or not 0 <= int(index) < int(count):
+        raise EvalRunError(f"shard.index must be in 0..shard.count-1 and shard.count >= 1, got index={index!r} "
+                           f"count={count!r}")
+    return list(items)[int(index)::int(count)]
+
+
+def shard_dir(results_dir: str | Path, index: int, count: int) -> Path:
+    """Where shard ``index`` of ``count`` writes its records."""
+    return Path(results_dir) / "shards" / f"{int(index)}-of-{int(count)}"
+
+
 class EvalRunner:
     """Runs systems over benchmark items, appending one JSON line per (item, system)."""
 
@@ -148,11 +167,14 @@ class EvalRunner:
         self.progress = progress or (lambda msg: log.info(msg))
 
     # ------------------------------------------------------------------ resume bookkeeping
-    def _check_meta(self) -> None:
-        meta_file = self.results_dir / "run_meta.json"
+    def _pinned(self) -> dict[str, Any]:
         pinned = {"seed": self.seed, "k": self.k, "rubric": self.rubric.model_dump(),
                   "judge": None if self.judge is None else self.judge.config.model_dump(), **self.meta}
-        pinned = json.loads(json.dumps(pinned, sort_keys=True, default=str))
+        return json.loads(json.dumps(pinned, sort_keys=True, default=str))
+
+    def _check_meta(self) -> None:
+        meta_file = self.results_dir / "run_meta.json"
+        pinned = self._pinned()
         if meta_file.is_file():
             old = json.loads(meta_file.read_text(encoding="utf-8"))
             diff = sorted(k for k in set(old) | set(pinned) if old.get(k) != pinned.get(k))
@@ -164,6 +186,30 @@ class EvalRunner:
         else:
             self.results_dir.mkdir(parents=True, exist_ok=True)
             meta_file.write_text(json.dumps(pinned, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+    def merge_shards(self) -> int:
+        """Append the records of ``shards/*/per_query.jsonl`` that this run's file lacks; returns
+        how many. A shard whose ``run_meta.json`` differs from this run's configuration is refused."""
+        pinned = self._pinned()
+        records = load_records(self.results_file)
+        done = {(r["system"], r["item_id"]) for r in records}
+        added = []
+        for sub in sorted((self.results_dir / "shards").glob("*/per_query.jsonl")):
+            meta_file = sub.parent / "run_meta.json"
+            meta = json.loads(meta_file.read_text(encoding="utf-8")) if meta_file.is_file() else None
+            if meta != pinned:
+                diff = sorted(k for k in set(meta or {}) | set(pinned) if (meta or {}).get(k) != pinned.get(k))
+                raise EvalRunError(f"shard {sub.parent} was produced with a different configuration (keys {diff}); "
+                                   "merge it with the configuration it ran with, or remove it")
+            for rec in load_records(sub):
+                if (rec["system"], rec["item_id"]) not in done:
+                    done.add((rec["system"], rec["item_id"]))
+                    added.append(rec)
+        if added:
+            text = "".join(json.dumps(r, sort_keys=True) + "\n" for r in records + added)
+            self.results_file.write_text(text, encoding="utf-8")
+            self.progress(f"merged {len(added)} results from {self.results_dir / 'shards'}")
+        return len(added)
 
     def shopper_for(self, item: BenchmarkItem) -> Shopper:
         """The simulated shopper of ``item`` (fresh state, seeded from (seed, item id))."""
@@ -217,6 +263,7 @@ class EvalRunner:
     def run(self, items: Sequence[BenchmarkItem]) -> list[dict[str, Any]]:
         """Evaluate every system on every item not yet in the results file; returns all records."""
         self._check_meta()
+        self.merge_shards()
         records = load_records(self.results_file)
         if self.retry_errors:
             failed = [r for r in records if r.get("error") is not None]
@@ -302,4 +349,5 @@ def aggregate(records: Sequence[Mapping[str, Any]], systems: Sequence[str] | Non
     return pd.DataFrame(rows).set_index(["system", "query_type"])
 
 
-__all__ = ["EvalRunError", "EvalRunner", "TABLE_COLUMNS", "aggregate", "load_records", "select_items", "shopper_seed"]
+__all__ = ["EvalRunError", "EvalRunner", "TABLE_COLUMNS", "aggregate", "load_records", "select_items", "shard_dir",
+           "shard_items", "shopper_seed"]

@@ -126,6 +126,7 @@ class MACDFSystem:
                 "query_type_pred": getattr(res, "query_type", None),
                 "replans": int(getattr(res, "replans", 0) or 0),
                 "agent_s": {k: float(v) for k, v in timings.items() if str(k).startswith("agent:")},
+                "llm_calls": dict(getattr(res, "llm_calls", None) or {}),
             },
         )
 

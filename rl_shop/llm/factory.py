@@ -19,7 +19,7 @@ from rl_shop.paths import CONFIG_DIR
 _COMMON = {"backend", "seed", "structured_retries", "cache", "generation"}
 _LOCAL = _COMMON | {"dtype", "top_p", "structured_library", "prefix_cache", "num_threads"}
 ALLOWED_KEYS = {
-    "embedded": _LOCAL | {"gguf_path", "engine", "n_ctx"},
+    "embedded": _LOCAL | {"gguf_path", "engine", "n_ctx", "flash_attn"},
     "transformers": _LOCAL | {"model_path", "adapter_path", "merge_adapter", "device_map"},
     "openai": _COMMON | {"base_url", "model", "api_key", "timeout_s", "max_retries", "json_schema_mode",
                          "tokenizer_path"},
@@ -141,4 +141,4 @@ def _make_llamacpp(c: dict[str, Any], base: dict[str, Any]) -> LLM:
                        structured_library=c.get("structured_library", "xgrammar"),
                        prefix_cache_entries=int(prefix.get("entries", 4)),
                        prefix_min_tokens=int(prefix.get("min_tokens", 16)), top_p=float(c.get("top_p", 1.0)),
-                       cache_extra={"gguf": gguf.name}, **base)
+                       flash_attn=bool(c.get("flash_attn", True)), cache_extra={"gguf": gguf.name}, **base)

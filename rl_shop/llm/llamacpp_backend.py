@@ -249,7 +249,7 @@ class LlamaCppLLM(LocalLLM):
     def __init__(self, gguf_path: str | Path, *, model_id: str | None = None, n_ctx: int = 4096,
                  n_batch: int = 512, num_threads: int | None = None, structured_library: str = "xgrammar",
                  prefix_cache_entries: int = 4, prefix_min_tokens: int = 16, top_p: float = 1.0,
-                 cache_extra: Any = None, **base: Any) -> None:
+                 flash_attn: bool = True, cache_extra: Any = None, **base: Any) -> None:
         super().__init__(**base)
         llama_cpp = import_llama_cpp()
         if structured_library not in GRAMMAR_LIBRARIES:
@@ -260,7 +260,8 @@ class LlamaCppLLM(LocalLLM):
         try:
             self.llama = llama_cpp.Llama(model_path=str(path), n_ctx=int(n_ctx), n_batch=int(n_batch),
                                          n_ubatch=int(n_batch), n_threads=self.n_threads,
-                                         n_threads_batch=self.n_threads, seed=self.default_seed, verbose=False)
+                                         n_threads_batch=self.n_threads, flash_attn=bool(flash_attn),
+                                         seed=self.default_seed, verbose=False)
         except (ValueError, RuntimeError, OSError) as exc:
             raise ModelLoadError(f"llama.cpp could not load {path} ({exc}); the file is corrupt or its "
                                  "architecture is unsupported: reinstall it or point llm.gguf_path elsewhere") from exc
@@ -270,7 +271,8 @@ class LlamaCppLLM(LocalLLM):
         self.structured_library = structured_library
         self.constrainer = None if structured_library == "none" else LlamaCppConstrainer(structured_library, self.llama)
         self.prefix_cache = PrefixStates(prefix_cache_entries, prefix_min_tokens)
-        self._extra = {"engine": self.engine, **(cache_extra or {})}
+        # flash attention changes float rounding, so cached answers are kept apart by it
+        self._extra = {"engine": self.engine, "flash_attn": bool(flash_attn), **(cache_extra or {})}
         self._lock = threading.Lock()
         meta = self.llama.metadata
         template = meta.get("tokenizer.chat_template")

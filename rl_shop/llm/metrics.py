@@ -9,6 +9,10 @@ Per-caller budget: wrap an agent's LLM use in ``with llm_scope("guider"):`` and 
 inside is also counted under that name (calls, seconds, tokens, fallbacks, errors) in
 ``metrics.by_scope`` (a snapshot: ``metrics.scope_snapshot()``). Scopes follow threads and asyncio
 tasks (a ``contextvars`` variable); nested scopes count under the innermost name.
+
+``discarded`` counts calls whose answer the caller threw away (it failed the caller's own checks,
+or changed nothing): the agents add it, since only the caller knows. Calls that cost time and
+were discarded are the first to drop from a per-query budget.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 _SCOPE: contextvars.ContextVar[str | None] = contextvars.ContextVar("rl_shop_llm_scope", default=None)
-SCOPED = ("calls", "cache_hits", "fallbacks", "errors", "prompt_tokens", "completion_tokens", "total_s")
+SCOPED = ("calls", "cache_hits", "fallbacks", "errors", "discarded", "prompt_tokens", "completion_tokens", "total_s")
 
 
 @contextlib.contextmanager
@@ -38,6 +42,19 @@ def current_scope() -> str | None:
     return _SCOPE.get()
 
 
+def scope_delta(after: dict[str, dict[str, float]], before: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+    """Per-scope counters accrued between two :meth:`LLMMetrics.scope_snapshot` calls (scopes
+    without a call left out); seconds rounded to the millisecond."""
+    out: dict[str, dict[str, float]] = {}
+    for scope, row in after.items():
+        prev = before.get(scope, {})
+        diff = {k: v - prev.get(k, 0) for k, v in row.items()}
+        if diff.get("calls"):
+            diff["total_s"] = round(diff.get("total_s", 0.0), 3)
+            out[scope] = diff
+    return out
+
+
 @dataclass
 class LLMMetrics:
     """Thread-safe counters (the server calls one backend from several threads)."""
@@ -49,6 +66,7 @@ class LLMMetrics:
     fallbacks: int = 0
     failures: int = 0
     errors: int = 0  # calls that raised (server down, timeout, generation failure)
+    discarded: int = 0  # answers the calling agent did not use (see the module docstring)
     prompt_tokens: int = 0
     completion_tokens: int = 0
     total_s: float = 0.0

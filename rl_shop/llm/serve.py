@@ -26,7 +26,7 @@ from rl_shop.llm.types import LLMConfigError, ModelLoadError
 from rl_shop.paths import CONFIG_DIR
 
 SERVER_DIR = Path(CONFIG_DIR) / "llm" / "server"
-ALLOWED = {"host", "port", "model_name", "gguf_path", "n_ctx", "n_batch", "num_threads", "seed",
+ALLOWED = {"host", "port", "model_name", "gguf_path", "n_ctx", "n_batch", "num_threads", "flash_attn", "seed",
            "limit_concurrency", "backlog", "timeout_keep_alive_s", "timeout_graceful_shutdown_s",
            "interrupt_requests", "prompt_cache", "api_key", "verbose"}
 
@@ -78,7 +78,7 @@ def build_app(cfg: dict[str, Any]) -> Any:
         model=str(gguf), model_alias=str(cfg.get("model_name") or "rl-shop-embedded"),
         n_ctx=int(cfg.get("n_ctx", 4096)), n_batch=int(cfg.get("n_batch", 512)),
         n_ubatch=int(cfg.get("n_batch", 512)), n_threads=threads, n_threads_batch=threads,
-        seed=int(cfg.get("seed", 0)),
+        flash_attn=bool(cfg.get("flash_attn", True)), seed=int(cfg.get("seed", 0)),
         logits_all=False,  # no logprobs: True would keep n_ctx x vocab floats (~0.8 GB at 4096)
         cache=bool(cfg.get("prompt_cache", False)), verbose=bool(cfg.get("verbose", False)),
     )
