@@ -1,7 +1,7 @@
 """SB3 -> ONNX exporter: turns a trained DQN / PPO / A2C / MaskablePPO into ``policy.onnx`` + card.
 
-The runtime must not unpickle SB3 objects (DESIGN.md: "pickled SB3 objects in the runtime" is a
-"not"), so the decision-relevant part of each network is traced to ONNX:
+The runtime must not unpickle SB3 objects (docs/ARCHITECTURE.md, "No pickled training objects at
+run time"), so the decision-relevant part of each network is traced to ONNX:
 
 * DQN: ``obs -> q_values`` (the online Q-network; the Guider reads Q-values to ask or stop);
 * PPO / A2C / MaskablePPO: ``obs -> logits`` (the actor head; the loader applies softmax and the

@@ -20,6 +20,7 @@ class BudgetConfig(BaseModel):
 
 class ExclusionConfig(BaseModel):
     free_not_exclusion: list[str]
+    non_property: list[str]
     cues: list[str]
     not_heads: list[str]
     max_words: int = Field(ge=1)

@@ -3,7 +3,7 @@ sugar", "no wires", "not sony", "except apple", "anything but samsung", "other t
 
 Each finding is the minimal phrase that names what the shopper does not want, lower case. Words
 that only look negative are not exclusions: "hands-free", "free shipping", "no more than $40",
-"not too big".
+"not too big", "non-slip".
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ class ExclusionReader:
     def __init__(self, cfg: ExclusionConfig) -> None:
         self.cfg = cfg
         self._free_skip = {w.lower() for w in cfg.free_not_exclusion}
+        self._non_property = {w.lower() for w in cfg.non_property}
         self._not_heads = {w.lower() for w in cfg.not_heads}
         self._stop = {w.lower() for w in cfg.stop_words}
         # "X free" / "X-free" / "X and Y free" / "X, Y & Z free"
@@ -67,10 +68,12 @@ class ExclusionReader:
                 head = _clean(words[-1])
                 if head in self._free_skip or head in self._stop or head.isdigit():
                     break
+                multi_word = len(words) > 1 and _clean(words[-2]) not in self._stop
+                if multi_word and part is not parts[-1]:
+                    break  # "fruit and nut bars, soy free": a noun phrase before the list is not part of it
                 items.append(head)
-                if len(words) > 1 and _clean(words[-2]) not in self._stop and part is parts[-1]:
-                    # "gluten free" keeps one word; a multi-word last part ends the list
-                    break
+                if multi_word:
+                    break  # "vegetarian gluten free" keeps one word; a multi-word last part ends the list
             for head in reversed(items):
                 found.append(Exclusion(head, m.span()))
         return found
@@ -80,7 +83,7 @@ class ExclusionReader:
         found = self._free_items(text)
         for m in self._non.finditer(text):
             word = _clean(m.group(1))
-            if word and word not in self._stop and word not in self._not_heads:
+            if word and word not in self._stop and word not in self._not_heads and word not in self._non_property:
                 found.append(Exclusion(word, m.span()))
         for m in self._cue.finditer(text):
             cue = m.group(1).lower()
@@ -95,7 +98,10 @@ class ExclusionReader:
             if cue not in ("no", "without") and len(items) == 1:
                 items = re.split(r"\s+and\s+", m.group(2).strip())
             for i, item in enumerate(items):
-                phrase = self._phrase(item.split())
+                words = item.split()
+                while i > 0 and words and _clean(words[0]) in ("and", cue):
+                    words = words[1:]  # "no ram, no ssd, and no wifi": the cue repeated in the list
+                phrase = self._phrase(words)
                 if phrase is None:
                     break
                 if i > 0 and cue not in ("anything but", "other than", "except", "excluding", "not", "no") \
