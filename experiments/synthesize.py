@@ -7,6 +7,10 @@
     python experiments/synthesize.py refilter=results/research/<run>/trajectories.jsonl filter.min_fact_share=0.8
         # no synthesis: re-apply the filter to saved trajectories, rewrite sft.jsonl (in out_dir)
 
+Resumable and sharded (:mod:`rl_shop.research.synthesis_run`): a rerun on the same ``out_dir``
+goes on where it stopped; ``-m hydra/launcher=joblib shard.count=2 shard.index=0,1`` runs shards in
+parallel, and a plain run on the same ``out_dir`` merges them (no model calls).
+
 Writes to ``out_dir`` (default results/research/<timestamp>/): trajectories.jsonl (every
 trajectory, with its filter decision), sft.jsonl + README.md (dataset card: the kept ones,
 internalized), rounds.csv (supervisor score by round), shifts.csv (with ``shift.enabled=true``: whether each
@@ -35,104 +39,145 @@ from rl_shop.paths import CONFIG_DIR  # noqa: E402
 log = logging.getLogger("synthesize")
 
 
-def run(cfg: DictConfig) -> dict:
-    """The whole synthesis; returns the summary dict."""
-    import pandas as pd
+# Options that may change between a run and its resume or its shards: where to write, which shard,
+# how many trajectories to aim for (a resume with a larger n_target goes on where it stopped) and the
+# filter (re-applied to every trajectory on each run).
+UNPINNED = ("out_dir", "refilter", "shard", "n_target", "max_attempts", "filter")
 
-    from rl_shop.llm import make_llm
-    from rl_shop.research.config import node, results_dir
-    from rl_shop.research.evaluate import query_quality
-    from rl_shop.research.evaluate import shift_outcomes
-    from rl_shop.research.filtering import FilterConfig, filter_trajectory
-    from rl_shop.research.intent_shift import ShiftConfig
-    from rl_shop.research.internalize import internalize
-    from rl_shop.research.pipeline import PersonaConfig, ResearchWorld, synthesize
-    from rl_shop.research.research_agent import ResearchAgentConfig
-    from rl_shop.research.sft_data import dataset_card, write_sft_jsonl
-    from rl_shop.research.supervisor import SupervisorConfig
-    from rl_shop.research.tools import ResearchTools, ToolsConfig
-    from rl_shop.research.trajectory import Trajectory
-    from rl_shop.research.user_agent import UserAgentConfig
 
-    persona = node(PersonaConfig, cfg.persona, "persona")
-    user_cfg = node(UserAgentConfig, cfg.user_agent, "user_agent")
-    agent_cfg = node(ResearchAgentConfig, cfg.research_agent, "research_agent")
-    tools_cfg = node(ToolsConfig, cfg.tools, "tools")
-    sup_cfg = node(SupervisorConfig, cfg.supervisor, "supervisor")
-    filt_cfg = node(FilterConfig, cfg.filter, "filter")
-    shift_cfg = node(ShiftConfig, cfg.shift, "shift")
-    if int(cfg.n_target) < 1 or int(cfg.max_attempts) < int(cfg.n_target):
-        raise ValueError(f"need 1 <= n_target <= max_attempts, got n_target={cfg.n_target}, max_attempts={cfg.max_attempts}")
-    out = results_dir(cfg.out_dir)
-    (out / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
-    t0 = time.perf_counter()
+def pinned(cfg: DictConfig) -> dict:
+    """The configuration a run directory's trajectories were made with."""
+    conf = OmegaConf.to_container(cfg, resolve=True)
+    return {k: v for k, v in conf.items() if k not in UNPINNED and k != "hydra"}
+
+
+def trajectories(cfg: DictConfig, out: Path, filt_cfg) -> tuple[list, str, dict, Path]:
+    """(attempts, model name, LLM metrics, the directory for this run's dataset) for this mode:
+    refilter a saved file, merge shards, or synthesize (resuming what the directory holds)."""
+    from rl_shop.research.synthesis_run import (SynthesisRunError, attempt_seeds, decide, merge_shards, pin,
+                                                read_trajectories, run_attempts, shard_target)
+    from rl_shop.sharding import check_shard, shard_dir
+
+    index, count = check_shard(cfg.shard.index, cfg.shard.count)
     if cfg.refilter:
         src = Path(cfg.refilter)
         if not src.is_file():
             raise ValueError(f"refilter={str(src)!r} not found; point it at a trajectories.jsonl of an earlier run")
-        saved = [Trajectory.model_validate_json(x) for x in src.read_text(encoding="utf-8").splitlines() if x.strip()]
-        model_name = saved[0].model if saved else "?"
-        source = iter(saved)
-        metrics: dict = {}
-    else:
-        world = ResearchWorld.load(tools_cfg, web_backend=cfg.web_backend)
-        llm = make_llm(cfg.llm)
-        model_name = llm.describe()
-        source = (synthesize(world, llm, int(cfg.seed) + i, persona_cfg=persona, user_cfg=user_cfg,
-                             agent_cfg=agent_cfg, sup_cfg=sup_cfg, max_rounds=int(cfg.max_rounds),
-                             stop_on_accept=bool(cfg.stop_on_accept), shift_cfg=shift_cfg)
-                  for i in range(int(cfg.max_attempts)))
-    kept, rows, reasons, intents, seen = [], [], {}, [], []
-    dest = out / ("trajectories.jsonl" if not cfg.refilter else "trajectories.refiltered.jsonl")
-    with dest.open("w", encoding="utf-8") as fh:
-        for traj in source:
-            decision = filter_trajectory(traj, filt_cfg)
-            traj.meta["filter"] = {"keep": decision.keep, "reasons": decision.reasons, "details": decision.details}
-            fh.write(traj.model_dump_json() + "\n")
-            fh.flush()
-            for r in decision.reasons:
-                reasons[r] = reasons.get(r, 0) + 1
-            intents.append({"intent": traj.intent_score})
-            seen.append(traj)
-            for rnd in traj.rounds:
-                rows.append({"trajectory": traj.id, "round": rnd.index, "steps": len(rnd.steps),
-                             "score": rnd.feedback.score if rnd.feedback else None,
-                             "accept": rnd.feedback.accept if rnd.feedback else None})
-            print(f"[{traj.id}] rounds={len(traj.rounds)} score={traj.rounds[-1].feedback.score:.2f} "
-                  f"intent={traj.intent_score['mean']:.2f} keep={decision.keep} {decision.reasons} "
-                  f"({traj.meta['seconds']:.0f}s)", flush=True)
-            if decision.keep:
-                kept.append(traj)
-            if len(kept) >= int(cfg.n_target) and not cfg.refilter:
-                break
+        saved = read_trajectories(src)
+        return rewrite([decide(t, filt_cfg) for t in saved], out / "trajectories.refiltered.jsonl"), \
+            saved[0].model if saved else "?", {}, out
+    if count == 1 and (out / "shards").is_dir():
+        merged = merge_shards(out, pinned(cfg))
+        log.info("merged %d trajectories from %s", len(merged), out / "shards")
+        return rewrite([decide(t, filt_cfg) for t in merged], out / "trajectories.jsonl"), merged[0].model, {}, out
+    from rl_shop.llm import make_llm
+    from rl_shop.research.pipeline import ResearchWorld, synthesize
+
+    work = out if count == 1 else shard_dir(out, index, count)
+    pin(work, pinned(cfg))
+    world = ResearchWorld.load(cfg_node(cfg, "tools"), web_backend=cfg.web_backend)
+    llm = make_llm(cfg.llm)
+    nodes = {name: cfg_node(cfg, name) for name in ("persona", "user_cfg", "agent_cfg", "sup_cfg", "shift_cfg")}
+
+    def make(seed: int):
+        return synthesize(world, llm, seed, max_rounds=int(cfg.max_rounds), stop_on_accept=bool(cfg.stop_on_accept),
+                          persona_cfg=nodes["persona"], user_cfg=nodes["user_cfg"], agent_cfg=nodes["agent_cfg"],
+                          sup_cfg=nodes["sup_cfg"], shift_cfg=nodes["shift_cfg"])
+
+    seeds = attempt_seeds(int(cfg.seed), int(cfg.max_attempts), index, count)
+    attempts = []
+    for a in run_attempts(work, seeds, shard_target(int(cfg.n_target), index, count), make, filt_cfg):
+        t, d = a.trajectory, a.decision
+        print(f"[{t.id}] rounds={len(t.rounds)} score={t.rounds[-1].feedback.score:.2f} "
+              f"intent={t.intent_score['mean']:.2f} keep={d.keep} {d.reasons} ({t.meta['seconds']:.0f}s"
+              f"{', resumed' if a.resumed else ''})", flush=True)
+        attempts.append(a)
+    if not attempts:
+        raise SynthesisRunError(f"no seed left to attempt in {work}; raise max_attempts")
+    return attempts, llm.describe(), llm.metrics.snapshot(), work
+
+
+def rewrite(attempts: list, path: Path) -> list:
+    """Write the attempts' trajectories (with this run's filter decisions) to ``path``."""
+    path.write_text("".join(a.trajectory.model_dump_json() + "\n" for a in attempts), encoding="utf-8")
+    return attempts
+
+
+def cfg_node(cfg: DictConfig, name: str):
+    """The validated pydantic model of one config node (``user_cfg`` etc. are the pipeline's names)."""
+    from rl_shop.research.config import node
+    from rl_shop.research.intent_shift import ShiftConfig
+    from rl_shop.research.pipeline import PersonaConfig
+    from rl_shop.research.research_agent import ResearchAgentConfig
+    from rl_shop.research.supervisor import SupervisorConfig
+    from rl_shop.research.tools import ToolsConfig
+    from rl_shop.research.user_agent import UserAgentConfig
+
+    model, key = {"persona": (PersonaConfig, "persona"), "user_cfg": (UserAgentConfig, "user_agent"),
+                  "agent_cfg": (ResearchAgentConfig, "research_agent"), "tools": (ToolsConfig, "tools"),
+                  "sup_cfg": (SupervisorConfig, "supervisor"), "shift_cfg": (ShiftConfig, "shift")}[name]
+    return node(model, cfg[key], key)
+
+
+def run(cfg: DictConfig) -> dict:
+    """The whole synthesis (or a shard of it, or the merge of the shards); returns the summary dict."""
+    import pandas as pd
+
+    from rl_shop.research.config import node, results_dir
+    from rl_shop.research.evaluate import query_quality, shift_outcomes
+    from rl_shop.research.filtering import FilterConfig
+    from rl_shop.research.internalize import internalize
+    from rl_shop.research.sft_data import dataset_card, write_sft_jsonl
+    from rl_shop.research.tools import ResearchTools
+
+    for name in ("persona", "user_cfg", "agent_cfg", "tools", "sup_cfg", "shift_cfg"):
+        cfg_node(cfg, name)  # every node validated before the model loads
+    filt_cfg = node(FilterConfig, cfg.filter, "filter")
+    if int(cfg.n_target) < 1 or int(cfg.max_attempts) < int(cfg.n_target):
+        raise ValueError(f"need 1 <= n_target <= max_attempts, got n_target={cfg.n_target}, max_attempts={cfg.max_attempts}")
+    if int(cfg.shard.count) > 1 and not cfg.out_dir:
+        raise ValueError("a sharded run needs out_dir=...: every shard and the merge must write under the same one")
+    out = results_dir(cfg.out_dir)
+    (out / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
+    t0 = time.perf_counter()
+    attempts, model_name, metrics, sft_dir = trajectories(cfg, out, filt_cfg)
+    seen = [a.trajectory for a in attempts]
+    kept = [a.trajectory for a in attempts if a.decision.keep]
+    reasons: dict[str, int] = {}
+    for a in attempts:
+        for r in a.decision.reasons:
+            reasons[r] = reasons.get(r, 0) + 1
+    rows = [{"trajectory": t.id, "round": rnd.index, "steps": len(rnd.steps),
+             "score": rnd.feedback.score if rnd.feedback else None,
+             "accept": rnd.feedback.accept if rnd.feedback else None} for t in seen for rnd in t.rounds]
+    agent_cfg = cfg_node(cfg, "agent_cfg")
     records = [{"id": t.id, "messages": internalize(t, config=agent_cfg), "tools": ResearchTools.openai_tool_specs(),
                 "meta": {"seed": t.seed, "rounds": len(t.rounds), "score": t.rounds[-1].feedback.score,
                          "query_type": t.persona["query_type"]}} for t in kept]
-    write_sft_jsonl(records, out / "sft.jsonl")
-    pd.DataFrame(rows).to_csv(out / "rounds.csv", index=False)
-    attempts = len({r["trajectory"] for r in rows})
-    intent = pd.DataFrame([t_["intent"] for t_ in intents]).mean().round(3).to_dict() if intents else {}
-    catalog = world.catalog if not cfg.refilter else None
-    if catalog is None and any(t.shifts for t in seen):
+    write_sft_jsonl(records, sft_dir / "sft.jsonl")
+    pd.DataFrame(rows).to_csv(sft_dir / "rounds.csv", index=False)
+    intent = pd.DataFrame([t.intent_score for t in seen]).mean().round(3).to_dict() if seen else {}
+    shift_summary = None
+    if any(t.shifts for t in seen):
         from rl_shop.catalog import load_catalog
 
-        catalog = load_catalog()
-    shifts = shift_outcomes(seen, catalog) if catalog is not None else None
-    shift_summary = None
-    if shifts is not None and len(shifts):
-        shifts.to_csv(out / "shifts.csv", index=False)
+        shifts = shift_outcomes(seen, load_catalog())
+        shifts.to_csv(sft_dir / "shifts.csv", index=False)
         shift_summary = {"trajectories": len(shifts), "ends_on_final_intent": int(shifts["ends_on_final_intent"].sum()),
                          "share_final": round(float(shifts["ends_on_final_intent"].mean()), 3),
                          "ends_on_initial_intent": int(shifts["ends_on_initial_intent"].sum()),
                          "final_need_addressed": int(shifts["final_need_addressed"].sum()),
                          "kinds": shifts["kind"].value_counts().to_dict()}
-    summary = {"attempted": attempts, "kept": len(kept), "rejections": reasons, "model": model_name,
+    summary = {"attempted": len(seen), "kept": len(kept), "rejections": reasons, "model": model_name,
                "max_rounds": int(cfg.max_rounds), "seconds": round(time.perf_counter() - t0, 1),
-               "intent_inference": intent, "queries": query_quality(seen), "intent_shift": shift_summary, "filter": filt_cfg.model_dump(), "refiltered_from": cfg.refilter,
-               "llm_metrics": metrics if cfg.refilter else llm.metrics.snapshot(), "out_dir": str(out)}
-    (out / "README.md").write_text(dataset_card(len(kept), {k: v for k, v in summary.items() if k != "llm_metrics"},
-                                                {"model": model_name}))
-    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+               "trajectory_seconds": round(sum(float(t.meta.get("seconds", 0.0)) for t in seen), 1),
+               "resumed": sum(a.resumed for a in attempts), "shard": dict(cfg.shard),
+               "intent_inference": intent, "queries": query_quality(seen), "intent_shift": shift_summary,
+               "filter": filt_cfg.model_dump(), "refiltered_from": cfg.refilter,
+               "llm_metrics": metrics, "out_dir": str(sft_dir)}
+    (sft_dir / "README.md").write_text(dataset_card(len(kept), {k: v for k, v in summary.items() if k != "llm_metrics"},
+                                                    {"model": model_name}))
+    (sft_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
     return summary
 
 
@@ -142,7 +187,7 @@ def main(cfg: DictConfig) -> None:
 
     try:
         summary = run(cfg)
-    except (ValueError, LLMError) as exc:
+    except (ValueError, LLMError) as exc:  # SynthesisRunError is a ValueError
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
     print(f"kept {summary['kept']}/{summary['attempted']} trajectories -> {summary['out_dir']}", flush=True)

@@ -164,6 +164,10 @@ def test_reference_report_is_the_gold_shortlist_and_race_table(world, monkeypatc
     assert list(rounds["round"]) == [1, 2] and rounds["race"].between(0, 1).all()
     # the accepted round-2 report (2 grounded picks with reasons and a comparison) beats the round-1 draft
     assert rounds["race"].iloc[1] > rounds["race"].iloc[0]
+    # accepted at round 2 of 4: rounds 3 and 4 carry that report, marked as carried
+    carried = race_by_round(world, [traj], cfg, judge, reference_k=3, through_round=4)
+    assert list(carried["round"]) == [1, 2, 3, 4] and list(carried["carried"]) == [False, False, True, True]
+    assert carried["race"].iloc[3] == carried["race"].iloc[2] == rounds["race"].iloc[1]
     llm = ScriptedLLM([REPLIES[1], REPLIES[2], REPLIES[7]])
     table = compare_models(world, {"base": llm}, [(5, PERSONA, inf)],
                            ResearchAgentConfig(max_steps=2, seed_first_search=False), cfg, judge, 3)

@@ -13,7 +13,7 @@ interrupted evaluation continues where it stopped, and ``aggregate`` gives the s
 uninterrupted run (``retry_errors`` re-runs the pairs that raised). A ``run_meta.json`` beside the file pins what the results were produced with,
 so a resume with a different configuration is refused instead of mixing results.
 
-Sharding: :func:`shard_items` splits the slice into ``count`` disjoint shards (every ``count``-th
+Sharding (:mod:`rl_shop.sharding`): :func:`shard_items` splits the slice into ``count`` disjoint shards (every ``count``-th
 item, so each shard gets every query type); a shard's runner writes ``shards/<i>-of-<n>/`` under
 the results directory (a Hydra multirun runs them as separate processes). A run of the whole
 slice on the same directory first folds the shards' records in (:meth:`EvalRunner.merge_shards`,
@@ -38,6 +38,7 @@ import pandas as pd
 from rl_shop.evaluation.metrics import accuracy_at_k, ndcg_at_k, recall_at_k
 from rl_shop.evaluation.systems import System, SystemOutput
 from rl_shop.evaluation.uds import RubricConfig, UDSJudge, rubric_score
+from rl_shop.sharding import shard_dir, shard_slice
 from rl_shop.sim.benchmark import BenchmarkItem
 from rl_shop.sim.config import SimConfig
 from rl_shop.sim.constraints import CatalogArrays
@@ -115,15 +116,10 @@ def _finite(x: Any) -> float | None:
 
 def shard_items(items: Sequence[BenchmarkItem], index: int, count: int) -> list[BenchmarkItem]:
     """Items ``index, index + count, ...`` of the slice: disjoint shards that cover it and mix query types."""
-    if isinstance(count, bool) or int(count) < 1 or not 0 <= int(index) < int(count):
-        raise EvalRunError(f"shard.index must be in 0..shard.count-1 and shard.count >= 1, got index={index!r} "
-                           f"count={count!r}")
-    return list(items)[int(index)::int(count)]
-
-
-def shard_dir(results_dir: str | Path, index: int, count: int) -> Path:
-    """Where shard ``index`` of ``count`` writes its records."""
-    return Path(results_dir) / "shards" / f"{int(index)}-of-{int(count)}"
+    try:
+        return shard_slice(items, index, count)
+    except ValueError as exc:
+        raise EvalRunError(str(exc)) from None
 
 
 class EvalRunner:

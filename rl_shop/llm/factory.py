@@ -19,7 +19,7 @@ from rl_shop.paths import CONFIG_DIR
 _COMMON = {"backend", "seed", "structured_retries", "cache", "generation"}
 _LOCAL = _COMMON | {"dtype", "top_p", "structured_library", "prefix_cache", "num_threads"}
 ALLOWED_KEYS = {
-    "embedded": _LOCAL | {"gguf_path", "engine", "n_ctx", "flash_attn"},
+    "embedded": _LOCAL | {"gguf_path", "engine", "n_ctx", "flash_attn", "lora_path"},
     "transformers": _LOCAL | {"model_path", "adapter_path", "merge_adapter", "device_map"},
     "openai": _COMMON | {"base_url", "model", "api_key", "timeout_s", "max_retries", "json_schema_mode",
                          "tokenizer_path"},
@@ -100,6 +100,9 @@ def _make_local(c: dict[str, Any], base: dict[str, Any]) -> LLM:
         raise LLMConfigError(f"llm.engine must be one of {ENGINES}, got {c.get('engine')!r}")
     if c["backend"] == "embedded" and c.get("engine", "llama_cpp") == "llama_cpp":
         return _make_llamacpp(c, base)
+    if c.get("lora_path"):
+        raise LLMConfigError("llm.lora_path (a GGUF adapter) needs the llama.cpp engine; the transformers engine "
+                             "takes the PEFT directory: llm=transformers llm.adapter_path=<dir>")
     if c.get("structured_library") == "gbnf":
         raise LLMConfigError("structured_library=gbnf needs the llama.cpp engine (llm=embedded llm.engine=llama_cpp); "
                              "the transformers engine uses xgrammar, outlines, lm-format-enforcer or none")
@@ -141,4 +144,5 @@ def _make_llamacpp(c: dict[str, Any], base: dict[str, Any]) -> LLM:
                        structured_library=c.get("structured_library", "xgrammar"),
                        prefix_cache_entries=int(prefix.get("entries", 4)),
                        prefix_min_tokens=int(prefix.get("min_tokens", 16)), top_p=float(c.get("top_p", 1.0)),
-                       flash_attn=bool(c.get("flash_attn", True)), cache_extra={"gguf": gguf.name}, **base)
+                       flash_attn=bool(c.get("flash_attn", True)), lora_path=c.get("lora_path"),
+                       cache_extra={"gguf": gguf.name}, **base)

@@ -249,23 +249,30 @@ class LlamaCppLLM(LocalLLM):
     def __init__(self, gguf_path: str | Path, *, model_id: str | None = None, n_ctx: int = 4096,
                  n_batch: int = 512, num_threads: int | None = None, structured_library: str = "xgrammar",
                  prefix_cache_entries: int = 4, prefix_min_tokens: int = 16, top_p: float = 1.0,
-                 flash_attn: bool = True, cache_extra: Any = None, **base: Any) -> None:
+                 flash_attn: bool = True, lora_path: str | Path | None = None, cache_extra: Any = None,
+                 **base: Any) -> None:
         super().__init__(**base)
         llama_cpp = import_llama_cpp()
         if structured_library not in GRAMMAR_LIBRARIES:
             raise LLMConfigError(f"structured_library for the llama.cpp engine must be one of {GRAMMAR_LIBRARIES}, "
                                  f"got {structured_library!r}")
         path = Path(gguf_path)
+        lora = Path(lora_path).expanduser() if lora_path else None
+        if lora is not None and not lora.is_file():
+            raise ModelLoadError(f"llm.lora_path={str(lora)!r} does not exist; convert a PEFT adapter with "
+                                 "`python experiments/convert_adapter.py <adapter dir>`")
         self.n_threads = default_threads(num_threads)
         try:
             self.llama = llama_cpp.Llama(model_path=str(path), n_ctx=int(n_ctx), n_batch=int(n_batch),
                                          n_ubatch=int(n_batch), n_threads=self.n_threads,
                                          n_threads_batch=self.n_threads, flash_attn=bool(flash_attn),
-                                         seed=self.default_seed, verbose=False)
+                                         lora_path=str(lora) if lora else None, seed=self.default_seed, verbose=False)
         except (ValueError, RuntimeError, OSError) as exc:
-            raise ModelLoadError(f"llama.cpp could not load {path} ({exc}); the file is corrupt or its "
-                                 "architecture is unsupported: reinstall it or point llm.gguf_path elsewhere") from exc
-        self.model_id = model_id or path.stem
+            what = f"{path} with the adapter {lora}" if lora else str(path)
+            raise ModelLoadError(f"llama.cpp could not load {what} ({exc}); a corrupt file, an unsupported "
+                                 "architecture or an adapter made for another base model: reinstall or reconvert it, "
+                                 "or point llm.gguf_path / llm.lora_path elsewhere") from exc
+        self.model_id = model_id or path.stem + (f"+{lora.parent.name}/{lora.name}" if lora else "")
         self.gguf_path = path
         self.top_p = float(top_p)
         self.structured_library = structured_library
@@ -273,6 +280,10 @@ class LlamaCppLLM(LocalLLM):
         self.prefix_cache = PrefixStates(prefix_cache_entries, prefix_min_tokens)
         # flash attention changes float rounding, so cached answers are kept apart by it
         self._extra = {"engine": self.engine, "flash_attn": bool(flash_attn), **(cache_extra or {})}
+        if lora is not None:  # the adapter's content, not its name, keys the cached answers
+            import hashlib
+
+            self._extra["lora_sha256"] = hashlib.sha256(lora.read_bytes()).hexdigest()[:16]
         self._lock = threading.Lock()
         meta = self.llama.metadata
         template = meta.get("tokenizer.chat_template")

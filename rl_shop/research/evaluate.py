@@ -79,8 +79,12 @@ def compare_models(world: ResearchWorld, models: dict[str, Any], tasks: list[tup
 
 
 def race_by_round(world: ResearchWorld, trajectories: list[Trajectory], race_cfg: RaceConfig, judge: Any,
-                  reference_k: int) -> pd.DataFrame:
-    """RACE of every intermediate report, per trajectory and round (the paper's 0.43 -> 0.50 curve)."""
+                  reference_k: int, through_round: int | None = None) -> pd.DataFrame:
+    """RACE of every intermediate report, per trajectory and round (the paper's 0.43 -> 0.50 curve).
+
+    A trajectory the Supervisor accepted early has no later rounds; with ``through_round`` its last
+    report is carried forward to that round (rows marked ``carried``), so every round averages the
+    same shoppers: the report each one holds after ``r`` rounds of feedback."""
     rows = []
     for t in trajectories:
         for rnd in t.rounds:
@@ -92,7 +96,9 @@ def race_by_round(world: ResearchWorld, trajectories: list[Trajectory], race_cfg
             rows.append({"trajectory": t.id, "round": rnd.index + 1, **s.to_dict(),
                          "supervisor_score": rnd.feedback.score if rnd.feedback else None,
                          "shifted": any(rnd.index > int(sh["after_round"]) for sh in t.shifts),
-                         "kept": bool(t.meta.get("filter", {}).get("keep", False))})
+                         "kept": bool(t.meta.get("filter", {}).get("keep", False)), "carried": False})
+        for r in range(len(t.rounds) + 1, (through_round or 0) + 1) if t.rounds else ():
+            rows.append({**rows[-1], "round": r, "carried": True})
     return pd.DataFrame(rows)
 
 
