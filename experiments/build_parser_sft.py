@@ -2,12 +2,14 @@
 
     python experiments/build_parser_sft.py                  # -> results/llm_parser/sft.jsonl
     python experiments/sft.py data=results/llm_parser/sft.jsonl out_dir=results/llm_parser/sft \\
-        max_length=256 max_steps=0 epochs=2 batch_size=8 learning_rate=1e-3 lora.r=16 lora.alpha=32
+        max_length=256 max_steps=0 epochs=2 batch_size=8 learning_rate=1e-3 lora.r=16 lora.alpha=32 \\
+        completion_only=true
     python experiments/convert_adapter.py results/llm_parser/sft/adapter  # -> adapter.gguf for llama.cpp
     python experiments/eval_llm_parser.py --adapter results/llm_parser/sft/adapter
 
-Rows (prompt = :func:`rl_shop.agents.understanding.llm_reading.reading_messages`, answer = the
-compact JSON of :func:`target_reading`):
+Rows (prompt = :func:`rl_shop.agents.understanding.llm_reading.reading_messages`, answer =
+:func:`target_reading` written exactly as the grammar-constrained decoder writes JSON,
+:func:`rl_shop.llm.structured.grammar_json`; the loss covers the answer only, ``completion_only``):
 
 * every hand-labelled request of real_v1 **dev** (test is never read here);
 * the same requests with WebShop's own price suffix (", and price lower than X dollars", the
@@ -27,6 +29,7 @@ from pathlib import Path
 
 from rl_shop.agents.understanding.llm_reading import LLMReading, reading_messages, target_reading
 from rl_shop.evaluation.real_benchmark import load_real_benchmark
+from rl_shop.llm.structured import grammar_json
 from rl_shop.paths import REPO_ROOT
 from rl_shop.research.sft_data import write_sft_jsonl
 from rl_shop.sim.benchmark import DEFAULT_BENCHMARK
@@ -36,7 +39,7 @@ ECCD_POSITIONS = range(50, 100)   # per type; evaluation slices use the first <=
 
 
 def record(rid: str, query: str, answer: LLMReading, source: str) -> dict:
-    messages = reading_messages(query) + [{"role": "assistant", "content": answer.model_dump_json()}]
+    messages = reading_messages(query) + [{"role": "assistant", "content": grammar_json(answer)}]
     return {"id": rid, "messages": messages, "tools": [], "meta": {"source": source}}
 
 

@@ -10,7 +10,9 @@ dev, ``experiments/build_parser_sft.py``), in one run:
 * ``base`` / ``tuned``: the LLM alone (llama.cpp, grammar-constrained :class:`LLMReading`), its raw
   answer scored field by field (budget, exclusions, catalog category as the product type);
 * ``parser+base`` / ``parser+tuned``: the parser with the empty slots filled from the LLM's
-  grounded values (:func:`fill_gaps`).
+  grounded values (:func:`fill_gaps`);
+* ``parser+tuned veto``: the same, and "not carried" where the tuned model names a grounded
+  product type but no store category (out-of-catalog detection is the parser's weakest figure).
 
 Acceptance: the answer is schema-valid, states something, and every value it states passes the
 grounding checks (:func:`check_reading`), i.e. the runtime would use it as given. The WebShop
@@ -73,13 +75,19 @@ def raw_reader(answers: dict[str, dict], categories: set[str]):
     return read
 
 
-def parser_reader(u: Understander, answers: dict[str, dict] | None = None):
+def parser_reader(u: Understander, answers: dict[str, dict] | None = None, veto: bool = False):
+    """The rule reader, its gaps filled from ``answers``; with ``veto`` also the "not carried"
+    verdict when the model names a grounded product type and explicitly no store category (a rule
+    fixed before the test run, not fitted: :func:`fill_gaps` alone never overturns "carried")."""
     def read(text: str) -> Reading:
         q = u.parse(text)
         fields = {"budget_max": q.budget_max, "exclusions": list(q.exclusions), "category": q.category,
                   "in_catalog": q.in_catalog}
         if answers is not None:
-            fields = fill_gaps(fields, answers[text]["accepted"])
+            a = answers[text]
+            fields = fill_gaps(fields, a["accepted"])
+            if veto and a["valid"] and a["raw"]["category"] is None and "product_type" in a["accepted"]:
+                fields["in_catalog"] = False
         return Reading(budget_max=fields["budget_max"], exclusions=fields["exclusions"], category=fields["category"],
                        in_catalog=bool(fields["in_catalog"]))
     return read
@@ -109,7 +117,8 @@ def main(argv: list[str] | None = None) -> int:
     answers = {name: llm_answers(llm, rows, categories, schema) for name, (llm, schema) in llms.items()}
     readers = {"parser": parser_reader(u), "base": raw_reader(answers["base"], set(categories)),
                "tuned": raw_reader(answers["tuned"], set(categories)),
-               "parser+base": parser_reader(u, answers["base"]), "parser+tuned": parser_reader(u, answers["tuned"])}
+               "parser+base": parser_reader(u, answers["base"]), "parser+tuned": parser_reader(u, answers["tuned"]),
+               "parser+tuned veto": parser_reader(u, answers["tuned"], veto=True)}
     scores = {name: score_reader(rows, read) for name, read in readers.items()}
     result = {"split": args.split, "labelled_rows": len(rows), "adapter": str(adapter),
               "acceptance": {name: acceptance(a) for name, a in answers.items()},

@@ -85,6 +85,32 @@ def test_parser_sft_rows_are_training_sides_only(tmp_path) -> None:
     answers = [LLMReading.model_validate_json(r["messages"][2]["content"]) for r in rows]
     priced = [a for r, a in zip(rows, answers) if r["meta"]["source"] == "real_v1_dev_price_suffix"]
     assert priced and all(a.budget_max is not None for a in priced)
+    assert rows[0]["messages"][2]["content"].startswith('{"product_type": ')   # the grammar's separators
+
+
+def _matcher():
+    import xgrammar as xgr
+
+    from rl_shop.llm.structured import JSON_SEPARATORS
+
+    compiler = xgr.GrammarCompiler(xgr.TokenizerInfo(["a"]), max_threads=1)
+    compiled = compiler.compile_json_schema(json.dumps(LLMReading.model_json_schema()), any_whitespace=False,
+                                            separators=JSON_SEPARATORS, strict_mode=True)
+    return xgr.GrammarMatcher(compiled, terminate_without_stop_token=True)
+
+
+@pytest.mark.parametrize("reading", [
+    LLMReading(product_type="bluetooth speaker", category="speakers", budget_max=40.0, exclusions=["apple", "red"]),
+    LLMReading(product_type="eye cream"),
+])
+def test_fine_tuning_target_is_text_the_constrained_decoder_can_write(reading: LLMReading) -> None:
+    # A target the grammar cannot produce trains the model on token sequences it never meets at
+    # inference: compact {"a":1} was rejected here while the decoder writes {"a": 1}.
+    from rl_shop.llm.structured import grammar_json
+
+    matcher = _matcher()
+    assert matcher.accept_string(grammar_json(reading)) and matcher.is_terminated()
+    assert not _matcher().accept_string(reading.model_dump_json())
 
 
 @pytest.mark.slow
@@ -121,3 +147,16 @@ def test_a_converted_adapter_changes_what_llama_cpp_says(tmp_path) -> None:
         make_llm(load_llm_config("embedded", [f"lora_path={tmp_path / 'nope.gguf'}"]))
     with pytest.raises(AdapterConversionError, match="not a PEFT adapter directory"):
         convert_adapter(tmp_path, base_dir)
+
+
+def test_adapter_check_needs_the_embedded_base(tmp_path, capsys) -> None:
+    import importlib.util
+
+    from rl_shop.paths import REPO_ROOT
+
+    spec = importlib.util.spec_from_file_location("ca", REPO_ROOT / "experiments" / "convert_adapter.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    with pytest.raises(SystemExit) as exc:
+        mod.main([str(tmp_path), "--check", str(tmp_path / "sft.jsonl"), "--base", str(tmp_path)])
+    assert exc.value.code == 2 and "needs the default --base" in capsys.readouterr().err

@@ -102,6 +102,16 @@ def test_scripted_trajectory_to_sft_jsonl_roundtrip(world, monkeypatch, tmp_path
     assert {m["role"] for m in text[0]["messages"]} == {"system", "user", "assistant"}
 
 
+def test_completion_only_rows_put_the_last_assistant_turn_alone_in_the_completion(tmp_path) -> None:
+    msgs = [{"role": "system", "content": "s"}, {"role": "user", "content": "u"}, {"role": "assistant", "content": "a"}]
+    write_sft_jsonl([{"id": "x", "messages": msgs, "tools": []}], tmp_path / "ok.jsonl")
+    row = load_sft_dataset(tmp_path / "ok.jsonl", text_tool_format=True, completion_only=True)[0]
+    assert row["prompt"] == msgs[:2] and row["completion"] == msgs[2:] and "messages" not in row
+    write_sft_jsonl([{"id": "y", "messages": msgs[:2], "tools": []}], tmp_path / "bad.jsonl")
+    with pytest.raises(SFTDataError, match="bad.jsonl:1: completion_only needs"):
+        load_sft_dataset(tmp_path / "bad.jsonl", completion_only=True)
+
+
 def test_sft_data_errors(tmp_path) -> None:
     with pytest.raises(SFTDataError, match="synthesize.py"):
         read_sft_jsonl(tmp_path / "missing.jsonl")

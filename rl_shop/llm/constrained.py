@@ -14,6 +14,7 @@ import json
 from collections import OrderedDict
 from typing import Any, Protocol
 
+from rl_shop.llm.structured import JSON_SEPARATORS
 from rl_shop.llm.types import LLMConfigError
 
 
@@ -62,7 +63,8 @@ class XGrammarConstrainer:
         text = json.dumps(json_schema)
         compiled = self._cache.get_or(
             json.dumps(json_schema, sort_keys=True),
-            lambda: self._compiler.compile_json_schema(text, any_whitespace=False, strict_mode=True),
+            lambda: self._compiler.compile_json_schema(text, any_whitespace=False, separators=JSON_SEPARATORS,
+                                                       strict_mode=True),
         )
         return LogitsProcessor(compiled)
 

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from rl_shop.llm.base import LocalLLM, Stopwatch, check_messages, trim_at_stop
+from rl_shop.llm.structured import JSON_SEPARATORS
 from rl_shop.llm.types import ChatResult, LLMConfigError, LLMError, Message, ModelLoadError
 
 GRAMMAR_LIBRARIES = ("gbnf", "xgrammar", "none")
@@ -140,7 +141,8 @@ class LlamaCppConstrainer:
             return self._cache[key]
         text = json.dumps(json_schema)
         if self.name == "xgrammar":
-            compiled = self._xgrammar_compiler().compile_json_schema(text, any_whitespace=False, strict_mode=True)
+            compiled = self._xgrammar_compiler().compile_json_schema(
+                text, any_whitespace=False, separators=JSON_SEPARATORS, strict_mode=True)
         else:
             from llama_cpp import LlamaGrammar
             from llama_cpp.llama_grammar import json_schema_to_gbnf

@@ -26,6 +26,17 @@ from rl_shop.llm.types import Message
 
 Validator = Callable[[Any], "None | bool | str | Iterable[str]"]
 
+# The separators of the JSON the grammar-constrained decoders write (``any_whitespace=False``):
+# ``{"a": 1, "b": [2, 3]}``. Fine-tuning targets are rendered with them (:func:`grammar_json`):
+# a model trained on compact ``{"a":1}`` meets, under the grammar, token sequences it never saw.
+JSON_SEPARATORS: tuple[str, str] = (", ", ": ")
+
+
+def grammar_json(value: BaseModel | dict[str, Any]) -> str:
+    """``value`` as the constrained decoder writes it: every field in schema order, JSON_SEPARATORS."""
+    data = value.model_dump(mode="json") if isinstance(value, BaseModel) else value
+    return json.dumps(data, ensure_ascii=False, separators=JSON_SEPARATORS)
+
 
 class SchemaError(ValueError):
     """The schema argument is neither a pydantic model class nor a JSON-schema dict."""

@@ -49,6 +49,7 @@ class SFTSettings(BaseModel):
     save_steps: int = Field(default=2, ge=1)
     dtype: str = "float32"
     gradient_checkpointing: bool = False
+    completion_only: bool = False  # loss on the final assistant turn only (single-answer tasks)
     device: str = "cpu"
     lora: LoraSettings = LoraSettings()
 
@@ -111,7 +112,7 @@ def train_sft(s: SFTSettings, out_dir: Path) -> SFTOutcome:
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     fmt = s.tool_format if s.tool_format != "auto" else ("native" if template_supports_tools(tokenizer) else "text")
-    dataset = load_sft_dataset(s.data, text_tool_format=(fmt == "text"))
+    dataset = load_sft_dataset(s.data, text_tool_format=(fmt == "text"), completion_only=s.completion_only)
     torch.manual_seed(s.seed)
     model = AutoModelForCausalLM.from_pretrained(str(base), dtype=DTYPES[s.dtype])
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -124,6 +125,7 @@ def train_sft(s: SFTSettings, out_dir: Path) -> SFTOutcome:
         max_length=s.max_length, packing=False, report_to=["tensorboard"], use_cpu=(device == "cpu"),
         bf16=(s.dtype == "bfloat16" and device == "cuda"), activation_checkpointing=s.gradient_checkpointing,
         dataloader_num_workers=0, disable_tqdm=True, assistant_only_loss=False,
+        completion_only_loss=s.completion_only,
     )
     lora = LoraConfig(r=s.lora.r, lora_alpha=s.lora.alpha, lora_dropout=s.lora.dropout,
                       target_modules=list(s.lora.target_modules), task_type="CAUSAL_LM")

@@ -85,17 +85,24 @@ def read_sft_jsonl(path: str | Path) -> list[dict[str, Any]]:
     return out
 
 
-def load_sft_dataset(path: str | Path, text_tool_format: bool = False) -> Any:
-    """A ``datasets.Dataset`` with ``messages`` (+ ``tools`` as JSON text) that SFTTrainer reads."""
+def load_sft_dataset(path: str | Path, text_tool_format: bool = False, completion_only: bool = False) -> Any:
+    """A ``datasets.Dataset`` that SFTTrainer reads: ``messages`` (+ ``tools`` as JSON text), or with
+    ``completion_only`` TRL's prompt-completion form (``prompt`` = every turn before the last,
+    ``completion`` = the last assistant turn), on which the loss covers the answer alone: for
+    single-answer tasks a long shared system prompt would otherwise dominate the loss."""
     from datasets import Dataset
 
-    recs = read_sft_jsonl(path)
     rows = []
-    for rec in recs:
-        if text_tool_format:
-            rows.append({"messages": to_text_format(rec["messages"])})
+    for i, rec in enumerate(read_sft_jsonl(path), 1):
+        messages = to_text_format(rec["messages"]) if text_tool_format else rec["messages"]
+        row: dict[str, Any] = {} if text_tool_format else {"tools": json.dumps(rec["tools"])}
+        if completion_only:
+            if messages[-1].get("role") != "assistant" or len(messages) < 2:
+                raise SFTDataError(f"{path}:{i}: completion_only needs a prompt and a final assistant turn")
+            row.update(prompt=messages[:-1], completion=messages[-1:])
         else:
-            rows.append({"messages": rec["messages"], "tools": json.dumps(rec["tools"])})
+            row["messages"] = messages
+        rows.append(row)
     return Dataset.from_list(rows)
 
 
