@@ -30,13 +30,12 @@ def check(adapter: Path, gguf: Path, data: Path, n: int) -> dict[str, float]:
     from rl_shop.llm.embedded import ensure_converted
 
     rows = [json.loads(x) for x in data.read_text().splitlines()[:n]]
-    common = ["cache.enabled=false"]
+    common, hf_base = ["cache.enabled=false"], f"model_path={ensure_converted()}"
     llms = {
         "tuned_llama_cpp": load_llm_config("embedded", common + [f"lora_path={gguf}"]),
-        "tuned_peft": load_llm_config("transformers", common + [f"model_path={ensure_converted()}",
-                                                                f"adapter_path={adapter}"]),
+        "tuned_peft": load_llm_config("transformers", common + [hf_base, f"adapter_path={adapter}"]),
         "base_llama_cpp": load_llm_config("embedded", common),
-        "base_transformers": load_llm_config("transformers", common + [f"model_path={ensure_converted()}"]),
+        "base_transformers": load_llm_config("transformers", common + [hf_base]),
     }
     answers: dict[str, list[str]] = {}
     for name, cfg in llms.items():

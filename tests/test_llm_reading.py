@@ -91,11 +91,10 @@ def test_parser_sft_rows_are_training_sides_only(tmp_path) -> None:
 def _matcher():
     import xgrammar as xgr
 
-    from rl_shop.llm.structured import JSON_SEPARATORS
+    from rl_shop.llm.constrained import compile_json_grammar
 
     compiler = xgr.GrammarCompiler(xgr.TokenizerInfo(["a"]), max_threads=1)
-    compiled = compiler.compile_json_schema(json.dumps(LLMReading.model_json_schema()), any_whitespace=False,
-                                            separators=JSON_SEPARATORS, strict_mode=True)
+    compiled = compile_json_grammar(compiler, json.dumps(LLMReading.model_json_schema()))   # as the backends do
     return xgr.GrammarMatcher(compiled, terminate_without_stop_token=True)
 
 

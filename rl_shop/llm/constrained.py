@@ -43,6 +43,13 @@ class _LRU(OrderedDict[str, Any]):
         return value
 
 
+def compile_json_grammar(compiler: Any, schema_text: str) -> Any:
+    """xgrammar's compiled JSON grammar as every backend compiles it: no free whitespace,
+    :data:`~rl_shop.llm.structured.JSON_SEPARATORS` (what fine-tuning targets are written with)."""
+    return compiler.compile_json_schema(schema_text, any_whitespace=False, separators=JSON_SEPARATORS,
+                                        strict_mode=True)
+
+
 class XGrammarConstrainer:
     """xgrammar: grammar compiled to a token bitmask automaton (C++), applied each step."""
 
@@ -63,8 +70,7 @@ class XGrammarConstrainer:
         text = json.dumps(json_schema)
         compiled = self._cache.get_or(
             json.dumps(json_schema, sort_keys=True),
-            lambda: self._compiler.compile_json_schema(text, any_whitespace=False, separators=JSON_SEPARATORS,
-                                                       strict_mode=True),
+            lambda: compile_json_grammar(self._compiler, text),
         )
         return LogitsProcessor(compiled)
 

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from rl_shop.llm.base import LocalLLM, Stopwatch, check_messages, trim_at_stop
-from rl_shop.llm.structured import JSON_SEPARATORS
+from rl_shop.llm.constrained import compile_json_grammar
 from rl_shop.llm.types import ChatResult, LLMConfigError, LLMError, Message, ModelLoadError
 
 GRAMMAR_LIBRARIES = ("gbnf", "xgrammar", "none")
@@ -141,8 +141,7 @@ class LlamaCppConstrainer:
             return self._cache[key]
         text = json.dumps(json_schema)
         if self.name == "xgrammar":
-            compiled = self._xgrammar_compiler().compile_json_schema(
-                text, any_whitespace=False, separators=JSON_SEPARATORS, strict_mode=True)
+            compiled = compile_json_grammar(self._xgrammar_compiler(), text)
         else:
             from llama_cpp import LlamaGrammar
             from llama_cpp.llama_grammar import json_schema_to_gbnf
