@@ -31,7 +31,8 @@ log = logging.getLogger("train")
 @hydra.main(config_path=str(CONFIG_DIR), config_name="train", version_base="1.3")
 def main(cfg: DictConfig) -> float:
     """Hydra entry: train, print the summary line, return the final eval return (for sweepers)."""
-    from rl_shop.train.runner import TrainingInterrupted, train
+    from rl_shop.train.errors import TrainingInterrupted
+    from rl_shop.train.runner import train
 
     try:
         summary = train(cfg)

@@ -1,8 +1,8 @@
 """The ``rl-shop`` console script: a small subcommand dispatcher.
 
-Each subcommand is registered with :func:`register` (a name, a help line, a function adding its
-arguments, and a function running it), so other parts of the project add ``chat`` / ``ask`` etc.
-without touching the dispatcher.
+Each subcommand is a :class:`rl_shop.commands.Command` (a name, a help line, a function adding its
+arguments, and a function running it). The modules that offer commands export them as ``COMMANDS``
+and this dispatcher collects them; :func:`register` adds one at run time (tests, plugins).
 """
 
 from __future__ import annotations
@@ -10,18 +10,9 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
-
-@dataclass(frozen=True)
-class Command:
-    """One subcommand."""
-
-    name: str
-    help: str
-    configure: Callable[[argparse.ArgumentParser], None]
-    run: Callable[[argparse.Namespace], int]
-
+from rl_shop.agents import chat_cli, parse_cli  # import nothing heavy at module level
+from rl_shop.commands import Command
 
 COMMANDS: dict[str, Command] = {}
 
@@ -70,9 +61,8 @@ def _serve_llm(args: argparse.Namespace) -> int:
 
 
 register("serve-llm", "serve the embedded GGUF model with llama-cpp-python's OpenAI-compatible server", _serve_llm_args, _serve_llm)
-
-import rl_shop.agents.chat_cli  # noqa: E402,F401  (registers `chat` and `ask`; imports nothing heavy)
-import rl_shop.agents.parse_cli  # noqa: E402,F401  (registers `parse`)
+for _cmd in (*chat_cli.COMMANDS, *parse_cli.COMMANDS):
+    COMMANDS[_cmd.name] = _cmd
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -92,6 +82,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from rl_shop.cli import main as _main  # the imported module holds the registrations of other modules
-
-    sys.exit(_main())
+    sys.exit(main())

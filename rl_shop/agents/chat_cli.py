@@ -1,6 +1,6 @@
 """``rl-shop chat`` (interactive terminal session) and ``rl-shop ask "QUERY" [--json]``.
 
-Registered through ``rl_shop.cli.register``; this module is imported by the dispatcher, so it
+Exported as ``COMMANDS`` for the dispatcher ``rl_shop.cli``, which imports this module, so it
 imports nothing heavy at module level (the assistant, catalog index and LLM load in ``run``).
 """
 
@@ -11,7 +11,7 @@ import json
 import sys
 from typing import Any, Callable, TextIO
 
-from rl_shop.cli import register
+from rl_shop.commands import Command
 
 
 def _common_args(p: argparse.ArgumentParser) -> None:
@@ -184,7 +184,9 @@ def _chat(args: argparse.Namespace) -> int:
         _show_result(result, out, args.trace)
 
 
-register("ask", "answer one shopping request with the MACDF assistant (--json for machine-readable output)",
-         _ask_args, _guarded(_ask))
-register("chat", "interactive shopping session with the MACDF assistant (streamed answers, clarifying questions)",
-         _common_args, _guarded(_chat))
+COMMANDS = (
+    Command("ask", "answer one shopping request with the MACDF assistant (--json for machine-readable output)",
+            _ask_args, _guarded(_ask)),
+    Command("chat", "interactive shopping session with the MACDF assistant (streamed answers, clarifying questions)",
+            _common_args, _guarded(_chat)),
+)

@@ -17,7 +17,7 @@ import argparse
 import json
 import sys
 
-from rl_shop.cli import register
+from rl_shop.commands import Command
 
 MAX_CHARS = 2000
 
@@ -62,4 +62,4 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-register("parse", "print what the query understanding reads in each query (JSON lines)", _args, _run)
+COMMANDS = (Command("parse", "print what the query understanding reads in each query (JSON lines)", _args, _run),)

@@ -346,15 +346,6 @@ class CriteriaScorer:
         return self.detail(markdown, intent, **kw).criteria
 
 
-def total(criteria: dict[str, dict[str, float]], criterion_weights: dict[str, dict[str, float]],
-          dim_weights: dict[str, float]) -> float:
-    """S_int of one report (RACE arithmetic) in [0, 10]."""
-    from rl_shop.research.race import dimension_score, intermediate_score
-
-    dims = {d: dimension_score(criteria[d], criterion_weights[d]) for d in dim_weights}
-    return intermediate_score(dims, dim_weights)
-
-
 def ends_on_intent(scorer: CriteriaScorer, markdown: str, intent: Intent) -> bool:
     """The shift check: the report recommends >= 1 product and every recommended product satisfies ``intent``."""
     d = scorer.detail(markdown, intent)

@@ -35,7 +35,7 @@ from rl_shop.train.checkpointing import (
 )
 from rl_shop.train.config import TrainSettings, validate_config
 from rl_shop.train.env_factory import ensure_registered, make_env, make_vec_env
-from rl_shop.train.errors import TrainConfigError
+from rl_shop.train.errors import TrainConfigError, TrainingInterrupted
 from rl_shop.train.evaluation import random_act_fn, run_episodes
 from rl_shop.train.seeding import configure_torch, resolve_device, seed_everything
 from rl_shop.train.summary import TrainSummary, write_summary
@@ -43,18 +43,6 @@ from rl_shop.train.summary import TrainSummary, write_summary
 log = logging.getLogger(__name__)
 
 REFERENCE_FILE = "references.json"
-
-
-class TrainingInterrupted(RuntimeError):
-    """SIGTERM/SIGINT arrived; a checkpoint was written and the run can be resumed."""
-
-    def __init__(self, run_dir: Path, step: int, signal_name: str) -> None:
-        super().__init__(
-            f"{signal_name} at step {step}: checkpoint saved; continue with "
-            f"`resume=true run_dir={run_dir}`"
-        )
-        self.run_dir = run_dir
-        self.step = step
 
 
 @contextlib.contextmanager

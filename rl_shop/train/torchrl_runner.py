@@ -34,7 +34,7 @@ from torch import nn
 
 from rl_shop.train.checkpointing import TrainState, prune_checkpoints, read_state, write_state
 from rl_shop.train.config import TrainSettings
-from rl_shop.train.errors import TrainConfigError
+from rl_shop.train.errors import TrainConfigError, TrainingInterrupted
 from rl_shop.train.evaluation import EvalResult, run_episodes
 from rl_shop.train.summary import TrainSummary, write_summary
 
@@ -367,8 +367,6 @@ class TorchRLPPORun:
                 lg.dump(steps)
                 if self.stop is not None and self.stop.requested:
                     self.checkpoint(steps, wall_start)
-                    from rl_shop.train.runner import TrainingInterrupted
-
                     raise TrainingInterrupted(self.run_dir, steps, self.stop.signal_name)
                 if steps >= next_eval:
                     self.evaluate(steps)
