@@ -48,9 +48,7 @@ def make_batched(env_id: str, num_envs: int, seed: int | None = None, **kwargs: 
     reset with ``seed + i``); ``kwargs`` are the env's arguments (as in ``configs/env/*.yaml``).
     """
     if env_id not in ENV_IDS:
-        raise gymnasium.error.Error(
-            f"unknown env id {env_id!r}; valid ids are {sorted(ENV_IDS)}"
-        )
+        raise gymnasium.error.Error(f"unknown env id {env_id!r}; valid ids are {sorted(ENV_IDS)}")
     if isinstance(num_envs, bool) or not isinstance(num_envs, int) or num_envs < 1:
         raise ValueError(f"num_envs must be a positive integer, got {num_envs!r}")
     try:

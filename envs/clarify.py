@@ -260,7 +260,15 @@ class ClarifyEnv(gym.Env):
         raw = self._first_obs[intent]
         if raw is None:
             raw = self._first_obs[intent] = featurize_fields(
-                self._qt, self._stated, 0, 0, 0, 0, self._max_rounds, self._log2c_mv[self._base | self._stated], self._log2n
+                self._qt,
+                self._stated,
+                0,
+                0,
+                0,
+                0,
+                self._max_rounds,
+                self._log2c_mv[self._base | self._stated],
+                self._log2n,
             ).tobytes()
         return np.frombuffer(bytearray(raw), np.float32), info
 
@@ -336,12 +344,7 @@ class ClarifyEnv(gym.Env):
         accuracy = self._acc_mv[base | revealed] if handover else 0.0
         # MACDF Eq. 3: R(s, a) = alpha * Intent_Gain - beta * Interaction_Rounds,
         # plus the hand-over term w_T * Accuracy@5 and the abandonment penalty.
-        reward = (
-            alpha * intent_gain
-            - beta * interaction_rounds
-            + w_T * accuracy
-            - abandon_penalty * float(leaves)
-        )
+        reward = alpha * intent_gain - beta * interaction_rounds + w_T * accuracy - abandon_penalty * float(leaves)
         truncated = not terminated and rounds >= self._max_rounds
         info = {
             "intent_gain": intent_gain,

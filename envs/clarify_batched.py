@@ -13,7 +13,8 @@ after a sub-env ends resets it, returning its first observation with reward 0 an
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -131,9 +132,7 @@ class ClarifyVectorEnv(gym.vector.VectorEnv):
         self._started = True
         self._start_episodes(np.arange(n))
         self._autoreset[:] = False
-        infos = self._infos(
-            np.zeros(n), np.full(n, np.nan), np.zeros(n, bool)
-        )
+        infos = self._infos(np.zeros(n), np.full(n, np.nan), np.zeros(n, bool))
         return self._observe(), infos
 
     def _infos(self, gain: np.ndarray, acc: np.ndarray, ended: np.ndarray) -> dict[str, Any]:

@@ -13,8 +13,9 @@ counter), ``i`` (pool intent), ``rel``, ``revealed``, ``known``, ``nopref``, ``d
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -52,7 +53,9 @@ class ClarifyTables:
     log2_catalog_size: float
 
 
-def make_tables(pool: IntentPool, normalize_gain: bool, convert: Callable[[np.ndarray], Any] = lambda a: a) -> ClarifyTables:
+def make_tables(
+    pool: IntentPool, normalize_gain: bool, convert: Callable[[np.ndarray], Any] = lambda a: a
+) -> ClarifyTables:
     """The tables of ``pool``; ``convert`` turns each numpy array into the target library's array."""
     c = lambda a, dt=None: convert(np.ascontiguousarray(a if dt is None else np.asarray(a, dtype=dt)))  # noqa: E731
     return ClarifyTables(
@@ -107,7 +110,9 @@ def action_masks(tb: ClarifyTables, s: dict[str, Any]) -> Any:
     return tb.mask_table[s["known"] | s["asked"]]
 
 
-def transition(ops: Any, tb: ClarifyTables, prm: Any, s: dict[str, Any], a: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+def transition(
+    ops: Any, tb: ClarifyTables, prm: Any, s: dict[str, Any], a: Any
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """One step of every row: ``(new state, outputs)``.
 
     ``outputs``: ``reward`` (float64), ``terminated``, ``truncated``, ``intent_gain``,
@@ -169,7 +174,9 @@ def transition(ops: Any, tb: ClarifyTables, prm: Any, s: dict[str, Any], a: Any)
             tr = np.flatnonzero(truncated)
             acc_info[tr] = tb.acc[i_m[tr] + new_revealed[tr]]
     else:  # no data-dependent shapes on a device
-        acc_info = ops.where(terminated, accuracy, ops.where(truncated, ops.take(tb.acc, i_m + new_revealed), float("nan")))
+        acc_info = ops.where(
+            terminated, accuracy, ops.where(truncated, ops.take(tb.acc, i_m + new_revealed), float("nan"))
+        )
     new = dict(s)
     new.update(
         t=t,

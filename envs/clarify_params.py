@@ -7,9 +7,10 @@ Shared by the single env (``envs/clarify.py``) and the batched one (``envs/clari
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import yaml

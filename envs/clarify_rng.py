@@ -92,7 +92,7 @@ def episode_block(
     functions (wrapping uint64 arithmetic, exact float scaling), at a fraction of their cost per
     episode: the single env draws its episodes in blocks with this.
     """
-    episodes = (np.arange(count, dtype=np.uint64) + np.uint64(first_episode & MASK64))
+    episodes = np.arange(count, dtype=np.uint64) + np.uint64(first_episode & MASK64)
     ekeys = episode_key_array(np.full(count, key & MASK64, dtype=np.uint64), episodes)
     intents = (unit53_array(mix_array(ekeys)) * n_intents).astype(np.int64)
     steps = np.arange(1, n_steps + 1, dtype=np.uint64)

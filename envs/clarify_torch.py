@@ -64,7 +64,9 @@ class ClarifyTorchVectorEnv:
         z = lambda dt=torch.int64: torch.zeros(n, dtype=dt, device=self.device)  # noqa: E731
         self._keys = z()
         self._episode = z()
-        self._s: dict[str, torch.Tensor] = {k: z(torch.float64 if k == "h" else torch.int64) for k in kernel.STATE_FIELDS}
+        self._s: dict[str, torch.Tensor] = {
+            k: z(torch.float64 if k == "h" else torch.int64) for k in kernel.STATE_FIELDS
+        }
         self._autoreset = z(torch.bool)
         self._started = False
 
@@ -97,7 +99,9 @@ class ClarifyTorchVectorEnv:
                 self._keys = torch.tensor([signed64(base + k) for k in range(n)], device=self.device)
                 self._episode.zero_()
         else:
-            self._keys = torch.tensor([signed64(int(seed) + k) for k in range(n)], dtype=torch.int64, device=self.device)
+            self._keys = torch.tensor(
+                [signed64(int(seed) + k) for k in range(n)], dtype=torch.int64, device=self.device
+            )
             self._episode.zero_()
         self._started = True
         self._merge_start(torch.ones(n, dtype=torch.bool, device=self.device))

@@ -153,8 +153,7 @@ def parse_collaborate_kwargs(**overrides: Any) -> CollaborateParams:
     unknown = sorted(set(overrides) - set(kw))
     if unknown:
         raise TypeError(
-            f"unknown Collaborate-v0 argument(s) {unknown}; known arguments: {sorted(kw)} "
-            f"(see {CONFIG_PATH})."
+            f"unknown Collaborate-v0 argument(s) {unknown}; known arguments: {sorted(kw)} (see {CONFIG_PATH})."
         )
     kw.update(overrides)
     sim = load_sim_config(kw["sim_config"]) if kw["sim_config"] else load_sim_config()
@@ -174,15 +173,22 @@ def parse_collaborate_kwargs(**overrides: Any) -> CollaborateParams:
         for k in _TYPE_KEYS:
             tab[k].append(spec[k])
     clarity = np.array(tab["clarity"], dtype=float)
-    if clarity.shape != (8, 2) or not (0 <= clarity.min() and clarity.max() <= 1) or (
-        clarity[:, 0] > clarity[:, 1]
-    ).any():
+    if (
+        clarity.shape != (8, 2)
+        or not (clarity.min() >= 0 and clarity.max() <= 1)
+        or (clarity[:, 0] > clarity[:, 1]).any()
+    ):
         raise ValueError("Collaborate-v0: types.*.clarity must be [low, high] with 0 <= low <= high <= 1.")
     arrays = {}
     for k in ("clarify_gain", "rel_max", "web_need", "web_gain", "p_bad_plan", "type_accuracy"):
         arr = np.array([_num(v, f"types.{t}.{k}", 0.0, 1.0) for t, v in zip(QUERY_TYPES, tab[k])])
         arrays[k] = arr
-    min_ps = np.array([int(_num(v, f"types.{t}.min_product_searches", 1, 10)) for t, v in zip(QUERY_TYPES, tab["min_product_searches"])])
+    min_ps = np.array(
+        [
+            int(_num(v, f"types.{t}.min_product_searches", 1, 10))
+            for t, v in zip(QUERY_TYPES, tab["min_product_searches"])
+        ]
+    )
     acts = kw["actions"]
     if not isinstance(acts, dict) or set(acts) != set(ACTION_NAMES):
         raise ValueError(f"Collaborate-v0: 'actions' must give latency_s and compute for {list(ACTION_NAMES)}.")
@@ -329,12 +335,8 @@ class CollaborateEnv(gym.Env):
         p = self.params
         self._lat = p.latency.tolist()
         self._cost = (p.c_latency * p.latency + p.c_compute * p.compute).tolist()
-        self._exam_attr_rel = [
-            (1.0 / (r + 1) ** p.examination_eta) * p.attr_relevant for r in range(p.max_rank)
-        ]
-        self._exam_attr_irr = [
-            (1.0 / (r + 1) ** p.examination_eta) * p.attr_irrelevant for r in range(p.max_rank)
-        ]
+        self._exam_attr_rel = [(1.0 / (r + 1) ** p.examination_eta) * p.attr_relevant for r in range(p.max_rank)]
+        self._exam_attr_irr = [(1.0 / (r + 1) ** p.examination_eta) * p.attr_irrelevant for r in range(p.max_rank)]
 
     # ------------------------------------------------------------------ episode
     def reset(
@@ -356,9 +358,7 @@ class CollaborateEnv(gym.Env):
         if options and options.get("query_type") is not None:
             # Evaluate one query type (per-type tables, tests); the other draws are unchanged.
             if options["query_type"] not in QUERY_TYPES:
-                raise ValueError(
-                    f"reset option query_type={options['query_type']!r} is not one of {QUERY_TYPES}."
-                )
+                raise ValueError(f"reset option query_type={options['query_type']!r} is not one of {QUERY_TYPES}.")
             t = QUERY_TYPES.index(options["query_type"])
         self._type = t
         self._c = float(p.clarity_lo[t] + U[1] * (p.clarity_hi[t] - p.clarity_lo[t]))

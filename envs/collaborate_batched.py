@@ -19,8 +19,8 @@ from scipy.special import ndtri
 
 from envs import collaborate_kernel as kernel
 from envs.array_ops import NUMPY
-from envs.dag import BatchedUniforms
 from envs.collaborate import _U_EPS, N_STEP_U, parse_collaborate_kwargs
+from envs.dag import BatchedUniforms
 from rl_shop.policies.features.collaborate import (
     ACTION_NAMES,
     CLARIFY,
@@ -129,9 +129,7 @@ class CollaborateVectorEnv(VectorEnv):
         out[i] = res["reward"]
         return out
 
-    def step(
-        self, actions: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+    def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         a = np.asarray(actions, dtype=np.int64).reshape(-1)
         if a.shape[0] != self.num_envs:
             raise ValueError(f"expected {self.num_envs} actions, got shape {np.shape(actions)}.")

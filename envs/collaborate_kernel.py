@@ -14,7 +14,8 @@ State (dict of ``(B,)`` arrays unless noted): ``type``, ``pred``, ``patience``, 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 

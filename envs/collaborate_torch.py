@@ -150,7 +150,12 @@ class CollaborateTorchVectorEnv:
         if not self._seeded:
             raise RuntimeError("call reset() before step()")
         T = self._T
-        a = torch.as_tensor(actions, device=self.device).reshape(self.num_envs).to(torch.int64).clamp(0, self.n_actions - 1)
+        a = (
+            torch.as_tensor(actions, device=self.device)
+            .reshape(self.num_envs)
+            .to(torch.int64)
+            .clamp(0, self.n_actions - 1)
+        )
         b = kernel.step_block_index(TORCH, T, self._s["steps"])
         idx = b[:, None] + self._cols
         Ub = self._U.gather(1, idx)
@@ -163,7 +168,15 @@ class CollaborateTorchVectorEnv:
         elapsed = torch.where(decide, st["elapsed"] + T.decide_latency, st["elapsed"])
         o, K = T.reaction_offset, T.max_rank
         res = kernel.decide_outcome(
-            TORCH, T, elapsed, st["tol"], st["type"], st["R"], st["W"], st["n"][:, PRODUCT_SEARCH], self._U[:, o : o + 2 + 3 * K]
+            TORCH,
+            T,
+            elapsed,
+            st["tol"],
+            st["type"],
+            st["R"],
+            st["W"],
+            st["n"][:, PRODUCT_SEARCH],
+            self._U[:, o : o + 2 + 3 * K],
         )
         react = decide & ~res["abandon"]
         st["elapsed"] = elapsed

@@ -13,8 +13,9 @@ which is what lets the batched env agree with the single env step for step.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 from scipy.special import ndtri
@@ -65,9 +66,7 @@ class DagBatch:
 
 def _type_code(name: Any, where: str) -> int:
     if name not in TASK_TYPES:
-        raise DagConfigError(
-            f"{where}: unknown task type {name!r}; use one of {list(TASK_TYPES)} (MACDF Sec. 3.4)."
-        )
+        raise DagConfigError(f"{where}: unknown task type {name!r}; use one of {list(TASK_TYPES)} (MACDF Sec. 3.4).")
     return TASK_TYPES.index(name)
 
 
@@ -84,9 +83,7 @@ def parse_template(name: str, spec: Mapping[str, Any], max_tasks: int) -> DagTem
         raise DagConfigError(f"DAG template {name!r}: weight must be >= 0, got {weight}.")
     tasks = spec.get("tasks")
     if not tasks:
-        raise DagConfigError(
-            f"DAG template {name!r} is empty; give at least one task, ending with a 'decision'."
-        )
+        raise DagConfigError(f"DAG template {name!r} is empty; give at least one task, ending with a 'decision'.")
     if len(tasks) > max_tasks:
         raise DagConfigError(
             f"DAG template {name!r} has {len(tasks)} tasks but max_tasks={max_tasks}; raise "
@@ -120,7 +117,7 @@ class LatencyModel:
     sigma: np.ndarray  # (4,)
 
     @classmethod
-    def from_config(cls, spec: Mapping[str, Any]) -> "LatencyModel":
+    def from_config(cls, spec: Mapping[str, Any]) -> LatencyModel:
         """Read ``{type: {median_s, sigma}}`` for every task type."""
         mu = np.zeros(len(TASK_TYPES))
         sigma = np.zeros(len(TASK_TYPES))
@@ -129,15 +126,13 @@ class LatencyModel:
         for k, name in enumerate(TASK_TYPES):
             if name not in spec:
                 raise DagConfigError(
-                    f"latency config lacks task type {name!r}; give {{median_s, sigma}} for each "
-                    f"of {list(TASK_TYPES)}."
+                    f"latency config lacks task type {name!r}; give {{median_s, sigma}} for each of {list(TASK_TYPES)}."
                 )
             median = float(spec[name]["median_s"])
             sig = float(spec[name].get("sigma", 0.0))
             if not median > 0 or not sig >= 0:
                 raise DagConfigError(
-                    f"latency of {name!r}: median_s must be > 0 and sigma >= 0, got "
-                    f"median_s={median}, sigma={sig}."
+                    f"latency of {name!r}: median_s must be > 0 and sigma >= 0, got median_s={median}, sigma={sig}."
                 )
             mu[k] = np.log(median)
             sigma[k] = sig
@@ -181,9 +176,7 @@ class DagSampler:
             self.random = spec
         weights = [t.weight for t in self.templates] + ([self.random.weight] if self.random else [])
         if not weights or sum(weights) <= 0:
-            raise DagConfigError(
-                "no DAG to sample: give at least one template (or random_dag) with weight > 0."
-            )
+            raise DagConfigError("no DAG to sample: give at least one template (or random_dag) with weight > 0.")
         self.template_names: tuple[str, ...] = tuple(t.name for t in self.templates) + (
             ("random",) if self.random else ()
         )
@@ -226,7 +219,6 @@ class DagSampler:
         Without random DAGs ``u`` may also hold only the ``uniform_columns``.
         """
         N = self.max_tasks
-        B = u.shape[0]
         choice = np.searchsorted(self._cum, u[:, 0], side="right")
         choice = np.minimum(choice, len(self._cum) - 1)
         n_templates = len(self.templates)

@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -147,7 +148,7 @@ class IntentPool:
         tmp.replace(path)
 
     @classmethod
-    def load(cls, path: str | Path) -> "IntentPool":
+    def load(cls, path: str | Path) -> IntentPool:
         """Read a pool written by ``save``, with a clear error if it is missing or corrupt."""
         path = Path(path)
         if not path.is_file():
@@ -232,7 +233,9 @@ def pool_from_intents(intents: Sequence[PoolIntent], n_products: int) -> IntentP
             if not 0 <= int(b) < N_SLOTS:
                 raise IntentPoolError(f"slot index {b} out of range 0..{N_SLOTS - 1}")
             if np.asarray(m).shape != (n_products,):
-                raise IntentPoolError(f"slot mask for slot {b} has shape {np.asarray(m).shape}, expected ({n_products},)")
+                raise IntentPoolError(
+                    f"slot mask for slot {b} has shape {np.asarray(m).shape}, expected ({n_products},)"
+                )
         if np.asarray(it.gold).shape != (n_products,):
             raise IntentPoolError(f"gold mask has shape {np.asarray(it.gold).shape}, expected ({n_products},)")
         qt[k] = it.query_type

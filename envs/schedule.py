@@ -79,8 +79,7 @@ def parse_schedule_kwargs(**overrides: Any) -> ScheduleParams:
     unknown = sorted(set(overrides) - set(kw))
     if unknown:
         raise TypeError(
-            f"unknown Schedule-v0 argument(s) {unknown}; known arguments: {sorted(kw)} "
-            f"(see {CONFIG_PATH})."
+            f"unknown Schedule-v0 argument(s) {unknown}; known arguments: {sorted(kw)} (see {CONFIG_PATH})."
         )
     kw.update(overrides)
     triggers = build_trigger_grid(
@@ -94,13 +93,9 @@ def parse_schedule_kwargs(**overrides: Any) -> ScheduleParams:
     try:
         rb, rr, rd = float(lv["blocked"]), float(lv["ready"]), float(lv["done"])
     except (KeyError, TypeError, ValueError) as exc:
-        raise ValueError(
-            f"readiness_levels must map blocked/ready/done to numbers, got {lv!r}."
-        ) from exc
+        raise ValueError(f"readiness_levels must map blocked/ready/done to numbers, got {lv!r}.") from exc
     if not (rb <= rr <= rd and rb < rd):
-        raise ValueError(
-            f"readiness_levels must satisfy blocked <= ready <= done and blocked < done, got {lv!r}."
-        )
+        raise ValueError(f"readiness_levels must satisfy blocked <= ready <= done and blocked < done, got {lv!r}.")
     max_wait = kw["max_wait_s"]
     max_wait = math.inf if max_wait is None else float(max_wait)
     if not max_wait > 0:
@@ -138,7 +133,7 @@ def eq1_crossing_time(E: float, delta: float, alpha: float, origin: float) -> fl
     if E <= 0.0:
         return math.inf
     if alpha == 0.0:
-        return -math.inf if E > delta else math.inf
+        return -math.inf if delta < E else math.inf
     return origin + math.log(delta / E) / alpha
 
 
@@ -240,9 +235,7 @@ class ScheduleEnv(gym.Env):
         super().reset(seed=seed)
         p = self.params
         if seed is not None or self._uniforms is None:
-            self._uniforms = EpisodeUniforms(
-                self.np_random, p.sampler.n_uniforms, p.rng_block_episodes
-            )
+            self._uniforms = EpisodeUniforms(self.np_random, p.sampler.n_uniforms, p.rng_block_episodes)
             self._episodes: list[tuple] = []
         if not self._episodes:
             # Sample the DAGs of a whole block of episodes at once (vectorised); the uniforms

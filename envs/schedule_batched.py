@@ -22,10 +22,10 @@ from envs.schedule import parse_schedule_kwargs
 from rl_shop.policies.features.schedule import (
     BLOCKED,
     DONE,
-    count_rows,
     FEATURE_NAMES,
     LAYOUT_VERSION,
     RUNNING,
+    count_rows,
     featurize_batch,
 )
 
@@ -107,9 +107,7 @@ class ScheduleVectorEnv(VectorEnv):
     def _seed_all(self, seed: int | None) -> None:
         p = self.params
         seeds = [None if seed is None else seed + i for i in range(self.num_envs)]
-        self._uniforms = BatchedUniforms(
-            seeds, p.sampler.n_uniforms, p.rng_block_episodes, p.sampler.uniform_columns
-        )
+        self._uniforms = BatchedUniforms(seeds, p.sampler.n_uniforms, p.rng_block_episodes, p.sampler.uniform_columns)
         self._seeded = True
 
     # ------------------------------------------------------------------ episode setup
@@ -224,7 +222,7 @@ class ScheduleVectorEnv(VectorEnv):
         with np.errstate(divide="ignore", invalid="ignore"):
             # Eq. 1 closed form on each piece: t = origin + ln(delta / ||e||) / alpha
             tc = origin + np.log(delta / E) / alpha
-            tc = np.where(alpha == 0.0, np.where(E > delta, -np.inf, np.inf), tc)
+            tc = np.where(alpha == 0.0, np.where(delta < E, -np.inf, np.inf), tc)
         tc = np.where(E > 0.0, tc, np.inf)
         cand = np.maximum(cT, tc)
         # min / max are exact, so the reduction order does not matter
@@ -232,9 +230,7 @@ class ScheduleVectorEnv(VectorEnv):
         first = cT.min(axis=0)
         last_comp = np.where(cT < np.inf, cT, -np.inf).max(axis=0)  # latest completion, -inf if none
         fire_eq1 = np.where(np.isinf(fire_eq1), last_comp, fire_eq1)  # idle rule
-        fire = np.where(
-            kind == 0, fire_eq1, np.where(kind == 1, t0 + self._period[a], first)
-        )
+        fire = np.where(kind == 0, fire_eq1, np.where(kind == 1, t0 + self._period[a], first))
         return np.minimum(fire, t0 + p.max_wait_s)  # max-wait safeguard
 
     def _counts_by_times(
@@ -259,9 +255,7 @@ class ScheduleVectorEnv(VectorEnv):
         n_unbl = np.bitwise_count(le & blk_bits).sum(axis=2, dtype=np.int64)  # U at c_j
         return n_comp, n_unbl
 
-    def _counts_by_bits(
-        self, st: np.ndarray, blocked: np.ndarray, cT: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray]:
+    def _counts_by_bits(self, st: np.ndarray, blocked: np.ndarray, cT: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """C and U at each c_j, ``(j, B)``, with task sets as integer words (same counts).
 
         For a running c_j (finite): F_j = {running k : finish_k <= c_j} (tasks with comps_k =
@@ -300,9 +294,7 @@ class ScheduleVectorEnv(VectorEnv):
         self._events += sel
         return np.where(sel, -(p.w_latency * last + p.c_event), 0.0)
 
-    def step(
-        self, actions: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+    def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         a = np.asarray(actions, dtype=np.int64).reshape(-1)
         if a.shape[0] != self.num_envs:
             raise ValueError(f"expected {self.num_envs} actions, got shape {np.shape(actions)}.")
@@ -327,8 +319,12 @@ class ScheduleVectorEnv(VectorEnv):
             idx = np.flatnonzero(ended)
             info["final_obs"] = obs.copy()
             info["_final_obs"] = ended
-            info["final_info"] = {"latency": self._t.copy(), "scheduling_events": self._events.copy(),
-                                  "_latency": ended, "_scheduling_events": ended}
+            info["final_info"] = {
+                "latency": self._t.copy(),
+                "scheduling_events": self._events.copy(),
+                "_latency": ended,
+                "_scheduling_events": ended,
+            }
             self._reset_envs(idx)
             obs[idx] = self._obs(idx)  # only the restarted rows change
             info["latency"] = self._t.copy()

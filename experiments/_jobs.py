@@ -22,10 +22,19 @@ def run_entry_point(cmd: list[str]) -> None:
         raise SystemExit(f"error: `{' '.join(cmd)}` failed with exit code {result.returncode}")
 
 
-def train_and_export(experiment: str, steps: int, seed: int, run_dir: Path, export_dir: Path,
-                     extra: list[str] | None = None) -> Path:
+def train_and_export(
+    experiment: str, steps: int, seed: int, run_dir: Path, export_dir: Path, extra: list[str] | None = None
+) -> Path:
     """Train one recipe (`configs/experiment/<experiment>.yaml`) and export it; returns export_dir."""
-    run_entry_point(["experiments/train.py", f"experiment={experiment}", f"seed={seed}",
-                     f"total_timesteps={steps}", f"run_dir={run_dir}", *(extra or [])])
+    run_entry_point(
+        [
+            "experiments/train.py",
+            f"experiment={experiment}",
+            f"seed={seed}",
+            f"total_timesteps={steps}",
+            f"run_dir={run_dir}",
+            *(extra or []),
+        ]
+    )
     run_entry_point(["experiments/export.py", f"run_dir={run_dir}", f"out={export_dir}", "overwrite=true"])
     return export_dir

@@ -45,15 +45,33 @@ def run_queries(assistant: Any, items: list[Any], catalog: Any, seed: int) -> li
     for i, item in enumerate(items):
         shopper = Shopper(item.intent, catalog, seed=seed + i)
         t0 = time.perf_counter()
-        res = assistant.run(item.query, answer_fn=lambda slot, q: shopper.answer_text(slot), on_token=lambda t: None)
+        res = assistant.run(
+            item.query, answer_fn=lambda slot, q, s=shopper: s.answer_text(slot), on_token=lambda t: None
+        )
         agents = {k[6:]: v for k, v in res.timings.items() if k.startswith("agent:")}
-        rows.append({"id": item.id, "type": item.query_type, "query": item.query, "ttft_s": res.timings["ttft_s"],
-                     "total_s": res.timings["total_s"], "wall_s": time.perf_counter() - t0,
-                     "questions": len(res.clarifications), "replans": res.replans, "agents": agents,
-                     "n_products": len(res.products), "llm_fallbacks": res.llm_fallbacks,
-                     "llm_calls": res.llm_calls, "session": res.session_id, "intent": res.intent})
-        print(f"  {item.query_type:16s} ttft {res.timings['ttft_s']:6.2f}s total {res.timings['total_s']:6.2f}s "
-              f"q={len(res.clarifications)} products={len(res.products)}  {item.query[:60]}", flush=True)
+        rows.append(
+            {
+                "id": item.id,
+                "type": item.query_type,
+                "query": item.query,
+                "ttft_s": res.timings["ttft_s"],
+                "total_s": res.timings["total_s"],
+                "wall_s": time.perf_counter() - t0,
+                "questions": len(res.clarifications),
+                "replans": res.replans,
+                "agents": agents,
+                "n_products": len(res.products),
+                "llm_fallbacks": res.llm_fallbacks,
+                "llm_calls": res.llm_calls,
+                "session": res.session_id,
+                "intent": res.intent,
+            }
+        )
+        print(
+            f"  {item.query_type:16s} ttft {res.timings['ttft_s']:6.2f}s total {res.timings['total_s']:6.2f}s "
+            f"q={len(res.clarifications)} products={len(res.products)}  {item.query[:60]}",
+            flush=True,
+        )
     return rows
 
 
@@ -83,8 +101,14 @@ def search_speedup(assistant: Any, rows: list[dict[str, Any]], repeats: int, rer
                     rep = DAGExecutor(handlers, max_concurrency=conc).run_sync(work, f"bench-{name}-{r}")
                     samples.append(rep.wall_s)
                 times[name] = statistics.median(samples)
-            out.append({"type": row["type"], "tasks": len(work.tasks), **times,
-                        "speedup": times["sequential"] / times["parallel"] if times["parallel"] > 0 else float("nan")})
+            out.append(
+                {
+                    "type": row["type"],
+                    "tasks": len(work.tasks),
+                    **times,
+                    "speedup": times["sequential"] / times["parallel"] if times["parallel"] > 0 else float("nan"),
+                }
+            )
     finally:
         leader.ps.config.rerank.enabled = saved
     return out
@@ -92,18 +116,24 @@ def search_speedup(assistant: Any, rows: list[dict[str, Any]], repeats: int, rer
 
 def table(rows: list[dict[str, Any]], ref: dict[str, dict[str, Any]], paper: dict[str, float]) -> str:
     """Markdown table: per query, ours with the LLM, the same-run reference and the ratios."""
-    lines = ["| type | TTFT s | total s | ref TTFT s | ref total s | total / ref | TTFT / paper | total / paper | questions |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| type | TTFT s | total s | ref TTFT s | ref total s | total / ref | TTFT / paper | total / paper | questions |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
         b = ref[r["id"]]
-        lines.append(f"| {r['type']} | {r['ttft_s']:.2f} | {r['total_s']:.2f} | {b['ttft_s']:.2f} | {b['total_s']:.2f} | "
-                     f"{r['total_s'] / max(b['total_s'], 1e-9):.1f}x | {r['ttft_s'] / paper['ttft_s']:.1f}x | "
-                     f"{r['total_s'] / paper['total_s']:.1f}x | {r['questions']} |")
+        lines.append(
+            f"| {r['type']} | {r['ttft_s']:.2f} | {r['total_s']:.2f} | {b['ttft_s']:.2f} | {b['total_s']:.2f} | "
+            f"{r['total_s'] / max(b['total_s'], 1e-9):.1f}x | {r['ttft_s'] / paper['ttft_s']:.1f}x | "
+            f"{r['total_s'] / paper['total_s']:.1f}x | {r['questions']} |"
+        )
     med = lambda key, rs: statistics.median(x[key] for x in rs)  # noqa: E731
     refs = list(ref.values())
-    lines.append(f"| **median** | {med('ttft_s', rows):.2f} | {med('total_s', rows):.2f} | {med('ttft_s', refs):.2f} | "
-                 f"{med('total_s', refs):.2f} | {med('total_s', rows) / max(med('total_s', refs), 1e-9):.1f}x | "
-                 f"{med('ttft_s', rows) / paper['ttft_s']:.1f}x | {med('total_s', rows) / paper['total_s']:.1f}x | |")
+    lines.append(
+        f"| **median** | {med('ttft_s', rows):.2f} | {med('total_s', rows):.2f} | {med('ttft_s', refs):.2f} | "
+        f"{med('total_s', refs):.2f} | {med('total_s', rows) / max(med('total_s', refs), 1e-9):.1f}x | "
+        f"{med('ttft_s', rows) / paper['ttft_s']:.1f}x | {med('total_s', rows) / paper['total_s']:.1f}x | |"
+    )
     return "\n".join(lines)
 
 
@@ -122,8 +152,10 @@ def shares_table(rows: list[dict[str, Any]]) -> str:
 
 def budget_table(runs: dict[str, list[dict[str, Any]]]) -> str:
     """Per run and agent: LLM calls, seconds and discarded answers per query."""
-    lines = ["| run | agent | calls / query | LLM s / query | discarded | fallbacks | errors |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        "| run | agent | calls / query | LLM s / query | discarded | fallbacks | errors |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for name, rows in runs.items():
         totals: dict[str, dict[str, float]] = {}
         for r in rows:
@@ -133,26 +165,34 @@ def budget_table(runs: dict[str, list[dict[str, Any]]]) -> str:
                     acc[k] = acc.get(k, 0) + v
         n = max(len(rows), 1)
         for agent, c in sorted(totals.items()):
-            lines.append(f"| {name} | {agent} | {c['calls'] / n:.2f} | {c['total_s'] / n:.2f} | "
-                         f"{c['discarded']:.0f} / {c['calls']:.0f} | {c['fallbacks']:.0f} | {c['errors']:.0f} |")
+            lines.append(
+                f"| {name} | {agent} | {c['calls'] / n:.2f} | {c['total_s'] / n:.2f} | "
+                f"{c['discarded']:.0f} / {c['calls']:.0f} | {c['fallbacks']:.0f} | {c['errors']:.0f} |"
+            )
         calls = sum(c["calls"] for c in totals.values())
-        lines.append(f"| {name} | **all** | {calls / n:.2f} | {sum(c['total_s'] for c in totals.values()) / n:.2f} | "
-                     f"{sum(c['discarded'] for c in totals.values()):.0f} / {calls:.0f} "
-                     f"({sum(c['discarded'] for c in totals.values()) / n:.2f} per query) | | |")
+        lines.append(
+            f"| {name} | **all** | {calls / n:.2f} | {sum(c['total_s'] for c in totals.values()) / n:.2f} | "
+            f"{sum(c['discarded'] for c in totals.values()):.0f} / {calls:.0f} "
+            f"({sum(c['discarded'] for c in totals.values()) / n:.2f} per query) | | |"
+        )
     return "\n".join(lines)
 
 
 def summary_table(runs: dict[str, list[dict[str, Any]]], ref: list[dict[str, Any]], paper: dict[str, float]) -> str:
     """One line per run: median TTFT and total, their ratio to the reference and to the paper."""
     med = lambda key, rs: statistics.median(x[key] for x in rs)  # noqa: E731
-    lines = ["| run | median TTFT s | median total s | total / no-LLM reference | TTFT / paper | total / paper |",
-             "|---|---|---|---|---|---|",
-             f"| no-LLM reference | {med('ttft_s', ref):.2f} | {med('total_s', ref):.2f} | 1.0x | "
-             f"{med('ttft_s', ref) / paper['ttft_s']:.2f}x | {med('total_s', ref) / paper['total_s']:.2f}x |"]
+    lines = [
+        "| run | median TTFT s | median total s | total / no-LLM reference | TTFT / paper | total / paper |",
+        "|---|---|---|---|---|---|",
+        f"| no-LLM reference | {med('ttft_s', ref):.2f} | {med('total_s', ref):.2f} | 1.0x | "
+        f"{med('ttft_s', ref) / paper['ttft_s']:.2f}x | {med('total_s', ref) / paper['total_s']:.2f}x |",
+    ]
     for name, rows in runs.items():
-        lines.append(f"| {name} | {med('ttft_s', rows):.2f} | {med('total_s', rows):.2f} | "
-                     f"{med('total_s', rows) / max(med('total_s', ref), 1e-9):.1f}x | "
-                     f"{med('ttft_s', rows) / paper['ttft_s']:.2f}x | {med('total_s', rows) / paper['total_s']:.2f}x |")
+        lines.append(
+            f"| {name} | {med('ttft_s', rows):.2f} | {med('total_s', rows):.2f} | "
+            f"{med('total_s', rows) / max(med('total_s', ref), 1e-9):.1f}x | "
+            f"{med('ttft_s', rows) / paper['ttft_s']:.2f}x | {med('total_s', rows) / paper['total_s']:.2f}x |"
+        )
     return "\n".join(lines)
 
 
@@ -182,18 +222,23 @@ def main(argv: list[str] | None = None) -> int:
     print(f"catalog + index loaded in {time.perf_counter() - t0:.1f}s; {len(items)} queries", flush=True)
 
     t0 = time.perf_counter()
-    reference = MACDFAssistant.from_config(list(cfg.get("reference_overrides") or []), catalog=catalog, index=index,
-                                           memory_path=":memory:")
+    reference = MACDFAssistant.from_config(
+        list(cfg.get("reference_overrides") or []), catalog=catalog, index=index, memory_path=":memory:"
+    )
     print(f"reference (no LLM) built in {time.perf_counter() - t0:.1f}s", flush=True)
     ref_rows = run_queries(reference, items, catalog, int(cfg.get("shopper_seed", 0)))
     runs: dict[str, list[dict[str, Any]]] = {}
     first = None
     for run in cfg["runs"]:
         t0 = time.perf_counter()
-        assistant = MACDFAssistant.from_config(list(run.get("overrides") or []), catalog=catalog, index=index,
-                                               memory_path=":memory:")
-        print(f"run {run['name']} ({assistant.llm.describe() if assistant.llm else 'no LLM'}) built in "
-              f"{time.perf_counter() - t0:.1f}s", flush=True)
+        assistant = MACDFAssistant.from_config(
+            list(run.get("overrides") or []), catalog=catalog, index=index, memory_path=":memory:"
+        )
+        print(
+            f"run {run['name']} ({assistant.llm.describe() if assistant.llm else 'no LLM'}) built in "
+            f"{time.perf_counter() - t0:.1f}s",
+            flush=True,
+        )
         runs[run["name"]] = run_queries(assistant, items, catalog, int(cfg.get("shopper_seed", 0)))
         if first is None:
             first = (run["name"], assistant)
@@ -204,8 +249,10 @@ def main(argv: list[str] | None = None) -> int:
 
     ref = {r["id"]: r for r in ref_rows}
     paper = {k: float(v) for k, v in (cfg.get("paper") or {"ttft_s": 1.8, "total_s": 15.0}).items()}
-    print(f"\n## Median latency per run ({len(items)} queries; paper: TTFT {paper['ttft_s']} s, "
-          f"total {paper['total_s']} s)\n")
+    print(
+        f"\n## Median latency per run ({len(items)} queries; paper: TTFT {paper['ttft_s']} s, "
+        f"total {paper['total_s']} s)\n"
+    )
     print(summary_table(runs, ref_rows, paper))
     print("\n## LLM call budget per query (calls whose answer the agent discarded)\n")
     print(budget_table(runs))
@@ -214,19 +261,24 @@ def main(argv: list[str] | None = None) -> int:
         print(table(rows, ref, paper))
         print(f"\n## Per-agent time shares: {name}\n")
         print(shares_table(rows))
-    print(f"\n## Parallel vs sequential search tasks ({first[0]}; same plans, median of "
-          f"{sp.get('repeats', 3)}; LLM re-rank {'on' if sp.get('rerank') else 'off'})\n")
+    print(
+        f"\n## Parallel vs sequential search tasks ({first[0]}; same plans, median of "
+        f"{sp.get('repeats', 3)}; LLM re-rank {'on' if sp.get('rerank') else 'off'})\n"
+    )
     print("| type | tasks | parallel s | sequential s | speedup |\n|---|---|---|---|---|")
     for s in speed:
         print(f"| {s['type']} | {s['tasks']} | {s['parallel']:.3f} | {s['sequential']:.3f} | {s['speedup']:.2f}x |")
     if speed:
-        print(f"| **median** | | {statistics.median(s['parallel'] for s in speed):.3f} | "
-              f"{statistics.median(s['sequential'] for s in speed):.3f} | "
-              f"{statistics.median(s['speedup'] for s in speed):.2f}x |")
+        print(
+            f"| **median** | | {statistics.median(s['parallel'] for s in speed):.3f} | "
+            f"{statistics.median(s['sequential'] for s in speed):.3f} | "
+            f"{statistics.median(s['speedup'] for s in speed):.2f}x |"
+        )
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps({"config": cfg, "runs": runs, "reference": ref_rows, "speedup": speed},
-                                             indent=2, default=str))
+        Path(args.out).write_text(
+            json.dumps({"config": cfg, "runs": runs, "reference": ref_rows, "speedup": speed}, indent=2, default=str)
+        )
         print(f"\nwrote {args.out}")
     return 0
 

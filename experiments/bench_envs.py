@@ -22,8 +22,9 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -47,8 +48,18 @@ def load_config(path: Path) -> dict[str, Any]:
         raise SystemExit(f"error: bench config {path} not found") from None
     except yaml.YAMLError as exc:
         raise SystemExit(f"error: bench config {path} is not valid YAML: {exc}") from None
-    required = {"seed", "reference_id", "env_ids", "single_steps", "sync_num_envs", "sync_steps",
-                "batched_num_envs", "batched_steps", "repeats", "clarify_eval_episodes"}
+    required = {
+        "seed",
+        "reference_id",
+        "env_ids",
+        "single_steps",
+        "sync_num_envs",
+        "sync_steps",
+        "batched_num_envs",
+        "batched_steps",
+        "repeats",
+        "clarify_eval_episodes",
+    }
     if not isinstance(cfg, dict) or required - set(cfg):
         raise SystemExit(f"error: bench config {path} lacks keys {sorted(required - set(cfg or {}))}")
     return cfg
@@ -191,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{env_id:28s} {'unavailable':34s} {'-':>12s} {'-':>9s}  {type(exc).__name__}: {exc}")
             continue
         ref_single, single = best_of_interleaved(
-            reps, ref_run, lambda: bench_single(lambda: gym.make(env_id), single_steps, seed)
+            reps, ref_run, lambda e=env_id: bench_single(lambda: gym.make(e), single_steps, seed)
         )
         print(
             f"{env_id:28s} {'single (gymnasium.make)':34s} {single:12,.0f} {single / ref_single:9.2f}  "
@@ -200,22 +211,28 @@ def main(argv: list[str] | None = None) -> int:
         n_sync = int(cfg["sync_num_envs"])
         n_b = int(cfg["batched_num_envs"])
 
-        def sync_run() -> float:
+        def sync_run(env_id: str = env_id, n_sync: int = n_sync) -> float:
             return bench_vector(
                 gym.vector.SyncVectorEnv([lambda: gym.make(env_id) for _ in range(n_sync)]), sync_steps, seed
             )
 
         try:
             sync, batched = best_of_interleaved(
-                reps, sync_run, lambda: bench_vector(envs.make_batched(env_id, n_b, seed=seed), batched_steps, seed)
+                reps,
+                sync_run,
+                lambda e=env_id, n=n_b: bench_vector(envs.make_batched(e, n, seed=seed), batched_steps, seed),
             )
         except gym.error.Error as exc:
             sync = best_of(reps, sync_run)
-            print(f"{env_id:28s} {f'SyncVectorEnv x{n_sync}':34s} {sync:12,.0f} {sync / ref_single:9.2f}  {ref_id} single")
+            print(
+                f"{env_id:28s} {f'SyncVectorEnv x{n_sync}':34s} {sync:12,.0f} {sync / ref_single:9.2f}  {ref_id} single"
+            )
             print(f"{env_id:28s} {f'batched x{n_b}':34s} {'-':>12s} {'-':>9s}  {exc}")
             continue
         print(f"{env_id:28s} {f'SyncVectorEnv x{n_sync}':34s} {sync:12,.0f} {sync / ref_single:9.2f}  {ref_id} single")
-        print(f"{env_id:28s} {f'batched x{n_b} (envs.make_batched)':34s} {batched:12,.0f} {batched / sync:9.2f}  SyncVectorEnv x{n_sync}")
+        print(
+            f"{env_id:28s} {f'batched x{n_b} (envs.make_batched)':34s} {batched:12,.0f} {batched / sync:9.2f}  SyncVectorEnv x{n_sync}"
+        )
 
     episodes = max(100, int(cfg["clarify_eval_episodes"]) // div)
     print(f"\n# rl_shop/Clarify-v0 baselines, {episodes} episodes, seed {seed} (default config)")
@@ -225,7 +242,9 @@ def main(argv: list[str] | None = None) -> int:
     for name, res in rows:
         acc = res.final_info_means.get("accuracy_at_5", float("nan"))
         rounds = res.final_info_means.get("rounds", float("nan"))
-        print(f"{name:24s} {res.mean_return:12.4f} {res.stderr_return:8.4f} {acc:7.3f} {rounds:7.2f} {res.mean_return - ref:13.4f}")
+        print(
+            f"{name:24s} {res.mean_return:12.4f} {res.stderr_return:8.4f} {acc:7.3f} {rounds:7.2f} {res.mean_return - ref:13.4f}"
+        )
     return 0
 
 

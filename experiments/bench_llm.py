@@ -71,7 +71,9 @@ class Ranking(BaseModel):
 
 
 class QueryType(BaseModel):
-    query_type: str = Field(pattern="^(simple|reasoning|multi_constraint|negation|ambiguous|product_qa|comparison|general_qa)$")
+    query_type: str = Field(
+        pattern="^(simple|reasoning|multi_constraint|negation|ambiguous|product_qa|comparison|general_qa)$"
+    )
 
 
 class Satisfaction(BaseModel):
@@ -134,15 +136,25 @@ def _row(name: str, value: float, unit: str, ref: float | None) -> str:
 
 
 # Overrides applied by --quick (before the command line's own key=value pairs).
-QUICK = ["cold_load=false", "engines.prompts=2", "engines.max_tokens=48", "engines.ttft_queries=2",
-         "structured.tasks=4", "transformers_detail=false"]
+QUICK = [
+    "cold_load=false",
+    "engines.prompts=2",
+    "engines.max_tokens=48",
+    "engines.ttft_queries=2",
+    "structured.tasks=4",
+    "transformers_detail=false",
+]
 
-PROMPTS = ["Recommend a laptop for a student and explain why in a few sentences.",
-           "What should I look for in running shoes? Give me a short checklist.",
-           "Suggest three gifts for a coffee lover and say what each costs roughly.",
-           "Is a 4K monitor worth it for office work? Explain the trade-offs."]
-PARAGRAPH = ("Our store sells electronics, clothing and home goods. Always respect the shopper's budget, "
-             "never invent products, and ask one clarifying question when the request is vague. ")
+PROMPTS = [
+    "Recommend a laptop for a student and explain why in a few sentences.",
+    "What should I look for in running shoes? Give me a short checklist.",
+    "Suggest three gifts for a coffee lover and say what each costs roughly.",
+    "Is a 4K monitor worth it for office work? Explain the trade-offs.",
+]
+PARAGRAPH = (
+    "Our store sells electronics, clothing and home goods. Always respect the shopper's budget, "
+    "never invent products, and ask one clarifying question when the request is vague. "
+)
 QUERIES = ["I need headphones.", "Any cheap laptop?", "A gift for my dad?", "Waterproof watch?"]
 
 
@@ -168,9 +180,13 @@ def decode_stats(llm: Any, cfg: Any) -> dict[str, float]:
         e2e.append(r.completion_tokens / r.total_s)
         ttft.append(r.ttft_s)
         n_tok.append(r.completion_tokens)
-    return {"decode_tps": statistics.mean(decode) if decode else 0.0,
-            "decode_cpu_tps": statistics.mean(decode_cpu) if decode_cpu else 0.0,
-            "e2e_tps": statistics.mean(e2e), "ttft": statistics.mean(ttft), "tokens": statistics.mean(n_tok)}
+    return {
+        "decode_tps": statistics.mean(decode) if decode else 0.0,
+        "decode_cpu_tps": statistics.mean(decode_cpu) if decode_cpu else 0.0,
+        "e2e_tps": statistics.mean(e2e),
+        "ttft": statistics.mean(ttft),
+        "tokens": statistics.mean(n_tok),
+    }
 
 
 def ttft_stats(llm: Any, cfg: Any) -> dict[str, float]:
@@ -178,18 +194,31 @@ def ttft_stats(llm: Any, cfg: Any) -> dict[str, float]:
     system = PARAGRAPH * int(cfg.engines.system_repeats)
     n_q = int(cfg.engines.ttft_queries)
     msgs = [[{"role": "system", "content": system}, {"role": "user", "content": QUERIES[i % 4]}] for i in range(n_q)]
-    cold = [llm.generate(m, max_tokens=2, temperature=0.0, seed=0, stop=None, json_schema=None,
-                         use_prefix_cache=False).ttft_s for m in msgs]
-    llm.generate([{"role": "system", "content": system}, {"role": "user", "content": "warm up"}], max_tokens=1,
-                 temperature=0.0, seed=0, stop=None, json_schema=None)  # fills the prefix cache
+    cold = [
+        llm.generate(
+            m, max_tokens=2, temperature=0.0, seed=0, stop=None, json_schema=None, use_prefix_cache=False
+        ).ttft_s
+        for m in msgs
+    ]
+    llm.generate(
+        [{"role": "system", "content": system}, {"role": "user", "content": "warm up"}],
+        max_tokens=1,
+        temperature=0.0,
+        seed=0,
+        stop=None,
+        json_schema=None,
+    )  # fills the prefix cache
     # Another system prompt in between, as when agents take turns: the saved prefix must be restored.
     other = [{"role": "system", "content": "You rank products. " * 20}, {"role": "user", "content": "rank"}]
     cached = []
     for m in msgs:
         llm.generate(other, max_tokens=1, temperature=0.0, seed=0, stop=None, json_schema=None)
         cached.append(llm.generate(m, max_tokens=2, temperature=0.0, seed=0, stop=None, json_schema=None).ttft_s)
-    return {"cold": statistics.mean(cold), "cached": statistics.mean(cached),
-            "prompt_tokens": llm.count_tokens(msgs[0])}
+    return {
+        "cold": statistics.mean(cold),
+        "cached": statistics.mean(cached),
+        "prompt_tokens": llm.count_tokens(msgs[0]),
+    }
 
 
 def grammar_stats(llm: Any, cfg: Any) -> dict[str, Any]:
@@ -198,10 +227,17 @@ def grammar_stats(llm: Any, cfg: Any) -> dict[str, Any]:
     valid, toks, secs, failures = 0, 0, 0.0, []
     for name, model_cls, request in tasks:
         spec = as_schema(model_cls)
-        msgs = with_schema_instruction([{"role": "system", "content": SYSTEM}, {"role": "user", "content": request}],
-                                       spec)
-        r = llm.generate(msgs, max_tokens=int(cfg.structured.max_tokens), temperature=0.0, seed=int(cfg.seed),
-                         stop=None, json_schema=None if llm.structured_library == "none" else spec.json_schema)
+        msgs = with_schema_instruction(
+            [{"role": "system", "content": SYSTEM}, {"role": "user", "content": request}], spec
+        )
+        r = llm.generate(
+            msgs,
+            max_tokens=int(cfg.structured.max_tokens),
+            temperature=0.0,
+            seed=int(cfg.seed),
+            stop=None,
+            json_schema=None if llm.structured_library == "none" else spec.json_schema,
+        )
         toks += r.completion_tokens
         secs += r.total_s
         try:
@@ -209,8 +245,13 @@ def grammar_stats(llm: Any, cfg: Any) -> dict[str, Any]:
             valid += 1
         except ValueError as exc:
             failures.append(f"{name}: {str(exc)[:70]}")
-    return {"valid": valid / len(tasks), "tps": toks / secs, "spt": secs / len(tasks), "tpt": toks / len(tasks),
-            "fail": failures}
+    return {
+        "valid": valid / len(tasks),
+        "tps": toks / secs,
+        "spt": secs / len(tasks),
+        "tpt": toks / len(tasks),
+        "fail": failures,
+    }
 
 
 def engines_part(cfg: Any, rows: list[str], notes: list[str]) -> float:
@@ -310,8 +351,9 @@ def transformers_part(cfg: Any, rows: list[str], notes: list[str]) -> None:
     for lib in cfg.structured.libraries:
         try:
             t0 = time.perf_counter()
-            llm = TransformersLLM(model, tok, model_id="smollm2-135m", structured_library=lib, cache=None,
-                                  prefix_cache_entries=0)
+            llm = TransformersLLM(
+                model, tok, model_id="smollm2-135m", structured_library=lib, cache=None, prefix_cache_entries=0
+            )
             _ = llm.constrainer  # index the vocabulary now, so the init cost is reported on its own
             init_s = time.perf_counter() - t0
             results[lib] = grammar_stats(llm, cfg) | {"init": init_s}
@@ -325,8 +367,11 @@ def transformers_part(cfg: Any, rows: list[str], notes: list[str]) -> None:
 def main(argv: list[str]) -> int:
     quick = "--quick" in argv
     argv = [a for a in argv if a != "--quick"]
-    cfg = OmegaConf.merge(OmegaConf.load(Path(CONFIG_DIR) / "bench" / "llm.yaml"),
-                          OmegaConf.from_dotlist(QUICK if quick else []), OmegaConf.from_dotlist(argv))
+    cfg = OmegaConf.merge(
+        OmegaConf.load(Path(CONFIG_DIR) / "bench" / "llm.yaml"),
+        OmegaConf.from_dotlist(QUICK if quick else []),
+        OmegaConf.from_dotlist(argv),
+    )
     import torch
 
     torch.set_num_threads(int(cfg.threads))
@@ -337,8 +382,10 @@ def main(argv: list[str]) -> int:
     if cfg.transformers_detail:
         transformers_part(cfg, rows, notes)
 
-    print(f"\nbench_llm{' --quick' if quick else ''}: {find_packaged_gguf().name}, threads={cfg.threads}, "
-          f"seed={cfg.seed}, {time.perf_counter() - t_start:.0f}s")
+    print(
+        f"\nbench_llm{' --quick' if quick else ''}: {find_packaged_gguf().name}, threads={cfg.threads}, "
+        f"seed={cfg.seed}, {time.perf_counter() - t_start:.0f}s"
+    )
     print("| measurement                                    | value              | ratio    |")
     print("|------------------------------------------------|--------------------|----------|")
     print("\n".join(rows))

@@ -102,7 +102,9 @@ def compare_case(env: str, seed: int, n_envs: int, steps: int, ppo: list[str], e
             from rl_shop.train.env_factory import make_env
 
             eval_env = make_env(s.env, seed=eval_seed)
-            out["sb3_return"] = run_episodes(eval_env, model_act_fn(model, True, False), eval_episodes, eval_seed).mean_return
+            out["sb3_return"] = run_episodes(
+                eval_env, model_act_fn(model, True, False), eval_episodes, eval_seed
+            ).mean_return
         finally:
             venv.close()
     s = validate_config(compose_train_config([*base, "trainer=torchrl"]))
@@ -148,7 +150,9 @@ def run_compare(cfg: dict[str, Any], quick: bool) -> float:
         print(f"{'cpu':6} {env:12} {'all':>4} steps/s ratio {ratio:.2f}; final eval return (95% CI over seeds): "
               f"sb3 {_ci95([x['sb3_return'] for x in rows])}, torchrl {_ci95([x['torchrl_return'] for x in rows])}")  # fmt: skip
     if torch.cuda.is_available():
-        print("\ntrainer=torchrl on " + torch.cuda.get_device_name(0) + " (steps/s of learn, per env and number of envs)")
+        print(
+            "\ntrainer=torchrl on " + torch.cuda.get_device_name(0) + " (steps/s of learn, per env and number of envs)"
+        )
         for env in c["envs"]:
             for n in c["gpu_n_envs"]:
                 gsteps = max(steps, int(n) * int(c["gpu_rollouts"]) * _n_steps(c["ppo"]))
@@ -169,7 +173,9 @@ def _n_steps(overrides: list[str]) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
-    parser.add_argument("--quick", action="store_true", help="smoke run: the SB3 vs TorchRL comparison on a small budget, one seed")
+    parser.add_argument(
+        "--quick", action="store_true", help="smoke run: the SB3 vs TorchRL comparison on a small budget, one seed"
+    )
     parser.add_argument("--compare-only", action="store_true", help="only the SB3 vs trainer=torchrl comparison")
     args = parser.parse_args(argv)
     if not args.config.is_file():
@@ -193,16 +199,27 @@ def main(argv: list[str] | None = None) -> int:
             for algo in cfg["algos"]:
                 base = [f"algo={algo}", *cfg["algo_overrides"].get(algo, []), *hw]
                 ref_hw = [o for o in hw if not o.startswith("hardware=")] if "hardware=batched" in hw else hw
-                ref = measure([*cfg["reference_env"], f"algo={algo}", *cfg["algo_overrides"].get(algo, []), *ref_hw],
-                              steps, cfg["warmup_steps"], cfg["seed"], device)
-                print(f"{device:6} {hw_name:10} {algo:5} {'CartPole-v1':12} {ref[0]:13.0f} {ref[1]:12.0f} {1.0:12.2f}", flush=True)
+                ref = measure(
+                    [*cfg["reference_env"], f"algo={algo}", *cfg["algo_overrides"].get(algo, []), *ref_hw],
+                    steps,
+                    cfg["warmup_steps"],
+                    cfg["seed"],
+                    device,
+                )
+                print(
+                    f"{device:6} {hw_name:10} {algo:5} {'CartPole-v1':12} {ref[0]:13.0f} {ref[1]:12.0f} {1.0:12.2f}",
+                    flush=True,
+                )
                 for env in cfg["envs"]:
                     try:
                         wall, cpu = measure([f"env={env}", *base], steps, cfg["warmup_steps"], cfg["seed"], device)
                     except TrainConfigError as exc:
                         print(f"{device:6} {hw_name:10} {algo:5} {env:12} unavailable: {exc}")
                         continue
-                    print(f"{device:6} {hw_name:10} {algo:5} {env:12} {wall:13.0f} {cpu:12.0f} {cpu / ref[1]:12.2f}", flush=True)
+                    print(
+                        f"{device:6} {hw_name:10} {algo:5} {env:12} {wall:13.0f} {cpu:12.0f} {cpu / ref[1]:12.2f}",
+                        flush=True,
+                    )
     print("CartPole-v1 has no batched version: in batched rows it runs on a DummyVecEnv with the same n_envs.")
     ratio = run_compare(cfg, quick=False)
     print(f"torchrl_over_sb3={ratio:.2f}")

@@ -42,7 +42,9 @@ def main(argv: list[str] | None = None) -> int:
     for name, share in coverage(catalog).items():
         print(f"  {name:<13} {share:6.1%}")
     print(f"\ndepartments: {catalog['department'].value_counts().to_dict()}")
-    print(f"distinct leaf categories: {catalog['category'].nunique()}; distinct paths: {catalog['category_path'].nunique()}")
+    print(
+        f"distinct leaf categories: {catalog['category'].nunique()}; distinct paths: {catalog['category_path'].nunique()}"
+    )
     print(f"top categories: {catalog['category'].value_counts().head(15).to_dict()}")
     print(f"distinct brands: {catalog.loc[catalog['brand'] != '', 'brand'].nunique()}")
     print(f"top brands: {catalog['brand'].value_counts().head(15).to_dict()}")

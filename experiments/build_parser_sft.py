@@ -35,7 +35,7 @@ from rl_shop.research.sft_data import write_sft_jsonl
 from rl_shop.sim.benchmark import DEFAULT_BENCHMARK
 
 ECCD_TYPES = ("simple", "multi_constraint", "negation", "reasoning", "ambiguous")
-ECCD_POSITIONS = range(50, 100)   # per type; evaluation slices use the first <= 25
+ECCD_POSITIONS = range(50, 100)  # per type; evaluation slices use the first <= 25
 
 
 def record(rid: str, query: str, answer: LLMReading, source: str) -> dict:
@@ -68,8 +68,12 @@ def eccd_rows(path: Path = DEFAULT_BENCHMARK) -> list[dict]:
         for item in [by_type[qt][i] for i in ECCD_POSITIONS if i < len(by_type[qt])]:
             it, said = item["intent"], set(item["intent"].get("stated_slots") or [])
             cat = it.get("category") if "category" in said else None
-            answer = LLMReading(product_type=cat, category=cat, budget_max=it.get("budget") if "budget" in said else None,
-                                exclusions=list(it.get("excluded_brands") or [])[:3] if "brand" in said else [])
+            answer = LLMReading(
+                product_type=cat,
+                category=cat,
+                budget_max=it.get("budget") if "budget" in said else None,
+                exclusions=list(it.get("excluded_brands") or [])[:3] if "brand" in said else [],
+            )
             out.append(record(item["id"], item["query"], answer, "eccd_v1_train_side"))
     return out
 

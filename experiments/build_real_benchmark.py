@@ -42,7 +42,9 @@ SCREEN_RE = re.compile(
     r"modem|ethernet|printer|\bink\b|toner|scanner|shredder|projector|\btv\b|television|remote control|tablet|ipad|"
     r"kindle|phone|smartphone|iphone|screen protector|smart ?watch|\bgps\b|dash ?cam|radio|mp3|\bssd\b|hard drive|"
     r"graphics card|motherboard|webcam|label maker|laminat|calculator|stylus|antenna|surge protector|power strip|"
-    r"bluetooth|wireless|stereo|dvd|blu-ray|electronic", re.I)
+    r"bluetooth|wireless|stereo|dvd|blu-ray|electronic",
+    re.I,
+)
 
 
 def norm_text(text: str) -> str:
@@ -144,7 +146,9 @@ def select_rows(cfg: DictConfig, shared: Path) -> list[dict[str, Any]]:
         if r["source"] == "webshop_instruction":
             price = round(float(np.exp(rng.normal(cfg.webshop_price.mu, cfg.webshop_price.sigma))), 2)
             r.setdefault("rule_gold", {})["webshop_price_variant"] = {
-                "query": f"{r['query'].rstrip(' .')}, and price lower than {price:.2f} dollars", "budget_max": price}
+                "query": f"{r['query'].rstrip(' .')}, and price lower than {price:.2f} dollars",
+                "budget_max": price,
+            }
     return rows
 
 
@@ -177,9 +181,14 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     with open(out, "w") as fh:
         for r in rows:
             lab = labels.get(r["id"])
-            rec = {"id": r["id"], "source": r["source"], "split": r["split"], "query": r["query"],
-                   "labels": None if lab is None else {k: v for k, v in lab.items() if k not in ("id", "query")},
-                   "rule_gold": r.get("rule_gold", {})}
+            rec = {
+                "id": r["id"],
+                "source": r["source"],
+                "split": r["split"],
+                "query": r["query"],
+                "labels": None if lab is None else {k: v for k, v in lab.items() if k not in ("id", "query")},
+                "rule_gold": r.get("rule_gold", {}),
+            }
             fh.write(json.dumps(rec, sort_keys=True) + "\n")
     counts: dict[str, dict[str, int]] = {}
     for r in rows:
@@ -187,11 +196,18 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         c[r["split"]] += 1
         c["labelled"] += int(r["id"] in labels)
     n_in = sum(1 for lab in labels.values() if lab.get("in_catalog"))
-    card = {"version": str(cfg.version), "seed": int(cfg.seed), "n_queries": len(rows),
-            "n_labelled": sum(1 for r in rows if r["id"] in labels), "n_labelled_in_catalog": n_in,
-            "unlabelled_queue_rows": len(missing), "counts": counts,
-            "labels": str(cfg.labels), "labelling_guide": "docs/labelling_guide.md",
-            "generator": "experiments/build_real_benchmark.py (configs/benchmark/real_v1.yaml)"}
+    card = {
+        "version": str(cfg.version),
+        "seed": int(cfg.seed),
+        "n_queries": len(rows),
+        "n_labelled": sum(1 for r in rows if r["id"] in labels),
+        "n_labelled_in_catalog": n_in,
+        "unlabelled_queue_rows": len(missing),
+        "counts": counts,
+        "labels": str(cfg.labels),
+        "labelling_guide": "docs/labelling_guide.md",
+        "generator": "experiments/build_real_benchmark.py (configs/benchmark/real_v1.yaml)",
+    }
     out.with_suffix("").with_suffix(".card.json").write_text(json.dumps(card, indent=2, sort_keys=True) + "\n")
     return card
 

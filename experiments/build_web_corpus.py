@@ -24,9 +24,10 @@ import re
 import sys
 import urllib.parse
 from collections import Counter, defaultdict
+from collections.abc import Iterable
 from datetime import date
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import pandas as pd
 
@@ -84,7 +85,8 @@ def catalog_guides(products: pd.DataFrame, published: date, min_products: int, m
             q1, med, q3 = prices.quantile([0.25, 0.5, 0.75])
             sentences.append(
                 f"{category.capitalize()} prices range from {_money(prices.min())} to {_money(prices.max())}; "
-                f"the median price is {_money(med)} and half of them cost between {_money(q1)} and {_money(q3)}.")
+                f"the median price is {_money(med)} and half of them cost between {_money(q1)} and {_money(q3)}."
+            )
             sentences.append(f"Budget {category} cost under {_money(q1)}, while premium models cost over {_money(q3)}.")
         brands = Counter(b for b in group["brand"] if b)
         if brands:
@@ -93,9 +95,11 @@ def catalog_guides(products: pd.DataFrame, published: date, min_products: int, m
             per_brand = group[group["brand"].isin([b for b, _ in brands.most_common(max_brands)])]
             med_brand = per_brand.dropna(subset=["price"]).groupby("brand")["price"].median().sort_values()
             if len(med_brand) >= 2:
-                sentences.append(f"Among them, {med_brand.index[0]} is the cheapest brand (median "
-                                 f"{_money(med_brand.iloc[0])}) and {med_brand.index[-1]} the most expensive "
-                                 f"(median {_money(med_brand.iloc[-1])}).")
+                sentences.append(
+                    f"Among them, {med_brand.index[0]} is the cheapest brand (median "
+                    f"{_money(med_brand.iloc[0])}) and {med_brand.index[-1]} the most expensive "
+                    f"(median {_money(med_brand.iloc[-1])})."
+                )
         conn = Counter(c for values in group["connectivity"] for c in values)
         if conn:
             sentences.append(f"Connectivity of {category} (share of products): {_share(conn, n, 5)}.")
@@ -108,10 +112,20 @@ def catalog_guides(products: pd.DataFrame, published: date, min_products: int, m
         for col, unit, name in (("capacity_gb", "GB", "storage capacity"), ("size_in", "inch", "size")):
             values = group[col].dropna()
             if len(values) >= 3:
-                sentences.append(f"Typical {name} of {category} is {values.median():g} {unit} "
-                                 f"(from {values.min():g} to {values.max():g} {unit}).")
-        docs.append(WebDocument(url=f"rl-shop://guides/{slug(category)}", title=f"{category.capitalize()} buying guide",
-                                text=" ".join(sentences), source="catalog_guide", authority=0.8, published=published))
+                sentences.append(
+                    f"Typical {name} of {category} is {values.median():g} {unit} "
+                    f"(from {values.min():g} to {values.max():g} {unit})."
+                )
+        docs.append(
+            WebDocument(
+                url=f"rl-shop://guides/{slug(category)}",
+                title=f"{category.capitalize()} buying guide",
+                text=" ".join(sentences),
+                source="catalog_guide",
+                authority=0.8,
+                published=published,
+            )
+        )
     return docs
 
 
@@ -120,8 +134,10 @@ def attribute_docs(products: pd.DataFrame, published: date) -> list[WebDocument]
     from rl_shop.catalog.vocab import CONNECTIVITY_SYNONYMS, FEATURE_SYNONYMS
 
     docs = []
-    for kind, table, column in (("connectivity", CONNECTIVITY_SYNONYMS, "connectivity"),
-                                ("feature", FEATURE_SYNONYMS, "features")):
+    for kind, table, column in (
+        ("connectivity", CONNECTIVITY_SYNONYMS, "connectivity"),
+        ("feature", FEATURE_SYNONYMS, "features"),
+    ):
         for value, phrases in table.items():
             mask = products[column].map(lambda vs, v=value: v in vs)
             group = products[mask]
@@ -132,17 +148,27 @@ def attribute_docs(products: pd.DataFrame, published: date) -> list[WebDocument]
             sentences = [f"What does {value} mean in product listings? It is a {kind} attribute."]
             if plain:
                 sentences.append(f"Sellers also write it as {', '.join(repr(p) for p in plain[:6])}.")
-            sentences.append(f"{len(group)} products in the catalog list {value}; it is most common in "
-                             + ", ".join(f"{c} ({k})" for c, k in cats) + ".")
+            sentences.append(
+                f"{len(group)} products in the catalog list {value}; it is most common in "
+                + ", ".join(f"{c} ({k})" for c, k in cats)
+                + "."
+            )
             prices = group["price"].dropna()
             if len(prices) >= 3:
                 sentences.append(f"Products with {value} have a median price of {_money(prices.median())}.")
             brands = Counter(b for b in group["brand"] if b).most_common(5)
             if brands:
                 sentences.append(f"Brands offering {value}: {', '.join(b for b, _ in brands)}.")
-            docs.append(WebDocument(url=f"rl-shop://attributes/{kind}/{slug(value)}",
-                                    title=f"{value} ({kind}) explained", text=" ".join(sentences),
-                                    source="catalog_attribute", authority=0.8, published=published))
+            docs.append(
+                WebDocument(
+                    url=f"rl-shop://attributes/{kind}/{slug(value)}",
+                    title=f"{value} ({kind}) explained",
+                    text=" ".join(sentences),
+                    source="catalog_attribute",
+                    authority=0.8,
+                    published=published,
+                )
+            )
     return docs
 
 
@@ -172,11 +198,22 @@ def qulac_docs(path: Path, published: date, max_topics: int) -> list[WebDocument
             if q and q not in seen:
                 seen.add(q)
                 qa.append(f"{q}? {_clean(r['answer'])}.")
-        text = (f"Searches for {topic}: {_clean(items[0]['topic_desc'])} Aspects people look for: "
-                + " ".join(f"{f}" for f in facets[:8]) + " Clarifying questions and answers: " + " ".join(qa[:6]))
-        docs.append(WebDocument(url=f"https://github.com/aliannejadi/qulac#topic-{topic_id}",
-                                title=f"{topic} - facets and clarifications", text=text, source="qulac",
-                                authority=0.5, published=published))
+        text = (
+            f"Searches for {topic}: {_clean(items[0]['topic_desc'])} Aspects people look for: "
+            + " ".join(f"{f}" for f in facets[:8])
+            + " Clarifying questions and answers: "
+            + " ".join(qa[:6])
+        )
+        docs.append(
+            WebDocument(
+                url=f"https://github.com/aliannejadi/qulac#topic-{topic_id}",
+                title=f"{topic} - facets and clarifications",
+                text=text,
+                source="qulac",
+                authority=0.5,
+                published=published,
+            )
+        )
     return docs
 
 
@@ -197,11 +234,20 @@ def mimics_docs(path: Path, published: date, max_queries: int, min_label: int) -
                     options[query].append(opt)
     docs = []
     for query in sorted(options)[:max_queries]:
-        text = (f"People searching for {query} often refine their search to: {'; '.join(options[query])}. "
-                f"Clarifying prompt shown: {' / '.join(sorted(questions[query]))}.")
-        docs.append(WebDocument(url=f"https://github.com/microsoft/MIMICS#q={urllib.parse.quote(query)}",
-                                title=f"{query} - common refinements", text=text, source="mimics",
-                                authority=0.4, published=published))
+        text = (
+            f"People searching for {query} often refine their search to: {'; '.join(options[query])}. "
+            f"Clarifying prompt shown: {' / '.join(sorted(questions[query]))}."
+        )
+        docs.append(
+            WebDocument(
+                url=f"https://github.com/microsoft/MIMICS#q={urllib.parse.quote(query)}",
+                title=f"{query} - common refinements",
+                text=text,
+                source="mimics",
+                authority=0.4,
+                published=published,
+            )
+        )
     return docs
 
 
@@ -220,18 +266,33 @@ def build(out_dir: Path, shared: Path) -> dict[str, int]:
             raise SystemExit(f"missing input {needed}; pass --shared pointing at the shared data folder")
     products = load_products(shared)
     docs: list[WebDocument] = []
-    docs += catalog_guides(products, dates["catalog_guide"], int(build_cfg.get("min_category_products", 5)),
-                           int(build_cfg.get("max_brands_listed", 8)))
+    docs += catalog_guides(
+        products,
+        dates["catalog_guide"],
+        int(build_cfg.get("min_category_products", 5)),
+        int(build_cfg.get("max_brands_listed", 8)),
+    )
     docs += attribute_docs(products, dates["catalog_attribute"])
     docs += qulac_docs(clar / "qulac.json", dates["qulac"], int(build_cfg.get("max_qulac_topics", 200)))
-    docs += mimics_docs(clar / "MIMICS-Manual.tsv", dates["mimics"], int(build_cfg.get("max_mimics_queries", 1500)),
-                        int(build_cfg.get("min_mimics_label", 1)))
+    docs += mimics_docs(
+        clar / "MIMICS-Manual.tsv",
+        dates["mimics"],
+        int(build_cfg.get("max_mimics_queries", 1500)),
+        int(build_cfg.get("min_mimics_label", 1)),
+    )
     docs = [d.model_copy(update={"authority": float(authority.get(d.source, d.authority))}) for d in docs]
     n = write_corpus(docs, out_dir / "documents.jsonl")
     counts = dict(sorted(Counter(d.source for d in docs).items()))
-    manifest = {"documents": n, "by_source": counts, "licences": LICENCES,
-                "built_from": {"catalog": "data/catalog.parquet", "qulac": "clarification/qulac.json",
-                               "mimics": "clarification/MIMICS-Manual.tsv"}}
+    manifest = {
+        "documents": n,
+        "by_source": counts,
+        "licences": LICENCES,
+        "built_from": {
+            "catalog": "data/catalog.parquet",
+            "qulac": "clarification/qulac.json",
+            "mimics": "clarification/MIMICS-Manual.tsv",
+        },
+    }
     (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     return counts
 

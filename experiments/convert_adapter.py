@@ -47,9 +47,12 @@ def check(adapter: Path, gguf: Path, data: Path, n: int) -> dict[str, float]:
     def same(a: list[str], b: list[str]) -> float:
         return round(sum(x == y for x, y in zip(a, b)) / len(rows), 3)
 
-    return {"n": len(rows), "tuned_engines_agree": same(answers["tuned_llama_cpp"], answers["tuned_peft"]),
-            "base_engines_agree": same(answers["base_llama_cpp"], answers["base_transformers"]),
-            **{f"{name}_equals_reference": same(ans, refs) for name, ans in answers.items()}}
+    return {
+        "n": len(rows),
+        "tuned_engines_agree": same(answers["tuned_llama_cpp"], answers["tuned_peft"]),
+        "base_engines_agree": same(answers["base_llama_cpp"], answers["base_transformers"]),
+        **{f"{name}_equals_reference": same(ans, refs) for name, ans in answers.items()},
+    }
 
 
 def main(argv: list[str] | None = None) -> int:

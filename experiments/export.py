@@ -148,14 +148,20 @@ def main(cfg: DictConfig) -> None:
     print(f"exported {card.training.algo} policy for {card.env_id} -> {result.out_dir}")
     print(f"  onnx      {result.onnx_path} (sha256 {card.onnx.sha256[:16]}...)")
     print(f"  card      {result.card_path}")
-    print(f"  layout    {card.featurizer.module} {card.featurizer.layout_version} ({card.featurizer.n_features} features)")
+    print(
+        f"  layout    {card.featurizer.module} {card.featurizer.layout_version} ({card.featurizer.n_features} features)"
+    )
     print(f"  actions   {card.action_space.names}")
     if card.verification is not None:
         v = card.verification
-        print(f"  verified  {v.n_samples} obs, action agreement {v.action_agreement:.3f}, max|diff| {v.max_abs_diff:.2g}")
+        print(
+            f"  verified  {v.n_samples} obs, action agreement {v.action_agreement:.3f}, max|diff| {v.max_abs_diff:.2g}"
+        )
     if card.evaluation is not None and "exported_policy" in card.evaluation.metrics:
         ev = card.evaluation.metrics["exported_policy"]
-        print(f"  eval      mean return {ev['mean_return']:.3f} +- {ev['std_return']:.3f} over {ev['n_episodes']} episodes")
+        print(
+            f"  eval      mean return {ev['mean_return']:.3f} +- {ev['std_return']:.3f} over {ev['n_episodes']} episodes"
+        )
 
 
 if __name__ == "__main__":

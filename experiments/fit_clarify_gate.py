@@ -37,7 +37,9 @@ def mgshopdial_rows() -> list[tuple[str, int]]:
         for i, u in enumerate(utts[:-1]):
             if u["participant"] == "Client" and u.get("goal") in ("search", "recommendation"):
                 nxt = utts[i + 1]
-                clarify = nxt["participant"] == "Wizard" and any(name == "clarify" for name, _ in nxt.get("intents", []))
+                clarify = nxt["participant"] == "Wizard" and any(
+                    name == "clarify" for name, _ in nxt.get("intents", [])
+                )
                 rows.append((u["utterance"], int(clarify)))
                 break
     return rows
@@ -52,8 +54,11 @@ def features_of(u: Understander, text: str) -> list[float]:
 def main() -> int:
     u = Understander.from_catalog(load_catalog())
     train = load_clariq("train") + mgshopdial_rows()
-    train += [(r["query"], int(bool(r["labels"]["needs_clarification"])))
-              for r in load_real_benchmark(split="dev") if r["labels"]]
+    train += [
+        (r["query"], int(bool(r["labels"]["needs_clarification"])))
+        for r in load_real_benchmark(split="dev")
+        if r["labels"]
+    ]
     X = np.array([features_of(u, t) for t, _ in train])
     y = np.array([lab for _, lab in train])
     model = LogisticRegression(C=C, class_weight="balanced", random_state=SEED, max_iter=1000).fit(X, y)
@@ -61,15 +66,33 @@ def main() -> int:
     proba = model.predict_proba(X)[:, 1]
     grid = np.round(np.arange(0.2, 0.91, 0.025), 3)
     threshold = float(max(grid, key=lambda t: (binary_scores(list(y), [int(p >= t) for p in proba])[1], -abs(t - 0.5))))
-    LogisticGate.write(GATE_PATH, dict(zip(FEATURES, model.coef_[0])), model.intercept_[0], threshold,
-                       "experiments/fit_clarify_gate.py",
-                       fit={"rows": len(train), "positives": int(y.sum()), "C": C, "class_weight": "balanced",
-                            "data": "ClariQ train + MG-ShopDial openings + real_v1 dev labels",
-                            "script": "experiments/fit_clarify_gate.py"})
+    LogisticGate.write(
+        GATE_PATH,
+        dict(zip(FEATURES, model.coef_[0])),
+        model.intercept_[0],
+        threshold,
+        "experiments/fit_clarify_gate.py",
+        fit={
+            "rows": len(train),
+            "positives": int(y.sum()),
+            "C": C,
+            "class_weight": "balanced",
+            "data": "ClariQ train + MG-ShopDial openings + real_v1 dev labels",
+            "script": "experiments/fit_clarify_gate.py",
+        },
+    )
     fitted = Understander.from_catalog(load_catalog())
-    for name, rows in (("clariq_dev", load_clariq("dev")),
-                       ("real_v1_dev", [(r["query"], int(bool(r["labels"]["needs_clarification"])))
-                                        for r in load_real_benchmark(split="dev") if r["labels"]])):
+    for name, rows in (
+        ("clariq_dev", load_clariq("dev")),
+        (
+            "real_v1_dev",
+            [
+                (r["query"], int(bool(r["labels"]["needs_clarification"])))
+                for r in load_real_benchmark(split="dev")
+                if r["labels"]
+            ],
+        ),
+    ):
         gold = [g for _, g in rows]
         pred = [int(fitted.parse(t).needs_clarification) for t, _ in rows]
         maj = int(sum(gold) * 2 > len(gold))

@@ -38,9 +38,14 @@ THRESHOLDS = np.round(np.arange(0.05, 0.96, 0.01), 2)
 def main() -> int:
     catalog = load_catalog()
     lexical = Understander.from_catalog(catalog)
-    semantic = SemanticTypes.from_index(HybridIndex.load_or_build(catalog), gate=LogisticGate({}, 0.0), lexical_weight=0.0)
-    rows = [r for r in load_real_benchmark(split="dev")
-            if r["labels"] and (r["labels"].get("in_catalog") or r["labels"].get("product_type"))]
+    semantic = SemanticTypes.from_index(
+        HybridIndex.load_or_build(catalog), gate=LogisticGate({}, 0.0), lexical_weight=0.0
+    )
+    rows = [
+        r
+        for r in load_real_benchmark(split="dev")
+        if r["labels"] and (r["labels"].get("in_catalog") or r["labels"].get("product_type"))
+    ]
     evidence = [semantic.evidence(*lexical.lexical_type(r["query"])) for r in rows]
     rows = [r["labels"] for r in rows]
     carried = np.array([bool(lab.get("in_catalog")) for lab in rows])
@@ -62,17 +67,30 @@ def main() -> int:
     threshold = float(max(ok)) if ok else 0.5
     model.fit(X, carried)
     detected, false_nc = float(np.mean(proba[~carried] < threshold)), float(np.mean(proba[carried] < threshold))
-    LogisticGate.write(TYPE_GATE_PATH, dict(zip(GATE_FEATURES, model.coef_[0])), model.intercept_[0], threshold,
-                       "experiments/fit_type_gate.py", lexical_weight=lam,
-                       fit={"rows": len(rows), "in_catalog": int(carried.sum()), "C": C, "class_weight": "balanced",
-                            "data": "real_v1 dev hand labels with a product type",
-                            "max_false_not_carried": MAX_FALSE_NOT_CARRIED,
-                            "cv_5fold": {"ooc_detected": round(detected, 4), "false_not_carried": round(false_nc, 4)},
-                            "top1_by_lexical_weight": {str(k): round(v, 4) for k, v in scores.items()},
-                            "script": "experiments/fit_type_gate.py"})
-    print(f"dev top-1 by lambda: " + ", ".join(f"{k:g}: {v:.3f}" for k, v in scores.items()) + f" -> lambda = {lam:g}")
-    print(f"gate (5-fold CV on dev, n = {len(rows)}): out-of-catalog detected {detected:.3f}, false not carried "
-          f"{false_nc:.3f} at threshold {threshold:.2f}")
+    LogisticGate.write(
+        TYPE_GATE_PATH,
+        dict(zip(GATE_FEATURES, model.coef_[0])),
+        model.intercept_[0],
+        threshold,
+        "experiments/fit_type_gate.py",
+        lexical_weight=lam,
+        fit={
+            "rows": len(rows),
+            "in_catalog": int(carried.sum()),
+            "C": C,
+            "class_weight": "balanced",
+            "data": "real_v1 dev hand labels with a product type",
+            "max_false_not_carried": MAX_FALSE_NOT_CARRIED,
+            "cv_5fold": {"ooc_detected": round(detected, 4), "false_not_carried": round(false_nc, 4)},
+            "top1_by_lexical_weight": {str(k): round(v, 4) for k, v in scores.items()},
+            "script": "experiments/fit_type_gate.py",
+        },
+    )
+    print("dev top-1 by lambda: " + ", ".join(f"{k:g}: {v:.3f}" for k, v in scores.items()) + f" -> lambda = {lam:g}")
+    print(
+        f"gate (5-fold CV on dev, n = {len(rows)}): out-of-catalog detected {detected:.3f}, false not carried "
+        f"{false_nc:.3f} at threshold {threshold:.2f}"
+    )
     print(f"wrote {TYPE_GATE_PATH}")
     return 0
 

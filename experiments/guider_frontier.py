@@ -30,8 +30,12 @@ from rl_shop.paths import CONFIG_DIR  # noqa: E402
 
 def _point(name: str, result) -> dict[str, object]:
     info = result.final_info_means
-    return {"policy": name, "return": result.mean_return, "accuracy_at_5": info.get("accuracy_at_5"),
-            "rounds": info.get("rounds")}
+    return {
+        "policy": name,
+        "return": result.mean_return,
+        "accuracy_at_5": info.get("accuracy_at_5"),
+        "rounds": info.get("rounds"),
+    }
 
 
 @hydra.main(config_path=str(CONFIG_DIR), config_name="guider_frontier", version_base="1.3")
@@ -52,35 +56,53 @@ def main(cfg: DictConfig) -> None:
     rows = []
     for threshold in cfg.thresholds:
         for risk in cfg.max_leave_risks:
-            policy = AskUntilConfident(float(threshold), u.pool.log2_catalog_size, priors,
-                                       max_leave_risk=float(risk), max_rounds=u.params.max_rounds)
-            rows.append({**_point(f"heuristic(threshold={threshold}, max_leave_risk={risk})",
-                                  evaluate_policy(env, policy, episodes, seed)), "kind": "heuristic"})
+            policy = AskUntilConfident(
+                float(threshold),
+                u.pool.log2_catalog_size,
+                priors,
+                max_leave_risk=float(risk),
+                max_rounds=u.params.max_rounds,
+            )
+            rows.append(
+                {
+                    **_point(
+                        f"heuristic(threshold={threshold}, max_leave_risk={risk})",
+                        evaluate_policy(env, policy, episodes, seed),
+                    ),
+                    "kind": "heuristic",
+                }
+            )
     for path in cfg.policies:
         policy = load_policy(REPO_ROOT / path, expect_env_id=env_cfg["id"])
         rows.append({**_point(str(path), evaluate_policy(env, policy, episodes, seed)), "kind": "learned"})
     df = pd.DataFrame(rows)
     heur = df[df.kind == "heuristic"]
-    lines = [f"Same {episodes} seeded Clarify-v0 episodes (seed {seed}) for every policy.", "",
-             "| learned policy | Accuracy@5 | rounds | return | heuristic settings with >= its Accuracy@5 "
-             "(fewest rounds) | heuristic settings it Pareto-dominates | best heuristic Accuracy@5 with <= its rounds "
-             "| best heuristic return |", "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"Same {episodes} seeded Clarify-v0 episodes (seed {seed}) for every policy.",
+        "",
+        "| learned policy | Accuracy@5 | rounds | return | heuristic settings with >= its Accuracy@5 "
+        "(fewest rounds) | heuristic settings it Pareto-dominates | best heuristic Accuracy@5 with <= its rounds "
+        "| best heuristic return |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for _, row in df[df.kind == "learned"].iterrows():
         at_least = heur[heur.accuracy_at_5 >= row.accuracy_at_5]
         fewest = f" ({at_least.rounds.min():.2f})" if len(at_least) else ""
         dominated = heur[(heur.accuracy_at_5 <= row.accuracy_at_5) & (heur.rounds >= row.rounds)]
         cheaper = heur[heur.rounds <= row.rounds]
         best_cheaper = f"{cheaper.accuracy_at_5.max():.3f}" if len(cheaper) else "-"
-        lines.append(f"| {row.policy} | {row.accuracy_at_5:.3f} | {row.rounds:.2f} | {row['return']:.3f} | "
-                     f"{len(at_least)} of {len(heur)}{fewest} | {len(dominated)} of {len(heur)} | {best_cheaper} | "
-                     f"{heur['return'].max():.3f} |")
+        lines.append(
+            f"| {row.policy} | {row.accuracy_at_5:.3f} | {row.rounds:.2f} | {row['return']:.3f} | "
+            f"{len(at_least)} of {len(heur)}{fewest} | {len(dominated)} of {len(heur)} | {best_cheaper} | "
+            f"{heur['return'].max():.3f} |"
+        )
     lines += ["", "All points:", "", "| policy | Accuracy@5 | rounds | return |", "|---|---|---|---|"]
     for _, row in df.sort_values("rounds").iterrows():
         lines.append(f"| {row.policy} | {row.accuracy_at_5:.3f} | {row.rounds:.2f} | {row['return']:.3f} |")
     out = Path(cfg.results_dir).resolve()
     df.to_csv(out / "frontier.csv", index=False)
     (out / "report.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines[:6 + len(cfg.policies)]))
+    print("\n".join(lines[: 6 + len(cfg.policies)]))
     print(f"\nreport: {out / 'report.md'}")
 
 

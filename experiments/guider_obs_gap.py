@@ -55,17 +55,21 @@ def build_runtime(catalog: Any, policy_dir: str) -> tuple[Any, Any, float]:
 
     cfg = load_runtime_config(["runtime.llm_enabled=false"])  # the Guider is built with llm=None below
     rt = cfg["runtime"]
-    vocab = CatalogVocab.from_catalog(catalog, load_sim_config().knowledge,
-                                      min_brand_products=int(rt.get("min_brand_products", 2)),
-                                      stop_brands=tuple(rt.get("stop_brands") or ()))
+    vocab = CatalogVocab.from_catalog(
+        catalog,
+        load_sim_config().knowledge,
+        min_brand_products=int(rt.get("min_brand_products", 2)),
+        stop_brands=tuple(rt.get("stop_brands") or ()),
+    )
     policy_path = Path(policy_dir)
     policy = load_guider_policy(policy_path if policy_path.is_absolute() else ROOT / policy_path)
     guider = Guider(catalog, vocab, cfg["guider"], llm=None, policy=policy)
     return vocab, guider, float(LeaderConfig.model_validate(cfg["leader"]).rule_residual)
 
 
-def measure(items: list[Any], catalog: Any, vocab: Any, guider: Any, residual: float, tol: float,
-            n_examples: int) -> dict[str, Any]:
+def measure(
+    items: list[Any], catalog: Any, vocab: Any, guider: Any, residual: float, tol: float, n_examples: int
+) -> dict[str, Any]:
     """Per-item env vs runtime first observations and first actions, aggregated per type / feature."""
     from envs.clarify import ACTION_NAMES, STOP, SUGGEST, ClarifyEnv
     from envs.intent_pool import pool_from_intents, reduce_sim_intent
@@ -78,9 +82,17 @@ def measure(items: list[Any], catalog: Any, vocab: Any, guider: Any, residual: f
     arr = CatalogArrays.of(catalog)
     bonus = float(load_sim_config().shopper.p_dont_know_hidden_bonus)
     policy = guider.policy
-    per_type: dict[str, dict[str, Any]] = defaultdict(lambda: {"n": 0, "exact": 0, "action_agree": 0,
-                                                               "move_agree": 0, "env_clarifies": 0,
-                                                               "runtime_clarifies": 0, "features": Counter()})
+    per_type: dict[str, dict[str, Any]] = defaultdict(
+        lambda: {
+            "n": 0,
+            "exact": 0,
+            "action_agree": 0,
+            "move_agree": 0,
+            "env_clarifies": 0,
+            "runtime_clarifies": 0,
+            "features": Counter(),
+        }
+    )
     feat_n = Counter()
     feat_abs: dict[str, list[float]] = defaultdict(list)
     actions: dict[str, Counter] = defaultdict(Counter)
@@ -96,7 +108,9 @@ def measure(items: list[Any], catalog: Any, vocab: Any, guider: Any, residual: f
         a_rt = int(policy.act(o_rt, guider.action_mask(d, t)))
         slot_rt, _ = guider.decide(d, t)
         # Env: a suggestion at the start is confirmed only if Accuracy@5 >= confirm_threshold.
-        env_ends = a_env == STOP or (a_env == SUGGEST and pool.accuracy[0, pool.stated[0]] >= env.params.confirm_threshold)
+        env_ends = a_env == STOP or (
+            a_env == SUGGEST and pool.accuracy[0, pool.stated[0]] >= env.params.confirm_threshold
+        )
         diff = np.abs(o_env.astype(np.float64) - o_rt.astype(np.float64))
         bad = [FEATURE_NAMES[k] for k in np.flatnonzero(diff > tol)]
         row = per_type[it.query_type]
@@ -112,25 +126,47 @@ def measure(items: list[Any], catalog: Any, vocab: Any, guider: Any, residual: f
             feat_n[FEATURE_NAMES[k]] += 1
             feat_abs[FEATURE_NAMES[k]].append(float(diff[k]))
         if bad and len(examples) < n_examples:
-            examples.append({"id": it.id, "type": it.query_type, "query": it.query,
-                             "env_known": list(it.intent.stated_slots), "runtime_type": d.query_type,
-                             "runtime_known": d.known_slots(), "features": bad,
-                             "env_action": ACTION_NAMES[a_env], "runtime_action": ACTION_NAMES[a_rt]})
+            examples.append(
+                {
+                    "id": it.id,
+                    "type": it.query_type,
+                    "query": it.query,
+                    "env_known": list(it.intent.stated_slots),
+                    "runtime_type": d.query_type,
+                    "runtime_known": d.known_slots(),
+                    "features": bad,
+                    "env_action": ACTION_NAMES[a_env],
+                    "runtime_action": ACTION_NAMES[a_rt],
+                }
+            )
     n = sum(r["n"] for r in per_type.values())
     out_types = {}
     for q, r in per_type.items():
         m = r["n"]
-        out_types[q] = {"n": m, "exact_obs": r["exact"] / m, "first_action_agreement": r["action_agree"] / m,
-                        "env_clarifies": r["env_clarifies"] / m, "runtime_clarifies": r["runtime_clarifies"] / m,
-                        "first_move_agreement": r["move_agree"] / m,
-                        "feature_mismatch_rate": {f: c / m for f, c in r["features"].most_common()},
-                        "actions_env_vs_runtime": dict(actions[q].most_common())}
-    total = {"n": n,
-             "exact_obs": sum(r["exact"] for r in per_type.values()) / n,
-             "first_action_agreement": sum(r["action_agree"] for r in per_type.values()) / n,
-             "first_move_agreement": sum(r["move_agree"] for r in per_type.values()) / n}
-    features = {f: {"mismatch_rate": c / n, "mean_abs_diff": float(np.mean(feat_abs[f])),
-                    "max_abs_diff": float(np.max(feat_abs[f]))} for f, c in feat_n.most_common()}
+        out_types[q] = {
+            "n": m,
+            "exact_obs": r["exact"] / m,
+            "first_action_agreement": r["action_agree"] / m,
+            "env_clarifies": r["env_clarifies"] / m,
+            "runtime_clarifies": r["runtime_clarifies"] / m,
+            "first_move_agreement": r["move_agree"] / m,
+            "feature_mismatch_rate": {f: c / m for f, c in r["features"].most_common()},
+            "actions_env_vs_runtime": dict(actions[q].most_common()),
+        }
+    total = {
+        "n": n,
+        "exact_obs": sum(r["exact"] for r in per_type.values()) / n,
+        "first_action_agreement": sum(r["action_agree"] for r in per_type.values()) / n,
+        "first_move_agreement": sum(r["move_agree"] for r in per_type.values()) / n,
+    }
+    features = {
+        f: {
+            "mismatch_rate": c / n,
+            "mean_abs_diff": float(np.mean(feat_abs[f])),
+            "max_abs_diff": float(np.max(feat_abs[f])),
+        }
+        for f, c in feat_n.most_common()
+    }
     return {"overall": total, "per_type": out_types, "per_feature": features, "examples": examples}
 
 
@@ -145,8 +181,9 @@ def agent_loop(items: list[Any], catalog: Any, seed: int) -> dict[str, Any]:
     index = HybridIndex.load_or_build(catalog)
     out: dict[str, Any] = {}
     for policies in ("learned", "heuristic"):
-        assistant = MACDFAssistant.from_config(["runtime.llm_enabled=false"], catalog=catalog, index=index,
-                                               policies=policies, memory_path=":memory:")
+        assistant = MACDFAssistant.from_config(
+            ["runtime.llm_enabled=false"], catalog=catalog, index=index, policies=policies, memory_path=":memory:"
+        )
         assistant.leader.collaboration_policy = None  # the heuristic clarify_types gate, as for "heuristic"
         rows: dict[str, list[tuple[int, float]]] = defaultdict(list)
         for i, it in enumerate(items):
@@ -155,29 +192,43 @@ def agent_loop(items: list[Any], catalog: Any, seed: int) -> dict[str, Any]:
             acc = accuracy_at_k([p.product_id for p in res.products], it.gold_product_ids, 5)
             rows[it.query_type].append((len(res.clarifications), acc))
         for q, v in rows.items():
-            out[f"{policies}/{q}"] = {"n": len(v), "rounds": float(np.mean([r for r, _ in v])),
-                                      "accuracy_at_5": float(np.mean([a for _, a in v]))}
-            print(f"  agent loop {policies:9s} {q:10s} rounds {out[f'{policies}/{q}']['rounds']:.2f} "
-                  f"Accuracy@5 {out[f'{policies}/{q}']['accuracy_at_5']:.3f} (n={len(v)})", flush=True)
+            out[f"{policies}/{q}"] = {
+                "n": len(v),
+                "rounds": float(np.mean([r for r, _ in v])),
+                "accuracy_at_5": float(np.mean([a for _, a in v])),
+            }
+            print(
+                f"  agent loop {policies:9s} {q:10s} rounds {out[f'{policies}/{q}']['rounds']:.2f} "
+                f"Accuracy@5 {out[f'{policies}/{q}']['accuracy_at_5']:.3f} (n={len(v)})",
+                flush=True,
+            )
     return out
 
 
 def print_report(res: dict[str, Any]) -> None:
     o = res["overall"]
-    print(f"{o['n']} queries: obs identical {o['exact_obs']:.1%}, first action agrees {o['first_action_agreement']:.1%}, "
-          f"first move (clarify or not) agrees {o['first_move_agreement']:.1%}")
-    print(f"{'type':17s} {'n':>4s} {'exact':>6s} {'act=':>6s} {'env?':>6s} {'rt?':>6s} {'move=':>6s}  top mismatching features")
+    print(
+        f"{o['n']} queries: obs identical {o['exact_obs']:.1%}, first action agrees {o['first_action_agreement']:.1%}, "
+        f"first move (clarify or not) agrees {o['first_move_agreement']:.1%}"
+    )
+    print(
+        f"{'type':17s} {'n':>4s} {'exact':>6s} {'act=':>6s} {'env?':>6s} {'rt?':>6s} {'move=':>6s}  top mismatching features"
+    )
     for q, r in res["per_type"].items():
         top = ", ".join(f"{f} {v:.0%}" for f, v in list(r["feature_mismatch_rate"].items())[:4])
-        print(f"{q:17s} {r['n']:4d} {r['exact_obs']:6.0%} {r['first_action_agreement']:6.0%} {r['env_clarifies']:6.0%} "
-              f"{r['runtime_clarifies']:6.0%} {r['first_move_agreement']:6.0%}  {top}")
+        print(
+            f"{q:17s} {r['n']:4d} {r['exact_obs']:6.0%} {r['first_action_agreement']:6.0%} {r['env_clarifies']:6.0%} "
+            f"{r['runtime_clarifies']:6.0%} {r['first_move_agreement']:6.0%}  {top}"
+        )
         print(f"{'':17s} actions env | runtime: {r['actions_env_vs_runtime']}")
     print("per feature (mismatch rate over all queries, mean / max |diff| where they differ):")
     for f, v in res["per_feature"].items():
         print(f"  {f:22s} {v['mismatch_rate']:6.1%}  mean {v['mean_abs_diff']:.3f}  max {v['max_abs_diff']:.3f}")
     for e in res["examples"]:
-        print(f"  [{e['type']}] {e['query']!r}: env known {e['env_known']}, runtime {e['runtime_type']} {e['runtime_known']}"
-              f" -> {e['features']}")
+        print(
+            f"  [{e['type']}] {e['query']!r}: env known {e['env_known']}, runtime {e['runtime_type']} {e['runtime_known']}"
+            f" -> {e['features']}"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:

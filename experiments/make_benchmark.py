@@ -1,7 +1,7 @@
 """Build the ECCD-style benchmark JSONL + card from the shipped catalog (Hydra app).
 
-    python experiments/make_benchmark.py                       # configs/benchmark/default.yaml
-    python experiments/make_benchmark.py seed=7 size=80 output=/tmp/b.jsonl
+python experiments/make_benchmark.py                       # configs/benchmark/default.yaml
+python experiments/make_benchmark.py seed=7 size=80 output=/tmp/b.jsonl
 """
 
 from __future__ import annotations

@@ -46,15 +46,28 @@ def tuned_llm(cfg: DictConfig, adapter: str):
         if not gguf.is_file():
             convert_adapter(adapter, model_path, gguf)
         return make_llm({**base, "lora_path": str(gguf)})
-    keep = {k: v for k, v in base.items() if k in ("seed", "structured_retries", "cache", "dtype", "top_p",
-                                                   "structured_library", "prefix_cache", "num_threads")}
+    keep = {
+        k: v
+        for k, v in base.items()
+        if k
+        in (
+            "seed",
+            "structured_retries",
+            "cache",
+            "dtype",
+            "top_p",
+            "structured_library",
+            "prefix_cache",
+            "num_threads",
+        )
+    }
     over = [f"model_path={model_path}", f"adapter_path={Path(adapter).resolve()}"]
     tcfg = load_llm_config("transformers", over)
     tcfg.update(keep)
     return make_llm(tcfg)
 
 
-def plot(base_vs: "pd.DataFrame | None", by_round: "pd.DataFrame | None", path: Path) -> None:  # noqa: F821
+def plot(base_vs: pd.DataFrame | None, by_round: pd.DataFrame | None, path: Path) -> None:  # noqa: F821
     """Held-out RACE by dimension (if compared) and RACE by supervisor round (if trajectories given)."""
     import matplotlib
 
@@ -75,8 +88,9 @@ def plot(base_vs: "pd.DataFrame | None", by_round: "pd.DataFrame | None", path: 
     if "rounds" in axes:
         ax = axes["rounds"]
         g = by_round.groupby("round")["race"].agg(["mean", "sem", "count"])
-        ax.errorbar(g.index, g["mean"], yerr=1.96 * g["sem"].fillna(0), marker="o", capsize=3,
-                    label="all (last report carried)")
+        ax.errorbar(
+            g.index, g["mean"], yerr=1.96 * g["sem"].fillna(0), marker="o", capsize=3, label="all (last report carried)"
+        )
         run = by_round[~by_round["carried"]].groupby("round")["race"].agg(["mean", "count"])
         ax.plot(run.index, run["mean"], marker="x", ls="--", label="as run")
         for r, row in run.iterrows():
@@ -90,16 +104,23 @@ def plot(base_vs: "pd.DataFrame | None", by_round: "pd.DataFrame | None", path: 
     fig.savefig(path, dpi=120)
 
 
-def compare_heldout(cfg: DictConfig, world, models: dict, agent_cfg, race_cfg, judge, out: Path,
-                    summary: dict) -> "pd.DataFrame":  # noqa: F821
+def compare_heldout(
+    cfg: DictConfig, world, models: dict, agent_cfg, race_cfg, judge, out: Path, summary: dict
+) -> pd.DataFrame:  # noqa: F821
     """Base (and tuned) on ``n_queries`` held-out shoppers: base_vs_tuned.csv / .md, paired interval."""
     from rl_shop.research.config import node
     from rl_shop.research.evaluate import compare_models, heldout_tasks, md_table, paired_interval
     from rl_shop.research.pipeline import PersonaConfig
     from rl_shop.research.user_agent import UserAgentConfig
 
-    tasks = heldout_tasks(world, models["base"], int(cfg.n_queries), int(cfg.seed_offset),
-                          node(PersonaConfig, cfg.persona, "persona"), node(UserAgentConfig, cfg.user_agent, "user_agent"))
+    tasks = heldout_tasks(
+        world,
+        models["base"],
+        int(cfg.n_queries),
+        int(cfg.seed_offset),
+        node(PersonaConfig, cfg.persona, "persona"),
+        node(UserAgentConfig, cfg.user_agent, "user_agent"),
+    )
     table = compare_models(world, models, tasks, agent_cfg, race_cfg, judge, int(cfg.reference_k))
     table.to_csv(out / "base_vs_tuned.csv", index=False)
     cols = DIMS + ["fact_share", "cited", "steps", "failed_tools"]
@@ -110,15 +131,20 @@ def compare_heldout(cfg: DictConfig, world, models: dict, agent_cfg, race_cfg, j
     summary["base_vs_tuned"] = means.to_dict(orient="index")
     if "tuned" in models:
         wide = table.pivot(index="seed", columns="model", values="race")
-        summary["tuned_minus_base"] = {k: round(v, 4) if isinstance(v, float) else v
-                                       for k, v in paired_interval((wide["tuned"] - wide["base"]).tolist()).items()}
-        md += ["", f"tuned - base RACE, paired over {len(wide)} held-out intents: "
-               f"{summary['tuned_minus_base']} (mean, 95% t interval)"]
+        summary["tuned_minus_base"] = {
+            k: round(v, 4) if isinstance(v, float) else v
+            for k, v in paired_interval((wide["tuned"] - wide["base"]).tolist()).items()
+        }
+        md += [
+            "",
+            f"tuned - base RACE, paired over {len(wide)} held-out intents: "
+            f"{summary['tuned_minus_base']} (mean, 95% t interval)",
+        ]
     (out / "base_vs_tuned.md").write_text("\n".join(md))
     return table
 
 
-def rounds_report(cfg: DictConfig, world, race_cfg, judge, out: Path, summary: dict) -> "pd.DataFrame":  # noqa: F821
+def rounds_report(cfg: DictConfig, world, race_cfg, judge, out: Path, summary: dict) -> pd.DataFrame:  # noqa: F821
     """RACE by supervisor round over ``cfg.trajectories``: by_round.csv / .md, paired intervals vs round 1."""
     import pandas as pd
 
@@ -130,29 +156,49 @@ def rounds_report(cfg: DictConfig, world, race_cfg, judge, out: Path, summary: d
         raise ValueError(f"trajectories={str(path)!r} not found (experiments/synthesize.py writes trajectories.jsonl)")
     trajs = [Trajectory.model_validate_json(line) for line in path.read_text().splitlines() if line.strip()]
     # accepted trajectories stop early: their last report is carried to the longest one's last round
-    by_round = race_by_round(world, trajs, race_cfg, judge, int(cfg.reference_k),
-                             through_round=max((len(t.rounds) for t in trajs), default=0))
+    by_round = race_by_round(
+        world,
+        trajs,
+        race_cfg,
+        judge,
+        int(cfg.reference_k),
+        through_round=max((len(t.rounds) for t in trajs), default=0),
+    )
     by_round.to_csv(out / "by_round.csv", index=False)
     as_run = by_round[~by_round["carried"]]
-    g = pd.DataFrame({"RACE, all (last report carried)": by_round.groupby("round")["race"].mean(),
-                      "RACE, as run": as_run.groupby("round")["race"].mean(),
-                      "n as run": as_run.groupby("round")["race"].size(),
-                      "supervisor score, as run": as_run.groupby("round")["supervisor_score"].mean()}).round(3)
+    g = pd.DataFrame(
+        {
+            "RACE, all (last report carried)": by_round.groupby("round")["race"].mean(),
+            "RACE, as run": as_run.groupby("round")["race"].mean(),
+            "n as run": as_run.groupby("round")["race"].size(),
+            "supervisor score, as run": as_run.groupby("round")["supervisor_score"].mean(),
+        }
+    ).round(3)
     summary["by_round"] = {int(k): float(v) for k, v in by_round.groupby("round")["race"].mean().round(4).items()}
-    summary["by_round_as_run"] = {int(k): {"race": round(float(v.mean()), 4), "n": int(len(v))}
-                                  for k, v in as_run.groupby("round")["race"]}
+    summary["by_round_as_run"] = {
+        int(k): {"race": round(float(v.mean()), 4), "n": int(len(v))} for k, v in as_run.groupby("round")["race"]
+    }
     # round r vs round 1 of the same trajectories (paired), with 95% intervals
     first = by_round[by_round["round"] == 1].set_index("trajectory")["race"]
     summary["by_round_vs_round1"] = {
-        int(r): {k: round(v, 4) if isinstance(v, float) else v for k, v in
-                 paired_interval((g_r.set_index("trajectory")["race"] - first.reindex(g_r["trajectory"]).values).tolist()).items()}
-        for r, g_r in by_round.groupby("round") if r > 1}
-    lines = [f"| {r} | {d['mean']:+.4f} | [{d['low']:+.4f}, {d['high']:+.4f}] | {d['n']} |"
-             for r, d in summary["by_round_vs_round1"].items()]
+        int(r): {
+            k: round(v, 4) if isinstance(v, float) else v
+            for k, v in paired_interval(
+                (g_r.set_index("trajectory")["race"] - first.reindex(g_r["trajectory"]).values).tolist()
+            ).items()
+        }
+        for r, g_r in by_round.groupby("round")
+        if r > 1
+    }
+    lines = [
+        f"| {r} | {d['mean']:+.4f} | [{d['low']:+.4f}, {d['high']:+.4f}] | {d['n']} |"
+        for r, d in summary["by_round_vs_round1"].items()
+    ]
     (out / "by_round.md").write_text(
         f"# RACE by supervisor round (judge={race_cfg.judge})\n\n{md_table(g)}\n\n"
         "Round r minus round 1, paired over the same trajectories (last report carried), 95% t interval:\n\n"
-        "| round | mean | 95% interval | n |\n|---|---|---|---|\n" + "\n".join(lines) + "\n")
+        "| round | mean | 95% interval | n |\n|---|---|---|---|\n" + "\n".join(lines) + "\n"
+    )
     return by_round
 
 
@@ -177,9 +223,14 @@ def run(cfg: DictConfig) -> dict:
             raise ValueError(f"adapter={cfg.adapter!r} is not a PEFT adapter directory (run experiments/sft.py)")
         models["tuned"] = tuned_llm(cfg, str(cfg.adapter))
     judge = make_judge(race_cfg, world.catalog, base, corpus=getattr(world.tools.web, "documents", []) or [])
-    summary: dict = {"judge": race_cfg.judge, "n_queries": int(cfg.n_queries),
-                     "models": {k: m.describe() for k, m in models.items()}}
-    table = compare_heldout(cfg, world, models, agent_cfg, race_cfg, judge, out, summary) if int(cfg.n_queries) else None
+    summary: dict = {
+        "judge": race_cfg.judge,
+        "n_queries": int(cfg.n_queries),
+        "models": {k: m.describe() for k, m in models.items()},
+    }
+    table = (
+        compare_heldout(cfg, world, models, agent_cfg, race_cfg, judge, out, summary) if int(cfg.n_queries) else None
+    )
     by_round = rounds_report(cfg, world, race_cfg, judge, out, summary) if cfg.trajectories else None
     plot(table, by_round, out / "race.png")
     summary["out_dir"] = str(out)

@@ -64,7 +64,6 @@ def real_language(index_k: int) -> str:
     """The real-language split (shipped ``data/benchmark/real_v1.jsonl``, test side): query
     understanding old parser vs new, and the retrieval baseline on the in-catalog labelled rows."""
     import numpy as np
-
     from eval_understanding import ROWS, new_reader, old_reader
 
     from rl_shop.agents.demand import CatalogVocab
@@ -80,15 +79,25 @@ def real_language(index_k: int) -> str:
     old = score_reader(rows, old_reader(CatalogVocab.from_catalog(catalog, load_sim_config().knowledge)))
     index = HybridIndex.load_or_build(catalog)
     new = score_reader(rows, new_reader(Understander.from_catalog(catalog, index=index)))
-    fmt = (lambda v: "n/a" if v is None else f"{v:.3f}")
+
+    def fmt(v: float | None) -> str:
+        return "n/a" if v is None else f"{v:.3f}"
+
     lines = ["| figure (real_v1 test) | goal | old parser | new |", "|---|---|---|---|"]
     lines += [f"| {key} | {goal} | {fmt(old[key])} | {fmt(new[key])} |" for key, goal in ROWS]
     inc = [r for r in rows if r["labels"] and r["labels"].get("in_catalog")]
-    acc = [accuracy_at_k([h.product_id for h in index.search(r["query"], k=index_k)], gold_products(r["labels"], catalog),
-                         index_k) for r in inc]
+    acc = [
+        accuracy_at_k(
+            [h.product_id for h in index.search(r["query"], k=index_k)], gold_products(r["labels"], catalog), index_k
+        )
+        for r in inc
+    ]
     half = 1.96 * float(np.std(acc, ddof=1)) / np.sqrt(len(acc))
-    lines += ["", f"Retrieval-ranking baseline on the labelled in-catalog test queries: Accuracy@{index_k} "
-              f"{np.mean(acc):.3f} ± {half:.3f} (n = {len(acc)})."]
+    lines += [
+        "",
+        f"Retrieval-ranking baseline on the labelled in-catalog test queries: Accuracy@{index_k} "
+        f"{np.mean(acc):.3f} ± {half:.3f} (n = {len(acc)}).",
+    ]
     return "\n".join(lines)
 
 
@@ -108,45 +117,72 @@ def real_end_to_end(n: int, k: int, seed: int) -> str:
     catalog = load_catalog()
     index = HybridIndex.load_or_build(catalog)
     rows = [r for r in load_real_benchmark(split="test") if r["labels"] and r["labels"].get("in_catalog")][:n]
-    assistant = MACDFAssistant.from_config(["runtime.llm_enabled=false"], catalog=catalog, index=index,
-                                           memory_path=":memory:")
+    assistant = MACDFAssistant.from_config(
+        ["runtime.llm_enabled=false"], catalog=catalog, index=index, memory_path=":memory:"
+    )
     macdf, base = [], []
     for i, r in enumerate(rows):
         gold = gold_products(r["labels"], catalog)
-        macdf.append(accuracy_at_k([p.product_id for p in assistant.run(r["query"], session_id=f"real-{seed}-{i}").products],
-                                   gold, k))
+        macdf.append(
+            accuracy_at_k(
+                [p.product_id for p in assistant.run(r["query"], session_id=f"real-{seed}-{i}").products], gold, k
+            )
+        )
         base.append(accuracy_at_k([h.product_id for h in index.search(r["query"], k=k)], gold, k))
     d = np.array(macdf) - np.array(base)
 
     def half(v: Any) -> float:  # 95% t interval half-width of a mean
-        return float(stats.t.ppf(0.975, len(v) - 1) * np.std(v, ddof=1) / np.sqrt(len(v))) if len(v) > 1 else float("nan")
+        return (
+            float(stats.t.ppf(0.975, len(v) - 1) * np.std(v, ddof=1) / np.sqrt(len(v))) if len(v) > 1 else float("nan")
+        )
 
-    return (f"| system | Accuracy@{k} | 95% interval |\n|---|---|---|\n"
-            f"| retrieval | {np.mean(base):.3f} | ± {half(base):.3f} |\n"
-            f"| macdf (deterministic runtime) | {np.mean(macdf):.3f} | ± {half(macdf):.3f} |\n"
-            f"| macdf - retrieval (paired) | {d.mean():+.3f} | [{d.mean() - half(d):+.3f}, {d.mean() + half(d):+.3f}] |\n\n"
-            f"n = {len(d)} labelled in-catalog test queries of data/benchmark/real_v1.jsonl (the first {n}).")
+    return (
+        f"| system | Accuracy@{k} | 95% interval |\n|---|---|---|\n"
+        f"| retrieval | {np.mean(base):.3f} | ± {half(base):.3f} |\n"
+        f"| macdf (deterministic runtime) | {np.mean(macdf):.3f} | ± {half(macdf):.3f} |\n"
+        f"| macdf - retrieval (paired) | {d.mean():+.3f} | [{d.mean() - half(d):+.3f}, {d.mean() + half(d):+.3f}] |\n\n"
+        f"n = {len(d)} labelled in-catalog test queries of data/benchmark/real_v1.jsonl (the first {n})."
+    )
 
 
 def end_to_end(ev: DictConfig, results_dir: Path, policies_root: Path, seed: int) -> list[str]:
     """Step 4: experiments/evaluate.py on the configured slice (sharded over ``ev.processes``
     processes by a Hydra multirun, then merged); returns its report as report lines."""
-    overrides = [f"results_dir={results_dir}", f"policies_dir={policies_root}", f"seed={seed}",
-                 f"limit={'null' if ev.limit is None else int(ev.limit)}",
-                 "systems=[" + ",".join(ev.systems) + "]"]
+    overrides = [
+        f"results_dir={results_dir}",
+        f"policies_dir={policies_root}",
+        f"seed={seed}",
+        f"limit={'null' if ev.limit is None else int(ev.limit)}",
+        "systems=[" + ",".join(ev.systems) + "]",
+    ]
     if ev.types is not None:
         overrides.append("types=[" + ",".join(ev.types) + "]")
     n = int(ev.processes)
     if n > 1:
-        run_entry_point(["experiments/evaluate.py", "-m", "hydra/launcher=joblib", f"hydra.launcher.n_jobs={n}",
-                         f"shard.count={n}", "shard.index=" + ",".join(map(str, range(n))),
-                         *overrides, *list(ev.extra_overrides)])
+        run_entry_point(
+            [
+                "experiments/evaluate.py",
+                "-m",
+                "hydra/launcher=joblib",
+                f"hydra.launcher.n_jobs={n}",
+                f"shard.count={n}",
+                "shard.index=" + ",".join(map(str, range(n))),
+                *overrides,
+                *list(ev.extra_overrides),
+            ]
+        )
     run_entry_point(["experiments/evaluate.py", *overrides, *list(ev.extra_overrides)])  # merge + report
     text = (results_dir / "report.md").read_text(encoding="utf-8")
     body = text.split("\n", 1)[1] if text.startswith("# ") else text
     body = body.replace("\n## ", "\n### ")  # nested under this report's step-4 heading, resolved config included
-    lines = ["## End-to-end evaluation (experiments/evaluate.py)", "", body.strip(), "",
-             f"Full evaluation outputs and resolved config: `{results_dir}`.", ""]
+    lines = [
+        "## End-to-end evaluation (experiments/evaluate.py)",
+        "",
+        body.strip(),
+        "",
+        f"Full evaluation outputs and resolved config: `{results_dir}`.",
+        "",
+    ]
     if int(ev.real_in_catalog) > 0:
         real = real_end_to_end(int(ev.real_in_catalog), int(ev.k), seed)
         print("\nEnd to end on real in-catalog test queries:\n\n" + real, flush=True)
@@ -176,21 +212,32 @@ def main(cfg: DictConfig) -> None:
     rows = []
     for role, spec in cfg.roles.items():
         if cfg.train:
-            policy_dir = train_and_export(spec.experiment, int(spec.total_timesteps), int(cfg.seed),
-                                          out_root / "runs" / role, out_root / "policies" / role)
+            policy_dir = train_and_export(
+                spec.experiment,
+                int(spec.total_timesteps),
+                int(cfg.seed),
+                out_root / "runs" / role,
+                out_root / "policies" / role,
+            )
         else:
             policy_dir = CHECKPOINT_DIR / role
             if not (policy_dir / "policy_card.json").is_file():
                 raise SystemExit(f"error: no shipped policy in {policy_dir}; run with train=true")
         env_cfg = env_settings(compose(config_name="train", overrides=[f"experiment={spec.experiment}"]))
-        rows.append(compare_with_heuristic(role, env_cfg, policy_dir, int(cfg.eval_episodes), int(cfg.eval_seed),
-                                           int(cfg.seed)))
+        rows.append(
+            compare_with_heuristic(role, env_cfg, policy_dir, int(cfg.eval_episodes), int(cfg.eval_seed), int(cfg.seed))
+        )
     table = comparison_table(rows)
     print("\nRuntime policies (exported ONNX) vs heuristics, mean episode return:\n")
     print(table, flush=True)
-    report += ["## Runtime policies vs heuristics", "",
-               "One training seed each, brief CPU budgets; the multi-seed verdict is `experiments/seed_study.py`.", "",
-               table, ""]
+    report += [
+        "## Runtime policies vs heuristics",
+        "",
+        "One training seed each, brief CPU budgets; the multi-seed verdict is `experiments/seed_study.py`.",
+        "",
+        table,
+        "",
+    ]
     if cfg.evaluation.enabled:
         policies_root = out_root / "policies" if cfg.train else CHECKPOINT_DIR
         report += end_to_end(cfg.evaluation, out_root / "evaluation", policies_root, int(cfg.seed))

@@ -51,18 +51,39 @@ def main(cfg: DictConfig) -> None:
         for seed in cfg.seeds:
             policy_dir = out / "policies" / role / f"s{seed}"
             if not (cfg.resume and (policy_dir / "policy_card.json").is_file()):
-                train_and_export(spec.experiment, int(spec.total_timesteps), int(seed),
-                                 out / "runs" / role / f"s{seed}", policy_dir, list(spec.extra))
-            row = compare_with_heuristic(role, env_cfg, policy_dir, int(cfg.eval_episodes), int(cfg.eval_seed), int(seed))
+                train_and_export(
+                    spec.experiment,
+                    int(spec.total_timesteps),
+                    int(seed),
+                    out / "runs" / role / f"s{seed}",
+                    policy_dir,
+                    list(spec.extra),
+                )
+            row = compare_with_heuristic(
+                role, env_cfg, policy_dir, int(cfg.eval_episodes), int(cfg.eval_seed), int(seed)
+            )
             print(comparison_table([row]).splitlines()[-1], flush=True)
             rows.append(row)
         per_seed += rows
-        summaries.append({**across_seeds(rows, float(cfg.confidence)), "experiment": spec.experiment,
-                          "total_timesteps": int(spec.total_timesteps)})
+        summaries.append(
+            {
+                **across_seeds(rows, float(cfg.confidence)),
+                "experiment": spec.experiment,
+                "total_timesteps": int(spec.total_timesteps),
+            }
+        )
     pd.DataFrame([r.as_row() for r in per_seed]).to_csv(out / "per_seed.csv", index=False)
     pd.DataFrame(summaries).to_csv(out / "summary.csv", index=False)
-    report = ["# Runtime policies vs heuristics over training seeds", "",
-              seed_table(summaries, float(cfg.confidence)), "", "## Per seed", "", comparison_table(per_seed), ""]
+    report = [
+        "# Runtime policies vs heuristics over training seeds",
+        "",
+        seed_table(summaries, float(cfg.confidence)),
+        "",
+        "## Per seed",
+        "",
+        comparison_table(per_seed),
+        "",
+    ]
     (out / "report.md").write_text("\n".join(report))
     print("\n" + seed_table(summaries, float(cfg.confidence)))
     print(f"\nreport: {out / 'report.md'}")

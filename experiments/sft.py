@@ -33,14 +33,18 @@ def main(cfg: DictConfig) -> None:
     try:
         if OmegaConf.is_missing(cfg, "data"):
             raise ValueError("data is required: data=results/research/<run>/sft.jsonl (from experiments/synthesize.py)")
-        settings = node(SFTSettings, {**OmegaConf.to_container(cfg, resolve=True), "device": cfg.hardware.device}, "sft")
+        settings = node(
+            SFTSettings, {**OmegaConf.to_container(cfg, resolve=True), "device": cfg.hardware.device}, "sft"
+        )
         out = Path(settings.out_dir) if settings.out_dir else Path(settings.data).resolve().parent / "sft"
         outcome = train_sft(settings, out)
     except (ValueError, SFTDataError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
-    print(f"trained {outcome.steps} steps on {outcome.n_examples} examples ({outcome.tool_format} tool format, "
-          f"{outcome.device}) in {outcome.seconds:.0f}s; losses {outcome.losses}; adapter -> {outcome.adapter_dir}")
+    print(
+        f"trained {outcome.steps} steps on {outcome.n_examples} examples ({outcome.tool_format} tool format, "
+        f"{outcome.device}) in {outcome.seconds:.0f}s; losses {outcome.losses}; adapter -> {outcome.adapter_dir}"
+    )
 
 
 if __name__ == "__main__":

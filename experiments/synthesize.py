@@ -54,8 +54,16 @@ def pinned(cfg: DictConfig) -> dict:
 def trajectories(cfg: DictConfig, out: Path, filt_cfg) -> tuple[list, str, dict, Path]:
     """(attempts, model name, LLM metrics, the directory for this run's dataset) for this mode:
     refilter a saved file, merge shards, or synthesize (resuming what the directory holds)."""
-    from rl_shop.research.synthesis_run import (SynthesisRunError, attempt_seeds, decide, merge_shards, pin,
-                                                read_trajectories, run_attempts, shard_target)
+    from rl_shop.research.synthesis_run import (
+        SynthesisRunError,
+        attempt_seeds,
+        decide,
+        merge_shards,
+        pin,
+        read_trajectories,
+        run_attempts,
+        shard_target,
+    )
     from rl_shop.sharding import check_shard, shard_dir
 
     index, count = check_shard(cfg.shard.index, cfg.shard.count)
@@ -64,8 +72,12 @@ def trajectories(cfg: DictConfig, out: Path, filt_cfg) -> tuple[list, str, dict,
         if not src.is_file():
             raise ValueError(f"refilter={str(src)!r} not found; point it at a trajectories.jsonl of an earlier run")
         saved = read_trajectories(src)
-        return rewrite([decide(t, filt_cfg) for t in saved], out / "trajectories.refiltered.jsonl"), \
-            saved[0].model if saved else "?", {}, out
+        return (
+            rewrite([decide(t, filt_cfg) for t in saved], out / "trajectories.refiltered.jsonl"),
+            saved[0].model if saved else "?",
+            {},
+            out,
+        )
     if count == 1 and (out / "shards").is_dir():
         merged = merge_shards(out, pinned(cfg))
         log.info("merged %d trajectories from %s", len(merged), out / "shards")
@@ -80,17 +92,29 @@ def trajectories(cfg: DictConfig, out: Path, filt_cfg) -> tuple[list, str, dict,
     nodes = {name: cfg_node(cfg, name) for name in ("persona", "user_cfg", "agent_cfg", "sup_cfg", "shift_cfg")}
 
     def make(seed: int):
-        return synthesize(world, llm, seed, max_rounds=int(cfg.max_rounds), stop_on_accept=bool(cfg.stop_on_accept),
-                          persona_cfg=nodes["persona"], user_cfg=nodes["user_cfg"], agent_cfg=nodes["agent_cfg"],
-                          sup_cfg=nodes["sup_cfg"], shift_cfg=nodes["shift_cfg"])
+        return synthesize(
+            world,
+            llm,
+            seed,
+            max_rounds=int(cfg.max_rounds),
+            stop_on_accept=bool(cfg.stop_on_accept),
+            persona_cfg=nodes["persona"],
+            user_cfg=nodes["user_cfg"],
+            agent_cfg=nodes["agent_cfg"],
+            sup_cfg=nodes["sup_cfg"],
+            shift_cfg=nodes["shift_cfg"],
+        )
 
     seeds = attempt_seeds(int(cfg.seed), int(cfg.max_attempts), index, count)
     attempts = []
     for a in run_attempts(work, seeds, shard_target(int(cfg.n_target), index, count), make, filt_cfg):
         t, d = a.trajectory, a.decision
-        print(f"[{t.id}] rounds={len(t.rounds)} score={t.rounds[-1].feedback.score:.2f} "
-              f"intent={t.intent_score['mean']:.2f} keep={d.keep} {d.reasons} ({t.meta['seconds']:.0f}s"
-              f"{', resumed' if a.resumed else ''})", flush=True)
+        print(
+            f"[{t.id}] rounds={len(t.rounds)} score={t.rounds[-1].feedback.score:.2f} "
+            f"intent={t.intent_score['mean']:.2f} keep={d.keep} {d.reasons} ({t.meta['seconds']:.0f}s"
+            f"{', resumed' if a.resumed else ''})",
+            flush=True,
+        )
         attempts.append(a)
     if not attempts:
         raise SynthesisRunError(f"no seed left to attempt in {work}; raise max_attempts")
@@ -113,9 +137,14 @@ def cfg_node(cfg: DictConfig, name: str):
     from rl_shop.research.tools import ToolsConfig
     from rl_shop.research.user_agent import UserAgentConfig
 
-    model, key = {"persona": (PersonaConfig, "persona"), "user_cfg": (UserAgentConfig, "user_agent"),
-                  "agent_cfg": (ResearchAgentConfig, "research_agent"), "tools": (ToolsConfig, "tools"),
-                  "sup_cfg": (SupervisorConfig, "supervisor"), "shift_cfg": (ShiftConfig, "shift")}[name]
+    model, key = {
+        "persona": (PersonaConfig, "persona"),
+        "user_cfg": (UserAgentConfig, "user_agent"),
+        "agent_cfg": (ResearchAgentConfig, "research_agent"),
+        "tools": (ToolsConfig, "tools"),
+        "sup_cfg": (SupervisorConfig, "supervisor"),
+        "shift_cfg": (ShiftConfig, "shift"),
+    }[name]
     return node(model, cfg[key], key)
 
 
@@ -134,7 +163,9 @@ def run(cfg: DictConfig) -> dict:
         cfg_node(cfg, name)  # every node validated before the model loads
     filt_cfg = node(FilterConfig, cfg.filter, "filter")
     if int(cfg.n_target) < 1 or int(cfg.max_attempts) < int(cfg.n_target):
-        raise ValueError(f"need 1 <= n_target <= max_attempts, got n_target={cfg.n_target}, max_attempts={cfg.max_attempts}")
+        raise ValueError(
+            f"need 1 <= n_target <= max_attempts, got n_target={cfg.n_target}, max_attempts={cfg.max_attempts}"
+        )
     if int(cfg.shard.count) > 1 and not cfg.out_dir:
         raise ValueError("a sharded run needs out_dir=...: every shard and the merge must write under the same one")
     out = results_dir(cfg.out_dir)
@@ -147,13 +178,32 @@ def run(cfg: DictConfig) -> dict:
     for a in attempts:
         for r in a.decision.reasons:
             reasons[r] = reasons.get(r, 0) + 1
-    rows = [{"trajectory": t.id, "round": rnd.index, "steps": len(rnd.steps),
-             "score": rnd.feedback.score if rnd.feedback else None,
-             "accept": rnd.feedback.accept if rnd.feedback else None} for t in seen for rnd in t.rounds]
+    rows = [
+        {
+            "trajectory": t.id,
+            "round": rnd.index,
+            "steps": len(rnd.steps),
+            "score": rnd.feedback.score if rnd.feedback else None,
+            "accept": rnd.feedback.accept if rnd.feedback else None,
+        }
+        for t in seen
+        for rnd in t.rounds
+    ]
     agent_cfg = cfg_node(cfg, "agent_cfg")
-    records = [{"id": t.id, "messages": internalize(t, config=agent_cfg), "tools": ResearchTools.openai_tool_specs(),
-                "meta": {"seed": t.seed, "rounds": len(t.rounds), "score": t.rounds[-1].feedback.score,
-                         "query_type": t.persona["query_type"]}} for t in kept]
+    records = [
+        {
+            "id": t.id,
+            "messages": internalize(t, config=agent_cfg),
+            "tools": ResearchTools.openai_tool_specs(),
+            "meta": {
+                "seed": t.seed,
+                "rounds": len(t.rounds),
+                "score": t.rounds[-1].feedback.score,
+                "query_type": t.persona["query_type"],
+            },
+        }
+        for t in kept
+    ]
     write_sft_jsonl(records, sft_dir / "sft.jsonl")
     pd.DataFrame(rows).to_csv(sft_dir / "rounds.csv", index=False)
     intent = pd.DataFrame([t.intent_score for t in seen]).mean().round(3).to_dict() if seen else {}
@@ -163,20 +213,35 @@ def run(cfg: DictConfig) -> dict:
 
         shifts = shift_outcomes(seen, load_catalog())
         shifts.to_csv(sft_dir / "shifts.csv", index=False)
-        shift_summary = {"trajectories": len(shifts), "ends_on_final_intent": int(shifts["ends_on_final_intent"].sum()),
-                         "share_final": round(float(shifts["ends_on_final_intent"].mean()), 3),
-                         "ends_on_initial_intent": int(shifts["ends_on_initial_intent"].sum()),
-                         "final_need_addressed": int(shifts["final_need_addressed"].sum()),
-                         "kinds": shifts["kind"].value_counts().to_dict()}
-    summary = {"attempted": len(seen), "kept": len(kept), "rejections": reasons, "model": model_name,
-               "max_rounds": int(cfg.max_rounds), "seconds": round(time.perf_counter() - t0, 1),
-               "trajectory_seconds": round(sum(float(t.meta.get("seconds", 0.0)) for t in seen), 1),
-               "resumed": sum(a.resumed for a in attempts), "shard": dict(cfg.shard),
-               "intent_inference": intent, "queries": query_quality(seen), "intent_shift": shift_summary,
-               "filter": filt_cfg.model_dump(), "refiltered_from": cfg.refilter,
-               "llm_metrics": metrics, "out_dir": str(sft_dir)}
-    (sft_dir / "README.md").write_text(dataset_card(len(kept), {k: v for k, v in summary.items() if k != "llm_metrics"},
-                                                    {"model": model_name}))
+        shift_summary = {
+            "trajectories": len(shifts),
+            "ends_on_final_intent": int(shifts["ends_on_final_intent"].sum()),
+            "share_final": round(float(shifts["ends_on_final_intent"].mean()), 3),
+            "ends_on_initial_intent": int(shifts["ends_on_initial_intent"].sum()),
+            "final_need_addressed": int(shifts["final_need_addressed"].sum()),
+            "kinds": shifts["kind"].value_counts().to_dict(),
+        }
+    summary = {
+        "attempted": len(seen),
+        "kept": len(kept),
+        "rejections": reasons,
+        "model": model_name,
+        "max_rounds": int(cfg.max_rounds),
+        "seconds": round(time.perf_counter() - t0, 1),
+        "trajectory_seconds": round(sum(float(t.meta.get("seconds", 0.0)) for t in seen), 1),
+        "resumed": sum(a.resumed for a in attempts),
+        "shard": dict(cfg.shard),
+        "intent_inference": intent,
+        "queries": query_quality(seen),
+        "intent_shift": shift_summary,
+        "filter": filt_cfg.model_dump(),
+        "refiltered_from": cfg.refilter,
+        "llm_metrics": metrics,
+        "out_dir": str(sft_dir),
+    }
+    (sft_dir / "README.md").write_text(
+        dataset_card(len(kept), {k: v for k, v in summary.items() if k != "llm_metrics"}, {"model": model_name})
+    )
     (sft_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
     return summary
 

@@ -60,9 +60,15 @@ def main(cfg: DictConfig) -> float | None:
 
     states = Counter(t.state.name for t in study.trials)
     best = study.best_value if path else None
-    where = f"installed as {installed}" if installed else "not installed (install_tuned=true copies it into configs/experiment)"
-    print(f"study {settings.study_name}: trials by state {dict(states)}; best {best}; tuned recipe {path}, {where}",
-          flush=True)
+    where = (
+        f"installed as {installed}"
+        if installed
+        else "not installed (install_tuned=true copies it into configs/experiment)"
+    )
+    print(
+        f"study {settings.study_name}: trials by state {dict(states)}; best {best}; tuned recipe {path}, {where}",
+        flush=True,
+    )
     return best
 
 

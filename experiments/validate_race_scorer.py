@@ -62,7 +62,9 @@ def run(cfg: DictConfig) -> dict:
     for path in cfg.trajectories or []:
         p = Path(path)
         if not p.is_file():
-            raise ValueError(f"trajectories file {str(p)!r} not found (experiments/synthesize.py writes trajectories.jsonl)")
+            raise ValueError(
+                f"trajectories file {str(p)!r} not found (experiments/synthesize.py writes trajectories.jsonl)"
+            )
         trajs = [Trajectory.model_validate_json(x) for x in p.read_text().splitlines() if x.strip()]
         rows += trajectory_pairs(trajs, catalog, judges, race_cfg, int(cfg.seed))
     table = preference_table(rows, names)
@@ -71,8 +73,13 @@ def run(cfg: DictConfig) -> dict:
     table.to_csv(out / "table.csv", index=False)
     (out / "table.md").write_text(md_table(table.set_index(["source", "kind"])) + "\n")
     overall = table[(table["source"] == "all")].iloc[0].to_dict()
-    summary = {"pairs": len(rows), "overall": overall, "seconds": round(time.perf_counter() - t0, 1),
-               "config": OmegaConf.to_container(cfg, resolve=True), "out_dir": str(out)}
+    summary = {
+        "pairs": len(rows),
+        "overall": overall,
+        "seconds": round(time.perf_counter() - t0, 1),
+        "config": OmegaConf.to_container(cfg, resolve=True),
+        "out_dir": str(out),
+    }
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
     print(table.to_string(index=False))
     return summary

@@ -17,8 +17,9 @@ from rl_shop.commands import Command
 COMMANDS: dict[str, Command] = {}
 
 
-def register(name: str, help: str, configure: Callable[[argparse.ArgumentParser], None],
-             run: Callable[[argparse.Namespace], int]) -> None:
+def register(
+    name: str, help: str, configure: Callable[[argparse.ArgumentParser], None], run: Callable[[argparse.Namespace], int]
+) -> None:
     """Add a subcommand (a later registration with the same name replaces the earlier one)."""
     COMMANDS[name] = Command(name, help, configure, run)
 
@@ -35,11 +36,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 # ------------------------------------------------------------------ serve-llm
 
+
 def _serve_llm_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", default="llama_cpp",
-                   help="server config name under configs/llm/server/ (default: llama_cpp)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a server config key, e.g. --set limit_concurrency=4 (repeatable)")
+    p.add_argument(
+        "--config", default="llama_cpp", help="server config name under configs/llm/server/ (default: llama_cpp)"
+    )
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a server config key, e.g. --set limit_concurrency=4 (repeatable)",
+    )
     p.add_argument("--host", default=None, help="bind address (default from config: 127.0.0.1, loopback only)")
     p.add_argument("--port", type=int, default=None, help="TCP port (default from config: 8000)")
     p.add_argument("--model-name", default=None, help="model id to serve (default from config: rl-shop-embedded)")
@@ -51,8 +59,12 @@ def _serve_llm(args: argparse.Namespace) -> int:
     from rl_shop.llm.serve import load_server_config, serve
 
     over = list(args.set)
-    for key, value in (("host", args.host), ("port", args.port), ("model_name", args.model_name),
-                       ("gguf_path", args.gguf)):
+    for key, value in (
+        ("host", args.host),
+        ("port", args.port),
+        ("model_name", args.model_name),
+        ("gguf_path", args.gguf),
+    ):
         if value is not None:
             over.append(f"{key}={value}")
     if args.verbose:
@@ -60,7 +72,12 @@ def _serve_llm(args: argparse.Namespace) -> int:
     return serve(load_server_config(args.config, over))
 
 
-register("serve-llm", "serve the embedded GGUF model with llama-cpp-python's OpenAI-compatible server", _serve_llm_args, _serve_llm)
+register(
+    "serve-llm",
+    "serve the embedded GGUF model with llama-cpp-python's OpenAI-compatible server",
+    _serve_llm_args,
+    _serve_llm,
+)
 for _cmd in (*chat_cli.COMMANDS, *parse_cli.COMMANDS):
     COMMANDS[_cmd.name] = _cmd
 

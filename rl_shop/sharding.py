@@ -8,8 +8,9 @@ synthesis, which each add their own merge rules.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence, TypeVar
+from typing import TypeVar
 
 T = TypeVar("T")
 
@@ -22,8 +23,9 @@ def check_shard(index: object, count: object) -> tuple[int, int]:
     except (TypeError, ValueError):
         ok = False
     if not ok or n < 1 or not 0 <= i < n:
-        raise ValueError(f"shard.index must be in 0..shard.count-1 and shard.count >= 1, got index={index!r} "
-                         f"count={count!r}")
+        raise ValueError(
+            f"shard.index must be in 0..shard.count-1 and shard.count >= 1, got index={index!r} count={count!r}"
+        )
     return i, n
 
 

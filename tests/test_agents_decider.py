@@ -9,9 +9,9 @@ from rl_shop.agents.decider import (
     AHPInconsistent,
     Decider,
     DeciderConfig,
+    HardConstraintConfig,
     ahp_weights,
     hard_constraint_violation,
-    HardConstraintConfig,
     pareto_front,
 )
 from rl_shop.agents.types import AgentConfigError, Candidate, IntentSpec, ScoredDocument, WebDocument, WebSearchResult
@@ -59,26 +59,53 @@ def test_pareto_front_hand_example():
 
 def _cands():
     return [
-        Candidate(product_id="a", title="Sony bluetooth headphones", brand="sony", price=80.0,
-                  attributes={"connectivity": ["bluetooth"]}),
-        Candidate(product_id="b", title="Bose bluetooth headphones", brand="bose", price=120.0,
-                  attributes={"connectivity": ["bluetooth"]}),
-        Candidate(product_id="c", title="Koss wired headphones", brand="koss", price=20.0,
-                  attributes={"connectivity": ["wired"]}),
-        Candidate(product_id="d", title="JLab bluetooth earbuds", brand="jlab", price=30.0,
-                  attributes={"connectivity": ["bluetooth"]}),
+        Candidate(
+            product_id="a",
+            title="Sony bluetooth headphones",
+            brand="sony",
+            price=80.0,
+            attributes={"connectivity": ["bluetooth"]},
+        ),
+        Candidate(
+            product_id="b",
+            title="Bose bluetooth headphones",
+            brand="bose",
+            price=120.0,
+            attributes={"connectivity": ["bluetooth"]},
+        ),
+        Candidate(
+            product_id="c",
+            title="Koss wired headphones",
+            brand="koss",
+            price=20.0,
+            attributes={"connectivity": ["wired"]},
+        ),
+        Candidate(
+            product_id="d",
+            title="JLab bluetooth earbuds",
+            brand="jlab",
+            price=30.0,
+            attributes={"connectivity": ["bluetooth"]},
+        ),
         Candidate(product_id="e", title="Beats bluetooth headphones", brand="beats", price=90.0, attributes={}),
     ]
 
 
 def test_hard_constraints_are_never_violated():
-    intent = IntentSpec(query="bluetooth headphones", budget=100, excluded_brands=["jlab"],
-                        required_attributes={"connectivity": "bluetooth"})
+    intent = IntentSpec(
+        query="bluetooth headphones",
+        budget=100,
+        excluded_brands=["jlab"],
+        required_attributes={"connectivity": "bluetooth"},
+    )
     dec = Decider(DeciderConfig(pairwise=EQUAL)).decide(intent, _cands())
     ids = [r.product_id for r in dec.recommendations]
     assert set(ids) == {"a", "e"}  # e has no structured connectivity but says bluetooth in its title
-    assert dec.excluded == {"b": "price 120.00 over budget 100.00", "c": "missing required connectivity=bluetooth",
-                            "d": "excluded brand jlab"}
+    assert dec.excluded == {
+        "b": "price 120.00 over budget 100.00",
+        "c": "missing required connectivity=bluetooth",
+        "d": "excluded brand jlab",
+    }
     strict = DeciderConfig(pairwise=EQUAL, hard_constraints={"unknown_attribute": "exclude"})
     assert [r.product_id for r in Decider(strict).decide(intent, _cands()).recommendations] == ["a"]
 
@@ -96,10 +123,11 @@ def test_attribute_matching_rules():
 def test_hand_worked_ranking_with_equal_weights():
     # Equal AHP weights -> score is the mean of the four criteria.
     intent = IntentSpec(query="headphones", budget=100)
-    cands = [Candidate(product_id="cheap", title="headphones", brand="x", price=20.0),
-             Candidate(product_id="pricey", title="headphones", brand="y", price=100.0)]
-    cfg = DeciderConfig(pairwise=EQUAL, economic={"budget_headroom_weight": 0.5},
-                        risk={"known_brand_min_count": 5})
+    cands = [
+        Candidate(product_id="cheap", title="headphones", brand="x", price=20.0),
+        Candidate(product_id="pricey", title="headphones", brand="y", price=100.0),
+    ]
+    cfg = DeciderConfig(pairwise=EQUAL, economic={"budget_headroom_weight": 0.5}, risk={"known_brand_min_count": 5})
     dec = Decider(cfg).decide(intent, cands)
     # functional: full query overlap = 1 for both; economic: 1 - 0.5*20/100 = 0.9 vs 1 - 0.5*1 = 0.5;
     # risk: unknown brand (0) with weight 0.5, no outlier (1) with weight 0.3 -> 0.3/0.8 = 0.375;
@@ -116,26 +144,40 @@ def test_hand_worked_ranking_with_equal_weights():
 
 def test_preferences_history_and_web_evidence_move_the_ranking():
     intent = IntentSpec(query="headphones", preferred_brands=["bose"])
-    cands = [Candidate(product_id="s", title="headphones", brand="sony", price=50.0),
-             Candidate(product_id="b", title="headphones", brand="bose", price=50.0)]
+    cands = [
+        Candidate(product_id="s", title="headphones", brand="sony", price=50.0),
+        Candidate(product_id="b", title="headphones", brand="bose", price=50.0),
+    ]
     dec = Decider(DeciderConfig(pairwise=EQUAL)).decide(intent, cands)
     assert dec.recommendations[0].product_id == "b"
     assert any("preferred brand bose" in r for r in dec.recommendations[0].reasons)
     doc = WebDocument(url="u", title="Sony review", text="sony headphones are reliable", source="t", authority=0.9)
-    web = WebSearchResult(queries=["q"], documents=[ScoredDocument(document=doc, relevance=1, authority=0.9,
-                                                                   freshness=1, score=1)])
+    web = WebSearchResult(
+        queries=["q"], documents=[ScoredDocument(document=doc, relevance=1, authority=0.9, freshness=1, score=1)]
+    )
     neutral = IntentSpec(query="headphones")
     dec2 = Decider(DeciderConfig(pairwise=EQUAL)).decide(neutral, cands, web=web)
     assert dec2.recommendations[0].product_id == "s"
     dec3 = Decider(DeciderConfig(pairwise=EQUAL)).decide(
-        neutral, cands, user_history=[{"event": "purchase", "payload": {"brand": "bose"}}])
+        neutral, cands, user_history=[{"event": "purchase", "payload": {"brand": "bose"}}]
+    )
     assert dec3.recommendations[0].product_id == "b"
 
 
 def test_empty_result_follow_up_and_catalog_rows():
     intent = IntentSpec(query="tv", budget=10)
-    rows = [{"product_id": "p1", "title": "tv", "brand": "lg", "price": 300.0, "connectivity": ["hdmi"],
-             "features": ["4k"], "specs": '{"Screen": "55 in"}', "capacity_gb": float("nan")}]
+    rows = [
+        {
+            "product_id": "p1",
+            "title": "tv",
+            "brand": "lg",
+            "price": 300.0,
+            "connectivity": ["hdmi"],
+            "features": ["4k"],
+            "specs": '{"Screen": "55 in"}',
+            "capacity_gb": float("nan"),
+        }
+    ]
     dec = Decider(DeciderConfig(pairwise=EQUAL)).decide(intent, rows)
     assert dec.recommendations == []
     assert "raise the budget" in dec.follow_up_question
@@ -178,18 +220,33 @@ def test_shipped_config_weights_are_consistent():
 def test_numeric_range_requirement():
     cfg = HardConstraintConfig()
     laptop = Candidate(product_id="l", title="laptop", attributes={"size_in": 14.0})
-    assert hard_constraint_violation(laptop, IntentSpec(required_attributes={"size_in": {"min": 13, "max": 15}}), cfg) is None
+    assert (
+        hard_constraint_violation(laptop, IntentSpec(required_attributes={"size_in": {"min": 13, "max": 15}}), cfg)
+        is None
+    )
     assert hard_constraint_violation(laptop, IntentSpec(required_attributes={"size_in": {"min": 15}}), cfg) is not None
     unknown = Candidate(product_id="u", title="laptop 14 inch")
-    assert "unknown size_in" in hard_constraint_violation(unknown, IntentSpec(required_attributes={"size_in": {"max": 15}}), cfg)
+    assert "unknown size_in" in hard_constraint_violation(
+        unknown, IntentSpec(required_attributes={"size_in": {"max": 15}}), cfg
+    )
 
 
 def test_clean_llm_advice_dedupes_loops_and_rejects_off_topic():
     from rl_shop.agents.decider import clean_llm_advice
     from rl_shop.agents.types import Recommendation
 
-    recs = [Recommendation(product_id="a", title="Sony WH headphones", brand="sony", price=79.0, score=1.0,
-                           criteria={}, pareto_optimal=True, reasons=[])]
+    recs = [
+        Recommendation(
+            product_id="a",
+            title="Sony WH headphones",
+            brand="sony",
+            price=79.0,
+            score=1.0,
+            criteria={},
+            pareto_optimal=True,
+            reasons=[],
+        )
+    ]
     looped = "Get the Sony.\n\nGet the Sony.\nGet  the sony!\nIt is light."
     assert clean_llm_advice(looped, recs) == "Get the Sony.\nIt is light."
     assert clean_llm_advice("Please provide a product.", recs) == ""
@@ -214,16 +271,21 @@ def test_self_evaluation_and_experience_memory():
 
 def test_nothing_fits_names_the_nearest_real_alternative_but_never_an_excluded_brand():
     # Every candidate misses the required colour; "a" is also an excluded brand.
-    intent = IntentSpec(query="purple headphones, not sony", excluded_brands=["sony"],
-                        required_attributes={"colour": "purple"})
-    strict = Decider(DeciderConfig(pairwise=EQUAL, hard_constraints={"relax_attributes": False})).decide(intent, _cands())
+    intent = IntentSpec(
+        query="purple headphones, not sony", excluded_brands=["sony"], required_attributes={"colour": "purple"}
+    )
+    strict = Decider(DeciderConfig(pairwise=EQUAL, hard_constraints={"relax_attributes": False})).decide(
+        intent, _cands()
+    )
     assert strict.recommendations == [] and strict.relaxed == []
     assert "closest match is Bose bluetooth headphones" in strict.advice
     assert "Sony" not in strict.advice.split("closest match")[1]
     # relaxed (the default): the alternatives are the recommendations, each saying what it misses
     dec = Decider(DeciderConfig(pairwise=EQUAL)).decide(intent, _cands())
     assert dec.recommendations and all(r.brand.lower() != "sony" for r in dec.recommendations)
-    assert dec.relaxed == ["colour=purple"] and dec.advice.startswith("Nothing meets every requirement (none has colour=purple)")
+    assert dec.relaxed == ["colour=purple"] and dec.advice.startswith(
+        "Nothing meets every requirement (none has colour=purple)"
+    )
     assert all(r.reasons[0] == "does not meet colour=purple" for r in dec.recommendations)
     assert not set(dec.excluded) & {r.product_id for r in dec.recommendations}
     over = IntentSpec(query="tv", budget=10)  # over budget is no "nearest alternative"

@@ -15,11 +15,13 @@ PS, WS, DE = TaskType.PRODUCT_SEARCH, TaskType.WEB_SEARCH, TaskType.DECISION
 
 
 def _plan() -> Plan:
-    return Plan(tasks=[
-        Task(task_id="a", type=PS, query="a"),
-        Task(task_id="b", type=WS, query="b"),
-        Task(task_id="d", type=DE, depends_on=["a", "b"]),
-    ])
+    return Plan(
+        tasks=[
+            Task(task_id="a", type=PS, query="a"),
+            Task(task_id="b", type=WS, query="b"),
+            Task(task_id="d", type=DE, depends_on=["a", "b"]),
+        ]
+    )
 
 
 def test_independent_blocking_tasks_overlap_and_dependencies_respected():
@@ -65,8 +67,13 @@ def test_coroutine_handlers_run_concurrently():
 
 
 def test_chain_is_sequential():
-    plan = Plan(tasks=[Task(task_id="a", type=PS), Task(task_id="b", type=PS, depends_on=["a"]),
-                       Task(task_id="d", type=DE, depends_on=["b"])])
+    plan = Plan(
+        tasks=[
+            Task(task_id="a", type=PS),
+            Task(task_id="b", type=PS, depends_on=["a"]),
+            Task(task_id="d", type=DE, depends_on=["b"]),
+        ]
+    )
 
     def slow(task, inputs):
         time.sleep(0.1)
@@ -78,10 +85,14 @@ def test_chain_is_sequential():
 
 
 def test_failure_skips_dependents_but_decision_runs_on_partial_inputs():
-    plan = Plan(tasks=[
-        Task(task_id="a", type=PS), Task(task_id="a2", type=PS, depends_on=["a"]),
-        Task(task_id="b", type=WS), Task(task_id="d", type=DE, depends_on=["a2", "b"]),
-    ])
+    plan = Plan(
+        tasks=[
+            Task(task_id="a", type=PS),
+            Task(task_id="a2", type=PS, depends_on=["a"]),
+            Task(task_id="b", type=WS),
+            Task(task_id="d", type=DE, depends_on=["a2", "b"]),
+        ]
+    )
 
     def fail(task, inputs):
         if task.task_id == "a":
@@ -94,8 +105,9 @@ def test_failure_skips_dependents_but_decision_runs_on_partial_inputs():
     assert report.states["a2"].status == "skipped"
     assert report.outputs["d"] == ["b"]
     assert report.failed == ["a"]
-    strict = DAGExecutor({PS: fail, WS: lambda t, i: "web", DE: lambda t, i: 1},
-                         allow_partial_decision=False).run_sync(plan, "s2")
+    strict = DAGExecutor({PS: fail, WS: lambda t, i: "web", DE: lambda t, i: 1}, allow_partial_decision=False).run_sync(
+        plan, "s2"
+    )
     assert strict.states["d"].status == "skipped"
 
 
@@ -106,8 +118,9 @@ def test_trigger_delays_dispatch_until_it_fires():
         seen.append(view)
         return view.elapsed_s >= 0.1  # a stand-in for the Leader's Eq. 1 condition
 
-    report = DAGExecutor({PS: lambda t, i: 1, WS: lambda t, i: 2, DE: lambda t, i: 3}, trigger=trigger,
-                         poll_interval_s=0.01).run_sync(_plan(), "s")
+    report = DAGExecutor(
+        {PS: lambda t, i: 1, WS: lambda t, i: 2, DE: lambda t, i: 3}, trigger=trigger, poll_interval_s=0.01
+    ).run_sync(_plan(), "s")
     assert report.ok
     assert report.dispatch_times[0] >= 0.1
     assert sorted(seen[0].ready) == ["a", "b"]
@@ -119,8 +132,12 @@ def test_missing_handler_is_a_clear_error():
 
 
 def test_trigger_that_never_fires_cannot_hang_the_run():
-    report = DAGExecutor({PS: lambda t, i: 1, WS: lambda t, i: 2, DE: lambda t, i: 3}, trigger=lambda view: False,
-                         poll_interval_s=0.01, trigger_timeout_s=0.05).run_sync(_plan(), "s")
+    report = DAGExecutor(
+        {PS: lambda t, i: 1, WS: lambda t, i: 2, DE: lambda t, i: 3},
+        trigger=lambda view: False,
+        poll_interval_s=0.01,
+        trigger_timeout_s=0.05,
+    ).run_sync(_plan(), "s")
     assert report.ok
     assert report.dispatch_times[0] >= 0.05
 
@@ -129,8 +146,13 @@ def test_unexecutable_plans():
     bad = Plan(tasks=[Task(task_id="a", type=PS, depends_on=["ghost"]), Task(task_id="d", type=DE, depends_on=["a"])])
     with pytest.raises(ValueError, match="unknown dependencies \\['ghost'\\]"):
         DAGExecutor({PS: lambda t, i: 1, DE: lambda t, i: 1}).run_sync(bad, "s")
-    cyclic = Plan(tasks=[Task(task_id="a", type=PS, depends_on=["b"]), Task(task_id="b", type=PS, depends_on=["a"]),
-                         Task(task_id="c", type=PS)])
+    cyclic = Plan(
+        tasks=[
+            Task(task_id="a", type=PS, depends_on=["b"]),
+            Task(task_id="b", type=PS, depends_on=["a"]),
+            Task(task_id="c", type=PS),
+        ]
+    )
     report = DAGExecutor({PS: lambda t, i: 1}).run_sync(cyclic, "s")
     assert report.states["c"].status == "done"
     assert report.states["a"].status == "skipped" and "cycle" in report.states["a"].error

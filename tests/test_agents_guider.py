@@ -7,12 +7,14 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import pytest
 from onnx import TensorProto, helper, numpy_helper
+from test_agents_product_search import sub_index
+from test_llm_scripted import ScriptedLLM
 
 from rl_shop.agents.demand import CatalogVocab, rule_parse
 from rl_shop.agents.guider import CLARIFY_ACTIONS, DialogueTracker, Guider, load_guider_policy
@@ -20,11 +22,10 @@ from rl_shop.paths import CHECKPOINT_DIR, DATA_DIR
 from rl_shop.policies.features import clarify as F
 from rl_shop.sim import IntentSampler, Shopper, load_sim_config
 
-from test_agents_product_search import sub_index
-from test_llm_scripted import ScriptedLLM
-
-pytestmark = [pytest.mark.slow,
-              pytest.mark.skipif(not (DATA_DIR / "catalog.parquet").is_file(), reason="catalog not built")]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not (DATA_DIR / "catalog.parquet").is_file(), reason="catalog not built"),
+]
 
 
 @functools.lru_cache(maxsize=1)
@@ -92,27 +93,49 @@ def _write_clarify_dqn(directory: Path, bias: np.ndarray, w: np.ndarray) -> Path
     """A hand-built Clarify-v0 'DQN': Q = obs @ w + bias (47 -> 11), with its policy card."""
     obs = helper.make_tensor_value_info("obs", TensorProto.FLOAT, ["batch", F.N_FEATURES])
     out = helper.make_tensor_value_info("q_values", TensorProto.FLOAT, ["batch", len(CLARIFY_ACTIONS)])
-    graph = helper.make_graph([helper.make_node("MatMul", ["obs", "W"], ["xw"]), helper.make_node("Add", ["xw", "b"], ["q_values"])],
-                              "clarify", [obs], [out],
-                              initializer=[numpy_helper.from_array(w.astype(np.float32), "W"),
-                                           numpy_helper.from_array(bias.astype(np.float32), "b")])
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["obs", "W"], ["xw"]), helper.make_node("Add", ["xw", "b"], ["q_values"])],
+        "clarify",
+        [obs],
+        [out],
+        initializer=[
+            numpy_helper.from_array(w.astype(np.float32), "W"),
+            numpy_helper.from_array(bias.astype(np.float32), "b"),
+        ],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "policy.onnx").write_bytes(model.SerializeToString())
     card = {
-        "schema_version": 1, "env_id": "rl_shop/Clarify-v0", "env_version": 0,
-        "featurizer": {"module": "rl_shop.policies.features.clarify", "layout_version": F.LAYOUT_VERSION,
-                       "feature_names": list(F.FEATURE_NAMES)},
-        "observation_space": {"kind": "Box", "shape": [F.N_FEATURES], "dtype": "float32",
-                              "low": [0.0] * F.N_FEATURES, "high": [1.0] * F.N_FEATURES},
+        "schema_version": 1,
+        "env_id": "rl_shop/Clarify-v0",
+        "env_version": 0,
+        "featurizer": {
+            "module": "rl_shop.policies.features.clarify",
+            "layout_version": F.LAYOUT_VERSION,
+            "feature_names": list(F.FEATURE_NAMES),
+        },
+        "observation_space": {
+            "kind": "Box",
+            "shape": [F.N_FEATURES],
+            "dtype": "float32",
+            "low": [0.0] * F.N_FEATURES,
+            "high": [1.0] * F.N_FEATURES,
+        },
         "action_space": {"kind": "Discrete", "n": len(CLARIFY_ACTIONS), "names": list(CLARIFY_ACTIONS)},
         "normalization": None,
-        "onnx": {"file": "policy.onnx", "sha256": hashlib.sha256((directory / "policy.onnx").read_bytes()).hexdigest(),
-                 "opset": 17, "input_name": "obs", "output_name": "q_values", "output_kind": "q_values",
-                 "exporter": "hand-built onnx.helper graph (test)"},
+        "onnx": {
+            "file": "policy.onnx",
+            "sha256": hashlib.sha256((directory / "policy.onnx").read_bytes()).hexdigest(),
+            "opset": 17,
+            "input_name": "obs",
+            "output_name": "q_values",
+            "output_kind": "q_values",
+            "exporter": "hand-built onnx.helper graph (test)",
+        },
         "training": {"algo": "DQN", "run_dir": None, "config": {}},
-        "exported_at": datetime(2026, 1, 1, tzinfo=timezone.utc).isoformat(),
+        "exported_at": datetime(2026, 1, 1, tzinfo=UTC).isoformat(),
     }
     (directory / "policy_card.json").write_text(json.dumps(card))
     return directory
@@ -140,8 +163,10 @@ def test_learned_policy_q_values_choose_the_slot(tmp_path):
     assert g.decide(d3, t)[0] == "brand"
 
 
-@pytest.mark.skipif(not (CHECKPOINT_DIR / "guider" / "policy_card.json").is_file(),
-                    reason="no exported Guider policy at checkpoints/guider yet (the lead ships it before CI)")
+@pytest.mark.skipif(
+    not (CHECKPOINT_DIR / "guider" / "policy_card.json").is_file(),
+    reason="no exported Guider policy at checkpoints/guider yet (the lead ships it before CI)",
+)
 def test_shipped_guider_policy_loads_and_acts():
     g = guider(policy=load_guider_policy(CHECKPOINT_DIR / "guider"))
     slot, detail = g.decide(rule_parse("i would like something nice for computers", vocab()), DialogueTracker())
@@ -162,6 +187,8 @@ def test_garbage_llm_answer_parse_falls_back_to_rules():
     status, values, source = g.parse_answer("budget", "No more than $35.")
     assert (status, values, source) == ("value", {"budget": 35.0}, "rules")
     # a structurally valid LLM value that names nothing in the vocabulary is rejected too
-    g2 = guider(llm=ScriptedLLM(['{"status": "value", "value": "purple unicorn brand"}']), config={"answer_llm": "always"})
+    g2 = guider(
+        llm=ScriptedLLM(['{"status": "value", "value": "purple unicorn brand"}']), config={"answer_llm": "always"}
+    )
     status, values, source = g2.parse_answer("brand", "hmm, the usual one")
     assert source == "rules" and values == {} and g2.llm_rejections == 1

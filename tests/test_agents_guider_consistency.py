@@ -20,20 +20,21 @@ from rl_shop.paths import CHECKPOINT_DIR, DATA_DIR
 
 pytestmark = pytest.mark.skipif(
     not (DATA_DIR / "catalog.parquet").is_file() or not (CHECKPOINT_DIR / "guider" / "policy.onnx").is_file(),
-    reason="catalog or checkpoints/guider not built")
+    reason="catalog or checkpoints/guider not built",
+)
 
 ITEMS = {
-    "eccd-00000": "negation",          # corded telephones but not panasonic
-    "eccd-00001": "reasoning",         # something for working from home (use-case categories)
-    "eccd-00002": "reasoning",         # what should i get for gaming? ("gaming" is the use case)
-    "eccd-00004": "simple",            # Memory card readers
-    "eccd-00005": "ambiguous",         # something nice for computers
-    "eccd-00059": "ambiguous",         # what would you reocmmend in office? (typo)
+    "eccd-00000": "negation",  # corded telephones but not panasonic
+    "eccd-00001": "reasoning",  # something for working from home (use-case categories)
+    "eccd-00002": "reasoning",  # what should i get for gaming? ("gaming" is the use case)
+    "eccd-00004": "simple",  # Memory card readers
+    "eccd-00005": "ambiguous",  # something nice for computers
+    "eccd-00059": "ambiguous",  # what would you reocmmend in office? (typo)
     "eccd-00121": "multi_constraint",  # ... bags cases 16-18 inch under $20
-    "eccd-00233": "negation",          # ... otehr than thermaltake (typo)
+    "eccd-00233": "negation",  # ... otehr than thermaltake (typo)
     "eccd-00341": "multi_constraint",  # Can you find me black cases sleeves between 15 and 17 inches
-    "eccd-00471": "negation",          # ... withuot motorola (typo)
-    "eccd-00517": "reasoning",         # something for playing pc games
+    "eccd-00471": "negation",  # ... withuot motorola (typo)
+    "eccd-00517": "reasoning",  # something for playing pc games
     "eccd-00526": "multi_constraint",  # usb network adapters with usb priced under $15
 }
 
@@ -49,9 +50,12 @@ def setup():
     catalog = load_catalog()
     cfg = load_runtime_config(["runtime.llm_enabled=false"])
     rt = cfg["runtime"]
-    vocab = CatalogVocab.from_catalog(catalog, load_sim_config().knowledge,
-                                      min_brand_products=int(rt["min_brand_products"]),
-                                      stop_brands=tuple(rt["stop_brands"]))
+    vocab = CatalogVocab.from_catalog(
+        catalog,
+        load_sim_config().knowledge,
+        min_brand_products=int(rt["min_brand_products"]),
+        stop_brands=tuple(rt["stop_brands"]),
+    )
     guider = Guider(catalog, vocab, cfg["guider"], llm=None, policy=load_guider_policy(CHECKPOINT_DIR / "guider"))
     items = {it.id: it for it in load_benchmark() if it.id in ITEMS}
     return catalog, vocab, guider, items, float(cfg["leader"]["rule_residual"])
@@ -81,8 +85,9 @@ def test_runtime_first_observation_equals_the_envs(item_id):
     env_obs, env_mask = env_first(item, guider)
     d = rule_parse(item.query, vocab, residual)
     rt_obs = guider.observation(d, DialogueTracker())
-    bad = {FEATURE_NAMES[k]: (float(env_obs[k]), float(rt_obs[k]))
-           for k in np.flatnonzero(np.abs(env_obs - rt_obs) > 1e-6)}
+    bad = {
+        FEATURE_NAMES[k]: (float(env_obs[k]), float(rt_obs[k])) for k in np.flatnonzero(np.abs(env_obs - rt_obs) > 1e-6)
+    }
     assert not bad, f"{item.query!r}: env vs runtime differ on {bad}"
     assert np.array_equal(env_mask, guider.action_mask(d, DialogueTracker()))
     assert guider.policy.act(rt_obs, env_mask) == guider.policy.act(env_obs, env_mask)
@@ -124,7 +129,10 @@ def test_parser_fixes_in_isolation():
     from rl_shop.agents.demand import extract_slots, normalize_typos, rule_parse
 
     _, vocab, _, _, residual = setup()
-    assert normalize_typos("controllers otehr thna thermaltake withuot x") == "controllers other than thermaltake without x"
+    assert (
+        normalize_typos("controllers otehr thna thermaltake withuot x")
+        == "controllers other than thermaltake without x"
+    )
     assert normalize_typos("Sony") == "Sony" and normalize_typos("hello world") == "hello world"
     # A catalog word is never rewritten, even one transposition away from a cue word.
     assert normalize_typos("thna", keep={"thna"}) == "thna"
@@ -135,8 +143,10 @@ def test_parser_fixes_in_isolation():
     gaming = extract_slots("What should i get for gaming?", vocab)
     assert gaming["use_case"] == "gaming" and "features" not in gaming
     assert extract_slots("gaming headsets with gaming", vocab).get("features") == ["gaming"]  # outside the phrase
-    assert rule_parse("Can you find me black cases sleeves between 15 and 17 inches", vocab, residual).query_type \
+    assert (
+        rule_parse("Can you find me black cases sleeves between 15 and 17 inches", vocab, residual).query_type
         == "multi_constraint"
+    )
     assert rule_parse("Can you find me a good laptop?", vocab, residual).query_type == "general_qa"
     typo = rule_parse("I would like printer ink toner other thna lexmark", vocab, residual)
     assert typo.query == "I would like printer ink toner other thna lexmark"  # kept as typed

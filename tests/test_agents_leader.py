@@ -8,6 +8,8 @@ import math
 import time
 
 import pytest
+from test_agents_guider import vocab
+from test_llm_scripted import ScriptedLLM
 
 from rl_shop.agents.demand import DemandParse, IntentGuess, merge, rule_parse, validate_llm_parse
 from rl_shop.agents.executor import DAGExecutor, SchedulerView
@@ -18,15 +20,13 @@ from rl_shop.agents.types import Decision, IntentSpec, Plan, Recommendation, Tas
 from rl_shop.paths import CHECKPOINT_DIR
 from rl_shop.sim.slots import QUERY_TYPES
 
-from test_agents_guider import vocab
-from test_llm_scripted import ScriptedLLM
-
 pytestmark = pytest.mark.slow
 
 
 def _leader(llm=None, **cfg):
-    from rl_shop.agents.runtime import MACDFAssistant
     from test_agents_product_search import sub_index
+
+    from rl_shop.agents.runtime import MACDFAssistant
 
     sub, index = sub_index()
     over = [f"leader.{k}={v}" for k, v in cfg.items()] + ["runtime.llm_enabled=false"]
@@ -49,8 +49,14 @@ def test_rule_parse_of_negation_and_budget():
 
 def test_llm_values_are_validated_against_catalog_and_text():
     text = "bluetooth headphones under $50 but not sony"
-    parse = DemandParse(intents=[IntentGuess(type="multi_constraint", confidence=0.8)], category="Headphones",
-                        budget=45, brands=["sony", "acme-not-a-brand"], excluded_brands=[], features=["waterproof"])
+    parse = DemandParse(
+        intents=[IntentGuess(type="multi_constraint", confidence=0.8)],
+        category="Headphones",
+        budget=45,
+        brands=["sony", "acme-not-a-brand"],
+        excluded_brands=[],
+        features=["waterproof"],
+    )
     accepted, notes = validate_llm_parse(parse, text, vocab())
     assert accepted == {"category": "headphones", "preferred_brands": ["sony"]}
     assert any("45" in n for n in notes) and any("acme" in n for n in notes) and any("waterproof" in n for n in notes)
@@ -66,8 +72,12 @@ def test_llm_values_are_validated_against_catalog_and_text():
 def test_llm_fills_only_what_rules_missed():
     text = "something sony for my desk"
     rules = rule_parse(text, vocab())
-    llm = ScriptedLLM(['{"intents":[{"type":"ambiguous","confidence":0.6},{"type":"simple","confidence":0.2}],'
-                       '"category":"mice","budget":null,"brands":["sony"],"excluded_brands":[],"features":[]}'])
+    llm = ScriptedLLM(
+        [
+            '{"intents":[{"type":"ambiguous","confidence":0.6},{"type":"simple","confidence":0.2}],'
+            '"category":"mice","budget":null,"brands":["sony"],"excluded_brands":[],"features":[]}'
+        ]
+    )
     d, detail = _leader(llm, llm_type_weight=0.3).reason(text)
     assert detail["mode"] == "llm+rules"
     assert d.category is None  # "mice" is a catalog category but the text does not name it
@@ -88,13 +98,19 @@ def test_garbage_llm_output_leaves_the_rule_parse():
 
 
 def _plan() -> Plan:
-    return Plan(tasks=[Task(task_id="a", type=TaskType.PRODUCT_SEARCH, query="x"),
-                       Task(task_id="b", type=TaskType.WEB_SEARCH, query="x"),
-                       Task(task_id="d", type=TaskType.DECISION, depends_on=["a", "b"])])
+    return Plan(
+        tasks=[
+            Task(task_id="a", type=TaskType.PRODUCT_SEARCH, query="x"),
+            Task(task_id="b", type=TaskType.WEB_SEARCH, query="x"),
+            Task(task_id="d", type=TaskType.DECISION, depends_on=["a", "b"]),
+        ]
+    )
 
 
 def _view(t, ready=(), running=(), done=()):
-    return SchedulerView(elapsed_s=t, ready=list(ready), running=list(running), done=list(done), failed=[], n_dispatches=0)
+    return SchedulerView(
+        elapsed_s=t, ready=list(ready), running=list(running), done=list(done), failed=[], n_dispatches=0
+    )
 
 
 def test_eq1_trigger_by_hand():
@@ -148,15 +164,24 @@ def test_searches_run_concurrently_under_the_trigger():
 
 
 def _decision(recs):
-    return Decision(advice="", recommendations=[Recommendation(product_id=p, title=p, score=s, criteria={},
-                                                               pareto_optimal=True, reasons=[]) for p, s in recs],
-                    follow_up_question="", weights={}, consistency_ratio=0.0)
+    return Decision(
+        advice="",
+        recommendations=[
+            Recommendation(product_id=p, title=p, score=s, criteria={}, pareto_optimal=True, reasons=[])
+            for p, s in recs
+        ],
+        follow_up_question="",
+        weights={},
+        consistency_ratio=0.0,
+    )
 
 
 def test_reflection_eq2_by_hand():
     intent = IntentSpec(query="q", query_type="negation", category="mice", budget=20.0, excluded_brands=["acme"])
-    rows = {"p1": {"category": "mice", "price": 15.0, "brand": "logi"},          # 3/3 constraints
-            "p2": {"category": "mice", "price": 25.0, "brand": "acme"}}          # 1/3
+    rows = {
+        "p1": {"category": "mice", "price": 15.0, "brand": "logi"},  # 3/3 constraints
+        "p2": {"category": "mice", "price": 25.0, "brand": "acme"},
+    }  # 1/3
     assert constraint_satisfaction(rows["p2"], intent) == pytest.approx(1 / 3)
     r = Reflector({"gamma": 0.6, "threshold": 0.5, "max_replans": 1, "top_k": 2})
     res = r.evaluate(intent, _decision([("p1", 0.8), ("p2", 0.4)]), rows)
@@ -182,8 +207,10 @@ def test_heuristic_gate_skips_consultative_types():
     assert leader.wants_clarification(amb, DialogueTracker(), 3, 3, 0.0)[0] is False
 
 
-@pytest.mark.skipif(not (CHECKPOINT_DIR / "collaboration" / "policy_card.json").is_file(),
-                    reason="no exported collaboration policy at checkpoints/collaboration")
+@pytest.mark.skipif(
+    not (CHECKPOINT_DIR / "collaboration" / "policy_card.json").is_file(),
+    reason="no exported collaboration policy at checkpoints/collaboration",
+)
 def test_shipped_collaboration_policy_gates_clarification():
     from rl_shop.policies.loader import load_policy
 

@@ -17,8 +17,9 @@ def test_task_states_roundtrip_and_update():
     mem = Memory(":memory:")
     mem.put_task_state(TaskState(session_id="s1", task_id="t2", status="pending"))
     mem.put_task_state(TaskState(session_id="s1", task_id="t1", status="running", started_at=10.0))
-    mem.put_task_state(TaskState(session_id="s1", task_id="t1", status="done", started_at=10.0, finished_at=10.5,
-                                 detail={"n": 3}))
+    mem.put_task_state(
+        TaskState(session_id="s1", task_id="t1", status="done", started_at=10.0, finished_at=10.5, detail={"n": 3})
+    )
     mem.put_task_state(TaskState(session_id="other", task_id="t1", status="failed", error="boom"))
     states = mem.get_task_states("s1")
     assert [s.task_id for s in states] == ["t1", "t2"]
@@ -32,8 +33,9 @@ def test_outputs_context_history_and_dump():
     mem.append_output("WebSearch", "s1", {"summary": "x"}, task_id="t2")
     mem.set_context("s1", "Guider", "slots", {"budget": 100})
     mem.set_context("s1", "Guider", "slots", {"budget": 80})  # overwrite
-    assert mem.outputs("s1", "ProductSearch") == [{"agent": "ProductSearch", "task_id": "t1",
-                                                   "payload": {"ids": ["p1", "p2"]}}]
+    assert mem.outputs("s1", "ProductSearch") == [
+        {"agent": "ProductSearch", "task_id": "t1", "payload": {"ids": ["p1", "p2"]}}
+    ]
     assert mem.get_context("s1", "Guider", "slots") == {"budget": 80}
     assert mem.get_context("s1", "Guider", "missing", default=7) == 7
     for i in range(5):

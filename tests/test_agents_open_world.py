@@ -4,11 +4,10 @@ rule parse missed, and a product type the catalog lacks gets a plain "not carrie
 from __future__ import annotations
 
 import pytest
+from test_agents_runtime import assistant, sub_index
 
 from rl_shop.agents.demand import CatalogVocab, enrich, rule_parse
 from rl_shop.agents.understanding import Understander
-
-from test_agents_runtime import assistant, sub_index
 
 pytestmark = pytest.mark.slow
 
@@ -52,8 +51,15 @@ def test_the_readings_catalog_category_replaces_the_rule_parse_one() -> None:
     text = "i need headphones for my laptop"
     before = rule_parse(text, vocab)
     other = next(c for c in sorted(vocab.category_set) if c != before.category)
-    reading = SimpleNamespace(budget_max=None, budget_min=None, excluded_brands=[], in_catalog=True, category=other,
-                              product_type="headphones", query_type="simple")
+    reading = SimpleNamespace(
+        budget_max=None,
+        budget_min=None,
+        excluded_brands=[],
+        in_catalog=True,
+        category=other,
+        product_type="headphones",
+        query_type="simple",
+    )
     after = enrich(before, reading, vocab)
     assert after.category == other and after.sources["category"] == "understanding"
     unknown = SimpleNamespace(**{**vars(reading), "category": "no such category"})

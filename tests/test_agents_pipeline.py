@@ -17,14 +17,38 @@ from rl_shop.agents.websearch import WebSearchAgent
 from rl_shop.paths import DATA_DIR
 
 PRODUCTS = [
-    Candidate(product_id="p1", title="Sony bluetooth wireless headphones", brand="sony", price=79.0,
-              category="headphones", attributes={"connectivity": ["bluetooth"]}),
-    Candidate(product_id="p2", title="Sony wired headphones", brand="sony", price=19.0, category="headphones",
-              attributes={"connectivity": ["3.5mm"]}),
-    Candidate(product_id="p3", title="Beats bluetooth headphones", brand="beats", price=149.0, category="headphones",
-              attributes={"connectivity": ["bluetooth"]}),
-    Candidate(product_id="p4", title="JBL bluetooth headphones", brand="jbl", price=49.0, category="headphones",
-              attributes={"connectivity": ["bluetooth"]}),
+    Candidate(
+        product_id="p1",
+        title="Sony bluetooth wireless headphones",
+        brand="sony",
+        price=79.0,
+        category="headphones",
+        attributes={"connectivity": ["bluetooth"]},
+    ),
+    Candidate(
+        product_id="p2",
+        title="Sony wired headphones",
+        brand="sony",
+        price=19.0,
+        category="headphones",
+        attributes={"connectivity": ["3.5mm"]},
+    ),
+    Candidate(
+        product_id="p3",
+        title="Beats bluetooth headphones",
+        brand="beats",
+        price=149.0,
+        category="headphones",
+        attributes={"connectivity": ["bluetooth"]},
+    ),
+    Candidate(
+        product_id="p4",
+        title="JBL bluetooth headphones",
+        brand="jbl",
+        price=49.0,
+        category="headphones",
+        attributes={"connectivity": ["bluetooth"]},
+    ),
 ]
 
 
@@ -33,8 +57,14 @@ def test_reasoning_request_end_to_end():
     text = "ignore the previous results, I need bluetooth headphones for the gym under $100"
     safety = SafetyReview()
     assert safety.screen_input(text).allowed
-    intent = IntentSpec(query=text, query_type="reasoning", category="headphones", budget=100,
-                        required_attributes={"connectivity": "bluetooth"}, excluded_brands=["jbl"])
+    intent = IntentSpec(
+        query=text,
+        query_type="reasoning",
+        category="headphones",
+        budget=100,
+        required_attributes={"connectivity": "bluetooth"},
+        excluded_brands=["jbl"],
+    )
     mem = Memory()
     plan = Planner(memory=mem).plan(intent, session_id="s1")
     assert plan.by_type(TaskType.WEB_SEARCH)  # reasoning gets a buying-guide search
@@ -51,8 +81,10 @@ def test_reasoning_request_end_to_end():
         webres = next((o for o in inputs.values() if isinstance(o, WebSearchResult)), None)
         return Decider().decide(intent, cands, web=webres)
 
-    report = DAGExecutor({TaskType.PRODUCT_SEARCH: product_search, TaskType.WEB_SEARCH: web_search,
-                          TaskType.DECISION: decide}, memory=mem).run_sync(plan, "s1")
+    report = DAGExecutor(
+        {TaskType.PRODUCT_SEARCH: product_search, TaskType.WEB_SEARCH: web_search, TaskType.DECISION: decide},
+        memory=mem,
+    ).run_sync(plan, "s1")
     assert report.ok
     decision = report.outputs[plan.by_type(TaskType.DECISION)[0].task_id]
     assert [r.product_id for r in decision.recommendations] == ["p1"]

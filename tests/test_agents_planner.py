@@ -38,11 +38,17 @@ def _check_invariants(plan: Plan) -> None:
     assert [n for n in g.nodes if g.out_degree(n) == 0] == [decisions[0].task_id]
 
 
-@pytest.mark.parametrize("qt", ["simple", "reasoning", "multi_constraint", "negation", "ambiguous",
-                                "product_qa", "comparison", "general_qa"])
+@pytest.mark.parametrize(
+    "qt", ["simple", "reasoning", "multi_constraint", "negation", "ambiguous", "product_qa", "comparison", "general_qa"]
+)
 def test_every_query_type_gives_a_valid_dag(qt):
-    intent = IntentSpec(query="wireless headphones", query_type=qt, category="headphones", budget=100,
-                        targets=["sony wh-1000xm4", "bose qc35"] if qt in ("comparison", "product_qa") else [])
+    intent = IntentSpec(
+        query="wireless headphones",
+        query_type=qt,
+        category="headphones",
+        budget=100,
+        targets=["sony wh-1000xm4", "bose qc35"] if qt in ("comparison", "product_qa") else [],
+    )
     plan = Planner(PlannerConfig()).plan(intent)
     _check_invariants(plan)
     assert validate_plan(plan, intent) == []
@@ -53,8 +59,9 @@ def test_comparison_needs_two_product_searches_even_with_one_target():
     plan = Planner(PlannerConfig()).plan(intent)
     assert len(plan.by_type(PS)) >= 2
     # the lookup of a named target must not be filtered by the user's brand preferences
-    intent2 = IntentSpec(query="sony vs bose", query_type="comparison", targets=["sony x", "bose y"],
-                         preferred_brands=["sony"])
+    intent2 = IntentSpec(
+        query="sony vs bose", query_type="comparison", targets=["sony x", "bose y"], preferred_brands=["sony"]
+    )
     plan2 = Planner(PlannerConfig()).plan(intent2)
     bose = [t for t in plan2.by_type(PS) if t.query == "bose y"][0]
     assert "brands" not in bose.params
@@ -87,8 +94,9 @@ def test_validator_catches_each_hard_constraint():
 
 
 def test_conflicts_detected_and_replanned():
-    intent = IntentSpec(query="cheap tv", category="tvs", budget=20, preferred_brands=["sony", "lg"],
-                        excluded_brands=["sony"])
+    intent = IntentSpec(
+        query="cheap tv", category="tvs", budget=20, preferred_brands=["sony", "lg"], excluded_brands=["sony"]
+    )
     kinds = {k for k, _ in find_conflicts(intent, {"tvs": 99.0})}
     assert kinds == {"brand_preferred_and_excluded", "budget_below_category_minimum"}
     planner = Planner(PlannerConfig(), category_min_price={"tvs": 99.0})
@@ -111,13 +119,20 @@ def test_max_replans_zero_propagates_conflict():
 
 def test_soft_constraint_score_hand_worked():
     intent = IntentSpec(query="tv", budget=100)
-    plan = Plan(tasks=[
-        Task(task_id="t1", type=PS, query="tv", params={"max_price": 100}, priority=0.0),
-        Task(task_id="t2", type=PS, query="TV", params={}, priority=1.0),
-        Task(task_id="t3", type=DE, depends_on=["t1", "t2"]),
-    ])
-    w = SoftConstraintWeights(call_penalty=0.1, depth_penalty=0.2, duplicate_query_penalty=0.5,
-                              price_priority_penalty=0.3, coverage_reward=1.0)
+    plan = Plan(
+        tasks=[
+            Task(task_id="t1", type=PS, query="tv", params={"max_price": 100}, priority=0.0),
+            Task(task_id="t2", type=PS, query="TV", params={}, priority=1.0),
+            Task(task_id="t3", type=DE, depends_on=["t1", "t2"]),
+        ]
+    )
+    w = SoftConstraintWeights(
+        call_penalty=0.1,
+        depth_penalty=0.2,
+        duplicate_query_penalty=0.5,
+        price_priority_penalty=0.3,
+        coverage_reward=1.0,
+    )
     # coverage 1/1 (max_price expressed) = 1.0; calls 2 -> -0.2; depth 1 -> -0.2;
     # duplicate "tv"/"TV" -> -0.5; t1 is the price task but not top priority -> -0.3  => -0.2
     assert score_plan(plan, intent, w) == pytest.approx(-0.2)
@@ -146,14 +161,20 @@ class _ScriptedLLM:
 
 def test_llm_proposal_is_repaired():
     # The proposal lacks a Decision and has a dependency on a non-existent task.
-    proposal = PlanProposal.model_validate({"tasks": [
-        {"id": "a", "type": "ProductSearch", "query": "sony headphones", "depends_on": ["ghost"]},
-        {"id": "b", "type": "WebSearch", "query": "sony headphones reviews", "depends_on": []},
-    ]})
+    proposal = PlanProposal.model_validate(
+        {
+            "tasks": [
+                {"id": "a", "type": "ProductSearch", "query": "sony headphones", "depends_on": ["ghost"]},
+                {"id": "b", "type": "WebSearch", "query": "sony headphones reviews", "depends_on": []},
+            ]
+        }
+    )
     intent = IntentSpec(query="sony headphones", query_type="reasoning")
     llm = _ScriptedLLM(proposal)
-    planner = Planner(PlannerConfig(soft_constraints=SoftConstraintWeights(call_penalty=0.0, depth_penalty=0.0,
-                                                                             coverage_reward=0.0)), llm=llm)
+    planner = Planner(
+        PlannerConfig(soft_constraints=SoftConstraintWeights(call_penalty=0.0, depth_penalty=0.0, coverage_reward=0.0)),
+        llm=llm,
+    )
     repaired = planner.repair(planner._from_proposal(proposal, intent), intent)
     assert repaired is not None and repaired.source == "llm_repaired"
     _check_invariants(repaired)
@@ -164,11 +185,15 @@ def test_llm_proposal_is_repaired():
 
 
 def test_llm_cyclic_or_fallback_proposal_replaced_by_symbolic():
-    cyclic = PlanProposal.model_validate({"tasks": [
-        {"id": "a", "type": "ProductSearch", "query": "x", "depends_on": ["b"]},
-        {"id": "b", "type": "ProductSearch", "query": "y", "depends_on": ["a"]},
-        {"id": "d", "type": "Decision", "depends_on": ["a", "b"]},
-    ]})
+    cyclic = PlanProposal.model_validate(
+        {
+            "tasks": [
+                {"id": "a", "type": "ProductSearch", "query": "x", "depends_on": ["b"]},
+                {"id": "b", "type": "ProductSearch", "query": "y", "depends_on": ["a"]},
+                {"id": "d", "type": "Decision", "depends_on": ["a", "b"]},
+            ]
+        }
+    )
     intent = IntentSpec(query="x", query_type="simple")
     plan = Planner(PlannerConfig(), llm=_ScriptedLLM(cyclic)).plan(intent)
     assert plan.source == "symbolic"
@@ -191,9 +216,12 @@ def test_reflection_kb_adds_remedies_and_graph_is_stored():
     assert mem.get_context("s1", "Planner", "plan")["tasks"][0]["task_id"] == after.tasks[0].task_id
     # a failure without a named remedy uses the per-query-type default (simple -> add_product_rewrite)
     mem.record_failure("negation", "headphones not sony", "low satisfaction")
-    neg = Planner(PlannerConfig.model_validate(
-        {"reflection": {"default_remedy": {"negation": "add_product_rewrite"}}}), memory=mem).plan(
-        IntentSpec(query="headphones not sony", query_type="negation", category="headphones", excluded_brands=["sony"]))
+    neg = Planner(
+        PlannerConfig.model_validate({"reflection": {"default_remedy": {"negation": "add_product_rewrite"}}}),
+        memory=mem,
+    ).plan(
+        IntentSpec(query="headphones not sony", query_type="negation", category="headphones", excluded_brands=["sony"])
+    )
     assert len(neg.by_type(PS)) == 2
 
 
@@ -207,12 +235,22 @@ def test_shipped_config_and_bad_config():
 
 def test_simulator_intent_is_adapted():
     slots = pytest.importorskip("rl_shop.sim.slots")
-    intent = slots.Intent(query_type="multi_constraint", category="usb flash drives", budget=30.0,
-                          preferred_brands=("sandisk",), min_capacity_gb=64.0, connectivity=("usb",),
-                          min_size_in=13.0, max_size_in=15.0)
+    intent = slots.Intent(
+        query_type="multi_constraint",
+        category="usb flash drives",
+        budget=30.0,
+        preferred_brands=("sandisk",),
+        min_capacity_gb=64.0,
+        connectivity=("usb",),
+        min_size_in=13.0,
+        max_size_in=15.0,
+    )
     spec = IntentSpec.from_intent(intent, query="sandisk usb drive 64gb under $30")
-    assert spec.required_attributes == {"capacity_gb": 64.0, "connectivity": ["usb"],
-                                        "size_in": {"min": 13.0, "max": 15.0}}
+    assert spec.required_attributes == {
+        "capacity_gb": 64.0,
+        "connectivity": ["usb"],
+        "size_in": {"min": 13.0, "max": 15.0},
+    }
     assert spec.preferred_brands == ["sandisk"] and spec.budget == 30.0
     plan = Planner(PlannerConfig()).plan(spec)
     assert plan.by_type(PS)[0].params["attributes"]["capacity_gb"] == 64.0

@@ -13,18 +13,27 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from test_llm_scripted import ScriptedLLM
 
 from rl_shop.agents.product_search import ProductSearchAgent, title_overlap
 from rl_shop.agents.types import Task, TaskType
 from rl_shop.paths import DATA_DIR
 
-from test_llm_scripted import ScriptedLLM
+pytestmark = [
+    pytest.mark.slow,  # builds (first run) or loads a small index
+    pytest.mark.skipif(not (DATA_DIR / "catalog.parquet").is_file(), reason="catalog not built"),
+]
 
-pytestmark = [pytest.mark.slow,  # builds (first run) or loads a small index
-              pytest.mark.skipif(not (DATA_DIR / "catalog.parquet").is_file(), reason="catalog not built")]
-
-CATEGORIES = ("headphones", "bluetooth headsets", "mice", "memory card readers", "corded telephones",
-              "usb flash drives", "external hard drives", "laptops")
+CATEGORIES = (
+    "headphones",
+    "bluetooth headsets",
+    "mice",
+    "memory card readers",
+    "corded telephones",
+    "usb flash drives",
+    "external hard drives",
+    "laptops",
+)
 
 
 @functools.lru_cache(maxsize=1)
@@ -41,8 +50,17 @@ def sub_index():
 
 def agent(llm=None, **overrides) -> ProductSearchAgent:
     _, index = sub_index()
-    cfg = {"rerank": {"enabled": llm is not None, "top_n": 4, "max_tokens": 16, "rrf_k": 10.0,
-                      "retrieval_weight": 1.0, "llm_weight": 0.5, "title_words": 8}}
+    cfg = {
+        "rerank": {
+            "enabled": llm is not None,
+            "top_n": 4,
+            "max_tokens": 16,
+            "rrf_k": 10.0,
+            "retrieval_weight": 1.0,
+            "llm_weight": 0.5,
+            "title_words": 8,
+        }
+    }
     for key, value in overrides.items():
         cfg.setdefault(key, {}).update(value) if isinstance(value, dict) else cfg.__setitem__(key, value)
     return ProductSearchAgent(index, cfg, llm=llm)
@@ -58,8 +76,9 @@ def test_budget_and_excluded_brand_are_hard_filters():
     headphones = sub[sub["category"] == "headphones"]
     excluded = headphones["brand"].value_counts().index[0]  # the most frequent brand
     budget = float(headphones["price"].median())
-    out = agent().search("headphones", {"k": 10, "category": "headphones", "max_price": budget,
-                                        "exclude_brands": [excluded]})
+    out = agent().search(
+        "headphones", {"k": 10, "category": "headphones", "max_price": budget, "exclude_brands": [excluded]}
+    )
     ids = [p["product_id"] for p in out["products"]]
     assert ids, "the category has products under its median price from other brands"
     rows = rows_of(ids)
@@ -86,8 +105,10 @@ def test_soft_filter_relaxed_but_budget_kept():
     readers = sub[sub["category"] == "memory card readers"]
     assert not readers["features"].apply(lambda f: "touchscreen" in list(f)).any()
     budget = float(readers["price"].quantile(0.5))
-    out = agent().search("card reader", {"k": 5, "category": "memory card readers", "max_price": budget,
-                                         "attributes": {"features": ["touchscreen"]}})
+    out = agent().search(
+        "card reader",
+        {"k": 5, "category": "memory card readers", "max_price": budget, "attributes": {"features": ["touchscreen"]}},
+    )
     assert out["products"] and any("features" in r for r in out["relaxed"])
     assert (rows_of([p["product_id"] for p in out["products"]])["price"] <= budget).all()
 
@@ -147,13 +168,24 @@ def test_product_details_finds_a_named_product_and_compare():
     row = sub[sub["category"] == "external hard drives"].iloc[3]
     name = " ".join(str(row["title"]).split()[:6])
     a = agent()
-    out = a.product_details(Task(task_id="t1", type=TaskType.TOOL_CALL, query=f"how much storage does the {name} have?",
-                                 params={"tool": "product_details", "target": name}), {})
+    out = a.product_details(
+        Task(
+            task_id="t1",
+            type=TaskType.TOOL_CALL,
+            query=f"how much storage does the {name} have?",
+            params={"tool": "product_details", "target": name},
+        ),
+        {},
+    )
     assert out["product"] is not None and title_overlap(out["product"]["title"], name) == 1.0
     assert out["facts"].get("brand") == row["brand"] or not row["brand"]
     other = sub[sub["category"] == "external hard drives"].iloc[7]
-    searches = {f"t{i}": a.search(" ".join(str(r["title"]).split()[:6]), {"target": " ".join(str(r["title"]).split()[:6]), "k": 1})
-                for i, r in enumerate((row, other))}
+    searches = {
+        f"t{i}": a.search(
+            " ".join(str(r["title"]).split()[:6]), {"target": " ".join(str(r["title"]).split()[:6]), "k": 1}
+        )
+        for i, r in enumerate((row, other))
+    }
     cmp = a.compare_specs(Task(task_id="t3", type=TaskType.TOOL_CALL, params={"tool": "compare_specs"}), searches)
     assert len(cmp["products"]) == 2
     prices = {p["product_id"]: p["price"] for p in cmp["products"] if p["price"] is not None}

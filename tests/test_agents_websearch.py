@@ -49,23 +49,32 @@ def test_freshness_half_life():
 
 
 def test_eq4_hand_worked_and_filter_threshold():
-    cfg = FilterConfig(alpha=0.5, beta=0.3, gamma=0.2, threshold=0.5, max_documents=5, half_life_days=365,
-                       relevance_coverage_weight=1.0)
+    cfg = FilterConfig(
+        alpha=0.5,
+        beta=0.3,
+        gamma=0.2,
+        threshold=0.5,
+        max_documents=5,
+        half_life_days=365,
+        relevance_coverage_weight=1.0,
+    )
     assert eq4_score(1.0, 0.5, 0.5, cfg) == pytest.approx(0.5 + 0.15 + 0.1)
     q = "bluetooth headphones"
     good = _doc("u1", "Bluetooth headphones guide", "all about headphones", authority=0.5, published=date(2023, 1, 1))
     half = _doc("u2", "Headphones", "wired only", authority=1.0, published=date(2024, 1, 1))
     off = _doc("u3", "Coffee", "espresso", authority=1.0, published=date(2024, 1, 1))
-    kept, dropped = filter_documents([RetrievedDocument(document=d, backend_score=1.0, query=q)
-                                      for d in (good, half, off)], cfg, TODAY)
+    kept, dropped = filter_documents(
+        [RetrievedDocument(document=d, backend_score=1.0, query=q) for d in (good, half, off)], cfg, TODAY
+    )
     # good: rel 1.0 -> 0.5 + 0.3*0.5 + 0.2*0.5 = 0.75; half: rel 0.5 -> 0.25 + 0.3 + 0.2 = 0.75;
     # off: rel 0 -> 0 + 0.3 + 0.2 = 0.5 (kept, at threshold)
     assert [k.document.url for k in kept] == ["u1", "u2", "u3"]
     assert [k.score for k in kept] == pytest.approx([0.75, 0.75, 0.5])
     assert dropped == 0
     strict = cfg.model_copy(update={"threshold": 0.6})
-    kept2, dropped2 = filter_documents([RetrievedDocument(document=d, backend_score=1.0, query=q)
-                                        for d in (good, half, off)], strict, TODAY)
+    kept2, dropped2 = filter_documents(
+        [RetrievedDocument(document=d, backend_score=1.0, query=q) for d in (good, half, off)], strict, TODAY
+    )
     assert [k.document.url for k in kept2] == ["u1", "u2"] and dropped2 == 1
 
 
@@ -82,18 +91,27 @@ def test_extractive_summary_hand_example():
     cfg = FilterConfig(threshold=0.0, relevance_coverage_weight=1.0)
     d1 = _doc("a", "Guide", "Coffee is hot. Bluetooth headphones cost $50 to $300. Tea is nice.", authority=1.0)
     d2 = _doc("b", "Other", "Wired headphones are cheap.", authority=0.0)
-    kept, _ = filter_documents([RetrievedDocument(document=d, backend_score=1.0, query="bluetooth headphones price")
-                                for d in (d1, d2)], cfg, TODAY)
+    kept, _ = filter_documents(
+        [RetrievedDocument(document=d, backend_score=1.0, query="bluetooth headphones price") for d in (d1, d2)],
+        cfg,
+        TODAY,
+    )
     summary = extractive_summary("bluetooth headphones price", kept, n_sentences=2, max_chars=500)
     assert summary == "Bluetooth headphones cost $50 to $300. [1] Wired headphones are cheap. [2]"
     assert extractive_summary("zebra", kept, 2, 500) == ""
 
 
 def test_local_backend_and_corpus_io(tmp_path):
-    docs = [_doc("u1", "Headphones buying guide", "Bluetooth headphones cost between 20 and 300 dollars.",
-                 source="catalog_guide"),
-            _doc("u2", "Laptop guide", "Gaming laptops need 16 GB memory.", source="qulac"),
-            _doc("u3", "Coffee makers", "Drip machines brew quickly.", source="qulac")]
+    docs = [
+        _doc(
+            "u1",
+            "Headphones buying guide",
+            "Bluetooth headphones cost between 20 and 300 dollars.",
+            source="catalog_guide",
+        ),
+        _doc("u2", "Laptop guide", "Gaming laptops need 16 GB memory.", source="qulac"),
+        _doc("u3", "Coffee makers", "Drip machines brew quickly.", source="qulac"),
+    ]
     path = tmp_path / "docs.jsonl"
     assert write_corpus(docs, path) == 3
     backend = LocalCorpusBackend.from_path(path, authority_by_source={"qulac": 0.1})
@@ -122,17 +140,35 @@ class _FakeSearxNG(BaseHTTPRequestHandler):
             self.send_response(403)
             self.end_headers()
             return
-        body = b"<html>not json</html>" if self.mode == "html" else json.dumps({
-            "query": "q", "number_of_results": 3,
-            "results": [
-                {"url": "https://en.wikipedia.org/wiki/Headphones", "title": "Headphones - Wikipedia",
-                 "content": "Headphones are a pair of small loudspeaker drivers.", "engine": "wikipedia",
-                 "score": 3.0, "publishedDate": "2023-06-01T00:00:00"},
-                {"url": "https://blog.example.com/bt", "title": "Best bluetooth headphones",
-                 "content": "Bluetooth headphones under $100 reviewed.", "engine": "duckduckgo", "score": 1.5,
-                 "publishedDate": None},
-                {"title": "no url, skipped"},
-            ]}).encode()
+        body = (
+            b"<html>not json</html>"
+            if self.mode == "html"
+            else json.dumps(
+                {
+                    "query": "q",
+                    "number_of_results": 3,
+                    "results": [
+                        {
+                            "url": "https://en.wikipedia.org/wiki/Headphones",
+                            "title": "Headphones - Wikipedia",
+                            "content": "Headphones are a pair of small loudspeaker drivers.",
+                            "engine": "wikipedia",
+                            "score": 3.0,
+                            "publishedDate": "2023-06-01T00:00:00",
+                        },
+                        {
+                            "url": "https://blog.example.com/bt",
+                            "title": "Best bluetooth headphones",
+                            "content": "Bluetooth headphones under $100 reviewed.",
+                            "engine": "duckduckgo",
+                            "score": 1.5,
+                            "publishedDate": None,
+                        },
+                        {"title": "no url, skipped"},
+                    ],
+                }
+            ).encode()
+        )
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.end_headers()
@@ -154,25 +190,37 @@ def fake_searxng():
 
 
 def test_searxng_backend_against_fake_server(fake_searxng):
-    backend = SearxNGBackend(fake_searxng, timeout_s=2, authority_by_domain={"wikipedia.org": 0.8},
-                             default_authority=0.3)
+    backend = SearxNGBackend(
+        fake_searxng, timeout_s=2, authority_by_domain={"wikipedia.org": 0.8}, default_authority=0.3
+    )
     hits = backend.search("bluetooth headphones", 5)
     assert "format=json" in _FakeSearxNG.seen[0] and "q=bluetooth+headphones" in _FakeSearxNG.seen[0]
     assert [h.document.url for h in hits] == ["https://en.wikipedia.org/wiki/Headphones", "https://blog.example.com/bt"]
     assert [h.document.authority for h in hits] == [0.8, 0.3]
     assert hits[0].document.published == date(2023, 6, 1) and hits[1].document.published is None
     assert hits[0].document.source == "searxng:wikipedia" and hits[0].backend_score == 3.0
-    fcfg = FilterConfig(alpha=0.6, beta=0.25, gamma=0.15, relevance_coverage_weight=0.6, half_life_days=1095,
-                        unknown_date_freshness=0.3, threshold=0.0, reference_date=TODAY)
-    cfg = WebSearchConfig(backend="searxng", filter=fcfg,
-                          query_generation=QueryGenerationConfig(templates={"default": ["{q}"]}))
+    fcfg = FilterConfig(
+        alpha=0.6,
+        beta=0.25,
+        gamma=0.15,
+        relevance_coverage_weight=0.6,
+        half_life_days=1095,
+        unknown_date_freshness=0.3,
+        threshold=0.0,
+        reference_date=TODAY,
+    )
+    cfg = WebSearchConfig(
+        backend="searxng", filter=fcfg, query_generation=QueryGenerationConfig(templates={"default": ["{q}"]})
+    )
     result = WebSearchAgent(backend, cfg).run("bluetooth headphones under $100")
     # content terms {bluetooth, headphones, under, 100}. Wikipedia: coverage 1/4, score 3/3 -> relevance
     # 0.6*0.25 + 0.4*1 = 0.55; authority 0.8; age 214 days -> freshness 0.5**(214/1095) = 0.8733;
     # Eq. 4: 0.6*0.55 + 0.25*0.8 + 0.15*0.8733 = 0.6610. Blog: coverage 1, score 1.5/3 -> relevance 0.8;
     # authority 0.3; no date -> 0.3: 0.48 + 0.075 + 0.045 = 0.600.
-    assert [d.document.url for d in result.documents] == ["https://en.wikipedia.org/wiki/Headphones",
-                                                          "https://blog.example.com/bt"]
+    assert [d.document.url for d in result.documents] == [
+        "https://en.wikipedia.org/wiki/Headphones",
+        "https://blog.example.com/bt",
+    ]
     assert [d.score for d in result.documents] == pytest.approx([0.6610, 0.600], abs=2e-4)
     assert result.summary_source == "extractive" and "[1]" in result.summary
     _FakeSearxNG.mode = "html"
@@ -200,8 +248,9 @@ def test_query_generation_deterministic_and_llm():
     class _LLM:
         def structured(self, messages, schema, **kw):
             assert schema is QueryList
-            return SimpleNamespace(value=QueryList(queries=["mouse review 2024", "  ", "Wireless  Mouse"]),
-                                   used_fallback=False)
+            return SimpleNamespace(
+                value=QueryList(queries=["mouse review 2024", "  ", "Wireless  Mouse"]), used_fallback=False
+            )
 
     assert generate_queries("wireless mouse", cfg, llm=_LLM()) == ["wireless mouse", "mouse review 2024"]
     with pytest.raises(ValueError, match="non-empty"):
@@ -211,8 +260,10 @@ def test_query_generation_deterministic_and_llm():
 def test_llm_summary_used_when_given_and_falls_back():
     docs = [_doc("u1", "Mouse guide", "Wireless mice cost $10 to $80.")]
     backend = LocalCorpusBackend(docs)
-    cfg = WebSearchConfig(filter=FilterConfig(threshold=0.0, reference_date=TODAY),
-                          query_generation=QueryGenerationConfig(use_llm=False, templates={"default": ["{q}"]}))
+    cfg = WebSearchConfig(
+        filter=FilterConfig(threshold=0.0, reference_date=TODAY),
+        query_generation=QueryGenerationConfig(use_llm=False, templates={"default": ["{q}"]}),
+    )
 
     class _Chat:
         def chat(self, messages, **kw):
@@ -248,12 +299,19 @@ def _build_module():
 
 def test_catalog_guide_hand_example():
     mod = _build_module()
-    frame = pd.DataFrame({
-        "category": ["mice"] * 5, "category_path": ["electronics > mice"] * 5,
-        "brand": ["logitech", "logitech", "logitech", "hp", ""], "price": [10.0, 20.0, 30.0, 40.0, 50.0],
-        "connectivity": [["bluetooth"], ["usb"], ["bluetooth"], [], []], "features": [["wireless"], [], [], [], []],
-        "colour": ["black", "black", "", "", ""], "capacity_gb": [float("nan")] * 5, "size_in": [float("nan")] * 5,
-    })
+    frame = pd.DataFrame(
+        {
+            "category": ["mice"] * 5,
+            "category_path": ["electronics > mice"] * 5,
+            "brand": ["logitech", "logitech", "logitech", "hp", ""],
+            "price": [10.0, 20.0, 30.0, 40.0, 50.0],
+            "connectivity": [["bluetooth"], ["usb"], ["bluetooth"], [], []],
+            "features": [["wireless"], [], [], [], []],
+            "colour": ["black", "black", "", "", ""],
+            "capacity_gb": [float("nan")] * 5,
+            "size_in": [float("nan")] * 5,
+        }
+    )
     (doc,) = mod.catalog_guides(frame, date(2016, 3, 25), min_products=5, max_brands=3)
     assert doc.url == "rl-shop://guides/mice"
     assert "range from $10.00 to $50.00" in doc.text and "median price is $30.00" in doc.text

@@ -33,11 +33,13 @@ def test_per_type_table_hand_computed():
         _item(1, "simple", "koss headphones", ("h4",)),
         _item(2, "negation", "headphones but not sony", ("h3", "h4", "h5", "h7")),
     ]
-    index = LookupIndex({
-        "sony headphones": ["h1", "h2", "h3", "h6", "h7"],   # 3/5 relevant
-        "koss headphones": ["h4"],                          # 1/5 (fewer than k returned)
-        "headphones but not sony": ["h1", "h2", "h6", "h3", "h4"],  # 2/5
-    })
+    index = LookupIndex(
+        {
+            "sony headphones": ["h1", "h2", "h3", "h6", "h7"],  # 3/5 relevant
+            "koss headphones": ["h4"],  # 1/5 (fewer than k returned)
+            "headphones but not sony": ["h1", "h2", "h6", "h3", "h4"],  # 2/5
+        }
+    )
     table = evaluate(bench, tiny_catalog(), index, k=5)
     assert list(table.index) == ["simple", "negation", "overall"]
     assert table.loc["simple", "accuracy@5"] == pytest.approx((0.6 + 0.2) / 2)

@@ -15,25 +15,49 @@ NAN = float("nan")
 REAL_TITLES = [
     ("kodak black ink cartridge 10b 1163641", "black", NAN, NAN, [], []),
     ("kingston 128mx64 pc2700 compaq evo d320 ktc-d320 1g", "", NAN, NAN, [], []),
-    ("lacie 1tb firewire 800/firewire 400/usb 2.0 external hard drive 301199u", "", 1000.0, NAN,
-     ["firewire", "usb"], []),
+    (
+        "lacie 1tb firewire 800/firewire 400/usb 2.0 external hard drive 301199u",
+        "",
+        1000.0,
+        NAN,
+        ["firewire", "usb"],
+        [],
+    ),
     ("apple 1tb time capsule wireless hard drive mb277lla", "", 1000.0, NAN, [], ["wireless"]),
     ("toshiba black 9-inch lcd widescreen portable dvd player sdp91s", "black", NAN, 9.0, [], ["portable"]),
     ("lg 50pj350 50-inch 720p plasma hdtv", "", NAN, 50.0, [], ["hd", "720p"]),
     ("plantronics voyager 510 bluetooth headset silver finish 496915", "silver", NAN, NAN, ["bluetooth"], []),
     ("sony mdr-nc22 / blk black noise canceling headphones mdrnc22", "black", NAN, NAN, [], ["noise cancelling"]),
     ("jvc hanc80 folding noise cancelling headphone", "", NAN, NAN, [], ["foldable", "noise cancelling"]),
-    ("zotac nvidia geforce gt440 512mb ddr5 dvi hdmi displayport pci-express video card zt-40701-10l", "",
-     0.512, NAN, ["dvi", "hdmi", "displayport"], []),
+    (
+        "zotac nvidia geforce gt440 512mb ddr5 dvi hdmi displayport pci-express video card zt-40701-10l",
+        "",
+        0.512,
+        NAN,
+        ["dvi", "hdmi", "displayport"],
+        [],
+    ),
     ("humminbird 385ci 3.5-inch waterproof kayak marine gps and chartplotter", "", NAN, 3.5, [], ["waterproof"]),
     ("belkin flip folio stand for apple ipad 2 in purple lightning midnight", "purple", NAN, NAN, [], []),
     ("ematic 10 in 1 premium accessory kit for ipod touch 3rd gen newest model", "", NAN, NAN, [], []),
     ("da-lite perm-wall - projection screen - 110 in 279 cm - 16 9 - high contrast da-mat", "", NAN, 110.0, [], []),
     ("hp 300gb 6g sas 15k 3.5 in nhp dp ent hdd", "", 300.0, 3.5, [], []),
-    ("kinamax ms-ues2 mini high precision usb 3-button 3d optical scroll wheel mouse with retractable cable black",
-     "black", NAN, NAN, ["usb"], ["optical", "retractable"]),
-    ("accell proultra supreme b116c-010b-40 high speed hdmi cable with ethernet 3m", "", NAN, NAN,
-     ["hdmi", "ethernet"], []),
+    (
+        "kinamax ms-ues2 mini high precision usb 3-button 3d optical scroll wheel mouse with retractable cable black",
+        "black",
+        NAN,
+        NAN,
+        ["usb"],
+        ["optical", "retractable"],
+    ),
+    (
+        "accell proultra supreme b116c-010b-40 high speed hdmi cable with ethernet 3m",
+        "",
+        NAN,
+        NAN,
+        ["hdmi", "ethernet"],
+        [],
+    ),
     ("12.1 mp digital camera 2.7 in preview screen 5x dig zoom", "", NAN, 2.7, [], []),
 ]
 
@@ -94,8 +118,13 @@ def test_vocabularies_are_closed_and_outputs_stay_inside():
 
 def test_garbage_input():
     attrs = extract_attributes("!!! ??? 12345 ###")
-    assert attrs == {"colour": "", "capacity_gb": attrs["capacity_gb"], "size_in": attrs["size_in"],
-                     "connectivity": [], "features": []}
+    assert attrs == {
+        "colour": "",
+        "capacity_gb": attrs["capacity_gb"],
+        "size_in": attrs["size_in"],
+        "connectivity": [],
+        "features": [],
+    }
     assert math.isnan(attrs["capacity_gb"]) and math.isnan(attrs["size_in"])
     with pytest.raises(TypeError):
         extract_attributes(None)  # type: ignore[arg-type]

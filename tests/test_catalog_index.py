@@ -129,13 +129,24 @@ def test_processes_that_start_together_build_once(tmp_path):
 
     from rl_shop.paths import REPO_ROOT
 
-    script = ("import json, sys; from rl_shop.catalog import load_catalog; from rl_shop.catalog.index import HybridIndex; "
-              "cat = load_catalog(); sub = cat[cat['category'] == 'mice'].head(40); "
-              "idx = HybridIndex.load_or_build(sub, sys.argv[1]); "
-              "print(json.dumps({'builds': HybridIndex.builds, 'cached': idx.loaded_from_cache}))")
+    script = (
+        "import json, sys; from rl_shop.catalog import load_catalog; from rl_shop.catalog.index import HybridIndex; "
+        "cat = load_catalog(); sub = cat[cat['category'] == 'mice'].head(40); "
+        "idx = HybridIndex.load_or_build(sub, sys.argv[1]); "
+        "print(json.dumps({'builds': HybridIndex.builds, 'cached': idx.loaded_from_cache}))"
+    )
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
-    procs = [subprocess.Popen([sys.executable, "-c", script, str(tmp_path)], cwd=REPO_ROOT, env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", script, str(tmp_path)],
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
     outs = [p.communicate(timeout=300) for p in procs]
     assert all(p.returncode == 0 for p in procs), [err[-2000:] for _, err in outs]
     results = [json.loads(out.strip().splitlines()[-1]) for out, _ in outs]

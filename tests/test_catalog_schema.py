@@ -91,7 +91,8 @@ def test_taxonomy_placement():
     assert taxonomy.place("headphones") == ("headphones", "electronics > headphones")
     assert taxonomy.place("usb flash drives") == ("usb flash drives", "computers > storage > usb flash drives")
     leaf, path = taxonomy.place_flipkart(
-        "['footwear', 'womens footwear', 'ballerinas', 'aw bellies']", "aw bellies", "aw")
+        "['footwear', 'womens footwear', 'ballerinas', 'aw bellies']", "aw bellies", "aw"
+    )
     assert (leaf, path) == ("ballerinas", "fashion > footwear > ballerinas")
 
 

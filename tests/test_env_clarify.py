@@ -49,7 +49,9 @@ def hand_intent(**overrides) -> PoolIntent:
 
 
 def hand_env(intent: PoolIntent | None = None, **kwargs) -> ClarifyEnv:
-    params = dict(alpha=1.0, beta=0.1, w_T=2.0, abandon_penalty=3.0, confirm_threshold=0.5, max_rounds=6, normalize_gain=False)
+    params = dict(
+        alpha=1.0, beta=0.1, w_T=2.0, abandon_penalty=3.0, confirm_threshold=0.5, max_rounds=6, normalize_gain=False
+    )
     params.update(kwargs)
     pool = pool_from_intents([intent or hand_intent()], 8)
     return ClarifyEnv(intent_pool=pool, **params)
@@ -130,7 +132,7 @@ def test_eq3_reward_for_a_correct_answer_in_bits():
     assert reward == pytest.approx(0.9)
     assert not term and not trunc and info["rounds"] == 1 and info["outcome"] == "answered"
     assert obs[LOG2_CAND_IDX] == pytest.approx(1.0 / 3.0)
-    obs, reward, *_ , info = env.step(BRAND)
+    obs, reward, *_, info = env.step(BRAND)
     assert reward == pytest.approx(0.9) and obs[LOG2_CAND_IDX] == 0.0
 
 

@@ -32,8 +32,16 @@ def test_hand_worked_row_from_slot_names():
     row = featurize(state)
     assert row.dtype == np.float32 and row.shape == (47,)
     expected = np.zeros(47, np.float32)
-    for name in ("qt=negation", "known=category", "known=brand", "no_pref=colour", "dont_know=budget",
-                 "asked=brand", "asked=colour", "asked=budget"):
+    for name in (
+        "qt=negation",
+        "known=category",
+        "known=brand",
+        "no_pref=colour",
+        "dont_know=budget",
+        "asked=brand",
+        "asked=colour",
+        "asked=budget",
+    ):
         expected[F.feature_index(name)] = 1.0
     expected[F.feature_index("rounds_frac")] = 0.5
     expected[F.feature_index("log2_cand_frac")] = 0.4  # log2 16 / log2 1024
@@ -58,9 +66,15 @@ def test_batch_rows_equal_single_rows():
     batch = featurize_batch(max_rounds=7, log2_catalog_size=11.3, **cols)
     for k in range(n):
         state = DialogueState(
-            int(cols["query_type"][k]), int(cols["known"][k]), int(cols["no_preference"][k]),
-            int(cols["dont_know"][k]), int(cols["asked"][k]), int(cols["rounds"][k]), 7,
-            float(cols["log2_candidates"][k]), 11.3,
+            int(cols["query_type"][k]),
+            int(cols["known"][k]),
+            int(cols["no_preference"][k]),
+            int(cols["dont_know"][k]),
+            int(cols["asked"][k]),
+            int(cols["rounds"][k]),
+            7,
+            float(cols["log2_candidates"][k]),
+            11.3,
         )
         assert np.array_equal(batch[k], featurize(state)), k
 

@@ -42,8 +42,12 @@ def test_leave_hazard_stops_the_heuristic():
     assert pri.hazard(0) == 0.0 and pri.hazard(3) == 1.0
     assert pri.hazard(1) == pytest.approx(0.5, abs=0.08)
     pol = AskUntilConfident(1.0, pool.log2_catalog_size, pri, max_leave_risk=0.3, max_rounds=4)
+
     def obs(rounds):
-        return featurize(DialogueState.from_slots("simple", rounds=rounds, max_rounds=4, n_candidates=100, catalog_size=100))
+        return featurize(
+            DialogueState.from_slots("simple", rounds=rounds, max_rounds=4, n_candidates=100, catalog_size=100)
+        )
+
     assert pol.act(obs(0)) != STOP
     assert pol.act(obs(1)) == STOP
 
@@ -56,8 +60,11 @@ def test_heuristic_asks_best_slot_then_stops_when_confident():
     assert isinstance(pol, Policy)
 
     def obs(known=(), asked=(), n_candidates=64):
-        return featurize(DialogueState.from_slots("simple", known=known, asked=asked, rounds=1,
-                                                  max_rounds=6, n_candidates=n_candidates, catalog_size=1024))
+        return featurize(
+            DialogueState.from_slots(
+                "simple", known=known, asked=asked, rounds=1, max_rounds=6, n_candidates=n_candidates, catalog_size=1024
+            )
+        )
 
     assert pol.act(obs()) == SLOTS.index("brand")
     assert pol.act(obs(asked=["brand"])) == SLOTS.index("budget")
@@ -80,8 +87,9 @@ def test_heuristic_asks_best_slot_then_stops_when_confident():
 def test_heuristic_beats_random_on_mean_return():
     pool = synthetic_intent_pool(200, 2000, seed=4)
     env = ClarifyEnv(intent_pool=pool)
-    heur = AskUntilConfident(0.5, pool.log2_catalog_size, ClarifyPriors.from_pool(pool), max_leave_risk=0.1,
-                             max_rounds=env.params.max_rounds)
+    heur = AskUntilConfident(
+        0.5, pool.log2_catalog_size, ClarifyPriors.from_pool(pool), max_leave_risk=0.1, max_rounds=env.params.max_rounds
+    )
     h = evaluate_policy(env, heur, n_episodes=1000, seed=0)
     r = evaluate_policy(env, RandomPolicy(11, seed=0), n_episodes=1000, seed=0)
     assert isinstance(h, EvalResult) and h.n_episodes == 1000

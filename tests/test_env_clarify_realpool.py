@@ -69,8 +69,9 @@ def test_heuristic_beats_random_on_a_real_pool(catalog):
 
     pool = build_intent_pool(catalog, 96, 11)
     env = ClarifyEnv(intent_pool=pool)
-    heur = AskUntilConfident(0.5, pool.log2_catalog_size, ClarifyPriors.from_pool(pool),
-                             max_leave_risk=0.1, max_rounds=env.params.max_rounds)
+    heur = AskUntilConfident(
+        0.5, pool.log2_catalog_size, ClarifyPriors.from_pool(pool), max_leave_risk=0.1, max_rounds=env.params.max_rounds
+    )
     h = evaluate_policy(env, heur, n_episodes=500, seed=1)
     r = evaluate_policy(env, RandomPolicy(11, seed=1), n_episodes=500, seed=1)
     assert h.mean_return > r.mean_return + 3 * (h.stderr_return + r.stderr_return)

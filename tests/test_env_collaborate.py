@@ -63,7 +63,7 @@ def test_hand_worked_ambiguous_episode():
     assert info["query_type"] == "ambiguous" and obs[F["type_ambiguous"]] == 1.0
     assert obs[F["clarity_hat"]] == pytest.approx(0.2)
     # search without clarifying: 0.9 * (0.3 + 0.7 * 0.2) = 0.396
-    obs, r, *_ , info = env.step(PRODUCT_SEARCH)
+    obs, r, *_, info = env.step(PRODUCT_SEARCH)
     assert r == pytest.approx(-(0.05 * 1.5 + 0.05 * 1.0))  # c_latency * 1.5 s + c_compute * 1
     assert info["relevance"] == pytest.approx(0.396)
     assert obs[F["relevance_hat"]] == pytest.approx(0.396, abs=1e-6)

@@ -230,7 +230,8 @@ def test_schedule_env_featurize_batch_equals_rowwise_featurize() -> None:
     batch = featurize_batch(t, ev, last, types, status, age)
     for b in range(B):
         keep = types[b] >= 0
-        state = ScheduleState(t[b], int(ev[b]), last[b], types[b][keep].tolist(), status[b][keep].tolist(),
-                              age[b][keep].tolist())
+        state = ScheduleState(
+            t[b], int(ev[b]), last[b], types[b][keep].tolist(), status[b][keep].tolist(), age[b][keep].tolist()
+        )
         row = featurize(state)
         assert np.allclose(batch[b], row, atol=1e-6)  # the single path sums ages in another order

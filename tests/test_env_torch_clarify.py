@@ -48,7 +48,9 @@ def _run_pair(n_envs: int, seed: int, steps: int, device: str = "cpu"):
     for _ in range(steps):
         masks = ref.action_masks()
         assert np.array_equal(masks, new.action_masks().cpu().numpy())
-        a = np.array([int(pick.choice(np.flatnonzero(m))) if pick.random() < 0.9 else int(pick.integers(11)) for m in masks])
+        a = np.array(
+            [int(pick.choice(np.flatnonzero(m))) if pick.random() < 0.9 else int(pick.integers(11)) for m in masks]
+        )
         o1, r1, te1, tr1, i1 = ref.step(a)
         o2, r2, te2, tr2, i2 = new.step(torch.as_tensor(a, device=device))
         assert np.array_equal(o1, o2.cpu().numpy())

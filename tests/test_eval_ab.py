@@ -51,7 +51,9 @@ def test_known_effect_is_covered_and_detected():
     assert significant >= 27  # power is ~1 at this effect and size
 
 
-@pytest.mark.parametrize("method,reps,n,lo,hi", [("welch", 1000, 300, 0.03, 0.07), ("permutation", 200, 80, 0.01, 0.10)])
+@pytest.mark.parametrize(
+    "method,reps,n,lo,hi", [("welch", 1000, 300, 0.03, 0.07), ("permutation", 200, 80, 0.01, 0.10)]
+)
 def test_no_effect_rejects_at_nominal_rate(method, reps, n, lo, hi):
     rejections = 0
     ci_has_zero = 0
@@ -73,8 +75,14 @@ def test_simulated_ab_is_seeded_and_sees_better_lists():
     items = make_items(cat)
     # B shows each query's gold products, A shows products of another category; same latency
     good = {it.id: {"ranked_ids": list(it.gold_product_ids), "ttft_s": 0.5, "total_s": 0.5} for it in items}
-    bad = {it.id: {"ranked_ids": ["l5", "l1", "u1"] if "laptops" not in it.intent.category else ["m1", "m2"],
-                   "ttft_s": 0.5, "total_s": 0.5} for it in items}
+    bad = {
+        it.id: {
+            "ranked_ids": ["l5", "l1", "u1"] if "laptops" not in it.intent.category else ["m1", "m2"],
+            "ttft_s": 0.5,
+            "total_s": 0.5,
+        }
+        for it in items
+    }
     cfg = ABConfig(n_users=600, n_boot=200, seed=3)
     a1, b1 = simulate_ab(bad, good, items, arr, sim, cfg)
     a2, b2 = simulate_ab(bad, good, items, arr, sim, cfg)

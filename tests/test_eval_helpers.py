@@ -16,30 +16,69 @@ __all__ = ["FixedIndex", "KeyedSystem", "ProbeSystem", "Interrupting", "make_ite
 
 
 def _intent(**kw) -> Intent:
-    base = dict(query_type="multi_constraint", category="headphones", stated_slots=("category",), patience=6,
-                p_dont_know=0.1, p_wrong=0.1, latency_tolerance_s=5.0)
+    base = dict(
+        query_type="multi_constraint",
+        category="headphones",
+        stated_slots=("category",),
+        patience=6,
+        p_dont_know=0.1,
+        p_wrong=0.1,
+        latency_tolerance_s=5.0,
+    )
     return Intent(**{**base, **kw})
 
 
 def make_items(cat) -> list[BenchmarkItem]:
     """Eight hand-made queries over the tiny catalog, two query types per category."""
     specs = [
-        ("q0", "sony headphones under $150", _intent(budget=150.0, preferred_brands=("sony",),
-                                                    stated_slots=("category", "budget", "brand"))),
-        ("q1", "headphones but not sony", _intent(query_type="negation", excluded_brands=("sony",),
-                                                 stated_slots=("category", "brand"))),
-        ("q2", "a usb stick", _intent(query_type="ambiguous", category="usb flash drives", min_capacity_gb=32.0,
-                                     hidden_slots=("capacity",))),
+        (
+            "q0",
+            "sony headphones under $150",
+            _intent(budget=150.0, preferred_brands=("sony",), stated_slots=("category", "budget", "brand")),
+        ),
+        (
+            "q1",
+            "headphones but not sony",
+            _intent(query_type="negation", excluded_brands=("sony",), stated_slots=("category", "brand")),
+        ),
+        (
+            "q2",
+            "a usb stick",
+            _intent(
+                query_type="ambiguous", category="usb flash drives", min_capacity_gb=32.0, hidden_slots=("capacity",)
+            ),
+        ),
         ("q3", "usb flash drives", _intent(query_type="simple", category="usb flash drives")),
-        ("q4", "dell laptops", _intent(query_type="simple", category="laptops", preferred_brands=("dell",),
-                                      stated_slots=("category", "brand"))),
-        ("q5", "a laptop for travel", _intent(query_type="ambiguous", category="laptops", max_size_in=14.0,
-                                             hidden_slots=("size",))),
-        ("q6", "wireless mice", _intent(query_type="simple", category="mice", features=("wireless",),
-                                       stated_slots=("category", "features"))),
-        ("q7", "logitech mice not over $30", _intent(query_type="negation", category="mice", budget=30.0,
-                                                    preferred_brands=("logitech",),
-                                                    stated_slots=("category", "budget", "brand"))),
+        (
+            "q4",
+            "dell laptops",
+            _intent(
+                query_type="simple", category="laptops", preferred_brands=("dell",), stated_slots=("category", "brand")
+            ),
+        ),
+        (
+            "q5",
+            "a laptop for travel",
+            _intent(query_type="ambiguous", category="laptops", max_size_in=14.0, hidden_slots=("size",)),
+        ),
+        (
+            "q6",
+            "wireless mice",
+            _intent(
+                query_type="simple", category="mice", features=("wireless",), stated_slots=("category", "features")
+            ),
+        ),
+        (
+            "q7",
+            "logitech mice not over $30",
+            _intent(
+                query_type="negation",
+                category="mice",
+                budget=30.0,
+                preferred_brands=("logitech",),
+                stated_slots=("category", "budget", "brand"),
+            ),
+        ),
     ]
     return [BenchmarkItem(i, q, it.query_type, it, tuple(gold_ids(cat, it))) for i, q, it in specs]
 
@@ -59,9 +98,13 @@ class KeyedSystem:
         others = [p for p in self.all_ids if p not in item.gold_product_ids]
         reply = shopper.answer_text("budget")
         n = int(item.id[1:])
-        return SystemOutput(gold + others[:3], answer=f"Here are products for you. {reply}",
-                            clarifications=[("budget", "What is your budget?", reply)],
-                            ttft_s=0.1 * (n + 1), total_s=1.0 + n)
+        return SystemOutput(
+            gold + others[:3],
+            answer=f"Here are products for you. {reply}",
+            clarifications=[("budget", "What is your budget?", reply)],
+            ttft_s=0.1 * (n + 1),
+            total_s=1.0 + n,
+        )
 
 
 @dataclass

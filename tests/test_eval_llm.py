@@ -23,13 +23,20 @@ def test_rag_and_judge_with_the_embedded_model(llm):
     cat = tiny_catalog()
     item = make_items(cat)[0]  # sony headphones under $150
     candidates = ["h3", "h4", "h2", "h1", "h5"]
-    rag = RAGSystem(llm, FixedIndex(candidates), cat, RAGSettings(n_candidates=5, k=5, max_picks=3, max_tokens=96,
-                                                                  max_justification_chars=100))
+    rag = RAGSystem(
+        llm,
+        FixedIndex(candidates),
+        cat,
+        RAGSettings(n_candidates=5, k=5, max_picks=3, max_tokens=96, max_justification_chars=100),
+    )
     out = rag.run(item, None)
     # constrained decoding: the output parses, every pick is a real candidate, the list keeps k slots
     assert out.llm_fallbacks == 0, out.extra["raw"]
     assert 1 <= len(out.extra["llm_picks"]) <= 3 and set(out.extra["llm_picks"]) <= set(candidates)
-    assert sorted(out.ranked_ids) == sorted(candidates) and out.ranked_ids[: len(out.extra["llm_picks"])] == out.extra["llm_picks"]
+    assert (
+        sorted(out.ranked_ids) == sorted(candidates)
+        and out.ranked_ids[: len(out.extra["llm_picks"])] == out.extra["llm_picks"]
+    )
     assert 20 <= len(out.answer) <= 100  # the schema's minLength / maxLength
     assert 0 < out.ttft_s <= out.total_s
     verdict = UDSJudge(llm, cat.set_index("product_id", drop=False)).score(item, out.ranked_ids, out.answer)

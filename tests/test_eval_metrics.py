@@ -25,9 +25,17 @@ def arr(cat):
 
 
 def _item(**kw) -> BenchmarkItem:
-    intent = Intent(**{"query_type": "multi_constraint", "category": "headphones", "budget": 150.0,
-                       "preferred_brands": ("sony",), "stated_slots": ("category", "budget"),
-                       "hidden_slots": ("brand",), **kw})
+    intent = Intent(
+        **{
+            "query_type": "multi_constraint",
+            "category": "headphones",
+            "budget": 150.0,
+            "preferred_brands": ("sony",),
+            "stated_slots": ("category", "budget"),
+            "hidden_slots": ("brand",),
+            **kw,
+        }
+    )
     # gold by reading the table: sony headphones at most $150 = h1 ($50), h2 ($120), h6 ($30)
     return BenchmarkItem("t0", "headphones under $150", intent.query_type, intent, ("h1", "h2", "h6"))
 
@@ -51,7 +59,9 @@ def test_rubric_hand_computed_multi_constraint(arr, cat):
     bare = rubric_score(item, ranked, "", arr)
     assert bare.usefulness == 0.0 and bare.score == pytest.approx(r.score - 0.2)
     # echoing the query's own words back names no product: half credit only
-    echo = rubric_score(item, ranked, "These headphones are great headphones under your budget, enjoy", arr, titles=titles)
+    echo = rubric_score(
+        item, ranked, "These headphones are great headphones under your budget, enjoy", arr, titles=titles
+    )
     assert echo.usefulness == 0.5
     named = rubric_score(item, ranked, "Try the bose one: model h3 is the quietest of these, truly", arr, titles=titles)
     assert named.usefulness == 1.0  # brand of a shown product
@@ -77,8 +87,14 @@ def test_rubric_levels_follow_thresholds(arr):
 
 
 def test_rubric_product_qa_scores_the_answer(arr):
-    intent = Intent(query_type="product_qa", category="headphones", target_product_ids=("h2",), qa_field="colour",
-                    gold_answer="white", stated_slots=("category",))
+    intent = Intent(
+        query_type="product_qa",
+        category="headphones",
+        target_product_ids=("h2",),
+        qa_field="colour",
+        gold_answer="white",
+        stated_slots=("category",),
+    )
     item = BenchmarkItem("t1", "what colour is the sony h2?", "product_qa", intent, ("h2",), "white")
     right = rubric_score(item, ["h2", "h1"], "It is white.", arr)
     assert right.correctness == 1.0 and right.explicit == 1.0 and right.usefulness == 0.0  # 3 words only
@@ -95,9 +111,19 @@ def test_answer_recall():
 
 
 def _rec(system, item_id, qtype, acc, uds_j, uds_r, rounds, ttft, total, error=None):
-    return {"system": system, "item_id": item_id, "query_type": qtype, "accuracy@5": acc, "max_accuracy@5": 1.0,
-            "uds_judge": uds_j, "uds_rubric": uds_r, "rounds": rounds, "ttft_s": ttft, "total_s": total,
-            "error": error}
+    return {
+        "system": system,
+        "item_id": item_id,
+        "query_type": qtype,
+        "accuracy@5": acc,
+        "max_accuracy@5": 1.0,
+        "uds_judge": uds_j,
+        "uds_rubric": uds_r,
+        "rounds": rounds,
+        "ttft_s": ttft,
+        "total_s": total,
+        "error": error,
+    }
 
 
 def test_aggregate_hand_computed():

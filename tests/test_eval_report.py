@@ -14,8 +14,21 @@ def _records():
     out = []
     for s, acc in (("retrieval", [1.0, 0.6, 0.0]), ("macdf", [0.8, 1.0, 0.4])):
         for i, (t, a) in enumerate(zip(["simple", "simple", "negation"], acc)):
-            out.append({"system": s, "item_id": f"q{i}", "query_type": t, "accuracy@5": a, "max_accuracy@5": 1.0,
-                        "uds_judge": None, "uds_rubric": 2, "rounds": i, "ttft_s": 0.5, "total_s": 1.0, "error": None})
+            out.append(
+                {
+                    "system": s,
+                    "item_id": f"q{i}",
+                    "query_type": t,
+                    "accuracy@5": a,
+                    "max_accuracy@5": 1.0,
+                    "uds_judge": None,
+                    "uds_rubric": 2,
+                    "rounds": i,
+                    "ttft_s": 0.5,
+                    "total_s": 1.0,
+                    "error": None,
+                }
+            )
     return out
 
 
@@ -33,8 +46,12 @@ def test_wide_table_has_paper_layout():
 
 def test_ab_table_layout():
     rng = np.random.default_rng(0)
-    res = {"macdf": {m: relative_change(rng.poisson(1.0, 500), rng.poisson(1.2, 500), metric=m, n_boot=200)
-                     for m in ("UCTR", "UCVR", "ARC")}}
+    res = {
+        "macdf": {
+            m: relative_change(rng.poisson(1.0, 500), rng.poisson(1.2, 500), metric=m, n_boot=200)
+            for m in ("UCTR", "UCVR", "ARC")
+        }
+    }
     md = ab_table(res, "retrieval", {"retrieval": 0.0, "macdf": 0.25})
     lines = md.splitlines()
     assert lines[2] == "| retrieval (control) | 0.0% | 0.0% | 0.0% | 0.0% |"
@@ -62,10 +79,29 @@ def test_plot_and_tensorboard_are_written(tmp_path):
 def test_consistency_markdown_rows():
     from rl_shop.evaluation.report import consistency_markdown
 
-    df = pd.DataFrame([{"query_type": "ambiguous", "n_sim": 3, "n_agent": 2, "sim_d_return": 0.5, "sim_d_return_ci95": 0.1,
-                        "sim_d_acc": 0.3, "sim_d_acc_ci95": float("nan"), "sim_d_rounds": 0.7, "sim_d_rounds_ci95": 0.2,
-                        "agent_d_acc": -0.6, "agent_d_acc_ci95": 0.4, "agent_d_rounds": -1.0,
-                        "agent_d_rounds_ci95": 0.5, "gap_acc": -0.9, "gap_acc_ci95": 0.3}]).set_index("query_type")
+    df = pd.DataFrame(
+        [
+            {
+                "query_type": "ambiguous",
+                "n_sim": 3,
+                "n_agent": 2,
+                "sim_d_return": 0.5,
+                "sim_d_return_ci95": 0.1,
+                "sim_d_acc": 0.3,
+                "sim_d_acc_ci95": float("nan"),
+                "sim_d_rounds": 0.7,
+                "sim_d_rounds_ci95": 0.2,
+                "agent_d_acc": -0.6,
+                "agent_d_acc_ci95": 0.4,
+                "agent_d_rounds": -1.0,
+                "agent_d_rounds_ci95": 0.5,
+                "gap_acc": -0.9,
+                "gap_acc_ci95": 0.3,
+            }
+        ]
+    ).set_index("query_type")
     row = consistency_markdown(df).splitlines()[2]
-    assert row == ("| Ambiguous Intent | 3 / 2 | +0.500 ± 0.100 | +0.300 | +0.70 ± 0.20 | -0.600 ± 0.400 "
-                   "| -1.00 ± 0.50 | -0.900 ± 0.300 |")
+    assert row == (
+        "| Ambiguous Intent | 3 / 2 | +0.500 ± 0.100 | +0.300 | +0.70 ± 0.20 | -0.600 ± 0.400 "
+        "| -1.00 ± 0.50 | -0.900 ± 0.300 |"
+    )

@@ -7,8 +7,16 @@ import json
 import pytest
 from test_eval_helpers import Interrupting, KeyedSystem, ProbeSystem, make_items, tiny_catalog
 
-from rl_shop.evaluation.runner import (EvalRunError, EvalRunner, aggregate, load_records, select_items, shard_dir,
-                                      shard_items, shopper_seed)
+from rl_shop.evaluation.runner import (
+    EvalRunError,
+    EvalRunner,
+    aggregate,
+    load_records,
+    select_items,
+    shard_dir,
+    shard_items,
+    shopper_seed,
+)
 from rl_shop.sim.config import load_sim_config
 
 
@@ -52,8 +60,12 @@ def test_resume_after_interruption_gives_identical_aggregates(cat, items, sim, t
     assert calls["n"] == 16 - 11  # only the missing (system, item) pairs ran again
     assert len(resumed) == 16
     assert aggregate(resumed, ["a", "b"]).equals(expected)
-    strip = lambda recs: sorted((json.dumps({k: v for k, v in r.items() if k not in ("wall_s", "judge_s")}, sort_keys=True)  # noqa: E731
-                                 for r in recs))
+
+    def strip(recs):
+        return sorted(
+            json.dumps({k: v for k, v in r.items() if k not in ("wall_s", "judge_s")}, sort_keys=True) for r in recs
+        )
+
     assert strip(resumed) == strip(full)  # per-query results identical too, shopper answers included
 
 

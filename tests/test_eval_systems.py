@@ -67,8 +67,12 @@ def test_rag_reranks_with_the_llm_and_streams(cat, item):
 
 
 def test_rag_unusable_output_keeps_retrieval_order_and_counts(cat, item):
-    rag = RAGSystem(ScriptedLLM(["I think number three is best"]), FixedIndex(["h3", "h4", "h2"]), cat,
-                    RAGSettings(n_candidates=3, k=3))
+    rag = RAGSystem(
+        ScriptedLLM(["I think number three is best"]),
+        FixedIndex(["h3", "h4", "h2"]),
+        cat,
+        RAGSettings(n_candidates=3, k=3),
+    )
     out = rag.run(item, _shopper(item, cat))
     assert out.ranked_ids == ["h3", "h4", "h2"] and out.answer == "" and out.llm_fallbacks == 1
 
@@ -92,10 +96,18 @@ class FakeAssistant:
         reply = answer_fn("brand", "Any brand you prefer?")
         return SimpleNamespace(
             products=[SimpleNamespace(product_id="h2", title="Sony h2", brand="sony", price=120.0, reason="in budget")],
-            answer="Sony h2 fits.", follow_up="Want a case too?",
-            clarifications=[SimpleNamespace(slot="brand", question="Any brand you prefer?", answer=reply, status="value")],
-            timings={"ttft_s": 0.7, "total_s": 3.5, "agent:Guider": 1.0}, refused=False, query_type="multi_constraint",
-            replans=1, llm_fallbacks=2, trace=[])
+            answer="Sony h2 fits.",
+            follow_up="Want a case too?",
+            clarifications=[
+                SimpleNamespace(slot="brand", question="Any brand you prefer?", answer=reply, status="value")
+            ],
+            timings={"ttft_s": 0.7, "total_s": 3.5, "agent:Guider": 1.0},
+            refused=False,
+            query_type="multi_constraint",
+            replans=1,
+            llm_fallbacks=2,
+            trace=[],
+        )
 
 
 def test_macdf_adapter_uses_the_language_face(cat, item):
@@ -124,12 +136,18 @@ def test_judge_scores_or_reports_missing(cat, item):
 
 def test_consistency_table_hand_computed(cat):
     items = make_items(cat)[:2]  # q0 multi_constraint, q1 negation
-    sim = {("learned", "q0"): SimOutcome(1.0, 0.8, 2), ("heuristic", "q0"): SimOutcome(0.5, 0.6, 1),
-           ("learned", "q1"): SimOutcome(0.2, 0.4, 1), ("heuristic", "q1"): SimOutcome(0.4, 0.4, 3)}
-    recs = [{"system": "macdf_learned", "item_id": "q0", "accuracy@5": 0.6, "rounds": 2},
-            {"system": "macdf_heuristic", "item_id": "q0", "accuracy@5": 0.6, "rounds": 1},
-            {"system": "macdf_learned", "item_id": "q1", "accuracy@5": 0.2, "rounds": 0},
-            {"system": "macdf_heuristic", "item_id": "q1", "accuracy@5": 0.4, "rounds": 1}]
+    sim = {
+        ("learned", "q0"): SimOutcome(1.0, 0.8, 2),
+        ("heuristic", "q0"): SimOutcome(0.5, 0.6, 1),
+        ("learned", "q1"): SimOutcome(0.2, 0.4, 1),
+        ("heuristic", "q1"): SimOutcome(0.4, 0.4, 3),
+    }
+    recs = [
+        {"system": "macdf_learned", "item_id": "q0", "accuracy@5": 0.6, "rounds": 2},
+        {"system": "macdf_heuristic", "item_id": "q0", "accuracy@5": 0.6, "rounds": 1},
+        {"system": "macdf_learned", "item_id": "q1", "accuracy@5": 0.2, "rounds": 0},
+        {"system": "macdf_heuristic", "item_id": "q1", "accuracy@5": 0.4, "rounds": 1},
+    ]
     crashed = {"system": "macdf_learned", "item_id": "q9", "accuracy@5": 0.0, "rounds": 0, "error": "boom"}
     t = consistency_table(items, sim, [*recs, crashed])
     assert t.loc["multi_constraint", "sim_d_acc"] == pytest.approx(0.2)
@@ -167,7 +185,10 @@ def test_app_translates_argparse_flags():
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     assert mod.translate_flags(["--limit", "1", "--types", "simple,negation", "seed=3"]) == [
-        "limit=1", "types=[simple,negation]", "seed=3"]
+        "limit=1",
+        "types=[simple,negation]",
+        "seed=3",
+    ]
     assert mod.translate_flags(["--types=[simple]", "--results-dir", "r"]) == ["types=[simple]", "results_dir=r"]
     with pytest.raises(SystemExit):
         mod.translate_flags(["--limit"])
@@ -178,18 +199,41 @@ def test_sharded_multirun_then_merge_writes_one_report(tmp_path):
     """The documented sharded run: two Hydra multirun jobs (joblib launcher) write their shards,
     a plain run over the same results_dir merges them and reports the whole slice."""
     out = tmp_path / "run"
-    common = [f"results_dir={out}", "systems=[retrieval]", "limit=1", "uds.judge.enabled=false", "ab.enabled=false",
-              "consistency.enabled=false", "plots=false", "tensorboard=false"]
+    common = [
+        f"results_dir={out}",
+        "systems=[retrieval]",
+        "limit=1",
+        "uds.judge.enabled=false",
+        "ab.enabled=false",
+        "consistency.enabled=false",
+        "plots=false",
+        "tensorboard=false",
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
     app = str(REPO_ROOT / "experiments" / "evaluate.py")
-    shards = subprocess.run([sys.executable, app, "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
-                             "shard.count=2", "shard.index=0,1", *common], cwd=REPO_ROOT, env=env,
-                            capture_output=True, text=True, timeout=900)
+    shards = subprocess.run(
+        [
+            sys.executable,
+            app,
+            "-m",
+            "hydra/launcher=joblib",
+            "hydra.launcher.n_jobs=2",
+            "shard.count=2",
+            "shard.index=0,1",
+            *common,
+        ],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert shards.returncode == 0, shards.stderr[-2000:]
     sizes = [len((out / "shards" / f"{i}-of-2" / "per_query.jsonl").read_text().splitlines()) for i in range(2)]
     assert sizes == [4, 4] and not (out / "report.md").exists()  # 8 types, one query each, split in two
-    merged = subprocess.run([sys.executable, app, *common], cwd=REPO_ROOT, env=env, capture_output=True, text=True,
-                            timeout=900)
+    merged = subprocess.run(
+        [sys.executable, app, *common], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=900
+    )
     assert merged.returncode == 0, merged.stderr[-2000:]
     assert "merged 8 results" in merged.stdout and "0 to go" in merged.stdout
     assert len((out / "per_query.jsonl").read_text().splitlines()) == 8

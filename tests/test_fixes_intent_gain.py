@@ -51,10 +51,12 @@ def test_callback_logs_episode_sum_of_intent_gain_and_last_value_of_counters():
     # env 0: gains 0.3, 0.2, then a stop that reveals nothing -> episode sum 0.5, 2 rounds
     # env 1: gain 0.1 then done at its 2nd step with gain 0.0 -> sum 0.1; then a new episode starts
     _step(cb, [False, False], [{"intent_gain": 0.3, "rounds": 1}, {"intent_gain": 0.1, "rounds": 1}])
-    _step(cb, [False, True], [{"intent_gain": 0.2, "rounds": 2},
-                              {"intent_gain": 0.0, "rounds": 1, "accuracy_at_5": 1.0}])
-    _step(cb, [True, False], [{"intent_gain": 0.0, "rounds": 2, "accuracy_at_5": 0.5},
-                              {"intent_gain": 0.7, "rounds": 1}])  # env 1's new episode, not finished
+    _step(
+        cb, [False, True], [{"intent_gain": 0.2, "rounds": 2}, {"intent_gain": 0.0, "rounds": 1, "accuracy_at_5": 1.0}]
+    )
+    _step(
+        cb, [True, False], [{"intent_gain": 0.0, "rounds": 2, "accuracy_at_5": 0.5}, {"intent_gain": 0.7, "rounds": 1}]
+    )  # env 1's new episode, not finished
     cb.on_rollout_end()
     rec = model.logger.records
     assert rec["episode/intent_gain"] == pytest.approx((0.5 + 0.1) / 2), rec
@@ -129,9 +131,21 @@ def test_eval_callback_logs_eval_intent_gain_as_episode_sum(tmp_path: Path):
     model = Model()
     model.logger.dump = lambda step: None  # type: ignore[attr-defined]
     state = TrainState(best_mean_reward=float("inf"))  # nothing beats it: no best-model saving
-    cb = EvalCheckpointCallback(env, tmp_path, state, eval_freq=100, n_eval_episodes=n, eval_seed=seed,
-                                deterministic=True, masked=True, checkpoint_freq=1000, keep_last=1,
-                                save_replay_buffer=False, info_keys=["intent_gain", "rounds"], wall_clock_start=0.0)
+    cb = EvalCheckpointCallback(
+        env,
+        tmp_path,
+        state,
+        eval_freq=100,
+        n_eval_episodes=n,
+        eval_seed=seed,
+        deterministic=True,
+        masked=True,
+        checkpoint_freq=1000,
+        keep_last=1,
+        save_replay_buffer=False,
+        info_keys=["intent_gain", "rounds"],
+        wall_clock_start=0.0,
+    )
     cb.init_callback(model)  # type: ignore[arg-type]
     cb.evaluate()
     assert np.mean(sums) > 0.05
@@ -141,12 +155,23 @@ def test_eval_callback_logs_eval_intent_gain_as_episode_sum(tmp_path: Path):
 
 @pytest.mark.slow
 def test_tensorboard_intent_gain_is_not_zero(tmp_path: Path):
-    cfg = compose_train_config([
-        "env=clarify", "algo=dqn", f"runs_root={tmp_path}", "seed=0", "total_timesteps=800",
-        "eval.freq=400", "eval.n_episodes=20", "checkpoint.freq=800", "baseline.n_episodes=20",
-        "baseline.random_reference=false", "algo.kwargs.learning_starts=200", "hardware.n_envs=2",
-        "logging.info_window=50",
-    ])
+    cfg = compose_train_config(
+        [
+            "env=clarify",
+            "algo=dqn",
+            f"runs_root={tmp_path}",
+            "seed=0",
+            "total_timesteps=800",
+            "eval.freq=400",
+            "eval.n_episodes=20",
+            "checkpoint.freq=800",
+            "baseline.n_episodes=20",
+            "baseline.random_reference=false",
+            "algo.kwargs.learning_starts=200",
+            "hardware.n_envs=2",
+            "logging.info_window=50",
+        ]
+    )
     s = train(cfg)
     acc = EventAccumulator(str(Path(s.run_dir) / "tb"))
     acc.Reload()

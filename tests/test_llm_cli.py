@@ -48,8 +48,9 @@ def test_server_options_come_from_config_and_flags() -> None:
 
 def test_register_adds_a_subcommand() -> None:
     seen = {}
-    cli.register("echo-test", "test command", lambda p: p.add_argument("word"),
-                 lambda a: seen.setdefault("word", a.word) and 0)
+    cli.register(
+        "echo-test", "test command", lambda p: p.add_argument("word"), lambda a: seen.setdefault("word", a.word) and 0
+    )
     try:
         assert cli.main(["echo-test", "hi"]) == 0 and seen == {"word": "hi"}
     finally:

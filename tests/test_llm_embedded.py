@@ -16,8 +16,10 @@ from rl_shop.llm.embedded import check_gguf, convert_gguf
 
 pytestmark = [pytest.mark.slow, pytest.mark.llm]
 
-SYSTEM = ("You are a helpful shopping assistant for an online electronics store. You answer briefly, "
-          "recommend products from the catalog, and ask a clarifying question when needed.")
+SYSTEM = (
+    "You are a helpful shopping assistant for an online electronics store. You answer briefly, "
+    "recommend products from the catalog, and ask a clarifying question when needed."
+)
 MSGS = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": "I need headphones for running."}]
 
 
@@ -59,10 +61,12 @@ def test_stream_chunks_join_to_the_full_text(llm) -> None:
 def test_prefix_reuse_gives_same_greedy_text(llm) -> None:
     hits = llm.prefix_cache.hits
     other = [MSGS[0], {"role": "user", "content": "Any cheap laptop?"}]
-    with_reuse = [llm.generate(other, max_tokens=8, temperature=0.0, seed=0, stop=None, json_schema=None)
-                  for _ in range(2)]
-    without = llm.generate(other, max_tokens=8, temperature=0.0, seed=0, stop=None, json_schema=None,
-                           use_prefix_cache=False)
+    with_reuse = [
+        llm.generate(other, max_tokens=8, temperature=0.0, seed=0, stop=None, json_schema=None) for _ in range(2)
+    ]
+    without = llm.generate(
+        other, max_tokens=8, temperature=0.0, seed=0, stop=None, json_schema=None, use_prefix_cache=False
+    )
     assert llm.prefix_cache.hits >= hits + 1
     assert with_reuse[1].text == without.text
 
@@ -110,8 +114,14 @@ def test_transformers_backend_with_lora_adapter(llm, tmp_path) -> None:
     base_dir = ensure_converted()
     model, _ = load_hf_model(base_dir)
     get_peft_model(model, LoraConfig(r=4, target_modules=["q_proj", "v_proj"])).save_pretrained(tmp_path / "lora")
-    adapted = make_llm({"backend": "transformers", "model_path": str(base_dir), "adapter_path": str(tmp_path / "lora"),
-                        "cache": {"enabled": False}})
+    adapted = make_llm(
+        {
+            "backend": "transformers",
+            "model_path": str(base_dir),
+            "adapter_path": str(tmp_path / "lora"),
+            "cache": {"enabled": False},
+        }
+    )
     assert adapted.model_id.endswith("+lora")
     want = llm.generate(MSGS, max_tokens=6, temperature=0.0, seed=0, stop=None, json_schema=None).text
     assert adapted.chat(MSGS, max_tokens=6).text == want

@@ -15,15 +15,24 @@ llama_cpp = pytest.importorskip("llama_cpp", reason="llama-cpp-python is built b
 
 pytestmark = [pytest.mark.llm]
 
-SYSTEM = ("You are a helpful shopping assistant for an online electronics store. You answer briefly, "
-          "recommend products from the catalog, and ask a clarifying question when needed.")
+SYSTEM = (
+    "You are a helpful shopping assistant for an online electronics store. You answer briefly, "
+    "recommend products from the catalog, and ask a clarifying question when needed."
+)
 MSGS = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": "I need headphones for running."}]
 OTHER_SYSTEM = "You rank products for a shopper. Reply with the best product first, then the rest. " * 3
 
 
 def _gen(llm, msgs, n, **kw):
-    return llm.generate(msgs, max_tokens=n, temperature=kw.pop("temperature", 0.0), seed=kw.pop("seed", 0),
-                        stop=kw.pop("stop", None), json_schema=kw.pop("json_schema", None), **kw)
+    return llm.generate(
+        msgs,
+        max_tokens=n,
+        temperature=kw.pop("temperature", 0.0),
+        seed=kw.pop("seed", 0),
+        stop=kw.pop("stop", None),
+        json_schema=kw.pop("json_schema", None),
+        **kw,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -81,8 +90,7 @@ def test_stream_chunks_join_to_the_full_text(llm) -> None:
 
 
 def test_closing_a_stream_stops_generation(llm) -> None:
-    stream = llm.stream([{"role": "user", "content": "Write a long story about a shop."}], max_tokens=200,
-                        seed=11)
+    stream = llm.stream([{"role": "user", "content": "Write a long story about a shop."}], max_tokens=200, seed=11)
     first = next(stream)
     stream.close()
     assert first and stream.result is None
@@ -119,8 +127,16 @@ def _check_structured(llm) -> None:
     res = llm.structured(MSGS, Clarify, max_tokens=40)
     assert res.ok and isinstance(res.value, Clarify)
     assert not res.used_fallback and res.attempts == 1  # constrained: right shape on the first try
-    raw = llm.chat(MSGS, max_tokens=40, json_schema={"type": "object", "properties": {"n": {"type": "integer"}},
-                                                     "required": ["n"], "additionalProperties": False})
+    raw = llm.chat(
+        MSGS,
+        max_tokens=40,
+        json_schema={
+            "type": "object",
+            "properties": {"n": {"type": "integer"}},
+            "required": ["n"],
+            "additionalProperties": False,
+        },
+    )
     value = json.loads(raw.text)
     assert list(value) == ["n"] and isinstance(value["n"], int)
 
@@ -178,8 +194,7 @@ def test_bad_engine_settings_are_clear() -> None:
     with pytest.raises(LLMConfigError, match="llama.cpp engine must be one of"):
         make_llm(load_llm_config("embedded", ["structured_library=outlines", "cache.enabled=false"]))
     with pytest.raises(LLMConfigError, match="needs the llama.cpp engine"):
-        make_llm(load_llm_config("embedded", ["engine=transformers", "structured_library=gbnf",
-                                              "cache.enabled=false"]))
+        make_llm(load_llm_config("embedded", ["engine=transformers", "structured_library=gbnf", "cache.enabled=false"]))
 
 
 def test_corrupt_gguf_is_clear(tmp_path) -> None:

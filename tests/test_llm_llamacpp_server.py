@@ -45,8 +45,19 @@ class Server:
         self.url = f"http://127.0.0.1:{self.port}/v1"
         self.log = tmp / f"server-{self.port}.log"
         env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
-        cmd = [sys.executable, "-m", "rl_shop.cli", "serve-llm", "--port", str(self.port), "--model-name", "smol",
-               "--set", "num_threads=1", *extra]
+        cmd = [
+            sys.executable,
+            "-m",
+            "rl_shop.cli",
+            "serve-llm",
+            "--port",
+            str(self.port),
+            "--model-name",
+            "smol",
+            "--set",
+            "num_threads=1",
+            *extra,
+        ]
         with self.log.open("w") as out:
             self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 120
@@ -76,8 +87,14 @@ class Server:
 
 
 def _client(url: str, **over):
-    cfg = {"backend": "openai", "base_url": url, "model": "smol", "timeout_s": 60.0, "max_retries": 0,
-           "cache": {"enabled": False}}
+    cfg = {
+        "backend": "openai",
+        "base_url": url,
+        "model": "smol",
+        "timeout_s": 60.0,
+        "max_retries": 0,
+        "cache": {"enabled": False},
+    }
     cfg.update(over)
     return make_llm(cfg)
 
@@ -120,8 +137,10 @@ def test_prompt_only_mode_sends_no_response_format(server) -> None:
 
 
 def test_eight_concurrent_clients_get_their_own_answers(server) -> None:
-    prompts = [[{"role": "user", "content": f"Suggest a gift for a friend who likes {topic}."}]
-               for topic in ("tea", "running", "chess", "jazz", "hiking", "cooking", "cats", "films")]
+    prompts = [
+        [{"role": "user", "content": f"Suggest a gift for a friend who likes {topic}."}]
+        for topic in ("tea", "running", "chess", "jazz", "hiking", "cooking", "cats", "films")
+    ]
     alone = [_client(server.url).chat(p, max_tokens=12, seed=0, temperature=0.0).text for p in prompts]
     results: dict[int, str] = {}
     errors: list[BaseException] = []
@@ -162,8 +181,9 @@ def test_server_killed_mid_request(tmp_path) -> None:
         assert llm.metrics.errors == 1
         # 2) a structured call while the server is gone: the fallback is used and counted
         fallbacks = llm.metrics.fallbacks
-        out = llm.structured(USER, Clarify, max_tokens=32, fallback=lambda raw: {"question": "Which size?",
-                                                                                 "slot": "size"})
+        out = llm.structured(
+            USER, Clarify, max_tokens=32, fallback=lambda raw: {"question": "Which size?", "slot": "size"}
+        )
         assert out.used_fallback and out.value == Clarify(question="Which size?", slot="size")
         assert llm.metrics.fallbacks == fallbacks + 1 and llm.metrics.errors == 2
         assert any("unavailable" in e and "running" in e for e in out.errors)

@@ -20,8 +20,14 @@ USER = [{"role": "user", "content": "say hi"}]
 
 
 def _client(port: int, **over):
-    cfg = {"backend": "openai", "base_url": f"http://127.0.0.1:{port}/v1", "model": "test-model",
-           "timeout_s": 10.0, "max_retries": 0, "cache": {"enabled": False}}
+    cfg = {
+        "backend": "openai",
+        "base_url": f"http://127.0.0.1:{port}/v1",
+        "model": "test-model",
+        "timeout_s": 10.0,
+        "max_retries": 0,
+        "cache": {"enabled": False},
+    }
     cfg.update(over)
     return make_llm(cfg)
 
@@ -83,20 +89,25 @@ class _FakeCompletions:
         fmt = (params.get("response_format") or {}).get("type")
         if fmt in self.refuse:
             request = httpx2.Request("POST", "http://127.0.0.1:1/v1/chat/completions")
-            raise openai.UnprocessableEntityError(f"{fmt} not supported", body=None,
-                                                  response=httpx2.Response(422, request=request))
+            raise openai.UnprocessableEntityError(
+                f"{fmt} not supported", body=None, response=httpx2.Response(422, request=request)
+            )
         from types import SimpleNamespace as NS
 
         text = '{"answer": "hi", "score": 2}'
-        return NS(choices=[NS(message=NS(content=text), finish_reason="stop")],
-                  usage=NS(prompt_tokens=3, completion_tokens=5))
+        return NS(
+            choices=[NS(message=NS(content=text), finish_reason="stop")], usage=NS(prompt_tokens=3, completion_tokens=5)
+        )
 
 
-@pytest.mark.parametrize(("refuse", "forms", "supported"), [
-    (set(), ["json_schema"], True),                       # OpenAI / vLLM
-    ({"json_schema"}, ["json_schema", "json_object"], True),  # llama_cpp.server (rl-shop serve-llm)
-    ({"json_schema", "json_object"}, ["json_schema", "json_object", None], False),  # prompt only
-])
+@pytest.mark.parametrize(
+    ("refuse", "forms", "supported"),
+    [
+        (set(), ["json_schema"], True),  # OpenAI / vLLM
+        ({"json_schema"}, ["json_schema", "json_object"], True),  # llama_cpp.server (rl-shop serve-llm)
+        ({"json_schema", "json_object"}, ["json_schema", "json_object", None], False),  # prompt only
+    ],
+)
 def test_response_format_forms_are_tried_in_order(refuse, forms, supported) -> None:
     llm = _client(1)
     fake = _FakeCompletions(refuse)

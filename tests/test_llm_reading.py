@@ -7,20 +7,32 @@ import json
 
 import pytest
 
-from rl_shop.agents.understanding.llm_reading import (LLMReading, check_reading, fill_gaps, reading_messages,
-                                                      target_reading)
+from rl_shop.agents.understanding.llm_reading import (
+    LLMReading,
+    check_reading,
+    fill_gaps,
+    reading_messages,
+    target_reading,
+)
 
 CATS = ["speakers", "hdmi cables", "watches"]
 
 
 def test_only_values_the_request_supports_are_accepted() -> None:
     text = "i need a purple hdmi cable, not the amazonbasics one, and price lower than 40.00 dollars"
-    ok, notes = check_reading(LLMReading(product_type="hdmi cable", category="hdmi cables", budget_max=40,
-                                         exclusions=["amazonbasics"]), text, CATS)
-    assert ok == {"product_type": "hdmi cable", "category": "hdmi cables", "budget_max": 40.0,
-                  "exclusions": ["amazonbasics"]} and notes == []
-    bad, notes = check_reading(LLMReading(product_type="IntentGuess", category="cables", budget_max=2,
-                                          exclusions=["sony"]), text, CATS)
+    ok, notes = check_reading(
+        LLMReading(product_type="hdmi cable", category="hdmi cables", budget_max=40, exclusions=["amazonbasics"]),
+        text,
+        CATS,
+    )
+    assert (
+        ok
+        == {"product_type": "hdmi cable", "category": "hdmi cables", "budget_max": 40.0, "exclusions": ["amazonbasics"]}
+        and notes == []
+    )
+    bad, notes = check_reading(
+        LLMReading(product_type="IntentGuess", category="cables", budget_max=2, exclusions=["sony"]), text, CATS
+    )
     assert bad == {} and len(notes) == 4
     assert "budget 2 is not written" in notes[2] and "'cables' is not a catalog category" in notes[1]
 
@@ -33,14 +45,20 @@ def test_product_type_head_may_sit_inside_a_compound_word() -> None:
 def test_budget_must_be_written_as_a_number_in_the_request() -> None:
     assert check_reading(LLMReading(budget_max=39.99), "a mouse under $39.99", CATS)[0] == {"budget_max": 39.99}
     assert check_reading(LLMReading(budget_max=40), "a mouse under $40.00", CATS)[0] == {"budget_max": 40.0}
-    assert check_reading(LLMReading(budget_max=4), "a mouse under $40", CATS)[0] == {}   # 4 is inside 40
+    assert check_reading(LLMReading(budget_max=4), "a mouse under $40", CATS)[0] == {}  # 4 is inside 40
 
 
 def test_target_comes_from_the_hand_labels() -> None:
-    labels = {"product_type": "hdmi cable", "in_catalog": True, "catalog_categories": ["hdmi cables", "data cables"],
-              "budget_max": 25.0, "exclusions": ["gold plated"]}
-    assert target_reading(labels) == LLMReading(product_type="hdmi cable", category="hdmi cables", budget_max=25.0,
-                                                exclusions=["gold plated"])
+    labels = {
+        "product_type": "hdmi cable",
+        "in_catalog": True,
+        "catalog_categories": ["hdmi cables", "data cables"],
+        "budget_max": 25.0,
+        "exclusions": ["gold plated"],
+    }
+    assert target_reading(labels) == LLMReading(
+        product_type="hdmi cable", category="hdmi cables", budget_max=25.0, exclusions=["gold plated"]
+    )
     ooc = target_reading({"product_type": "eye cream", "in_catalog": False, "catalog_categories": []})
     assert ooc.category is None and ooc.model_dump_json().startswith('{"product_type":"eye cream","category":null')
     assert reading_messages("x")[1] == {"role": "user", "content": "Request: x"}
@@ -49,11 +67,19 @@ def test_target_comes_from_the_hand_labels() -> None:
 def test_fill_gaps_never_overwrites_the_rules() -> None:
     rules = {"budget_max": 30.0, "exclusions": ["sugar"], "category": "speakers", "in_catalog": True}
     llm = {"budget_max": 40.0, "exclusions": ["sugar free", "soy"], "category": "watches"}
-    assert fill_gaps(rules, llm) == {"budget_max": 30.0, "exclusions": ["sugar", "soy"], "category": "speakers",
-                                     "in_catalog": True}
+    assert fill_gaps(rules, llm) == {
+        "budget_max": 30.0,
+        "exclusions": ["sugar", "soy"],
+        "category": "speakers",
+        "in_catalog": True,
+    }
     empty = {"budget_max": None, "exclusions": [], "category": None, "in_catalog": False}
-    assert fill_gaps(empty, llm) == {"budget_max": 40.0, "exclusions": ["sugar free", "soy"], "category": None,
-                                     "in_catalog": False}   # an uncarried verdict stands
+    assert fill_gaps(empty, llm) == {
+        "budget_max": 40.0,
+        "exclusions": ["sugar free", "soy"],
+        "category": None,
+        "in_catalog": False,
+    }  # an uncarried verdict stands
 
 
 def test_parser_sft_rows_are_training_sides_only(tmp_path) -> None:
@@ -81,11 +107,11 @@ def test_parser_sft_rows_are_training_sides_only(tmp_path) -> None:
         position[item["id"]] = seen[item["query_type"]]
         seen[item["query_type"]] += 1
     eccd = [position[r["id"]] for r in rows if r["meta"]["source"] == "eccd_v1_train_side"]
-    assert eccd and min(eccd) >= 50     # the evaluation slices take at most the first 25 of each type
+    assert eccd and min(eccd) >= 50  # the evaluation slices take at most the first 25 of each type
     answers = [LLMReading.model_validate_json(r["messages"][2]["content"]) for r in rows]
     priced = [a for r, a in zip(rows, answers) if r["meta"]["source"] == "real_v1_dev_price_suffix"]
     assert priced and all(a.budget_max is not None for a in priced)
-    assert rows[0]["messages"][2]["content"].startswith('{"product_type": ')   # the grammar's separators
+    assert rows[0]["messages"][2]["content"].startswith('{"product_type": ')  # the grammar's separators
 
 
 def _matcher():
@@ -94,14 +120,17 @@ def _matcher():
     from rl_shop.llm.constrained import compile_json_grammar
 
     compiler = xgr.GrammarCompiler(xgr.TokenizerInfo(["a"]), max_threads=1)
-    compiled = compile_json_grammar(compiler, json.dumps(LLMReading.model_json_schema()))   # as the backends do
+    compiled = compile_json_grammar(compiler, json.dumps(LLMReading.model_json_schema()))  # as the backends do
     return xgr.GrammarMatcher(compiled, terminate_without_stop_token=True)
 
 
-@pytest.mark.parametrize("reading", [
-    LLMReading(product_type="bluetooth speaker", category="speakers", budget_max=40.0, exclusions=["apple", "red"]),
-    LLMReading(product_type="eye cream"),
-])
+@pytest.mark.parametrize(
+    "reading",
+    [
+        LLMReading(product_type="bluetooth speaker", category="speakers", budget_max=40.0, exclusions=["apple", "red"]),
+        LLMReading(product_type="eye cream"),
+    ],
+)
 def test_fine_tuning_target_is_text_the_constrained_decoder_can_write(reading: LLMReading) -> None:
     # A target the grammar cannot produce trains the model on token sequences it never meets at
     # inference: compact {"a":1} was rejected here while the decoder writes {"a": 1}.
@@ -130,8 +159,12 @@ def test_a_converted_adapter_changes_what_llama_cpp_says(tmp_path) -> None:
     base_dir = ensure_converted()
     torch.manual_seed(0)
     model = AutoModelForCausalLM.from_pretrained(base_dir, torch_dtype=torch.float32)
-    peft = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"],
-                                            task_type="CAUSAL_LM", init_lora_weights=False))
+    peft = get_peft_model(
+        model,
+        LoraConfig(
+            r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM", init_lora_weights=False
+        ),
+    )
     peft.save_pretrained(tmp_path / "adapter")
     gguf = convert_adapter(tmp_path / "adapter", base_dir)
     assert gguf == tmp_path / "adapter" / "adapter.gguf" and gguf.stat().st_size > 10_000

@@ -27,17 +27,35 @@ class ScriptedLLM(LLM):
     def _next(self) -> str:
         return self.replies[min(len(self.calls) - 1, len(self.replies) - 1)]
 
-    def _chat(self, messages: list[Message], *, max_tokens: int, temperature: float, seed: int,
-              stop: list[str] | None, json_schema: dict[str, Any] | None) -> ChatResult:
+    def _chat(
+        self,
+        messages: list[Message],
+        *,
+        max_tokens: int,
+        temperature: float,
+        seed: int,
+        stop: list[str] | None,
+        json_schema: dict[str, Any] | None,
+    ) -> ChatResult:
         self.calls.append({"messages": messages, "json_schema": json_schema, "seed": seed, "stop": stop})
         text, _ = trim_at_stop(self._next(), stop)
-        return ChatResult(text, self.count_tokens(messages), self.count_tokens(text), 0.0, 0.0, False,
-                          self.backend, self.model_id)
+        return ChatResult(
+            text, self.count_tokens(messages), self.count_tokens(text), 0.0, 0.0, False, self.backend, self.model_id
+        )
 
-    def _stream(self, messages: list[Message], *, max_tokens: int, temperature: float, seed: int,
-                stop: list[str] | None, json_schema: dict[str, Any] | None) -> ChunkGenerator:
-        res = self._chat(messages, max_tokens=max_tokens, temperature=temperature, seed=seed, stop=stop,
-                         json_schema=json_schema)
+    def _stream(
+        self,
+        messages: list[Message],
+        *,
+        max_tokens: int,
+        temperature: float,
+        seed: int,
+        stop: list[str] | None,
+        json_schema: dict[str, Any] | None,
+    ) -> ChunkGenerator:
+        res = self._chat(
+            messages, max_tokens=max_tokens, temperature=temperature, seed=seed, stop=stop, json_schema=json_schema
+        )
         for piece in re.split(r"(?<= )", res.text):
             if piece:
                 yield piece
@@ -110,16 +128,16 @@ def test_caller_validate_rejects_then_caller_fallback_used() -> None:
         return [f"unknown brand {b}" for b in v.brands if b not in catalog_brands]
 
     llm = ScriptedLLM(['{"category": "headphones", "budget": 50, "brands": ["Sonny"]}'])
-    res = llm.structured(USER, Intent, validate=check,
-                         fallback=lambda raw: Intent(category="headphones", budget=50))
+    res = llm.structured(USER, Intent, validate=check, fallback=lambda raw: Intent(category="headphones", budget=50))
     assert res.used_fallback and res.attempts == 2
     assert res.value == Intent(category="headphones", budget=50, brands=[])
     assert "unknown brand Sonny" in llm.calls[1]["messages"][-1]["content"]
 
 
 def test_caller_validate_second_attempt_succeeds() -> None:
-    llm = ScriptedLLM(['{"category": "x", "budget": 1, "brands": ["Nope"]}',
-                       '{"category": "x", "budget": 1, "brands": ["Sony"]}'])
+    llm = ScriptedLLM(
+        ['{"category": "x", "budget": 1, "brands": ["Nope"]}', '{"category": "x", "budget": 1, "brands": ["Sony"]}']
+    )
     res = llm.structured(USER, Intent, validate=lambda v: v.brands == ["Sony"])
     assert res.ok and not res.used_fallback and res.attempts == 2
     assert llm.metrics.retries == 1 and llm.metrics.fallbacks == 0
@@ -166,13 +184,16 @@ def test_stream_chunks_join_to_text_and_result_is_available() -> None:
     assert stream.result is not None and stream.result.text == "one two three "
 
 
-@pytest.mark.parametrize("bad, msg", [
-    ("just a string", "not a string"),
-    ([], "non-empty"),
-    ([{"role": "robot", "content": "x"}], "role"),
-    ([{"role": "user", "content": 3}], "content must be a string"),
-    ([{"content": "x"}], "'role' and 'content'"),
-])
+@pytest.mark.parametrize(
+    "bad, msg",
+    [
+        ("just a string", "not a string"),
+        ([], "non-empty"),
+        ([{"role": "robot", "content": "x"}], "role"),
+        ([{"role": "user", "content": 3}], "content must be a string"),
+        ([{"content": "x"}], "'role' and 'content'"),
+    ],
+)
 def test_malformed_messages_have_clear_errors(bad, msg) -> None:
     with pytest.raises(InvalidMessagesError, match=msg):
         ScriptedLLM(["x"]).chat(bad)
@@ -204,16 +225,21 @@ def test_transformers_backend_unknown_model_dir_is_clear(tmp_path) -> None:
     with pytest.raises(ModelLoadError, match="no config.json"):
         make_llm({"backend": "transformers", "model_path": str(tmp_path), "cache": {"enabled": False}})
     with pytest.raises(ModelLoadError, match="offline|could not load"):
-        make_llm({"backend": "transformers", "model_path": "some-org/not-a-local-model",
-                  "cache": {"enabled": False}})
+        make_llm({"backend": "transformers", "model_path": "some-org/not-a-local-model", "cache": {"enabled": False}})
 
 
 def test_adapter_dir_without_config_is_clear(tmp_path) -> None:
     from rl_shop.llm import ModelLoadError
 
     with pytest.raises(ModelLoadError, match="not a PEFT adapter directory"):
-        make_llm({"backend": "transformers", "model_path": str(tmp_path), "adapter_path": str(tmp_path),
-                  "cache": {"enabled": False}})
+        make_llm(
+            {
+                "backend": "transformers",
+                "model_path": str(tmp_path),
+                "adapter_path": str(tmp_path),
+                "cache": {"enabled": False},
+            }
+        )
 
 
 def test_hydra_compose_selects_llm_group() -> None:

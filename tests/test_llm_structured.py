@@ -18,16 +18,19 @@ from rl_shop.llm.structured import (
 )
 
 
-@pytest.mark.parametrize("text, expected", [
-    ('{"a": 1}', {"a": 1}),
-    ('Here you go:\n```json\n{"a": [1, 2]}\n```\nbye', {"a": [1, 2]}),
-    ('prefix {"a": "x", "b": [1, 2', {"a": "x", "b": [1, 2]}),      # truncated -> closed
-    ('{"a": "unterminated', {"a": "unterminated"}),
-    ('{"a": 1, "b":', {"a": 1}),                                     # dangling key dropped
-    ("no json here", None),
-    ("", None),
-    ("[1, 2, 3] and more", [1, 2, 3]),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ('{"a": 1}', {"a": 1}),
+        ('Here you go:\n```json\n{"a": [1, 2]}\n```\nbye', {"a": [1, 2]}),
+        ('prefix {"a": "x", "b": [1, 2', {"a": "x", "b": [1, 2]}),  # truncated -> closed
+        ('{"a": "unterminated', {"a": "unterminated"}),
+        ('{"a": 1, "b":', {"a": 1}),  # dangling key dropped
+        ("no json here", None),
+        ("", None),
+        ("[1, 2, 3] and more", [1, 2, 3]),
+    ],
+)
 def test_extract_json(text, expected) -> None:
     assert extract_json(text) == expected
 
@@ -84,10 +87,16 @@ def test_schema_instruction_goes_into_last_user_turn() -> None:
     assert msgs[1]["content"] == "U"  # the caller's list is not modified
 
 
-@pytest.mark.parametrize("verdict, errors", [
-    (None, []), (True, []), (False, ["validate: rejected by the caller's check"]),
-    ("bad brand", ["validate: bad brand"]), (["a", "b"], ["validate: a", "validate: b"]),
-])
+@pytest.mark.parametrize(
+    "verdict, errors",
+    [
+        (None, []),
+        (True, []),
+        (False, ["validate: rejected by the caller's check"]),
+        ("bad brand", ["validate: bad brand"]),
+        (["a", "b"], ["validate: a", "validate: b"]),
+    ],
+)
 def test_run_validator_verdicts(verdict, errors) -> None:
     assert run_validator(lambda v: verdict, object()) == errors
 

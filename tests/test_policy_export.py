@@ -21,9 +21,13 @@ from rl_shop.paths import REPO_ROOT
 from rl_shop.policies.export import PolicyExportError, detect_algo, export_model, load_sb3_model, sample_action_masks
 from rl_shop.policies.loader import PolicyCardMismatch, RuntimeLayout, load_policy, register_layout, unregister_layout
 
-CARTPOLE = RuntimeLayout("CartPole-v1", "tests.cartpole_layout", "cartpole-1", ("x", "x_dot", "theta", "theta_dot"), ("left", "right"))
+CARTPOLE = RuntimeLayout(
+    "CartPole-v1", "tests.cartpole_layout", "cartpole-1", ("x", "x_dot", "theta", "theta_dot"), ("left", "right")
+)
 TOY_ID = "rl_shop_test/MaskedToy-v0"
-TOY = RuntimeLayout(TOY_ID, "tests.toy_masked_layout", "toy-masked-1", tuple(f"f{i}" for i in range(5)), ("a0", "a1", "a2", "a3"))
+TOY = RuntimeLayout(
+    TOY_ID, "tests.toy_masked_layout", "toy-masked-1", tuple(f"f{i}" for i in range(5)), ("a0", "a1", "a2", "a3")
+)
 
 
 class MaskedToyEnv(gym.Env):
@@ -90,7 +94,13 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         paths[cls.__name__] = root / f"{cls.__name__}.zip"
         model.save(paths[cls.__name__])
     masked = MaskablePPO(
-        "MlpPolicy", MaskedToyEnv(), seed=0, device="cpu", n_steps=128, batch_size=32, n_epochs=4,
+        "MlpPolicy",
+        MaskedToyEnv(),
+        seed=0,
+        device="cpu",
+        n_steps=128,
+        batch_size=32,
+        n_epochs=4,
         policy_kwargs={"net_arch": [16, 16]},
     )
     masked.learn(512)
@@ -163,7 +173,9 @@ def test_vecnormalize_is_baked_into_the_graph(tmp_path: Path) -> None:
 
     venv = VecNormalize(DummyVecEnv([lambda: gym.make("CartPole-v1")]), norm_obs=True, norm_reward=False, clip_obs=2.0)
     venv.seed(0)
-    model = PPO("MlpPolicy", venv, seed=0, n_steps=128, batch_size=64, n_epochs=1, device="cpu", policy_kwargs={"net_arch": [8]})
+    model = PPO(
+        "MlpPolicy", venv, seed=0, n_steps=128, batch_size=64, n_epochs=1, device="cpu", policy_kwargs={"net_arch": [8]}
+    )
     model.learn(256)
     venv.save(tmp_path / "vecnormalize.pkl")
     stats = load_vecnormalize(tmp_path / "vecnormalize.pkl")
@@ -222,7 +234,9 @@ def test_cli_exports_a_run_directory(trained: dict[str, Path], tmp_path: Path) -
     (run / "best" / "model.zip").write_bytes(trained["DQN"].read_bytes())
     (run / "checkpoints" / "step_256").mkdir(parents=True)
     (run / "checkpoints" / "step_256" / "model.zip").write_bytes(trained["PPO"].read_bytes())
-    (run / "config.yaml").write_text("env: {name: gym, id: CartPole-v1, kwargs: {}}\nalgo: {name: dqn, algorithm: dqn}\nseed: 0\n")
+    (run / "config.yaml").write_text(
+        "env: {name: gym, id: CartPole-v1, kwargs: {}}\nalgo: {name: dqn, algorithm: dqn}\nseed: 0\n"
+    )
     (run / "summary.json").write_text(json.dumps({"best_mean_reward": 9.5}))
     layout_dir = tmp_path / "layout"
     layout_dir.mkdir()
@@ -232,8 +246,13 @@ def test_cli_exports_a_run_directory(trained: dict[str, Path], tmp_path: Path) -
     out = tmp_path / "guider"
     env = {**os.environ, "PYTHONPATH": str(layout_dir), "OMP_NUM_THREADS": "1"}
     cmd = [
-        sys.executable, str(REPO_ROOT / "experiments" / "export.py"), f"run_dir={run}", f"out={out}",
-        "featurizer=cartpole_cli_layout", "evaluation.n_episodes=2", "verify.n_samples=100",
+        sys.executable,
+        str(REPO_ROOT / "experiments" / "export.py"),
+        f"run_dir={run}",
+        f"out={out}",
+        "featurizer=cartpole_cli_layout",
+        "evaluation.n_episodes=2",
+        "verify.n_samples=100",
         f"hydra.run.dir={tmp_path / 'hydra'}",
     ]
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path)
@@ -272,15 +291,19 @@ def test_registry_resolves_the_project_featurizers() -> None:
 def test_export_real_schedule_env(tmp_path: Path) -> None:
     """MaskablePPO on rl_shop/Schedule-v0: its action names come from the env's config-built grid."""
     pytest.importorskip("envs.schedule")
-    import envs  # noqa: F401  (registers rl_shop/ ids)
     from sb3_contrib import MaskablePPO
+
+    import envs  # noqa: F401  (registers rl_shop/ ids)
 
     env = gym.make("rl_shop/Schedule-v0")
     names = list(env.get_wrapper_attr("ACTION_NAMES"))
-    model = MaskablePPO("MlpPolicy", env, n_steps=64, batch_size=32, n_epochs=1, seed=0, device="cpu",
-                        policy_kwargs={"net_arch": [16]})
+    model = MaskablePPO(
+        "MlpPolicy", env, n_steps=64, batch_size=32, n_epochs=1, seed=0, device="cpu", policy_kwargs={"net_arch": [16]}
+    )
     model.learn(64)
-    result = export_model(model, tmp_path, env_id="rl_shop/Schedule-v0", algo="MaskablePPO", action_names=names, n_verify=300)
+    result = export_model(
+        model, tmp_path, env_id="rl_shop/Schedule-v0", algo="MaskablePPO", action_names=names, n_verify=300
+    )
     assert result.card.featurizer.module == "rl_shop.policies.features.schedule"
     policy = load_policy(tmp_path, expect_env_id="rl_shop/Schedule-v0", expect_action_names=names)
     obs, info = env.reset(seed=5)

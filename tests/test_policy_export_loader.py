@@ -12,7 +12,7 @@ import math
 import subprocess
 import sys
 import textwrap
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -81,7 +81,7 @@ def _write_card(directory: Path, algo: str, output_kind: str, **overrides: objec
             "exporter": "hand-built onnx.helper graph",
         },
         "training": {"algo": algo, "run_dir": "checkpoints/runs/toy/20260101-000000-s0", "config": {}},
-        "exported_at": datetime(2026, 1, 1, tzinfo=timezone.utc).isoformat(),
+        "exported_at": datetime(2026, 1, 1, tzinfo=UTC).isoformat(),
     }
     for dotted, value in overrides.items():
         node = card
@@ -326,8 +326,9 @@ def test_card_for_another_version_of_a_registered_env_is_refused(
         f"LAYOUT_VERSION = 'toy-1'\nFEATURE_NAMES = {FEATURES!r}\nACTION_NAMES = {ACTIONS!r}\n"
     )
     monkeypatch.syspath_prepend(str(module_dir))
-    _write_card(dqn_dir, "DQN", "q_values", env_id="rl_shop_test/Toy-v4", env_version=4,
-                featurizer__module="toy_layout_v4_mod")
+    _write_card(
+        dqn_dir, "DQN", "q_values", env_id="rl_shop_test/Toy-v4", env_version=4, featurizer__module="toy_layout_v4_mod"
+    )
     with pytest.raises(PolicyCardMismatch) as info:
         load_policy(dqn_dir)
     message = str(info.value)

@@ -23,16 +23,27 @@ from rl_shop.paths import REPO_ROOT
 # a module fixture may build the search index cold (minutes on 2 slow cores): past the suite's 600 s
 pytestmark = [pytest.mark.slow, pytest.mark.llm, pytest.mark.timeout(1000)]
 
-ENV = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
-       "TOKENIZERS_PARALLELISM": "false"}
+ENV = {
+    **os.environ,
+    "OMP_NUM_THREADS": "1",
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "TOKENIZERS_PARALLELISM": "false",
+}
 
 
 def run_app(script: str, *overrides: str, timeout: int = 900) -> subprocess.CompletedProcess:
     """Runs an experiment script; past ``timeout`` it is sent SIGABRT, so faulthandler prints every
     thread's stack and the failure says where it was stuck (a cold index build alone takes minutes)."""
     args = [sys.executable, str(REPO_ROOT / "experiments" / script), *overrides]
-    proc = subprocess.Popen(args, cwd=REPO_ROOT, env={**ENV, "PYTHONFAULTHANDLER": "1"}, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        args,
+        cwd=REPO_ROOT,
+        env={**ENV, "PYTHONFAULTHANDLER": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -47,8 +58,11 @@ def run_app(script: str, *overrides: str, timeout: int = 900) -> subprocess.Comp
 def readme_commands(app: str) -> list[list[str]]:
     """The override lists of the README's ``experiments/<app>`` command lines."""
     text = (REPO_ROOT / "README.md").read_text()
-    return [line.split(f"experiments/{app}", 1)[1].split("#")[0].split()
-            for line in text.splitlines() if f"experiments/{app} " in line or line.rstrip().endswith(f"experiments/{app}")]
+    return [
+        line.split(f"experiments/{app}", 1)[1].split("#")[0].split()
+        for line in text.splitlines()
+        if f"experiments/{app} " in line or line.rstrip().endswith(f"experiments/{app}")
+    ]
 
 
 @pytest.mark.parametrize("app", ["synthesize", "sft", "race"])
@@ -61,16 +75,26 @@ def test_readme_research_command_lines_compose(app) -> None:
     assert lines, f"the README has no experiments/{app}.py command"
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         for overrides in lines:
-            cfg = compose(config_name=app, overrides=overrides)   # an unknown key raises here
+            cfg = compose(config_name=app, overrides=overrides)  # an unknown key raises here
             assert cfg is not None
 
 
 @pytest.fixture(scope="module")
 def synth(tmp_path_factory):
     out = tmp_path_factory.mktemp("research") / "demo"
-    res = run_app("synthesize.py", "n_target=1", "max_attempts=2", "max_rounds=1", "seed=0",
-                  "research_agent.max_steps=1", "supervisor.use_llm=false", "filter.min_score=0.0",
-                  "filter.min_fact_share=0.0", "llm.cache.enabled=false", f"out_dir={out}")
+    res = run_app(
+        "synthesize.py",
+        "n_target=1",
+        "max_attempts=2",
+        "max_rounds=1",
+        "seed=0",
+        "research_agent.max_steps=1",
+        "supervisor.use_llm=false",
+        "filter.min_score=0.0",
+        "filter.min_fact_share=0.0",
+        "llm.cache.enabled=false",
+        f"out_dir={out}",
+    )
     return out, res
 
 
@@ -109,7 +133,9 @@ def test_sft_trains_two_steps_and_saves_an_adapter(sft) -> None:
     summary = json.loads((run / "sft_summary.json").read_text())
     assert summary["steps"] == 2 and len(summary["losses"]) == 2
     assert all(math.isfinite(v) and v > 0 for v in summary["losses"])
-    assert (run / "adapter" / "adapter_config.json").is_file() and (run / "adapter" / "adapter_model.safetensors").is_file()
+    assert (run / "adapter" / "adapter_config.json").is_file() and (
+        run / "adapter" / "adapter_model.safetensors"
+    ).is_file()
 
 
 def test_race_base_vs_tuned_and_by_round(synth, sft) -> None:
@@ -118,8 +144,15 @@ def test_race_base_vs_tuned_and_by_round(synth, sft) -> None:
     out, _ = synth
     run, _ = sft
     race_dir = out / "race"
-    run_app("race.py", f"adapter={run / 'adapter'}", f"trajectories={out / 'trajectories.jsonl'}", "n_queries=1",
-            "research_agent.max_steps=1", "llm.cache.enabled=false", f"out_dir={race_dir}")
+    run_app(
+        "race.py",
+        f"adapter={run / 'adapter'}",
+        f"trajectories={out / 'trajectories.jsonl'}",
+        "n_queries=1",
+        "research_agent.max_steps=1",
+        "llm.cache.enabled=false",
+        f"out_dir={race_dir}",
+    )
     summary = json.loads((race_dir / "summary.json").read_text())
     assert summary["judge"] == "criteria" and summary["n_queries"] == 1
     assert set(summary["models"]) == {"base", "tuned"} and "+adapter" in summary["models"]["tuned"]

@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from research_fixtures import WordOverlapIndex, tiny_catalog, tiny_web_backend
+from test_llm_scripted import ScriptedLLM
+
 from rl_shop.research import pipeline
 from rl_shop.research.filtering import filter_trajectory
 from rl_shop.research.internalize import internalize
@@ -18,7 +19,6 @@ from rl_shop.research.tools import ResearchTools
 from rl_shop.research.trajectory import InferredIntent, ToolCall, Trajectory
 from rl_shop.research.user_agent import UserAgentConfig, score_intent
 from rl_shop.sim import Intent
-from test_llm_scripted import ScriptedLLM
 
 
 @pytest.fixture()
@@ -28,9 +28,11 @@ def world() -> ResearchWorld:
 
 
 PERSONA = Intent(query_type="simple", category="headphones", budget=120.0, preferred_brands=("sony",))
-EVENTS = [{"t": 1.0, "kind": "view", "product_id": "amz-000001", "session": 0, "noise": False},
-          {"t": 2.0, "kind": "click", "product_id": "amz-000001", "session": 0, "noise": False},
-          {"t": 3.0, "kind": "view", "product_id": "amz-000004", "session": 0, "noise": True}]
+EVENTS = [
+    {"t": 1.0, "kind": "view", "product_id": "amz-000001", "session": 0, "noise": False},
+    {"t": 2.0, "kind": "click", "product_id": "amz-000001", "session": 0, "noise": False},
+    {"t": 3.0, "kind": "view", "product_id": "amz-000004", "session": 0, "noise": True},
+]
 REPLIES = [
     # budget options: the headphones events cost $99 -> nice_ceil(99 * 1.1) = 150 (or null)
     '{"category":"headphones","budget":150.0,"brands":["sony"],"query":"wireless headphones under $150, sony"}',
@@ -50,19 +52,25 @@ REPLIES = [
 def run_scripted(world: ResearchWorld, monkeypatch: pytest.MonkeyPatch) -> tuple[Trajectory, ScriptedLLM]:
     monkeypatch.setattr(pipeline, "sample_persona", lambda w, seed, cfg: (PERSONA, EVENTS))
     llm = ScriptedLLM(REPLIES)
-    traj = synthesize(world, llm, 3, persona_cfg=PersonaConfig(), user_cfg=UserAgentConfig(),
-                      agent_cfg=ResearchAgentConfig(max_steps=2, min_steps=1, seed_first_search=False),
-                      sup_cfg=SupervisorConfig(),
-                      max_rounds=3)
+    traj = synthesize(
+        world,
+        llm,
+        3,
+        persona_cfg=PersonaConfig(),
+        user_cfg=UserAgentConfig(),
+        agent_cfg=ResearchAgentConfig(max_steps=2, min_steps=1, seed_first_search=False),
+        sup_cfg=SupervisorConfig(),
+        max_rounds=3,
+    )
     return traj, llm
 
 
 def test_scripted_synthesis_two_rounds_then_accept(world, monkeypatch) -> None:
     traj, llm = run_scripted(world, monkeypatch)
-    assert len(llm.calls) == len(REPLIES)                  # no retries: every scripted answer was valid
-    assert [len(r.steps) for r in traj.rounds] == [2, 1]    # round 1 finished after one step
+    assert len(llm.calls) == len(REPLIES)  # no retries: every scripted answer was valid
+    assert [len(r.steps) for r in traj.rounds] == [2, 1]  # round 1 finished after one step
     r0, r1 = traj.rounds
-    assert not r0.feedback.accept and r1.feedback.accept   # stop on accept, before max_rounds=3
+    assert not r0.feedback.accept and r1.feedback.accept  # stop on accept, before max_rounds=3
     # round 0 fails: 1 recommendation (weight 1, blocking), no web use (0.5), a 5-word summary (0.5);
     # checks 1 - 2/6, rating 2 -> (2-1)/4; score = 0.7 * 2/3 + 0.3 * 0.25
     assert len(r0.feedback.issues) == 3 and "recommends 1 product" in r0.feedback.issues[0]
@@ -71,7 +79,12 @@ def test_scripted_synthesis_two_rounds_then_accept(world, monkeypatch) -> None:
     assert "[amz-000003]" in r1.report.markdown and "jbl tune wired headphones" in r1.report.markdown
     assert llm.calls[0]["json_schema"]["properties"]["budget"] == {"enum": [150.0, None]}
     # persona budget 120, inferred 150: 1 - 30/120 = 0.75
-    assert traj.intent_score == {"category": 1.0, "brand": 1.0, "budget": 0.75, "mean": pytest.approx(2.75 / 3, abs=1e-4)}
+    assert traj.intent_score == {
+        "category": 1.0,
+        "brand": 1.0,
+        "budget": 0.75,
+        "mean": pytest.approx(2.75 / 3, abs=1e-4),
+    }
     # the visit_product grammar offered only ids that the search had shown
     schema = llm.calls[2]["json_schema"]
     visit = [o for o in schema["anyOf"] if o["properties"]["tool"] == {"const": "visit_product"}][0]
@@ -97,7 +110,11 @@ def test_scripted_trajectory_to_sft_jsonl_roundtrip(world, monkeypatch, tmp_path
     native = load_sft_dataset(path)
     assert native[0]["messages"][2]["tool_calls"][0]["function"]["name"] == "product_search"
     assert [t["function"]["name"] for t in json.loads(native[0]["tools"])] == [
-        "product_search", "visit_product", "web_search", "web_visit"]
+        "product_search",
+        "visit_product",
+        "web_search",
+        "web_visit",
+    ]
     text = load_sft_dataset(path, text_tool_format=True)
     assert {m["role"] for m in text[0]["messages"]} == {"system", "user", "assistant"}
 
@@ -144,13 +161,15 @@ def test_action_grammar_offers_visit_only_after_search() -> None:
     assert tools0 == ["product_search", "web_search"]
     tools1 = [o["properties"]["tool"]["const"] for o in action_schema(cfg, True, ["amz-1"], ["u"])["anyOf"]]
     assert tools1 == ["product_search", "visit_product", "web_search", "web_visit", "finish"]
-    tools2 = [o["properties"]["tool"]["const"] for o in action_schema(cfg, True, ["amz-1"], allow_reflect=True)["anyOf"]]
+    tools2 = [
+        o["properties"]["tool"]["const"] for o in action_schema(cfg, True, ["amz-1"], allow_reflect=True)["anyOf"]
+    ]
     assert tools2 == ["product_search", "visit_product", "web_search", "reflect", "finish"]
 
 
 def test_score_intent_hand_computed() -> None:
     inf = InferredIntent(category="headphones", budget=90.0, brands=["sony", "bose"], query="q")
-    s = score_intent(inf, PERSONA)        # budget 120: 1 - 30/120 = 0.75; brands {sony}/{sony,bose} = 0.5
+    s = score_intent(inf, PERSONA)  # budget 120: 1 - 30/120 = 0.75; brands {sony}/{sony,bose} = 0.5
     assert s == {"category": 1.0, "brand": 0.5, "budget": 0.75, "mean": pytest.approx((1 + 0.5 + 0.75) / 3, abs=1e-4)}
 
 
@@ -179,14 +198,23 @@ def test_reference_report_is_the_gold_shortlist_and_race_table(world, monkeypatc
     assert list(carried["round"]) == [1, 2, 3, 4] and list(carried["carried"]) == [False, False, True, True]
     assert carried["race"].iloc[3] == carried["race"].iloc[2] == rounds["race"].iloc[1]
     llm = ScriptedLLM([REPLIES[1], REPLIES[2], REPLIES[7]])
-    table = compare_models(world, {"base": llm}, [(5, PERSONA, inf)],
-                           ResearchAgentConfig(max_steps=2, seed_first_search=False), cfg, judge, 3)
+    table = compare_models(
+        world,
+        {"base": llm},
+        [(5, PERSONA, inf)],
+        ResearchAgentConfig(max_steps=2, seed_first_search=False),
+        cfg,
+        judge,
+        3,
+    )
     assert len(table) == 1 and table["fact_share"].iloc[0] == 1.0 and table["steps"].iloc[0] == 2
 
 
 # ---------------------------------------------------------------- reflect / seeded search / degenerate queries
 INTENT = InferredIntent(category="headphones", budget=120.0, brands=["sony"], query="wireless headphones under $120")
-REFLECT_REPLY = '{"thought":"Reflection: I have only search hits; I should open the sony record.","tool":"reflect","argument":""}'
+REFLECT_REPLY = (
+    '{"thought":"Reflection: I have only search hits; I should open the sony record.","tool":"reflect","argument":""}'
+)
 
 
 def _tools(schema) -> list[str]:
@@ -197,10 +225,14 @@ def test_agent_can_reflect_at_inference_with_a_cap(world) -> None:
     from rl_shop.research.research_agent import ResearchAgent
 
     cfg = ResearchAgentConfig(max_steps=2, min_steps=1, seed_first_search=False, max_consecutive_reflections=1)
-    llm = ScriptedLLM(['{"thought":"search","tool":"product_search","argument":"wireless headphones"}',
-                       REFLECT_REPLY,
-                       '{"thought":"open it","tool":"visit_product","argument":"amz-000001"}',
-                       REPLIES[7]])
+    llm = ScriptedLLM(
+        [
+            '{"thought":"search","tool":"product_search","argument":"wireless headphones"}',
+            REFLECT_REPLY,
+            '{"thought":"open it","tool":"visit_product","argument":"amz-000001"}',
+            REPLIES[7],
+        ]
+    )
     steps, rep = ResearchAgent(llm, world.tools, cfg).run_round(INTENT.query, [], [], seed=0, intent=INTENT)
     assert [s.call.name for s in steps] == ["product_search", "reflect", "visit_product"]
     assert steps[1].thought.startswith("Reflection: I have only search hits") and steps[1].result.content == ""
@@ -210,7 +242,9 @@ def test_agent_can_reflect_at_inference_with_a_cap(world) -> None:
     assert not any("JSON schema" in m["content"] for c in llm.calls for m in c["messages"])
     # the reflection is an assistant turn with no observation after it; it did not use up a tool step
     third = llm.calls[2]["messages"]
-    assert third[-1] == {"role": "assistant", "content": REFLECT_REPLY} and third[-2]["content"].startswith("<tool_response>")
+    assert third[-1] == {"role": "assistant", "content": REFLECT_REPLY} and third[-2]["content"].startswith(
+        "<tool_response>"
+    )
     assert len(rep.recommendations) == 2
     off = ResearchAgentConfig(max_consecutive_reflections=0)
     assert "reflect" not in _tools(action_schema(off, True, ["amz-1"], allow_reflect=False))
@@ -220,41 +254,63 @@ def test_seeded_first_search_and_degenerate_query_retry(world) -> None:
     from rl_shop.research.research_agent import ResearchAgent
 
     cfg = ResearchAgentConfig(max_steps=2, min_steps=1, max_consecutive_reflections=0)
-    llm = ScriptedLLM(['{"thought":"x","tool":"web_search","argument":"product-search"}',     # rejected once
-                       '{"thought":"guide","tool":"web_search","argument":"headphones buying guide"}',
-                       REPLIES[7]])
+    llm = ScriptedLLM(
+        [
+            '{"thought":"x","tool":"web_search","argument":"product-search"}',  # rejected once
+            '{"thought":"guide","tool":"web_search","argument":"headphones buying guide"}',
+            REPLIES[7],
+        ]
+    )
     steps, _ = ResearchAgent(llm, world.tools, cfg).run_round(INTENT.query, [], [], seed=0, intent=INTENT)
     assert [(s.source, s.call.name, s.call.arguments) for s in steps] == [
-        ("seeded", "product_search", {"query": "headphones sony"}),       # category + brands, no model call
-        ("model", "web_search", {"query": "headphones buying guide"})]
+        ("seeded", "product_search", {"query": "headphones sony"}),  # category + brands, no model call
+        ("model", "web_search", {"query": "headphones buying guide"}),
+    ]
     assert steps[0].result.product_ids[0] == "amz-000001"
-    assert "is a tool name" in llm.calls[1]["messages"][-1]["content"]   # the corrective turn
+    assert "is a tool name" in llm.calls[1]["messages"][-1]["content"]  # the corrective turn
     assert len(llm.calls) == 3 and llm.metrics.retries == 1 and llm.metrics.fallbacks == 0
     assert [e.startswith("attempt 1:") and "not a search" in e for e in steps[1].call.errors] == [True]
     from rl_shop.research.evaluate import query_quality
     from rl_shop.research.trajectory import Report, Round
 
-    traj = Trajectory(id="t", seed=0, persona={}, history=[], inferred=INTENT,
-                      rounds=[Round(index=0, steps=steps, report=Report())])
-    assert query_quality([traj]) == {"search_steps": 2, "model": 1, "seeded": 1, "fallback": 0, "model_degenerate": 0,
-                                     "model_degenerate_share": 0.0, "degenerate_share_all": 0.0, "reflect_steps": 0,
-                                     "rejected_degenerate": 1}
+    traj = Trajectory(
+        id="t", seed=0, persona={}, history=[], inferred=INTENT, rounds=[Round(index=0, steps=steps, report=Report())]
+    )
+    assert query_quality([traj]) == {
+        "search_steps": 2,
+        "model": 1,
+        "seeded": 1,
+        "fallback": 0,
+        "model_degenerate": 0,
+        "model_degenerate_share": 0.0,
+        "degenerate_share_all": 0.0,
+        "reflect_steps": 0,
+        "rejected_degenerate": 1,
+    }
 
 
 def test_degenerate_query_twice_gets_the_intent_query_as_a_counted_fallback(world) -> None:
     from rl_shop.research.research_agent import ResearchAgent
 
     cfg = ResearchAgentConfig(max_steps=1, min_steps=1, seed_first_search=False)
-    llm = ScriptedLLM(['{"thought":"x","tool":"product_search","argument":"visit product"}',
-                       '{"thought":"x","tool":"product_search","argument":"query"}',
-                       REPLIES[7]])
+    llm = ScriptedLLM(
+        [
+            '{"thought":"x","tool":"product_search","argument":"visit product"}',
+            '{"thought":"x","tool":"product_search","argument":"query"}',
+            REPLIES[7],
+        ]
+    )
     steps, rep = ResearchAgent(llm, world.tools, cfg).run_round(INTENT.query, [], [], seed=0, intent=INTENT)
     assert [(s.source, s.call.arguments) for s in steps] == [("fallback", {"query": "headphones sony"})]
     assert not steps[0].call.malformed and sum(e.startswith("attempt") for e in steps[0].call.errors) == 2
     assert llm.metrics.retries == 1 and llm.metrics.fallbacks == 1
     # without an intent there is no stand-in: the round ends (as for a repeated call)
-    llm = ScriptedLLM(['{"thought":"x","tool":"product_search","argument":"visit product"}',
-                       '{"thought":"x","tool":"product_search","argument":"query"}',
-                       '{"summary":"Nothing was found for this request","recommendations":[],"verdict":"No pick yet."}'])
+    llm = ScriptedLLM(
+        [
+            '{"thought":"x","tool":"product_search","argument":"visit product"}',
+            '{"thought":"x","tool":"product_search","argument":"query"}',
+            '{"summary":"Nothing was found for this request","recommendations":[],"verdict":"No pick yet."}',
+        ]
+    )
     steps, rep = ResearchAgent(llm, world.tools, cfg).run_round(INTENT.query, [], [], seed=0)
     assert steps == [] and rep.recommendations == []

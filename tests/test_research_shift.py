@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from research_fixtures import WordOverlapIndex, tiny_catalog, tiny_web_backend
+from test_llm_scripted import ScriptedLLM
+
 from rl_shop.research import pipeline
 from rl_shop.research.intent_shift import ShiftConfig, brand_exclusion, budget_drop, new_use_case, shift_intent
 from rl_shop.research.pipeline import PersonaConfig, ResearchWorld, synthesize
@@ -14,7 +15,6 @@ from rl_shop.research.research_agent import ResearchAgentConfig
 from rl_shop.research.supervisor import SupervisorConfig
 from rl_shop.research.user_agent import UserAgentConfig
 from rl_shop.sim import Intent, gold_ids
-from test_llm_scripted import ScriptedLLM
 
 # tiny catalog headphones: sony $99, bose $149 (noise cancelling), jbl $29.50
 BASE = Intent(query_type="simple", category="headphones", budget=150.0, stated_slots=("category", "budget"))
@@ -35,14 +35,20 @@ def test_brand_exclusion_takes_the_most_frequent_gold_brand_then_name() -> None:
     flip, _ = brand_exclusion(sony, tiny_catalog(), np.random.default_rng(0))
     assert flip.preferred_brands == () and flip.excluded_brands == ("sony",)
     assert gold_ids(tiny_catalog(), flip) == ["amz-000003"]
-    mice = Intent(query_type="simple", category="mice")                  # one brand only: no exclusion possible
+    mice = Intent(query_type="simple", category="mice")  # one brand only: no exclusion possible
     assert brand_exclusion(mice, tiny_catalog(), np.random.default_rng(0)) is None
 
 
 def test_new_use_case_adds_the_rules_requirements_that_gold_still_meets() -> None:
-    rules = [{"use_case": "commuting", "phrasings": ["for my daily commute"], "categories": ["headphones"],
-              "features": ["noise cancelling"]},
-             {"use_case": "gaming", "categories": ["keyboards"], "features": ["gaming"]}]
+    rules = [
+        {
+            "use_case": "commuting",
+            "phrasings": ["for my daily commute"],
+            "categories": ["headphones"],
+            "features": ["noise cancelling"],
+        },
+        {"use_case": "gaming", "categories": ["keyboards"], "features": ["gaming"]},
+    ]
     new, msg = new_use_case(BASE, tiny_catalog(), np.random.default_rng(0), rules)
     assert new.use_case == "commuting" and new.features == ("noise cancelling",)
     assert gold_ids(tiny_catalog(), new) == ["amz-000002"]
@@ -51,8 +57,13 @@ def test_new_use_case_adds_the_rules_requirements_that_gold_still_meets() -> Non
     assert shift_intent(BASE, tiny_catalog(), 1)[0] == "brand_exclusion"
 
 
-PERSONA = Intent(query_type="simple", category="headphones", budget=120.0, preferred_brands=("sony",),
-                 stated_slots=("category", "brand"))
+PERSONA = Intent(
+    query_type="simple",
+    category="headphones",
+    budget=120.0,
+    preferred_brands=("sony",),
+    stated_slots=("category", "brand"),
+)
 EVENTS = [{"t": 1.0, "kind": "click", "product_id": "amz-000001", "session": 0, "noise": False}]
 REPLIES = [
     '{"category":"headphones","budget":150.0,"brands":["sony"],"query":"wireless headphones under $150, sony"}',
@@ -85,16 +96,22 @@ def test_scripted_synthesis_with_a_budget_drop(world, monkeypatch) -> None:
 
     monkeypatch.setattr(pipeline, "sample_persona", lambda w, seed, cfg: (PERSONA, EVENTS))
     llm = ScriptedLLM(REPLIES)
-    traj = synthesize(world, llm, 0, persona_cfg=PersonaConfig(), user_cfg=UserAgentConfig(),
-                      agent_cfg=ResearchAgentConfig(max_steps=1, min_steps=1, seed_first_search=False,
-                                                    max_consecutive_reflections=0),
-                      sup_cfg=SupervisorConfig(use_llm=False, accept_threshold=0.0, blocking=[]), max_rounds=2,
-                      shift_cfg=ShiftConfig(enabled=True, after_round=0, kinds=["budget_drop"]))
+    traj = synthesize(
+        world,
+        llm,
+        0,
+        persona_cfg=PersonaConfig(),
+        user_cfg=UserAgentConfig(),
+        agent_cfg=ResearchAgentConfig(max_steps=1, min_steps=1, seed_first_search=False, max_consecutive_reflections=0),
+        sup_cfg=SupervisorConfig(use_llm=False, accept_threshold=0.0, blocking=[]),
+        max_rounds=2,
+        shift_cfg=ShiftConfig(enabled=True, after_round=0, kinds=["budget_drop"]),
+    )
     assert len(llm.calls) == len(REPLIES)
     # round 0 was accepted (threshold 0) but the shopper's shift forces round 1
     assert len(traj.rounds) == 2 and traj.rounds[0].feedback.accept
     assert [s["kind"] for s in traj.shifts] == ["budget_drop"]
-    assert traj.persona["budget"] == 120.0 and traj.final_persona["budget"] == 100.0   # gold {sony $99}: nice_ceil(99)
+    assert traj.persona["budget"] == 120.0 and traj.final_persona["budget"] == 100.0  # gold {sony $99}: nice_ceil(99)
     assert traj.final_inferred.budget == 100.0 and traj.inferred.budget == 150.0
     # the round-1 prompts carry the shopper's turn as its own user message, before the supervisor's notes
     turns = [m["content"] for m in llm.calls[3]["messages"] if m["role"] == "user"]
@@ -103,12 +120,22 @@ def test_scripted_synthesis_with_a_budget_drop(world, monkeypatch) -> None:
     again = Trajectory.model_validate_json(traj.model_dump_json())
     assert again.shifts == traj.shifts
     msgs = internalize(traj)
-    shift_turn = [i for i, m in enumerate(msgs) if m["role"] == "user" and m["content"].startswith("The shopper updated")]
-    assert len(shift_turn) == 1 and msgs[shift_turn[0] + 1]["tool_calls"][0]["function"]["arguments"] == '{"query":"sony headphones"}'
+    shift_turn = [
+        i for i, m in enumerate(msgs) if m["role"] == "user" and m["content"].startswith("The shopper updated")
+    ]
+    assert (
+        len(shift_turn) == 1
+        and msgs[shift_turn[0] + 1]["tool_calls"][0]["function"]["arguments"] == '{"query":"sony headphones"}'
+    )
     out = shift_outcomes([traj], world.catalog)
-    assert out.to_dict("records")[0] == {"trajectory": "traj-0", "kind": "budget_drop", "rounds": 2,
-                                         "ends_on_final_intent": True, "ends_on_initial_intent": True,
-                                         "final_need_addressed": True}
+    assert out.to_dict("records")[0] == {
+        "trajectory": "traj-0",
+        "kind": "budget_drop",
+        "rounds": 2,
+        "ends_on_final_intent": True,
+        "ends_on_initial_intent": True,
+        "final_need_addressed": True,
+    }
     # the round-0 draft (bose $149) is judged against the initial intent, round 1 against the final one
     import yaml
 
@@ -123,6 +150,14 @@ def test_scripted_synthesis_with_a_budget_drop(world, monkeypatch) -> None:
 def test_shift_needs_a_round_after_it(world, monkeypatch) -> None:
     monkeypatch.setattr(pipeline, "sample_persona", lambda w, seed, cfg: (PERSONA, EVENTS))
     with pytest.raises(ValueError, match="max_rounds >= 2"):
-        synthesize(world, ScriptedLLM(REPLIES), 0, persona_cfg=PersonaConfig(), user_cfg=UserAgentConfig(),
-                   agent_cfg=ResearchAgentConfig(), sup_cfg=SupervisorConfig(), max_rounds=1,
-                   shift_cfg=ShiftConfig(enabled=True))
+        synthesize(
+            world,
+            ScriptedLLM(REPLIES),
+            0,
+            persona_cfg=PersonaConfig(),
+            user_cfg=UserAgentConfig(),
+            agent_cfg=ResearchAgentConfig(),
+            sup_cfg=SupervisorConfig(),
+            max_rounds=1,
+            shift_cfg=ShiftConfig(enabled=True),
+        )

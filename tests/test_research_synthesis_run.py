@@ -11,12 +11,20 @@ import subprocess
 import sys
 
 import pytest
-
 from research_fixtures import two_round_trajectory
+
 from rl_shop.paths import REPO_ROOT
 from rl_shop.research.filtering import FilterConfig
-from rl_shop.research.synthesis_run import (TRAJECTORIES, SynthesisRunError, attempt_seeds, merge_shards, pin,
-                                            read_trajectories, run_attempts, shard_target)
+from rl_shop.research.synthesis_run import (
+    TRAJECTORIES,
+    SynthesisRunError,
+    attempt_seeds,
+    merge_shards,
+    pin,
+    read_trajectories,
+    run_attempts,
+    shard_target,
+)
 from rl_shop.sharding import check_shard, shard_dir
 
 # score 0.9 passes min_score 0.5; an odd seed's trajectory scores 0.1 and is rejected as low_score
@@ -60,7 +68,7 @@ def test_shards_are_disjoint_cover_the_attempts_and_split_the_target() -> None:
 def test_run_stops_at_the_target_and_records_every_attempt(tmp_path) -> None:
     rec = Recorder()
     attempts = list(run_attempts(tmp_path, list(range(10)), 3, rec, FILTER))
-    assert rec.seeds == [0, 1, 2, 3, 4]                        # 0, 2, 4 kept; 1, 3 rejected
+    assert rec.seeds == [0, 1, 2, 3, 4]  # 0, 2, 4 kept; 1, 3 rejected
     assert [a.decision.keep for a in attempts] == [True, False, True, False, True]
     assert attempts[1].decision.reasons == ["low_score"]
     saved = read_trajectories(tmp_path / TRAJECTORIES)
@@ -70,15 +78,18 @@ def test_run_stops_at_the_target_and_records_every_attempt(tmp_path) -> None:
 def test_a_killed_run_resumes_where_it_stopped_with_the_same_result(tmp_path) -> None:
     for name in ("whole", "cut"):
         (tmp_path / name).mkdir()
-    whole = [a.trajectory.seed for a in run_attempts(tmp_path / "whole", list(range(10)), 3, Recorder(), FILTER)
-             if a.decision.keep]
+    whole = [
+        a.trajectory.seed
+        for a in run_attempts(tmp_path / "whole", list(range(10)), 3, Recorder(), FILTER)
+        if a.decision.keep
+    ]
     dying = Recorder(die_on_call=3)
     with pytest.raises(KeyboardInterrupt):
         list(run_attempts(tmp_path / "cut", list(range(10)), 3, dying, FILTER))
     assert dying.seeds == [0, 1]
     again = Recorder()
     attempts = list(run_attempts(tmp_path / "cut", list(range(10)), 3, again, FILTER))
-    assert again.seeds == [2, 3, 4]                            # nothing attempted twice
+    assert again.seeds == [2, 3, 4]  # nothing attempted twice
     assert [a.resumed for a in attempts] == [True, True, False, False, False]
     assert [a.trajectory.seed for a in attempts if a.decision.keep] == whole == [0, 2, 4]
     # a larger target on the same directory goes on with the next seeds only
@@ -90,9 +101,9 @@ def test_a_killed_run_resumes_where_it_stopped_with_the_same_result(tmp_path) ->
 def test_a_torn_last_line_is_dropped_and_a_bad_middle_line_is_an_error(tmp_path) -> None:
     path = tmp_path / TRAJECTORIES
     good = make(0).model_dump_json()
-    path.write_text(good + "\n" + good[: len(good) // 2])      # the process died mid-write
+    path.write_text(good + "\n" + good[: len(good) // 2])  # the process died mid-write
     assert [t.seed for t in read_trajectories(path)] == [0]
-    assert path.read_text() == good + "\n"                     # rewritten without the torn line
+    assert path.read_text() == good + "\n"  # rewritten without the torn line
     rec = Recorder()
     list(run_attempts(tmp_path, [0, 1, 2], 2, rec, FILTER))
     assert rec.seeds == [1, 2]
@@ -103,7 +114,7 @@ def test_a_torn_last_line_is_dropped_and_a_bad_middle_line_is_an_error(tmp_path)
 
 def test_a_directory_refuses_another_configuration(tmp_path) -> None:
     pin(tmp_path, {"max_rounds": 2, "seed": 0})
-    pin(tmp_path, {"max_rounds": 2, "seed": 0})                # same: fine
+    pin(tmp_path, {"max_rounds": 2, "seed": 0})  # same: fine
     with pytest.raises(SynthesisRunError, match=r"another configuration \(keys \['max_rounds'\]\)"):
         pin(tmp_path, {"max_rounds": 6, "seed": 0})
 
@@ -142,17 +153,29 @@ def test_the_script_merges_shards_into_one_dataset_without_a_model(tmp_path) -> 
         work = shard_dir(tmp_path, i, 2)
         pin(work, meta)
         list(run_attempts(work, attempt_seeds(0, 8, i, 2), shard_target(2, i, 2), Recorder(), FILTER))
-    res = subprocess.run([sys.executable, str(REPO_ROOT / "experiments" / "synthesize.py"), *overrides],
-                         cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+    res = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "experiments" / "synthesize.py"), *overrides],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert res.returncode == 0, res.stderr[-3000:]
-    assert "kept 1/5" in res.stdout                            # shard 0 keeps seed 0; shard 1 none of 1, 3, 5, 7
+    assert "kept 1/5" in res.stdout  # shard 0 keeps seed 0; shard 1 none of 1, 3, 5, 7
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["kept"] == 1 and summary["rejections"] == {"low_score": 4}
     assert len((tmp_path / "sft.jsonl").read_text().splitlines()) == 1
-    assert [json.loads(x)["seed"] for x in (tmp_path / TRAJECTORIES).read_text().splitlines()] == \
-        sorted(json.loads(x)["seed"] for i in range(2) for x in
-               (shard_dir(tmp_path, i, 2) / TRAJECTORIES).read_text().splitlines())
+    assert [json.loads(x)["seed"] for x in (tmp_path / TRAJECTORIES).read_text().splitlines()] == sorted(
+        json.loads(x)["seed"]
+        for i in range(2)
+        for x in (shard_dir(tmp_path, i, 2) / TRAJECTORIES).read_text().splitlines()
+    )
     # a shard run without out_dir cannot be merged later: refused before any model loads
-    res = subprocess.run([sys.executable, str(REPO_ROOT / "experiments" / "synthesize.py"), "shard.count=2"],
-                         cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+    res = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "experiments" / "synthesize.py"), "shard.count=2"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert res.returncode == 2 and "a sharded run needs out_dir" in res.stderr

@@ -24,22 +24,72 @@ def _intent(**kw) -> Intent:
 
 
 def test_slots_contract_order():
-    assert SLOTS == ("category", "budget", "brand", "colour", "capacity", "size", "connectivity", "features", "use_case")
+    assert SLOTS == (
+        "category",
+        "budget",
+        "brand",
+        "colour",
+        "capacity",
+        "size",
+        "connectivity",
+        "features",
+        "use_case",
+    )
 
 
 @pytest.mark.parametrize(
     "fields, slot, expected",
     [
-        ({"category": "headphones", "budget": 30}, "budget", {"h4", "h6", "u1", "u2", "u3", "u4", "u5", "m1", "m2", "m3", "m4"}),
-        ({"category": "headphones", "colour": "BLACK"}, "colour", {"h1", "h3", "h4", "h7", "u2", "u3", "u6", "l1", "l4", "l5", "m1", "m3", "m4", "m5"}),
-        ({"category": "usb flash drives", "min_capacity_gb": 64}, "capacity", {"u2", "u3", "u6", "l1", "l2", "l3", "l4", "l5", "l6"}),
+        (
+            {"category": "headphones", "budget": 30},
+            "budget",
+            {"h4", "h6", "u1", "u2", "u3", "u4", "u5", "m1", "m2", "m3", "m4"},
+        ),
+        (
+            {"category": "headphones", "colour": "BLACK"},
+            "colour",
+            {"h1", "h3", "h4", "h7", "u2", "u3", "u6", "l1", "l4", "l5", "m1", "m3", "m4", "m5"},
+        ),
+        (
+            {"category": "usb flash drives", "min_capacity_gb": 64},
+            "capacity",
+            {"u2", "u3", "u6", "l1", "l2", "l3", "l4", "l5", "l6"},
+        ),
         ({"category": "laptops", "min_size_in": 13, "max_size_in": 15}, "size", {"l2", "l3", "l6"}),
         ({"category": "laptops", "connectivity": ("wifi", "bluetooth")}, "connectivity", {"l1", "l3", "l5", "l6"}),
         ({"category": "headphones", "features": ("noise cancelling", "water resistant")}, "features", {"h2"}),
-        ({"category": "headphones", "excluded_brands": ("sony", "koss")}, "brand",
-         {"h3", "h5", "h7", "u1", "u2", "u3", "u4", "u5", "u6", "l1", "l2", "l3", "l4", "l5", "l6", "m1", "m2", "m3", "m4", "m5"}),
+        (
+            {"category": "headphones", "excluded_brands": ("sony", "koss")},
+            "brand",
+            {
+                "h3",
+                "h5",
+                "h7",
+                "u1",
+                "u2",
+                "u3",
+                "u4",
+                "u5",
+                "u6",
+                "l1",
+                "l2",
+                "l3",
+                "l4",
+                "l5",
+                "l6",
+                "m1",
+                "m2",
+                "m3",
+                "m4",
+                "m5",
+            },
+        ),
         ({"category": "headphones", "preferred_brands": ("Sony",)}, "brand", {"h1", "h2", "h6"}),
-        ({"category": "mice", "use_case_categories": ("mice", "laptops")}, "use_case", {"l1", "l2", "l3", "l4", "l5", "l6", "m1", "m2", "m3", "m4", "m5"}),
+        (
+            {"category": "mice", "use_case_categories": ("mice", "laptops")},
+            "use_case",
+            {"l1", "l2", "l3", "l4", "l5", "l6", "m1", "m2", "m3", "m4", "m5"},
+        ),
     ],
 )
 def test_single_slot_masks_hand_checked(cat, fields, slot, expected):
@@ -84,7 +134,9 @@ def test_missing_columns_message():
 
 
 def test_intent_json_roundtrip_and_validation():
-    intent = _intent(category="laptops", budget=500.0, connectivity=("wifi",), stated_slots=("category",), hidden_slots=("budget",))
+    intent = _intent(
+        category="laptops", budget=500.0, connectivity=("wifi",), stated_slots=("category",), hidden_slots=("budget",)
+    )
     again = Intent.from_json(intent.to_json())
     assert again == intent and again.to_json() == intent.to_json()
     with pytest.raises(ConfigError):
@@ -98,20 +150,31 @@ def test_intent_json_roundtrip_and_validation():
 def test_slot_mask_is_fast_on_25k_products():
     rng = np.random.default_rng(0)
     n = 25_000
-    big = pd.DataFrame({
-        "product_id": [f"p{i}" for i in range(n)],
-        "category": rng.choice(["a", "b", "c", "d"], n),
-        "brand": rng.choice(["x", "y", "z", ""], n),
-        "price": rng.uniform(1, 500, n),
-        "colour": rng.choice(["black", "white", ""], n),
-        "capacity_gb": rng.choice([16.0, 64.0, np.nan], n),
-        "size_in": rng.choice([13.3, 15.6, np.nan], n),
-        "connectivity": [["usb"] if i % 3 else ["bluetooth", "usb"] for i in range(n)],
-        "features": [["wireless"] if i % 2 else [] for i in range(n)],
-    })
+    big = pd.DataFrame(
+        {
+            "product_id": [f"p{i}" for i in range(n)],
+            "category": rng.choice(["a", "b", "c", "d"], n),
+            "brand": rng.choice(["x", "y", "z", ""], n),
+            "price": rng.uniform(1, 500, n),
+            "colour": rng.choice(["black", "white", ""], n),
+            "capacity_gb": rng.choice([16.0, 64.0, np.nan], n),
+            "size_in": rng.choice([13.3, 15.6, np.nan], n),
+            "connectivity": [["usb"] if i % 3 else ["bluetooth", "usb"] for i in range(n)],
+            "features": [["wireless"] if i % 2 else [] for i in range(n)],
+        }
+    )
     arr = CatalogArrays.of(big)
-    intent = _intent(category="a", budget=100, excluded_brands=("x",), colour="black", min_capacity_gb=32,
-                     min_size_in=13, max_size_in=14, connectivity=("bluetooth",), features=("wireless",))
+    intent = _intent(
+        category="a",
+        budget=100,
+        excluded_brands=("x",),
+        colour="black",
+        min_capacity_gb=32,
+        min_size_in=13,
+        max_size_in=14,
+        connectivity=("bluetooth",),
+        features=("wireless",),
+    )
     for slot in SLOTS:  # warm token caches
         slot_mask(arr, intent, slot)
     start = time.process_time()  # CPU time: robust to other processes sharing the cores

@@ -15,7 +15,17 @@ NaN = float("nan")
 # product_id, category, brand, price, colour, capacity_gb, size_in, connectivity, features
 ROWS = [
     ("h1", "headphones", "sony", 50.0, "black", NaN, NaN, ["bluetooth"], ["noise cancelling"]),
-    ("h2", "headphones", "sony", 120.0, "white", NaN, NaN, ["bluetooth"], ["noise cancelling", "water resistant", "wireless"]),
+    (
+        "h2",
+        "headphones",
+        "sony",
+        120.0,
+        "white",
+        NaN,
+        NaN,
+        ["bluetooth"],
+        ["noise cancelling", "water resistant", "wireless"],
+    ),
     ("h3", "headphones", "bose", 300.0, "black", NaN, NaN, ["bluetooth"], ["noise cancelling"]),
     ("h4", "headphones", "koss", 20.0, "black", NaN, NaN, [], []),
     ("h5", "headphones", "jbl", 40.0, "blue", NaN, NaN, ["bluetooth"], ["water resistant", "wireless"]),

@@ -63,8 +63,15 @@ def test_every_type_renders_with_stated_constraints(cat, cfg, qtype):
 
 def test_typos_spare_constraint_values(cat, cfg):
     renderer = QueryRenderer(cfg)
-    it = Intent(query_type="multi_constraint", category="headphones", budget=150, preferred_brands=("sony",),
-                features=("noise cancelling",), stated_slots=("category", "budget", "brand", "features"), typo_rate=1.0)
+    it = Intent(
+        query_type="multi_constraint",
+        category="headphones",
+        budget=150,
+        preferred_brands=("sony",),
+        features=("noise cancelling",),
+        stated_slots=("category", "budget", "brand", "features"),
+        typo_rate=1.0,
+    )
     rng = np.random.default_rng(1)
     for _ in range(10):
         low = renderer.render(it, rng).lower()
@@ -82,8 +89,13 @@ def test_validate_query_text():
 
 
 def test_lexicon_mining_hand_counts():
-    goals = ["i need a red mug", "i need some tea without sugar", "i am looking for a lamp in blue color",
-             "Find me the sugar-free candy", "a cat bed"]
+    goals = [
+        "i need a red mug",
+        "i need some tea without sugar",
+        "i am looking for a lamp in blue color",
+        "Find me the sugar-free candy",
+        "a cat bed",
+    ]
     assert mine_openers([g.lower() for g in goals], min_count=1) == {"i need": 2, "i am looking for": 1, "find me": 1}
     lex = mine_lexicon(goals, {"g": ["red mug", "i want tea"]}, ["phones under $100", "cases for less than $20"])
     assert lex["keyword_query_share"] == 0.5

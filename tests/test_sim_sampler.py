@@ -67,8 +67,11 @@ def test_consultative_types(cat, cfg):
         (pid,) = qa.target_product_ids
         row = by_id.loc[pid]
         expected = {
-            "price": f"${row.price:.2f}", "brand": row.brand, "colour": row.colour,
-            "capacity": f"{row.capacity_gb:g} GB", "size": f"{row.size_in:g} inches",
+            "price": f"${row.price:.2f}",
+            "brand": row.brand,
+            "colour": row.colour,
+            "capacity": f"{row.capacity_gb:g} GB",
+            "size": f"{row.size_in:g} inches",
             "connectivity": ", ".join(row.connectivity),
         }[qa.qa_field]
         assert qa.gold_answer == expected

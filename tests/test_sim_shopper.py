@@ -25,9 +25,18 @@ def cfg():
 
 
 def _intent(**kw) -> Intent:
-    base = dict(query_type="multi_constraint", category="headphones", budget=150.0, preferred_brands=("sony",),
-                stated_slots=("category", "budget", "brand"), hidden_slots=(), patience=20,
-                p_dont_know=0.0, p_wrong=0.0, latency_tolerance_s=5.0)
+    base = dict(
+        query_type="multi_constraint",
+        category="headphones",
+        budget=150.0,
+        preferred_brands=("sony",),
+        stated_slots=("category", "budget", "brand"),
+        hidden_slots=(),
+        patience=20,
+        p_dont_know=0.0,
+        p_wrong=0.0,
+        latency_tolerance_s=5.0,
+    )
     return Intent(**{**base, **kw})
 
 

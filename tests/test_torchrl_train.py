@@ -45,7 +45,14 @@ def test_torchrl_ppo_clarify_run_dir_scalars_and_onnx_card(tmp_path):
     run = Path(s.run_dir)
     assert s.algo == "ppo_torchrl" and s.num_timesteps == 1024
     assert [h["step"] for h in s.eval_history] == [512, 1024]
-    for name in ("config.yaml", "summary.json", "references.json", "best/model.pt", "policy/policy.onnx", "policy/policy_card.json"):
+    for name in (
+        "config.yaml",
+        "summary.json",
+        "references.json",
+        "best/model.pt",
+        "policy/policy.onnx",
+        "policy/policy_card.json",
+    ):
         assert (run / name).exists(), name
     assert [p.name for p in checkpoint_dirs(run)] == ["step_512", "step_1024"]
     tags = _scalars(run / "tb")

@@ -14,13 +14,26 @@ from rl_shop.train.aggregate import aggregate, find_summaries, load_runs, plot, 
 def _write(root, exp, seed, final, heuristic=0.5):
     run = root / exp / f"run-s{seed}"
     run.mkdir(parents=True)
-    (run / "summary.json").write_text(json.dumps({
-        "experiment": exp, "env_name": "clarify", "env_id": "rl_shop/Clarify-v0", "algo": "dqn",
-        "seed": seed, "final_eval_return": final, "best_eval_return": final + 1,
-        "heuristic_return": heuristic, "random_return": -1.0, "num_timesteps": 100,
-        "wall_time_s": 1.0, "steps_per_s": 100.0, "run_dir": str(run),
-        "eval_history": [{"step": 50, "mean_return": final / 2}, {"step": 100, "mean_return": final}],
-    }))
+    (run / "summary.json").write_text(
+        json.dumps(
+            {
+                "experiment": exp,
+                "env_name": "clarify",
+                "env_id": "rl_shop/Clarify-v0",
+                "algo": "dqn",
+                "seed": seed,
+                "final_eval_return": final,
+                "best_eval_return": final + 1,
+                "heuristic_return": heuristic,
+                "random_return": -1.0,
+                "num_timesteps": 100,
+                "wall_time_s": 1.0,
+                "steps_per_s": 100.0,
+                "run_dir": str(run),
+                "eval_history": [{"step": 50, "mean_return": final / 2}, {"step": 100, "mean_return": final}],
+            }
+        )
+    )
 
 
 def test_t_interval_by_hand():

@@ -12,9 +12,19 @@ from rl_shop.train.config import EnvSettings
 
 
 def _row(seed: int, diff: float) -> PairedComparison:
-    return PairedComparison(role="guider", env="rl_shop/Clarify-v0", seed=seed, learned=1.0 + diff, heuristic=1.0,
-                            random=0.0, diff=diff, ci95=0.01, n_episodes=10, learned_info={"rounds": 1.0},
-                            heuristic_info={"rounds": 2.0})
+    return PairedComparison(
+        role="guider",
+        env="rl_shop/Clarify-v0",
+        seed=seed,
+        learned=1.0 + diff,
+        heuristic=1.0,
+        random=0.0,
+        diff=diff,
+        ci95=0.01,
+        n_episodes=10,
+        learned_info={"rounds": 1.0},
+        heuristic_info={"rounds": 2.0},
+    )
 
 
 def test_interval_over_seeds_by_hand():
@@ -22,10 +32,10 @@ def test_interval_over_seeds_by_hand():
     wide = across_seeds([_row(0, 0.1), _row(1, 0.2), _row(2, 0.3)])
     assert wide["diff_mean"] == pytest.approx(0.2)
     assert wide["diff_ci"] == pytest.approx(4.302653 * 0.1 / math.sqrt(3), rel=1e-5)
-    assert wide["significant"] is False          # 0.2 < 0.248
+    assert wide["significant"] is False  # 0.2 < 0.248
     tight = across_seeds([_row(0, 0.10), _row(1, 0.11), _row(2, 0.12)])
     assert tight["diff_ci"] == pytest.approx(4.302653 * 0.01 / math.sqrt(3), rel=1e-5)
-    assert tight["significant"] is True          # 0.11 > 0.0248
+    assert tight["significant"] is True  # 0.11 > 0.0248
     assert tight["learned_rounds"] == 1.0 and tight["heuristic_rounds"] == 2.0
     assert "| guider |" in seed_table([tight]) and "| yes |" in seed_table([tight])
 
@@ -50,7 +60,7 @@ def test_paired_comparison_of_the_shipped_scheduler_is_deterministic_and_paired(
     env_cfg = EnvSettings(name="schedule", id=card.env_id, kwargs=dict(cfg.env.kwargs))
     a = compare_with_heuristic("scheduler", env_cfg, CHECKPOINT_DIR / "scheduler", 40, 123)
     b = compare_with_heuristic("scheduler", env_cfg, CHECKPOINT_DIR / "scheduler", 40, 123)
-    assert a == b                                            # same seed, same numbers
+    assert a == b  # same seed, same numbers
     assert a.diff == pytest.approx(a.learned - a.heuristic)  # paired over the same episodes
     assert a.n_episodes == 40 and a.ci95 > 0
-    assert a.heuristic > a.random                            # the paper's rule beats a random trigger
+    assert a.heuristic > a.random  # the paper's rule beats a random trigger

@@ -17,8 +17,13 @@ from rl_shop.train.runner import train
 pytest.importorskip("envs")
 
 CASES = [
-    ("clarify", "dqn", 3000, ["hardware.n_envs=4", "algo.kwargs.learning_starts=300",
-                              "algo.kwargs.target_update_interval=250"], 0.3),
+    (
+        "clarify",
+        "dqn",
+        3000,
+        ["hardware.n_envs=4", "algo.kwargs.learning_starts=300", "algo.kwargs.target_update_interval=250"],
+        0.3,
+    ),
     ("clarify", "qlearning", 3000, ["hardware.n_envs=1"], 0.2),
     ("schedule", "maskable_ppo", 2048, ["hardware=batched", "hardware.n_envs=8", "algo.kwargs.n_steps=64"], 0.1),
     ("collaborate", "maskable_ppo", 2048, ["hardware=batched", "hardware.n_envs=8", "algo.kwargs.n_steps=64"], 0.5),
@@ -30,11 +35,20 @@ CASES = [
 @pytest.mark.slow
 @pytest.mark.parametrize("env, algo, steps, extra, margin", CASES, ids=[f"{c[0]}-{c[1]}" for c in CASES])
 def test_short_run_beats_random(tmp_path, env, algo, steps, extra, margin):
-    cfg = compose_train_config([
-        f"env={env}", f"algo={algo}", f"total_timesteps={steps}", f"eval.freq={steps // 2}",
-        "eval.n_episodes=100", "baseline.n_episodes=100", f"checkpoint.freq={steps}",
-        f"runs_root={tmp_path}", "seed=0", *extra,
-    ])
+    cfg = compose_train_config(
+        [
+            f"env={env}",
+            f"algo={algo}",
+            f"total_timesteps={steps}",
+            f"eval.freq={steps // 2}",
+            "eval.n_episodes=100",
+            "baseline.n_episodes=100",
+            f"checkpoint.freq={steps}",
+            f"runs_root={tmp_path}",
+            "seed=0",
+            *extra,
+        ]
+    )
     s = train(cfg)
     assert s.num_timesteps >= steps
     assert s.random_return is not None and s.heuristic_return is not None
@@ -58,8 +72,9 @@ def test_batched_hardware_builds_the_adapter():
         venv.close()
 
 
-@pytest.mark.parametrize("recipe", ["guider_dqn", "guider_qlearning", "scheduler_ppo", "scheduler_dqn",
-                                    "collaboration_ppo"])
+@pytest.mark.parametrize(
+    "recipe", ["guider_dqn", "guider_qlearning", "scheduler_ppo", "scheduler_dqn", "collaboration_ppo"]
+)
 def test_recipes_compose_and_validate(recipe):
     s = validate_config(compose_train_config([f"experiment={recipe}"]))
     assert s.experiment_name == recipe

@@ -57,9 +57,21 @@ def test_cpu_device_never_warns(cpu_only_torch):
 
 @pytest.mark.slow
 def test_hardware_gpu_run_on_cpu_only_torch_warns(cpu_only_torch, tmp_path: Path):
-    cfg = compose_train_config(["env=clarify", "algo=dqn", "hardware=gpu", "hardware.n_envs=4", f"runs_root={tmp_path}",
-                                "total_timesteps=200", "eval.freq=200", "eval.n_episodes=2", "checkpoint.freq=200",
-                                "baseline.enabled=false", "algo.kwargs.learning_starts=100"])
+    cfg = compose_train_config(
+        [
+            "env=clarify",
+            "algo=dqn",
+            "hardware=gpu",
+            "hardware.n_envs=4",
+            f"runs_root={tmp_path}",
+            "total_timesteps=200",
+            "eval.freq=200",
+            "eval.n_episodes=2",
+            "checkpoint.freq=200",
+            "baseline.enabled=false",
+            "algo.kwargs.learning_starts=100",
+        ]
+    )
     with warnings.catch_warnings(record=True) as record:
         warnings.simplefilter("always")
         summary = train(cfg)
@@ -68,8 +80,15 @@ def test_hardware_gpu_run_on_cpu_only_torch_warns(cpu_only_torch, tmp_path: Path
 
 
 # ------------------------------------------------------------------------------ real CUDA
-GPU_RUN = ["hardware=gpu", "hardware.n_envs=8", "total_timesteps=2048", "eval.freq=1024", "eval.n_episodes=5",
-           "checkpoint.freq=2048", "baseline.n_episodes=5"]
+GPU_RUN = [
+    "hardware=gpu",
+    "hardware.n_envs=8",
+    "total_timesteps=2048",
+    "eval.freq=1024",
+    "eval.n_episodes=5",
+    "checkpoint.freq=2048",
+    "baseline.n_episodes=5",
+]
 
 
 @pytest.mark.gpu

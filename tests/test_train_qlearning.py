@@ -34,8 +34,9 @@ class Chain(gym.Env):
 
 def test_one_update_by_hand():
     env = DummyVecEnv([Chain])
-    model = QLearning(env, learning_rate=0.5, gamma=0.9, bin_width=1.0, exploration_initial_eps=0.0,
-                      exploration_final_eps=0.0, seed=0)
+    model = QLearning(
+        env, learning_rate=0.5, gamma=0.9, bin_width=1.0, exploration_initial_eps=0.0, exploration_final_eps=0.0, seed=0
+    )
     # Pre-set Q(s=1) so the bootstrap from s=0 is non-trivial: max Q(1, .) = 2.0
     model.q[(1,)] = np.array([0.0, 2.0])
     model.learn(total_timesteps=2)

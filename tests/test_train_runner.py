@@ -32,8 +32,18 @@ def _scalar_steps(tb_dir: Path, tag: str) -> list[int]:
 
 @pytest.mark.slow
 def test_ppo_cartpole_learns_and_writes_run_dir(tmp_path):
-    s = train(_cfg(tmp_path, "algo=ppo", "seed=1", "total_timesteps=5000", "eval.freq=2500",
-                   "eval.n_episodes=10", "checkpoint.freq=2500", "algo.kwargs.n_steps=128"))
+    s = train(
+        _cfg(
+            tmp_path,
+            "algo=ppo",
+            "seed=1",
+            "total_timesteps=5000",
+            "eval.freq=2500",
+            "eval.n_episodes=10",
+            "checkpoint.freq=2500",
+            "algo.kwargs.n_steps=128",
+        )
+    )
     # Random CartPole lasts ~22 steps; a PPO policy after 5k steps should clearly beat it.
     assert s.random_return is not None and s.random_return < 40
     assert s.best_eval_return > 2 * s.random_return
@@ -49,8 +59,16 @@ def test_ppo_cartpole_learns_and_writes_run_dir(tmp_path):
 
 
 def test_same_seed_same_numbers(tmp_path):
-    args = ("algo=dqn", "seed=5", "total_timesteps=1200", "eval.freq=600", "eval.n_episodes=3",
-            "checkpoint.freq=600", "algo.kwargs.learning_starts=200", "hardware.n_envs=2")
+    args = (
+        "algo=dqn",
+        "seed=5",
+        "total_timesteps=1200",
+        "eval.freq=600",
+        "eval.n_episodes=3",
+        "checkpoint.freq=600",
+        "algo.kwargs.learning_starts=200",
+        "hardware.n_envs=2",
+    )
     a = train(_cfg(tmp_path / "a", *args))
     b = train(_cfg(tmp_path / "b", *args))
     assert [h["mean_return"] for h in a.eval_history] == [h["mean_return"] for h in b.eval_history]
@@ -59,8 +77,16 @@ def test_same_seed_same_numbers(tmp_path):
 
 @pytest.mark.slow
 def test_resume_after_kill_continues_to_same_steps_and_same_tensorboard(tmp_path):
-    args = ("algo=dqn", "seed=2", "total_timesteps=3000", "eval.freq=1000", "eval.n_episodes=3",
-            "checkpoint.freq=1000", "algo.kwargs.learning_starts=200", "hardware.n_envs=2")
+    args = (
+        "algo=dqn",
+        "seed=2",
+        "total_timesteps=3000",
+        "eval.freq=1000",
+        "eval.n_episodes=3",
+        "checkpoint.freq=1000",
+        "algo.kwargs.learning_starts=200",
+        "hardware.n_envs=2",
+    )
 
     class Killed(Exception):
         pass
@@ -94,9 +120,19 @@ def test_sigterm_checkpoints_then_resume_finishes_the_run(tmp_path):
     import signal
     import time
 
-    cmd = [sys.executable, str(REPO_ROOT / "experiments" / "train.py"), *CARTPOLE,
-           f"runs_root={tmp_path}", "algo=dqn", "seed=4", "total_timesteps=200000", "eval.freq=1000",
-           "eval.n_episodes=2", "checkpoint.freq=1000", "hardware.n_envs=1"]
+    cmd = [
+        sys.executable,
+        str(REPO_ROOT / "experiments" / "train.py"),
+        *CARTPOLE,
+        f"runs_root={tmp_path}",
+        "algo=dqn",
+        "seed=4",
+        "total_timesteps=200000",
+        "eval.freq=1000",
+        "eval.n_episodes=2",
+        "checkpoint.freq=1000",
+        "hardware.n_envs=1",
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
     deadline = time.time() + 90
     while time.time() < deadline and not list(tmp_path.glob("gym_dqn/*/checkpoints/step_1000/state.json")):
@@ -112,8 +148,13 @@ def test_sigterm_checkpoints_then_resume_finishes_the_run(tmp_path):
     total = killed_at + 500  # finish quickly: extend nothing, just a short remaining budget
     cfg_path = run_dir / "config.yaml"
     cfg_path.write_text(cfg_path.read_text().replace("total_timesteps: 200000", f"total_timesteps: {total}"))
-    proc = subprocess.run([*cmd[:2], *CARTPOLE, f"runs_root={tmp_path}", "algo=dqn", "resume=true",
-                           f"run_dir={run_dir}"], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    proc = subprocess.run(
+        [*cmd[:2], *CARTPOLE, f"runs_root={tmp_path}", "algo=dqn", "resume=true", f"run_dir={run_dir}"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["num_timesteps"] == total and summary["resumed"] is True
@@ -122,8 +163,17 @@ def test_sigterm_checkpoints_then_resume_finishes_the_run(tmp_path):
 
 
 def test_qlearning_runs_through_the_same_runner(tmp_path):
-    s = train(_cfg(tmp_path, "algo=qlearning", "total_timesteps=800", "eval.freq=400",
-                   "eval.n_episodes=2", "checkpoint.freq=400", "hardware.n_envs=1"))
+    s = train(
+        _cfg(
+            tmp_path,
+            "algo=qlearning",
+            "total_timesteps=800",
+            "eval.freq=400",
+            "eval.n_episodes=2",
+            "checkpoint.freq=400",
+            "hardware.n_envs=1",
+        )
+    )
     assert s.num_timesteps == 800
     assert (Path(s.run_dir) / "best" / "model.npz").is_file()
 
@@ -137,9 +187,18 @@ def test_train_py_config_errors_are_clear(tmp_path):
     }
     for override, expected in cases.items():
         proc = subprocess.run(
-            [sys.executable, str(REPO_ROOT / "experiments" / "train.py"), *CARTPOLE,
-             f"runs_root={tmp_path}", "total_timesteps=10", override],
-            capture_output=True, text=True, timeout=120, cwd=tmp_path,
+            [
+                sys.executable,
+                str(REPO_ROOT / "experiments" / "train.py"),
+                *CARTPOLE,
+                f"runs_root={tmp_path}",
+                "total_timesteps=10",
+                override,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=tmp_path,
         )
         assert proc.returncode == 2, (override, proc.stderr)
         assert expected in proc.stderr, (override, proc.stderr)

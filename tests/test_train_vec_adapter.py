@@ -38,8 +38,9 @@ def test_adapter_matches_dummy_vec_env(mode):
 
 
 def test_episode_stats_sum_rewards():
-    ada = GymnasiumVectorAdapter(SyncVectorEnv([lambda: gym.make("CartPole-v1")],
-                                               autoreset_mode=AutoresetMode.SAME_STEP), seed=0)
+    ada = GymnasiumVectorAdapter(
+        SyncVectorEnv([lambda: gym.make("CartPole-v1")], autoreset_mode=AutoresetMode.SAME_STEP), seed=0
+    )
     ada.reset()
     total, steps = 0.0, 0
     while True:

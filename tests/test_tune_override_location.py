@@ -16,8 +16,10 @@ from omegaconf import OmegaConf
 
 from rl_shop.paths import CONFIG_DIR, REPO_ROOT
 
-FAST = ('train_overrides=["total_timesteps=256","eval.freq=256","eval.n_episodes=2","baseline.enabled=false",'
-        '"checkpoint.freq=256","algo.kwargs.n_steps=64","hardware.n_envs=2"]')
+FAST = (
+    'train_overrides=["total_timesteps=256","eval.freq=256","eval.n_episodes=2","baseline.enabled=false",'
+    '"checkpoint.freq=256","algo.kwargs.n_steps=64","hardware.n_envs=2"]'
+)
 
 
 def _tune(tmp_path, monkeypatch, *extra: str) -> None:
@@ -27,9 +29,20 @@ def _tune(tmp_path, monkeypatch, *extra: str) -> None:
     app = importlib.util.module_from_spec(spec)
     assert spec.loader is not None
     spec.loader.exec_module(app)
-    argv = ["tune.py", "recipe=cartpole_ppo", f"storage=sqlite:///{tmp_path}/study.db", f"output_dir={tmp_path}/out",
-            "n_trials=1", "max_trials=1", "seeds_per_trial=1", "plots=false", "pruner.name=none", FAST,
-            f"hydra.run.dir={tmp_path}/hydra", *extra]
+    argv = [
+        "tune.py",
+        "recipe=cartpole_ppo",
+        f"storage=sqlite:///{tmp_path}/study.db",
+        f"output_dir={tmp_path}/out",
+        "n_trials=1",
+        "max_trials=1",
+        "seeds_per_trial=1",
+        "plots=false",
+        "pruner.name=none",
+        FAST,
+        f"hydra.run.dir={tmp_path}/hydra",
+        *extra,
+    ]
     monkeypatch.setattr(sys, "argv", argv)
     try:
         app.cli()

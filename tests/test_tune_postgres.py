@@ -27,8 +27,10 @@ import pytest
 from rl_shop.paths import REPO_ROOT
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
-FAST = '["total_timesteps=768","eval.freq=256","eval.n_episodes=2","baseline.enabled=false",' \
-       '"checkpoint.freq=768","algo.kwargs.n_steps=64","hardware.n_envs=2"]'
+FAST = (
+    '["total_timesteps=768","eval.freq=256","eval.n_episodes=2","baseline.enabled=false",'
+    '"checkpoint.freq=768","algo.kwargs.n_steps=64","hardware.n_envs=2"]'
+)
 
 
 def _ensure_binaries() -> None:
@@ -40,8 +42,9 @@ def _ensure_binaries() -> None:
     try:
         # A fresh machine has empty package lists: refresh them once, then install.
         subprocess.run(["apt-get", "update", "-q"], check=True, timeout=240, capture_output=True, env=apt_env)
-        subprocess.run(["apt-get", "install", "-y", "-q", "postgresql"], check=True, timeout=300,
-                       capture_output=True, env=apt_env)
+        subprocess.run(
+            ["apt-get", "install", "-y", "-q", "postgresql"], check=True, timeout=300, capture_output=True, env=apt_env
+        )
     except (subprocess.SubprocessError, OSError) as exc:
         pytest.skip(f"could not install postgresql with apt-get: {exc}")
     if not (PG_BIN / "initdb").exists():
@@ -76,25 +79,51 @@ def postgres_url():
         shutil.chown(root, "postgres", "postgres")
         prefix = [runuser, "-u", "postgres", "--"]
     data, port = root / "data", _free_port()
-    subprocess.run([*prefix, str(PG_BIN / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust",
-                    "-E", "UTF8"], check=True, capture_output=True, timeout=120)
+    subprocess.run(
+        [*prefix, str(PG_BIN / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8"],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
     opts = f"-p {port} -k {root} -h 127.0.0.1 -c max_connections=50"
-    subprocess.run([*prefix, str(PG_BIN / "pg_ctl"), "-D", str(data), "-o", opts, "-l", str(root / "log"),
-                    "-w", "start"], check=True, capture_output=True, timeout=120)
+    subprocess.run(
+        [*prefix, str(PG_BIN / "pg_ctl"), "-D", str(data), "-o", opts, "-l", str(root / "log"), "-w", "start"],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
     try:
         yield f"postgresql+psycopg2://postgres@127.0.0.1:{port}/postgres"
     finally:
-        subprocess.run([*prefix, str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
-                       capture_output=True, timeout=60)
+        subprocess.run(
+            [*prefix, str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
+            capture_output=True,
+            timeout=60,
+        )
         shutil.rmtree(root, ignore_errors=True)
 
 
 def _worker(url: str, out: Path, tag: str) -> subprocess.Popen:
-    cmd = [sys.executable, str(REPO_ROOT / "experiments" / "tune.py"), "recipe=cartpole_ppo",
-           "study_name=pg", f"storage={url}", "n_trials=10", "max_trials=4", "seeds_per_trial=1",
-           f"train_overrides={FAST}", "pruner.name=none", "sampler.name=random", "heartbeat_interval=1",
-           "grace_period=4", "max_retry=1", f"output_dir={out}", f"override_dir={out}/ov", "plots=false",
-           f"hydra.run.dir={out}/hydra_{tag}"]
+    cmd = [
+        sys.executable,
+        str(REPO_ROOT / "experiments" / "tune.py"),
+        "recipe=cartpole_ppo",
+        "study_name=pg",
+        f"storage={url}",
+        "n_trials=10",
+        "max_trials=4",
+        "seeds_per_trial=1",
+        f"train_overrides={FAST}",
+        "pruner.name=none",
+        "sampler.name=random",
+        "heartbeat_interval=1",
+        "grace_period=4",
+        "max_retry=1",
+        f"output_dir={out}",
+        f"override_dir={out}/ov",
+        "plots=false",
+        f"hydra.run.dir={out}/hydra_{tag}",
+    ]
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=out)
 
 

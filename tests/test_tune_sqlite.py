@@ -18,16 +18,34 @@ from rl_shop.train.summary import TrainSummary
 from rl_shop.train.tune_export import write_override_file
 from rl_shop.train.tuning import TuneSettings, run_worker
 
-FAST = ["total_timesteps=768", "eval.freq=256", "eval.n_episodes=2", "baseline.enabled=false",
-        "checkpoint.freq=768", "algo.kwargs.n_steps=64", "hardware.n_envs=2"]
+FAST = [
+    "total_timesteps=768",
+    "eval.freq=256",
+    "eval.n_episodes=2",
+    "baseline.enabled=false",
+    "checkpoint.freq=768",
+    "algo.kwargs.n_steps=64",
+    "hardware.n_envs=2",
+]
 
 
 def _settings(tmp_path: Path, **kw) -> TuneSettings:
     base = dict(
-        recipe="cartpole_ppo", study_name="s", storage=f"sqlite:///{tmp_path}/study.db",
-        direction="maximize", n_trials=3, max_trials=3, seeds_per_trial=1, base_seed=0,
-        train_overrides=FAST, sampler={"name": "random", "seed": 0}, pruner={"name": "median"},
-        heartbeat_interval=None, grace_period=None, max_retry=0, output_dir=str(tmp_path / "out"),
+        recipe="cartpole_ppo",
+        study_name="s",
+        storage=f"sqlite:///{tmp_path}/study.db",
+        direction="maximize",
+        n_trials=3,
+        max_trials=3,
+        seeds_per_trial=1,
+        base_seed=0,
+        train_overrides=FAST,
+        sampler={"name": "random", "seed": 0},
+        pruner={"name": "median"},
+        heartbeat_interval=None,
+        grace_period=None,
+        max_retry=0,
+        output_dir=str(tmp_path / "out"),
     )
     base.update(kw)
     return TuneSettings.from_config(base)
@@ -81,11 +99,25 @@ def test_three_trial_study_completes_and_exports_override(tmp_path):
 
 
 def _fake_summary(value: float) -> TrainSummary:
-    return TrainSummary(experiment="x", env_id="e", env_name="e", algo="a", seed=0, run_dir="/r",
-                        total_timesteps=10, num_timesteps=10, final_eval_return=value,
-                        best_eval_return=value, best_step=10, heuristic_return=None,
-                        random_return=None, wall_time_s=1.0, steps_per_s=10.0, device="cpu",
-                        resumed=False)
+    return TrainSummary(
+        experiment="x",
+        env_id="e",
+        env_name="e",
+        algo="a",
+        seed=0,
+        run_dir="/r",
+        total_timesteps=10,
+        num_timesteps=10,
+        final_eval_return=value,
+        best_eval_return=value,
+        best_step=10,
+        heuristic_return=None,
+        random_return=None,
+        wall_time_s=1.0,
+        steps_per_s=10.0,
+        device="cpu",
+        resumed=False,
+    )
 
 
 def test_divergent_and_nan_trials_are_pruned_not_crashes(tmp_path):
@@ -114,8 +146,7 @@ def test_multi_seed_objective_is_the_mean(tmp_path):
         on_eval(10, 1.0)
         return _fake_summary(10.0 * (int(cfg.seed) + 1))  # seeds 5, 6, 7 -> 60, 70, 80
 
-    s = _settings(tmp_path, n_trials=1, max_trials=None, seeds_per_trial=3, base_seed=5,
-                  pruner={"name": "none"})
+    s = _settings(tmp_path, n_trials=1, max_trials=None, seeds_per_trial=3, base_seed=5, pruner={"name": "none"})
     study = run_worker(s, _space(), train_fn=fake_train)
     (t,) = study.trials
     assert t.value == pytest.approx(70.0)
@@ -168,10 +199,20 @@ def test_tune_py_config_errors_exit_2(tmp_path):
         "pruner.name=bogus": "pruner.name='bogus' unknown",
     }
     for override, expected in cases.items():
-        proc = subprocess.run([sys.executable, script, override, f"output_dir={tmp_path}/o",
-                               f"storage=sqlite:///{tmp_path}/s.db" if "storage" not in override else override,
-                               f"hydra.run.dir={tmp_path}/h"],
-                              capture_output=True, text=True, timeout=120, cwd=tmp_path)
+        proc = subprocess.run(
+            [
+                sys.executable,
+                script,
+                override,
+                f"output_dir={tmp_path}/o",
+                f"storage=sqlite:///{tmp_path}/s.db" if "storage" not in override else override,
+                f"hydra.run.dir={tmp_path}/h",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=tmp_path,
+        )
         assert proc.returncode == 2, (override, proc.stderr[-2000:])
         assert expected in proc.stderr, (override, proc.stderr[-2000:])
         assert "Traceback" not in proc.stderr

@@ -24,18 +24,44 @@ SPACE_FILE = CONFIG_DIR / "search" / "cartpole_ppo.yaml"
 
 def _fake_train(cfg, on_eval=None) -> TrainSummary:
     value = float(cfg.algo.kwargs.learning_rate)
-    return TrainSummary(experiment="x", env_id="e", env_name="e", algo="a", seed=int(cfg.seed), run_dir="/r",
-                        total_timesteps=10, num_timesteps=10, final_eval_return=value, best_eval_return=value,
-                        best_step=10, heuristic_return=None, random_return=None, wall_time_s=0.0,
-                        steps_per_s=0.0, device="cpu", resumed=False)
+    return TrainSummary(
+        experiment="x",
+        env_id="e",
+        env_name="e",
+        algo="a",
+        seed=int(cfg.seed),
+        run_dir="/r",
+        total_timesteps=10,
+        num_timesteps=10,
+        final_eval_return=value,
+        best_eval_return=value,
+        best_step=10,
+        heuristic_return=None,
+        random_return=None,
+        wall_time_s=0.0,
+        steps_per_s=0.0,
+        device="cpu",
+        resumed=False,
+    )
 
 
 def _settings(db: Path, out: Path, **kw) -> TuneSettings:
     base = dict(
-        recipe="cartpole_ppo", study_name="s", storage=f"sqlite:///{db}", direction="maximize",
-        n_trials=3, max_trials=None, seeds_per_trial=1, base_seed=0, train_overrides=[],
-        sampler={"name": "tpe", "seed": 0, "n_startup_trials": 10}, pruner={"name": "none"},
-        heartbeat_interval=None, grace_period=None, max_retry=0, output_dir=str(out),
+        recipe="cartpole_ppo",
+        study_name="s",
+        storage=f"sqlite:///{db}",
+        direction="maximize",
+        n_trials=3,
+        max_trials=None,
+        seeds_per_trial=1,
+        base_seed=0,
+        train_overrides=[],
+        sampler={"name": "tpe", "seed": 0, "n_startup_trials": 10},
+        pruner={"name": "none"},
+        heartbeat_interval=None,
+        grace_period=None,
+        max_retry=0,
+        output_dir=str(out),
     )
     base.update(kw)
     return TuneSettings.from_config(base)
@@ -89,8 +115,11 @@ def test_same_seed_and_worker_id_is_reproducible_on_a_fresh_study(tmp_path):
     assert runs[0] == runs[1]
     assert len(set(runs[0])) == 2
     # another worker id (same base seed) draws other trials
-    other = run_worker(_settings(tmp_path / "c.db", tmp_path / "c", worker_id="w1", n_trials=2),
-                       load_search_space(SPACE_FILE), train_fn=_fake_train)
+    other = run_worker(
+        _settings(tmp_path / "c.db", tmp_path / "c", worker_id="w1", n_trials=2),
+        load_search_space(SPACE_FILE),
+        train_fn=_fake_train,
+    )
     assert not set(runs[0]) & {_params(t) for t in other.trials}
 
 

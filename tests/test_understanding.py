@@ -9,41 +9,55 @@ import ast
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
+from rl_shop.agents.understanding.attributes import AttributeReader
 from rl_shop.agents.understanding.budget import BudgetReader
 from rl_shop.agents.understanding.config import load_understanding_config
 from rl_shop.agents.understanding.exclusions import ExclusionReader
-from rl_shop.agents.understanding.attributes import AttributeReader
 from rl_shop.agents.understanding.normalize import normalize_text
 from rl_shop.paths import REPO_ROOT
 
 CFG = load_understanding_config()
 
 
-@pytest.mark.parametrize("text, bmax, bmin", [
-    ("i need gluten free bacon, and price lower than 40.00 dollars", 40.0, None),   # WebShop's own suffix
-    ("4G flip phones under $100 rated above 4 stars with 150+ reviews.", 100.0, None),
-    ("iPhone 8 back glass replacements priced between $12 and $25 with ratings between 4.0 and 4.2 stars", 25.0, 12.0),
-    ("Find me a Pixel 4 XL for less than $200", 200.0, None),
-    ("usb hub less then 30 bucks", 30.0, None),
-    ("headphones max 50", 50.0, None),
-    ("a mouse, 30$ or less", 30.0, None),
-    ("Ringke Note 10 Plus cases under $25 rated 4.3 stars or higher", 25.0, None),
-    ("a case $12-$25", 25.0, 12.0),
-    ("my budget is 300", 300.0, None),
-    ("at most 1,200 dollars for a laptop", 1200.0, None),
-])
+@pytest.mark.parametrize(
+    "text, bmax, bmin",
+    [
+        ("i need gluten free bacon, and price lower than 40.00 dollars", 40.0, None),  # WebShop's own suffix
+        ("4G flip phones under $100 rated above 4 stars with 150+ reviews.", 100.0, None),
+        (
+            "iPhone 8 back glass replacements priced between $12 and $25 with ratings between 4.0 and 4.2 stars",
+            25.0,
+            12.0,
+        ),
+        ("Find me a Pixel 4 XL for less than $200", 200.0, None),
+        ("usb hub less then 30 bucks", 30.0, None),
+        ("headphones max 50", 50.0, None),
+        ("a mouse, 30$ or less", 30.0, None),
+        ("Ringke Note 10 Plus cases under $25 rated 4.3 stars or higher", 25.0, None),
+        ("a case $12-$25", 25.0, 12.0),
+        ("my budget is 300", 300.0, None),
+        ("at most 1,200 dollars for a laptop", 1200.0, None),
+    ],
+)
 def test_budget_phrases(text: str, bmax: float, bmin: float | None) -> None:
     b = BudgetReader(CFG.budget).read(text)
     assert b.max == pytest.approx(bmax)
     assert b.min == (None if bmin is None else pytest.approx(bmin))
 
 
-@pytest.mark.parametrize("text", ["Samsung Galaxy Note 10 Plus with over 5000 reviews", "a bag under 5 lbs",
-                                  "rated above 4.5 stars", "size 42 band", "a 4 ounce pack of 2"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Samsung Galaxy Note 10 Plus with over 5000 reviews",
+        "a bag under 5 lbs",
+        "rated above 4.5 stars",
+        "size 42 band",
+        "a 4 ounce pack of 2",
+    ],
+)
 def test_numbers_that_are_not_budgets(text: str) -> None:
     b = BudgetReader(CFG.budget).read(text)
     assert b.max is None and b.min is None
@@ -54,31 +68,43 @@ def test_around_is_a_target_not_a_limit() -> None:
     assert (b.max, b.target) == (None, 100.0)
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("im looking for hair treatments that are sulfate and paraben free", ["sulfate", "paraben"]),
-    ("i need gluten free vegetarian smoked peppered bacon", ["gluten"]),
-    ("a non-dairy creamer", ["dairy"]),
-    ("shampoo without sulfates", ["sulfates"]),
-    ("a shampoo with no parabens", ["parabens"]),
-    ("headphones but not sony", ["sony"]),
-    ("any laptop except apple", ["apple"]),
-    ("anything but samsung or lg", ["samsung", "lg"]),
-    ("a power supply other than thermaltake", ["thermaltake"]),
-    ("i am looking for non gmo seaweed snacks", ["gmo"]),
-    ("i want turntables not made by alera", ["alera"]),
-    ("fruit and nut bars, soy free, 36 count", ["soy"]),  # the bars before the list are not in it
-    ("a dairy, gluten and soy free snack", ["dairy", "gluten", "soy"]),
-    ("a mini desktop with no ram, no ssd, and no wifi", ["ram", "ssd", "wifi"]),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("im looking for hair treatments that are sulfate and paraben free", ["sulfate", "paraben"]),
+        ("i need gluten free vegetarian smoked peppered bacon", ["gluten"]),
+        ("a non-dairy creamer", ["dairy"]),
+        ("shampoo without sulfates", ["sulfates"]),
+        ("a shampoo with no parabens", ["parabens"]),
+        ("headphones but not sony", ["sony"]),
+        ("any laptop except apple", ["apple"]),
+        ("anything but samsung or lg", ["samsung", "lg"]),
+        ("a power supply other than thermaltake", ["thermaltake"]),
+        ("i am looking for non gmo seaweed snacks", ["gmo"]),
+        ("i want turntables not made by alera", ["alera"]),
+        ("fruit and nut bars, soy free, 36 count", ["soy"]),  # the bars before the list are not in it
+        ("a dairy, gluten and soy free snack", ["dairy", "gluten", "soy"]),
+        ("a mini desktop with no ram, no ssd, and no wifi", ["ram", "ssd", "wifi"]),
+    ],
+)
 def test_exclusion_phrases(text: str, expected: list[str]) -> None:
     brands = frozenset({"sony", "apple", "samsung", "lg", "thermaltake", "alera"})
     assert [e.phrase for e in ExclusionReader(CFG.exclusion).read(text, brands)] == expected
 
 
-@pytest.mark.parametrize("text", ["i am looking for hands free, noise cancelling earphones", "free shipping please",
-                                  "no more than $40", "a case that is not too big", "a tote bag that is tax free",
-                                  "a non slip case cover for my phone", "a tripod stand that is non-slippable",
-                                  "a non-stick frying pan"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "i am looking for hands free, noise cancelling earphones",
+        "free shipping please",
+        "no more than $40",
+        "a case that is not too big",
+        "a tote bag that is tax free",
+        "a non slip case cover for my phone",
+        "a tripod stand that is non-slippable",
+        "a non-stick frying pan",
+    ],
+)
 def test_words_that_only_look_negative(text: str) -> None:
     assert ExclusionReader(CFG.exclusion).read(text, frozenset({"sony"})) == []
 
@@ -88,7 +114,9 @@ def test_attributes_of_real_instructions() -> None:
     a = read("i need gluten free vegetarian smoked peppered bacon - 4 ounce (pack of 2)")
     assert a["pack_count"] == 2 and {"value": 4.0, "unit": "oz"} in a["quantities"]
     assert set(a["flavour_scent"]) == {"smoked", "peppered"}
-    b = read("i am looking for easy spirit traveltime529 mule shoes with arch support, rubber soles and in size 7.5 wide")
+    b = read(
+        "i am looking for easy spirit traveltime529 mule shoes with arch support, rubber soles and in size 7.5 wide"
+    )
     assert b["size"] == "7.5 wide" and b["material"] == "rubber"
     c = read("water resistant leather jacket for women")
     assert (c["material"], c["audience"]) == ("leather", "women")
@@ -107,8 +135,13 @@ def test_the_understanding_package_imports_nothing_from_the_simulator() -> None:
     for path in (REPO_ROOT / "rl_shop" / "agents" / "understanding").glob("*.py"):
         tree = ast.parse(path.read_text())
         for node in ast.walk(tree):
-            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
-                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else []
+            )
             assert not any(n.startswith("rl_shop.sim") for n in names), f"{path.name} imports {names}"
 
 
@@ -132,17 +165,22 @@ def test_apple_the_fruit_and_apple_the_brand(understander) -> None:
     assert "apple" in understander.parse("Apple iPad case").brands
 
 
-@pytest.mark.parametrize("text", ["eye cream for fine lines", "i need a long clip-in hair extension which is natural looking"])
+@pytest.mark.parametrize(
+    "text", ["eye cream for fine lines", "i need a long clip-in hair extension which is natural looking"]
+)
 def test_product_types_the_catalog_does_not_carry(understander, text: str) -> None:
     q = understander.parse(text)
     assert q.product_type is not None and not q.in_catalog and q.category is None
 
 
-@pytest.mark.parametrize("text, category", [
-    ("i want a noise cancelling cosycost usb microphone", "microphones"),
-    ("im looking for high speed 3 feet hdmi cable male to male with ethernet black", "hdmi cables"),
-    ("i would like a 8 gig of ram 512 ssd desktop", "desktops"),
-])
+@pytest.mark.parametrize(
+    "text, category",
+    [
+        ("i want a noise cancelling cosycost usb microphone", "microphones"),
+        ("im looking for high speed 3 feet hdmi cable male to male with ethernet black", "hdmi cables"),
+        ("i would like a 8 gig of ram 512 ssd desktop", "desktops"),
+    ],
+)
 def test_catalog_product_types(understander, text: str, category: str) -> None:
     q = understander.parse(text)
     assert q.in_catalog and category in q.categories[:3]
@@ -159,8 +197,14 @@ def test_vague_request_needs_clarification(understander) -> None:
 
 
 def _rl_shop(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "rl_shop.cli", *args], input=stdin, capture_output=True, text=True,
-                          cwd=REPO_ROOT, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "rl_shop.cli", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+        timeout=120,
+    )
 
 
 @pytest.mark.slow
@@ -189,7 +233,7 @@ def test_refusal_comes_before_the_index_and_llm_load() -> None:
 def test_real_benchmark_card_and_split() -> None:
     card = json.loads((REPO_ROOT / "data" / "benchmark" / "real_v1.card.json").read_text())
     assert card["n_queries"] >= 1500 and card["n_labelled"] >= 600 and card["n_labelled_in_catalog"] >= 300
-    rows = [json.loads(l) for l in (REPO_ROOT / "data" / "benchmark" / "real_v1.jsonl").read_text().splitlines()]
+    rows = [json.loads(line) for line in (REPO_ROOT / "data" / "benchmark" / "real_v1.jsonl").read_text().splitlines()]
     assert {r["split"] for r in rows} == {"dev", "test"}
     by_text: dict[str, set[str]] = {}
     for r in rows:
@@ -203,15 +247,23 @@ def test_same_reading_under_any_hash_seed() -> None:
     follows PYTHONHASHSEED; these queries read differently across processes before)."""
     import os
 
-    script = ("import json; from rl_shop.catalog import load_catalog; from rl_shop.agents.understanding import Understander; "
-              "u = Understander.from_catalog(load_catalog()); qs = ['What size external drive is enough for a full computer "
-              "backup?', 'what does the sennheiser pc21 single-sided monaural headset with microphone cost?', "
-              "\"What's the difference between hello kitty black purple and memory foam mouse mat?\"]; "
-              "print(json.dumps([u.parse(q).categories for q in qs]))")
+    script = (
+        "import json; from rl_shop.catalog import load_catalog; from rl_shop.agents.understanding import Understander; "
+        "u = Understander.from_catalog(load_catalog()); qs = ['What size external drive is enough for a full computer "
+        "backup?', 'what does the sennheiser pc21 single-sided monaural headset with microphone cost?', "
+        '"What\'s the difference between hello kitty black purple and memory foam mouse mat?"]; '
+        "print(json.dumps([u.parse(q).categories for q in qs]))"
+    )
     outs = []
     for seed in ("1", "2", "3"):
-        res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO_ROOT, timeout=300,
-                             env={**os.environ, "PYTHONHASHSEED": seed})
+        res = subprocess.run(
+            [sys.executable, "-c", script],
+            capture_output=True,
+            text=True,
+            cwd=REPO_ROOT,
+            timeout=300,
+            env={**os.environ, "PYTHONHASHSEED": seed},
+        )
         assert res.returncode == 0, res.stderr
         outs.append(res.stdout.strip().splitlines()[-1])
     assert outs[0] == outs[1] == outs[2]

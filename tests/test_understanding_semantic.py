@@ -43,15 +43,21 @@ def test_centroids_are_the_normalised_mean_of_each_category() -> None:
 def test_lexical_share_breaks_what_the_embedding_leaves_open() -> None:
     lexical = ProductType("mouse", True, [("mice", 1.0)], support=12)
     plain = SemanticTypes.from_index(_Index(), gate=_always(True), lexical_weight=0.0).refine("mouse or cable", lexical)
-    assert plain.category == "cables"   # cos 0.87 vs 0.80: meaning alone picks cables
-    blended = SemanticTypes.from_index(_Index(), gate=_always(True), lexical_weight=0.1).refine("mouse or cable", lexical)
+    assert plain.category == "cables"  # cos 0.87 vs 0.80: meaning alone picks cables
+    blended = SemanticTypes.from_index(_Index(), gate=_always(True), lexical_weight=0.1).refine(
+        "mouse or cable", lexical
+    )
     assert blended.category == "mice" and blended.in_catalog and blended.support == 12
-    assert blended.phrase == "mouse"    # the phrase is the lexical reader's
+    assert blended.phrase == "mouse"  # the phrase is the lexical reader's
 
 
 def test_the_gate_decides_carried_and_a_request_without_a_product_passes_through() -> None:
     lexical = ProductType("desk lamp", True, [], support=4)
-    assert not SemanticTypes.from_index(_Index(), gate=_always(False), lexical_weight=0.1).refine("desk lamp", lexical).in_catalog
+    assert (
+        not SemanticTypes.from_index(_Index(), gate=_always(False), lexical_weight=0.1)
+        .refine("desk lamp", lexical)
+        .in_catalog
+    )
     none = ProductType(None, False)
     assert SemanticTypes.from_index(_Index(), gate=_always(True), lexical_weight=0.1).refine("gift", none) is none
 
@@ -64,10 +70,13 @@ def test_evidence_features_are_the_gate_inputs() -> None:
     assert f["centroid_margin"] == pytest.approx(f["centroid_top"])  # the other centroids are orthogonal
 
 
-@pytest.mark.parametrize("body, message", [
-    ("bias: 1.0\nthreshold: 0.5\nweights: {lexical_carried: 1.0}\n", "malformed gate"),
-    ("- not a mapping\n", "malformed gate"),
-])
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        ("bias: 1.0\nthreshold: 0.5\nweights: {lexical_carried: 1.0}\n", "malformed gate"),
+        ("- not a mapping\n", "malformed gate"),
+    ],
+)
 def test_a_malformed_gate_file_says_what_to_do(tmp_path, body: str, message: str) -> None:
     path = tmp_path / "gate.yaml"
     path.write_text(body)
@@ -90,28 +99,35 @@ def readers():
     from rl_shop.catalog.index import HybridIndex
 
     catalog = load_catalog()
-    return Understander.from_catalog(catalog), Understander.from_catalog(catalog, index=HybridIndex.load_or_build(catalog))
+    return Understander.from_catalog(catalog), Understander.from_catalog(
+        catalog, index=HybridIndex.load_or_build(catalog)
+    )
 
 
 # the fixture may build the full catalog's search index cold (minutes on 2 slow cores)
 @pytest.mark.slow
 @pytest.mark.timeout(1000)
-@pytest.mark.parametrize("text, category", [
-    ("i want a 512gb samsung galaxy tab s7 with usb port", "tablets"),
-    ("please find a dell inspiron i3880 desktop pc with 1t hardrive in black", "desktops"),
-    ("i am looking for a plug and play ps2 to hdmi converter adapter", "video converters"),
-    ("i need ten 12 foot high speed hdmi male to male cables", "hdmi cables"),
-])
+@pytest.mark.parametrize(
+    "text, category",
+    [
+        ("i want a 512gb samsung galaxy tab s7 with usb port", "tablets"),
+        ("please find a dell inspiron i3880 desktop pc with 1t hardrive in black", "desktops"),
+        ("i am looking for a plug and play ps2 to hdmi converter adapter", "video converters"),
+        ("i need ten 12 foot high speed hdmi male to male cables", "hdmi cables"),
+    ],
+)
 def test_meaning_finds_the_category_words_miss(readers, text: str, category: str) -> None:
     lexical, semantic = readers
-    assert lexical.parse(text).category != category   # the lexical reader alone gets these wrong
+    assert lexical.parse(text).category != category  # the lexical reader alone gets these wrong
     q = semantic.parse(text)
     assert q.in_catalog and q.category == category
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(1000)
-@pytest.mark.parametrize("text", ["eye cream for fine lines", "i need a long clip-in hair extension which is natural looking"])
+@pytest.mark.parametrize(
+    "text", ["eye cream for fine lines", "i need a long clip-in hair extension which is natural looking"]
+)
 def test_meaning_keeps_what_the_catalog_lacks_uncarried(readers, text: str) -> None:
     q = readers[1].parse(text)
     assert q.product_type is not None and not q.in_catalog and q.category is None
@@ -127,9 +143,20 @@ def test_parse_cli_reads_by_meaning_unless_told_otherwise(readers) -> None:
     from rl_shop.paths import REPO_ROOT
 
     def parse(*flags: str) -> dict:
-        out = subprocess.run([sys.executable, "-m", "rl_shop.cli", "parse", *flags,
-                              "i want a 512gb samsung galaxy tab s7 with usb port"],
-                             capture_output=True, text=True, cwd=REPO_ROOT, timeout=300)  # the fixture cached the index
+        out = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "rl_shop.cli",
+                "parse",
+                *flags,
+                "i want a 512gb samsung galaxy tab s7 with usb port",
+            ],
+            capture_output=True,
+            text=True,
+            cwd=REPO_ROOT,
+            timeout=300,
+        )  # the fixture cached the index
         assert out.returncode == 0, out.stderr
         return json.loads(out.stdout.splitlines()[-1])
 

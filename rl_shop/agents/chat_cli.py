@@ -9,28 +9,46 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any, Callable, TextIO
+from collections.abc import Callable
+from typing import Any, TextIO
 
 from rl_shop.commands import Command
 
 
 def _common_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--trace", action="store_true", help="print agent steps and timings")
-    p.add_argument("--no-llm", action="store_true",
-                   help="deterministic path without an LLM (rule parsing, template questions and advice)")
+    p.add_argument(
+        "--no-llm",
+        action="store_true",
+        help="deterministic path without an LLM (rule parsing, template questions and advice)",
+    )
     p.add_argument("--llm", default=None, metavar="NAME", help="LLM config under configs/llm/ (default: runtime.yaml)")
-    p.add_argument("--policies", choices=("heuristic", "learned"), default="heuristic",
-                   help="Guider / Leader policies: hand-written heuristics or exported checkpoints/")
-    p.add_argument("--set", action="append", default=[], metavar="FILE.KEY=VALUE",
-                   help="override an agent config, e.g. --set leader.reflection.threshold=0.8 (repeatable)")
-    p.add_argument("--memory", default=None, metavar="PATH", help="Memory SQLite file (default: configs/agents/memory.yaml)")
+    p.add_argument(
+        "--policies",
+        choices=("heuristic", "learned"),
+        default="heuristic",
+        help="Guider / Leader policies: hand-written heuristics or exported checkpoints/",
+    )
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="FILE.KEY=VALUE",
+        help="override an agent config, e.g. --set leader.reflection.threshold=0.8 (repeatable)",
+    )
+    p.add_argument(
+        "--memory", default=None, metavar="PATH", help="Memory SQLite file (default: configs/agents/memory.yaml)"
+    )
 
 
 def _ask_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("query", help="the shopping request")
     p.add_argument("--json", action="store_true", help="print one machine-readable JSON object")
-    p.add_argument("--no-clarify", action="store_true",
-                   help="never ask clarifying questions (default: ask on an interactive terminal only)")
+    p.add_argument(
+        "--no-clarify",
+        action="store_true",
+        help="never ask clarifying questions (default: ask on an interactive terminal only)",
+    )
     _common_args(p)
 
 
@@ -47,10 +65,19 @@ def _build(args: argparse.Namespace) -> Any:
 
 def _printer(out: TextIO) -> Callable[[Any], None]:
     def show(step: Any) -> None:
-        keys = {k: v for k, v in step.detail.items() if k in ("query_type", "mode", "slot", "action", "source", "n",
-                                                               "tasks", "score", "replan", "question", "status")}
-        print(f"  [trace {step.start_s:7.2f}s +{step.duration_s:6.2f}s] {step.agent}.{step.action} "
-              f"{json.dumps(keys, default=str)[:200]}", file=out, flush=True)
+        keys = {
+            k: v
+            for k, v in step.detail.items()
+            if k
+            in ("query_type", "mode", "slot", "action", "source", "n", "tasks", "score", "replan", "question", "status")
+        }
+        print(
+            f"  [trace {step.start_s:7.2f}s +{step.duration_s:6.2f}s] {step.agent}.{step.action} "
+            f"{json.dumps(keys, default=str)[:200]}",
+            file=out,
+            flush=True,
+        )
+
     return show
 
 
@@ -61,6 +88,7 @@ def _interactive_answer(out: TextIO) -> Callable[[str, str], str]:
             return input("you (answer)> ")
         except EOFError:
             return "never mind"
+
     return answer
 
 
@@ -79,31 +107,46 @@ def _show_result(result: Any, out: TextIO, trace: bool) -> None:
     if trace:
         t = result.timings
         shares = ", ".join(f"{k[6:]} {v:.2f}s" for k, v in t.items() if k.startswith("agent:"))
-        print(f"\n[timings] ttft {t.get('ttft_s', 0):.2f}s, total {t.get('total_s', 0):.2f}s; {shares}; "
-              f"replans {result.replans}, reflection score {result.reflection_score}, "
-              f"LLM fallbacks {result.llm_fallbacks}", file=out)
+        print(
+            f"\n[timings] ttft {t.get('ttft_s', 0):.2f}s, total {t.get('total_s', 0):.2f}s; {shares}; "
+            f"replans {result.replans}, reflection score {result.reflection_score}, "
+            f"LLM fallbacks {result.llm_fallbacks}",
+            file=out,
+        )
         for agent, c in result.llm_calls.items():
-            print(f"[llm] {agent}: {c['calls']:.0f} call(s), {c['total_s']:.2f}s, {c['completion_tokens']:.0f} tokens, "
-                  f"{c['discarded']:.0f} discarded, {c['fallbacks']:.0f} fallback(s), {c['errors']:.0f} error(s)",
-                  file=out)
+            print(
+                f"[llm] {agent}: {c['calls']:.0f} call(s), {c['total_s']:.2f}s, {c['completion_tokens']:.0f} tokens, "
+                f"{c['discarded']:.0f} discarded, {c['fallbacks']:.0f} fallback(s), {c['errors']:.0f} error(s)",
+                file=out,
+            )
     out.flush()
 
 
 def _to_json(result: Any) -> dict[str, Any]:
     return {
-        "query": result.query, "refused": result.refused, "refusal": result.refusal, "query_type": result.query_type,
-        "products": [{"id": p.product_id, "title": p.title, "brand": p.brand, "price": p.price, "reason": p.reason}
-                     for p in result.products],
-        "answer": result.answer, "follow_up": result.follow_up,
+        "query": result.query,
+        "refused": result.refused,
+        "refusal": result.refusal,
+        "query_type": result.query_type,
+        "products": [
+            {"id": p.product_id, "title": p.title, "brand": p.brand, "price": p.price, "reason": p.reason}
+            for p in result.products
+        ],
+        "answer": result.answer,
+        "follow_up": result.follow_up,
         "clarifications": [c.model_dump() for c in result.clarifications],
-        "trace": [s.model_dump() for s in result.trace], "timings": result.timings,
-        "replans": result.replans, "reflection_score": result.reflection_score, "llm_fallbacks": result.llm_fallbacks,
+        "trace": [s.model_dump() for s in result.trace],
+        "timings": result.timings,
+        "replans": result.replans,
+        "reflection_score": result.reflection_score,
+        "llm_fallbacks": result.llm_fallbacks,
         "llm_calls": result.llm_calls,
     }
 
 
 def _guarded(fn: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
     """Turn configuration / data / policy errors into one readable line and exit status 1."""
+
     def run(args: argparse.Namespace) -> int:
         from rl_shop.agents.types import AgentConfigError
         from rl_shop.catalog.errors import CatalogError
@@ -115,6 +158,7 @@ def _guarded(fn: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Name
         except (AgentConfigError, CatalogError, PolicyLoadError, PolicyCardError, FileNotFoundError) as exc:
             print(f"rl-shop {args.command}: error: {exc}", file=sys.stderr)
             return 1
+
     return run
 
 
@@ -128,8 +172,9 @@ def _screen_first(args: argparse.Namespace) -> int | None:
     verdict = SafetyReview().screen_input(normalize_text(args.query))
     if verdict.allowed:
         return None
-    result = AssistantResult(query=args.query, refused=True, refusal=verdict.message or verdict.reason,
-                             answer=verdict.message or "")
+    result = AssistantResult(
+        query=args.query, refused=True, refusal=verdict.message or verdict.reason, answer=verdict.message or ""
+    )
     if args.json:
         print(json.dumps(_to_json(result), indent=2, default=str))
     else:
@@ -177,16 +222,28 @@ def _chat(args: argparse.Namespace) -> int:
         if not query:
             continue
         print("assistant> ", end="", file=out, flush=True)
-        result = assistant.run(query, answer_fn=_interactive_answer(out),
-                               on_token=lambda text: print(text, end="", file=out, flush=True), printer=printer)
+        result = assistant.run(
+            query,
+            answer_fn=_interactive_answer(out),
+            on_token=lambda text: print(text, end="", file=out, flush=True),
+            printer=printer,
+        )
         if result.refused:
             print(result.answer, file=out)
         _show_result(result, out, args.trace)
 
 
 COMMANDS = (
-    Command("ask", "answer one shopping request with the MACDF assistant (--json for machine-readable output)",
-            _ask_args, _guarded(_ask)),
-    Command("chat", "interactive shopping session with the MACDF assistant (streamed answers, clarifying questions)",
-            _common_args, _guarded(_chat)),
+    Command(
+        "ask",
+        "answer one shopping request with the MACDF assistant (--json for machine-readable output)",
+        _ask_args,
+        _guarded(_ask),
+    ),
+    Command(
+        "chat",
+        "interactive shopping session with the MACDF assistant (streamed answers, clarifying questions)",
+        _common_args,
+        _guarded(_chat),
+    ),
 )

@@ -20,8 +20,9 @@ given (``llm.stream``), otherwise written by a deterministic template from the s
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Iterable, Literal, Mapping, Sequence
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, Field, model_validator
@@ -61,8 +62,9 @@ class AHPResult:
     consistency_ratio: float
 
 
-def ahp_weights(matrix: Sequence[Sequence[float]], max_cr: float | None = 0.1,
-                reciprocal_tolerance: float = 0.02) -> AHPResult:
+def ahp_weights(
+    matrix: Sequence[Sequence[float]], max_cr: float | None = 0.1, reciprocal_tolerance: float = 0.02
+) -> AHPResult:
     """Principal-eigenvector weights of a pairwise comparison matrix and its consistency ratio.
 
     CI = (lambda_max - n) / (n - 1), CR = CI / RI(n). Raises ``ValueError`` for a matrix that is
@@ -80,8 +82,10 @@ def ahp_weights(matrix: Sequence[Sequence[float]], max_cr: float | None = 0.1,
         raise ValueError("AHP pairwise matrix must have ones on the diagonal")
     if not np.allclose(a * a.T, 1.0, rtol=reciprocal_tolerance, atol=reciprocal_tolerance):
         i, j = np.unravel_index(np.argmax(np.abs(a * a.T - 1.0)), a.shape)
-        raise ValueError(f"AHP pairwise matrix is not reciprocal: a[{i}][{j}] * a[{j}][{i}] = {a[i, j] * a[j, i]:.3f}, "
-                         f"expected 1 (set a[{j}][{i}] = 1 / a[{i}][{j}])")
+        raise ValueError(
+            f"AHP pairwise matrix is not reciprocal: a[{i}][{j}] * a[{j}][{i}] = {a[i, j] * a[j, i]:.3f}, "
+            f"expected 1 (set a[{j}][{i}] = 1 / a[{i}][{j}])"
+        )
     eigvals, eigvecs = np.linalg.eig(a)
     k = int(np.argmax(eigvals.real))
     lambda_max = float(eigvals[k].real)
@@ -91,8 +95,10 @@ def ahp_weights(matrix: Sequence[Sequence[float]], max_cr: float | None = 0.1,
     cr = ci / RANDOM_INDEX[n] if RANDOM_INDEX[n] > 0 else 0.0
     ci, cr = max(ci, 0.0), max(cr, 0.0)  # clip -1e-16 round-off on consistent matrices
     if max_cr is not None and cr >= max_cr:
-        raise AHPInconsistent(f"AHP consistency ratio {cr:.3f} >= {max_cr} (lambda_max={lambda_max:.3f}); "
-                              f"revise the pairwise judgements in configs/agents/decider.yaml")
+        raise AHPInconsistent(
+            f"AHP consistency ratio {cr:.3f} >= {max_cr} (lambda_max={lambda_max:.3f}); "
+            f"revise the pairwise judgements in configs/agents/decider.yaml"
+        )
     return AHPResult(weights=w, lambda_max=lambda_max, consistency_index=ci, consistency_ratio=cr)
 
 
@@ -184,7 +190,7 @@ class DeciderConfig(BaseModel):
     feedback: FeedbackConfig = FeedbackConfig()
 
     @model_validator(mode="after")
-    def _check(self) -> "DeciderConfig":
+    def _check(self) -> DeciderConfig:
         if sorted(self.criteria) != sorted(CRITERIA):
             raise ValueError(f"criteria must be a permutation of {list(CRITERIA)}, got {self.criteria}")
         if len(self.pairwise) != len(self.criteria) or any(len(r) != len(self.criteria) for r in self.pairwise):
@@ -216,8 +222,9 @@ def attribute_match(c: Candidate, key: str, value: Any, cfg: HardConstraintConfi
             got = float(have[0] if isinstance(have, list) else have)
         except (TypeError, ValueError):
             return False
-        return (value.get("min") is None or got >= float(value["min"])) and \
-            (value.get("max") is None or got <= float(value["max"]))
+        return (value.get("min") is None or got >= float(value["min"])) and (
+            value.get("max") is None or got <= float(value["max"])
+        )
     for want in _values(value):
         if isinstance(want, (int, float)) and not isinstance(want, bool):
             try:
@@ -324,17 +331,24 @@ class Decider:
     def __init__(self, config: DeciderConfig | dict[str, Any] | None = None, llm: SupportsStream | None = None) -> None:
         if config is None:
             config = load_agent_config("decider")
-        self.config: DeciderConfig = (config if isinstance(config, DeciderConfig)
-                                      else validate_config(DeciderConfig, config, "agents/decider"))
+        self.config: DeciderConfig = (
+            config if isinstance(config, DeciderConfig) else validate_config(DeciderConfig, config, "agents/decider")
+        )
         self.llm = llm
-        self.ahp = ahp_weights(self.config.pairwise, self.config.max_consistency_ratio, self.config.reciprocal_tolerance)
+        self.ahp = ahp_weights(
+            self.config.pairwise, self.config.max_consistency_ratio, self.config.reciprocal_tolerance
+        )
         self.weights = {c: float(w) for c, w in zip(self.config.criteria, self.ahp.weights)}
 
     # ------------------------------------------------------------------ matrix
-    def evaluate(self, intent: IntentSpec | Any, candidates: Iterable[Candidate | Mapping[str, Any]],
-                 web: WebSearchResult | Sequence[ScoredDocument] | None = None,
-                 user_history: Sequence[Mapping[str, Any]] | None = None,
-                 brand_counts: Mapping[str, int] | None = None) -> EvaluationMatrix:
+    def evaluate(
+        self,
+        intent: IntentSpec | Any,
+        candidates: Iterable[Candidate | Mapping[str, Any]],
+        web: WebSearchResult | Sequence[ScoredDocument] | None = None,
+        user_history: Sequence[Mapping[str, Any]] | None = None,
+        brand_counts: Mapping[str, int] | None = None,
+    ) -> EvaluationMatrix:
         """Filter by hard constraints and score the admissible candidates on the four criteria."""
         spec = IntentSpec.from_intent(intent)
         pool = [c if isinstance(c, Candidate) else Candidate.from_row(dict(c)) for c in candidates]
@@ -357,8 +371,11 @@ class Decider:
             cols["economic"] = self._economic(spec, admissible, notes)
             cols["risk"] = self._risk(admissible, web, brand_counts, pool, notes)
             cols["preference"] = self._preference(spec, admissible, user_history, notes)
-        values = np.column_stack([cols[name] for name in self.config.criteria]) if admissible \
+        values = (
+            np.column_stack([cols[name] for name in self.config.criteria])
+            if admissible
             else np.zeros((0, len(self.config.criteria)))
+        )
         return EvaluationMatrix(admissible, list(self.config.criteria), values, excluded, notes, titles)
 
     def _functional(self, spec: IntentSpec, cands: list[Candidate], notes: dict[str, dict[str, Any]]) -> np.ndarray:
@@ -375,8 +392,11 @@ class Decider:
                 parts.append((f.query_overlap, overlap))
                 notes[c.product_id]["query_overlap"] = overlap
             if spec.required_attributes:
-                matched = [k for k, v in spec.required_attributes.items()
-                           if attribute_match(c, k, v, self.config.hard_constraints)]
+                matched = [
+                    k
+                    for k, v in spec.required_attributes.items()
+                    if attribute_match(c, k, v, self.config.hard_constraints)
+                ]
                 parts.append((f.attribute_match, len(matched) / len(spec.required_attributes)))
                 notes[c.product_id]["matched_attributes"] = matched
             if c.rating is not None and c.rating > 0:
@@ -402,8 +422,14 @@ class Decider:
             notes[c.product_id]["economic"] = float(s)
         return np.clip(scores, 0.0, 1.0)
 
-    def _risk(self, cands: list[Candidate], web: Any, brand_counts: Mapping[str, int] | None,
-              pool: list[Candidate], notes: dict[str, dict[str, Any]]) -> np.ndarray:
+    def _risk(
+        self,
+        cands: list[Candidate],
+        web: Any,
+        brand_counts: Mapping[str, int] | None,
+        pool: list[Candidate],
+        notes: dict[str, dict[str, Any]],
+    ) -> np.ndarray:
         r = self.config.risk
         counts: dict[str, int] = {}
         if brand_counts:
@@ -425,8 +451,9 @@ class Decider:
             known = counts.get(c.brand, 0) >= r.known_brand_min_count if c.brand else False
             outlier = bool(z[i] < -r.price_outlier_z)
             mentioned = bool(c.brand and c.brand in web_tokens)
-            notes[c.product_id].update(known_brand=known, brand_count=counts.get(c.brand, 0),
-                                       price_outlier=outlier, web_mentioned=mentioned)
+            notes[c.product_id].update(
+                known_brand=known, brand_count=counts.get(c.brand, 0), price_outlier=outlier, web_mentioned=mentioned
+            )
             parts = [(r.brand_weight, 1.0 if known else 0.0), (r.price_weight, 0.0 if outlier else 1.0)]
             if docs:
                 parts.append((r.web_weight, 1.0 if mentioned else 0.0))
@@ -434,8 +461,13 @@ class Decider:
             scores.append(sum(w * s for w, s in parts) / total if total > 0 else 0.5)
         return np.asarray(scores)
 
-    def _preference(self, spec: IntentSpec, cands: list[Candidate], history: Sequence[Mapping[str, Any]] | None,
-                    notes: dict[str, dict[str, Any]]) -> np.ndarray:
+    def _preference(
+        self,
+        spec: IntentSpec,
+        cands: list[Candidate],
+        history: Sequence[Mapping[str, Any]] | None,
+        notes: dict[str, dict[str, Any]],
+    ) -> np.ndarray:
         p = self.config.preference
         history_brands: set[str] = set()
         for event in history or []:
@@ -458,11 +490,15 @@ class Decider:
         return np.asarray(scores)
 
     # ------------------------------------------------------------------ decision
-    def decide(self, intent: IntentSpec | Any, candidates: Iterable[Candidate | Mapping[str, Any]],
-               web: WebSearchResult | Sequence[ScoredDocument] | None = None,
-               user_history: Sequence[Mapping[str, Any]] | None = None,
-               brand_counts: Mapping[str, int] | None = None,
-               on_token: Callable[[str], None] | None = None) -> Decision:
+    def decide(
+        self,
+        intent: IntentSpec | Any,
+        candidates: Iterable[Candidate | Mapping[str, Any]],
+        web: WebSearchResult | Sequence[ScoredDocument] | None = None,
+        user_history: Sequence[Mapping[str, Any]] | None = None,
+        brand_counts: Mapping[str, int] | None = None,
+        on_token: Callable[[str], None] | None = None,
+    ) -> Decision:
         """Score, rank (AHP-weighted sum; Pareto front marked) and write the Decision.
 
         ``on_token`` receives advice text chunks as they are produced (streamed from the LLM, or
@@ -477,72 +513,122 @@ class Decider:
         w = np.array([self.weights[c] for c in m.criteria])
         scores = m.values @ w if len(m.candidates) else np.zeros(0)
         front = pareto_front(m.values) if len(m.candidates) else np.zeros(0, dtype=bool)
-        order = sorted(range(len(m.candidates)), key=lambda i: (-scores[i], m.candidates[i].price or 0.0,
-                                                                 m.candidates[i].product_id))
+        order = sorted(
+            range(len(m.candidates)),
+            key=lambda i: (-scores[i], m.candidates[i].price or 0.0, m.candidates[i].product_id),
+        )
         recs = []
         for i in order[: self.config.top_k]:
             c = m.candidates[i]
             crit = {name: round(float(m.values[i, j]), 4) for j, name in enumerate(m.criteria)}
-            recs.append(Recommendation(product_id=c.product_id, title=c.title, brand=c.brand, price=c.price,
-                                       score=round(float(scores[i]), 4), criteria=crit,
-                                       pareto_optimal=bool(front[i]),
-                                       reasons=[*([f"does not meet {relaxed[c.product_id]}"] if relaxed else []),
-                                                *self._reasons(spec, c, crit, m.notes[c.product_id], m)]))
+            recs.append(
+                Recommendation(
+                    product_id=c.product_id,
+                    title=c.title,
+                    brand=c.brand,
+                    price=c.price,
+                    score=round(float(scores[i]), 4),
+                    criteria=crit,
+                    pareto_optimal=bool(front[i]),
+                    reasons=[
+                        *([f"does not meet {relaxed[c.product_id]}"] if relaxed else []),
+                        *self._reasons(spec, c, crit, m.notes[c.product_id], m),
+                    ],
+                )
+            )
         missed = sorted({why for pid, why in relaxed.items() if pid in {r.product_id for r in recs}})
         follow_up = self._follow_up(spec, recs)
         advice, source = self._advice(spec, recs, m, web, follow_up, on_token, missed)
-        return Decision(advice=advice, recommendations=recs, follow_up_question=follow_up, weights=self.weights,
-                        consistency_ratio=self.ahp.consistency_ratio, excluded=m.excluded, advice_source=source,
-                        relaxed=missed)
+        return Decision(
+            advice=advice,
+            recommendations=recs,
+            follow_up_question=follow_up,
+            weights=self.weights,
+            consistency_ratio=self.ahp.consistency_ratio,
+            excluded=m.excluded,
+            advice_source=source,
+            relaxed=missed,
+        )
 
-    def _relax(self, spec: IntentSpec, pool: list[Candidate], strict: EvaluationMatrix, web: Any,
-               user_history: Sequence[Mapping[str, Any]] | None, brand_counts: Mapping[str, int] | None
-               ) -> tuple[EvaluationMatrix, dict[str, str]]:
+    def _relax(
+        self,
+        spec: IntentSpec,
+        pool: list[Candidate],
+        strict: EvaluationMatrix,
+        web: Any,
+        user_history: Sequence[Mapping[str, Any]] | None,
+        brand_counts: Mapping[str, int] | None,
+    ) -> tuple[EvaluationMatrix, dict[str, str]]:
         """When no candidate meets every requirement: the nearest real alternatives are those that
         miss only stated attributes (never one over budget, of an excluded brand or with an
         excluded attribute), scored without those attributes; each keeps what it misses."""
         if not self.config.hard_constraints.relax_attributes or not spec.required_attributes:
             return strict, {}
-        misses = {pid: why.removeprefix("missing required ") for pid, why in strict.excluded.items()
-                  if why.startswith(_ATTRIBUTE_MISS)}
+        misses = {
+            pid: why.removeprefix("missing required ")
+            for pid, why in strict.excluded.items()
+            if why.startswith(_ATTRIBUTE_MISS)
+        }
         near = [c for c in pool if c.product_id in misses]
-        loose = self.evaluate(spec.model_copy(update={"required_attributes": {}}), near, web, user_history, brand_counts)
+        loose = self.evaluate(
+            spec.model_copy(update={"required_attributes": {}}), near, web, user_history, brand_counts
+        )
         if not loose.candidates:
             return strict, {}
         kept = {c.product_id for c in loose.candidates}
         excluded = {pid: why for pid, why in strict.excluded.items() if pid not in kept} | loose.excluded
-        return replace(loose, excluded=excluded, titles={**strict.titles, **loose.titles}), \
-            {pid: why for pid, why in misses.items() if pid in kept}
+        return replace(loose, excluded=excluded, titles={**strict.titles, **loose.titles}), {
+            pid: why for pid, why in misses.items() if pid in kept
+        }
 
-    def _reasons(self, spec: IntentSpec, c: Candidate, crit: dict[str, float], note: dict[str, Any],
-                 m: EvaluationMatrix) -> list[str]:
+    def _reasons(
+        self, spec: IntentSpec, c: Candidate, crit: dict[str, float], note: dict[str, Any], m: EvaluationMatrix
+    ) -> list[str]:
         reasons: list[tuple[float, str]] = []
         matched = note.get("matched_attributes") or []
         if matched:
             desc = ", ".join(f"{k}={spec.required_attributes[k]}" for k in matched)
             reasons.append((self.weights["functional"] * crit["functional"], f"functionality: matches {desc}"))
         elif note.get("query_overlap") is not None:
-            reasons.append((self.weights["functional"] * crit["functional"],
-                            f"functionality: {note['query_overlap']:.0%} of your request's terms appear in its description"))
+            reasons.append(
+                (
+                    self.weights["functional"] * crit["functional"],
+                    f"functionality: {note['query_overlap']:.0%} of your request's terms appear in its description",
+                )
+            )
         if c.rating:
             reasons.append((self.weights["functional"] * crit["functional"], f"rated {c.rating:.1f}/5"))
         if c.price is not None:
             if spec.budget:
-                reasons.append((self.weights["economic"] * crit["economic"],
-                                f"cost: ${c.price:.2f}, {1 - c.price / spec.budget:.0%} under your ${spec.budget:.0f} budget"))
+                reasons.append(
+                    (
+                        self.weights["economic"] * crit["economic"],
+                        f"cost: ${c.price:.2f}, {1 - c.price / spec.budget:.0%} under your ${spec.budget:.0f} budget",
+                    )
+                )
             else:
                 cheaper = sum(1 for o in m.candidates if o.price is not None and o.price > c.price)
-                reasons.append((self.weights["economic"] * crit["economic"],
-                                f"cost: ${c.price:.2f}, cheaper than {cheaper} of {len(m.candidates)} options"))
+                reasons.append(
+                    (
+                        self.weights["economic"] * crit["economic"],
+                        f"cost: ${c.price:.2f}, cheaper than {cheaper} of {len(m.candidates)} options",
+                    )
+                )
         if note.get("known_brand"):
-            reasons.append((self.weights["risk"] * crit["risk"],
-                            f"reliability: established brand {c.brand} ({note.get('brand_count')} products)"))
+            reasons.append(
+                (
+                    self.weights["risk"] * crit["risk"],
+                    f"reliability: established brand {c.brand} ({note.get('brand_count')} products)",
+                )
+            )
         if note.get("web_mentioned"):
             reasons.append((self.weights["risk"] * crit["risk"], f"reliability: {c.brand} is covered by web sources"))
         if note.get("price_outlier"):
             reasons.append((0.0, "caution: price far below similar products"))
         if note.get("preferred_brand"):
-            reasons.append((self.weights["preference"] * crit["preference"], f"preference: your preferred brand {c.brand}"))
+            reasons.append(
+                (self.weights["preference"] * crit["preference"], f"preference: your preferred brand {c.brand}")
+            )
         if note.get("history_brand"):
             reasons.append((self.weights["preference"] * crit["preference"], f"preference: you chose {c.brand} before"))
         caution = [r for r in reasons if r[1].startswith("caution")]
@@ -562,15 +648,20 @@ class Decider:
             return "Do you have a preferred brand?"
         return f"Would you like to see accessories that go with {recs[0].title}?"
 
-    def _template_advice(self, spec: IntentSpec, recs: list[Recommendation], m: EvaluationMatrix, follow_up: str) -> str:
+    def _template_advice(
+        self, spec: IntentSpec, recs: list[Recommendation], m: EvaluationMatrix, follow_up: str
+    ) -> str:
         if not recs:
             n = len(m.excluded)
-            text = (f"I could not find a product that meets all your requirements ({n} candidates were ruled out, "
-                    f"e.g. {next(iter(m.excluded.values()), 'no candidates')}).")
+            text = (
+                f"I could not find a product that meets all your requirements ({n} candidates were ruled out, "
+                f"e.g. {next(iter(m.excluded.values()), 'no candidates')})."
+            )
             # The nearest real alternative: the best-ranked candidate that only misses a stated
             # attribute (never one over budget or of an excluded brand).
-            near = next(((pid, why) for pid, why in m.excluded.items()
-                         if why.startswith(("missing required", "unknown"))), None)
+            near = next(
+                ((pid, why) for pid, why in m.excluded.items() if why.startswith(("missing required", "unknown"))), None
+            )
             if near is not None:
                 text += f" The closest match is {m.titles.get(near[0], near[0])}, but it has {near[1]}."
             return f"{text} {follow_up}"
@@ -579,28 +670,52 @@ class Decider:
         lines = [f"My recommendation: {top.title}{price}. " + "; ".join(top.reasons[:2]) + "."]
         for alt in recs[1:]:
             alt_price = f" (${alt.price:.2f})" if alt.price is not None else ""
-            lines.append(f"Alternative: {alt.title}{alt_price}: {alt.reasons[0] if alt.reasons else 'also a good fit'}.")
+            lines.append(
+                f"Alternative: {alt.title}{alt_price}: {alt.reasons[0] if alt.reasons else 'also a good fit'}."
+            )
         lines.append(follow_up)
         return "\n".join(lines)
 
-    def _advice(self, spec: IntentSpec, recs: list[Recommendation], m: EvaluationMatrix, web: Any,
-                follow_up: str, on_token: Callable[[str], None] | None,
-                missed: Sequence[str] = ()) -> tuple[str, Literal["llm", "template"]]:
+    def _advice(
+        self,
+        spec: IntentSpec,
+        recs: list[Recommendation],
+        m: EvaluationMatrix,
+        web: Any,
+        follow_up: str,
+        on_token: Callable[[str], None] | None,
+        missed: Sequence[str] = (),
+    ) -> tuple[str, Literal["llm", "template"]]:
         # relaxed recommendations: say plainly, before anything else, what none of them meets
-        notice = (f"Nothing meets every requirement (none has {'; '.join(missed)}); "
-                  "these are the closest real alternatives.\n") if missed else ""
+        notice = (
+            (
+                f"Nothing meets every requirement (none has {'; '.join(missed)}); "
+                "these are the closest real alternatives.\n"
+            )
+            if missed
+            else ""
+        )
         if notice and on_token:
             on_token(notice)
         if self.llm is not None and recs:
             summary = web.summary if isinstance(web, WebSearchResult) else ""
-            table = "\n".join(f"- {r.title} | ${r.price if r.price is not None else '?'} | score {r.score:.2f} | "
-                              + "; ".join(r.reasons) for r in recs)
+            table = "\n".join(
+                f"- {r.title} | ${r.price if r.price is not None else '?'} | score {r.score:.2f} | "
+                + "; ".join(r.reasons)
+                for r in recs
+            )
             messages = [
-                {"role": "system", "content": "You are a shopping advisor. Using only the analysed options below, write "
-                 "short purchasing advice: recommend the first option, explain why (function, cost, reliability), "
-                 "mention alternatives. Do not invent products or prices."},
-                {"role": "user", "content": f"Request: {spec.query}\nOptions (best first):\n{table}\n"
-                 f"Web findings: {summary or 'none'}"},
+                {
+                    "role": "system",
+                    "content": "You are a shopping advisor. Using only the analysed options below, write "
+                    "short purchasing advice: recommend the first option, explain why (function, cost, reliability), "
+                    "mention alternatives. Do not invent products or prices.",
+                },
+                {
+                    "role": "user",
+                    "content": f"Request: {spec.query}\nOptions (best first):\n{table}\n"
+                    f"Web findings: {summary or 'none'}",
+                },
             ]
             parts: list[str] = []
             try:
@@ -622,8 +737,9 @@ class Decider:
         return notice + text, "template"
 
     # ------------------------------------------------------------------ self-adaptation (3.7)
-    def self_evaluate(self, decision: Decision, clicked: Iterable[str] = (), purchased: Iterable[str] = (),
-                      new_need: bool = False) -> FeedbackSignal:
+    def self_evaluate(
+        self, decision: Decision, clicked: Iterable[str] = (), purchased: Iterable[str] = (), new_need: bool = False
+    ) -> FeedbackSignal:
         """Score the decision by the user's immediate feedback on the recommended products; a low
         score or a new need asks the Leader to re-plan."""
         fb = self.config.feedback
@@ -644,7 +760,13 @@ class Decider:
         if signal.satisfaction < self.config.feedback.store_experience_at:
             return False
         spec = IntentSpec.from_intent(intent)
-        memory.record_experience(spec.query_type, {"intent": spec.model_dump(mode="json"),
-                                                   "recommended": [r.product_id for r in decision.recommendations],
-                                                   "weights": decision.weights}, signal.satisfaction)
+        memory.record_experience(
+            spec.query_type,
+            {
+                "intent": spec.model_dump(mode="json"),
+                "recommended": [r.product_id for r in decision.recommendations],
+                "weights": decision.weights,
+            },
+            signal.satisfaction,
+        )
         return True

@@ -27,13 +27,16 @@ from rl_shop.agents.slot_parser import (  # noqa: F401  (re-exported: the parser
 )
 from rl_shop.sim.slots import QA_FIELDS, QUERY_TYPES, SLOTS
 
-
-_VAGUE_RE = re.compile(r"\b(something|anything|ideas?|stuff|not sure what|suggest\w*|some kind of|nice|recommend\w*)\b", re.I)
+_VAGUE_RE = re.compile(
+    r"\b(something|anything|ideas?|stuff|not sure what|suggest\w*|some kind of|nice|recommend\w*)\b", re.I
+)
 _QUESTION_RE = re.compile(r"^\s*(what|which|how|is|are|does|do|can|should|will|why|when)\b|\?\s*$", re.I)
 # The simulator's request opener "can you find me ..." (configs/sim/lexicon.yaml) is a request,
 # not a question, unless it ends with "?".
 _REQUEST_RE = re.compile(r"^\s*(?:can|could|would) you (?:please )?(?:find|get|show|buy|pick)\b(?!.*\?\s*$)", re.I)
-_COMPARE_RE = re.compile(r"\b(vs\.?|versus|compare|comparison|which is better|better:|or the|difference between)\b", re.I)
+_COMPARE_RE = re.compile(
+    r"\b(vs\.?|versus|compare|comparison|which is better|better:|or the|difference between)\b", re.I
+)
 _QA_FIELD_WORDS: dict[str, tuple[str, ...]] = {
     "price": ("how much does", "how much is", "price of", "cost", "what does"),
     "brand": ("who makes", "what brand", "which brand", "made by"),
@@ -42,8 +45,11 @@ _QA_FIELD_WORDS: dict[str, tuple[str, ...]] = {
     "colour": ("what colour", "what color", "which colour", "which color", "colour is", "color is"),
     "connectivity": ("connect", "connectivity", "ports", "bluetooth", "wireless"),
 }
-_PERSONA_RE = re.compile(r"\bfor (?:my|a|an|our)\s+(dad|father|mom|mother|wife|husband|son|daughter|kid|kids|"
-                         r"child|friend|boss|grandma|grandpa|teen|student|colleague)\b", re.I)
+_PERSONA_RE = re.compile(
+    r"\bfor (?:my|a|an|our)\s+(dad|father|mom|mother|wife|husband|son|daughter|kid|kids|"
+    r"child|friend|boss|grandma|grandpa|teen|student|colleague)\b",
+    re.I,
+)
 
 
 # ------------------------------------------------------------------------------------------ parse
@@ -94,11 +100,14 @@ class ParsedDemand(BaseModel):
     def known_slots(self) -> list[str]:
         """Slots with a value on record, in ``SLOTS`` order."""
         have = {
-            "category": self.category is not None, "budget": self.budget is not None,
-            "brand": bool(self.preferred_brands or self.excluded_brands), "colour": self.colour is not None,
+            "category": self.category is not None,
+            "budget": self.budget is not None,
+            "brand": bool(self.preferred_brands or self.excluded_brands),
+            "colour": self.colour is not None,
             "capacity": self.min_capacity_gb is not None,
             "size": self.min_size_in is not None or self.max_size_in is not None,
-            "connectivity": bool(self.connectivity), "features": bool(self.features or self.excluded_features),
+            "connectivity": bool(self.connectivity),
+            "features": bool(self.features or self.excluded_features),
             "use_case": self.use_case is not None,
         }
         return [s for s in SLOTS if have[s]]
@@ -108,12 +117,18 @@ def _targets(text: str, query_type_hint: str) -> list[str]:
     """Product names in a comparison ("A vs B", "should i buy A, B or C?") or a product question."""
     body = text.strip().rstrip("?").strip()
     if query_type_hint == "comparison":
-        body = re.sub(r"(?i)^(should i (?:buy|get)|which is better[:,]?|compare|which should i (?:buy|get)[:,]?|"
-                      r"what'?s the difference between|what is the difference between)\s*", "", body)
+        body = re.sub(
+            r"(?i)^(should i (?:buy|get)|which is better[:,]?|compare|which should i (?:buy|get)[:,]?|"
+            r"what'?s the difference between|what is the difference between)\s*",
+            "",
+            body,
+        )
         body = re.sub(r"(?i)[,]?\s*which is better$|[,]?\s*which one\??$", "", body)
         parts = re.split(r"(?i)\s+vs\.?\s+|\s+versus\s+|\s+or\s+|,\s*(?:and\s+)?|\s+and\s+", body)
         return [p.strip(" ,.") for p in parts if len(p.strip(" ,.")) >= 3]
-    m = re.search(r"(?i)\b(?:the|this|of)\s+(.+?)(?:\s+(?:have|has|come in|cost|support|in inches|weigh|made)\b.*)?$", body)
+    m = re.search(
+        r"(?i)\b(?:the|this|of)\s+(.+?)(?:\s+(?:have|has|come in|cost|support|in inches|weigh|made)\b.*)?$", body
+    )
     if m:
         return [m.group(1).strip(" ,.")]
     return []
@@ -138,8 +153,20 @@ def rule_parse(text: str, vocab: CatalogVocab, residual: float = 0.1) -> ParsedD
     slots = extract_slots(text, vocab)
     low = text.lower()
     is_question = bool(_QUESTION_RE.search(text)) and not _REQUEST_RE.match(text)
-    n_constraints = sum(1 for k in ("budget", "preferred_brands", "colour", "min_capacity_gb", "min_size_in",
-                                    "max_size_in", "connectivity", "features") if slots.get(k))
+    n_constraints = sum(
+        1
+        for k in (
+            "budget",
+            "preferred_brands",
+            "colour",
+            "min_capacity_gb",
+            "min_size_in",
+            "max_size_in",
+            "connectivity",
+            "features",
+        )
+        if slots.get(k)
+    )
     negation = bool(slots.get("excluded_brands") or slots.get("excluded_features"))
     qa_field = _qa_field(text)
     targets: list[str] = []
@@ -149,8 +176,13 @@ def rule_parse(text: str, vocab: CatalogVocab, residual: float = 0.1) -> ParsedD
         if len(targets) < 2:
             qtype = "general_qa" if is_question else "simple"
             targets = []
-    elif is_question and qa_field and (targets := _targets(text, "product_qa")) \
-            and vocab.find_category(targets[0])[0] != targets[0].lower() and len(targets[0].split()) >= 2:
+    elif (
+        is_question
+        and qa_field
+        and (targets := _targets(text, "product_qa"))
+        and vocab.find_category(targets[0])[0] != targets[0].lower()
+        and len(targets[0].split()) >= 2
+    ):
         qtype = "product_qa"
     elif is_question and slots.get("category") and not slots.get("use_case"):
         qtype = "general_qa"
@@ -169,8 +201,15 @@ def rule_parse(text: str, vocab: CatalogVocab, residual: float = 0.1) -> ParsedD
     dist = {t: residual / len(QUERY_TYPES) for t in QUERY_TYPES}
     dist[qtype] += 1.0 - residual
     stated = list(ParsedDemand(query=query, type_distribution=dist, **slots).known_slots())
-    return ParsedDemand(query=query, type_distribution=dist, targets=targets, qa_field=qa_field,
-                        stated=stated, sources={s: "rules" for s in stated}, **slots)
+    return ParsedDemand(
+        query=query,
+        type_distribution=dist,
+        targets=targets,
+        qa_field=qa_field,
+        stated=stated,
+        sources={s: "rules" for s in stated},
+        **slots,
+    )
 
 
 def enrich(rules: ParsedDemand, reading: Any, vocab: CatalogVocab) -> ParsedDemand:
@@ -206,8 +245,9 @@ def enrich(rules: ParsedDemand, reading: Any, vocab: CatalogVocab) -> ParsedDema
 class IntentGuess(BaseModel):
     """One hypothesis of the multi-intent distribution."""
 
-    type: Literal["simple", "reasoning", "multi_constraint", "negation", "ambiguous", "product_qa",
-                  "comparison", "general_qa"]
+    type: Literal[
+        "simple", "reasoning", "multi_constraint", "negation", "ambiguous", "product_qa", "comparison", "general_qa"
+    ]
     confidence: float = Field(ge=0.0, le=1.0)
 
 
@@ -229,11 +269,15 @@ class DemandParse(BaseModel):
 def demand_messages(text: str) -> list[dict[str, str]]:
     """The prompt of the LLM demand-reasoning call."""
     return [
-        {"role": "system", "content": (
-            "You analyse shopping requests. Give up to 2 possible request types with confidences "
-            "(simple, reasoning, multi_constraint, negation, ambiguous, product_qa, comparison, general_qa), "
-            "the product category, the maximum budget in USD, wanted brands, excluded brands and required features. "
-            "Use null or [] when the request does not say.")},
+        {
+            "role": "system",
+            "content": (
+                "You analyse shopping requests. Give up to 2 possible request types with confidences "
+                "(simple, reasoning, multi_constraint, negation, ambiguous, product_qa, comparison, general_qa), "
+                "the product category, the maximum budget in USD, wanted brands, excluded brands and required features. "
+                "Use null or [] when the request does not say."
+            ),
+        },
         {"role": "user", "content": f"Request: {text}"},
     ]
 
@@ -249,7 +293,9 @@ def validate_llm_parse(parse: DemandParse, text: str, vocab: CatalogVocab) -> tu
     notes: list[str] = []
     if parse.category:
         cat = parse.category.strip().lower()
-        if cat in vocab.category_set and (_word_re(cat).search(low) or (cat.endswith("s") and _word_re(cat[:-1]).search(low))):
+        if cat in vocab.category_set and (
+            _word_re(cat).search(low) or (cat.endswith("s") and _word_re(cat[:-1]).search(low))
+        ):
             accepted["category"] = cat
         else:
             notes.append(f"category {parse.category!r} not a catalog category named in the text")
@@ -292,16 +338,18 @@ def llm_distribution(parse: DemandParse) -> dict[str, float] | None:
     return {t: v / total for t, v in conf.items()}
 
 
-def merge(rules: ParsedDemand, llm_values: dict[str, Any], llm_dist: dict[str, float] | None,
-          llm_weight: float) -> ParsedDemand:
+def merge(
+    rules: ParsedDemand, llm_values: dict[str, Any], llm_dist: dict[str, float] | None, llm_weight: float
+) -> ParsedDemand:
     """Mix the type distributions (``llm_weight`` on the LLM's) and fill slots the rules left empty
     with validated LLM values; a rule value is never overwritten (and an LLM brand the rules read
     as excluded cannot become preferred)."""
     data = rules.model_dump()
     if llm_dist is not None:
         w = float(np.clip(llm_weight, 0.0, 1.0))
-        data["type_distribution"] = {t: (1 - w) * rules.type_distribution.get(t, 0.0) + w * llm_dist.get(t, 0.0)
-                                     for t in QUERY_TYPES}
+        data["type_distribution"] = {
+            t: (1 - w) * rules.type_distribution.get(t, 0.0) + w * llm_dist.get(t, 0.0) for t in QUERY_TYPES
+        }
     sources = dict(rules.sources)
     for key, value in llm_values.items():
         if key == "preferred_brands":
@@ -313,4 +361,3 @@ def merge(rules: ParsedDemand, llm_values: dict[str, Any], llm_dist: dict[str, f
     merged = ParsedDemand.model_validate(data)
     merged.stated = merged.known_slots()
     return merged
-

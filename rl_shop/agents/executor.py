@@ -16,8 +16,9 @@ from __future__ import annotations
 import asyncio
 import inspect
 import time
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, Mapping
+from typing import Any
 
 from rl_shop.agents.memory import Memory
 from rl_shop.agents.types import Plan, Task, TaskState, TaskType
@@ -63,9 +64,16 @@ class ExecutionReport:
 class DAGExecutor:
     """Run a :class:`Plan` with one handler per atomic task type."""
 
-    def __init__(self, handlers: Mapping[TaskType | str, Handler], memory: Memory | None = None,
-                 max_concurrency: int = 8, trigger: Trigger | None = None, poll_interval_s: float = 0.01,
-                 allow_partial_decision: bool = True, trigger_timeout_s: float | None = 30.0) -> None:
+    def __init__(
+        self,
+        handlers: Mapping[TaskType | str, Handler],
+        memory: Memory | None = None,
+        max_concurrency: int = 8,
+        trigger: Trigger | None = None,
+        poll_interval_s: float = 0.01,
+        allow_partial_decision: bool = True,
+        trigger_timeout_s: float | None = 30.0,
+    ) -> None:
         if max_concurrency < 1:
             raise ValueError(f"max_concurrency must be >= 1, got {max_concurrency}")
         self.handlers = {TaskType(k): v for k, v in handlers.items()}
@@ -86,13 +94,17 @@ class DAGExecutor:
         partial inputs when ``allow_partial_decision`` and at least one input succeeded)."""
         missing = {t.type for t in plan.tasks} - set(self.handlers)
         if missing:
-            raise ValueError(f"no handler for task types {sorted(m.value for m in missing)}; "
-                             f"register one per type in DAGExecutor(handlers=...)")
+            raise ValueError(
+                f"no handler for task types {sorted(m.value for m in missing)}; "
+                f"register one per type in DAGExecutor(handlers=...)"
+            )
         tasks = {t.task_id: t for t in plan.tasks}
         unknown = sorted({d for t in plan.tasks for d in t.depends_on if d not in tasks})
         if unknown or len(tasks) != len(plan.tasks):
-            raise ValueError(f"plan is not executable: unknown dependencies {unknown} or duplicate task ids; "
-                             f"check it with rl_shop.agents.planner.validate_plan first")
+            raise ValueError(
+                f"plan is not executable: unknown dependencies {unknown} or duplicate task ids; "
+                f"check it with rl_shop.agents.planner.validate_plan first"
+            )
         states = {tid: TaskState(session_id=session_id, task_id=tid) for tid in tasks}
         for s in states.values():
             self._store(s)
@@ -139,18 +151,28 @@ class DAGExecutor:
                         states[tid].status, states[tid].error = "skipped", f"dependencies failed: {bad}"
                         self._store(states[tid])
                         changed = True
-            ready = [tid for tid, s in states.items() if s.status == "pending"
-                     and all(states[d].status in ("done", "failed", "skipped") for d in tasks[tid].depends_on)
-                     and tid not in running]
+            ready = [
+                tid
+                for tid, s in states.items()
+                if s.status == "pending"
+                and all(states[d].status in ("done", "failed", "skipped") for d in tasks[tid].depends_on)
+                and tid not in running
+            ]
             ready.sort(key=lambda tid: -tasks[tid].priority)
             if ready:
                 view = SchedulerView(
-                    elapsed_s=time.perf_counter() - t0, ready=ready, running=sorted(running),
+                    elapsed_s=time.perf_counter() - t0,
+                    ready=ready,
+                    running=sorted(running),
                     done=sorted(k for k, s in states.items() if s.status == "done"),
                     failed=sorted(k for k, s in states.items() if s.status == "failed"),
-                    n_dispatches=len(dispatch_times))
-                stalled = (self.trigger_timeout_s is not None and not running
-                           and view.elapsed_s - last_event >= self.trigger_timeout_s)
+                    n_dispatches=len(dispatch_times),
+                )
+                stalled = (
+                    self.trigger_timeout_s is not None
+                    and not running
+                    and view.elapsed_s - last_event >= self.trigger_timeout_s
+                )
                 if self.trigger is None or self.trigger(view) or stalled:
                     dispatch_times.append(view.elapsed_s)
                     last_event = view.elapsed_s
@@ -163,8 +185,11 @@ class DAGExecutor:
                     await asyncio.sleep(self.poll_interval_s)
                     continue
                 break
-            done, _ = await asyncio.wait(list(running.values()), timeout=self.poll_interval_s if (ready and self.trigger)
-                                         else None, return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait(
+                list(running.values()),
+                timeout=self.poll_interval_s if (ready and self.trigger) else None,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
             for tid in [k for k, fut in running.items() if fut in done]:
                 running.pop(tid).result()
                 last_event = time.perf_counter() - t0
@@ -172,8 +197,9 @@ class DAGExecutor:
             if state.status == "pending":  # only possible on a cyclic graph
                 state.status, state.error = "skipped", "never became ready (dependency cycle)"
                 self._store(state)
-        return ExecutionReport(outputs=outputs, states=states, wall_s=time.perf_counter() - t0,
-                               dispatch_times=dispatch_times)
+        return ExecutionReport(
+            outputs=outputs, states=states, wall_s=time.perf_counter() - t0, dispatch_times=dispatch_times
+        )
 
     def _may_run_partial(self, task: Task, deps: list[str], states: dict[str, TaskState]) -> bool:
         if not (self.allow_partial_decision and task.type == TaskType.DECISION):
@@ -190,5 +216,9 @@ class DAGExecutor:
         try:
             self.memory.append_output(task.type.value, session_id, result, task_id=task.task_id)  # type: ignore[union-attr]
         except ValueError:
-            self.memory.append_output(task.type.value, session_id,  # type: ignore[union-attr]
-                                      {"repr": repr(result)[:2000]}, task_id=task.task_id)
+            self.memory.append_output(
+                task.type.value,
+                session_id,  # type: ignore[union-attr]
+                {"repr": repr(result)[:2000]},
+                task_id=task.task_id,
+            )

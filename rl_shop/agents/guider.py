@@ -14,9 +14,10 @@ rules, so a hallucinated value never becomes a constraint.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Literal, Mapping
+from typing import Any, Literal
 
 import numpy as np
 import yaml
@@ -40,8 +41,8 @@ class GuiderConfig(BaseModel):
     """``configs/agents/guider.yaml``."""
 
     max_questions: int = Field(default=3, ge=0)
-    max_rounds: int | None = None          # featurizer's rounds scale; null = Clarify-v0 max_rounds
-    threshold: float | None = None         # AskUntilConfident; null = configs/env/clarify.yaml heuristic
+    max_rounds: int | None = None  # featurizer's rounds scale; null = Clarify-v0 max_rounds
+    threshold: float | None = None  # AskUntilConfident; null = configs/env/clarify.yaml heuristic
     max_leave_risk: float | None = None
     prior_intents: int = Field(default=300, ge=10)
     prior_seed: int = 0
@@ -140,10 +141,17 @@ def estimate_priors(catalog: Any, n: int, seed: int) -> ClarifyPriors:
 class Guider:
     """Choose clarifying questions with a policy, word them with the LLM, parse the answers."""
 
-    def __init__(self, catalog: Any, vocab: CatalogVocab, config: GuiderConfig | Mapping[str, Any],
-                 llm: Any | None = None, policy: Any | None = None) -> None:
-        self.config = config if isinstance(config, GuiderConfig) else validate_config(
-            GuiderConfig, dict(config), "agents/guider")
+    def __init__(
+        self,
+        catalog: Any,
+        vocab: CatalogVocab,
+        config: GuiderConfig | Mapping[str, Any],
+        llm: Any | None = None,
+        policy: Any | None = None,
+    ) -> None:
+        self.config = (
+            config if isinstance(config, GuiderConfig) else validate_config(GuiderConfig, dict(config), "agents/guider")
+        )
         env = clarify_env_defaults()
         self.max_rounds = int(self.config.max_rounds or env["max_rounds"])
         self.catalog = catalog
@@ -154,14 +162,18 @@ class Guider:
         if policy is None and self.config.policy_dir:
             from rl_shop.policies.loader import load_policy
 
-            policy = load_policy(self.config.policy_dir, expect_env_id=CLARIFY_ENV_ID,
-                                 expect_action_names=CLARIFY_ACTIONS)
+            policy = load_policy(
+                self.config.policy_dir, expect_env_id=CLARIFY_ENV_ID, expect_action_names=CLARIFY_ACTIONS
+            )
         if policy is None:
             priors = estimate_priors(catalog, self.config.prior_intents, self.config.prior_seed)
-            policy = AskUntilConfident(threshold=float(self.config.threshold or env.get("threshold", 0.5)),
-                                       log2_catalog_size=float(np.log2(self.arr.n)), priors=priors,
-                                       max_leave_risk=float(self.config.max_leave_risk or env.get("max_leave_risk", 1.0)),
-                                       max_rounds=self.max_rounds)
+            policy = AskUntilConfident(
+                threshold=float(self.config.threshold or env.get("threshold", 0.5)),
+                log2_catalog_size=float(np.log2(self.arr.n)),
+                priors=priors,
+                max_leave_risk=float(self.config.max_leave_risk or env.get("max_leave_risk", 1.0)),
+                max_rounds=self.max_rounds,
+            )
         self.policy = policy
         self.policy_kind = "learned" if hasattr(policy, "card") else "heuristic"
 
@@ -169,13 +181,20 @@ class Guider:
     def n_candidates(self, d: ParsedDemand) -> int:
         """Catalog products consistent with what is known (the featurizer's |C|)."""
         try:
-            probe = Intent(query_type=d.query_type, category=d.category or "", budget=d.budget,
-                           preferred_brands=tuple(d.preferred_brands),
-                           excluded_brands=tuple(b for b in d.excluded_brands if b not in d.preferred_brands),
-                           colour=d.colour, min_capacity_gb=d.min_capacity_gb, min_size_in=d.min_size_in,
-                           max_size_in=d.max_size_in if (d.max_size_in or 0) > 0 else None,
-                           connectivity=tuple(d.connectivity), features=tuple(d.features),
-                           use_case_categories=tuple(d.use_case_categories))
+            probe = Intent(
+                query_type=d.query_type,
+                category=d.category or "",
+                budget=d.budget,
+                preferred_brands=tuple(d.preferred_brands),
+                excluded_brands=tuple(b for b in d.excluded_brands if b not in d.preferred_brands),
+                colour=d.colour,
+                min_capacity_gb=d.min_capacity_gb,
+                min_size_in=d.min_size_in,
+                max_size_in=d.max_size_in if (d.max_size_in or 0) > 0 else None,
+                connectivity=tuple(d.connectivity),
+                features=tuple(d.features),
+                use_case_categories=tuple(d.use_case_categories),
+            )
         except ValueError:
             return self.arr.n
         if probe.category and probe.category not in self.arr.categories:
@@ -185,9 +204,16 @@ class Guider:
     def observation(self, d: ParsedDemand, t: DialogueTracker) -> np.ndarray:
         """The Clarify-v0 observation of the current dialogue (shared featurizer)."""
         state = DialogueState.from_slots(
-            d.query_type, known=d.known_slots(), no_preference=t.no_preference, dont_know=t.dont_know,
-            asked=t.asked, rounds=min(t.rounds, self.max_rounds), max_rounds=self.max_rounds,
-            n_candidates=self.n_candidates(d), catalog_size=self.arr.n)
+            d.query_type,
+            known=d.known_slots(),
+            no_preference=t.no_preference,
+            dont_know=t.dont_know,
+            asked=t.asked,
+            rounds=min(t.rounds, self.max_rounds),
+            max_rounds=self.max_rounds,
+            n_candidates=self.n_candidates(d),
+            catalog_size=self.arr.n,
+        )
         return featurize(state)
 
     def action_mask(self, d: ParsedDemand, t: DialogueTracker) -> np.ndarray:
@@ -240,19 +266,31 @@ class Guider:
         fallback = self.template(slot, d)
         if self.llm is None or not self.config.question_llm:
             return fallback, "template"
-        messages = [{"role": "system", "content": "You are a shopping assistant. Ask the shopper ONE short question."},
-                    {"role": "user", "content": f"The shopper wrote: \"{d.query}\". Ask about their {slot.replace('_', ' ')}"
-                     f" (for example: {fallback})"}]
+        messages = [
+            {"role": "system", "content": "You are a shopping assistant. Ask the shopper ONE short question."},
+            {
+                "role": "user",
+                "content": f'The shopper wrote: "{d.query}". Ask about their {slot.replace("_", " ")}'
+                f" (for example: {fallback})",
+            },
+        ]
         try:
             text = self.llm.chat(messages, max_tokens=self.config.question_max_tokens).text
         except Exception:  # noqa: BLE001 - the template keeps the dialogue going
             text = ""
         text = " ".join(str(text).split())
         q = text[: text.find("?") + 1] if "?" in text else ""
-        keyword = {"use_case": "use", "capacity": "storage|capacity|gb|tb", "size": "size|inch|big",
-                   "features": "feature", "connectivity": "connect|bluetooth|wireless|usb|port",
-                   "colour": "colou?r", "budget": "budget|spend|price|\\$|much", "brand": "brand",
-                   "category": "what|which|kind|type|looking"}.get(slot, slot)
+        keyword = {
+            "use_case": "use",
+            "capacity": "storage|capacity|gb|tb",
+            "size": "size|inch|big",
+            "features": "feature",
+            "connectivity": "connect|bluetooth|wireless|usb|port",
+            "colour": "colou?r",
+            "budget": "budget|spend|price|\\$|much",
+            "brand": "brand",
+            "category": "what|which|kind|type|looking",
+        }.get(slot, slot)
         if 8 <= len(q) <= self.config.question_max_chars and re.search(keyword, q, re.I):
             return q, "llm"
         self.llm_rejections += 1
@@ -266,12 +304,15 @@ class Guider:
         mode = self.config.answer_llm
         # parse_slot_answer reports "dont_know" both when the shopper says so and when nothing in
         # the reply is usable; only the second case is worth an LLM reading in "fallback" mode.
-        rules_found_nothing = status == "dont_know" and not re.search(r"not sure|no idea|don'?t know|dunno|no clue",
-                                                                        text, re.I)
+        rules_found_nothing = status == "dont_know" and not re.search(
+            r"not sure|no idea|don'?t know|dunno|no clue", text, re.I
+        )
         if self.llm is None or mode == "never" or (mode == "fallback" and not rules_found_nothing):
             return status, values, "rules"
-        messages = [{"role": "system", "content": "Read the shopper's reply to a question."},
-                    {"role": "user", "content": f"Question about: {slot}. Reply: \"{text}\". Give the status and the value."}]
+        messages = [
+            {"role": "system", "content": "Read the shopper's reply to a question."},
+            {"role": "user", "content": f'Question about: {slot}. Reply: "{text}". Give the status and the value.'},
+        ]
         try:
             res = self.llm.structured(messages, SlotAnswerParse, max_tokens=self.config.answer_max_tokens)
         except Exception:  # noqa: BLE001
@@ -285,7 +326,9 @@ class Guider:
         # The LLM's value must survive the same vocabulary check as the text itself.
         checked = extract_slots(parsed.value, self.vocab, only=slot)
         if slot == "budget" and "budget" not in checked and re.fullmatch(r"\$?\d+(\.\d+)?", parsed.value.strip()):
-            checked = {"budget": float(parsed.value.strip().lstrip("$"))} if parsed.value.strip().lstrip("$") in text else {}
+            checked = (
+                {"budget": float(parsed.value.strip().lstrip("$"))} if parsed.value.strip().lstrip("$") in text else {}
+            )
         if checked:
             return "value", {**values, **checked}, "llm"
         self.llm_rejections += 1

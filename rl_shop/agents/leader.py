@@ -16,9 +16,11 @@ Eq. 2 reflection with re-planning.
 
 from __future__ import annotations
 
+import contextlib
 import re
+from collections.abc import Callable, Mapping
 from datetime import date
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import numpy as np
 from pydantic import BaseModel, Field
@@ -54,8 +56,8 @@ COLLABORATE_ENV_ID = "rl_shop/Collaborate-v0"
 
 class CollaborationConfig(BaseModel):
     policy_dir: str | None = None
-    max_steps: int = Field(default=8, ge=1)     # Collaborate-v0 max_steps (the observation's scale)
-    max_clarify: int = Field(default=2, ge=0)   # Collaborate-v0 max_clarify
+    max_steps: int = Field(default=8, ge=1)  # Collaborate-v0 max_steps (the observation's scale)
+    max_clarify: int = Field(default=2, ge=0)  # Collaborate-v0 max_clarify
 
 
 class LeaderConfig(BaseModel):
@@ -65,8 +67,9 @@ class LeaderConfig(BaseModel):
     reasoning_max_tokens: int = Field(default=48, ge=8)
     llm_type_weight: float = Field(default=0.3, ge=0.0, le=1.0)
     rule_residual: float = Field(default=0.1, ge=0.0, lt=1.0)
-    clarify_types: list[str] = Field(default_factory=lambda: ["simple", "reasoning", "multi_constraint",
-                                                              "negation", "ambiguous"])
+    clarify_types: list[str] = Field(
+        default_factory=lambda: ["simple", "reasoning", "multi_constraint", "negation", "ambiguous"]
+    )
     collaboration: CollaborationConfig = CollaborationConfig()
     max_concurrency: int = Field(default=8, ge=1)
     trigger_timeout_s: float = Field(default=30.0, gt=0)
@@ -75,17 +78,28 @@ class LeaderConfig(BaseModel):
     reflection: ReflectionConfig = ReflectionConfig()
     time_sensitive_pattern: str = r"\b(latest|newest|new release|this year|right now|currently|today|2024|2025)\b"
     price_sensitive_pattern: str = r"\b(cheap|cheapest|affordable|budget|inexpensive|deal|value for money)\b"
-    web_reference_date: date | None = None   # freshness reference of Eq. 4 (null = today)
+    web_reference_date: date | None = None  # freshness reference of Eq. 4 (null = today)
 
 
 class Leader:
     """Orchestrates one request over the other agents (all injected)."""
 
-    def __init__(self, config: LeaderConfig, vocab: CatalogVocab, planner: Planner, guider: Guider,
-                 product_search: ProductSearchAgent, websearch: Any, decider: Decider, memory: Memory,
-                 llm: Any | None = None, collaboration_policy: Any | None = None,
-                 schedule_policy: Any | None = None, schedule_grid: tuple = (),
-                 understander: Any | None = None) -> None:
+    def __init__(
+        self,
+        config: LeaderConfig,
+        vocab: CatalogVocab,
+        planner: Planner,
+        guider: Guider,
+        product_search: ProductSearchAgent,
+        websearch: Any,
+        decider: Decider,
+        memory: Memory,
+        llm: Any | None = None,
+        collaboration_policy: Any | None = None,
+        schedule_policy: Any | None = None,
+        schedule_grid: tuple = (),
+        understander: Any | None = None,
+    ) -> None:
         self.config = config
         self.understander = understander  # open-world reading (rl_shop.agents.understanding); None: rules only
         self.vocab = vocab
@@ -109,8 +123,12 @@ class Leader:
         if self.understander is not None:
             reading = self.understander.parse(query)
             rules = enrich(rules, reading, self.vocab)
-            detail["understanding"] = {"product_type": reading.product_type, "in_catalog": reading.in_catalog,
-                                       "budget_max": reading.budget_max, "exclusions": reading.exclusions}
+            detail["understanding"] = {
+                "product_type": reading.product_type,
+                "in_catalog": reading.in_catalog,
+                "budget_max": reading.budget_max,
+                "exclusions": reading.exclusions,
+            }
         if self.llm is None or not self.config.use_llm_reasoning:
             detail["mode"] = "rules-only (no LLM)"
             return rules, detail
@@ -130,9 +148,13 @@ class Leader:
         merged = merge(rules, accepted, dist, self.config.llm_type_weight)
         if not accepted and merged.query_type == rules.query_type:
             note_discarded(self.llm)  # no slot survived the catalog checks, the type is unchanged
-        detail.update(mode="llm+rules" + (" (LLM JSON rescued by the fallback parser)" if res.used_fallback else ""),
-                      llm_distribution={k: round(v, 3) for k, v in (dist or {}).items() if v},
-                      llm_accepted=accepted, llm_rejected=notes, cached=bool(res.cached))
+        detail.update(
+            mode="llm+rules" + (" (LLM JSON rescued by the fallback parser)" if res.used_fallback else ""),
+            llm_distribution={k: round(v, 3) for k, v in (dist or {}).items() if v},
+            llm_accepted=accepted,
+            llm_rejected=notes,
+            cached=bool(res.cached),
+        )
         return merged, detail
 
     def to_intent(self, d: ParsedDemand, user_id: str | None = None) -> IntentSpec:
@@ -165,36 +187,62 @@ class Leader:
         # Values the shopper gave in answers are not in the request text: add them to the search
         # text ("any ideas for electronics stuff?" + "headphones") so retrieval ranks by them too.
         answered = {s for s, src in d.sources.items() if src == "answer"}
-        words = ([d.category] if "category" in answered and d.category else []) \
-            + ([d.colour] if "colour" in answered and d.colour else []) \
-            + (list(d.preferred_brands) if "brand" in answered else []) \
-            + (list(d.connectivity) if "connectivity" in answered else []) \
-            + (list(d.features) if "features" in answered else []) \
+        words = (
+            ([d.category] if "category" in answered and d.category else [])
+            + ([d.colour] if "colour" in answered and d.colour else [])
+            + (list(d.preferred_brands) if "brand" in answered else [])
+            + (list(d.connectivity) if "connectivity" in answered else [])
+            + (list(d.features) if "features" in answered else [])
             + ([d.use_case] if "use_case" in answered and d.use_case else [])
+        )
         query = " ".join([d.query, *[w for w in words if w.lower() not in d.query.lower()]])
         return IntentSpec(
-            query=query, query_type=d.query_type, category=category, budget=d.budget, budget_min=d.budget_min,
+            query=query,
+            query_type=d.query_type,
+            category=category,
+            budget=d.budget,
+            budget_min=d.budget_min,
             preferred_brands=preferred,
-            excluded_brands=d.excluded_brands, required_attributes=req, excluded_attributes=excl,
-            targets=list(d.targets), user_id=user_id,
-            slots={"use_case": d.use_case, "use_case_categories": list(d.use_case_categories),
-                   "qa_field": d.qa_field, "department": d.department},
+            excluded_brands=d.excluded_brands,
+            required_attributes=req,
+            excluded_attributes=excl,
+            targets=list(d.targets),
+            user_id=user_id,
+            slots={
+                "use_case": d.use_case,
+                "use_case_categories": list(d.use_case_categories),
+                "qa_field": d.qa_field,
+                "department": d.department,
+            },
             time_sensitive=bool(re.search(self.config.time_sensitive_pattern, d.query, re.I)),
-            price_sensitive=d.budget is not None or bool(re.search(self.config.price_sensitive_pattern, d.query, re.I)))
+            price_sensitive=d.budget is not None or bool(re.search(self.config.price_sensitive_pattern, d.query, re.I)),
+        )
 
     # -------------------------------------------------------------- clarify or plan
-    def wants_clarification(self, d: ParsedDemand, t: DialogueTracker, n_asked: int, max_questions: int,
-                            elapsed_s: float) -> tuple[bool, dict[str, Any]]:
+    def wants_clarification(
+        self, d: ParsedDemand, t: DialogueTracker, n_asked: int, max_questions: int, elapsed_s: float
+    ) -> tuple[bool, dict[str, Any]]:
         """Whether the Leader hands the dialogue to the Guider for one more question."""
         if n_asked >= max_questions or t.quit:
             return False, {"by": "limit", "asked": n_asked, "max_questions": max_questions, "quit": t.quit}
         if self.collaboration_policy is not None:
             cc = self.config.collaboration
             state = CollaborateState(
-                predicted_type=QUERY_TYPES.index(d.query_type), type_confidence=d.confidence, steps=n_asked,
-                max_steps=cc.max_steps, elapsed_s=elapsed_s, n_clarify=n_asked, n_product_search=0, n_web_search=0,
-                n_replan=0, relevance_hat=0.0, satisfaction_hat=0.0, clarity_hat=len(d.known_slots()) / 9,
-                gamma=self.config.reflection.gamma, replan_threshold=self.config.reflection.threshold)
+                predicted_type=QUERY_TYPES.index(d.query_type),
+                type_confidence=d.confidence,
+                steps=n_asked,
+                max_steps=cc.max_steps,
+                elapsed_s=elapsed_s,
+                n_clarify=n_asked,
+                n_product_search=0,
+                n_web_search=0,
+                n_replan=0,
+                relevance_hat=0.0,
+                satisfaction_hat=0.0,
+                clarity_hat=len(d.known_slots()) / 9,
+                gamma=self.config.reflection.gamma,
+                replan_threshold=self.config.reflection.threshold,
+            )
             mask = np.array([n_asked < cc.max_clarify, True, True, False, True])
             action = int(self.collaboration_policy.act(collab_featurize(state), mask))
             return action == CLARIFY, {"by": "collaboration policy", "action": int(action)}
@@ -212,14 +260,19 @@ class Leader:
                 params["categories"] = list(use_cats)
             with tracer.step("ProductSearch", "search", task_id=task.task_id, query=task.query) as info:
                 out = self.ps.search(task.query, params, request=intent.query)
-                info.update(n=len(out["products"]), relaxed=out["relaxed"], reranked=out["reranked"],
-                            filters=out["filters"])
+                info.update(
+                    n=len(out["products"]), relaxed=out["relaxed"], reranked=out["reranked"], filters=out["filters"]
+                )
             return out
 
         def web_search(task: Task, inputs: dict[str, Any]) -> Any:
             with tracer.step("WebSearch", "retrieve_filter_integrate", task_id=task.task_id, query=task.query) as info:
-                res = self.web.run(task.query, intent, purpose=task.params.get("purpose", "default"),
-                                   today=self.config.web_reference_date)
+                res = self.web.run(
+                    task.query,
+                    intent,
+                    purpose=task.params.get("purpose", "default"),
+                    today=self.config.web_reference_date,
+                )
                 info.update(n_documents=len(res.documents), summary_source=res.summary_source)
             return res
 
@@ -231,29 +284,46 @@ class Leader:
                 elif tool == "compare_specs":
                     out = self.ps.compare_specs(task, inputs)
                 else:
-                    raise ValueError(f"unknown tool {tool!r} in task {task.task_id}; known: product_details, compare_specs")
+                    raise ValueError(
+                        f"unknown tool {tool!r} in task {task.task_id}; known: product_details, compare_specs"
+                    )
                 info["found"] = bool(out.get("product") or out.get("products"))
             return out
 
         def decision(task: Task, inputs: dict[str, Any]) -> Any:
             return {"inputs": list(inputs)}  # the decision itself is taken after reflection (Leader.decide)
 
-        return {TaskType.PRODUCT_SEARCH: product_search, TaskType.WEB_SEARCH: web_search,
-                TaskType.TOOL_CALL: tool_call, TaskType.DECISION: decision}
+        return {
+            TaskType.PRODUCT_SEARCH: product_search,
+            TaskType.WEB_SEARCH: web_search,
+            TaskType.TOOL_CALL: tool_call,
+            TaskType.DECISION: decision,
+        }
 
-    def execute(self, plan: Plan, intent: IntentSpec, session_id: str, tracer: Tracer,
-                max_concurrency: int | None = None) -> tuple[ExecutionReport, list[dict[str, Any]]]:
+    def execute(
+        self, plan: Plan, intent: IntentSpec, session_id: str, tracer: Tracer, max_concurrency: int | None = None
+    ) -> tuple[ExecutionReport, list[dict[str, Any]]]:
         """Run the plan with the Eq. 1 trigger; returns the report and the scheduling events."""
         trigger = Eq1Trigger(plan, self.config.scheduling, self.schedule_policy, self.schedule_grid)
-        ex = DAGExecutor(self.handlers(intent, tracer), memory=self.memory,
-                         max_concurrency=max_concurrency or self.config.max_concurrency, trigger=trigger,
-                         poll_interval_s=self.config.poll_interval_s, trigger_timeout_s=self.config.trigger_timeout_s)
+        ex = DAGExecutor(
+            self.handlers(intent, tracer),
+            memory=self.memory,
+            max_concurrency=max_concurrency or self.config.max_concurrency,
+            trigger=trigger,
+            poll_interval_s=self.config.poll_interval_s,
+            trigger_timeout_s=self.config.trigger_timeout_s,
+        )
         report = ex.run_sync(plan, session_id)
         return report, trigger.events
 
     # -------------------------------------------------------------- decide + reflect
-    def decide(self, intent: IntentSpec, outputs: list[Any], decider: Decider | None = None,
-               on_token: Callable[[str], None] | None = None) -> Decision:
+    def decide(
+        self,
+        intent: IntentSpec,
+        outputs: list[Any],
+        decider: Decider | None = None,
+        on_token: Callable[[str], None] | None = None,
+    ) -> Decision:
         """The Decider over every product the run found, with the web evidence and user history."""
         cands = candidates_from(outputs)
         named = {"comparison": "compare_specs", "product_qa": "product_details"}.get(intent.query_type)
@@ -262,15 +332,14 @@ class Leader:
             cands = candidates_from(tool_outs)  # decide between the products the shopper named
         web = next((o for o in outputs if isinstance(o, WebSearchResult)), None)
         history = self.memory.user_history(intent.user_id) if intent.user_id else None
-        return (decider or self.decider).decide(intent, cands, web=web, user_history=history,
-                                                brand_counts=self.ps._brand_counts, on_token=on_token)
+        return (decider or self.decider).decide(
+            intent, cands, web=web, user_history=history, brand_counts=self.ps._brand_counts, on_token=on_token
+        )
 
     def reflect(self, intent: IntentSpec, decision: Decision, outputs: list[Any], replans: int) -> ReflectionResult:
         """Eq. 2 over the decision, checking each recommendation's catalog row."""
         rows: dict[str, Mapping[str, Any]] = {}
         for r in decision.recommendations:
-            try:
+            with contextlib.suppress(KeyError):  # a product the catalog lacks is judged without its row
                 rows[r.product_id] = self.ps.row(r.product_id)
-            except KeyError:
-                pass
         return self.reflector.evaluate(intent, decision, rows, evidence_found(outputs), replans)

@@ -16,8 +16,9 @@ import json
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from pydantic import BaseModel, Field
 
@@ -115,7 +116,7 @@ class Memory:
             self._conn.executescript(_SCHEMA)
 
     @classmethod
-    def from_config(cls, cfg: dict[str, Any] | None = None) -> "Memory":
+    def from_config(cls, cfg: dict[str, Any] | None = None) -> Memory:
         """Open the store named in ``configs/agents/memory.yaml`` (or the given dict)."""
         data = load_agent_config("memory") if cfg is None else cfg
         conf: MemoryConfig = validate_config(MemoryConfig, data, "agents/memory")
@@ -129,7 +130,7 @@ class Memory:
         with self._lock:
             self._conn.close()
 
-    def __enter__(self) -> "Memory":
+    def __enter__(self) -> Memory:
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -167,8 +168,16 @@ class Memory:
         """Insert or update the state of one task."""
         self._execute(
             "INSERT OR REPLACE INTO task_states VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (state.session_id, state.task_id, state.status, state.started_at, state.finished_at,
-             state.error, _dumps(state.detail), time.time()),
+            (
+                state.session_id,
+                state.task_id,
+                state.status,
+                state.started_at,
+                state.finished_at,
+                state.error,
+                _dumps(state.detail),
+                time.time(),
+            ),
         )
 
     def get_task_states(self, session_id: str) -> list[TaskState]:
@@ -179,8 +188,15 @@ class Memory:
             (session_id,),
         )
         return [
-            TaskState(session_id=r[0], task_id=r[1], status=r[2], started_at=r[3], finished_at=r[4],
-                      error=r[5], detail=json.loads(r[6]))
+            TaskState(
+                session_id=r[0],
+                task_id=r[1],
+                status=r[2],
+                started_at=r[3],
+                finished_at=r[4],
+                error=r[5],
+                detail=json.loads(r[6]),
+            )
             for r in rows
         ]
 
@@ -224,7 +240,9 @@ class Memory:
             "ORDER BY id DESC LIMIT ?",
             (user_id, n),
         )
-        return [{"session_id": s, "event": e, "payload": json.loads(p), "created_at": c} for s, e, p, c in reversed(rows)]
+        return [
+            {"session_id": s, "event": e, "payload": json.loads(p), "created_at": c} for s, e, p, c in reversed(rows)
+        ]
 
     # ---------------------------------------------------------------- Planner graph
     def save_graph(self, session_id: str, graph: Any) -> int:
@@ -237,11 +255,14 @@ class Memory:
             self._conn.execute("BEGIN")
             try:
                 for node, attrs in graph.nodes(data=True):
-                    self._conn.execute("INSERT INTO graph_nodes VALUES (?, ?, ?, ?)",
-                                       (session_id, version, str(node), _dumps(dict(attrs))))
+                    self._conn.execute(
+                        "INSERT INTO graph_nodes VALUES (?, ?, ?, ?)",
+                        (session_id, version, str(node), _dumps(dict(attrs))),
+                    )
                 for src, dst in graph.edges():
-                    self._conn.execute("INSERT INTO graph_edges VALUES (?, ?, ?, ?)",
-                                       (session_id, version, str(src), str(dst)))
+                    self._conn.execute(
+                        "INSERT INTO graph_edges VALUES (?, ?, ?, ?)", (session_id, version, str(src), str(dst))
+                    )
                 self._conn.execute("COMMIT")
             except Exception:
                 self._conn.execute("ROLLBACK")
@@ -270,8 +291,15 @@ class Memory:
         return g
 
     # ---------------------------------------------------------------- reflection knowledge base
-    def record_failure(self, query_type: str, query: str, reason: str, score: float | None = None,
-                       remedy: str | None = None, payload: Any = None) -> int:
+    def record_failure(
+        self,
+        query_type: str,
+        query: str,
+        reason: str,
+        score: float | None = None,
+        remedy: str | None = None,
+        payload: Any = None,
+    ) -> int:
         """Record a failure case for Long-term Adaptation; ``remedy`` names a plan fix
         the Planner understands (``add_web_search``, ``add_product_rewrite``...)."""
         with self._lock:
@@ -294,8 +322,18 @@ class Memory:
         for r in rows:
             other = set(tokens(r[2]))
             sim = len(q & other) / len(q | other) if (q or other) else 0.0
-            cases.append(FailureCase(id=r[0], query_type=r[1], query=r[2], reason=r[3], score=r[4],
-                                     remedy=r[5], payload=json.loads(r[6]), similarity=sim))
+            cases.append(
+                FailureCase(
+                    id=r[0],
+                    query_type=r[1],
+                    query=r[2],
+                    reason=r[3],
+                    score=r[4],
+                    remedy=r[5],
+                    payload=json.loads(r[6]),
+                    similarity=sim,
+                )
+            )
         cases.sort(key=lambda c: (-c.similarity, -c.id))
         return cases[: (limit or self.config.similar_failures_limit)]
 
@@ -353,5 +391,6 @@ class Memory:
         for r in self._execute(
             "SELECT id, query_type, query, reason, score, remedy, payload_json FROM reflection_kb ORDER BY id"
         ):
-            yield FailureCase(id=r[0], query_type=r[1], query=r[2], reason=r[3], score=r[4], remedy=r[5],
-                              payload=json.loads(r[6]))
+            yield FailureCase(
+                id=r[0], query_type=r[1], query=r[2], reason=r[3], score=r[4], remedy=r[5], payload=json.loads(r[6])
+            )

@@ -25,8 +25,11 @@ MAX_CHARS = 2000
 def _args(p: argparse.ArgumentParser) -> None:
     p.add_argument("queries", nargs="*", help="queries to parse (none: read one per line from stdin)")
     p.add_argument("--full", action="store_true", help="print every field, defaults included")
-    p.add_argument("--lexical-only", action="store_true",
-                   help="read the product type by the catalog's words alone (no search index; faster, less accurate)")
+    p.add_argument(
+        "--lexical-only",
+        action="store_true",
+        help="read the product type by the catalog's words alone (no search index; faster, less accurate)",
+    )
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -37,7 +40,9 @@ def _run(args: argparse.Namespace) -> int:
     queries = list(args.queries) if args.queries else [line.rstrip("\n") for line in sys.stdin]
     queries = [q for q in queries if q.strip()]
     if not queries:
-        print("rl-shop parse: error: no query given; pass queries as arguments or one per line on stdin", file=sys.stderr)
+        print(
+            "rl-shop parse: error: no query given; pass queries as arguments or one per line on stdin", file=sys.stderr
+        )
         return 2
     try:
         catalog = load_catalog()
@@ -52,13 +57,29 @@ def _run(args: argparse.Namespace) -> int:
         return 1
     for q in queries:
         if len(q) > MAX_CHARS:
-            print(json.dumps({"query": q[:80] + "...", "error": f"query longer than {MAX_CHARS} characters; shorten it"}))
+            print(
+                json.dumps({"query": q[:80] + "...", "error": f"query longer than {MAX_CHARS} characters; shorten it"})
+            )
             continue
         out = understander.parse(q).model_dump()
-        keep = ("query", "query_type", "product_type", "in_catalog", "budget_max", "exclusions", "attributes",
-                "contradictions")
-        print(json.dumps(out if args.full else {k: out[k] for k in keep} | {
-            k: v for k, v in out.items() if k not in keep and v not in (None, [], {}, False, 0.0)}))
+        keep = (
+            "query",
+            "query_type",
+            "product_type",
+            "in_catalog",
+            "budget_max",
+            "exclusions",
+            "attributes",
+            "contradictions",
+        )
+        print(
+            json.dumps(
+                out
+                if args.full
+                else {k: out[k] for k in keep}
+                | {k: v for k, v in out.items() if k not in keep and v not in (None, [], {}, False, 0.0)}
+            )
+        )
     return 0
 
 

@@ -18,7 +18,8 @@ The reflection knowledge base in Memory (failure cases of this query type) adds 
 
 from __future__ import annotations
 
-from typing import Any, Literal, Mapping
+from collections.abc import Mapping
+from typing import Any, Literal
 
 import networkx as nx
 from pydantic import BaseModel, Field
@@ -68,7 +69,9 @@ class PlannerConfig(BaseModel):
     min_comparison_targets: int = Field(default=2, ge=2)
     soft_constraints: SoftConstraintWeights = SoftConstraintWeights()
     reflection: ReflectionConfig = ReflectionConfig()
-    tools: dict[str, str] = Field(default_factory=lambda: {"product_qa": "product_details", "comparison": "compare_specs"})
+    tools: dict[str, str] = Field(
+        default_factory=lambda: {"product_qa": "product_details", "comparison": "compare_specs"}
+    )
 
 
 class PlanConflict(ValueError):
@@ -103,8 +106,12 @@ def find_conflicts(intent: IntentSpec, category_min_price: Mapping[str, float] |
     if intent.budget is not None and intent.category and category_min_price:
         cheapest = category_min_price.get(intent.category)
         if cheapest is not None and intent.budget < cheapest:
-            conflicts.append(("budget_below_category_minimum",
-                              f"budget {intent.budget:g} < cheapest {intent.category!r} at {cheapest:g}"))
+            conflicts.append(
+                (
+                    "budget_below_category_minimum",
+                    f"budget {intent.budget:g} < cheapest {intent.category!r} at {cheapest:g}",
+                )
+            )
     for key, value in intent.required_attributes.items():
         if key in intent.excluded_attributes:
             excl = intent.excluded_attributes[key]
@@ -115,8 +122,9 @@ def find_conflicts(intent: IntentSpec, category_min_price: Mapping[str, float] |
     return conflicts
 
 
-def resolve_conflicts(intent: IntentSpec, conflicts: list[tuple[str, str]],
-                      category_min_price: Mapping[str, float] | None = None) -> tuple[IntentSpec, list[str]]:
+def resolve_conflicts(
+    intent: IntentSpec, conflicts: list[tuple[str, str]], category_min_price: Mapping[str, float] | None = None
+) -> tuple[IntentSpec, list[str]]:
     """Relax each conflicting constraint (the re-planning step) and say what was relaxed.
 
     Exclusions win over preferences (never recommend what the user ruled out); an impossible
@@ -205,8 +213,12 @@ def check_plan(plan: Plan, intent: IntentSpec, min_comparison_targets: int = 2) 
 
 def _is_price_task(task: Task) -> bool:
     p = task.params
-    return bool(p.get("max_price") is not None or p.get("min_price") is not None or p.get("sort") == "price"
-                or p.get("tool") == "price_compare")
+    return bool(
+        p.get("max_price") is not None
+        or p.get("min_price") is not None
+        or p.get("sort") == "price"
+        or p.get("tool") == "price_compare"
+    )
 
 
 def constraint_coverage(plan: Plan, intent: IntentSpec) -> float:
@@ -256,11 +268,13 @@ def score_plan(plan: Plan, intent: IntentSpec, weights: SoftConstraintWeights) -
     if intent.price_sensitive or intent.budget is not None:
         top = max((t.priority for t in work), default=0.0)
         price_misorder = sum(1 for t in work if _is_price_task(t) and t.priority < top)
-    return (weights.coverage_reward * constraint_coverage(plan, intent)
-            - weights.call_penalty * len(work)
-            - weights.depth_penalty * depth
-            - weights.duplicate_query_penalty * duplicates
-            - weights.price_priority_penalty * price_misorder)
+    return (
+        weights.coverage_reward * constraint_coverage(plan, intent)
+        - weights.call_penalty * len(work)
+        - weights.depth_penalty * depth
+        - weights.duplicate_query_penalty * duplicates
+        - weights.price_priority_penalty * price_misorder
+    )
 
 
 # ------------------------------------------------------------------------------------------ LLM schema
@@ -287,12 +301,18 @@ class PlanProposal(BaseModel):
 class Planner:
     """Symbolic planner with optional LLM proposals, a Hard-Constraint validator and Soft-Constraint scoring."""
 
-    def __init__(self, config: PlannerConfig | dict[str, Any] | None = None, llm: SupportsStructured | None = None,
-                 memory: Memory | None = None, category_min_price: Mapping[str, float] | None = None) -> None:
+    def __init__(
+        self,
+        config: PlannerConfig | dict[str, Any] | None = None,
+        llm: SupportsStructured | None = None,
+        memory: Memory | None = None,
+        category_min_price: Mapping[str, float] | None = None,
+    ) -> None:
         if config is None:
             config = load_agent_config("planner")
-        self.config: PlannerConfig = (config if isinstance(config, PlannerConfig)
-                                      else validate_config(PlannerConfig, config, "agents/planner"))
+        self.config: PlannerConfig = (
+            config if isinstance(config, PlannerConfig) else validate_config(PlannerConfig, config, "agents/planner")
+        )
         self.llm = llm
         self.memory = memory
         self.category_min_price = dict(category_min_price or {})
@@ -334,8 +354,14 @@ class Planner:
             self.memory.set_context(session_id, "Planner", "plan", best.model_dump(mode="json"))
         return best
 
-    def replan(self, intent: IntentSpec | Any, reason: str, session_id: str | None = None,
-               score: float | None = None, remedy: str | None = None) -> Plan:
+    def replan(
+        self,
+        intent: IntentSpec | Any,
+        reason: str,
+        session_id: str | None = None,
+        score: float | None = None,
+        remedy: str | None = None,
+    ) -> Plan:
         """Record a failure case (Leader reflection below threshold) and plan again with it in view."""
         spec = IntentSpec.from_intent(intent)
         if self.memory is None:
@@ -403,33 +429,59 @@ class Planner:
         price_first = intent.price_sensitive or intent.budget is not None
         base_priority = 1.0 if price_first else 0.5
 
-        def add(type_: TaskType, query: str, params: dict[str, Any] | None = None,
-                depends_on: list[str] | None = None, priority: float = 0.5) -> str:
+        def add(
+            type_: TaskType,
+            query: str,
+            params: dict[str, Any] | None = None,
+            depends_on: list[str] | None = None,
+            priority: float = 0.5,
+        ) -> str:
             tid = f"t{len(tasks) + 1}"
-            tasks.append(Task(task_id=tid, type=type_, query=query, params=params or {},
-                              depends_on=depends_on or [], priority=priority))
+            tasks.append(
+                Task(
+                    task_id=tid,
+                    type=type_,
+                    query=query,
+                    params=params or {},
+                    depends_on=depends_on or [],
+                    priority=priority,
+                )
+            )
             return tid
 
         qt = intent.query_type
         query = intent.query or self._rewrite(intent)
         if qt == "comparison":
             targets = unique([t for t in intent.targets if t.strip()])
-            searches = [add(TaskType.PRODUCT_SEARCH, t, self._search_params(intent, target=t, k=5), priority=base_priority)
-                        for t in targets]
+            searches = [
+                add(TaskType.PRODUCT_SEARCH, t, self._search_params(intent, target=t, k=5), priority=base_priority)
+                for t in targets
+            ]
             while len(searches) < self.config.min_comparison_targets:
                 # Too few named targets: search alternatives so there is something to compare with.
                 alt = f"alternative to {targets[0]}" if targets else self._rewrite(intent)
                 alt = alt if alt not in [t.query for t in tasks] else f"{alt} option {len(searches) + 1}"
                 searches.append(add(TaskType.PRODUCT_SEARCH, alt, self._search_params(intent), priority=base_priority))
-            add(TaskType.TOOL_CALL, f"compare {' vs '.join(t.query for t in tasks)}",
+            add(
+                TaskType.TOOL_CALL,
+                f"compare {' vs '.join(t.query for t in tasks)}",
                 {"tool": self.config.tools.get("comparison", "compare_specs"), "targets": targets},
-                depends_on=list(searches), priority=base_priority)
+                depends_on=list(searches),
+                priority=base_priority,
+            )
             if variant == "split" or intent.time_sensitive:
-                add(TaskType.WEB_SEARCH, f"{' vs '.join(targets or [query])} review comparison", {"purpose": "comparison"})
+                add(
+                    TaskType.WEB_SEARCH,
+                    f"{' vs '.join(targets or [query])} review comparison",
+                    {"purpose": "comparison"},
+                )
         elif qt == "product_qa":
             target = intent.targets[0] if intent.targets else query
-            add(TaskType.TOOL_CALL, query, {"tool": self.config.tools.get("product_qa", "product_details"),
-                                            "target": target})
+            add(
+                TaskType.TOOL_CALL,
+                query,
+                {"tool": self.config.tools.get("product_qa", "product_details"), "target": target},
+            )
             if variant == "split":
                 add(TaskType.PRODUCT_SEARCH, target, self._search_params(intent, target=target, k=5))
             if variant == "split" or intent.time_sensitive:
@@ -482,8 +534,11 @@ class Planner:
         if self.memory is None:
             return []
         cfg = self.config.reflection
-        cases = [c for c in self.memory.similar_failures(intent.query_type, intent.query)
-                 if c.similarity >= cfg.min_similarity]
+        cases = [
+            c
+            for c in self.memory.similar_failures(intent.query_type, intent.query)
+            if c.similarity >= cfg.min_similarity
+        ]
         if len(cases) < cfg.min_cases:
             return []
         remedies = []
@@ -496,15 +551,22 @@ class Planner:
     # ------------------------------------------------------------------ LLM proposal
     def _llm_plan(self, intent: IntentSpec, remedies: list[str]) -> Plan | None:
         messages = [
-            {"role": "system", "content": (
-                "You are the Planner of a shopping assistant. Decompose the request into atomic tasks of types "
-                "ProductSearch, WebSearch, ToolCall and Decision. Give each task an id, a query and the ids it "
-                "depends_on. End with exactly one Decision task that depends on all other leaf tasks.")},
+            {
+                "role": "system",
+                "content": (
+                    "You are the Planner of a shopping assistant. Decompose the request into atomic tasks of types "
+                    "ProductSearch, WebSearch, ToolCall and Decision. Give each task an id, a query and the ids it "
+                    "depends_on. End with exactly one Decision task that depends on all other leaf tasks."
+                ),
+            },
             {"role": "user", "content": intent.model_dump_json(exclude_defaults=True)},
         ]
         try:
-            result = self.llm.structured(messages, PlanProposal,  # type: ignore[union-attr]
-                                         max_tokens=self.config.llm_max_tokens)
+            result = self.llm.structured(
+                messages,
+                PlanProposal,  # type: ignore[union-attr]
+                max_tokens=self.config.llm_max_tokens,
+            )
         except Exception:  # noqa: BLE001 - a failing backend must not stop planning
             return None
         value = getattr(result, "value", result)
@@ -519,8 +581,15 @@ class Planner:
             params: dict[str, Any] = {}
             if type_ == TaskType.PRODUCT_SEARCH:
                 params = self._search_params(intent)
-            tasks.append(Task(task_id=p.id.strip() or f"llm{i + 1}", type=type_, query=p.query or intent.query,
-                              params=params, depends_on=list(p.depends_on)))
+            tasks.append(
+                Task(
+                    task_id=p.id.strip() or f"llm{i + 1}",
+                    type=type_,
+                    query=p.query or intent.query,
+                    params=params,
+                    depends_on=list(p.depends_on),
+                )
+            )
         return Plan(tasks=tasks, source="llm")
 
     def repair(self, plan: Plan, intent: IntentSpec, remedies: list[str] | None = None) -> Plan | None:
@@ -539,14 +608,27 @@ class Planner:
             t.depends_on = [d for d in unique(t.depends_on) if d in seen and d != t.task_id]
         n = len(tasks)
 
-        def add(type_: TaskType, query: str, params: dict[str, Any] | None = None,
-                depends_on: list[str] | None = None, priority: float = 0.5) -> str:
+        def add(
+            type_: TaskType,
+            query: str,
+            params: dict[str, Any] | None = None,
+            depends_on: list[str] | None = None,
+            priority: float = 0.5,
+        ) -> str:
             tid = f"r{len(tasks) + 1 - n}"
             while tid in seen:
                 tid += "_"
             seen.add(tid)
-            tasks.append(Task(task_id=tid, type=type_, query=query, params=params or {},
-                              depends_on=depends_on or [], priority=priority))
+            tasks.append(
+                Task(
+                    task_id=tid,
+                    type=type_,
+                    query=query,
+                    params=params or {},
+                    depends_on=depends_on or [],
+                    priority=priority,
+                )
+            )
             return tid
 
         query = intent.query or self._rewrite(intent)

@@ -20,7 +20,8 @@ from __future__ import annotations
 import json
 import math
 import time
-from typing import Any, Literal, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -53,7 +54,8 @@ class ProductSearchConfig(BaseModel):
     default_k: int = Field(default=20, ge=1)
     overfetch: int = Field(default=3, ge=1)
     relax_order: list[Literal["features", "connectivity", "colour", "size_in", "capacity_gb", "category"]] = Field(
-        default_factory=lambda: ["features", "connectivity", "colour", "size_in", "capacity_gb"])
+        default_factory=lambda: ["features", "connectivity", "colour", "size_in", "capacity_gb"]
+    )
     lookup_k: int = Field(default=10, ge=1)
     rerank: RerankConfig = RerankConfig()
     enrichment: EnrichmentConfig = EnrichmentConfig()
@@ -86,12 +88,16 @@ def title_overlap(title: str, name: str) -> float:
 class ProductSearchAgent:
     """Search the catalog index for one ProductSearch task; enrich; optionally LLM re-rank."""
 
-    def __init__(self, index: Any, config: ProductSearchConfig | Mapping[str, Any] | None = None,
-                 llm: Any | None = None) -> None:
+    def __init__(
+        self, index: Any, config: ProductSearchConfig | Mapping[str, Any] | None = None, llm: Any | None = None
+    ) -> None:
         if config is None:
             config = load_agent_config("product_search")
-        self.config = config if isinstance(config, ProductSearchConfig) else validate_config(
-            ProductSearchConfig, dict(config), "agents/product_search")
+        self.config = (
+            config
+            if isinstance(config, ProductSearchConfig)
+            else validate_config(ProductSearchConfig, dict(config), "agents/product_search")
+        )
         self.index = index
         self.llm = llm
         self.catalog = index.catalog
@@ -156,8 +162,9 @@ class ProductSearchAgent:
             lo, hi = post["size_in"].get("min"), post["size_in"].get("max")
             if not _present(size) or (lo is not None and size < lo) or (hi is not None and size > hi):
                 return False
-        text = " ".join([str(row.get("title", "")), str(row.get("description", "")),
-                         " ".join(_as_list(row.get("features")))]).lower()
+        text = " ".join(
+            [str(row.get("title", "")), str(row.get("description", "")), " ".join(_as_list(row.get("features")))]
+        ).lower()
         for word in post.get("text", []):
             if word.lower() not in text:
                 return False
@@ -183,8 +190,12 @@ class ProductSearchAgent:
         for attempt in range(len(hard_only) + 1):
             filters, post = self.filters_for(params, drop)
             try:
-                hits = self.index.search(query, k=(self.config.lookup_k if target else k * self.config.overfetch),
-                                         filters=filters, mode=self.config.mode)
+                hits = self.index.search(
+                    query,
+                    k=(self.config.lookup_k if target else k * self.config.overfetch),
+                    filters=filters,
+                    mode=self.config.mode,
+                )
             except FilterError as exc:  # unknown vocabulary value: report, search without it
                 hits, relaxed = [], relaxed + [f"filter error: {exc}"]
             rows = [(h, self.row(h.product_id)) for h in hits]
@@ -199,10 +210,18 @@ class ProductSearchAgent:
         reranked = False
         if self.llm is not None and self.config.rerank.enabled and len(products) >= 2 and not target:
             products, reranked = self.rerank(request or query, products)
-        return {"query": query, "products": products, "relaxed": relaxed, "reranked": reranked,
-                "filters": {k_: (sorted(v) if isinstance(v, frozenset) else v)
-                            for k_, v in filters.__dict__.items() if v not in (None, frozenset())},
-                "duration_s": round(time.perf_counter() - t0, 4)}
+        return {
+            "query": query,
+            "products": products,
+            "relaxed": relaxed,
+            "reranked": reranked,
+            "filters": {
+                k_: (sorted(v) if isinstance(v, frozenset) else v)
+                for k_, v in filters.__dict__.items()
+                if v not in (None, frozenset())
+            },
+            "duration_s": round(time.perf_counter() - t0, 4),
+        }
 
     # -------------------------------------------------------------- enrichment
     def enrich(self, row: Mapping[str, Any], score: float, params: Mapping[str, Any]) -> dict[str, Any]:
@@ -219,8 +238,11 @@ class ProductSearchAgent:
         for key, label in (("colour", "colour"), ("capacity_gb", "capacity"), ("size_in", "size")):
             v = row.get(key)
             if _present(v) and v != "":
-                parts.append(f"{label}: {v:g}{' GB' if key == 'capacity_gb' else ' in'}" if isinstance(v, float)
-                             else f"{label}: {v}")
+                parts.append(
+                    f"{label}: {v:g}{' GB' if key == 'capacity_gb' else ' in'}"
+                    if isinstance(v, float)
+                    else f"{label}: {v}"
+                )
         conn = _as_list(row.get("connectivity"))
         if conn:
             parts.append("connectivity: " + ", ".join(conn))
@@ -233,7 +255,9 @@ class ProductSearchAgent:
             pros.append("features: " + ", ".join(feats[:4]))
         budget = params.get("max_price")
         if _present(price) and budget:
-            pros.append(f"${float(price):.2f}, {1 - float(price) / float(budget):.0%} under the ${float(budget):g} budget")
+            pros.append(
+                f"${float(price):.2f}, {1 - float(price) / float(budget):.0%} under the ${float(budget):g} budget"
+            )
         if not _present(price):
             cons.append("no price listed")
         elif float(price) > self._expensive.get(row.get("category"), math.inf):
@@ -245,31 +269,49 @@ class ProductSearchAgent:
             cons.append("unknown brand")
         if not conn and not feats:
             cons.append("few listed specifications")
-        attrs = {k: v for k, v in (("colour", row.get("colour")), ("capacity_gb", row.get("capacity_gb")),
-                                   ("size_in", row.get("size_in")), ("connectivity", conn))
-                 if _present(v) and v != "" and v != []}
+        attrs = {
+            k: v
+            for k, v in (
+                ("colour", row.get("colour")),
+                ("capacity_gb", row.get("capacity_gb")),
+                ("size_in", row.get("size_in")),
+                ("connectivity", conn),
+            )
+            if _present(v) and v != "" and v != []
+        }
         # Row-shaped (top-level colour / capacity_gb / ... / specs) so that Candidate.from_row, the
         # Decider and the output safety screen read the same attributes the index filtered on.
         return {
-            "product_id": str(row["product_id"]), "title": str(row.get("title") or ""), "brand": brand,
-            "price": float(price) if _present(price) else None, "category": str(row.get("category") or ""),
-            "description": str(row.get("description") or "")[:300], "features": feats,
+            "product_id": str(row["product_id"]),
+            "title": str(row.get("title") or ""),
+            "brand": brand,
+            "price": float(price) if _present(price) else None,
+            "category": str(row.get("category") or ""),
+            "description": str(row.get("description") or "")[:300],
+            "features": feats,
             **{k: (float(v) if isinstance(v, float) else v) for k, v in attrs.items()},
-            "specs": raw if isinstance(raw, str) else "", "attributes": attrs,
-            "retrieval_score": float(score), "spec_summary": "; ".join(parts),
-            "pros": pros[: ecfg.max_pros], "cons": cons[: ecfg.max_cons],
+            "specs": raw if isinstance(raw, str) else "",
+            "attributes": attrs,
+            "retrieval_score": float(score),
+            "spec_summary": "; ".join(parts),
+            "pros": pros[: ecfg.max_pros],
+            "cons": cons[: ecfg.max_cons],
         }
 
     # -------------------------------------------------------------- LLM fusion re-ranking
     def rerank(self, request: str, products: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], bool]:
         """Fuse the LLM's order of the top ``top_n`` with the retrieval order (weighted RRF)."""
         rc = self.config.rerank
-        head, tail = products[: rc.top_n], products[rc.top_n:]
-        options = "\n".join(f"{i + 1}. {' '.join(p['title'].split()[: rc.title_words])}"
-                            + (f" (${p['price']:.0f})" if p.get("price") is not None else "")
-                            for i, p in enumerate(head))
-        messages = [{"role": "system", "content": "Rank the products for the shopper's request, best first."},
-                    {"role": "user", "content": f"Request: {request}\nProducts:\n{options}"}]
+        head, tail = products[: rc.top_n], products[rc.top_n :]
+        options = "\n".join(
+            f"{i + 1}. {' '.join(p['title'].split()[: rc.title_words])}"
+            + (f" (${p['price']:.0f})" if p.get("price") is not None else "")
+            for i, p in enumerate(head)
+        )
+        messages = [
+            {"role": "system", "content": "Rank the products for the shopper's request, best first."},
+            {"role": "user", "content": f"Request: {request}\nProducts:\n{options}"},
+        ]
 
         def check(value: Rerank) -> list[str]:
             bad = [i for i in value.order if not 1 <= i <= len(head)]
@@ -281,8 +323,9 @@ class ProductSearchAgent:
             return problems
 
         try:
-            res = self.llm.structured(messages, Rerank, max_tokens=rc.max_tokens, validate=check,
-                                      fallback=lambda raw: None)
+            res = self.llm.structured(
+                messages, Rerank, max_tokens=rc.max_tokens, validate=check, fallback=lambda raw: None
+            )
         except Exception:  # noqa: BLE001 - a failing backend keeps the retrieval order
             self.llm_fallbacks += 1
             return products, False
@@ -291,13 +334,13 @@ class ProductSearchAgent:
             return products, False
         llm_rank = {i - 1: r for r, i in enumerate(res.value.order, start=1)}
         fused = []
-        for i, p in enumerate(head):
+        for i in range(len(head)):
             s = rc.retrieval_weight / (rc.rrf_k + i + 1) + rc.llm_weight / (rc.rrf_k + llm_rank.get(i, len(head) + 1))
             fused.append((-s, i))
         order = [i for _, i in sorted(fused)]
         if order == list(range(len(head))):
             note_discarded(self.llm)  # the fused order is the retrieval order: no effect
-        for rank, i in enumerate(order, start=1):
+        for i in order:
             head[i]["llm_rank"] = llm_rank.get(i)
         return [head[i] for i in order] + tail, True
 
@@ -328,14 +371,20 @@ class ProductSearchAgent:
         if prod is None:
             return {"tool": "product_details", "target": target, "product": None, "facts": {}}
         row = self.row(prod["product_id"])
-        facts = {"price": f"${row['price']:.2f}" if _present(row.get("price")) else None,
-                 "brand": row.get("brand") or None,
-                 "capacity": f"{row['capacity_gb']:g} GB" if _present(row.get("capacity_gb")) else None,
-                 "size": f"{row['size_in']:g} inches" if _present(row.get("size_in")) else None,
-                 "colour": row.get("colour") or None,
-                 "connectivity": ", ".join(_as_list(row.get("connectivity"))) or None}
-        return {"tool": "product_details", "target": target, "product": prod,
-                "facts": {k: v for k, v in facts.items() if v}}
+        facts = {
+            "price": f"${row['price']:.2f}" if _present(row.get("price")) else None,
+            "brand": row.get("brand") or None,
+            "capacity": f"{row['capacity_gb']:g} GB" if _present(row.get("capacity_gb")) else None,
+            "size": f"{row['size_in']:g} inches" if _present(row.get("size_in")) else None,
+            "colour": row.get("colour") or None,
+            "connectivity": ", ".join(_as_list(row.get("connectivity"))) or None,
+        }
+        return {
+            "tool": "product_details",
+            "target": target,
+            "product": prod,
+            "facts": {k: v for k, v in facts.items() if v},
+        }
 
     def compare_specs(self, task: Task, inputs: Mapping[str, Any]) -> dict[str, Any]:
         """ToolCall ``compare_specs``: the best match of each target side by side."""
@@ -347,11 +396,19 @@ class ProductSearchAgent:
                     products.append(top)
         table: dict[str, dict[str, Any]] = {}
         for field_ in ("price", "brand", "colour", "capacity_gb", "size_in"):
-            table[field_] = {p["product_id"]: (p.get(field_) if field_ in ("price", "brand")
-                                               else p.get("attributes", {}).get(field_)) for p in products}
+            table[field_] = {
+                p["product_id"]: (
+                    p.get(field_) if field_ in ("price", "brand") else p.get("attributes", {}).get(field_)
+                )
+                for p in products
+            }
         cheapest = min((p for p in products if p.get("price") is not None), key=lambda p: p["price"], default=None)
-        return {"tool": "compare_specs", "products": products, "table": table,
-                "cheapest": cheapest["product_id"] if cheapest else None}
+        return {
+            "tool": "compare_specs",
+            "products": products,
+            "table": table,
+            "cheapest": cheapest["product_id"] if cheapest else None,
+        }
 
 
 def candidates_from(outputs: Sequence[Any]) -> list[dict[str, Any]]:

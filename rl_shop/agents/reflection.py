@@ -22,7 +22,8 @@ the collaboration env uses, so the learned collaboration policy and the runtime 
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from pydantic import BaseModel, Field
 
@@ -110,8 +111,14 @@ class Reflector:
     def __init__(self, config: ReflectionConfig | Mapping[str, Any] | None = None) -> None:
         self.config = config if isinstance(config, ReflectionConfig) else ReflectionConfig.model_validate(config or {})
 
-    def evaluate(self, intent: IntentSpec, decision: Decision | None, rows: Mapping[str, Mapping[str, Any]],
-                 evidence_found: bool = False, replans_done: int = 0) -> ReflectionResult:
+    def evaluate(
+        self,
+        intent: IntentSpec,
+        decision: Decision | None,
+        rows: Mapping[str, Mapping[str, Any]],
+        evidence_found: bool = False,
+        replans_done: int = 0,
+    ) -> ReflectionResult:
         """Eq. 2 for one run; ``rows`` maps product id -> catalog row (for the relevance check)."""
         cfg = self.config
         recs = list(decision.recommendations) if decision is not None else []
@@ -134,12 +141,24 @@ class Reflector:
         if score >= cfg.threshold:
             reason = f"score {score:.3f} >= threshold {cfg.threshold:g}"
         elif not replan:
-            reason = f"score {score:.3f} < threshold {cfg.threshold:g}, but the re-plan budget ({cfg.max_replans}) is spent"
+            reason = (
+                f"score {score:.3f} < threshold {cfg.threshold:g}, but the re-plan budget ({cfg.max_replans}) is spent"
+            )
         else:
-            reason = (f"score {score:.3f} < threshold {cfg.threshold:g} (relevance {relevance:.2f}, "
-                      f"satisfaction {satisfaction:.2f}, {len(recs)} recommendations)")
-        return ReflectionResult(relevance=relevance, user_satisfaction=satisfaction, score=score, gamma=cfg.gamma,
-                                threshold=cfg.threshold, replan=replan, reason=reason, per_product=per)
+            reason = (
+                f"score {score:.3f} < threshold {cfg.threshold:g} (relevance {relevance:.2f}, "
+                f"satisfaction {satisfaction:.2f}, {len(recs)} recommendations)"
+            )
+        return ReflectionResult(
+            relevance=relevance,
+            user_satisfaction=satisfaction,
+            score=score,
+            gamma=cfg.gamma,
+            threshold=cfg.threshold,
+            replan=replan,
+            reason=reason,
+            per_product=per,
+        )
 
     def remedy_for(self, query_type: str) -> str:
         """The Planner remedy recorded with a failure of this query type."""

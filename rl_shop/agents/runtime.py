@@ -14,7 +14,8 @@ from __future__ import annotations
 import re
 import time
 import uuid
-from typing import Any, Callable, Literal, NamedTuple
+from collections.abc import Callable
+from typing import Any, Literal, NamedTuple
 
 from rl_shop.agents.decider import Decider
 from rl_shop.agents.demand import CatalogVocab
@@ -27,14 +28,28 @@ from rl_shop.agents.result import AssistantResult, ClarificationTurn, ProductOut
 from rl_shop.agents.safety import SafetyReview
 from rl_shop.agents.scheduling import load_schedule_policy
 from rl_shop.agents.trace import Tracer, TraceStep
-from rl_shop.agents.types import (AgentConfigError, Decision, TaskType, WebSearchResult, load_agent_config,
-                                  note_discarded, tokens)
+from rl_shop.agents.types import (
+    AgentConfigError,
+    Decision,
+    TaskType,
+    WebSearchResult,
+    load_agent_config,
+    note_discarded,
+    tokens,
+)
 from rl_shop.agents.websearch import WebSearchAgent
 from rl_shop.llm.metrics import scope_delta
 from rl_shop.paths import CHECKPOINT_DIR
 
-__all__ = ["AssistantResult", "ClarificationTurn", "MACDFAssistant", "ProductOut", "TraceStep", "call_budget",
-           "load_runtime_config"]
+__all__ = [
+    "AssistantResult",
+    "ClarificationTurn",
+    "MACDFAssistant",
+    "ProductOut",
+    "TraceStep",
+    "call_budget",
+    "load_runtime_config",
+]
 
 CONFIG_FILES = ("runtime", "leader", "guider", "product_search")
 _BOUNDARY = re.compile(r"[.!?](?=\s)\s*|\n")
@@ -43,6 +58,7 @@ _BOUNDARY = re.compile(r"[.!?](?=\s)\s*|\n")
 # Roles an exported policy can take at run time (policies="learned"); the rest use their heuristics.
 LEARNED_ROLES: tuple[str, ...] = ("guider", "scheduler", "collaboration")
 
+
 def load_runtime_config(overrides: list[str] | None = None) -> dict[str, dict[str, Any]]:
     """The four agent configs with ``file.key=value`` overrides applied (OmegaConf dotlist)."""
     from omegaconf import OmegaConf
@@ -50,8 +66,10 @@ def load_runtime_config(overrides: list[str] | None = None) -> dict[str, dict[st
     base = {name: load_agent_config(name) for name in CONFIG_FILES}
     bad = [o for o in overrides or [] if "=" not in o or o.split(".", 1)[0] not in CONFIG_FILES]
     if bad:
-        raise AgentConfigError(f"bad override(s) {bad}: use FILE.KEY=VALUE with FILE in {list(CONFIG_FILES)}, "
-                               "e.g. leader.reflection.threshold=0.8")
+        raise AgentConfigError(
+            f"bad override(s) {bad}: use FILE.KEY=VALUE with FILE in {list(CONFIG_FILES)}, "
+            "e.g. leader.reflection.threshold=0.8"
+        )
     try:
         merged = OmegaConf.merge(OmegaConf.create(base), OmegaConf.from_dotlist(list(overrides or [])))
     except Exception as exc:  # omegaconf's own error types
@@ -76,8 +94,13 @@ class StreamGate:
     total words, for sentences of at least 6 words) is below ``min_diversity`` is not shown.
     """
 
-    def __init__(self, sink: Callable[[str], None], min_diversity: float = 0.5,
-                 drop_patterns: list[str] | tuple[str, ...] = (), min_words: int = 3) -> None:
+    def __init__(
+        self,
+        sink: Callable[[str], None],
+        min_diversity: float = 0.5,
+        drop_patterns: list[str] | tuple[str, ...] = (),
+        min_words: int = 3,
+    ) -> None:
         self.sink, self.min_diversity, self.min_words = sink, float(min_diversity), int(min_words)
         self.drop = [re.compile(p) for p in drop_patterns]
         self.buffer, self.seen, self.dropped = "", set(), 0
@@ -91,7 +114,7 @@ class StreamGate:
             m = _BOUNDARY.search(self.buffer)  # ". " or a newline: "$19.98" is not a boundary
             if m is None:
                 return
-            piece, self.buffer = self.buffer[: m.end()], self.buffer[m.end():]
+            piece, self.buffer = self.buffer[: m.end()], self.buffer[m.end() :]
             self._release(piece)
 
     def flush(self) -> None:
@@ -106,9 +129,12 @@ class StreamGate:
             if piece.strip() == "":
                 self.sink(piece)
             return
-        if (key in self.seen or len(words) < self.min_words
-                or (len(words) >= 6 and len(set(words)) / len(words) < self.min_diversity)
-                or any(p.search(piece) for p in self.drop)):
+        if (
+            key in self.seen
+            or len(words) < self.min_words
+            or (len(words) >= 6 and len(set(words)) / len(words) < self.min_diversity)
+            or any(p.search(piece) for p in self.drop)
+        ):
             self.dropped += 1
             return
         self.seen.add(key)
@@ -134,17 +160,32 @@ def _deep_update(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
 class MACDFAssistant:
     """The whole loop over injected components; build it with :meth:`from_config`."""
 
-    def __init__(self, leader: Leader, guider: Guider, planner: Planner, safety: SafetyReview,
-                 stream_decider: Decider, config: dict[str, Any], llm: Any | None = None) -> None:
+    def __init__(
+        self,
+        leader: Leader,
+        guider: Guider,
+        planner: Planner,
+        safety: SafetyReview,
+        stream_decider: Decider,
+        config: dict[str, Any],
+        llm: Any | None = None,
+    ) -> None:
         self.leader, self.guider, self.planner = leader, guider, planner
         self.safety, self.stream_decider = safety, stream_decider
         self.config = config
         self.llm = llm
 
     @classmethod
-    def from_config(cls, overrides: list[str] | None = None, *, llm: Any | None = None, catalog: Any = None,
-                    index: Any = None, policies: Literal["heuristic", "learned"] = "heuristic",
-                    memory_path: str | None = None) -> "MACDFAssistant":
+    def from_config(
+        cls,
+        overrides: list[str] | None = None,
+        *,
+        llm: Any | None = None,
+        catalog: Any = None,
+        index: Any = None,
+        policies: Literal["heuristic", "learned"] = "heuristic",
+        memory_path: str | None = None,
+    ) -> MACDFAssistant:
         """Assemble every agent from configs; ``llm=None`` builds ``runtime.llm`` unless disabled."""
         if policies not in ("heuristic", "learned"):
             raise ValueError(f"policies must be 'heuristic' or 'learned', got {policies!r}")
@@ -170,12 +211,18 @@ class MACDFAssistant:
             rt = cfg["runtime"]
         from rl_shop.sim import load_sim_config
 
-        vocab = CatalogVocab.from_catalog(index.catalog, load_sim_config().knowledge,
-                                          min_brand_products=int(rt.get("min_brand_products", 2)),
-                                          stop_brands=tuple(rt.get("stop_brands") or ()))
+        vocab = CatalogVocab.from_catalog(
+            index.catalog,
+            load_sim_config().knowledge,
+            min_brand_products=int(rt.get("min_brand_products", 2)),
+            stop_brands=tuple(rt.get("stop_brands") or ()),
+        )
         memory = Memory(memory_path) if memory_path else Memory.from_config()
-        planner = Planner(llm=llm if rt.get("planner_llm") else None, memory=memory,
-                          category_min_price=category_min_prices(index.catalog))
+        planner = Planner(
+            llm=llm if rt.get("planner_llm") else None,
+            memory=memory,
+            category_min_price=category_min_prices(index.catalog),
+        )
         leader_cfg = LeaderConfig.model_validate(cfg["leader"])
         guider_policy = collab_policy = schedule_policy = None
         grid: tuple = ()
@@ -183,8 +230,10 @@ class MACDFAssistant:
             dirs = rt.get("policy_dirs") or {}
             roles = set(rt.get("learned_roles") or LEARNED_ROLES)
             if not roles <= set(LEARNED_ROLES):
-                raise ValueError(f"runtime.learned_roles: unknown role(s) {sorted(roles - set(LEARNED_ROLES))}; "
-                                 f"choose from {list(LEARNED_ROLES)}")
+                raise ValueError(
+                    f"runtime.learned_roles: unknown role(s) {sorted(roles - set(LEARNED_ROLES))}; "
+                    f"choose from {list(LEARNED_ROLES)}"
+                )
             if "guider" in roles:
                 guider_policy = load_guider_policy(dirs.get("guider") or CHECKPOINT_DIR / "guider")
             if "scheduler" in roles:
@@ -192,8 +241,9 @@ class MACDFAssistant:
             if "collaboration" in roles:
                 from rl_shop.policies.loader import load_policy
 
-                collab_policy = load_policy(dirs.get("collaboration") or CHECKPOINT_DIR / "collaboration",
-                                            expect_env_id=COLLABORATE_ENV_ID)
+                collab_policy = load_policy(
+                    dirs.get("collaboration") or CHECKPOINT_DIR / "collaboration", expect_env_id=COLLABORATE_ENV_ID
+                )
         else:
             if leader_cfg.scheduling.policy_dir:
                 schedule_policy, grid = load_schedule_policy(leader_cfg.scheduling.policy_dir)
@@ -212,21 +262,42 @@ class MACDFAssistant:
             from rl_shop.agents.understanding import Understander
 
             understander = Understander.from_catalog(index.catalog, index=index)
-        leader = Leader(leader_cfg, vocab, planner, guider, ps, web, plain, memory, llm=llm,
-                        collaboration_policy=collab_policy, schedule_policy=schedule_policy, schedule_grid=grid,
-                        understander=understander)
+        leader = Leader(
+            leader_cfg,
+            vocab,
+            planner,
+            guider,
+            ps,
+            web,
+            plain,
+            memory,
+            llm=llm,
+            collaboration_policy=collab_policy,
+            schedule_policy=schedule_policy,
+            schedule_grid=grid,
+            understander=understander,
+        )
         return cls(leader, guider, planner, SafetyReview(), stream, cfg, llm)
 
     # ------------------------------------------------------------------ one request
-    def run(self, query: str, *, answer_fn: Callable[[str, str], str] | None = None, session_id: str | None = None,
-            on_token: Callable[[str], None] | None = None, max_rounds: int | None = None,
-            user_id: str | None = None, printer: Callable[[TraceStep], None] | None = None) -> AssistantResult:
+    def run(
+        self,
+        query: str,
+        *,
+        answer_fn: Callable[[str, str], str] | None = None,
+        session_id: str | None = None,
+        on_token: Callable[[str], None] | None = None,
+        max_rounds: int | None = None,
+        user_id: str | None = None,
+        printer: Callable[[TraceStep], None] | None = None,
+    ) -> AssistantResult:
         """Answer one shopping request (see the module docstring for the stages)."""
         tracer = Tracer(printer)
         session = session_id or f"s-{uuid.uuid4().hex[:12]}"
         base = self._counters()
-        result = AssistantResult(query=str(query), session_id=session,
-                                 llm=self.llm.describe() if self.llm is not None else None)
+        result = AssistantResult(
+            query=str(query), session_id=session, llm=self.llm.describe() if self.llm is not None else None
+        )
         with tracer.step("Safety", "screen_input") as info:
             verdict = self.safety.screen_input(query)
             info.update(allowed=verdict.allowed, category=verdict.category)
@@ -235,8 +306,12 @@ class MACDFAssistant:
             return self._finish(result, tracer, base)
         with tracer.step("Leader", "demand_reasoning") as info:
             demand, detail = self.leader.reason(query)
-            info.update(detail, query_type=demand.query_type, confidence=round(demand.confidence, 3),
-                        slots=demand.model_dump(exclude_defaults=True, exclude={"query", "type_distribution", "sources"}))
+            info.update(
+                detail,
+                query_type=demand.query_type,
+                confidence=round(demand.confidence, 3),
+                slots=demand.model_dump(exclude_defaults=True, exclude={"query", "type_distribution", "sources"}),
+            )
         if self._not_carried(demand):  # open world: no question about a product the catalog lacks
             return self._not_carried_answer(result, demand, tracer, on_token, base)
         # ---------------- clarification (Guider)
@@ -244,8 +319,9 @@ class MACDFAssistant:
         max_q = self.guider.config.max_questions if max_rounds is None else int(max_rounds)
         while answer_fn is not None:
             with tracer.step("Leader", "clarify_or_plan") as info:
-                want, why = self.leader.wants_clarification(demand, tracker, len(result.clarifications), max_q,
-                                                            tracer.system_now())
+                want, why = self.leader.wants_clarification(
+                    demand, tracker, len(result.clarifications), max_q, tracer.system_now()
+                )
                 info.update(why, clarify=want)
             if not want:
                 break
@@ -265,8 +341,9 @@ class MACDFAssistant:
                 status, values, source = self.guider.parse_answer(slot, answer)
                 demand = self.guider.apply(demand, slot, status, values, tracker)
                 info.update(status=status, values=values, source=source)
-            result.clarifications.append(ClarificationTurn(slot=slot, question=question, answer=answer,
-                                                           status=status, parsed=values))
+            result.clarifications.append(
+                ClarificationTurn(slot=slot, question=question, answer=answer, status=status, parsed=values)
+            )
         intent = self.leader.to_intent(demand, user_id)
         result.query_type, result.type_distribution = intent.query_type, demand.type_distribution
         result.intent = intent.model_dump(mode="json", exclude_defaults=True)
@@ -277,14 +354,17 @@ class MACDFAssistant:
                 plan = self.planner.plan(intent, session_id=session)
             except PlanConflict as exc:  # contradictions the Planner could not relax: say which
                 info["conflicts"] = exc.conflicts
-                result.answer = ("Your requirements contradict each other ("
-                                 + "; ".join(f"{k.replace('_', ' ')}: {d}" for k, d in exc.conflicts)
-                                 + "). Which one should I relax?")
+                result.answer = (
+                    "Your requirements contradict each other ("
+                    + "; ".join(f"{k.replace('_', ' ')}: {d}" for k, d in exc.conflicts)
+                    + "). Which one should I relax?"
+                )
                 result.follow_up = "Which requirement should I relax?"
                 plan = None
             if plan is not None:
-                info.update(tasks=[f"{t.task_id}:{t.type.value}" for t in plan.tasks], source=plan.source,
-                            notes=plan.notes)
+                info.update(
+                    tasks=[f"{t.task_id}:{t.type.value}" for t in plan.tasks], source=plan.source, notes=plan.notes
+                )
         if plan is None:
             tracer.mark_token()
             if on_token is not None:
@@ -301,7 +381,9 @@ class MACDFAssistant:
             outputs += [o for tid, o in report.outputs.items() if plan.task(tid).type != TaskType.DECISION]
             with tracer.step("Decider", "decide") as info:
                 decision = self.leader.decide(intent, outputs)
-                info.update(recommended=[r.product_id for r in decision.recommendations], excluded=len(decision.excluded))
+                info.update(
+                    recommended=[r.product_id for r in decision.recommendations], excluded=len(decision.excluded)
+                )
             with tracer.step("Leader", "reflect") as info:
                 refl = self.leader.reflect(intent, decision, outputs, result.replans)
                 info.update(refl.model_dump())
@@ -310,8 +392,13 @@ class MACDFAssistant:
                 break
             result.replans += 1
             with tracer.step("Planner", "replan", reason=refl.reason) as info:
-                plan = self.planner.replan(intent, refl.reason, session_id=session, score=refl.score,
-                                           remedy=self.leader.reflector.remedy_for(intent.query_type))
+                plan = self.planner.replan(
+                    intent,
+                    refl.reason,
+                    session_id=session,
+                    score=refl.score,
+                    remedy=self.leader.reflector.remedy_for(intent.query_type),
+                )
                 info.update(tasks=[f"{t.task_id}:{t.type.value}" for t in plan.tasks], notes=plan.notes)
         # ---------------- answer (streamed)
         shown: list[str] = []
@@ -323,15 +410,21 @@ class MACDFAssistant:
                 on_token(text)
 
         rt = self.config["runtime"]
-        gate = StreamGate(emit, float(rt.get("stream_min_diversity", 0.5)), list(rt.get("stream_drop_patterns") or []),
-                          int(rt.get("stream_min_words", 3)))
+        gate = StreamGate(
+            emit,
+            float(rt.get("stream_min_diversity", 0.5)),
+            list(rt.get("stream_drop_patterns") or []),
+            int(rt.get("stream_min_words", 3)),
+        )
         preface = self._preface(intent, outputs)  # deterministic text: shown as is, not gated
         if preface:
             emit(preface + "\n")
         if rt.get("stream_products_first", True) and decision is not None and decision.recommendations:
             # The ranked list is known before the advice is written: show it first (TTFT).
-            picks = "; ".join(f"{i}. {r.title}" + (f" (${r.price:.2f})" if r.price is not None else "")
-                              for i, r in enumerate(decision.recommendations, 1))
+            picks = "; ".join(
+                f"{i}. {r.title}" + (f" (${r.price:.2f})" if r.price is not None else "")
+                for i, r in enumerate(decision.recommendations, 1)
+            )
             emit(f"Top picks: {picks}\n")
         with tracer.step("Decider", "advice") as info:
             final = self.leader.decide(intent, outputs, decider=self.stream_decider, on_token=gate)
@@ -346,12 +439,23 @@ class MACDFAssistant:
         cands = candidates_from(outputs)
         with tracer.step("Safety", "screen_output") as info:
             cleaned, verdict = self.safety.filter_decision(final, intent, cands)
-            info.update(allowed=verdict.allowed, category=verdict.category, removed=verdict.details.get("violations", {}))
+            info.update(
+                allowed=verdict.allowed, category=verdict.category, removed=verdict.details.get("violations", {})
+            )
         removed = bool(verdict.details.get("violations")) or not verdict.allowed
         # The answer is what the shopper saw, unless the output screen had to replace it.
         result.answer = cleaned.advice if removed else "".join(shown).strip()
-        result.products = [ProductOut(product_id=r.product_id, title=r.title, brand=r.brand, price=r.price,
-                                      reason="; ".join(r.reasons), score=r.score) for r in cleaned.recommendations]
+        result.products = [
+            ProductOut(
+                product_id=r.product_id,
+                title=r.title,
+                brand=r.brand,
+                price=r.price,
+                reason="; ".join(r.reasons),
+                score=r.score,
+            )
+            for r in cleaned.recommendations
+        ]
         with tracer.step("Guider", "follow_up") as info:
             result.follow_up = self.guider.follow_up(demand, cleaned.follow_up_question)
             info["follow_up"] = result.follow_up
@@ -366,11 +470,20 @@ class MACDFAssistant:
         decides (its carried-or-not gate is fitted on human requests); the closed rule parse's
         category no longer vetoes it, since that parse mistakes most uncarried types for a
         category. A vague, comparative or question request goes on to the Guider / Planner."""
-        return bool(demand.product_type) and demand.in_catalog is False \
+        return (
+            bool(demand.product_type)
+            and demand.in_catalog is False
             and demand.open_type in ("simple", "multi_constraint", "negation")
+        )
 
-    def _not_carried_answer(self, result: AssistantResult, demand: Any, tracer: Tracer,
-                            on_token: Callable[[str], None] | None, base: _Counters) -> AssistantResult:
+    def _not_carried_answer(
+        self,
+        result: AssistantResult,
+        demand: Any,
+        tracer: Tracer,
+        on_token: Callable[[str], None] | None,
+        base: _Counters,
+    ) -> AssistantResult:
         """Say plainly that the catalog has no such product, and name the nearest real one."""
         with tracer.step("Leader", "open_world") as info:
             hits = self.leader.ps.index.search(demand.query, k=1)
@@ -380,8 +493,10 @@ class MACDFAssistant:
                 nearest = f"{row['title']} (in {row['category']})"
             info.update(product_type=demand.product_type, nearest=nearest)
         result.query_type, result.type_distribution = demand.query_type, demand.type_distribution
-        result.answer = (f"This catalog does not carry {demand.product_type} (it mostly holds computers, "
-                         "electronics, office supplies and cameras), so I have nothing to recommend for it.")
+        result.answer = (
+            f"This catalog does not carry {demand.product_type} (it mostly holds computers, "
+            "electronics, office supplies and cameras), so I have nothing to recommend for it."
+        )
         if nearest:
             result.answer += f" The closest product it has is {nearest}, if that helps."
         result.follow_up = "Is there something else I can look for?"
@@ -401,7 +516,9 @@ class MACDFAssistant:
             elif isinstance(o, dict) and o.get("tool") == "compare_specs" and o.get("products"):
                 for p in o["products"]:
                     price = f"${p['price']:.2f}" if p.get("price") is not None else "no price"
-                    lines.append(f"- {p['title']} ({p.get('brand') or 'unknown brand'}, {price}): {p.get('spec_summary', '')}")
+                    lines.append(
+                        f"- {p['title']} ({p.get('brand') or 'unknown brand'}, {price}): {p.get('spec_summary', '')}"
+                    )
         if intent.query_type in ("general_qa", "product_qa"):
             web = next((o for o in outputs if isinstance(o, WebSearchResult) and o.summary), None)
             if web is not None:
@@ -411,16 +528,23 @@ class MACDFAssistant:
     def _counters(self) -> _Counters:
         if self.llm is None:
             return _Counters(0, self.guider.llm_rejections + self.leader.ps.llm_fallbacks, {})
-        return _Counters(self.llm.metrics.fallbacks, self.guider.llm_rejections + self.leader.ps.llm_fallbacks,
-                         self.llm.metrics.scope_snapshot())
+        return _Counters(
+            self.llm.metrics.fallbacks,
+            self.guider.llm_rejections + self.leader.ps.llm_fallbacks,
+            self.llm.metrics.scope_snapshot(),
+        )
 
     def _finish(self, result: AssistantResult, tracer: Tracer, base: _Counters) -> AssistantResult:
         total = tracer.system_now()
         result.trace = list(tracer.steps)
-        result.timings = {"ttft_s": round(tracer.first_token_s if tracer.first_token_s is not None else total, 4),
-                          "first_output_s": round(tracer.first_output_s if tracer.first_output_s is not None else total, 4),
-                          "total_s": round(total, 4), "user_wait_s": round(tracer.user_wait_s, 4),
-                          **{k: v for k, v in result.timings.items()}, **tracer.agent_seconds()}
+        result.timings = {
+            "ttft_s": round(tracer.first_token_s if tracer.first_token_s is not None else total, 4),
+            "first_output_s": round(tracer.first_output_s if tracer.first_output_s is not None else total, 4),
+            "total_s": round(total, 4),
+            "user_wait_s": round(tracer.user_wait_s, 4),
+            **{k: v for k, v in result.timings.items()},
+            **tracer.agent_seconds(),
+        }
         fb = (self.llm.metrics.fallbacks - base.fallbacks) if self.llm is not None else 0
         result.llm_fallbacks = int(fb + self.guider.llm_rejections + self.leader.ps.llm_fallbacks - base.rejections)
         if self.llm is not None:

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from pydantic import BaseModel, Field
 
@@ -79,7 +80,9 @@ def _compile(patterns: Iterable[str], where: str) -> list[re.Pattern[str]]:
         try:
             out.append(re.compile(p, re.IGNORECASE | re.MULTILINE))
         except re.error as exc:
-            raise AgentConfigError(f"bad regular expression in configs/agents/safety.yaml {where}: {p!r}: {exc}") from None
+            raise AgentConfigError(
+                f"bad regular expression in configs/agents/safety.yaml {where}: {p!r}: {exc}"
+            ) from None
     return out
 
 
@@ -97,14 +100,19 @@ class SafetyReview:
     def __init__(self, config: SafetyConfig | dict[str, Any] | None = None) -> None:
         if config is None:
             config = load_agent_config("safety")
-        self.config: SafetyConfig = (config if isinstance(config, SafetyConfig)
-                                     else validate_config(SafetyConfig, config, "agents/safety"))
+        self.config: SafetyConfig = (
+            config if isinstance(config, SafetyConfig) else validate_config(SafetyConfig, config, "agents/safety")
+        )
         self.messages = {**_DEFAULT_MESSAGES, **self.config.messages}
         self._injection = {kind: _compile(pats, f"injection.{kind}") for kind, pats in self.config.injection.items()}
-        self._unsafe = {name: _compile(cat.patterns, f"unsafe.categories.{name}")
-                        for name, cat in self.config.unsafe.categories.items()}
+        self._unsafe = {
+            name: _compile(cat.patterns, f"unsafe.categories.{name}")
+            for name, cat in self.config.unsafe.categories.items()
+        }
         phrases = sorted((normalize(p) for p in self.config.unsafe.benign_phrases), key=len, reverse=True)
-        self._benign = re.compile(r"\b(" + "|".join(re.escape(p) + r"s?" for p in phrases) + r")\b") if phrases else None
+        self._benign = (
+            re.compile(r"\b(" + "|".join(re.escape(p) + r"s?" for p in phrases) + r")\b") if phrases else None
+        )
 
     # ------------------------------------------------------------------ input
     def screen_input(self, text: Any) -> SafetyVerdict:
@@ -118,8 +126,11 @@ class SafetyReview:
             return self._refuse("empty", f"expected text, got {type(text).__name__}")
         lim = self.config.limits
         if len(text) > lim.max_chars:
-            return self._refuse("overlong", f"{len(text)} characters > {lim.max_chars}",
-                                message=self.messages["overlong"].format(n=len(text), limit=lim.max_chars))
+            return self._refuse(
+                "overlong",
+                f"{len(text)} characters > {lim.max_chars}",
+                message=self.messages["overlong"].format(n=len(text), limit=lim.max_chars),
+            )
         stripped = text.strip()
         if sum(ch.isalnum() for ch in stripped) < lim.min_alnum_chars:
             if stripped and (self._is_garbage(stripped) or not any(ch.isalnum() for ch in stripped)):
@@ -132,38 +143,63 @@ class SafetyReview:
             for pat in patterns:
                 m = pat.search(norm)
                 if m:
-                    return self._refuse("injection", f"prompt injection ({kind})", matched=m.group(0),
-                                        details={"kind": kind})
+                    return self._refuse(
+                        "injection", f"prompt injection ({kind})", matched=m.group(0), details={"kind": kind}
+                    )
         unsafe_text = self._benign.sub(" ", norm) if self._benign else norm
         for name, patterns in self._unsafe.items():
             for pat in patterns:
                 m = pat.search(unsafe_text)
                 if m:
-                    return SafetyVerdict(allowed=False, category=name, reason=f"unsafe request ({name})",
-                                         message=self.config.unsafe.categories[name].message, matched=m.group(0))
+                    return SafetyVerdict(
+                        allowed=False,
+                        category=name,
+                        reason=f"unsafe request ({name})",
+                        message=self.config.unsafe.categories[name].message,
+                        matched=m.group(0),
+                    )
         return SafetyVerdict(allowed=True, reason="ok")
 
     def _is_garbage(self, text: str) -> bool:
         lim = self.config.limits
         n = len(text)
-        control = sum(1 for ch in text if (unicodedata.category(ch) in ("Cc", "Co", "Cs", "Cn") and ch not in "\t\n\r")
-                      or ch == "\ufffd")
+        control = sum(
+            1
+            for ch in text
+            if (unicodedata.category(ch) in ("Cc", "Co", "Cs", "Cn") and ch not in "\t\n\r") or ch == "\ufffd"
+        )
         if control / n > lim.max_control_ratio:
             return True
         wordlike = sum(1 for ch in text if ch.isalnum() or ch.isspace() or ch in "-'$%.,?!&/+\"():;#@")
         if wordlike / n < lim.min_wordlike_ratio:
             return True
-        return re.search(r"(.)\1{%d,}" % (lim.max_repeat_run - 1), text) is not None
+        return re.search(rf"(.)\1{{{lim.max_repeat_run - 1},}}", text) is not None
 
-    def _refuse(self, kind: str, reason: str, matched: str | None = None, message: str | None = None,
-                details: dict[str, Any] | None = None) -> SafetyVerdict:
-        return SafetyVerdict(allowed=False, category=kind, reason=reason, message=message or self.messages[kind],
-                             matched=matched, details=details or {})
+    def _refuse(
+        self,
+        kind: str,
+        reason: str,
+        matched: str | None = None,
+        message: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> SafetyVerdict:
+        return SafetyVerdict(
+            allowed=False,
+            category=kind,
+            reason=reason,
+            message=message or self.messages[kind],
+            matched=matched,
+            details=details or {},
+        )
 
     # ------------------------------------------------------------------ output
-    def screen_output(self, text: str, intent: IntentSpec | Any | None = None,
-                      products: Iterable[Candidate | Mapping[str, Any]] = (),
-                      hard_constraints: HardConstraintConfig | None = None) -> SafetyVerdict:
+    def screen_output(
+        self,
+        text: str,
+        intent: IntentSpec | Any | None = None,
+        products: Iterable[Candidate | Mapping[str, Any]] = (),
+        hard_constraints: HardConstraintConfig | None = None,
+    ) -> SafetyVerdict:
         """Block leaked system-prompt markers; flag recommended products violating hard constraints.
 
         ``details['violations']`` maps product id -> violated constraint; the caller removes them
@@ -172,8 +208,13 @@ class SafetyReview:
         lowered = text.lower()
         for marker in self.config.output.leak_markers:
             if marker.lower() in lowered:
-                return SafetyVerdict(allowed=False, category="output_leak", reason="system prompt marker in output",
-                                     message=self.messages["output_leak"], matched=marker)
+                return SafetyVerdict(
+                    allowed=False,
+                    category="output_leak",
+                    reason="system prompt marker in output",
+                    message=self.messages["output_leak"],
+                    matched=marker,
+                )
         violations: dict[str, str] = {}
         if intent is not None:
             spec = IntentSpec.from_intent(intent)
@@ -184,13 +225,22 @@ class SafetyReview:
                 if why:
                     violations[cand.product_id] = why
         if violations:
-            return SafetyVerdict(allowed=True, category="output_constraint", reason="hard-constraint violations removed",
-                                 message=self.messages["output_constraint"], details={"violations": violations})
+            return SafetyVerdict(
+                allowed=True,
+                category="output_constraint",
+                reason="hard-constraint violations removed",
+                message=self.messages["output_constraint"],
+                details={"violations": violations},
+            )
         return SafetyVerdict(allowed=True, reason="ok")
 
-    def filter_decision(self, decision: Decision, intent: IntentSpec | Any,
-                        products: Iterable[Candidate | Mapping[str, Any]],
-                        hard_constraints: HardConstraintConfig | None = None) -> tuple[Decision, SafetyVerdict]:
+    def filter_decision(
+        self,
+        decision: Decision,
+        intent: IntentSpec | Any,
+        products: Iterable[Candidate | Mapping[str, Any]],
+        hard_constraints: HardConstraintConfig | None = None,
+    ) -> tuple[Decision, SafetyVerdict]:
         """Screen a Decision's advice and recommendations; return a cleaned copy and the verdict.
 
         ``products`` are the full candidate records (the Decision only carries ids and titles).
@@ -204,8 +254,9 @@ class SafetyReview:
             # the Decider said which stated attributes none of these meet (its advice says so first);
             # budget, excluded brands and excluded attributes are still checked here
             intent = IntentSpec.from_intent(intent).model_copy(update={"required_attributes": {}})
-        verdict = self.screen_output(decision.advice + "\n" + decision.follow_up_question, intent, recommended,
-                                     hard_constraints)
+        verdict = self.screen_output(
+            decision.advice + "\n" + decision.follow_up_question, intent, recommended, hard_constraints
+        )
         cleaned = decision.model_copy(deep=True)
         if not verdict.allowed:
             cleaned.advice = verdict.message
@@ -215,7 +266,8 @@ class SafetyReview:
             cleaned.recommendations = [r for r in cleaned.recommendations if r.product_id not in bad]
             cleaned.excluded.update(bad)
             # The advice text was written about the removed products too: replace it by a plain list.
-            remaining = "; ".join(f"{r.title}" + (f" (${r.price:.2f})" if r.price is not None else "")
-                                  for r in cleaned.recommendations)
+            remaining = "; ".join(
+                f"{r.title}" + (f" (${r.price:.2f})" if r.price is not None else "") for r in cleaned.recommendations
+            )
             cleaned.advice = verdict.message + (f" Remaining options: {remaining}." if remaining else "")
         return cleaned, verdict

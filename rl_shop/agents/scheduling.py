@@ -60,8 +60,12 @@ def schedule_action_grid(env_config: Path | None = None) -> tuple[TriggerSpec, .
     """The trigger grid of ``rl_shop/Schedule-v0`` (its action names), read from the env's YAML."""
     path = env_config or CONFIG_DIR / "env" / "schedule.yaml"
     kw = (yaml.safe_load(Path(path).read_text()) or {}).get("kwargs", {})
-    return build_trigger_grid(kw.get("delta_grid", []), kw.get("alpha_grid", []), kw.get("periodic_grid_s", []),
-                              bool(kw.get("every_completion", True)))
+    return build_trigger_grid(
+        kw.get("delta_grid", []),
+        kw.get("alpha_grid", []),
+        kw.get("periodic_grid_s", []),
+        bool(kw.get("every_completion", True)),
+    )
 
 
 @dataclass
@@ -110,11 +114,18 @@ class Eq1Trigger:
             return self._spec
         for tid in view.ready:  # they are dispatched right now
             codes[self._ids.index(tid)] = RUNNING
-        ages = [view.elapsed_s - self._dispatched_at.get(tid, view.elapsed_s) if c == RUNNING else 0.0
-                for tid, c in zip(self._ids, codes)]
-        state = ScheduleState(elapsed_s=view.elapsed_s, n_events=len(self.events),
-                              last_interval_s=view.elapsed_s - self._t_prev, task_types=self._types,
-                              status=codes, running_age_s=ages)
+        ages = [
+            view.elapsed_s - self._dispatched_at.get(tid, view.elapsed_s) if c == RUNNING else 0.0
+            for tid, c in zip(self._ids, codes)
+        ]
+        state = ScheduleState(
+            elapsed_s=view.elapsed_s,
+            n_events=len(self.events),
+            last_interval_s=view.elapsed_s - self._t_prev,
+            task_types=self._types,
+            status=codes,
+            running_age_s=ages,
+        )
         action = int(self.policy.act(featurize(state)))
         return self.grid[action]
 
@@ -147,9 +158,17 @@ class Eq1Trigger:
                 fire, fired_by = True, "max_wait"
         if fire:
             next_spec = self._choose(view, list(codes))
-            self.events.append({"t_s": round(t, 4), "e_norm": round(e_norm, 4), "threshold": round(threshold, 4),
-                                "dispatched": list(view.ready), "trigger": self._spec.name, "fired_by": fired_by,
-                                "next_trigger": next_spec.name})
+            self.events.append(
+                {
+                    "t_s": round(t, 4),
+                    "e_norm": round(e_norm, 4),
+                    "threshold": round(threshold, 4),
+                    "dispatched": list(view.ready),
+                    "trigger": self._spec.name,
+                    "fired_by": fired_by,
+                    "next_trigger": next_spec.name,
+                }
+            )
             self._spec = next_spec
             for tid in view.ready:
                 self._dispatched_at[tid] = t
@@ -163,8 +182,9 @@ def load_schedule_policy(policy_dir: str | Path, num_threads: int = 1) -> tuple[
     from rl_shop.policies.loader import load_policy
 
     grid = schedule_action_grid()
-    policy = load_policy(policy_dir, expect_env_id=SCHEDULE_ENV_ID,
-                         expect_action_names=[g.name for g in grid], num_threads=num_threads)
+    policy = load_policy(
+        policy_dir, expect_env_id=SCHEDULE_ENV_ID, expect_action_names=[g.name for g in grid], num_threads=num_threads
+    )
     return policy, grid
 
 

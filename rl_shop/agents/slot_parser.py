@@ -16,12 +16,13 @@ from typing import Any, Literal
 from rl_shop.catalog.vocab import COLOUR_SYNONYMS, CONNECTIVITY_SYNONYMS, FEATURE_SYNONYMS
 from rl_shop.sim.slots import SLOTS
 
-
 _NUM = r"(\d+(?:,\d{3})*(?:\.\d+)?)"
 _BUDGET_RE = re.compile(
     r"(?:under|below|less than|no more than|not more than|up to|at most|max(?:imum)?(?: price)?(?: of)?|"
     r"cheaper than|within|budget(?: is| of)?|for under|priced under|cost more than|around|about|spend)\s*"
-    r"(?:of\s*)?(?:\$|usd\s*)?\s*" + _NUM + r"\s*(?:\$|dollars|usd|bucks)?", re.I)
+    r"(?:of\s*)?(?:\$|usd\s*)?\s*" + _NUM + r"\s*(?:\$|dollars|usd|bucks)?",
+    re.I,
+)
 _BARE_PRICE_RE = re.compile(r"\$\s*" + _NUM)
 _CAPACITY_RE = re.compile(_NUM + r"\s*(gb|tb|mb)\b", re.I)
 _SIZE_RANGE_RE = re.compile(r"between\s+" + _NUM + r"\s*(?:and|to|-)\s*" + _NUM + r"\s*(?:inch|inches|in\b|\")", re.I)
@@ -30,13 +31,19 @@ _SIZE_AROUND_RE = re.compile(r"around\s+" + _NUM + r"\s*(?:to|-)\s*" + _NUM + r"
 _SIZE_MIN_RE = re.compile(r"at least\s+" + _NUM + r"\s*(?:inch|inches|in\b|\")", re.I)
 _SIZE_MAX_RE = re.compile(r"(?:at most|up to|no (?:more|bigger) than)\s+" + _NUM + r"\s*(?:inch|inches|in\b|\")", re.I)
 _SIZE_RE = re.compile(_NUM + r"\s*(?:-|\s)?(?:inch|inches|\")", re.I)
-_NEG_RE = re.compile(r"\b(?:not|no|without|except|excluding|avoid|anything but|other than|but not|nothing from|never)\b"
-                     r"\s+((?:[\w\-&.']+\s*){1,4})", re.I)
+_NEG_RE = re.compile(
+    r"\b(?:not|no|without|except|excluding|avoid|anything but|other than|but not|nothing from|never)\b"
+    r"\s+((?:[\w\-&.']+\s*){1,4})",
+    re.I,
+)
 _STATUS_PATTERNS: dict[str, re.Pattern[str]] = {
     "quit": re.compile(r"never mind|look elsewhere|taking too long|\bbye\b|forget it|stop asking", re.I),
     "dont_know": re.compile(r"not sure|no idea|don'?t know|dunno|no clue", re.I),
-    "no_preference": re.compile(r"don'?t mind|doesn'?t matter|any is fine|no preference|anything is fine|"
-                                r"whatever|don'?t care|either is fine|any will do", re.I),
+    "no_preference": re.compile(
+        r"don'?t mind|doesn'?t matter|any is fine|no preference|anything is fine|"
+        r"whatever|don'?t care|either is fine|any will do",
+        re.I,
+    ),
 }
 # Words the parsers key on (negation, budget, size, vagueness, question and request cues). The
 # simulator's first queries carry typos (``rl_shop.sim.render``: one adjacent transposition in a
@@ -44,10 +51,59 @@ _STATUS_PATTERNS: dict[str, re.Pattern[str]] = {
 # ("otehr than thermaltake") or a vague cue ("reocmmend"); ``normalize_typos`` undoes exactly
 # that edit for these words only.
 _CUE_WORDS: frozenset[str] = frozenset(
-    "without except excluding avoid other than never nothing anything something under below less more "
-    "maximum price priced cheaper within budget around about spend dollars bucks inch inches between least "
-    "ideas idea stuff suggest suggestion suggestions recommend recommendation recommendations nice kind "
-    "what which should when looking find want need would like".split())
+    [
+        "without",
+        "except",
+        "excluding",
+        "avoid",
+        "other",
+        "than",
+        "never",
+        "nothing",
+        "anything",
+        "something",
+        "under",
+        "below",
+        "less",
+        "more",
+        "maximum",
+        "price",
+        "priced",
+        "cheaper",
+        "within",
+        "budget",
+        "around",
+        "about",
+        "spend",
+        "dollars",
+        "bucks",
+        "inch",
+        "inches",
+        "between",
+        "least",
+        "ideas",
+        "idea",
+        "stuff",
+        "suggest",
+        "suggestion",
+        "suggestions",
+        "recommend",
+        "recommendation",
+        "recommendations",
+        "nice",
+        "kind",
+        "what",
+        "which",
+        "should",
+        "when",
+        "looking",
+        "find",
+        "want",
+        "need",
+        "would",
+        "like",
+    ]
+)
 
 
 def normalize_typos(text: str, keep: frozenset[str] | set[str] = frozenset()) -> str:
@@ -61,7 +117,7 @@ def normalize_typos(text: str, keep: frozenset[str] | set[str] = frozenset()) ->
         if len(low) < 4 or low in _CUE_WORDS or low in keep:
             return word
         for j in range(len(low) - 1):
-            cand = low[:j] + low[j + 1] + low[j] + low[j + 2:]
+            cand = low[:j] + low[j + 1] + low[j] + low[j + 2 :]
             if cand in _CUE_WORDS:
                 return cand
         return word
@@ -74,8 +130,10 @@ def _num(text: str) -> float:
 
 
 def _compile_synonyms(table: Any) -> dict[str, re.Pattern[str]]:
-    return {canon: re.compile(r"(?<![\w-])(?:" + "|".join(phrases) + r")(?![\w-])", re.I)
-            for canon, phrases in table.items()}
+    return {
+        canon: re.compile(r"(?<![\w-])(?:" + "|".join(phrases) + r")(?![\w-])", re.I)
+        for canon, phrases in table.items()
+    }
 
 
 _COLOUR_PAT = _compile_synonyms(COLOUR_SYNONYMS)
@@ -133,13 +191,22 @@ class CatalogVocab:
         self.category_set = frozenset(self.categories)
         self.brand_set = frozenset(self.brands)
         # Catalog words a typo fix must never rewrite (a brand that looks like a misspelt cue).
-        self.catalog_words = frozenset(w for name in (*self.categories, *self.brands, *self.departments)
-                                       for w in re.findall(r"[a-z]+", name.lower()))
+        self.catalog_words = frozenset(
+            w
+            for name in (*self.categories, *self.brands, *self.departments)
+            for w in re.findall(r"[a-z]+", name.lower())
+        )
 
     @classmethod
-    def from_catalog(cls, catalog: Any, knowledge: dict[str, Any] | None = None, min_brand_products: int = 2,
-                     stop_brands: tuple[str, ...] = (), use_case_min_products: int | None = None,
-                     use_case_exclude: tuple[str, ...] | None = None) -> "CatalogVocab":
+    def from_catalog(
+        cls,
+        catalog: Any,
+        knowledge: dict[str, Any] | None = None,
+        min_brand_products: int = 2,
+        stop_brands: tuple[str, ...] = (),
+        use_case_min_products: int | None = None,
+        use_case_exclude: tuple[str, ...] | None = None,
+    ) -> CatalogVocab:
         """Vocabularies of a ``load_catalog()`` frame; brands need ``min_brand_products`` products
         (one-off brand strings are mostly model numbers) and may not be a category word.
 
@@ -158,13 +225,21 @@ class CatalogVocab:
             use_case_exclude = tuple(scfg.exclude_categories) if use_case_exclude is None else use_case_exclude
         depts = sorted({str(d).strip().lower() for d in catalog["department"] if str(d).strip()})
         # A leaf named like a department ("electronics") or a stub ("a") would match vague text.
-        cats = sorted({str(c).strip().lower() for c in catalog["category"]
-                       if len(str(c).strip()) >= 3 and str(c).strip().lower() not in depts})
+        cats = sorted(
+            {
+                str(c).strip().lower()
+                for c in catalog["category"]
+                if len(str(c).strip()) >= 3 and str(c).strip().lower() not in depts
+            }
+        )
         counts = catalog["brand"].astype(str).str.strip().str.lower().value_counts()
         cat_words = {w for c in cats for w in c.split()} | set(depts)
         stop = {s.lower() for s in stop_brands}
-        brands = sorted(b for b, n in counts.items() if n >= min_brand_products and len(b) >= 2
-                        and b not in cat_words and b not in stop and not b.isdigit())
+        brands = sorted(
+            b
+            for b, n in counts.items()
+            if n >= min_brand_products and len(b) >= 2 and b not in cat_words and b not in stop and not b.isdigit()
+        )
         knowledge = knowledge or {}
         sizes = catalog["category"].astype(str).str.strip().str.lower().value_counts()
         excluded = {c.lower() for c in use_case_exclude}
@@ -215,7 +290,9 @@ class CatalogVocab:
         case's own name counts too, as in an answer "It's for gaming")."""
         return self.find_use_case_span(text, bare_name)[0]
 
-    def find_use_case_span(self, text: str, bare_name: bool = False) -> tuple[dict[str, Any] | None, tuple[int, int] | None]:
+    def find_use_case_span(
+        self, text: str, bare_name: bool = False
+    ) -> tuple[dict[str, Any] | None, tuple[int, int] | None]:
         """``find_use_case`` and the span of the phrasing that matched (None, None if none)."""
         low = text.lower()
         for rule in self.use_cases:
@@ -228,8 +305,9 @@ class CatalogVocab:
         return None, None
 
 
-def _tokens_in(text: str, patterns: dict[str, re.Pattern[str]],
-               skip: list[tuple[int, int]] | None = None) -> list[tuple[str, tuple[int, int]]]:
+def _tokens_in(
+    text: str, patterns: dict[str, re.Pattern[str]], skip: list[tuple[int, int]] | None = None
+) -> list[tuple[str, tuple[int, int]]]:
     """First match of each pattern that does not start inside a ``skip`` span."""
     out = []
     for canon, pat in patterns.items():
@@ -246,7 +324,10 @@ def _inside(span: tuple[int, int], outer: tuple[int, int] | None) -> bool:
 
 def extract_slots(text: str, vocab: CatalogVocab, only: str | None = None) -> dict[str, Any]:
     """Every slot value the rule parser finds in ``text`` (``only``: one slot, for answers)."""
-    want = (lambda s: only is None or only == s)
+
+    def want(slot: str) -> bool:
+        return only is None or only == slot
+
     out: dict[str, Any] = {}
     low = text.lower()
     neg_spans: list[tuple[int, int]] = [m.span(1) for m in _NEG_RE.finditer(text)]
@@ -272,8 +353,11 @@ def extract_slots(text: str, vocab: CatalogVocab, only: str | None = None) -> di
                 out["department"] = dept
     if want("budget"):
         m = _SIZE_RANGE_RE.search(text)  # avoid reading "between 13 and 15 inches" as money
-        b = [_num(x.group(1)) for x in _BUDGET_RE.finditer(text)
-             if not re.match(r"\s*(?:inch|inches|gb|tb|\")", text[x.end():x.end() + 8], re.I)]
+        b = [
+            _num(x.group(1))
+            for x in _BUDGET_RE.finditer(text)
+            if not re.match(r"\s*(?:inch|inches|gb|tb|\")", text[x.end() : x.end() + 8], re.I)
+        ]
         if not b:
             b = [_num(x.group(1)) for x in _BARE_PRICE_RE.finditer(text)]
         if b and b[0] > 0:
@@ -308,9 +392,9 @@ def extract_slots(text: str, vocab: CatalogVocab, only: str | None = None) -> di
         m = _SIZE_RANGE_RE.search(text) or _SIZE_AROUND_RE.search(text) or _SIZE_DASH_RE.search(text)
         if m:
             out["min_size_in"], out["max_size_in"] = sorted((_num(m.group(1)), _num(m.group(2))))
-        elif (m := _SIZE_MIN_RE.search(text)):
+        elif m := _SIZE_MIN_RE.search(text):
             out["min_size_in"] = _num(m.group(1))
-        elif (m := _SIZE_MAX_RE.search(text)):
+        elif m := _SIZE_MAX_RE.search(text):
             out["max_size_in"] = _num(m.group(1))
         elif only == "size" and (m := _SIZE_RE.search(text)):
             out["min_size_in"] = out["max_size_in"] = _num(m.group(1))

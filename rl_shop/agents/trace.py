@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
 
 from pydantic import BaseModel, Field
 
@@ -65,8 +66,13 @@ class Tracer:
             self.add(agent, action, start, self.now() - start, info)
 
     def add(self, agent: str, action: str, start_s: float, duration_s: float, detail: dict[str, Any]) -> None:
-        step = TraceStep(agent=agent, action=action, start_s=round(start_s, 4), duration_s=round(duration_s, 4),
-                         detail=_jsonable(detail))
+        step = TraceStep(
+            agent=agent,
+            action=action,
+            start_s=round(start_s, 4),
+            duration_s=round(duration_s, 4),
+            detail=_jsonable(detail),
+        )
         with self._lock:
             self.steps.append(step)
         if self._printer is not None:

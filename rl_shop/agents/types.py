@@ -14,16 +14,17 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterable, Iterator
 from datetime import date
 from enum import Enum
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from rl_shop.paths import CONFIG_DIR
-from rl_shop.sim.slots import QUERY_TYPES, QueryType  # one definition of the ECCD types
+from rl_shop.sim.slots import QueryType  # one definition of the ECCD types
 
 
 class AgentConfigError(ValueError):
@@ -126,7 +127,7 @@ class IntentSpec(BaseModel):
         return dict(value)
 
     @classmethod
-    def from_intent(cls, intent: Any, **overrides: Any) -> "IntentSpec":
+    def from_intent(cls, intent: Any, **overrides: Any) -> IntentSpec:
         """Adapt any intent-like object (``rl_shop.sim.Intent``, a dict, a dataclass).
 
         Reads attributes by name so this module does not depend on the simulator's class.
@@ -140,8 +141,13 @@ class IntentSpec(BaseModel):
             for name in cls.model_fields:
                 if hasattr(intent, name):
                     data[name] = getattr(intent, name)
-            for alias, name in (("text", "query"), ("initial_query", "query"), ("target_product_ids", "targets"),
-                                ("max_price", "budget"), ("min_price", "budget_min")):
+            for alias, name in (
+                ("text", "query"),
+                ("initial_query", "query"),
+                ("target_product_ids", "targets"),
+                ("max_price", "budget"),
+                ("min_price", "budget_min"),
+            ):
                 if name not in data and getattr(intent, alias, None):
                     data[name] = getattr(intent, alias)
             if "required_attributes" not in data:
@@ -275,7 +281,7 @@ class Candidate(BaseModel):
     retrieval_score: float | None = None
 
     @classmethod
-    def from_row(cls, row: dict[str, Any]) -> "Candidate":
+    def from_row(cls, row: dict[str, Any]) -> Candidate:
         """Build from a ``rl_shop.catalog.load_catalog()`` row (dict or pandas Series).
 
         Catalog columns: product_id, title, description, category, brand, price, colour,
@@ -396,8 +402,9 @@ class Decision(BaseModel):
     consistency_ratio: float
     excluded: dict[str, str] = Field(default_factory=dict, description="product_id -> violated hard constraint")
     advice_source: Literal["llm", "template"] = "template"
-    relaxed: list[str] = Field(default_factory=list,
-                               description="stated attributes no candidate meets; the recommendations miss them")
+    relaxed: list[str] = Field(
+        default_factory=list, description="stated attributes no candidate meets; the recommendations miss them"
+    )
 
 
 class SafetyVerdict(BaseModel):

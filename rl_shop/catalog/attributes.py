@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping
 from functools import lru_cache
-from typing import Any, Mapping
+from typing import Any
 
 from rl_shop.catalog.vocab import (
     COLOUR_SYNONYMS,
@@ -126,12 +127,13 @@ def parse_size_in(text: str) -> float:
         if not _SIZE_MIN <= value <= _SIZE_MAX:
             continue
         before = cleaned[: match.start()]
-        after = cleaned[match.end():]
+        after = cleaned[match.end() :]
         if re.search(r"(?:\bx|(?:^|\s)\d{1,2})\s*$", before):
             continue
-        if match.group("unit") == "in":
-            if re.match(r"\s*(?:\d(?![\d.]*\s?(?:cm|mm)\b)|one\b|a\b|the\b)", after) or colour_regex.match(after.lstrip()):
-                continue
+        if match.group("unit") == "in" and (
+            re.match(r"\s*(?:\d(?![\d.]*\s?(?:cm|mm)\b)|one\b|a\b|the\b)", after) or colour_regex.match(after.lstrip())
+        ):
+            continue
         return value
     return math.nan
 

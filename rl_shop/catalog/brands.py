@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from rl_shop.catalog.attributes import normalize_text
 from rl_shop.catalog.config import load_yaml
@@ -31,7 +32,7 @@ class BrandNormalizer:
     known: frozenset[str] = frozenset()
 
     @classmethod
-    def from_config(cls, config: dict[str, Any] | str | Path = "brands") -> "BrandNormalizer":
+    def from_config(cls, config: dict[str, Any] | str | Path = "brands") -> BrandNormalizer:
         """Builds from a parsed mapping, a YAML path or a config name under configs/catalog/."""
         data = config if isinstance(config, dict) else load_yaml(config)
         try:

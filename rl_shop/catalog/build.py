@@ -35,8 +35,10 @@ class BuildReport:
 def _read(shared_dir: Path, relative: str) -> pd.DataFrame:
     path = shared_dir / relative
     if not path.is_file():
-        raise CatalogError(f"raw source {path} not found; check `sources` in configs/catalog/build.yaml "
-                           f"and that the shared data folder is present")
+        raise CatalogError(
+            f"raw source {path} not found; check `sources` in configs/catalog/build.yaml "
+            f"and that the shared data folder is present"
+        )
     return pd.read_csv(path) if path.suffix == ".csv" else pd.read_parquet(path)
 
 
@@ -72,51 +74,59 @@ def parse_flipkart_specs(raw: object) -> dict[str, str]:
 
 def _amazon(shared: Path, cfg: dict[str, Any]) -> pd.DataFrame:
     raw = _read(shared, cfg["sources"]["amazon"])
-    return pd.DataFrame({
-        "product_id": [f"amz-{int(i):06d}" for i in raw["_id"]],
-        "source": "amazon",
-        "title": [_text(t) for t in raw["title"]],
-        "description": "",
-        "raw_category": [_text(c) for c in raw["category"]],
-        "raw_brand": [_text(b) for b in raw["brand"]],
-        "price": [_price(p) for p in raw["price"]],
-        "spec_dict": [{"model number": _text(m)} if _text(m) else {} for m in raw["modelno"]],
-    })
+    return pd.DataFrame(
+        {
+            "product_id": [f"amz-{int(i):06d}" for i in raw["_id"]],
+            "source": "amazon",
+            "title": [_text(t) for t in raw["title"]],
+            "description": "",
+            "raw_category": [_text(c) for c in raw["category"]],
+            "raw_brand": [_text(b) for b in raw["brand"]],
+            "price": [_price(p) for p in raw["price"]],
+            "spec_dict": [{"model number": _text(m)} if _text(m) else {} for m in raw["modelno"]],
+        }
+    )
 
 
 def _flipkart(shared: Path, cfg: dict[str, Any]) -> pd.DataFrame:
     raw = _read(shared, cfg["sources"]["flipkart"])
     field_name = cfg["flipkart_price_field"]
     if field_name not in raw.columns:
-        raise CatalogError(f"flipkart_price_field {field_name!r} is not a column of the Flipkart file; "
-                           "use discounted_price or retail_price")
+        raise CatalogError(
+            f"flipkart_price_field {field_name!r} is not a column of the Flipkart file; "
+            "use discounted_price or retail_price"
+        )
     rate = float(cfg["inr_per_usd"])
     if rate <= 0:
         raise CatalogError(f"inr_per_usd must be positive, got {rate}")
-    return pd.DataFrame({
-        "product_id": [f"fk-{p}" for p in raw["pid"]],
-        "source": "flipkart",
-        "title": [_text(t) for t in raw["product_name"]],
-        "description": [_text(d) for d in raw["description"]],
-        "raw_category": list(raw["product_category_tree"]),
-        "raw_brand": [_text(b) for b in raw["brand"]],
-        "price": [_price(p, rate) for p in raw[field_name]],
-        "spec_dict": [parse_flipkart_specs(s) for s in raw["product_specifications"]],
-    })
+    return pd.DataFrame(
+        {
+            "product_id": [f"fk-{p}" for p in raw["pid"]],
+            "source": "flipkart",
+            "title": [_text(t) for t in raw["product_name"]],
+            "description": [_text(d) for d in raw["description"]],
+            "raw_category": list(raw["product_category_tree"]),
+            "raw_brand": [_text(b) for b in raw["brand"]],
+            "price": [_price(p, rate) for p in raw[field_name]],
+            "spec_dict": [parse_flipkart_specs(s) for s in raw["product_specifications"]],
+        }
+    )
 
 
 def _abt_buy(shared: Path, cfg: dict[str, Any], source: str, prefix: str) -> pd.DataFrame:
     raw = _read(shared, cfg["sources"][source])
-    return pd.DataFrame({
-        "product_id": [f"{prefix}-{int(i):04d}" for i in raw["_id"]],
-        "source": source,
-        "title": [_text(t) for t in raw["name"]],
-        "description": [_text(d) for d in raw["description"]],
-        "raw_category": "",
-        "raw_brand": "",
-        "price": [_price(p) for p in raw["price"]],
-        "spec_dict": [{} for _ in range(len(raw))],
-    })
+    return pd.DataFrame(
+        {
+            "product_id": [f"{prefix}-{int(i):04d}" for i in raw["_id"]],
+            "source": source,
+            "title": [_text(t) for t in raw["name"]],
+            "description": [_text(d) for d in raw["description"]],
+            "raw_category": "",
+            "raw_brand": "",
+            "price": [_price(p) for p in raw["price"]],
+            "spec_dict": [{} for _ in range(len(raw))],
+        }
+    )
 
 
 def _dedupe_exact(frame: pd.DataFrame) -> pd.DataFrame:
@@ -140,9 +150,12 @@ def _dedupe_abt_buy(frame: pd.DataFrame, gold: pd.DataFrame, report: BuildReport
     return frame.loc[~frame.index.isin(drop)].reset_index(drop=True)
 
 
-def build_catalog(shared_dir: str | Path, config: dict[str, Any] | str | Path = "build",
-                  taxonomy: Taxonomy | None = None, brands: BrandNormalizer | None = None,
-                  ) -> tuple[pd.DataFrame, BuildReport]:
+def build_catalog(
+    shared_dir: str | Path,
+    config: dict[str, Any] | str | Path = "build",
+    taxonomy: Taxonomy | None = None,
+    brands: BrandNormalizer | None = None,
+) -> tuple[pd.DataFrame, BuildReport]:
     """Reads the raw sources and returns the validated catalog plus a :class:`BuildReport`."""
     cfg = config if isinstance(config, dict) else load_yaml(config)
     shared = Path(shared_dir)
@@ -152,8 +165,12 @@ def build_catalog(shared_dir: str | Path, config: dict[str, Any] | str | Path = 
     brands = brands or BrandNormalizer.from_config()
     report = BuildReport()
 
-    frames = [_amazon(shared, cfg), _flipkart(shared, cfg), _abt_buy(shared, cfg, "abt", "abt"),
-              _abt_buy(shared, cfg, "buy", "buy")]
+    frames = [
+        _amazon(shared, cfg),
+        _flipkart(shared, cfg),
+        _abt_buy(shared, cfg, "abt", "abt"),
+        _abt_buy(shared, cfg, "buy", "buy"),
+    ]
     for f in frames:
         report.raw_rows[str(f["source"].iloc[0])] = len(f)
     frame = pd.concat(frames, ignore_index=True)

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import difflib
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Iterable
 
 import numpy as np
 import pandas as pd
@@ -103,14 +103,20 @@ class FilterColumns:
         if name not in self.category_names:
             close = difflib.get_close_matches(name, sorted(self.category_names), n=5, cutoff=0.5)
             hint = f" Close matches: {close}." if close else ""
-            raise FilterError(f"unknown category {name!r} in filters.{hint} Use a leaf category, a department "
-                              f"or a ' > '-joined path prefix from the catalog's category_path column.")
+            raise FilterError(
+                f"unknown category {name!r} in filters.{hint} Use a leaf category, a department "
+                f"or a ' > '-joined path prefix from the catalog's category_path column."
+            )
         if name not in self._category_masks:
             prefix = name + PATH_SEP
             self._category_masks[name] = np.fromiter(
-                (c == name or d == name or p == name or p.startswith(prefix)
-                 for c, d, p in zip(self.category, self.department, self.path)),
-                dtype=bool, count=self.size)
+                (
+                    c == name or d == name or p == name or p.startswith(prefix)
+                    for c, d, p in zip(self.category, self.department, self.path)
+                ),
+                dtype=bool,
+                count=self.size,
+            )
         return self._category_masks[name]
 
     def mask(self, filters: SearchFilters | None) -> np.ndarray | None:

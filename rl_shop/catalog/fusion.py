@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 
-def reciprocal_rank_fusion(rankings: Sequence[Sequence[int]], weights: Sequence[float], k: float
-                           ) -> list[tuple[int, float]]:
+def reciprocal_rank_fusion(
+    rankings: Sequence[Sequence[int]], weights: Sequence[float], k: float
+) -> list[tuple[int, float]]:
     """Fuses ranked lists of document indices into ``[(doc, score)]``, best first.
 
     ``score(d) = sum_i weights[i] / (k + rank_i(d))`` with 1-based ranks; a list that does not

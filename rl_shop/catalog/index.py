@@ -16,9 +16,10 @@ import json
 import logging
 import shutil
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Sequence
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -71,8 +72,11 @@ def _versions() -> dict[str, str]:
     import bm25s
     import sentence_transformers
 
-    return {"bm25s": bm25s.__version__, "sentence_transformers": sentence_transformers.__version__,
-            "format": str(_FORMAT_VERSION)}
+    return {
+        "bm25s": bm25s.__version__,
+        "sentence_transformers": sentence_transformers.__version__,
+        "format": str(_FORMAT_VERSION),
+    }
 
 
 def _stemmer(name: str | None) -> Any:
@@ -88,8 +92,16 @@ class HybridIndex:
 
     builds: int = 0  # class-wide counter of full builds, so tests and benchmarks can see cache reuse
 
-    def __init__(self, catalog: pd.DataFrame, config: dict[str, Any], bm25: Any, embeddings: np.ndarray,
-                 encoder: Any = None, loaded_from_cache: bool = False, build_seconds: float = 0.0) -> None:
+    def __init__(
+        self,
+        catalog: pd.DataFrame,
+        config: dict[str, Any],
+        bm25: Any,
+        embeddings: np.ndarray,
+        encoder: Any = None,
+        loaded_from_cache: bool = False,
+        build_seconds: float = 0.0,
+    ) -> None:
         self.catalog = catalog.reset_index(drop=True)
         self.config = config
         self.product_ids = self.catalog["product_id"].to_numpy(dtype=object)
@@ -106,9 +118,12 @@ class HybridIndex:
     def load_config(config: dict[str, Any] | str | Path | None = None) -> dict[str, Any]:
         """The index config as a dict (default ``configs/catalog/index.yaml``), checked for keys."""
         data = load_yaml("index") if config is None else (config if isinstance(config, dict) else load_yaml(config))
-        required = {"bm25": ("k1", "b", "method", "stemmer", "stopwords"),
-                    "dense": ("batch_size", "max_seq_length", "num_threads", "fields"),
-                    "fusion": ("rrf_k", "bm25_weight", "dense_weight", "candidates"), "query": ("max_chars",)}
+        required = {
+            "bm25": ("k1", "b", "method", "stemmer", "stopwords"),
+            "dense": ("batch_size", "max_seq_length", "num_threads", "fields"),
+            "fusion": ("rrf_k", "bm25_weight", "dense_weight", "candidates"),
+            "query": ("max_chars",),
+        }
         for section, keys in required.items():
             missing = [k for k in keys if k not in data.get(section, {})]
             if missing:
@@ -136,7 +151,7 @@ class HybridIndex:
         return digest.hexdigest()[:20]
 
     @classmethod
-    def build(cls, catalog: pd.DataFrame, config: dict[str, Any] | str | Path | None = None) -> "HybridIndex":
+    def build(cls, catalog: pd.DataFrame, config: dict[str, Any] | str | Path | None = None) -> HybridIndex:
         """Builds both indexes from scratch (no cache)."""
         import bm25s
         import torch
@@ -145,8 +160,12 @@ class HybridIndex:
         if len(catalog) == 0:
             raise CatalogError("cannot index an empty catalog")
         start = time.perf_counter()
-        tokens = bm25s.tokenize(cls._texts(catalog, _BM25_TEXT_FIELDS), stopwords=cfg["bm25"]["stopwords"],
-                                stemmer=_stemmer(cfg["bm25"]["stemmer"]), show_progress=False)
+        tokens = bm25s.tokenize(
+            cls._texts(catalog, _BM25_TEXT_FIELDS),
+            stopwords=cfg["bm25"]["stopwords"],
+            stemmer=_stemmer(cfg["bm25"]["stemmer"]),
+            show_progress=False,
+        )
         bm25 = bm25s.BM25(k1=cfg["bm25"]["k1"], b=cfg["bm25"]["b"], method=cfg["bm25"]["method"])
         bm25.index(tokens, show_progress=False)
 
@@ -154,9 +173,13 @@ class HybridIndex:
         previous_threads = torch.get_num_threads()
         torch.set_num_threads(int(cfg["dense"]["num_threads"]))
         try:
-            embeddings = encoder.encode(cls._texts(catalog, cfg["dense"]["fields"]),
-                                        batch_size=int(cfg["dense"]["batch_size"]), normalize_embeddings=True,
-                                        convert_to_numpy=True, show_progress_bar=False)
+            embeddings = encoder.encode(
+                cls._texts(catalog, cfg["dense"]["fields"]),
+                batch_size=int(cfg["dense"]["batch_size"]),
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=False,
+            )
         finally:
             torch.set_num_threads(previous_threads)
         cls.builds += 1
@@ -172,15 +195,24 @@ class HybridIndex:
         tmp.mkdir(parents=True)
         self._bm25.save(str(tmp / "bm25"), show_progress=False)
         np.save(tmp / "embeddings.npy", self._embeddings)
-        meta = {"n_products": len(self.catalog), "built_at": time.time(), "build_seconds": self.build_seconds,
-                "config": self.config, "versions": _versions()}
+        meta = {
+            "n_products": len(self.catalog),
+            "built_at": time.time(),
+            "build_seconds": self.build_seconds,
+            "config": self.config,
+            "versions": _versions(),
+        }
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
         shutil.rmtree(directory, ignore_errors=True)
         tmp.rename(directory)
 
     @classmethod
-    def load_or_build(cls, catalog: pd.DataFrame, cache_root: str | Path | None = None,
-                      config: dict[str, Any] | str | Path | None = None) -> "HybridIndex":
+    def load_or_build(
+        cls,
+        catalog: pd.DataFrame,
+        cache_root: str | Path | None = None,
+        config: dict[str, Any] | str | Path | None = None,
+    ) -> HybridIndex:
         """Loads the cached index for this catalog + config, or builds and caches it."""
         cfg = cls.load_config(config)
         root = Path(cache_root) if cache_root is not None else cache_dir() / "index"
@@ -200,7 +232,7 @@ class HybridIndex:
         return index
 
     @classmethod
-    def _load_cached(cls, catalog: pd.DataFrame, cfg: dict[str, Any], directory: Path) -> "HybridIndex | None":
+    def _load_cached(cls, catalog: pd.DataFrame, cfg: dict[str, Any], directory: Path) -> HybridIndex | None:
         """The index cached in ``directory``, or None (absent, unreadable or of another catalog)."""
         import bm25s
 
@@ -211,8 +243,14 @@ class HybridIndex:
                 embeddings = np.load(directory / "embeddings.npy")
                 bm25 = bm25s.BM25.load(str(directory / "bm25"), show_progress=False)
                 if meta["n_products"] == len(catalog) == embeddings.shape[0]:
-                    return cls(catalog, cfg, bm25, embeddings, loaded_from_cache=True,
-                               build_seconds=float(meta.get("build_seconds", 0.0)))
+                    return cls(
+                        catalog,
+                        cfg,
+                        bm25,
+                        embeddings,
+                        loaded_from_cache=True,
+                        build_seconds=float(meta.get("build_seconds", 0.0)),
+                    )
                 log.warning("index cache %s does not match the catalog; rebuilding", directory)
             except (OSError, ValueError, KeyError) as exc:
                 log.warning("index cache %s is unreadable (%s); rebuilding", directory, exc)
@@ -240,8 +278,13 @@ class HybridIndex:
     def _bm25_scores(self, query: str) -> np.ndarray:
         import bm25s
 
-        tokens = bm25s.tokenize([query], stopwords=self.config["bm25"]["stopwords"], stemmer=self._stem,
-                                return_ids=False, show_progress=False)[0]
+        tokens = bm25s.tokenize(
+            [query],
+            stopwords=self.config["bm25"]["stopwords"],
+            stemmer=self._stem,
+            return_ids=False,
+            show_progress=False,
+        )[0]
         vocab = self._bm25.vocab_dict
         known = [t for t in tokens if t in vocab]
         if not known:
@@ -255,9 +298,16 @@ class HybridIndex:
 
     def embed_queries(self, queries: Sequence[str]) -> np.ndarray:
         """Normalized query embeddings (n, dim); exposed so callers can batch their own queries."""
-        return np.asarray(self._encoder_model().encode(list(queries), batch_size=int(self.config["dense"]["batch_size"]),
-                                                       normalize_embeddings=True, convert_to_numpy=True,
-                                                       show_progress_bar=False), dtype=np.float32)
+        return np.asarray(
+            self._encoder_model().encode(
+                list(queries),
+                batch_size=int(self.config["dense"]["batch_size"]),
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=False,
+            ),
+            dtype=np.float32,
+        )
 
     def _rank(self, scores: np.ndarray, mask: np.ndarray | None, positive_only: bool) -> np.ndarray:
         """Indices of the top ``candidates`` allowed rows by score (ties by row order)."""
@@ -272,24 +322,32 @@ class HybridIndex:
         order = np.lexsort((idx, -scores[idx]))
         return idx[order]
 
-    def _search_one(self, query: str, query_vec: np.ndarray | None, k: int, mask: np.ndarray | None,
-                    mode: Mode) -> list[SearchHit]:
+    def _search_one(
+        self, query: str, query_vec: np.ndarray | None, k: int, mask: np.ndarray | None, mode: Mode
+    ) -> list[SearchHit]:
         fusion = self.config["fusion"]
-        bm25_rank = self._rank(self._bm25_scores(query), mask, positive_only=True) if mode != "dense" else np.empty(0, int)
-        dense_rank = self._rank(self._embeddings @ query_vec, mask, positive_only=False) if mode != "bm25" else np.empty(0, int)
-        fused = reciprocal_rank_fusion([bm25_rank.tolist(), dense_rank.tolist()],
-                                       [fusion["bm25_weight"], fusion["dense_weight"]], fusion["rrf_k"])
+        bm25_rank = (
+            self._rank(self._bm25_scores(query), mask, positive_only=True) if mode != "dense" else np.empty(0, int)
+        )
+        dense_rank = (
+            self._rank(self._embeddings @ query_vec, mask, positive_only=False) if mode != "bm25" else np.empty(0, int)
+        )
+        fused = reciprocal_rank_fusion(
+            [bm25_rank.tolist(), dense_rank.tolist()], [fusion["bm25_weight"], fusion["dense_weight"]], fusion["rrf_k"]
+        )
         bm25_pos = {int(d): r for r, d in enumerate(bm25_rank, start=1)}
         dense_pos = {int(d): r for r, d in enumerate(dense_rank, start=1)}
         return [SearchHit(str(self.product_ids[d]), float(s), bm25_pos.get(d), dense_pos.get(d)) for d, s in fused[:k]]
 
-    def search(self, query: str, k: int = 10, filters: SearchFilters | None = None,
-               mode: Mode = "hybrid") -> list[SearchHit]:
+    def search(
+        self, query: str, k: int = 10, filters: SearchFilters | None = None, mode: Mode = "hybrid"
+    ) -> list[SearchHit]:
         """Top-``k`` products for ``query`` satisfying ``filters``; ``mode`` picks bm25 / dense / hybrid."""
         return self.search_many([query], k=k, filters=filters, mode=mode)[0]
 
-    def search_many(self, queries: Sequence[str], k: int = 10, filters: SearchFilters | None = None,
-                    mode: Mode = "hybrid") -> list[list[SearchHit]]:
+    def search_many(
+        self, queries: Sequence[str], k: int = 10, filters: SearchFilters | None = None, mode: Mode = "hybrid"
+    ) -> list[list[SearchHit]]:
         """Batched :meth:`search`: the queries are embedded in one call."""
         if isinstance(queries, str):
             raise ValueError("search_many takes a list of queries; use search() for one query")

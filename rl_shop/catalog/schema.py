@@ -55,7 +55,7 @@ def validate_catalog(df: pd.DataFrame, where: str = "catalog") -> pd.DataFrame:
         series = df[column]
         if kind == "str":
             if series.isna().any():
-                raise CatalogError(f"{where}: column {column!r} has missing values (use \"\" instead); {REBUILD_HINT}")
+                raise CatalogError(f'{where}: column {column!r} has missing values (use "" instead); {REBUILD_HINT}')
             if not all(isinstance(v, str) for v in series):
                 raise CatalogError(f"{where}: column {column!r} must hold strings; {REBUILD_HINT}")
             df[column] = series.astype(object)
@@ -95,8 +95,9 @@ def load_catalog(path: str | Path | None = None) -> pd.DataFrame:
     try:
         df = pd.read_parquet(file)
     except Exception as exc:  # pyarrow raises several unrelated types for corrupt files
-        raise CatalogError(f"catalog file {file} could not be read as parquet ({type(exc).__name__}: {exc}); "
-                           f"{REBUILD_HINT}") from exc
+        raise CatalogError(
+            f"catalog file {file} could not be read as parquet ({type(exc).__name__}: {exc}); {REBUILD_HINT}"
+        ) from exc
     return validate_catalog(df, where=f"catalog file {file}")
 
 

@@ -22,7 +22,7 @@ PATH_SEP = " > "
 
 
 def _clean_name(text: str) -> str:
-    """"kitchen  dining" -> "kitchen dining"; keeps letters, digits, '&', '-' and spaces."""
+    """ "kitchen  dining" -> "kitchen dining"; keeps letters, digits, '&', '-' and spaces."""
     return re.sub(r"\s+", " ", re.sub(r"[^\w&\- ]", " ", normalize_text(text))).strip()
 
 
@@ -47,7 +47,7 @@ class Taxonomy:
     flipkart_title_keywords: dict[str, list[str]] = field(default_factory=dict)
 
     @classmethod
-    def from_config(cls, config: dict[str, Any] | str | Path = "taxonomy") -> "Taxonomy":
+    def from_config(cls, config: dict[str, Any] | str | Path = "taxonomy") -> Taxonomy:
         """Builds from a parsed mapping, a YAML path or a config name under configs/catalog/."""
         data = config if isinstance(config, dict) else load_yaml(config)
         try:

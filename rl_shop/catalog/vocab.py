@@ -8,8 +8,8 @@ The order of the tuples is part of the contract (it is used as a one-hot layout 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Mapping
 
 # canonical colour -> phrases that name it (word-bounded when matched)
 _COLOUR_SYNONYMS: dict[str, tuple[str, ...]] = {
@@ -28,14 +28,32 @@ _COLOUR_SYNONYMS: dict[str, tuple[str, ...]] = {
     "beige": ("beige", "cream", "khaki", "off white", "off-white"),
     "gold": ("gold", "golden", "champagne", "rose gold"),
     "clear": ("transparent", "translucent", "clear case", "crystal clear"),
-    "multicolor": ("multicolor", "multicolour", "multi-color", "multi color", "multi-colour",
-                   "tri-color", "tricolor", "tri-colour", "assorted colors"),
+    "multicolor": (
+        "multicolor",
+        "multicolour",
+        "multi-color",
+        "multi color",
+        "multi-colour",
+        "tri-color",
+        "tricolor",
+        "tri-colour",
+        "assorted colors",
+    ),
 }
 
 _CONNECTIVITY_SYNONYMS: dict[str, tuple[str, ...]] = {
     "bluetooth": ("bluetooth", "bt 4.0", "bt 5.0"),
-    "wifi": ("wifi", "wi-fi", "802.11[a-z/]*", "wireless lan", "wlan", "wireless-n", "wireless n router",
-             "wireless g", "wireless-g"),
+    "wifi": (
+        "wifi",
+        "wi-fi",
+        "802.11[a-z/]*",
+        "wireless lan",
+        "wlan",
+        "wireless-n",
+        "wireless n router",
+        "wireless g",
+        "wireless-g",
+    ),
     "usb": (r"usb(?![- ]?c\b|[- ]type[- ]?c)",),
     "usb-c": ("usb-c", "usb c", "usb type-c", "usb type c", "type-c", "type c"),
     "hdmi": ("hdmi",),
@@ -43,8 +61,16 @@ _CONNECTIVITY_SYNONYMS: dict[str, tuple[str, ...]] = {
     "wired": ("wired", "corded"),
     "wireless-2.4ghz": ("2.4ghz", "2.4 ghz", "2.4g wireless", "2.4 g wireless"),
     "nfc": ("nfc",),
-    "lightning": ("lightning connector", "lightning cable", "lightning adapter", "lightning port",
-                  "lightning dock", "to lightning", "lightning to", "8-pin lightning"),
+    "lightning": (
+        "lightning connector",
+        "lightning cable",
+        "lightning adapter",
+        "lightning port",
+        "lightning dock",
+        "to lightning",
+        "lightning to",
+        "8-pin lightning",
+    ),
     "3.5mm": ("3.5mm", "3.5 mm", "3.5-mm", "1/8 inch", "aux", "auxiliary"),
     "firewire": ("firewire", "ieee 1394", "ieee-1394", "i.link"),
     "vga": ("vga", "d-sub", "hd-15", "hd15"),
@@ -57,11 +83,31 @@ _CONNECTIVITY_SYNONYMS: dict[str, tuple[str, ...]] = {
 
 _FEATURE_SYNONYMS: dict[str, tuple[str, ...]] = {
     "wireless": ("wireless", "cordless", "cable-free"),
-    "noise cancelling": ("noise cancelling", "noise canceling", "noise-cancelling", "noise-canceling",
-                         "noise cancellation", "anc", "noise reduction", "noise isolating", "noise-isolating"),
+    "noise cancelling": (
+        "noise cancelling",
+        "noise canceling",
+        "noise-cancelling",
+        "noise-canceling",
+        "noise cancellation",
+        "anc",
+        "noise reduction",
+        "noise isolating",
+        "noise-isolating",
+    ),
     "waterproof": ("waterproof", "water proof", "water-proof", "submersible", "underwater", "ipx7", "ipx8", "ip68"),
-    "water resistant": ("water resistant", "water-resistant", "splash proof", "splash-proof", "weatherproof",
-                        "weather-proof", "weather resistant", "weather-resistant", "all-weather", "ipx4", "ipx5"),
+    "water resistant": (
+        "water resistant",
+        "water-resistant",
+        "splash proof",
+        "splash-proof",
+        "weatherproof",
+        "weather-proof",
+        "weather resistant",
+        "weather-resistant",
+        "all-weather",
+        "ipx4",
+        "ipx5",
+    ),
     "rechargeable": ("rechargeable", "recharge"),
     "portable": ("portable", "travel", "pocket"),
     "ergonomic": ("ergonomic", "ergo"),
@@ -78,8 +124,15 @@ _FEATURE_SYNONYMS: dict[str, tuple[str, ...]] = {
     "heavy duty": ("heavy duty", "heavy-duty", "rugged", "industrial"),
     "slim": ("slim", "ultra-thin", "ultrathin", "ultra thin", "thin"),
     "lightweight": ("lightweight", "light-weight", "ultralight", "ultra-light"),
-    "shockproof": ("shockproof", "shock proof", "shock-proof", "shock resistant", "shock-resistant",
-                   "drop proof", "impact resistant"),
+    "shockproof": (
+        "shockproof",
+        "shock proof",
+        "shock-proof",
+        "shock resistant",
+        "shock-resistant",
+        "drop proof",
+        "impact resistant",
+    ),
     "adjustable": ("adjustable", "height-adjustable", "tilt", "swivel"),
     "hands-free": ("hands-free", "handsfree", "hands free", "speakerphone"),
     "surround sound": ("surround", r"[57]\.1[- ]?(?:ch|channel)", "dolby digital", "dts"),

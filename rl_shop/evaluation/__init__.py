@@ -11,7 +11,21 @@ from rl_shop.evaluation.systems import MACDFSystem, RetrievalSystem, System, Sys
 from rl_shop.evaluation.uds import RubricConfig, UDSJudge, rubric_score
 
 __all__ = [
-    "EvalRunError", "EvalRunner", "MACDFSystem", "RelativeChange", "RetrievalSystem", "RubricConfig", "System",
-    "SystemOutput", "UDSJudge", "accuracy_at_k", "aggregate", "ndcg_at_k", "recall_at_k", "relative_change",
-    "rubric_score", "select_items", "shopper_seed",
+    "EvalRunError",
+    "EvalRunner",
+    "MACDFSystem",
+    "RelativeChange",
+    "RetrievalSystem",
+    "RubricConfig",
+    "System",
+    "SystemOutput",
+    "UDSJudge",
+    "accuracy_at_k",
+    "aggregate",
+    "ndcg_at_k",
+    "recall_at_k",
+    "relative_change",
+    "rubric_score",
+    "select_items",
+    "shopper_seed",
 ]

@@ -76,8 +76,9 @@ def user_seed(seed: int, user: int) -> list[int]:
     return [int(seed), int(user), 0xAB]
 
 
-def simulate_session(shopper: Shopper, ranked_ids: list[str], latency_s: float, max_views: int,
-                     top_k: int) -> tuple[int, int, int, bool]:
+def simulate_session(
+    shopper: Shopper, ranked_ids: list[str], latency_s: float, max_views: int, top_k: int
+) -> tuple[int, int, int, bool]:
     """``(clicks, orders, reformulations, abandoned)`` of one user's session on one result list."""
     clicks = orders = reforms = 0
     for _ in range(max_views):
@@ -92,9 +93,14 @@ def simulate_session(shopper: Shopper, ranked_ids: list[str], latency_s: float, 
     return clicks, orders, reforms, False
 
 
-def simulate_ab(outputs_a: Mapping[str, Mapping[str, Any]], outputs_b: Mapping[str, Mapping[str, Any]],
-                items: Sequence[BenchmarkItem], arr: CatalogArrays, sim_config: SimConfig,
-                cfg: ABConfig) -> tuple[ArmOutcome, ArmOutcome]:
+def simulate_ab(
+    outputs_a: Mapping[str, Mapping[str, Any]],
+    outputs_b: Mapping[str, Mapping[str, Any]],
+    items: Sequence[BenchmarkItem],
+    arr: CatalogArrays,
+    sim_config: SimConfig,
+    cfg: ABConfig,
+) -> tuple[ArmOutcome, ArmOutcome]:
     """Users bucketed into A / B over the items both systems answered; per-user outcomes per arm.
 
     ``outputs_x`` maps item id -> record with ``ranked_ids``, ``ttft_s`` and ``total_s``.
@@ -112,7 +118,9 @@ def simulate_ab(outputs_a: Mapping[str, Mapping[str, Any]], outputs_b: Mapping[s
         rec = (outputs_b if arm == "B" else outputs_a)[item.id]
         shopper = Shopper(item.intent, arr, sim_config, seed=shopper_seed)
         latency = float(rec.get(key) or 0.0) * cfg.latency_scale
-        arms[arm].append(simulate_session(shopper, list(rec.get("ranked_ids") or []), latency, cfg.max_views, cfg.top_k))
+        arms[arm].append(
+            simulate_session(shopper, list(rec.get("ranked_ids") or []), latency, cfg.max_views, cfg.top_k)
+        )
 
     def pack(rows: list[tuple[int, int, int, bool]]) -> ArmOutcome:
         a = np.array(rows, dtype=float).reshape(-1, 4)
@@ -125,9 +133,15 @@ def compare_arms(a: ArmOutcome, b: ArmOutcome, cfg: ABConfig) -> dict[str, Relat
     """Relative change, bootstrap interval and p-value of UCTR, UCVR and ARC (B vs A)."""
     out: dict[str, RelativeChange] = {}
     for i, m in enumerate(AB_METRICS):
-        out[m] = relative_change(a.metric(m, cfg.exclude_abandoned), b.metric(m, cfg.exclude_abandoned),
-                                 metric=m, n_boot=cfg.n_boot, alpha=cfg.alpha, seed=cfg.seed + i,
-                                 p_method=cfg.p_method)
+        out[m] = relative_change(
+            a.metric(m, cfg.exclude_abandoned),
+            b.metric(m, cfg.exclude_abandoned),
+            metric=m,
+            n_boot=cfg.n_boot,
+            alpha=cfg.alpha,
+            seed=cfg.seed + i,
+            p_method=cfg.p_method,
+        )
     return out
 
 

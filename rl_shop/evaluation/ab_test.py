@@ -84,8 +84,9 @@ def permutation_p_value(a: np.ndarray, b: np.ndarray, n_perm: int, rng: np.rando
     return (1 + hits) / (1 + n_perm)
 
 
-def bootstrap_relative_ci(a: np.ndarray, b: np.ndarray, n_boot: int, alpha: float,
-                          rng: np.random.Generator) -> tuple[float, float]:
+def bootstrap_relative_ci(
+    a: np.ndarray, b: np.ndarray, n_boot: int, alpha: float, rng: np.random.Generator
+) -> tuple[float, float]:
     """Percentile bootstrap interval of mean(B)/mean(A) - 1 (NaN where a replicate has mean(A) = 0)."""
     chunk = max(1, min(n_boot, 4_000_000 // max(a.size, b.size)))
     reps: list[np.ndarray] = []
@@ -105,8 +106,17 @@ def bootstrap_relative_ci(a: np.ndarray, b: np.ndarray, n_boot: int, alpha: floa
     return float(lo), float(hi)
 
 
-def relative_change(a: Any, b: Any, *, metric: str = "metric", n_boot: int = 2000, alpha: float = 0.05,
-                    seed: int = 0, p_method: PMethod = "welch", n_perm: int = 2000) -> RelativeChange:
+def relative_change(
+    a: Any,
+    b: Any,
+    *,
+    metric: str = "metric",
+    n_boot: int = 2000,
+    alpha: float = 0.05,
+    seed: int = 0,
+    p_method: PMethod = "welch",
+    n_perm: int = 2000,
+) -> RelativeChange:
     """Relative change of mean(B) over mean(A), its bootstrap interval and a p-value."""
     if not 0 < alpha < 1:
         raise ValueError(f"alpha must be in (0, 1), got {alpha}")
@@ -134,5 +144,12 @@ def format_change(rc: RelativeChange) -> str:
     return f"{100 * rc.rel_change:+.1f}%{ci} (P={rc.p_value:.3f})"
 
 
-__all__ = ["PMethod", "RelativeChange", "bootstrap_relative_ci", "format_change", "permutation_p_value",
-           "relative_change", "welch_p_value"]
+__all__ = [
+    "PMethod",
+    "RelativeChange",
+    "bootstrap_relative_ci",
+    "format_change",
+    "permutation_p_value",
+    "relative_change",
+    "welch_p_value",
+]

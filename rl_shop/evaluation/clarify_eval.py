@@ -44,5 +44,12 @@ def clariq_gate_scores(understander: Any, split: str = "dev") -> dict[str, Any]:
     majority = int(sum(gold) * 2 > len(gold))
     acc, f1 = binary_scores(gold, pred)
     macc, mf1 = binary_scores(gold, [majority] * len(gold))
-    return {"split": split, "n": len(rows), "accuracy": acc, "macro_f1": f1, "majority_accuracy": macc,
-            "majority_macro_f1": mf1, "positive_rate": sum(gold) / len(gold)}
+    return {
+        "split": split,
+        "n": len(rows),
+        "accuracy": acc,
+        "macro_f1": f1,
+        "majority_accuracy": macc,
+        "majority_macro_f1": mf1,
+        "positive_rate": sum(gold) / len(gold),
+    }

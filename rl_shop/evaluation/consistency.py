@@ -49,9 +49,15 @@ def _z(alpha: float = 0.05) -> float:
     return float(stats.norm.ppf(1 - alpha / 2))
 
 
-def sim_outcomes(items: Sequence[BenchmarkItem], policies: Mapping[str, Policy], arr: CatalogArrays,
-                 env_kwargs: Mapping[str, Any], episodes: int, seed: int,
-                 hidden_dont_know_bonus: float) -> dict[tuple[str, str], SimOutcome]:
+def sim_outcomes(
+    items: Sequence[BenchmarkItem],
+    policies: Mapping[str, Policy],
+    arr: CatalogArrays,
+    env_kwargs: Mapping[str, Any],
+    episodes: int,
+    seed: int,
+    hidden_dont_know_bonus: float,
+) -> dict[tuple[str, str], SimOutcome]:
     """``(policy name, item id) -> SimOutcome`` on one-intent Clarify-v0 pools, same seeds per policy."""
     from envs.clarify import ClarifyEnv
     from envs.intent_pool import pool_from_intents, reduce_sim_intent
@@ -64,8 +70,9 @@ def sim_outcomes(items: Sequence[BenchmarkItem], policies: Mapping[str, Policy],
         for name, policy in policies.items():
             res = evaluate_policy(env, policy, episodes, seed + 1000 * j)
             info = res.final_info_means
-            out[(name, item.id)] = SimOutcome(res.mean_return, float(info.get("accuracy_at_5", math.nan)),
-                                              float(info.get("rounds", res.mean_length)))
+            out[(name, item.id)] = SimOutcome(
+                res.mean_return, float(info.get("accuracy_at_5", math.nan)), float(info.get("rounds", res.mean_length))
+            )
     return out
 
 
@@ -77,10 +84,16 @@ def _mean_ci(values: Sequence[float]) -> tuple[float, float, int]:
     return float(v.mean()), float(half), int(v.size)
 
 
-def consistency_table(items: Sequence[BenchmarkItem], sim: Mapping[tuple[str, str], SimOutcome],
-                      records: Sequence[Mapping[str, Any]], learned: str = "learned",
-                      heuristic: str = "heuristic", agent_learned: str = "macdf_learned",
-                      agent_heuristic: str = "macdf_heuristic", k: int = 5) -> pd.DataFrame:
+def consistency_table(
+    items: Sequence[BenchmarkItem],
+    sim: Mapping[tuple[str, str], SimOutcome],
+    records: Sequence[Mapping[str, Any]],
+    learned: str = "learned",
+    heuristic: str = "heuristic",
+    agent_learned: str = "macdf_learned",
+    agent_heuristic: str = "macdf_heuristic",
+    k: int = 5,
+) -> pd.DataFrame:
     """Per query type (and overall): learned-minus-heuristic in Clarify-v0 and in the agent loop.
 
     ``gap_acc`` is averaged over the queries measured in both (agent minus sim, per query).
@@ -95,7 +108,9 @@ def consistency_table(items: Sequence[BenchmarkItem], sim: Mapping[tuple[str, st
             "sim_d_return": None if sl is None or sh is None else sl.mean_return - sh.mean_return,
             "sim_d_acc": None if sl is None or sh is None else sl.accuracy_at_5 - sh.accuracy_at_5,
             "sim_d_rounds": None if sl is None or sh is None else sl.rounds - sh.rounds,
-            "agent_d_acc": None if al is None or ah is None else float(al[f"accuracy@{k}"]) - float(ah[f"accuracy@{k}"]),
+            "agent_d_acc": None
+            if al is None or ah is None
+            else float(al[f"accuracy@{k}"]) - float(ah[f"accuracy@{k}"]),
             "agent_d_rounds": None if al is None or ah is None else float(al["rounds"]) - float(ah["rounds"]),
         }
         d["gap_acc"] = None if d["agent_d_acc"] is None or d["sim_d_acc"] is None else d["agent_d_acc"] - d["sim_d_acc"]

@@ -22,7 +22,14 @@ from rl_shop.evaluation.ab_sim import ABConfig, compare_arms, simulate_ab
 from rl_shop.evaluation.ab_test import RelativeChange
 from rl_shop.evaluation.rag import RAGSettings, RAGSystem
 from rl_shop.evaluation.report import (
-    ab_absolute_table, ab_table, bar_plot, consistency_markdown, interval_table, markdown_table, per_type_intervals, wide,
+    ab_absolute_table,
+    ab_table,
+    bar_plot,
+    consistency_markdown,
+    interval_table,
+    markdown_table,
+    per_type_intervals,
+    wide,
     write_tensorboard,
 )
 from rl_shop.evaluation.runner import EvalRunError, EvalRunner, aggregate, select_items, shard_dir, shard_items
@@ -35,8 +42,9 @@ KNOWN_SYSTEMS: tuple[str, ...] = ("retrieval", "rag", "macdf_heuristic", "macdf_
 LLM_SYSTEMS = frozenset({"rag", "macdf_heuristic", "macdf_learned"})
 
 
-def build_systems(names: Sequence[str], *, cfg: Mapping[str, Any], llm: Any, catalog: pd.DataFrame,
-                  index: Any) -> list[System]:
+def build_systems(
+    names: Sequence[str], *, cfg: Mapping[str, Any], llm: Any, catalog: pd.DataFrame, index: Any
+) -> list[System]:
     """The requested systems, in the requested order."""
     unknown = [n for n in names if n not in KNOWN_SYSTEMS]
     if unknown:
@@ -53,9 +61,17 @@ def build_systems(names: Sequence[str], *, cfg: Mapping[str, Any], llm: Any, cat
             if policies == "learned" and cfg.get("learned_roles"):
                 overrides.append("runtime.learned_roles=[" + ",".join(cfg["learned_roles"]) + "]")
             try:
-                out.append(make_macdf_system(policies, llm=llm, catalog=catalog, index=index,
-                                             overrides=overrides,
-                                             policies_dir=cfg.get("policies_dir"), name=name))
+                out.append(
+                    make_macdf_system(
+                        policies,
+                        llm=llm,
+                        catalog=catalog,
+                        index=index,
+                        overrides=overrides,
+                        policies_dir=cfg.get("policies_dir"),
+                        name=name,
+                    )
+                )
             except (FileNotFoundError, RuntimeError) as exc:
                 raise EvalRunError(f"cannot build {name}: {exc}") from exc
     return out
@@ -67,19 +83,30 @@ def _timing_table(records: Sequence[Mapping[str, Any]], systems: Sequence[str]) 
         part = [r for r in records if r["system"] == s]
         if not part:
             continue
-        rows.append({"system": s, "mean ttft_s": float(np.mean([r["ttft_s"] for r in part])),
-                     "mean total_s": float(np.mean([r["total_s"] for r in part])),
-                     "max total_s": float(np.max([r["total_s"] for r in part])),
-                     "mean wall_s": float(np.mean([r["wall_s"] for r in part])),
-                     "mean judge_s": float(np.mean([r.get("judge_s", 0.0) for r in part])),
-                     "llm fallbacks": int(sum(int(r.get("llm_fallbacks", 0)) for r in part)),
-                     "errors": int(sum(r.get("error") is not None for r in part)), "n": len(part)})
+        rows.append(
+            {
+                "system": s,
+                "mean ttft_s": float(np.mean([r["ttft_s"] for r in part])),
+                "mean total_s": float(np.mean([r["total_s"] for r in part])),
+                "max total_s": float(np.max([r["total_s"] for r in part])),
+                "mean wall_s": float(np.mean([r["wall_s"] for r in part])),
+                "mean judge_s": float(np.mean([r.get("judge_s", 0.0) for r in part])),
+                "llm fallbacks": int(sum(int(r.get("llm_fallbacks", 0)) for r in part)),
+                "errors": int(sum(r.get("error") is not None for r in part)),
+                "n": len(part),
+            }
+        )
     return pd.DataFrame(rows).set_index("system")
 
 
-def run_ab(records: Sequence[Mapping[str, Any]], items: Sequence[Any], systems: Sequence[str], arr: Any,
-           sim_config: Any, ab: ABConfig) -> tuple[dict[str, dict[str, RelativeChange]], dict[str, float],
-                                                   dict[str, dict[str, RelativeChange]]]:
+def run_ab(
+    records: Sequence[Mapping[str, Any]],
+    items: Sequence[Any],
+    systems: Sequence[str],
+    arr: Any,
+    sim_config: Any,
+    ab: ABConfig,
+) -> tuple[dict[str, dict[str, RelativeChange]], dict[str, float], dict[str, dict[str, RelativeChange]]]:
     """Control vs each treatment, the share of users who abandoned per system, and the same
     comparison with the other abandonment rule (excluded <-> kept with zero clicks and orders).
 
@@ -106,8 +133,14 @@ def run_ab(records: Sequence[Mapping[str, Any]], items: Sequence[Any], systems: 
     return results, abandon, other
 
 
-def run_consistency(records: Sequence[Mapping[str, Any]], items: Sequence[Any], arr: Any, sim_config: Any,
-                    cfg: Mapping[str, Any], policies_dir: Path) -> tuple[pd.DataFrame | None, str]:
+def run_consistency(
+    records: Sequence[Mapping[str, Any]],
+    items: Sequence[Any],
+    arr: Any,
+    sim_config: Any,
+    cfg: Mapping[str, Any],
+    policies_dir: Path,
+) -> tuple[pd.DataFrame | None, str]:
     """Sim-to-agent table, or None and the reason it could not be measured."""
     import yaml
 
@@ -128,19 +161,32 @@ def run_consistency(records: Sequence[Mapping[str, Any]], items: Sequence[Any], 
     h = dict(env_cfg.get("heuristic") or {})
     learned = load_policy(guider_dir, expect_env_id="rl_shop/Clarify-v0")
     pool = load_or_build_intent_pool(int(kwargs["pool_size"]), int(kwargs["pool_seed"]), kwargs.get("sim_config"))
-    heuristic = AskUntilConfident(float(h.get("threshold", 0.5)), pool.log2_catalog_size, ClarifyPriors.from_pool(pool),
-                                  max_leave_risk=float(h.get("max_leave_risk", 1.0)), max_rounds=int(kwargs["max_rounds"]))
+    heuristic = AskUntilConfident(
+        float(h.get("threshold", 0.5)),
+        pool.log2_catalog_size,
+        ClarifyPriors.from_pool(pool),
+        max_leave_risk=float(h.get("max_leave_risk", 1.0)),
+        max_rounds=int(kwargs["max_rounds"]),
+    )
     evaluated = {r["item_id"] for r in records if r["system"] == "macdf_learned"}
     subset = [it for it in items if it.id in evaluated and it.query_type in set(cfg["types"])]
     if not subset:
         return None, f"no evaluated item of the Guider's types {list(cfg['types'])}"
-    sim = sim_outcomes(subset, {"learned": learned, "heuristic": heuristic}, arr, kwargs, int(cfg["episodes"]),
-                       int(cfg["seed"]), float(sim_config.shopper.p_dont_know_hidden_bonus))
+    sim = sim_outcomes(
+        subset,
+        {"learned": learned, "heuristic": heuristic},
+        arr,
+        kwargs,
+        int(cfg["episodes"]),
+        int(cfg["seed"]),
+        float(sim_config.shopper.p_dont_know_hidden_bonus),
+    )
     return consistency_table(subset, sim, records), ""
 
 
-def evaluate(cfg: Mapping[str, Any], out_dir: Path, resolved_yaml: str,
-             progress: Callable[[str], None] = print) -> Path:
+def evaluate(
+    cfg: Mapping[str, Any], out_dir: Path, resolved_yaml: str, progress: Callable[[str], None] = print
+) -> Path:
     """Run the whole evaluation described by ``cfg`` (the plain-dict form of configs/evaluate.yaml)."""
     from rl_shop.catalog import load_catalog
     from rl_shop.catalog.index import HybridIndex
@@ -157,8 +203,10 @@ def evaluate(cfg: Mapping[str, Any], out_dir: Path, resolved_yaml: str,
     if ab_cfg.enabled and len(names) >= 2:
         missing = [s for s in [ab_cfg.control, *ab_cfg.treatments] if s not in names]
         if missing:
-            raise EvalRunError(f"ab.control / ab.treatments name system(s) {missing} that are not in systems={names}; "
-                               "fix them or set ab.enabled=false")
+            raise EvalRunError(
+                f"ab.control / ab.treatments name system(s) {missing} that are not in systems={names}; "
+                "fix them or set ab.enabled=false"
+            )
     types = None if cfg.get("types") in (None, "all") else list(cfg["types"])
     limit = cfg.get("limit")
     catalog = load_catalog()
@@ -187,18 +235,36 @@ def evaluate(cfg: Mapping[str, Any], out_dir: Path, resolved_yaml: str,
     titles = dict(zip(catalog["product_id"].astype(str), catalog["title"].astype(str)))
     judge = UDSJudge(llm, rows, judge_cfg) if judge_cfg.enabled else None
     sim_config = load_sim_config()
-    meta = {"benchmark": str(cfg.get("benchmark")), "llm": None if llm is None else llm.describe(),
-            "rag": cfg["rag"], "retrieval": cfg["retrieval"], "macdf_overrides": cfg.get("macdf_overrides"),
-            "learned_roles": cfg.get("learned_roles"),
-            "policies_dir": str(cfg.get("policies_dir"))}
-    runner = EvalRunner(systems, catalog, sim_config, out_dir, seed=int(cfg["seed"]), k=int(cfg["k"]),
-                        rubric=RubricConfig(**cfg["uds"]["rubric"]), judge=judge, titles=titles, meta=meta,
-                        fail_fast=bool(cfg.get("fail_fast", False)), retry_errors=bool(cfg.get("retry_errors", False)),
-                        progress=progress)
+    meta = {
+        "benchmark": str(cfg.get("benchmark")),
+        "llm": None if llm is None else llm.describe(),
+        "rag": cfg["rag"],
+        "retrieval": cfg["retrieval"],
+        "macdf_overrides": cfg.get("macdf_overrides"),
+        "learned_roles": cfg.get("learned_roles"),
+        "policies_dir": str(cfg.get("policies_dir")),
+    }
+    runner = EvalRunner(
+        systems,
+        catalog,
+        sim_config,
+        out_dir,
+        seed=int(cfg["seed"]),
+        k=int(cfg["k"]),
+        rubric=RubricConfig(**cfg["uds"]["rubric"]),
+        judge=judge,
+        titles=titles,
+        meta=meta,
+        fail_fast=bool(cfg.get("fail_fast", False)),
+        retry_errors=bool(cfg.get("retry_errors", False)),
+        progress=progress,
+    )
     records = runner.run(items)
     if n_shards > 1:
-        progress(f"shard {shard.get('index', 0)} of {n_shards}: {len(records)} results in {out_dir}; run again "
-                 "without shard.count over the same results_dir to merge the shards and write the report")
+        progress(
+            f"shard {shard.get('index', 0)} of {n_shards}: {len(records)} results in {out_dir}; run again "
+            "without shard.count over the same results_dir to merge the shards and write the report"
+        )
         return out_dir / "per_query.jsonl"
     wanted = {it.id for it in items}
     records = [r for r in records if r["item_id"] in wanted and r["system"] in names]
@@ -212,8 +278,15 @@ def evaluate(cfg: Mapping[str, Any], out_dir: Path, resolved_yaml: str,
     ttft = wide(table, "ttft_s", names)
     total = wide(table, "total_s", names)
     timing = _timing_table(records, names)
-    for name, df in [("accuracy", acc), ("uds_judge", uds_j), ("uds_rubric", uds_r), ("rounds", rounds),
-                     ("ttft_s", ttft), ("total_s", total), ("timing", timing)]:
+    for name, df in [
+        ("accuracy", acc),
+        ("uds_judge", uds_j),
+        ("uds_rubric", uds_r),
+        ("rounds", rounds),
+        ("ttft_s", ttft),
+        ("total_s", total),
+        ("timing", timing),
+    ]:
         df.to_csv(out_dir / f"table_{name}.csv")
     acc_iv = per_type_intervals(records, f"accuracy@{k}", names, seed=int(cfg["seed"]))
     plots: list[Path] = []
@@ -230,14 +303,21 @@ def evaluate(cfg: Mapping[str, Any], out_dir: Path, resolved_yaml: str,
             ab_md = "(needs two systems)"
         else:
             ab_results, abandon, ab_other = run_ab(records, items, names, runner.arr, sim_config, ab_cfg)
-            rule = "abandoned users kept with zero clicks and orders (intention to treat)" if ab_cfg.exclude_abandoned \
+            rule = (
+                "abandoned users kept with zero clicks and orders (intention to treat)"
+                if ab_cfg.exclude_abandoned
                 else "abandoned users excluded (the paper's rule)"
-            ab_md = (ab_table(ab_results, ab_cfg.control, abandon) + "\n\nPer-user means:\n\n"
-                     + ab_absolute_table(ab_results, ab_cfg.control)
-                     + f"\n\nThe same users with the other rule, {rule}:\n\n"
-                     + ab_table(ab_other, ab_cfg.control, abandon))
-            (out_dir / "ab_test.json").write_text(json.dumps(
-                {t: {m: rc.to_dict() for m, rc in res.items()} for t, res in ab_results.items()}, indent=2))
+            )
+            ab_md = (
+                ab_table(ab_results, ab_cfg.control, abandon)
+                + "\n\nPer-user means:\n\n"
+                + ab_absolute_table(ab_results, ab_cfg.control)
+                + f"\n\nThe same users with the other rule, {rule}:\n\n"
+                + ab_table(ab_other, ab_cfg.control, abandon)
+            )
+            (out_dir / "ab_test.json").write_text(
+                json.dumps({t: {m: rc.to_dict() for m, rc in res.items()} for t, res in ab_results.items()}, indent=2)
+            )
 
     cons_md = "(consistency disabled)"
     if cfg["consistency"].get("enabled", True):
@@ -257,30 +337,74 @@ def evaluate(cfg: Mapping[str, Any], out_dir: Path, resolved_yaml: str,
 
     elapsed = time.perf_counter() - started
     report = [
-        "# rl_shop end-to-end evaluation", "",
+        "# rl_shop end-to-end evaluation",
+        "",
         f"Benchmark slice: {len(items)} queries ({'all' if limit is None else limit} per type; types: "
         f"{', '.join(types or ['all'])}), systems: {', '.join(names)}, seed {cfg['seed']}, "
-        f"LLM backend: {meta['llm']}. Wall time of this invocation: {elapsed:.0f}s.", "",
-        f"## Accuracy@{k} (Table 1 layout)", "", markdown_table(acc), "",
-        f"Accuracy@{k} with percentile-bootstrap 95% intervals over the queries of each type:", "",
-        interval_table(acc_iv, names), "",
-        "## UDS by the LLM judge, 1-3 (Table 2 layout; n/a = judge output unusable or judge disabled)", "",
-        markdown_table(uds_j), "",
-        "## UDS by the deterministic rubric, 1-3 (computed from the gold intent)", "", markdown_table(uds_r), "",
-        "## Clarification rounds", "", markdown_table(rounds), "",
-        "## Latency", "", "Time to first token (s):", "", markdown_table(ttft), "", "Total time (s):", "",
-        markdown_table(total), "", "Per system (measured on this machine):", "", markdown_table(timing), "",
-        "## Simulated online A/B test (Table 3 layout: relative change, bootstrap 95% interval, P)", "", ab_md, "",
+        f"LLM backend: {meta['llm']}. Wall time of this invocation: {elapsed:.0f}s.",
+        "",
+        f"## Accuracy@{k} (Table 1 layout)",
+        "",
+        markdown_table(acc),
+        "",
+        f"Accuracy@{k} with percentile-bootstrap 95% intervals over the queries of each type:",
+        "",
+        interval_table(acc_iv, names),
+        "",
+        "## UDS by the LLM judge, 1-3 (Table 2 layout; n/a = judge output unusable or judge disabled)",
+        "",
+        markdown_table(uds_j),
+        "",
+        "## UDS by the deterministic rubric, 1-3 (computed from the gold intent)",
+        "",
+        markdown_table(uds_r),
+        "",
+        "## Clarification rounds",
+        "",
+        markdown_table(rounds),
+        "",
+        "## Latency",
+        "",
+        "Time to first token (s):",
+        "",
+        markdown_table(ttft),
+        "",
+        "Total time (s):",
+        "",
+        markdown_table(total),
+        "",
+        "Per system (measured on this machine):",
+        "",
+        markdown_table(timing),
+        "",
+        "## Simulated online A/B test (Table 3 layout: relative change, bootstrap 95% interval, P)",
+        "",
+        ab_md,
+        "",
         f"Users: {ab_cfg.n_users}, each drawing one evaluated query and a random arm; latency = recorded "
         f"{ab_cfg.latency_source} x {ab_cfg.latency_scale}; abandoned users excluded: {ab_cfg.exclude_abandoned}; "
-        f"p-values: {ab_cfg.p_method}. Reformulations replay the same list (see docs/evaluation.md).", "",
-        "## Sim-to-agent consistency (learned minus heuristic Guider)", "", cons_md, "",
+        f"p-values: {ab_cfg.p_method}. Reformulations replay the same list (see docs/evaluation.md).",
+        "",
+        "## Sim-to-agent consistency (learned minus heuristic Guider)",
+        "",
+        cons_md,
+        "",
         "sim_* columns: rl_shop/Clarify-v0 on one-intent pools of the same queries; agent_* columns: the full "
         "LLM loop (macdf_learned minus macdf_heuristic). The two Accuracy@5 are different quantities "
-        "(see rl_shop/evaluation/consistency.py); a large gap is reported as measured.", "",
-        "## Files", "", "per_query.jsonl (one line per query and system; resumable), per_type.csv, table_*.csv, "
-        + ", ".join(str(p.relative_to(out_dir)) for p in plots) + ", tensorboard/", "",
-        "## Resolved config", "", "```yaml", resolved_yaml.rstrip(), "```", "",
+        "(see rl_shop/evaluation/consistency.py); a large gap is reported as measured.",
+        "",
+        "## Files",
+        "",
+        "per_query.jsonl (one line per query and system; resumable), per_type.csv, table_*.csv, "
+        + ", ".join(str(p.relative_to(out_dir)) for p in plots)
+        + ", tensorboard/",
+        "",
+        "## Resolved config",
+        "",
+        "```yaml",
+        resolved_yaml.rstrip(),
+        "```",
+        "",
     ]
     path = out_dir / "report.md"
     path.write_text("\n".join(report), encoding="utf-8")

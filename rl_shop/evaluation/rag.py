@@ -107,14 +107,22 @@ def merge_ranking(candidates: list[str], picks: list[int], k: int) -> list[str]:
 
 
 def _price(value: Any) -> str:
-    return "price unknown" if value is None or (isinstance(value, float) and math.isnan(value)) else f"${float(value):.2f}"
+    return (
+        "price unknown" if value is None or (isinstance(value, float) and math.isnan(value)) else f"${float(value):.2f}"
+    )
 
 
 class RAGSystem:
     """Retrieve, list the candidates in the prompt, let the LLM re-rank and justify (streamed)."""
 
-    def __init__(self, llm: Any, index: SearchIndex, catalog: pd.DataFrame, settings: RAGSettings | None = None,
-                 name: str = "rag") -> None:
+    def __init__(
+        self,
+        llm: Any,
+        index: SearchIndex,
+        catalog: pd.DataFrame,
+        settings: RAGSettings | None = None,
+        name: str = "rag",
+    ) -> None:
         self.llm, self.index, self.name = llm, index, name
         self.settings = settings or RAGSettings()
         self._rows = catalog.set_index("product_id", drop=False)
@@ -126,13 +134,18 @@ class RAGSystem:
         for n, pid in enumerate(ids, start=1):
             row = self._rows.loc[pid]
             title = " ".join(str(row["title"]).split()[: s.title_words])
-            lines.append(f"[{n}] {title} | brand: {row['brand'] or 'unknown'} | {_price(row['price'])} | {row['category']}")
+            lines.append(
+                f"[{n}] {title} | brand: {row['brand'] or 'unknown'} | {_price(row['price'])} | {row['category']}"
+            )
         return lines
 
     def messages(self, query: str, ids: list[str]) -> list[dict[str, str]]:
-        user = (f"User request: {query}\n\nCandidates:\n" + "\n".join(self.candidate_lines(ids))
-                + f'\n\nAnswer with JSON: {{"ranking": [up to {min(self.settings.k, self.settings.max_picks)} numbers, best first], '
-                '"justification": "<why they fit, naming the products>"}')
+        user = (
+            f"User request: {query}\n\nCandidates:\n"
+            + "\n".join(self.candidate_lines(ids))
+            + f'\n\nAnswer with JSON: {{"ranking": [up to {min(self.settings.k, self.settings.max_picks)} numbers, best first], '
+            '"justification": "<why they fit, naming the products>"}'
+        )
         return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}]
 
     def run(self, item: BenchmarkItem, shopper: Shopper) -> SystemOutput:
@@ -142,10 +155,16 @@ class RAGSystem:
         if not candidates:
             elapsed = time.perf_counter() - start
             return SystemOutput([], ttft_s=elapsed, total_s=elapsed, error="retrieval returned no candidates")
-        schema = rerank_schema(len(candidates), min(s.k, s.max_picks), s.max_justification_chars,
-                               s.min_justification_chars)
-        stream = self.llm.stream(self.messages(item.query, candidates), max_tokens=s.max_tokens,
-                                 temperature=s.temperature, seed=s.seed, json_schema=schema)
+        schema = rerank_schema(
+            len(candidates), min(s.k, s.max_picks), s.max_justification_chars, s.min_justification_chars
+        )
+        stream = self.llm.stream(
+            self.messages(item.query, candidates),
+            max_tokens=s.max_tokens,
+            temperature=s.temperature,
+            seed=s.seed,
+            json_schema=schema,
+        )
         ttft: float | None = None
         parts: list[str] = []
         for chunk in stream:
@@ -158,8 +177,10 @@ class RAGSystem:
         fallback = picks is None or not picks
         ranked = merge_ranking(candidates, picks or [], s.k)
         by_id = {pid: n for n, pid in enumerate(candidates)}
-        products = [self._record(pid, justification if (not fallback and by_id[pid] in (picks or [])[:1]) else "")
-                    for pid in ranked]
+        products = [
+            self._record(pid, justification if (not fallback and by_id[pid] in (picks or [])[:1]) else "")
+            for pid in ranked
+        ]
         return SystemOutput(
             ranked_ids=ranked,
             answer=justification if not fallback else "",
@@ -167,15 +188,24 @@ class RAGSystem:
             total_s=total,
             products=products,
             llm_fallbacks=int(fallback),
-            extra={"candidates": candidates, "llm_picks": [candidates[i] for i in (picks or [])],
-                   "problems": problems, "raw": text[:500]},
+            extra={
+                "candidates": candidates,
+                "llm_picks": [candidates[i] for i in (picks or [])],
+                "problems": problems,
+                "raw": text[:500],
+            },
         )
 
     def _record(self, pid: str, reason: str) -> dict[str, Any]:
         row = self._rows.loc[pid]
         price = row["price"]
-        return {"product_id": pid, "title": str(row["title"]), "brand": str(row["brand"]),
-                "price": None if pd.isna(price) else float(price), "reason": reason}
+        return {
+            "product_id": pid,
+            "title": str(row["title"]),
+            "brand": str(row["brand"]),
+            "price": None if pd.isna(price) else float(price),
+            "reason": reason,
+        }
 
 
 __all__ = ["RAGSettings", "RAGSystem", "SYSTEM_PROMPT", "merge_ranking", "parse_answer", "rerank_schema"]

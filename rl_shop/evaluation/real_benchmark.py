@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from rl_shop.paths import DATA_DIR
 
@@ -33,8 +34,9 @@ def load_real_benchmark(path: str | Path = REAL_BENCHMARK, split: str | None = N
     """Rows of the benchmark (``split``: dev / test / None for both)."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"real-language benchmark not found: {path}; build it with "
-                                "`python experiments/build_real_benchmark.py`")
+        raise FileNotFoundError(
+            f"real-language benchmark not found: {path}; build it with `python experiments/build_real_benchmark.py`"
+        )
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     return [r for r in rows if split is None or r["split"] == split]
 
@@ -56,10 +58,30 @@ def _ratio(num: int, den: int) -> float | None:
 
 def score_reader(rows: Iterable[dict[str, Any]], read: Callable[[str], Reading]) -> dict[str, Any]:
     """The issue's figures for one reader on ``rows`` (one split)."""
-    c: dict[str, int] = {k: 0 for k in (
-        "budget_n", "budget_found", "budget_exact", "webshop_n", "webshop_exact", "excl_gold", "excl_found",
-        "excl_pred", "excl_correct", "type_n", "type_ok", "ooc_n", "ooc_ok", "inc_n", "inc_false_ooc",
-        "amb_tp", "amb_fp", "amb_fn", "amb_n")}
+    c: dict[str, int] = {
+        k: 0
+        for k in (
+            "budget_n",
+            "budget_found",
+            "budget_exact",
+            "webshop_n",
+            "webshop_exact",
+            "excl_gold",
+            "excl_found",
+            "excl_pred",
+            "excl_correct",
+            "type_n",
+            "type_ok",
+            "ooc_n",
+            "ooc_ok",
+            "inc_n",
+            "inc_false_ooc",
+            "amb_tp",
+            "amb_fp",
+            "amb_fn",
+            "amb_n",
+        )
+    }
     for r in rows:
         lab = r.get("labels")
         variant = (r.get("rule_gold") or {}).get("webshop_price_variant")
@@ -73,7 +95,9 @@ def score_reader(rows: Iterable[dict[str, Any]], read: Callable[[str], Reading])
         if lab.get("budget_max") is not None:
             c["budget_n"] += 1
             c["budget_found"] += int(got.budget_max is not None)
-            c["budget_exact"] += int(got.budget_max is not None and abs(got.budget_max - float(lab["budget_max"])) < 0.01)
+            c["budget_exact"] += int(
+                got.budget_max is not None and abs(got.budget_max - float(lab["budget_max"])) < 0.01
+            )
         gold_ex = [str(x) for x in lab.get("exclusions") or []]
         c["excl_gold"] += len(gold_ex)
         c["excl_found"] += sum(1 for g in gold_ex if any(exclusion_match(p, g) for p in got.exclusions))
@@ -93,17 +117,23 @@ def score_reader(rows: Iterable[dict[str, Any]], read: Callable[[str], Reading])
         c["amb_fp"] += int(got.ambiguous and not gold_amb)
         c["amb_fn"] += int(not got.ambiguous and gold_amb)
     return {
-        "budget_recall": _ratio(c["budget_found"], c["budget_n"]), "budget_exact": _ratio(c["budget_exact"], c["budget_n"]),
+        "budget_recall": _ratio(c["budget_found"], c["budget_n"]),
+        "budget_exact": _ratio(c["budget_exact"], c["budget_n"]),
         "budget_n": c["budget_n"],
-        "webshop_budget_exact": _ratio(c["webshop_exact"], c["webshop_n"]), "webshop_n": c["webshop_n"],
+        "webshop_budget_exact": _ratio(c["webshop_exact"], c["webshop_n"]),
+        "webshop_n": c["webshop_n"],
         "exclusion_recall": _ratio(c["excl_found"], c["excl_gold"]),
-        "exclusion_precision": _ratio(c["excl_correct"], c["excl_pred"]), "exclusion_n": c["excl_gold"],
-        "product_type_top1": _ratio(c["type_ok"], c["type_n"]), "in_catalog_n": c["type_n"],
-        "ooc_detected": _ratio(c["ooc_ok"], c["ooc_n"]), "ooc_n": c["ooc_n"],
+        "exclusion_precision": _ratio(c["excl_correct"], c["excl_pred"]),
+        "exclusion_n": c["excl_gold"],
+        "product_type_top1": _ratio(c["type_ok"], c["type_n"]),
+        "in_catalog_n": c["type_n"],
+        "ooc_detected": _ratio(c["ooc_ok"], c["ooc_n"]),
+        "ooc_n": c["ooc_n"],
         "false_not_carried": _ratio(c["inc_false_ooc"], c["inc_n"]),
         "ambiguous_precision": _ratio(c["amb_tp"], c["amb_tp"] + c["amb_fp"]),
         "ambiguous_recall": _ratio(c["amb_tp"], c["amb_tp"] + c["amb_fn"]),
-        "ambiguous_gold_n": c["amb_tp"] + c["amb_fn"], "labelled_n": c["amb_n"],
+        "ambiguous_gold_n": c["amb_tp"] + c["amb_fn"],
+        "labelled_n": c["amb_n"],
     }
 
 

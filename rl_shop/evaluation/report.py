@@ -19,9 +19,14 @@ from rl_shop.evaluation.ab_test import RelativeChange, format_change
 from rl_shop.sim.slots import QUERY_TYPES
 
 TYPE_LABELS: dict[str, str] = {
-    "simple": "Simple Queries", "negation": "Negation Intent", "general_qa": "General Q&A",
-    "reasoning": "Reasoning Queries", "multi_constraint": "Multi-Constraint Queries",
-    "ambiguous": "Ambiguous Intent", "comparison": "Product Comparison", "product_qa": "Product Q&A",
+    "simple": "Simple Queries",
+    "negation": "Negation Intent",
+    "general_qa": "General Q&A",
+    "reasoning": "Reasoning Queries",
+    "multi_constraint": "Multi-Constraint Queries",
+    "ambiguous": "Ambiguous Intent",
+    "comparison": "Product Comparison",
+    "product_qa": "Product Q&A",
     "overall": "Overall",
 }
 
@@ -45,8 +50,10 @@ def markdown_table(df: pd.DataFrame, digits: int = 3, index_name: str | None = N
     lines = ["| " + " | ".join([head, *cols]) + " |", "|" + "---|" * (len(cols) + 1)]
     for idx, values in zip(df.index, df.itertuples(index=False, name=None)):
         label = " / ".join(map(str, idx)) if isinstance(idx, tuple) else str(idx)
-        cells = [v if isinstance(v, str) else _fmt(int(v) if (i and _finite(v)) else v, digits)
-                 for v, i in zip(values, is_int)]
+        cells = [
+            v if isinstance(v, str) else _fmt(int(v) if (i and _finite(v)) else v, digits)
+            for v, i in zip(values, is_int)
+        ]
         lines.append("| " + " | ".join([label, *cells]) + " |")
     return "\n".join(lines)
 
@@ -70,8 +77,7 @@ def wide(table: pd.DataFrame, metric: str, systems: Sequence[str]) -> pd.DataFra
     return data
 
 
-def ab_table(results: Mapping[str, Mapping[str, RelativeChange]], control: str,
-             abandon: Mapping[str, float]) -> str:
+def ab_table(results: Mapping[str, Mapping[str, RelativeChange]], control: str, abandon: Mapping[str, float]) -> str:
     """Table 3: relative change (%) of UCTR, UCVR, ARC vs the control, interval and P, plus abandonment."""
     lines = ["| system | UCTR | UCVR | ARC | abandoned before results |", "|---|---|---|---|---|"]
     lines.append(f"| {control} (control) | 0.0% | 0.0% | 0.0% | {100 * abandon.get(control, math.nan):.1f}% |")
@@ -86,11 +92,17 @@ def ab_absolute_table(results: Mapping[str, Mapping[str, RelativeChange]], contr
     lines = ["| system | UCTR | UCVR | ARC | users (kept) |", "|---|---|---|---|---|"]
     first = next(iter(results.values()), None)
     if first is not None:
-        lines.append(f"| {control} | " + " | ".join(f"{first[m].mean_a:.3f}" for m in ("UCTR", "UCVR", "ARC"))
-                     + f" | {first['UCTR'].n_a} |")
+        lines.append(
+            f"| {control} | "
+            + " | ".join(f"{first[m].mean_a:.3f}" for m in ("UCTR", "UCVR", "ARC"))
+            + f" | {first['UCTR'].n_a} |"
+        )
     for name, res in results.items():
-        lines.append(f"| {name} | " + " | ".join(f"{res[m].mean_b:.3f}" for m in ("UCTR", "UCVR", "ARC"))
-                     + f" | {res['UCTR'].n_b} |")
+        lines.append(
+            f"| {name} | "
+            + " | ".join(f"{res[m].mean_b:.3f}" for m in ("UCTR", "UCVR", "ARC"))
+            + f" | {res['UCTR'].n_b} |"
+        )
     return "\n".join(lines)
 
 
@@ -102,25 +114,37 @@ def _pm(mean: Any, half: Any, digits: int = 3) -> str:
 
 def consistency_markdown(df: pd.DataFrame) -> str:
     """Sim-to-agent table: learned minus heuristic, mean ± 95% half-width over queries."""
-    lines = ["| query type | n (sim / agent) | sim: return | sim: Accuracy@5 | sim: rounds | agent: Accuracy@5 "
-             "| agent: rounds | gap (agent - sim), Accuracy@5 |", "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| query type | n (sim / agent) | sim: return | sim: Accuracy@5 | sim: rounds | agent: Accuracy@5 "
+        "| agent: rounds | gap (agent - sim), Accuracy@5 |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for t, r in df.iterrows():
-        lines.append(f"| {TYPE_LABELS.get(str(t), t)} | {int(r['n_sim'])} / {int(r['n_agent'])} | "
-                     f"{_pm(r['sim_d_return'], r['sim_d_return_ci95'])} | {_pm(r['sim_d_acc'], r['sim_d_acc_ci95'])} | "
-                     f"{_pm(r['sim_d_rounds'], r['sim_d_rounds_ci95'], 2)} | {_pm(r['agent_d_acc'], r['agent_d_acc_ci95'])} | "
-                     f"{_pm(r['agent_d_rounds'], r['agent_d_rounds_ci95'], 2)} | {_pm(r['gap_acc'], r['gap_acc_ci95'])} |")
+        lines.append(
+            f"| {TYPE_LABELS.get(str(t), t)} | {int(r['n_sim'])} / {int(r['n_agent'])} | "
+            f"{_pm(r['sim_d_return'], r['sim_d_return_ci95'])} | {_pm(r['sim_d_acc'], r['sim_d_acc_ci95'])} | "
+            f"{_pm(r['sim_d_rounds'], r['sim_d_rounds_ci95'], 2)} | {_pm(r['agent_d_acc'], r['agent_d_acc_ci95'])} | "
+            f"{_pm(r['agent_d_rounds'], r['agent_d_rounds_ci95'], 2)} | {_pm(r['gap_acc'], r['gap_acc_ci95'])} |"
+        )
     return "\n".join(lines)
 
 
-def per_type_intervals(records: Sequence[Mapping[str, Any]], metric: str, systems: Sequence[str],
-                       n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
+def per_type_intervals(
+    records: Sequence[Mapping[str, Any]], metric: str, systems: Sequence[str], n_boot: int = 1000, seed: int = 0
+) -> pd.DataFrame:
     """Mean and percentile-bootstrap 95% interval per (system, query type) of a per-query metric."""
     rng = np.random.default_rng(seed)
     rows = []
     for s in systems:
         for t in QUERY_TYPES:
-            v = np.array([float(r[metric]) for r in records if r["system"] == s and r["query_type"] == t
-                          and r.get(metric) is not None], dtype=float)
+            v = np.array(
+                [
+                    float(r[metric])
+                    for r in records
+                    if r["system"] == s and r["query_type"] == t and r.get(metric) is not None
+                ],
+                dtype=float,
+            )
             if v.size == 0:
                 continue
             if v.size > 1:
@@ -128,8 +152,16 @@ def per_type_intervals(records: Sequence[Mapping[str, Any]], metric: str, system
                 lo, hi = np.quantile(boots, [0.025, 0.975])
             else:
                 lo = hi = float(v[0])
-            rows.append({"system": s, "query_type": t, "mean": float(v.mean()), "lo": float(lo), "hi": float(hi),
-                         "n": int(v.size)})
+            rows.append(
+                {
+                    "system": s,
+                    "query_type": t,
+                    "mean": float(v.mean()),
+                    "lo": float(lo),
+                    "hi": float(hi),
+                    "n": int(v.size),
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -199,5 +231,14 @@ def write_tensorboard(table: pd.DataFrame, ab: Mapping[str, Mapping[str, Relativ
     return logdir
 
 
-__all__ = ["TYPE_LABELS", "ab_absolute_table", "ab_table", "bar_plot", "consistency_markdown", "markdown_table", "per_type_intervals",
-           "wide", "write_tensorboard"]
+__all__ = [
+    "TYPE_LABELS",
+    "ab_absolute_table",
+    "ab_table",
+    "bar_plot",
+    "consistency_markdown",
+    "markdown_table",
+    "per_type_intervals",
+    "wide",
+    "write_tensorboard",
+]

@@ -47,8 +47,18 @@ from rl_shop.sim.slots import QUERY_TYPES
 
 log = logging.getLogger(__name__)
 
-TABLE_COLUMNS: tuple[str, ...] = ("accuracy@5", "max_accuracy@5", "uds_judge", "uds_rubric", "rounds", "ttft_s",
-                                  "total_s", "n", "judge_missing", "errors")
+TABLE_COLUMNS: tuple[str, ...] = (
+    "accuracy@5",
+    "max_accuracy@5",
+    "uds_judge",
+    "uds_rubric",
+    "rounds",
+    "ttft_s",
+    "total_s",
+    "n",
+    "judge_missing",
+    "errors",
+)
 
 
 class EvalRunError(RuntimeError):
@@ -61,8 +71,9 @@ def shopper_seed(seed: int, item_id: str) -> int:
     return int.from_bytes(digest[:8], "big") >> 1
 
 
-def select_items(items: Sequence[BenchmarkItem], types: Iterable[str] | None = None,
-                 limit: int | None = None) -> list[BenchmarkItem]:
+def select_items(
+    items: Sequence[BenchmarkItem], types: Iterable[str] | None = None, limit: int | None = None
+) -> list[BenchmarkItem]:
     """The slice to evaluate: items of ``types`` (all if None), the first ``limit`` per type, benchmark order."""
     wanted = list(QUERY_TYPES) if types is None else [str(t) for t in types]
     unknown = [t for t in wanted if t not in QUERY_TYPES]
@@ -164,8 +175,13 @@ class EvalRunner:
 
     # ------------------------------------------------------------------ resume bookkeeping
     def _pinned(self) -> dict[str, Any]:
-        pinned = {"seed": self.seed, "k": self.k, "rubric": self.rubric.model_dump(),
-                  "judge": None if self.judge is None else self.judge.config.model_dump(), **self.meta}
+        pinned = {
+            "seed": self.seed,
+            "k": self.k,
+            "rubric": self.rubric.model_dump(),
+            "judge": None if self.judge is None else self.judge.config.model_dump(),
+            **self.meta,
+        }
         return json.loads(json.dumps(pinned, sort_keys=True, default=str))
 
     def _check_meta(self) -> None:
@@ -195,8 +211,10 @@ class EvalRunner:
             meta = json.loads(meta_file.read_text(encoding="utf-8")) if meta_file.is_file() else None
             if meta != pinned:
                 diff = sorted(k for k in set(meta or {}) | set(pinned) if (meta or {}).get(k) != pinned.get(k))
-                raise EvalRunError(f"shard {sub.parent} was produced with a different configuration (keys {diff}); "
-                                   "merge it with the configuration it ran with, or remove it")
+                raise EvalRunError(
+                    f"shard {sub.parent} was produced with a different configuration (keys {diff}); "
+                    "merge it with the configuration it ran with, or remove it"
+                )
             for rec in load_records(sub):
                 if (rec["system"], rec["item_id"]) not in done:
                     done.add((rec["system"], rec["item_id"]))
@@ -212,8 +230,9 @@ class EvalRunner:
         return Shopper(item.intent, self.arr, self.sim_config, seed=shopper_seed(self.seed, item.id))
 
     # ------------------------------------------------------------------ scoring
-    def score(self, item: BenchmarkItem, system: System, out: SystemOutput, shopper: Shopper,
-              wall_s: float) -> dict[str, Any]:
+    def score(
+        self, item: BenchmarkItem, system: System, out: SystemOutput, shopper: Shopper, wall_s: float
+    ) -> dict[str, Any]:
         """The result record of one system output."""
         k = self.k
         ranked = [str(p) for p in out.ranked_ids]
@@ -245,8 +264,13 @@ class EvalRunner:
             f"recall@{k}": recall_at_k(ranked, gold, k),
             f"max_accuracy@{k}": min(len(gold), k) / k,
             "uds_rubric": rub.level,
-            "rubric": {"correctness": rub.correctness, "explicit": rub.explicit, "implicit": rub.implicit,
-                       "usefulness": rub.usefulness, "score": rub.score},
+            "rubric": {
+                "correctness": rub.correctness,
+                "explicit": rub.explicit,
+                "implicit": rub.implicit,
+                "usefulness": rub.usefulness,
+                "score": rub.score,
+            },
             "uds_judge": None if judged is None else judged.overall,
             "judge": None if judged is None else judged.model_dump(),
             "shopper_quit": shopper.quit,
@@ -287,8 +311,9 @@ class EvalRunner:
                             raise
                         log.exception("system %s failed on %s", system.name, item.id)
                         failed_after = time.perf_counter() - start
-                        out = SystemOutput([], error=f"{type(exc).__name__}: {exc}", ttft_s=failed_after,
-                                           total_s=failed_after)
+                        out = SystemOutput(
+                            [], error=f"{type(exc).__name__}: {exc}", ttft_s=failed_after, total_s=failed_after
+                        )
                     wall = time.perf_counter() - start
                     rec = self.score(item, system, out, shopper, wall)
                     fh.write(json.dumps(rec, sort_keys=True, default=str) + "\n")
@@ -306,8 +331,7 @@ class EvalRunner:
 
 
 # --------------------------------------------------------------------------- aggregation
-def aggregate(records: Sequence[Mapping[str, Any]], systems: Sequence[str] | None = None,
-              k: int = 5) -> pd.DataFrame:
+def aggregate(records: Sequence[Mapping[str, Any]], systems: Sequence[str] | None = None, k: int = 5) -> pd.DataFrame:
     """Per (system, query_type) means, plus an ``overall`` row per system.
 
     Columns: Accuracy@k and its ceiling, UDS by the judge (mean over judged queries) and by the
@@ -317,13 +341,24 @@ def aggregate(records: Sequence[Mapping[str, Any]], systems: Sequence[str] | Non
     """
     if not records:
         raise EvalRunError("no results to aggregate")
-    df = pd.DataFrame([{
-        "system": r["system"], "item_id": r["item_id"], "query_type": r["query_type"],
-        "accuracy@5": float(r[f"accuracy@{k}"]), "max_accuracy@5": float(r[f"max_accuracy@{k}"]),
-        "uds_judge": _finite(r.get("uds_judge")), "uds_rubric": float(r["uds_rubric"]),
-        "rounds": float(r.get("rounds", 0)), "ttft_s": float(r.get("ttft_s", 0.0)),
-        "total_s": float(r.get("total_s", 0.0)), "error": r.get("error") is not None,
-    } for r in records]).sort_values(["system", "item_id"], kind="stable")
+    df = pd.DataFrame(
+        [
+            {
+                "system": r["system"],
+                "item_id": r["item_id"],
+                "query_type": r["query_type"],
+                "accuracy@5": float(r[f"accuracy@{k}"]),
+                "max_accuracy@5": float(r[f"max_accuracy@{k}"]),
+                "uds_judge": _finite(r.get("uds_judge")),
+                "uds_rubric": float(r["uds_rubric"]),
+                "rounds": float(r.get("rounds", 0)),
+                "ttft_s": float(r.get("ttft_s", 0.0)),
+                "total_s": float(r.get("total_s", 0.0)),
+                "error": r.get("error") is not None,
+            }
+            for r in records
+        ]
+    ).sort_values(["system", "item_id"], kind="stable")
     df = df.rename(columns={"accuracy@5": f"accuracy@{k}", "max_accuracy@5": f"max_accuracy@{k}"})
     order = list(systems) if systems is not None else sorted(df["system"].unique())
     metrics = [f"accuracy@{k}", f"max_accuracy@{k}", "uds_judge", "uds_rubric", "rounds", "ttft_s", "total_s"]
@@ -345,5 +380,14 @@ def aggregate(records: Sequence[Mapping[str, Any]], systems: Sequence[str] | Non
     return pd.DataFrame(rows).set_index(["system", "query_type"])
 
 
-__all__ = ["EvalRunError", "EvalRunner", "TABLE_COLUMNS", "aggregate", "load_records", "select_items", "shard_dir",
-           "shard_items", "shopper_seed"]
+__all__ = [
+    "EvalRunError",
+    "EvalRunner",
+    "TABLE_COLUMNS",
+    "aggregate",
+    "load_records",
+    "select_items",
+    "shard_dir",
+    "shard_items",
+    "shopper_seed",
+]

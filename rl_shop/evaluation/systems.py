@@ -13,9 +13,10 @@ first user-visible token left (the runner's wall clock would also count the LLM 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from rl_shop.evaluation.retrieval_baseline import SearchIndex, result_ids
 from rl_shop.sim.benchmark import BenchmarkItem
@@ -99,7 +100,9 @@ class MACDFSystem:
 
     def __init__(self, assistant: Any, name: str) -> None:
         if not callable(getattr(assistant, "run", None)):
-            raise TypeError(f"assistant must have a run(query, answer_fn=..., session_id=...) method, got {type(assistant).__name__}")
+            raise TypeError(
+                f"assistant must have a run(query, answer_fn=..., session_id=...) method, got {type(assistant).__name__}"
+            )
         self.assistant, self.name = assistant, name
 
     def run(self, item: BenchmarkItem, shopper: Shopper) -> SystemOutput:
@@ -107,7 +110,9 @@ class MACDFSystem:
             return shopper.answer_text(slot)
 
         start = time.perf_counter()
-        res = self.assistant.run(item.query, answer_fn=answer_fn, session_id=f"eval:{self.name}:{item.id}", on_token=None)
+        res = self.assistant.run(
+            item.query, answer_fn=answer_fn, session_id=f"eval:{self.name}:{item.id}", on_token=None
+        )
         wall = time.perf_counter() - start
         timings = dict(getattr(res, "timings", {}) or {})
         products = [_product_record(p) for p in (getattr(res, "products", None) or [])]
@@ -153,9 +158,17 @@ def _product_record(p: Any) -> dict[str, Any]:
     }
 
 
-def make_macdf_system(policies: str, *, llm: Any, catalog: Any, index: Any, overrides: list[str] | None = None,
-                      policies_dir: str | Path | None = None, memory_path: str | None = ":memory:",
-                      name: str | None = None) -> MACDFSystem:
+def make_macdf_system(
+    policies: str,
+    *,
+    llm: Any,
+    catalog: Any,
+    index: Any,
+    overrides: list[str] | None = None,
+    policies_dir: str | Path | None = None,
+    memory_path: str | None = ":memory:",
+    name: str | None = None,
+) -> MACDFSystem:
     """Build ``MACDFAssistant.from_config(..., policies=policies)`` and wrap it.
 
     ``policies_dir`` (with ``guider/``, ``scheduler/``, ``collaboration/`` exports) is passed as
@@ -182,8 +195,9 @@ def make_macdf_system(policies: str, *, llm: Any, catalog: Any, index: Any, over
                     "train and export one (make reproduce) or set policies_dir"
                 )
             extra.append(f"runtime.policy_dirs.{role}={(root / role).resolve()}")
-    assistant = MACDFAssistant.from_config(extra or None, llm=llm, catalog=catalog, index=index, policies=policies,
-                                           memory_path=memory_path)
+    assistant = MACDFAssistant.from_config(
+        extra or None, llm=llm, catalog=catalog, index=index, policies=policies, memory_path=memory_path
+    )
     return MACDFSystem(assistant, name or f"macdf_{policies}")
 
 

@@ -52,7 +52,34 @@ overall: 1 = Not Satisfied, 2 = Partially Satisfied, 3 = Fully Satisfied.
 """
 
 _WORD = re.compile(r"[a-z0-9]+(?:\.[0-9]+)?")
-_STOP = frozenset("a an the and or of for to in on with is are be it its at by from as that this get more".split())
+_STOP = frozenset(
+    [
+        "a",
+        "an",
+        "the",
+        "and",
+        "or",
+        "of",
+        "for",
+        "to",
+        "in",
+        "on",
+        "with",
+        "is",
+        "are",
+        "be",
+        "it",
+        "its",
+        "at",
+        "by",
+        "from",
+        "as",
+        "that",
+        "this",
+        "get",
+        "more",
+    ]
+)
 
 
 def tokens(text: str) -> list[str]:
@@ -85,7 +112,7 @@ class RubricConfig(BaseModel):
     qa_answer_recall: float = Field(1.0, gt=0, le=1)
 
     @model_validator(mode="after")
-    def _check(self) -> "RubricConfig":
+    def _check(self) -> RubricConfig:
         if self.partial > self.full:
             raise ValueError(f"uds.rubric.partial ({self.partial}) must not exceed full ({self.full})")
         if self.w_correctness + self.w_explicit + self.w_implicit + self.w_usefulness <= 0:
@@ -119,8 +146,14 @@ def _share_satisfied(arr: CatalogArrays, item: BenchmarkItem, slots: tuple[str, 
     return float(masks.sum() / (len(slots) * len(ids)))
 
 
-def _usefulness(arr: CatalogArrays, item: BenchmarkItem, answer: str, ids: list[str], min_words: int,
-                titles: Mapping[str, str] | None) -> float:
+def _usefulness(
+    arr: CatalogArrays,
+    item: BenchmarkItem,
+    answer: str,
+    ids: list[str],
+    min_words: int,
+    titles: Mapping[str, str] | None,
+) -> float:
     """Half for a real answer (>= ``min_words`` words), half more if it names a shown product.
 
     Naming = the product's brand, or two words of its title that are neither in the query nor in
@@ -143,8 +176,14 @@ def _usefulness(arr: CatalogArrays, item: BenchmarkItem, answer: str, ids: list[
     return 0.5
 
 
-def rubric_score(item: BenchmarkItem, ranked_ids: list[str], answer: str, arr: CatalogArrays,
-                 config: RubricConfig | None = None, titles: Mapping[str, str] | None = None) -> RubricScore:
+def rubric_score(
+    item: BenchmarkItem,
+    ranked_ids: list[str],
+    answer: str,
+    arr: CatalogArrays,
+    config: RubricConfig | None = None,
+    titles: Mapping[str, str] | None = None,
+) -> RubricScore:
     """The deterministic UDS rubric of one response (see the module docstring).
 
     ``titles`` (product id -> title) lets usefulness recognize a product named by title words;
@@ -177,8 +216,9 @@ def rubric_score(item: BenchmarkItem, ranked_ids: list[str], answer: str, arr: C
             implicit = answer_recall(item.gold_answer, answer)
     usefulness = _usefulness(arr, item, answer, top, c.min_answer_words, titles)
     wsum = c.w_correctness + c.w_explicit + c.w_implicit + c.w_usefulness
-    score = (c.w_correctness * correctness + c.w_explicit * explicit + c.w_implicit * implicit
-             + c.w_usefulness * usefulness) / wsum
+    score = (
+        c.w_correctness * correctness + c.w_explicit * explicit + c.w_implicit * implicit + c.w_usefulness * usefulness
+    ) / wsum
     level = 3 if score >= c.full else 2 if score >= c.partial else 1
     return RubricScore(correctness, explicit, implicit, usefulness, score, level)
 
@@ -246,18 +286,36 @@ class UDSJudge:
             lines.append(f"{n}. {' '.join(str(row['title']).split()[: c.title_words])} ({row['brand']}, {price_s})")
         products = "\n".join(lines) if lines else "(no products)"
         answer = " ".join(answer.split())[: c.max_answer_chars] or "(no text)"
-        user = (f"{RUBRIC}\nShopper's query: {item.query}\nWhat the shopper really wants: {describe_intent(item)}\n"
-                f"Recommended products:\n{products}\nAssistant's text: {answer}\n\nGive the four scores as JSON.")
-        return [{"role": "system", "content": "You are a strict e-commerce evaluation expert."},
-                {"role": "user", "content": user}]
+        user = (
+            f"{RUBRIC}\nShopper's query: {item.query}\nWhat the shopper really wants: {describe_intent(item)}\n"
+            f"Recommended products:\n{products}\nAssistant's text: {answer}\n\nGive the four scores as JSON."
+        )
+        return [
+            {"role": "system", "content": "You are a strict e-commerce evaluation expert."},
+            {"role": "user", "content": user},
+        ]
 
     def score(self, item: BenchmarkItem, ranked_ids: list[str], answer: str) -> JudgeScores | None:
-        res = self.llm.structured(self.messages(item, ranked_ids, answer), JudgeScores,
-                                  max_tokens=self.config.max_tokens, seed=self.config.seed)
+        res = self.llm.structured(
+            self.messages(item, ranked_ids, answer),
+            JudgeScores,
+            max_tokens=self.config.max_tokens,
+            seed=self.config.seed,
+        )
         if res.used_fallback or res.value is None:
             return None
         return res.value
 
 
-__all__ = ["JudgeConfig", "JudgeScores", "RUBRIC", "RubricConfig", "RubricScore", "UDSJudge",
-           "answer_recall", "describe_intent", "rubric_score", "tokens"]
+__all__ = [
+    "JudgeConfig",
+    "JudgeScores",
+    "RUBRIC",
+    "RubricConfig",
+    "RubricScore",
+    "UDSJudge",
+    "answer_recall",
+    "describe_intent",
+    "rubric_score",
+    "tokens",
+]

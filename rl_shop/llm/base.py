@@ -72,8 +72,9 @@ def _check_params(max_tokens: int, temperature: float) -> None:
 class ChatStream(Iterator[str]):
     """Iterator over text chunks; ``result`` holds the full :class:`ChatResult` once exhausted."""
 
-    def __init__(self, gen: ChunkGenerator, on_done: Callable[[ChatResult], None],
-                 on_error: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self, gen: ChunkGenerator, on_done: Callable[[ChatResult], None], on_error: Callable[[], None] | None = None
+    ) -> None:
         self._gen = gen
         self._on_done = on_done
         self._on_error = on_error
@@ -198,8 +199,14 @@ class LLM(ABC):
         hit = self._cache_get(key)
         if hit is not None:
             return ChatStream(_replay(hit), lambda r: None)
-        gen = self._stream(msgs, max_tokens=max_tokens, temperature=float(temperature), seed=seed_,
-                           stop=stop_, json_schema=spec.json_schema if spec else None)
+        gen = self._stream(
+            msgs,
+            max_tokens=max_tokens,
+            temperature=float(temperature),
+            seed=seed_,
+            stop=stop_,
+            json_schema=spec.json_schema if spec else None,
+        )
 
         def done(res: ChatResult) -> None:
             self._record(res)
@@ -262,8 +269,12 @@ class LLM(ABC):
             errors.extend(f"attempt {attempt + 1}: {p}" for p in problems)
             msgs = base_msgs + [
                 {"role": "assistant", "content": raw},
-                {"role": "user", "content": "That answer was invalid: " + "; ".join(problems)[:500]
-                 + ". Reply again with corrected JSON only."},
+                {
+                    "role": "user",
+                    "content": "That answer was invalid: "
+                    + "; ".join(problems)[:500]
+                    + ". Reply again with corrected JSON only.",
+                },
             ]
         self.metrics.add(fallbacks=1)
         value = self._fallback(spec, raw, validate, fallback, errors)
@@ -273,8 +284,14 @@ class LLM(ABC):
         return StructuredResult(value, raw, attempts, True, errors, cached, last)
 
     # ------------------------------------------------------------------ helpers
-    def _fallback(self, spec: SchemaSpec, raw: str, validate: Validator | None,
-                  fallback: Callable[[str], Any] | None, errors: list[str]) -> Any | None:
+    def _fallback(
+        self,
+        spec: SchemaSpec,
+        raw: str,
+        validate: Validator | None,
+        fallback: Callable[[str], Any] | None,
+        errors: list[str],
+    ) -> Any | None:
         if fallback is not None:
             try:
                 value = fallback(raw)
@@ -301,9 +318,15 @@ class LLM(ABC):
             return None
         return value
 
-    def _cached_chat(self, msgs: list[Message], max_tokens: int, temperature: float,
-                     seed: int | None, stop: Sequence[str] | None,
-                     spec: SchemaSpec | None) -> ChatResult:
+    def _cached_chat(
+        self,
+        msgs: list[Message],
+        max_tokens: int,
+        temperature: float,
+        seed: int | None,
+        stop: Sequence[str] | None,
+        spec: SchemaSpec | None,
+    ) -> ChatResult:
         _check_params(max_tokens, temperature)
         seed_ = self.default_seed if seed is None else int(seed)
         stop_ = _norm_stop(stop)
@@ -312,8 +335,14 @@ class LLM(ABC):
         if hit is not None:
             return hit
         try:
-            res = self._chat(msgs, max_tokens=max_tokens, temperature=float(temperature), seed=seed_,
-                             stop=stop_, json_schema=spec.json_schema if spec else None)
+            res = self._chat(
+                msgs,
+                max_tokens=max_tokens,
+                temperature=float(temperature),
+                seed=seed_,
+                stop=stop_,
+                json_schema=spec.json_schema if spec else None,
+            )
         except LLMError:
             self.metrics.add(errors=1)
             raise
@@ -321,11 +350,26 @@ class LLM(ABC):
         self._cache_put(key, res)
         return res
 
-    def _key(self, msgs: list[Message], max_tokens: int, temperature: float, seed: int,
-             stop: list[str] | None, spec: SchemaSpec | None) -> str:
-        return make_key(backend=self.backend, model=self.model_id, messages=msgs,
-                        max_tokens=max_tokens, temperature=float(temperature), seed=seed, stop=stop,
-                        schema=spec.fingerprint() if spec else None, extra=self._cache_extra())
+    def _key(
+        self,
+        msgs: list[Message],
+        max_tokens: int,
+        temperature: float,
+        seed: int,
+        stop: list[str] | None,
+        spec: SchemaSpec | None,
+    ) -> str:
+        return make_key(
+            backend=self.backend,
+            model=self.model_id,
+            messages=msgs,
+            max_tokens=max_tokens,
+            temperature=float(temperature),
+            seed=seed,
+            stop=stop,
+            schema=spec.fingerprint() if spec else None,
+            extra=self._cache_extra(),
+        )
 
     def _cache_extra(self) -> Any:
         """Backend settings that change outputs beyond the model id (e.g. an adapter)."""
@@ -346,8 +390,9 @@ class LLM(ABC):
             self.cache.put(key, res.to_dict())
 
     def _record(self, res: ChatResult) -> None:
-        self.metrics.add(calls=1, prompt_tokens=res.prompt_tokens,
-                         completion_tokens=res.completion_tokens, total_s=res.total_s)
+        self.metrics.add(
+            calls=1, prompt_tokens=res.prompt_tokens, completion_tokens=res.completion_tokens, total_s=res.total_s
+        )
 
     def describe(self) -> str:
         """``backend:model`` for logs and reports."""
@@ -418,18 +463,44 @@ class LocalLLM(LLM):
     """
 
     @abstractmethod
-    def generate(self, msgs: list[Message], *, max_tokens: int, temperature: float, seed: int,
-                 stop: list[str] | None = None, json_schema: dict[str, Any] | None = None,
-                 on_text: Callable[[str], None] | None = None, cancel: threading.Event | None = None) -> ChatResult:
+    def generate(
+        self,
+        msgs: list[Message],
+        *,
+        max_tokens: int,
+        temperature: float,
+        seed: int,
+        stop: list[str] | None = None,
+        json_schema: dict[str, Any] | None = None,
+        on_text: Callable[[str], None] | None = None,
+        cancel: threading.Event | None = None,
+    ) -> ChatResult:
         """One completion; ``on_text`` receives new text as it is decoded."""
 
-    def _chat(self, messages: list[Message], *, max_tokens: int, temperature: float, seed: int,
-              stop: list[str] | None, json_schema: dict[str, Any] | None) -> ChatResult:
-        return self.generate(messages, max_tokens=max_tokens, temperature=temperature, seed=seed,
-                             stop=stop, json_schema=json_schema)
+    def _chat(
+        self,
+        messages: list[Message],
+        *,
+        max_tokens: int,
+        temperature: float,
+        seed: int,
+        stop: list[str] | None,
+        json_schema: dict[str, Any] | None,
+    ) -> ChatResult:
+        return self.generate(
+            messages, max_tokens=max_tokens, temperature=temperature, seed=seed, stop=stop, json_schema=json_schema
+        )
 
-    def _stream(self, messages: list[Message], *, max_tokens: int, temperature: float, seed: int,
-                stop: list[str] | None, json_schema: dict[str, Any] | None) -> ChunkGenerator:
+    def _stream(
+        self,
+        messages: list[Message],
+        *,
+        max_tokens: int,
+        temperature: float,
+        seed: int,
+        stop: list[str] | None,
+        json_schema: dict[str, Any] | None,
+    ) -> ChunkGenerator:
         chunks: queue.Queue[object] = queue.Queue()
         cancel = threading.Event()
         box: dict[str, Any] = {}
@@ -437,9 +508,16 @@ class LocalLLM(LLM):
 
         def work() -> None:
             try:
-                box["result"] = self.generate(messages, max_tokens=max_tokens, temperature=temperature,
-                                              seed=seed, stop=stop, json_schema=json_schema,
-                                              on_text=chunks.put, cancel=cancel)
+                box["result"] = self.generate(
+                    messages,
+                    max_tokens=max_tokens,
+                    temperature=temperature,
+                    seed=seed,
+                    stop=stop,
+                    json_schema=json_schema,
+                    on_text=chunks.put,
+                    cancel=cancel,
+                )
             except BaseException as exc:  # re-raised in the consumer's thread below
                 box["error"] = exc
             finally:

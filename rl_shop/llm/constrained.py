@@ -46,8 +46,7 @@ class _LRU(OrderedDict[str, Any]):
 def compile_json_grammar(compiler: Any, schema_text: str) -> Any:
     """xgrammar's compiled JSON grammar as every backend compiles it: no free whitespace,
     :data:`~rl_shop.llm.structured.JSON_SEPARATORS` (what fine-tuning targets are written with)."""
-    return compiler.compile_json_schema(schema_text, any_whitespace=False, separators=JSON_SEPARATORS,
-                                        strict_mode=True)
+    return compiler.compile_json_schema(schema_text, any_whitespace=False, separators=JSON_SEPARATORS, strict_mode=True)
 
 
 class XGrammarConstrainer:
@@ -90,8 +89,9 @@ class OutlinesConstrainer:
     def processor(self, json_schema: dict[str, Any]) -> Any:
         text = json.dumps(json_schema)
         # The compiled index is what is expensive; the processor wrapping it is stateful, so reset it.
-        proc = self._cache.get_or(json.dumps(json_schema, sort_keys=True),
-                                  lambda: self._backend.get_json_schema_logits_processor(text))
+        proc = self._cache.get_or(
+            json.dumps(json_schema, sort_keys=True), lambda: self._backend.get_json_schema_logits_processor(text)
+        )
         proc.reset()
         return proc
 

@@ -115,8 +115,9 @@ def ensure_converted(gguf_path: str | Path | None = None, cache_root: Path | Non
     return target
 
 
-def load_embedded(gguf_path: str | Path | None = None, *, dtype: str = "float32",
-                  cache_root: Path | None = None, **kwargs: Any) -> Any:
+def load_embedded(
+    gguf_path: str | Path | None = None, *, dtype: str = "float32", cache_root: Path | None = None, **kwargs: Any
+) -> Any:
     """An :class:`EmbeddedLLM` for the packaged (or given) GGUF model, via the converted cache."""
     from rl_shop.llm.hf_backend import TransformersLLM, load_hf_model
 

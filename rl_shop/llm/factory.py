@@ -21,8 +21,8 @@ _LOCAL = _COMMON | {"dtype", "top_p", "structured_library", "prefix_cache", "num
 ALLOWED_KEYS = {
     "embedded": _LOCAL | {"gguf_path", "engine", "n_ctx", "flash_attn", "lora_path"},
     "transformers": _LOCAL | {"model_path", "adapter_path", "merge_adapter", "device_map"},
-    "openai": _COMMON | {"base_url", "model", "api_key", "timeout_s", "max_retries", "json_schema_mode",
-                         "tokenizer_path"},
+    "openai": _COMMON
+    | {"base_url", "model", "api_key", "timeout_s", "max_retries", "json_schema_mode", "tokenizer_path"},
 }
 
 
@@ -76,8 +76,11 @@ def make_llm(cfg: Any) -> LLM:
         )
     cache_cfg = dict(c.get("cache") or {})
     cache = ResponseCache(cache_cfg.get("path")) if cache_cfg.get("enabled", True) else None
-    base: dict[str, Any] = {"cache": cache, "default_seed": int(c.get("seed", 0)),
-                            "structured_retries": int(c.get("structured_retries", 1))}
+    base: dict[str, Any] = {
+        "cache": cache,
+        "default_seed": int(c.get("seed", 0)),
+        "structured_retries": int(c.get("structured_retries", 1)),
+    }
     if backend == "openai":
         return _make_openai(c, base)
     return _make_local(c, base)
@@ -86,10 +89,16 @@ def make_llm(cfg: Any) -> LLM:
 def _make_openai(c: dict[str, Any], base: dict[str, Any]) -> LLM:
     from rl_shop.llm.openai_backend import OpenAILLM
 
-    return OpenAILLM(model=c.get("model") or "", base_url=c.get("base_url"), api_key=c.get("api_key"),
-                     timeout_s=float(c.get("timeout_s", 60.0)), max_retries=int(c.get("max_retries", 1)),
-                     json_schema_mode=c.get("json_schema_mode", "auto"),
-                     tokenizer_path=c.get("tokenizer_path"), **base)
+    return OpenAILLM(
+        model=c.get("model") or "",
+        base_url=c.get("base_url"),
+        api_key=c.get("api_key"),
+        timeout_s=float(c.get("timeout_s", 60.0)),
+        max_retries=int(c.get("max_retries", 1)),
+        json_schema_mode=c.get("json_schema_mode", "auto"),
+        tokenizer_path=c.get("tokenizer_path"),
+        **base,
+    )
 
 
 ENGINES = ("llama_cpp", "transformers")
@@ -101,11 +110,15 @@ def _make_local(c: dict[str, Any], base: dict[str, Any]) -> LLM:
     if c["backend"] == "embedded" and c.get("engine", "llama_cpp") == "llama_cpp":
         return _make_llamacpp(c, base)
     if c.get("lora_path"):
-        raise LLMConfigError("llm.lora_path (a GGUF adapter) needs the llama.cpp engine; the transformers engine "
-                             "takes the PEFT directory: llm=transformers llm.adapter_path=<dir>")
+        raise LLMConfigError(
+            "llm.lora_path (a GGUF adapter) needs the llama.cpp engine; the transformers engine "
+            "takes the PEFT directory: llm=transformers llm.adapter_path=<dir>"
+        )
     if c.get("structured_library") == "gbnf":
-        raise LLMConfigError("structured_library=gbnf needs the llama.cpp engine (llm=embedded llm.engine=llama_cpp); "
-                             "the transformers engine uses xgrammar, outlines, lm-format-enforcer or none")
+        raise LLMConfigError(
+            "structured_library=gbnf needs the llama.cpp engine (llm=embedded llm.engine=llama_cpp); "
+            "the transformers engine uses xgrammar, outlines, lm-format-enforcer or none"
+        )
     if c.get("num_threads"):
         import torch
 
@@ -127,9 +140,14 @@ def _make_local(c: dict[str, Any], base: dict[str, Any]) -> LLM:
 
     if not c.get("model_path"):
         raise LLMConfigError("llm.model_path is required for the transformers backend")
-    return TransformersLLM.from_config(model_path=str(c["model_path"]), dtype=dtype,
-                                       device_map=c.get("device_map"), adapter_path=c.get("adapter_path"),
-                                       merge_adapter=bool(c.get("merge_adapter", True)), **local)
+    return TransformersLLM.from_config(
+        model_path=str(c["model_path"]),
+        dtype=dtype,
+        device_map=c.get("device_map"),
+        adapter_path=c.get("adapter_path"),
+        merge_adapter=bool(c.get("merge_adapter", True)),
+        **local,
+    )
 
 
 def _make_llamacpp(c: dict[str, Any], base: dict[str, Any]) -> LLM:
@@ -140,9 +158,16 @@ def _make_llamacpp(c: dict[str, Any], base: dict[str, Any]) -> LLM:
     gguf = Path(c["gguf_path"]).expanduser() if c.get("gguf_path") else find_packaged_gguf()
     check_gguf(gguf)
     prefix = dict(c.get("prefix_cache") or {})
-    return LlamaCppLLM(gguf, n_ctx=int(c.get("n_ctx") or 4096), num_threads=c.get("num_threads"),
-                       structured_library=c.get("structured_library", "xgrammar"),
-                       prefix_cache_entries=int(prefix.get("entries", 4)),
-                       prefix_min_tokens=int(prefix.get("min_tokens", 16)), top_p=float(c.get("top_p", 1.0)),
-                       flash_attn=bool(c.get("flash_attn", True)), lora_path=c.get("lora_path"),
-                       cache_extra={"gguf": gguf.name}, **base)
+    return LlamaCppLLM(
+        gguf,
+        n_ctx=int(c.get("n_ctx") or 4096),
+        num_threads=c.get("num_threads"),
+        structured_library=c.get("structured_library", "xgrammar"),
+        prefix_cache_entries=int(prefix.get("entries", 4)),
+        prefix_min_tokens=int(prefix.get("min_tokens", 16)),
+        top_p=float(c.get("top_p", 1.0)),
+        flash_attn=bool(c.get("flash_attn", True)),
+        lora_path=c.get("lora_path"),
+        cache_extra={"gguf": gguf.name},
+        **base,
+    )

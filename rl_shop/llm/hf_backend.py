@@ -28,8 +28,9 @@ from rl_shop.llm.types import ChatResult, LLMConfigError, LLMError, Message, Mod
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16, "auto": "auto"}
 
 
-def load_hf_model(path: str | Path, *, dtype: str = "float32", device_map: str | dict | None = None,
-                  gguf_file: str | None = None) -> tuple[Any, Any]:
+def load_hf_model(
+    path: str | Path, *, dtype: str = "float32", device_map: str | dict | None = None, gguf_file: str | None = None
+) -> tuple[Any, Any]:
     """Load (model, tokenizer) from a local directory or hub id, with errors that say what to do."""
     if dtype not in DTYPES:
         raise LLMConfigError(f"llm.dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
@@ -44,7 +45,7 @@ def load_hf_model(path: str | Path, *, dtype: str = "float32", device_map: str |
     try:
         tokenizer = AutoTokenizer.from_pretrained(src, **extra)
         model = AutoModelForCausalLM.from_pretrained(src, dtype=DTYPES[dtype], device_map=device_map, **extra)
-    except (OSError, ValueError, RuntimeError, EnvironmentError) as exc:
+    except (OSError, ValueError, RuntimeError) as exc:
         where = "local directory" if local.exists() else "hub id (the hub is offline: HF_HUB_OFFLINE=1)"
         raise ModelLoadError(
             f"could not load model {src!r} as a {where}: {str(exc).splitlines()[0][:300]}. "
@@ -94,8 +95,9 @@ class _Cancel(StoppingCriteria):
 class _Collector(BaseStreamer):
     """Receives tokens from ``generate``: marks TTFT and emits text deltas (stop strings held back)."""
 
-    def __init__(self, tokenizer: Any, watch: Stopwatch, stop: list[str] | None,
-                 on_text: Callable[[str], None] | None) -> None:
+    def __init__(
+        self, tokenizer: Any, watch: Stopwatch, stop: list[str] | None, on_text: Callable[[str], None] | None
+    ) -> None:
         self.tokenizer = tokenizer
         self.watch = watch
         self.stop = stop
@@ -130,7 +132,7 @@ class _Collector(BaseStreamer):
             text = text[: len(text) - hold]
         if len(text) > self._emitted:
             assert self.on_text is not None
-            self.on_text(text[self._emitted:])
+            self.on_text(text[self._emitted :])
             self._emitted = len(text)
 
 
@@ -139,9 +141,19 @@ class TransformersLLM(LocalLLM):
 
     backend = "transformers"
 
-    def __init__(self, model: Any, tokenizer: Any, *, model_id: str, structured_library: str = "xgrammar",
-                 prefix_cache_entries: int = 4, prefix_min_tokens: int = 16, top_p: float = 1.0,
-                 cache_extra: Any = None, **base: Any) -> None:
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any,
+        *,
+        model_id: str,
+        structured_library: str = "xgrammar",
+        prefix_cache_entries: int = 4,
+        prefix_min_tokens: int = 16,
+        top_p: float = 1.0,
+        cache_extra: Any = None,
+        **base: Any,
+    ) -> None:
         super().__init__(**base)
         self.model = model
         self.tokenizer = tokenizer
@@ -156,8 +168,16 @@ class TransformersLLM(LocalLLM):
         self.device = next(model.parameters()).device
 
     @classmethod
-    def from_config(cls, *, model_path: str, dtype: str = "float32", device_map: str | dict | None = None,
-                    adapter_path: str | None = None, merge_adapter: bool = True, **kwargs: Any) -> TransformersLLM:
+    def from_config(
+        cls,
+        *,
+        model_path: str,
+        dtype: str = "float32",
+        device_map: str | dict | None = None,
+        adapter_path: str | None = None,
+        merge_adapter: bool = True,
+        **kwargs: Any,
+    ) -> TransformersLLM:
         """Load from a directory / hub id, optionally with a LoRA adapter."""
         if adapter_path:
             check_adapter_dir(adapter_path)  # fail before the (slow) base-model load
@@ -180,8 +200,9 @@ class TransformersLLM(LocalLLM):
 
     # ------------------------------------------------------------------ tokens
     def _template_ids(self, msgs: Sequence[Message], generation_prompt: bool) -> list[int]:
-        enc = self.tokenizer.apply_chat_template(list(msgs), add_generation_prompt=generation_prompt,
-                                                 tokenize=True, return_dict=True)
+        enc = self.tokenizer.apply_chat_template(
+            list(msgs), add_generation_prompt=generation_prompt, tokenize=True, return_dict=True
+        )
         return list(enc["input_ids"])
 
     def count_tokens(self, text_or_messages: str | Sequence[Message]) -> int:
@@ -201,10 +222,19 @@ class TransformersLLM(LocalLLM):
         return torch.tensor([ids], dtype=torch.long, device=self.device), prefix_len
 
     # ------------------------------------------------------------------ generation
-    def generate(self, msgs: list[Message], *, max_tokens: int, temperature: float, seed: int,
-                 stop: list[str] | None, json_schema: dict[str, Any] | None,
-                 on_text: Callable[[str], None] | None = None, cancel: threading.Event | None = None,
-                 use_prefix_cache: bool = True) -> ChatResult:
+    def generate(
+        self,
+        msgs: list[Message],
+        *,
+        max_tokens: int,
+        temperature: float,
+        seed: int,
+        stop: list[str] | None,
+        json_schema: dict[str, Any] | None,
+        on_text: Callable[[str], None] | None = None,
+        cancel: threading.Event | None = None,
+        use_prefix_cache: bool = True,
+    ) -> ChatResult:
         """Run ``model.generate`` once; the hooks below and the benchmark call this."""
         with self._lock:
             watch = Stopwatch()
@@ -229,8 +259,12 @@ class TransformersLLM(LocalLLM):
                     kwargs["logits_processor"] = LogitsProcessorList([processor])
                 except Exception as exc:  # e.g. an unsatisfiable schema (minimum > maximum)
                     # Decode unconstrained; validation, retry and the fallback deal with the result.
-                    warnings.warn(f"{self.structured_library} cannot compile this schema ({str(exc).strip()[:200]}); "
-                                  "generating without constraint", RuntimeWarning, stacklevel=2)
+                    warnings.warn(
+                        f"{self.structured_library} cannot compile this schema ({str(exc).strip()[:200]}); "
+                        "generating without constraint",
+                        RuntimeWarning,
+                        stacklevel=2,
+                    )
             if cancel is not None:
                 kwargs["stopping_criteria"] = [_Cancel(cancel)]
             if use_prefix_cache:
@@ -247,9 +281,17 @@ class TransformersLLM(LocalLLM):
             n_new = len(collector.ids)
             ended = bool(collector.ids) and collector.ids[-1] in _eos_ids(self.model, self.tokenizer)
             finish = "stop" if (hit_stop or ended or n_new < max_tokens) else "length"
-            return ChatResult(text=text, prompt_tokens=int(input_ids.shape[1]), completion_tokens=n_new,
-                              ttft_s=watch.ttft, total_s=watch.elapsed, cached=False,
-                              backend=self.backend, model=self.model_id, finish_reason=finish)
+            return ChatResult(
+                text=text,
+                prompt_tokens=int(input_ids.shape[1]),
+                completion_tokens=n_new,
+                ttft_s=watch.ttft,
+                total_s=watch.elapsed,
+                cached=False,
+                backend=self.backend,
+                model=self.model_id,
+                finish_reason=finish,
+            )
 
 
 def _eos_ids(model: Any, tokenizer: Any) -> set[int]:

@@ -91,7 +91,7 @@ class _XGrammarMask:
 
     def __call__(self, input_ids: Any, scores: Any) -> Any:
         np = self._np
-        for tok in input_ids[self.seen:]:
+        for tok in input_ids[self.seen :]:
             self.matcher.accept_token(int(tok))
         self.seen = len(input_ids)
         self.matcher.fill_next_token_bitmask(self.bitmask)
@@ -105,8 +105,9 @@ class LlamaCppConstrainer:
 
     def __init__(self, library: str, llama: Any) -> None:
         if library not in GRAMMAR_LIBRARIES:
-            raise LLMConfigError(f"structured_library for the llama.cpp engine must be one of {GRAMMAR_LIBRARIES}, "
-                                 f"got {library!r}")
+            raise LLMConfigError(
+                f"structured_library for the llama.cpp engine must be one of {GRAMMAR_LIBRARIES}, got {library!r}"
+            )
         self.name = library
         self._llama = llama
         self._cache: OrderedDict[str, Any] = OrderedDict()
@@ -122,8 +123,9 @@ class LlamaCppConstrainer:
             # b"" and are treated as special (only the end-of-generation token may close the object).
             vocab = [llama.detokenize([i], special=False) for i in range(llama.n_vocab())]
             stops = [i for i, piece in enumerate(vocab) if not piece and _is_eog(llama, i)]  # control tokens only
-            info = xgr.TokenizerInfo(vocab, vocab_type=xgr.VocabType.RAW, vocab_size=llama.n_vocab(),
-                                     stop_token_ids=stops)
+            info = xgr.TokenizerInfo(
+                vocab, vocab_type=xgr.VocabType.RAW, vocab_size=llama.n_vocab(), stop_token_ids=stops
+            )
             self._xgr = xgr
             self._compiler = xgr.GrammarCompiler(info, max_threads=1)
         return self._compiler
@@ -143,10 +145,9 @@ class LlamaCppConstrainer:
         if self.name == "xgrammar":
             compiled = compile_json_grammar(self._xgrammar_compiler(), text)
         else:
+            import xgrammar as xgr
             from llama_cpp import LlamaGrammar
             from llama_cpp.llama_grammar import json_schema_to_gbnf
-
-            import xgrammar as xgr
 
             # Also convert the schema with xgrammar (no vocabulary needed): an unsatisfiable schema
             # (e.g. minimum > maximum) must fail here, in Python, and not inside the C sampler.
@@ -247,32 +248,58 @@ class LlamaCppLLM(LocalLLM):
     backend = "embedded"
     engine = "llama_cpp"
 
-    def __init__(self, gguf_path: str | Path, *, model_id: str | None = None, n_ctx: int = 4096,
-                 n_batch: int = 512, num_threads: int | None = None, structured_library: str = "xgrammar",
-                 prefix_cache_entries: int = 4, prefix_min_tokens: int = 16, top_p: float = 1.0,
-                 flash_attn: bool = True, lora_path: str | Path | None = None, cache_extra: Any = None,
-                 **base: Any) -> None:
+    def __init__(
+        self,
+        gguf_path: str | Path,
+        *,
+        model_id: str | None = None,
+        n_ctx: int = 4096,
+        n_batch: int = 512,
+        num_threads: int | None = None,
+        structured_library: str = "xgrammar",
+        prefix_cache_entries: int = 4,
+        prefix_min_tokens: int = 16,
+        top_p: float = 1.0,
+        flash_attn: bool = True,
+        lora_path: str | Path | None = None,
+        cache_extra: Any = None,
+        **base: Any,
+    ) -> None:
         super().__init__(**base)
         llama_cpp = import_llama_cpp()
         if structured_library not in GRAMMAR_LIBRARIES:
-            raise LLMConfigError(f"structured_library for the llama.cpp engine must be one of {GRAMMAR_LIBRARIES}, "
-                                 f"got {structured_library!r}")
+            raise LLMConfigError(
+                f"structured_library for the llama.cpp engine must be one of {GRAMMAR_LIBRARIES}, "
+                f"got {structured_library!r}"
+            )
         path = Path(gguf_path)
         lora = Path(lora_path).expanduser() if lora_path else None
         if lora is not None and not lora.is_file():
-            raise ModelLoadError(f"llm.lora_path={str(lora)!r} does not exist; convert a PEFT adapter with "
-                                 "`python experiments/convert_adapter.py <adapter dir>`")
+            raise ModelLoadError(
+                f"llm.lora_path={str(lora)!r} does not exist; convert a PEFT adapter with "
+                "`python experiments/convert_adapter.py <adapter dir>`"
+            )
         self.n_threads = default_threads(num_threads)
         try:
-            self.llama = llama_cpp.Llama(model_path=str(path), n_ctx=int(n_ctx), n_batch=int(n_batch),
-                                         n_ubatch=int(n_batch), n_threads=self.n_threads,
-                                         n_threads_batch=self.n_threads, flash_attn=bool(flash_attn),
-                                         lora_path=str(lora) if lora else None, seed=self.default_seed, verbose=False)
+            self.llama = llama_cpp.Llama(
+                model_path=str(path),
+                n_ctx=int(n_ctx),
+                n_batch=int(n_batch),
+                n_ubatch=int(n_batch),
+                n_threads=self.n_threads,
+                n_threads_batch=self.n_threads,
+                flash_attn=bool(flash_attn),
+                lora_path=str(lora) if lora else None,
+                seed=self.default_seed,
+                verbose=False,
+            )
         except (ValueError, RuntimeError, OSError) as exc:
             what = f"{path} with the adapter {lora}" if lora else str(path)
-            raise ModelLoadError(f"llama.cpp could not load {what} ({exc}); a corrupt file, an unsupported "
-                                 "architecture or an adapter made for another base model: reinstall or reconvert it, "
-                                 "or point llm.gguf_path / llm.lora_path elsewhere") from exc
+            raise ModelLoadError(
+                f"llama.cpp could not load {what} ({exc}); a corrupt file, an unsupported "
+                "architecture or an adapter made for another base model: reinstall or reconvert it, "
+                "or point llm.gguf_path / llm.lora_path elsewhere"
+            ) from exc
         self.model_id = model_id or path.stem + (f"+{lora.parent.name}/{lora.name}" if lora else "")
         self.gguf_path = path
         self.top_p = float(top_p)
@@ -331,32 +358,50 @@ class LlamaCppLLM(LocalLLM):
         return ids, prefix_len
 
     # ------------------------------------------------------------------ generation
-    def generate(self, msgs: list[Message], *, max_tokens: int, temperature: float, seed: int,
-                 stop: list[str] | None, json_schema: dict[str, Any] | None,
-                 on_text: Callable[[str], None] | None = None, cancel: threading.Event | None = None,
-                 use_prefix_cache: bool = True) -> ChatResult:
+    def generate(
+        self,
+        msgs: list[Message],
+        *,
+        max_tokens: int,
+        temperature: float,
+        seed: int,
+        stop: list[str] | None,
+        json_schema: dict[str, Any] | None,
+        on_text: Callable[[str], None] | None = None,
+        cancel: threading.Event | None = None,
+        use_prefix_cache: bool = True,
+    ) -> ChatResult:
         """Decode once; ``chat``/``stream`` and the benchmark call this."""
         with self._lock:
             watch = Stopwatch()
             llama = self.llama
             ids, prefix_len = self._encode(msgs)
             if len(ids) + max_tokens > llama.n_ctx():
-                raise LLMError(f"prompt ({len(ids)} tokens) + max_tokens ({max_tokens}) exceeds the context "
-                               f"window n_ctx={llama.n_ctx()} of {self.describe()}; raise llm.n_ctx")
+                raise LLMError(
+                    f"prompt ({len(ids)} tokens) + max_tokens ({max_tokens}) exceeds the context "
+                    f"window n_ctx={llama.n_ctx()} of {self.describe()}; raise llm.n_ctx"
+                )
             extra: dict[str, Any] = {}
             if json_schema is not None and self.constrainer is not None:
                 try:
                     extra = self.constrainer.sampling_args(json_schema, len(ids))
                 except Exception as exc:  # e.g. an unsatisfiable schema (minimum > maximum)
-                    warnings.warn(f"{self.structured_library} cannot compile this schema ({str(exc).strip()[:200]}); "
-                                  "generating without constraint", RuntimeWarning, stacklevel=2)
+                    warnings.warn(
+                        f"{self.structured_library} cannot compile this schema ({str(exc).strip()[:200]}); "
+                        "generating without constraint",
+                        RuntimeWarning,
+                        stacklevel=2,
+                    )
             if use_prefix_cache:
                 self.prefix_cache.ensure(llama, ids, prefix_len)
             else:
                 llama.reset()  # no reuse at all: prefill the whole prompt
             llama.set_seed(int(seed))
-            sampling = ({"temp": 0.0} if temperature <= 0 else
-                        {"temp": float(temperature), "top_p": self.top_p, "top_k": 0, "min_p": 0.0})
+            sampling = (
+                {"temp": 0.0}
+                if temperature <= 0
+                else {"temp": float(temperature), "top_p": self.top_p, "top_k": 0, "min_p": 0.0}
+            )
             out: list[int] = []
             raw = b""
             emitted = 0
@@ -384,9 +429,17 @@ class LlamaCppLLM(LocalLLM):
             if on_text is not None and len(text) > emitted:
                 on_text(text[emitted:])
             finish = "stop" if (hit_stop or ended or len(out) < max_tokens) else "length"
-            return ChatResult(text=text, prompt_tokens=len(ids), completion_tokens=len(out),
-                              ttft_s=watch.ttft, total_s=watch.elapsed, cached=False,
-                              backend=self.backend, model=self.model_id, finish_reason=finish)
+            return ChatResult(
+                text=text,
+                prompt_tokens=len(ids),
+                completion_tokens=len(out),
+                ttft_s=watch.ttft,
+                total_s=watch.elapsed,
+                cached=False,
+                backend=self.backend,
+                model=self.model_id,
+                finish_reason=finish,
+            )
 
     def close(self) -> None:
         """Free the llama.cpp model and context (and the cache connection); unusable afterwards."""

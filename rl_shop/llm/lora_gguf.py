@@ -42,19 +42,37 @@ def converter_dir(version: str | None = None, root: Path | None = None) -> Path:
     if all((target / name).exists() for name in NEEDED):
         return target
     with tempfile.TemporaryDirectory() as tmp:
-        cmd = [sys.executable, "-m", "pip", "download", f"llama-cpp-python=={version}", "--no-deps",
-               "--no-binary", ":all:", "-d", tmp, "-q"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            f"llama-cpp-python=={version}",
+            "--no-deps",
+            "--no-binary",
+            ":all:",
+            "-d",
+            tmp,
+            "-q",
+        ]
         res = subprocess.run(cmd, capture_output=True, text=True)
         sdists = list(Path(tmp).glob("llama_cpp_python-*.tar.gz"))
         if res.returncode != 0 or not sdists:
-            raise AdapterConversionError(f"could not fetch the llama-cpp-python {version} source distribution, which "
-                                         f"carries {SCRIPT} (pip said: {res.stderr.strip()[-300:] or 'nothing'})")
-        prefix = f"{sdists[0].name[:-len('.tar.gz')]}/vendor/llama.cpp/"
+            raise AdapterConversionError(
+                f"could not fetch the llama-cpp-python {version} source distribution, which "
+                f"carries {SCRIPT} (pip said: {res.stderr.strip()[-300:] or 'nothing'})"
+            )
+        prefix = f"{sdists[0].name[: -len('.tar.gz')]}/vendor/llama.cpp/"
         with tarfile.open(sdists[0]) as tar:
-            members = [m for m in tar.getmembers() if m.name.startswith(prefix)
-                       and m.name[len(prefix):].split("/")[0] in NEEDED and (m.isfile() or m.isdir())]
+            members = [
+                m
+                for m in tar.getmembers()
+                if m.name.startswith(prefix)
+                and m.name[len(prefix) :].split("/")[0] in NEEDED
+                and (m.isfile() or m.isdir())
+            ]
             for m in members:
-                m.name = m.name[len(prefix):]
+                m.name = m.name[len(prefix) :]
             target.mkdir(parents=True, exist_ok=True)
             tar.extractall(target, members=members, filter="data")
     missing = [n for n in NEEDED if not (target / n).exists()]
@@ -63,21 +81,35 @@ def converter_dir(version: str | None = None, root: Path | None = None) -> Path:
     return target
 
 
-def convert_adapter(adapter_dir: str | Path, base_dir: str | Path, out_file: str | Path | None = None,
-                    outtype: str = "f32") -> Path:
+def convert_adapter(
+    adapter_dir: str | Path, base_dir: str | Path, out_file: str | Path | None = None, outtype: str = "f32"
+) -> Path:
     """``adapter_dir`` (PEFT: adapter_config.json + weights) as a GGUF LoRA file for ``base_dir``'s model."""
     adapter_dir, base_dir = Path(adapter_dir), Path(base_dir)
     if not (adapter_dir / "adapter_config.json").is_file():
-        raise AdapterConversionError(f"{adapter_dir} is not a PEFT adapter directory (no adapter_config.json); "
-                                     "train one with experiments/sft.py")
+        raise AdapterConversionError(
+            f"{adapter_dir} is not a PEFT adapter directory (no adapter_config.json); train one with experiments/sft.py"
+        )
     if not (base_dir / "config.json").is_file():
         raise AdapterConversionError(f"{base_dir} is not an HF model directory (no config.json)")
     out = Path(out_file) if out_file else adapter_dir / "adapter.gguf"
     tools = converter_dir()
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tools / "gguf-py"), os.environ.get("PYTHONPATH", "")]),
-           "HF_HUB_OFFLINE": "1"}
-    cmd = [sys.executable, str(tools / SCRIPT), "--base", str(base_dir), "--outtype", outtype, "--outfile", str(out),
-           str(adapter_dir)]
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(tools / "gguf-py"), os.environ.get("PYTHONPATH", "")]),
+        "HF_HUB_OFFLINE": "1",
+    }
+    cmd = [
+        sys.executable,
+        str(tools / SCRIPT),
+        "--base",
+        str(base_dir),
+        "--outtype",
+        outtype,
+        "--outfile",
+        str(out),
+        str(adapter_dir),
+    ]
     res = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if res.returncode != 0 or not out.is_file():
         raise AdapterConversionError(f"{SCRIPT} failed ({res.returncode}): {(res.stderr or res.stdout).strip()[-800:]}")

@@ -17,7 +17,6 @@ from typing import Any
 from rl_shop.llm.base import LLM, ChunkGenerator, Stopwatch, check_messages
 from rl_shop.llm.types import ChatResult, LLMConfigError, LLMUnavailableError, Message
 
-
 # json_schema_mode -> the response_format forms tried, in order.
 SCHEMA_FORMS: dict[str, tuple[str, ...]] = {
     "auto": ("json_schema", "json_object"),
@@ -31,9 +30,14 @@ def _response_format(form: str, json_schema: dict[str, Any]) -> dict[str, Any]:
     """OpenAI's ``json_schema`` form, or llama-cpp-python's ``json_object`` + ``schema`` form."""
     if form == "json_object":
         return {"type": "json_object", "schema": json_schema}
-    return {"type": "json_schema",
-            "json_schema": {"name": str(json_schema.get("title", "output"))[:64] or "output",
-                            "schema": json_schema, "strict": True}}
+    return {
+        "type": "json_schema",
+        "json_schema": {
+            "name": str(json_schema.get("title", "output"))[:64] or "output",
+            "schema": json_schema,
+            "strict": True,
+        },
+    }
 
 
 class OpenAILLM(LLM):
@@ -41,9 +45,18 @@ class OpenAILLM(LLM):
 
     backend = "openai"
 
-    def __init__(self, *, model: str, base_url: str | None = None, api_key: str | None = None,
-                 timeout_s: float = 60.0, max_retries: int = 1, json_schema_mode: str = "auto",
-                 tokenizer_path: str | None = None, **base: Any) -> None:
+    def __init__(
+        self,
+        *,
+        model: str,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        timeout_s: float = 60.0,
+        max_retries: int = 1,
+        json_schema_mode: str = "auto",
+        tokenizer_path: str | None = None,
+        **base: Any,
+    ) -> None:
         super().__init__(**base)
         import openai
 
@@ -56,7 +69,9 @@ class OpenAILLM(LLM):
         if not model:
             raise LLMConfigError("llm.model must name the served model (see GET <base_url>/models)")
         if json_schema_mode not in SCHEMA_FORMS:
-            raise LLMConfigError(f"llm.json_schema_mode must be one of {sorted(SCHEMA_FORMS)}, got {json_schema_mode!r}")
+            raise LLMConfigError(
+                f"llm.json_schema_mode must be one of {sorted(SCHEMA_FORMS)}, got {json_schema_mode!r}"
+            )
         if timeout_s <= 0 or max_retries < 0:
             raise LLMConfigError("llm.timeout_s must be > 0 and llm.max_retries >= 0")
         self.model_id = model
@@ -65,8 +80,7 @@ class OpenAILLM(LLM):
         # one (or the mode names a single form): then a refusal is an error, not a probe.
         self._schema_forms: list[str] = list(SCHEMA_FORMS[json_schema_mode])
         self._form_confirmed = json_schema_mode != "auto"
-        self.client = openai.OpenAI(base_url=self.base_url, api_key=key, timeout=timeout_s,
-                                    max_retries=max_retries)
+        self.client = openai.OpenAI(base_url=self.base_url, api_key=key, timeout=timeout_s, max_retries=max_retries)
         self._tokenizer = None
         if tokenizer_path:
             from transformers import AutoTokenizer
@@ -92,16 +106,27 @@ class OpenAILLM(LLM):
             return max(1, round(len(text_or_messages) / 4)) if text_or_messages else 0
         msgs = check_messages(text_or_messages)
         if self._tokenizer is not None:
-            enc = self._tokenizer.apply_chat_template(msgs, add_generation_prompt=True, tokenize=True,
-                                                      return_dict=True)
+            enc = self._tokenizer.apply_chat_template(msgs, add_generation_prompt=True, tokenize=True, return_dict=True)
             return len(enc["input_ids"])
         return sum(4 + self.count_tokens(m["content"]) for m in msgs)
 
     # ------------------------------------------------------------------ requests
-    def _params(self, messages: list[Message], max_tokens: int, temperature: float, seed: int,
-                stop: list[str] | None, json_schema: dict[str, Any] | None) -> dict[str, Any]:
-        params: dict[str, Any] = {"model": self.model_id, "messages": messages, "max_tokens": max_tokens,
-                                  "temperature": temperature, "seed": seed}
+    def _params(
+        self,
+        messages: list[Message],
+        max_tokens: int,
+        temperature: float,
+        seed: int,
+        stop: list[str] | None,
+        json_schema: dict[str, Any] | None,
+    ) -> dict[str, Any]:
+        params: dict[str, Any] = {
+            "model": self.model_id,
+            "messages": messages,
+            "max_tokens": max_tokens,
+            "temperature": temperature,
+            "seed": seed,
+        }
         if stop:
             params["stop"] = stop
         if json_schema is not None and self._schema_forms:
@@ -152,10 +177,12 @@ class OpenAILLM(LLM):
                 # llama_cpp.server answers a request it cannot validate with HTTP 500 (its error
                 # handler wraps every exception), naming the field: count that as a refusal too.
                 refused = exc.status_code in (400, 404, 422) or (
-                    exc.status_code == 500 and "response_format" in str(exc))
+                    exc.status_code == 500 and "response_format" in str(exc)
+                )
                 if not refused or "response_format" not in params:
                     raise LLMUnavailableError(
-                        f"LLM server {self.base_url}: HTTP {exc.status_code}: {str(exc)[:300]}") from exc
+                        f"LLM server {self.base_url}: HTTP {exc.status_code}: {str(exc)[:300]}"
+                    ) from exc
                 self._schema_forms.pop(0)
                 if self._schema_forms:
                     params = {**params, "response_format": _response_format(self._schema_forms[0], params["_schema"])}
@@ -167,8 +194,16 @@ class OpenAILLM(LLM):
                 self._form_confirmed = True
             return out
 
-    def _chat(self, messages: list[Message], *, max_tokens: int, temperature: float, seed: int,
-              stop: list[str] | None, json_schema: dict[str, Any] | None) -> ChatResult:
+    def _chat(
+        self,
+        messages: list[Message],
+        *,
+        max_tokens: int,
+        temperature: float,
+        seed: int,
+        stop: list[str] | None,
+        json_schema: dict[str, Any] | None,
+    ) -> ChatResult:
         watch = Stopwatch()
         resp = self._create(self._params(messages, max_tokens, temperature, seed, stop, json_schema))
         watch.mark_first()
@@ -179,12 +214,24 @@ class OpenAILLM(LLM):
             text=text,
             prompt_tokens=int(usage.prompt_tokens) if usage else self.count_tokens(messages),
             completion_tokens=int(usage.completion_tokens) if usage else self.count_tokens(text),
-            ttft_s=watch.ttft, total_s=watch.elapsed, cached=False, backend=self.backend,
-            model=self.model_id, finish_reason=choice.finish_reason or "stop",
+            ttft_s=watch.ttft,
+            total_s=watch.elapsed,
+            cached=False,
+            backend=self.backend,
+            model=self.model_id,
+            finish_reason=choice.finish_reason or "stop",
         )
 
-    def _stream(self, messages: list[Message], *, max_tokens: int, temperature: float, seed: int,
-                stop: list[str] | None, json_schema: dict[str, Any] | None) -> ChunkGenerator:
+    def _stream(
+        self,
+        messages: list[Message],
+        *,
+        max_tokens: int,
+        temperature: float,
+        seed: int,
+        stop: list[str] | None,
+        json_schema: dict[str, Any] | None,
+    ) -> ChunkGenerator:
         watch = Stopwatch()
         params = self._params(messages, max_tokens, temperature, seed, stop, json_schema)
         params.update(stream=True, stream_options={"include_usage": True})
@@ -219,6 +266,10 @@ class OpenAILLM(LLM):
             text=text,
             prompt_tokens=int(usage.prompt_tokens) if usage else self.count_tokens(messages),
             completion_tokens=int(usage.completion_tokens) if usage else self.count_tokens(text),
-            ttft_s=watch.ttft, total_s=watch.elapsed, cached=False, backend=self.backend,
-            model=self.model_id, finish_reason=finish,
+            ttft_s=watch.ttft,
+            total_s=watch.elapsed,
+            cached=False,
+            backend=self.backend,
+            model=self.model_id,
+            finish_reason=finish,
         )

@@ -26,9 +26,25 @@ from rl_shop.llm.types import LLMConfigError, ModelLoadError
 from rl_shop.paths import CONFIG_DIR
 
 SERVER_DIR = Path(CONFIG_DIR) / "llm" / "server"
-ALLOWED = {"host", "port", "model_name", "gguf_path", "n_ctx", "n_batch", "num_threads", "flash_attn", "seed",
-           "limit_concurrency", "backlog", "timeout_keep_alive_s", "timeout_graceful_shutdown_s",
-           "interrupt_requests", "prompt_cache", "api_key", "verbose"}
+ALLOWED = {
+    "host",
+    "port",
+    "model_name",
+    "gguf_path",
+    "n_ctx",
+    "n_batch",
+    "num_threads",
+    "flash_attn",
+    "seed",
+    "limit_concurrency",
+    "backlog",
+    "timeout_keep_alive_s",
+    "timeout_graceful_shutdown_s",
+    "interrupt_requests",
+    "prompt_cache",
+    "api_key",
+    "verbose",
+}
 
 
 def load_server_config(name: str = "llama_cpp", overrides: Sequence[str] = ()) -> dict[str, Any]:
@@ -75,16 +91,25 @@ def build_app(cfg: dict[str, Any]) -> Any:
 
     threads = default_threads(cfg.get("num_threads"))
     model = ModelSettings(
-        model=str(gguf), model_alias=str(cfg.get("model_name") or "rl-shop-embedded"),
-        n_ctx=int(cfg.get("n_ctx", 4096)), n_batch=int(cfg.get("n_batch", 512)),
-        n_ubatch=int(cfg.get("n_batch", 512)), n_threads=threads, n_threads_batch=threads,
-        flash_attn=bool(cfg.get("flash_attn", True)), seed=int(cfg.get("seed", 0)),
+        model=str(gguf),
+        model_alias=str(cfg.get("model_name") or "rl-shop-embedded"),
+        n_ctx=int(cfg.get("n_ctx", 4096)),
+        n_batch=int(cfg.get("n_batch", 512)),
+        n_ubatch=int(cfg.get("n_batch", 512)),
+        n_threads=threads,
+        n_threads_batch=threads,
+        flash_attn=bool(cfg.get("flash_attn", True)),
+        seed=int(cfg.get("seed", 0)),
         logits_all=False,  # no logprobs: True would keep n_ctx x vocab floats (~0.8 GB at 4096)
-        cache=bool(cfg.get("prompt_cache", False)), verbose=bool(cfg.get("verbose", False)),
+        cache=bool(cfg.get("prompt_cache", False)),
+        verbose=bool(cfg.get("verbose", False)),
     )
-    server = ServerSettings(host=str(cfg.get("host", "127.0.0.1")), port=int(cfg.get("port", 8000)),
-                            api_key=cfg.get("api_key") or None,
-                            interrupt_requests=bool(cfg.get("interrupt_requests", False)))
+    server = ServerSettings(
+        host=str(cfg.get("host", "127.0.0.1")),
+        port=int(cfg.get("port", 8000)),
+        api_key=cfg.get("api_key") or None,
+        interrupt_requests=bool(cfg.get("interrupt_requests", False)),
+    )
     return server_app.create_app(server_settings=server, model_settings=[model])
 
 
@@ -107,7 +132,10 @@ def serve(cfg: dict[str, Any]) -> int:
     app = build_app(cfg)
     _, uvicorn = import_server()
     opts = uvicorn_options(cfg)
-    print(f"serving {cfg.get('model_name') or 'rl-shop-embedded'} (llama_cpp.server) at "
-          f"http://{opts['host']}:{opts['port']}/v1 (Ctrl-C to stop)", flush=True)
+    print(
+        f"serving {cfg.get('model_name') or 'rl-shop-embedded'} (llama_cpp.server) at "
+        f"http://{opts['host']}:{opts['port']}/v1 (Ctrl-C to stop)",
+        flush=True,
+    )
     uvicorn.run(app, **opts)
     return 0

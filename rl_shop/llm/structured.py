@@ -89,8 +89,9 @@ def as_schema(schema: type[BaseModel] | dict[str, Any]) -> SchemaSpec:
     if isinstance(schema, type) and issubclass(schema, BaseModel):
         return SchemaSpec(schema.__name__, schema.model_json_schema(), schema)
     if isinstance(schema, dict):
-        if not schema or not ("type" in schema or "properties" in schema or "anyOf" in schema
-                              or "enum" in schema or "$ref" in schema):
+        if not schema or not (
+            "type" in schema or "properties" in schema or "anyOf" in schema or "enum" in schema or "$ref" in schema
+        ):
             raise SchemaError(
                 "a dict schema must be a JSON schema with at least 'type', 'properties', 'enum', "
                 f"'anyOf' or '$ref'; got keys {sorted(schema)[:8]}"
@@ -103,9 +104,8 @@ def as_schema(schema: type[BaseModel] | dict[str, Any]) -> SchemaSpec:
 
 def schema_instruction(spec: SchemaSpec) -> str:
     """The text appended to the conversation so the model knows which JSON to write."""
-    return (
-        "Answer with a single JSON object and nothing else. It must follow this JSON schema:\n"
-        + json.dumps(spec.json_schema, separators=(",", ":"))
+    return "Answer with a single JSON object and nothing else. It must follow this JSON schema:\n" + json.dumps(
+        spec.json_schema, separators=(",", ":")
     )
 
 
@@ -200,6 +200,7 @@ def _close_truncated(fragment: str) -> str | None:
 
 
 # ---------------------------------------------------------------- the default fallback
+
 
 def _resolve(node: dict[str, Any], root: dict[str, Any]) -> dict[str, Any]:
     ref = node.get("$ref")

@@ -174,10 +174,10 @@ class PolicyCard(_CardModel):
                 f"lists {self.featurizer.n_features} feature names"
             )
         if OUTPUT_KIND_BY_ALGO[self.training.algo] != self.onnx.output_kind:
-            raise ValueError(f"algo {self.training.algo} exports {OUTPUT_KIND_BY_ALGO[self.training.algo]}, card says {self.onnx.output_kind}")
-        if self.normalization is not None and not (
-            len(self.normalization.mean) == len(self.normalization.var) == flat
-        ):
+            raise ValueError(
+                f"algo {self.training.algo} exports {OUTPUT_KIND_BY_ALGO[self.training.algo]}, card says {self.onnx.output_kind}"
+            )
+        if self.normalization is not None and not (len(self.normalization.mean) == len(self.normalization.var) == flat):
             raise ValueError("normalization mean/var length does not match the observation size")
         return self
 
@@ -230,4 +230,6 @@ def load_card(path: str | Path) -> PolicyCard:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in err['loc']) or '<card>'}: {err['msg']}" for err in exc.errors()[:8]
         )
-        raise PolicyCardError(f"policy card {path} does not follow the card schema: {problems}. Re-export the policy.") from exc
+        raise PolicyCardError(
+            f"policy card {path} does not follow the card schema: {problems}. Re-export the policy."
+        ) from exc

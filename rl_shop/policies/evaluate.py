@@ -76,7 +76,9 @@ def evaluate_policy(env: gym.Env, policy: Policy, n_episodes: int, seed: int) ->
     if isinstance(env, gym.vector.VectorEnv):
         raise TypeError("evaluate_policy takes a single env; step a VectorEnv with its own loop")
     if not callable(getattr(policy, "act", None)):
-        raise TypeError(f"policy must implement act(obs, action_mask) (rl_shop.policies.base.Policy), got {type(policy).__name__}")
+        raise TypeError(
+            f"policy must implement act(obs, action_mask) (rl_shop.policies.base.Policy), got {type(policy).__name__}"
+        )
     returns = np.zeros(n_episodes)
     lengths = np.zeros(n_episodes)
     sums: dict[str, float] = {}

@@ -24,10 +24,11 @@ import pickle
 import platform
 import warnings
 import zipfile
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -177,7 +178,9 @@ def build_export_module(model: Any, algo: str, norm: ObsNormalization | None = N
         def __init__(self, stats: ObsNormalization, shape: tuple[int, ...]) -> None:
             super().__init__()
             self.register_buffer("mean", torch.tensor(stats.mean, dtype=torch.float32).reshape(shape))
-            self.register_buffer("std", torch.sqrt(torch.tensor(stats.var, dtype=torch.float32) + stats.epsilon).reshape(shape))
+            self.register_buffer(
+                "std", torch.sqrt(torch.tensor(stats.var, dtype=torch.float32) + stats.epsilon).reshape(shape)
+            )
             self.clip = float(stats.clip_obs)
 
         def forward(self, obs: torch.Tensor) -> torch.Tensor:
@@ -356,7 +359,9 @@ def export_model(
     if layout is None:
         layout = runtime_layout(env_id, action_names=action_names, featurizer=featurizer)
     if action_names is not None:
-        layout = RuntimeLayout(layout.env_id, layout.module, layout.layout_version, layout.feature_names, tuple(action_names))
+        layout = RuntimeLayout(
+            layout.env_id, layout.module, layout.layout_version, layout.feature_names, tuple(action_names)
+        )
     obs_shape = tuple(int(d) for d in model.observation_space.shape)
     n_obs = int(np.prod(obs_shape))
     if n_obs != len(layout.feature_names):
@@ -421,7 +426,7 @@ def export_model(
             config=_json_safe(training_config or {}),
         ),
         evaluation=evaluation,
-        exported_at=datetime.now(timezone.utc),
+        exported_at=datetime.now(UTC),
         software=_software_versions(),
         export_command=(
             f"python experiments/export.py run_dir={display_path(run_dir)} out={out_display}" if run_dir else None
@@ -519,7 +524,9 @@ def find_run_artifacts(
             f"{list(best_patterns) + list(final_patterns) if checkpoint == 'best' else final_patterns if checkpoint == 'final' else checkpoint}). "
             "Did the run finish or save a checkpoint? Pass checkpoint=<path to an SB3 .zip> to choose one."
         )
-    vecnorm = _first_existing(model_zip.parent, vecnormalize_patterns) or _first_existing(run_dir, vecnormalize_patterns)
+    vecnorm = _first_existing(model_zip.parent, vecnormalize_patterns) or _first_existing(
+        run_dir, vecnormalize_patterns
+    )
     summary = None
     summary_path = run_dir / "summary.json"
     if summary_path.is_file():

@@ -151,7 +151,9 @@ def runtime_layout(
         )
     if isinstance(entry, RuntimeLayout):
         if action_names is not None:
-            return RuntimeLayout(entry.env_id, entry.module, entry.layout_version, entry.feature_names, tuple(action_names))
+            return RuntimeLayout(
+                entry.env_id, entry.module, entry.layout_version, entry.feature_names, tuple(action_names)
+            )
         return entry
     return _layout_from_module(env_id, entry, action_names)
 
@@ -303,7 +305,7 @@ class ExportedPolicy:
         arr = np.asarray(obs)
         if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
             raise ValueError(f"observation must be numeric, got dtype {arr.dtype}")
-        if arr.shape[-len(self._shape):] != self._shape or arr.ndim != len(self._shape) + 1:
+        if arr.shape[-len(self._shape) :] != self._shape or arr.ndim != len(self._shape) + 1:
             raise ValueError(
                 f"observation batch must have shape (batch, {', '.join(map(str, self._shape))}) for "
                 f"{self._card.env_id} (featurizer {self._card.featurizer.module}), got {arr.shape}"
@@ -476,4 +478,3 @@ def load_policy(
     session = _open_session(onnx_bytes, onnx_path, num_threads)
     _check_graph(session, card, onnx_path)
     return ExportedPolicy(session, card, policy_dir)
-

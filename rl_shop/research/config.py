@@ -29,11 +29,15 @@ def node(model: type[M], cfg: Any, name: str) -> M:
         return model.model_validate(data)
     except ValidationError as exc:
         lines = [f"{name}.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
-        raise ResearchConfigError(f"bad config (configs/research/{name}.yaml or an override):\n  " + "\n  ".join(lines)) from None
+        raise ResearchConfigError(
+            f"bad config (configs/research/{name}.yaml or an override):\n  " + "\n  ".join(lines)
+        ) from None
 
 
 def results_dir(out_dir: str | None, prefix: str = "") -> Path:
     """``out_dir`` or ``results/research/<prefix><timestamp>`` (created)."""
-    path = Path(out_dir) if out_dir else REPO_ROOT / "results" / "research" / f"{prefix}{datetime.now():%Y-%m-%d_%H-%M-%S}"
+    path = (
+        Path(out_dir) if out_dir else REPO_ROOT / "results" / "research" / f"{prefix}{datetime.now():%Y-%m-%d_%H-%M-%S}"
+    )
     path.mkdir(parents=True, exist_ok=True)
     return path

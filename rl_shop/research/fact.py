@@ -72,13 +72,23 @@ class FactResult:
         return 1.0 if self.n_claims == 0 else self.n_supported / self.n_claims
 
     def to_dict(self) -> dict[str, object]:
-        return {"cited": len(self.cited), "unsupported_products": list(self.unsupported_products),
-                "numbers": len(self.numbers), "unsupported_numbers": list(self.unsupported_numbers),
-                "share": round(self.share, 4)}
+        return {
+            "cited": len(self.cited),
+            "unsupported_products": list(self.unsupported_products),
+            "numbers": len(self.numbers),
+            "unsupported_numbers": list(self.unsupported_numbers),
+            "share": round(self.share, 4),
+        }
 
 
-def fact_check(markdown: str, evidence_ids: set[str], evidence_text: str, query: str = "",
-               rel_tol: float = 0.01, ignore_below: float = 0.0) -> FactResult:
+def fact_check(
+    markdown: str,
+    evidence_ids: set[str],
+    evidence_text: str,
+    query: str = "",
+    rel_tol: float = 0.01,
+    ignore_below: float = 0.0,
+) -> FactResult:
     """Check every cited product and stated number of ``markdown`` against the evidence."""
     cited = extract_citations(markdown)
     pool = extract_numbers(evidence_text) + extract_numbers(query)

@@ -33,7 +33,7 @@ class FilterConfig(BaseModel):
     min_score: float = Field(default=0.5, ge=0.0, le=1.0)
     reject_malformed: bool = True
     reject_failed_tools: bool = True
-    require_citation: bool = True   # a report without any cited product is unsupported
+    require_citation: bool = True  # a report without any cited product is unsupported
 
 
 @dataclass
@@ -61,8 +61,9 @@ def filter_trajectory(traj: Trajectory, cfg: FilterConfig | None = None) -> Filt
     if cfg.reject_failed_tools and failed:
         reasons.append("failed_tool")
         details["failed"] = failed
-    fact = fact_check(traj.final_report.markdown, traj.evidence_product_ids(), traj.evidence_text(),
-                      traj.final_inferred.query)
+    fact = fact_check(
+        traj.final_report.markdown, traj.evidence_product_ids(), traj.evidence_text(), traj.final_inferred.query
+    )
     details["fact"] = fact.to_dict()
     if fact.unsupported_products or fact.share < cfg.min_fact_share or (cfg.require_citation and not fact.cited):
         reasons.append("unsupported_claims")

@@ -40,7 +40,7 @@ class ShiftConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     enabled: bool = False
-    after_round: int = Field(default=0, ge=0)       # the shift comes after this round's report (0 = the first)
+    after_round: int = Field(default=0, ge=0)  # the shift comes after this round's report (0 = the first)
     kinds: list[ShiftKind] = Field(default_factory=lambda: list(SHIFT_KINDS))  # tried in turn from seed % len
 
 
@@ -51,9 +51,9 @@ class IntentShift(BaseModel):
 
     after_round: int = Field(ge=0)
     kind: ShiftKind
-    message: str                        # the shopper's words
-    persona: dict[str, Any]             # the new latent Intent (JSON)
-    inferred: InferredIntent            # the User Agent's updated reading
+    message: str  # the shopper's words
+    persona: dict[str, Any]  # the new latent Intent (JSON)
+    inferred: InferredIntent  # the User Agent's updated reading
 
 
 def _with(intent: Intent, **changes: Any) -> Intent:
@@ -81,8 +81,11 @@ def budget_drop(intent: Intent, catalog: Any, rng: np.random.Generator) -> tuple
         if new < old:
             cand = _with(intent, budget=new, **_state(intent, "budget"))
             if gold_ids(arr, cand):
-                msg = (f"Update: my budget dropped, I can spend at most ${new:g} now." if intent.budget else
-                       f"Update: I just set a budget, at most ${new:g}.")
+                msg = (
+                    f"Update: my budget dropped, I can spend at most ${new:g} now."
+                    if intent.budget
+                    else f"Update: I just set a budget, at most ${new:g}."
+                )
                 return cand, msg
     return None
 
@@ -95,29 +98,40 @@ def brand_exclusion(intent: Intent, catalog: Any, rng: np.random.Generator) -> t
         if b and b not in intent.excluded_brands:
             counts[b] = counts.get(b, 0) + 1
     for b, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])):
-        cand = _with(intent, excluded_brands=(*intent.excluded_brands, b),
-                     preferred_brands=tuple(x for x in intent.preferred_brands if x != b), **_state(intent, "brand"))
+        cand = _with(
+            intent,
+            excluded_brands=(*intent.excluded_brands, b),
+            preferred_brands=tuple(x for x in intent.preferred_brands if x != b),
+            **_state(intent, "brand"),
+        )
         if gold_ids(arr, cand):
             return cand, f"Also, I changed my mind about {b}: please no {b} products."
     return None
 
 
-def new_use_case(intent: Intent, catalog: Any, rng: np.random.Generator,
-                 rules: list[dict[str, Any]] | None = None) -> tuple[Intent, str] | None:
+def new_use_case(
+    intent: Intent, catalog: Any, rng: np.random.Generator, rules: list[dict[str, Any]] | None = None
+) -> tuple[Intent, str] | None:
     from rl_shop.sim import load_sim_config
 
     arr = CatalogArrays.of(catalog)
     rules = rules if rules is not None else load_sim_config().knowledge.get("reasoning", [])
     cat = intent.category.lower()
-    fits = [r for r in rules if r.get("use_case") != intent.use_case
-            and any(str(k).lower() in cat for k in r.get("categories", []))]
+    fits = [
+        r
+        for r in rules
+        if r.get("use_case") != intent.use_case and any(str(k).lower() in cat for k in r.get("categories", []))
+    ]
     if not fits:
         return None
     order = rng.permutation(len(fits))
     for i in order:
         rule = fits[int(i)]
-        base = {"use_case": str(rule["use_case"]), "recipient": rule.get("recipient"),
-                "use_case_categories": (intent.category,)}
+        base = {
+            "use_case": str(rule["use_case"]),
+            "recipient": rule.get("recipient"),
+            "use_case_categories": (intent.category,),
+        }
         feats = [str(t).lower() for t in rule.get("features", []) or [] if str(t).lower() not in intent.features]
         conn = [str(t).lower() for t in rule.get("connectivity", []) or [] if str(t).lower() not in intent.connectivity]
         slots = ["use_case"]
@@ -135,8 +149,13 @@ def new_use_case(intent: Intent, catalog: Any, rng: np.random.Generator,
         cand = _with(intent, **base, **extra, **_state(intent, *slots))
         if not gold_ids(arr, cand):
             continue
-        phrasing = str((rule.get("phrasings") or [f"for {rule['use_case']}"])[int(rng.integers(len(rule.get("phrasings") or [1])))])
-        need = [*extra.get("features", ())[len(intent.features):], *extra.get("connectivity", ())[len(intent.connectivity):]]
+        phrasing = str(
+            (rule.get("phrasings") or [f"for {rule['use_case']}"])[int(rng.integers(len(rule.get("phrasings") or [1])))]
+        )
+        need = [
+            *extra.get("features", ())[len(intent.features) :],
+            *extra.get("connectivity", ())[len(intent.connectivity) :],
+        ]
         msg = f"Actually, I now need it {phrasing}" + (f", so it must be {' and '.join(need)}" if need else "") + "."
         return cand, msg
     return None
@@ -145,8 +164,9 @@ def new_use_case(intent: Intent, catalog: Any, rng: np.random.Generator,
 _MAKERS = {"budget_drop": budget_drop, "brand_exclusion": brand_exclusion, "new_use_case": new_use_case}
 
 
-def shift_intent(intent: Intent, catalog: Any, seed: int, kinds: list[str] | tuple[str, ...] = SHIFT_KINDS
-                 ) -> tuple[str, Intent, str] | None:
+def shift_intent(
+    intent: Intent, catalog: Any, seed: int, kinds: list[str] | tuple[str, ...] = SHIFT_KINDS
+) -> tuple[str, Intent, str] | None:
     """(kind, new intent, the shopper's message); kinds are tried starting at ``seed % len(kinds)``.
     ``None`` when no kind applies (the gold set would become empty)."""
     rng = np.random.default_rng(seed)
@@ -161,19 +181,35 @@ def shift_intent(intent: Intent, catalog: Any, seed: int, kinds: list[str] | tup
 def updated_inferred(inferred: InferredIntent, new: Intent, message: str) -> InferredIntent:
     """The User Agent's reading after the shopper's turn: the stated change applied, the words appended."""
     brands = [b for b in inferred.brands if b.lower() not in {x.lower() for x in new.excluded_brands}]
-    return InferredIntent(category=inferred.category, budget=new.budget if new.budget else inferred.budget,
-                          brands=brands, query=f"{inferred.query} {message}", used_fallback=inferred.used_fallback)
+    return InferredIntent(
+        category=inferred.category,
+        budget=new.budget if new.budget else inferred.budget,
+        brands=brands,
+        query=f"{inferred.query} {message}",
+        used_fallback=inferred.used_fallback,
+    )
 
 
-def make_shift(persona: Intent, inferred: InferredIntent, catalog: Any, seed: int, after_round: int,
-               kinds: list[str] | tuple[str, ...] = SHIFT_KINDS) -> IntentShift | None:
+def make_shift(
+    persona: Intent,
+    inferred: InferredIntent,
+    catalog: Any,
+    seed: int,
+    after_round: int,
+    kinds: list[str] | tuple[str, ...] = SHIFT_KINDS,
+) -> IntentShift | None:
     """The recorded shift of ``persona`` (``None`` when none applies)."""
     out = shift_intent(persona, catalog, seed, kinds)
     if out is None:
         return None
     kind, new, msg = out
-    return IntentShift(after_round=after_round, kind=kind, message=msg, persona=new.model_dump(mode="json"),
-                       inferred=updated_inferred(inferred, new, msg))
+    return IntentShift(
+        after_round=after_round,
+        kind=kind,
+        message=msg,
+        persona=new.model_dump(mode="json"),
+        inferred=updated_inferred(inferred, new, msg),
+    )
 
 
 def shift_note(shift: IntentShift) -> str:

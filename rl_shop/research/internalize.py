@@ -75,8 +75,11 @@ def reflection_text(rnd: Round, max_chars: int = 240) -> str:
 
 def reflection_step(rnd: Round, call_id: str, max_chars: int = 240) -> AgentStep:
     """The reflect step that replaces round ``rnd``'s draft report and the supervisor's review."""
-    return AgentStep(thought=reflection_text(rnd, max_chars), call=ToolCall(id=call_id, name=REFLECT),
-                     result=ToolResult(call_id=call_id, name=REFLECT, ok=True, content=""))
+    return AgentStep(
+        thought=reflection_text(rnd, max_chars),
+        call=ToolCall(id=call_id, name=REFLECT),
+        result=ToolResult(call_id=call_id, name=REFLECT, ok=True, content=""),
+    )
 
 
 def single_role_steps(traj: Trajectory, config: ResearchAgentConfig | None = None) -> list[AgentStep]:
@@ -111,20 +114,31 @@ def step_messages(step: AgentStep, observation_chars: int | None = None) -> list
         return [{"role": "assistant", "content": action_json(step.thought, REFLECT, "")}]
     content = step.result.content if observation_chars is None else step.result.content[:observation_chars]
     return [
-        {"role": "assistant", "content": step.thought,
-         "tool_calls": [{"id": step.call.id, "type": "function",
-                         "function": {"name": step.call.name, "arguments": tool_call_json(step.call)}}]},
+        {
+            "role": "assistant",
+            "content": step.thought,
+            "tool_calls": [
+                {
+                    "id": step.call.id,
+                    "type": "function",
+                    "function": {"name": step.call.name, "arguments": tool_call_json(step.call)},
+                }
+            ],
+        },
         {"role": "tool", "tool_call_id": step.call.id, "name": step.call.name, "content": content},
     ]
 
 
-def internalize(traj: Trajectory, system_prompt: str | None = None,
-                config: ResearchAgentConfig | None = None) -> list[dict[str, Any]]:
+def internalize(
+    traj: Trajectory, system_prompt: str | None = None, config: ResearchAgentConfig | None = None
+) -> list[dict[str, Any]]:
     """The single-role conversation of ``traj`` (see the module docstring for the exact shape)."""
     cfg = config or ResearchAgentConfig()
     steps = single_role_steps(traj, cfg)
-    msgs: list[dict[str, Any]] = [{"role": "system", "content": system_prompt or traj.system_prompt or SYSTEM},
-                                  {"role": "user", "content": request_text(traj.query)}]
+    msgs: list[dict[str, Any]] = [
+        {"role": "system", "content": system_prompt or traj.system_prompt or SYSTEM},
+        {"role": "user", "content": request_text(traj.query)},
+    ]
     # intent shifts (rl_shop.research.intent_shift): the shopper's turn follows the round it came after
     after: dict[int, list[str]] = {}
     for sh in traj.shifts:
@@ -132,8 +146,9 @@ def internalize(traj: Trajectory, system_prompt: str | None = None,
         if rnd is None:
             continue
         mine = {id(x) for x in rnd.steps}
-        pos = max([i for i, st in enumerate(steps) if id(st) in mine or st.call.id == f"reflect_{rnd.index}"],
-                  default=-1)
+        pos = max(
+            [i for i, st in enumerate(steps) if id(st) in mine or st.call.id == f"reflect_{rnd.index}"], default=-1
+        )
         after.setdefault(pos, []).append(shift_note_text(sh["message"]))
     for text in after.get(-1, []):
         msgs.append({"role": "user", "content": text})

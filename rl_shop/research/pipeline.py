@@ -43,11 +43,11 @@ class ResearchWorld:
     tools: ResearchTools
 
     @classmethod
-    def load(cls, tools_cfg: ToolsConfig, websearch_cfg: Any = None, web_backend: str | None = None) -> "ResearchWorld":
+    def load(cls, tools_cfg: ToolsConfig, websearch_cfg: Any = None, web_backend: str | None = None) -> ResearchWorld:
         """The shipped catalog, its cached hybrid index and the web backend of configs/agents/websearch.yaml
         (``web_backend`` = local | searxng overrides its ``backend``)."""
-        from rl_shop.agents.websearch import WebSearchConfig, make_backend
         from rl_shop.agents.types import load_agent_config
+        from rl_shop.agents.websearch import WebSearchConfig, make_backend
         from rl_shop.catalog import load_catalog
         from rl_shop.catalog.index import HybridIndex
 
@@ -68,10 +68,20 @@ def sample_persona(world: ResearchWorld, seed: int, persona_cfg: PersonaConfig) 
     return intent, events
 
 
-def synthesize(world: ResearchWorld, llm: Any, seed: int, *, persona_cfg: PersonaConfig, user_cfg: UserAgentConfig,
-               agent_cfg: ResearchAgentConfig, sup_cfg: SupervisorConfig, max_rounds: int,
-               supervisor_llm: Any | None = None, stop_on_accept: bool = True,
-               shift_cfg: ShiftConfig | None = None) -> Trajectory:
+def synthesize(
+    world: ResearchWorld,
+    llm: Any,
+    seed: int,
+    *,
+    persona_cfg: PersonaConfig,
+    user_cfg: UserAgentConfig,
+    agent_cfg: ResearchAgentConfig,
+    sup_cfg: SupervisorConfig,
+    max_rounds: int,
+    supervisor_llm: Any | None = None,
+    stop_on_accept: bool = True,
+    shift_cfg: ShiftConfig | None = None,
+) -> Trajectory:
     """One multi-agent trajectory: up to ``max_rounds`` Research rounds with Supervisor feedback.
 
     With ``shift_cfg.enabled`` the shopper changes the intent after round ``shift_cfg.after_round``
@@ -82,8 +92,10 @@ def synthesize(world: ResearchWorld, llm: Any, seed: int, *, persona_cfg: Person
         raise ValueError(f"max_rounds must be >= 1, got {max_rounds}")
     shift_cfg = shift_cfg or ShiftConfig()
     if shift_cfg.enabled and shift_cfg.after_round >= max_rounds - 1:
-        raise ValueError(f"shift.after_round={shift_cfg.after_round} needs max_rounds >= {shift_cfg.after_round + 2} "
-                         f"(a round after the shift), got max_rounds={max_rounds}")
+        raise ValueError(
+            f"shift.after_round={shift_cfg.after_round} needs max_rounds >= {shift_cfg.after_round + 2} "
+            f"(a round after the shift), got max_rounds={max_rounds}"
+        )
     t0 = time.perf_counter()
     persona, events = sample_persona(world, seed, persona_cfg)
     inferred = UserAgent(llm, world.catalog, user_cfg).infer(events, seed=seed)
@@ -93,11 +105,12 @@ def synthesize(world: ResearchWorld, llm: Any, seed: int, *, persona_cfg: Person
     rounds: list[Round] = []
     steps_so_far: list = []
     feedback_msgs: list[str] = []
-    notes: list[str] = []            # the shopper's shift turns, shown in every later round
+    notes: list[str] = []  # the shopper's shift turns, shown in every later round
     shifts: list[IntentShift] = []
     for r in range(max_rounds):
-        steps, report = agent.run_round(first.query, steps_so_far, notes + feedback_msgs, seed=seed * 100 + r * 10,
-                                        intent=inferred)
+        steps, report = agent.run_round(
+            first.query, steps_so_far, notes + feedback_msgs, seed=seed * 100 + r * 10, intent=inferred
+        )
         steps_so_far = steps_so_far + steps
         fb = sup.review(inferred.query, report, steps_so_far, inferred, seed=seed + r)
         rounds.append(Round(index=r, steps=steps, report=report, feedback=fb))
@@ -112,15 +125,24 @@ def synthesize(world: ResearchWorld, llm: Any, seed: int, *, persona_cfg: Person
         if fb.accept and stop_on_accept and shift is None:
             break
         feedback_msgs = Supervisor.messages_for_agent(fb)
-    return Trajectory(id=f"traj-{seed}", seed=seed, persona=start_persona.model_dump(mode="json"), history=events,
-                      inferred=first, intent_score=score_intent(first, start_persona), rounds=rounds,
-                      system_prompt=SYSTEM, model=llm.describe() if hasattr(llm, "describe") else str(llm),
-                      meta={"seconds": round(time.perf_counter() - t0, 2), "max_rounds": max_rounds},
-                      shifts=[s.model_dump(mode="json") for s in shifts])
+    return Trajectory(
+        id=f"traj-{seed}",
+        seed=seed,
+        persona=start_persona.model_dump(mode="json"),
+        history=events,
+        inferred=first,
+        intent_score=score_intent(first, start_persona),
+        rounds=rounds,
+        system_prompt=SYSTEM,
+        model=llm.describe() if hasattr(llm, "describe") else str(llm),
+        meta={"seconds": round(time.perf_counter() - t0, 2), "max_rounds": max_rounds},
+        shifts=[s.model_dump(mode="json") for s in shifts],
+    )
 
 
-def solve(world: ResearchWorld, llm: Any, inferred: InferredIntent, agent_cfg: ResearchAgentConfig,
-          seed: int) -> tuple[list, Report]:
+def solve(
+    world: ResearchWorld, llm: Any, inferred: InferredIntent, agent_cfg: ResearchAgentConfig, seed: int
+) -> tuple[list, Report]:
     """The Research Agent alone on a query (one round, no supervisor): what a tuned model must do.
 
     It gets the inferred intent too (the seeded first search and the degenerate-query stand-in)."""

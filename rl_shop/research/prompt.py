@@ -42,17 +42,19 @@ SYSTEM = (
     "- reflect: no tool; write in thought what your research still lacks and what you will do next\n"
     "- finish: stop researching and write the report\n"
     "Example: for 'quiet wireless headphones under $100' a first action is "
-    "{\"thought\":\"find candidates\",\"tool\":\"product_search\",\"argument\":\"quiet wireless headphones\"}; "
-    "for a buying guide {\"thought\":\"learn what matters\",\"tool\":\"web_search\","
-    "\"argument\":\"headphones buying guide\"}.\n"
+    '{"thought":"find candidates","tool":"product_search","argument":"quiet wireless headphones"}; '
+    'for a buying guide {"thought":"learn what matters","tool":"web_search",'
+    '"argument":"headphones buying guide"}.\n'
     "A search argument is the product words of the request (kind, brand, feature), never a tool name or a "
     "product id. A good plan: product_search; visit_product on the most promising id; web_search for a "
     "buying guide of the category; then finish. Never repeat a call.\n"
-    "Answer each turn with one JSON action: {\"thought\": ..., \"tool\": ..., \"argument\": ...}."
+    'Answer each turn with one JSON action: {"thought": ..., "tool": ..., "argument": ...}.'
 )
 
-REPORT_REQUEST = ("Now write the research report. Evidence products:\n{digest}\n"
-                  "Recommend products by id and say why; summarise and give a verdict.")
+REPORT_REQUEST = (
+    "Now write the research report. Evidence products:\n{digest}\n"
+    "Recommend products by id and say why; summarise and give a verdict."
+)
 
 SEED_THOUGHT = "search the catalog for the requested kind of product and brands"
 """The thought of the deterministic first search (:func:`seed_query`)."""
@@ -60,9 +62,26 @@ SEED_THOUGHT = "search the catalog for the requested kind of product and brands"
 # Words that make up tool names and the action / report schema's keys: a query made only of these
 # (``product-search``, ``visit_product``, ``query``) searches for the agent's own vocabulary.
 _TOOL_WORDS = frozenset(
-    w for name in (*TOOL_ARGUMENT, *TOOL_ARGUMENT.values(), FINISH, REFLECT, "thought", "tool", "argument",
-                   "summary", "recommendations", "reason", "verdict", "id", "action", "none")
-    for w in re.split(r"[^a-z0-9]+", name.lower()) if w)
+    w
+    for name in (
+        *TOOL_ARGUMENT,
+        *TOOL_ARGUMENT.values(),
+        FINISH,
+        REFLECT,
+        "thought",
+        "tool",
+        "argument",
+        "summary",
+        "recommendations",
+        "reason",
+        "verdict",
+        "id",
+        "action",
+        "none",
+    )
+    for w in re.split(r"[^a-z0-9]+", name.lower())
+    if w
+)
 _ID_RE = re.compile(r"\b(amz|fk)-[a-z0-9]+", re.IGNORECASE)
 _URL_RE = re.compile(r"[a-z][a-z0-9+.-]*://\S*")
 
@@ -74,8 +93,9 @@ def request_text(query: str) -> str:
 
 def action_json(thought: str, tool: str, argument: str) -> str:
     """The compact Action JSON of one step (what the agent decodes under its grammar)."""
-    return json.dumps({"thought": thought, "tool": tool, "argument": argument},
-                      ensure_ascii=False, separators=(",", ":"))
+    return json.dumps(
+        {"thought": thought, "tool": tool, "argument": argument}, ensure_ascii=False, separators=(",", ":")
+    )
 
 
 def step_argument(step: AgentStep) -> str:
@@ -106,8 +126,9 @@ def step_turns(step: AgentStep, observation_chars: int | None) -> list[dict[str,
     return turns
 
 
-def render_prompt(query: str, steps: list[AgentStep], observation_chars: int | None,
-                  system: str = SYSTEM) -> list[dict[str, str]]:
+def render_prompt(
+    query: str, steps: list[AgentStep], observation_chars: int | None, system: str = SYSTEM
+) -> list[dict[str, str]]:
     """THE prompt of the single agent after ``steps``: used at inference and to build SFT text."""
     msgs = [{"role": "system", "content": system}, {"role": "user", "content": request_text(query)}]
     for step in steps:
@@ -153,11 +174,13 @@ def report_request_text(steps: list[AgentStep], evidence_products: int) -> str:
     return REPORT_REQUEST.format(digest=evidence_digest(steps, evidence_ids(steps, evidence_products)))
 
 
-def render_report_prompt(query: str, steps: list[AgentStep], observation_chars: int | None, evidence_products: int,
-                         system: str = SYSTEM) -> list[dict[str, str]]:
+def render_report_prompt(
+    query: str, steps: list[AgentStep], observation_chars: int | None, evidence_products: int, system: str = SYSTEM
+) -> list[dict[str, str]]:
     """The report prompt of the single agent: :func:`render_prompt` plus the report request."""
     return render_prompt(query, steps, observation_chars, system) + [
-        {"role": "user", "content": report_request_text(steps, evidence_products)}]
+        {"role": "user", "content": report_request_text(steps, evidence_products)}
+    ]
 
 
 def is_degenerate_query(text: str) -> bool:
@@ -183,6 +206,12 @@ def seed_query(intent: InferredIntent, max_chars: int) -> str:
 
 def report_json(report: Any) -> str:
     """The report as the model emits it (the final assistant turn of the SFT data)."""
-    return json.dumps({"summary": report.summary,
-                       "recommendations": [r.model_dump() for r in report.recommendations],
-                       "verdict": report.verdict}, ensure_ascii=False, separators=(",", ":"))
+    return json.dumps(
+        {
+            "summary": report.summary,
+            "recommendations": [r.model_dump() for r in report.recommendations],
+            "verdict": report.verdict,
+        },
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )

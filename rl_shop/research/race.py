@@ -20,8 +20,9 @@ which reads the report against the simulator's intent, the catalog and the web c
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, Mapping
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -80,12 +81,20 @@ class RaceScore:
     reference_dims: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"race": round(self.final, 4), **{f"race_{d}": round(v, 4) for d, v in self.per_dimension.items()},
-                "target_abs": round(self.target_total, 4), "reference_abs": round(self.reference_total, 4)}
+        return {
+            "race": round(self.final, 4),
+            **{f"race_{d}": round(v, 4) for d, v in self.per_dimension.items()},
+            "target_abs": round(self.target_total, 4),
+            "reference_abs": round(self.reference_total, 4),
+        }
 
 
-def race_score(target: Mapping[str, Mapping[str, float]], reference: Mapping[str, Mapping[str, float]],
-               dim_weights: Mapping[str, float], criterion_weights: Mapping[str, Mapping[str, float]]) -> RaceScore:
+def race_score(
+    target: Mapping[str, Mapping[str, float]],
+    reference: Mapping[str, Mapping[str, float]],
+    dim_weights: Mapping[str, float],
+    criterion_weights: Mapping[str, Mapping[str, float]],
+) -> RaceScore:
     """RACE of a target report against a reference from criterion scores ``{dim: {criterion: s}}``."""
     t_dims = {d: dimension_score(target[d], criterion_weights[d]) for d in dim_weights}
     r_dims = {d: dimension_score(reference[d], criterion_weights[d]) for d in dim_weights}
@@ -101,17 +110,20 @@ class RaceConfig(BaseModel):
 
     judge: Literal["criteria", "rubric", "llm"] = "criteria"
     judge_max_tokens: int = Field(default=48, ge=8)
-    report_chars: int = Field(default=1500, ge=100)             # report text shown to an LLM judge
-    criteria: dict[str, dict[str, float]]                       # {dimension: {criterion: weight}}
+    report_chars: int = Field(default=1500, ge=100)  # report text shown to an LLM judge
+    criteria: dict[str, dict[str, float]]  # {dimension: {criterion: weight}}
     criterion_text: dict[str, str] = Field(default_factory=dict)
-    dimension_weights: dict[str, dict[str, float]]              # {query_type or "default": {dim: W}}
-    rubric: dict[str, float] = Field(default_factory=dict)      # targets of the rubric judge
+    dimension_weights: dict[str, dict[str, float]]  # {query_type or "default": {dim: W}}
+    rubric: dict[str, float] = Field(default_factory=dict)  # targets of the rubric judge
     # criterion weights of the deterministic criteria judge (rl_shop/research/scorer.py), per dimension
-    criteria_judge: dict[str, dict[str, float]] = Field(default_factory=lambda: {
-        "comprehensiveness": {"stated_needs": 0.4, "latent_needs": 0.3, "coverage": 0.3},
-        "insight": {"reasons": 0.5, "comparison": 0.25, "verdict": 0.25},
-        "instruction_following": {"constraints": 0.5, "citations": 0.5},
-        "readability": {"structure": 0.6, "no_repetition": 0.4}})
+    criteria_judge: dict[str, dict[str, float]] = Field(
+        default_factory=lambda: {
+            "comprehensiveness": {"stated_needs": 0.4, "latent_needs": 0.3, "coverage": 0.3},
+            "insight": {"reasons": 0.5, "comparison": 0.25, "verdict": 0.25},
+            "instruction_following": {"constraints": 0.5, "citations": 0.5},
+            "readability": {"structure": 0.6, "no_repetition": 0.4},
+        }
+    )
 
     def weights_for(self, query_type: str | None) -> dict[str, float]:
         """Per-task dimension weights: the query type's entry, else ``default``."""
@@ -128,9 +140,9 @@ class JudgeTask:
     budget: float | None = None
     brands: list[str] = field(default_factory=list)
     query_type: str | None = None
-    intent: Any = None                      # the simulator's (final) Intent: what the criteria judge checks
-    evidence_ids: set[str] | None = None    # products the tools showed (None: any catalog product counts)
-    evidence_text: str = ""                 # observations the report's numbers may rest on
+    intent: Any = None  # the simulator's (final) Intent: what the criteria judge checks
+    evidence_ids: set[str] | None = None  # products the tools showed (None: any catalog product counts)
+    evidence_text: str = ""  # observations the report's numbers may rest on
 
 
 _COMPARE = re.compile(r"\b(than|cheaper|better|while|whereas|however|but|compared|versus|vs|trade-?off)\b", re.I)
@@ -185,28 +197,40 @@ class RubricJudge:
         def share(pred: Any) -> float:
             return 10.0 * sum(1 for f in facts if pred(f)) / len(facts) if facts else 0.0
 
-        in_budget = share(lambda f: f["price"] == f["price"] and f["price"] <= task.budget) if task.budget else (10.0 if facts else 0.0)
+        in_budget = (
+            share(lambda f: f["price"] == f["price"] and f["price"] <= task.budget)
+            if task.budget
+            else (10.0 if facts else 0.0)
+        )
         wanted = {b.lower() for b in task.brands}
         brand = share(lambda f: f["brand"] in wanted) if wanted else (10.0 if facts else 0.0)
-        sentences = [s.strip().lower() for s in re.split(r"[.!?\n]+", summary + "\n" + "\n".join(reason_lines) + "\n" + verdict) if s.strip()]
+        sentences = [
+            s.strip().lower()
+            for s in re.split(r"[.!?\n]+", summary + "\n" + "\n".join(reason_lines) + "\n" + verdict)
+            if s.strip()
+        ]
         unique = len(set(sentences)) / len(sentences) if sentences else 0.0
         reason_w = sum(len(_words(r)) for r in reason_lines) / max(1, len(cited))
         return {
             "comprehensiveness": {
                 "coverage": min(10.0, 10.0 * len(cited) / R["products"]),
                 "depth_of_summary": min(10.0, 10.0 * len(_words(summary)) / R["summary_words"]),
-                "constraints_addressed": 10.0 * sum(mentions) / len(mentions) if mentions else 10.0},
+                "constraints_addressed": 10.0 * sum(mentions) / len(mentions) if mentions else 10.0,
+            },
             "insight": {
                 "reasons": min(10.0, 10.0 * reason_w / R["reason_words"]) if cited else 0.0,
                 "comparison": min(10.0, 5.0 * len(_COMPARE.findall(summary + " " + verdict + " " + recs))),
-                "verdict": 10.0 if len(_words(verdict)) >= 5 else 5.0 * len(_words(verdict)) / 5},
+                "verdict": 10.0 if len(_words(verdict)) >= 5 else 5.0 * len(_words(verdict)) / 5,
+            },
             "instruction_following": {
                 "category": share(lambda f: f["category"] == task.category) if task.category else 10.0,
                 "budget": in_budget,
-                "brand": brand},
+                "brand": brand,
+            },
             "readability": {
                 "structure": 10.0 * sum(bool(x) for x in (summary, recs, verdict)) / 3,
-                "no_repetition": 10.0 * unique},
+                "no_repetition": 10.0 * unique,
+            },
         }
 
 
@@ -222,12 +246,24 @@ class LLMJudge:
     def score(self, markdown: str, task: JudgeTask, seed: int = 0) -> dict[str, dict[str, float]]:
         out: dict[str, dict[str, float]] = {}
         for dim, crits in self.config.criteria.items():
-            schema = {"type": "object", "properties": {c: {"type": "integer", "minimum": 0, "maximum": 10} for c in crits},
-                      "required": list(crits), "additionalProperties": False}
+            schema = {
+                "type": "object",
+                "properties": {c: {"type": "integer", "minimum": 0, "maximum": 10} for c in crits},
+                "required": list(crits),
+                "additionalProperties": False,
+            }
             desc = "\n".join(f"- {c}: {self.config.criterion_text.get(c, c.replace('_', ' '))}" for c in crits)
-            msgs = [{"role": "system", "content": "You grade product research reports strictly, 0 (bad) to 10 (excellent)."},
-                    {"role": "user", "content": f"Request: {task.query}\n\nReport:\n{markdown[: self.config.report_chars]}\n\n"
-                     f"Grade the report's {dim.replace('_', ' ')} on these criteria:\n{desc}"}]
+            msgs = [
+                {
+                    "role": "system",
+                    "content": "You grade product research reports strictly, 0 (bad) to 10 (excellent).",
+                },
+                {
+                    "role": "user",
+                    "content": f"Request: {task.query}\n\nReport:\n{markdown[: self.config.report_chars]}\n\n"
+                    f"Grade the report's {dim.replace('_', ' ')} on these criteria:\n{desc}",
+                },
+            ]
             res = self.llm.structured(msgs, schema, max_tokens=self.config.judge_max_tokens, seed=seed)
             value = res.value or {c: 0 for c in crits}
             out[dim] = {c: float(value[c]) for c in crits}
@@ -254,14 +290,21 @@ class CriteriaJudge:
 
         intent = task.intent
         if intent is None:
-            intent = Intent(query_type=task.query_type or "simple", category=task.category, budget=task.budget,
-                            preferred_brands=tuple(task.brands), stated_slots=("category",))
-        return self.scorer.criteria(markdown, intent, query=task.query, evidence_ids=task.evidence_ids,
-                                    evidence_text=task.evidence_text)
+            intent = Intent(
+                query_type=task.query_type or "simple",
+                category=task.category,
+                budget=task.budget,
+                preferred_brands=tuple(task.brands),
+                stated_slots=("category",),
+            )
+        return self.scorer.criteria(
+            markdown, intent, query=task.query, evidence_ids=task.evidence_ids, evidence_text=task.evidence_text
+        )
 
 
-def make_judge(config: RaceConfig, catalog: Any, llm: Any | None = None,
-               corpus: Any = ()) -> RubricJudge | LLMJudge | CriteriaJudge:
+def make_judge(
+    config: RaceConfig, catalog: Any, llm: Any | None = None, corpus: Any = ()
+) -> RubricJudge | LLMJudge | CriteriaJudge:
     """The judge named by ``config.judge`` (``corpus``: web documents the criteria judge accepts as sources)."""
     if config.judge == "criteria":
         return CriteriaJudge(config, catalog, corpus)
@@ -282,5 +325,6 @@ def score_pair(judge: Any, config: RaceConfig, target_md: str, reference_md: str
     weights = getattr(judge, "criterion_weights", None) or config.criteria
     crit = {d: weights[d] for d in DIMENSIONS}
     ref_task = dataclasses.replace(task, evidence_ids=None, evidence_text="")
-    return race_score(judge.score(target_md, task), judge.score(reference_md, ref_task),
-                      config.weights_for(task.query_type), crit)
+    return race_score(
+        judge.score(target_md, task), judge.score(reference_md, ref_task), config.weights_for(task.query_type), crit
+    )

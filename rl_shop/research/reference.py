@@ -17,8 +17,9 @@ from rl_shop.research.trajectory import InferredIntent, Recommendation, Report
 from rl_shop.sim import Intent, gold_ids
 
 
-def reference_report(persona: Intent, inferred: InferredIntent, catalog: Any, index: Any, k: int = 3,
-                     depth: int = 50) -> Report:
+def reference_report(
+    persona: Intent, inferred: InferredIntent, catalog: Any, index: Any, k: int = 3, depth: int = 50
+) -> Report:
     """The oracle shortlist for ``persona`` rendered like an agent report."""
     gold = set(gold_ids(catalog, persona))
     if not gold:
@@ -35,13 +36,17 @@ def reference_report(persona: Intent, inferred: InferredIntent, catalog: Any, in
         bits = [f"a {r['category']} from {r['brand'] or 'an unnamed brand'}"]
         if not math.isnan(price):
             prices.append(price)
-            bits.append(f"priced at ${price:.2f}" + (f", within the ${persona.budget:.0f} budget" if persona.budget else ""))
+            bits.append(
+                f"priced at ${price:.2f}" + (f", within the ${persona.budget:.0f} budget" if persona.budget else "")
+            )
         if len(r["features"]):
             bits.append("with " + ", ".join(list(r["features"])[:3]))
         recs.append(Recommendation(product_id=pid, reason="It is " + ", ".join(bits) + "."))
     span = f" Prices range from ${min(prices):.2f} to ${max(prices):.2f}." if prices else ""
-    summary = (f"{len(gold)} products in the catalog satisfy every stated need for {persona.category}; "
-               f"these {len(picks)} match the request best.{span}")
+    summary = (
+        f"{len(gold)} products in the catalog satisfy every stated need for {persona.category}; "
+        f"these {len(picks)} match the request best.{span}"
+    )
     if len(prices) >= 2:
         cheapest = picks[prices.index(min(prices))]
         verdict = f"Choose [{cheapest}] for the lowest price, or the first pick for the closest match to the request."

@@ -32,10 +32,19 @@ from rl_shop.sim import Intent, gold_ids, slot_mask
 from rl_shop.sim.constraints import CatalogArrays
 
 _SLOTS = ("category", "budget", "brand", "colour", "capacity", "size", "connectivity", "features", "use_case")
-KINDS: tuple[str, ...] = ("citations_removed", "citations_fabricated", "needs_removed", "constraint_violation",
-                          "structure_destroyed")
-MARKDOWN_KINDS: tuple[str, ...] = ("citations_removed", "citations_fabricated", "constraint_violation",
-                                   "structure_destroyed")
+KINDS: tuple[str, ...] = (
+    "citations_removed",
+    "citations_fabricated",
+    "needs_removed",
+    "constraint_violation",
+    "structure_destroyed",
+)
+MARKDOWN_KINDS: tuple[str, ...] = (
+    "citations_removed",
+    "citations_fabricated",
+    "constraint_violation",
+    "structure_destroyed",
+)
 
 
 def _pick(rng: np.random.Generator, options: list[str]) -> str:
@@ -47,23 +56,64 @@ def need_clauses(intent: Intent, rng: np.random.Generator) -> list[str]:
     out = []
     if intent.use_case:
         who = f" for your {intent.recipient}" if intent.recipient else ""
-        out.append(_pick(rng, [f"suited to {intent.use_case}{who}", f"chosen with {intent.use_case} in mind{who}",
-                               f"good picks for {intent.use_case}{who}"]))
+        out.append(
+            _pick(
+                rng,
+                [
+                    f"suited to {intent.use_case}{who}",
+                    f"chosen with {intent.use_case} in mind{who}",
+                    f"good picks for {intent.use_case}{who}",
+                ],
+            )
+        )
     if intent.budget:
         b = f"${intent.budget:g}"
-        out.append(_pick(rng, [f"all within your {b} budget", f"each priced under {b}", f"staying below {b}",
-                               f"none costing more than {b}"]))
+        out.append(
+            _pick(
+                rng,
+                [
+                    f"all within your {b} budget",
+                    f"each priced under {b}",
+                    f"staying below {b}",
+                    f"none costing more than {b}",
+                ],
+            )
+        )
     for brand in intent.preferred_brands:
-        out.append(_pick(rng, [f"from {brand}, the brand you prefer", f"made by {brand} as you wanted",
-                               f"{brand} models, as you asked"]))
+        out.append(
+            _pick(
+                rng,
+                [
+                    f"from {brand}, the brand you prefer",
+                    f"made by {brand} as you wanted",
+                    f"{brand} models, as you asked",
+                ],
+            )
+        )
     for brand in intent.excluded_brands:
-        out.append(_pick(rng, [f"avoiding {brand} as you asked", f"none of them made by {brand}",
-                               f"excluding {brand} products", f"not from {brand}"]))
+        out.append(
+            _pick(
+                rng,
+                [
+                    f"avoiding {brand} as you asked",
+                    f"none of them made by {brand}",
+                    f"excluding {brand} products",
+                    f"not from {brand}",
+                ],
+            )
+        )
     if intent.colour:
         out.append(_pick(rng, [f"in {intent.colour}", f"available in {intent.colour}", f"{intent.colour} finish"]))
     if intent.min_capacity_gb:
-        out.append(_pick(rng, [f"with at least {intent.min_capacity_gb:g} GB of storage",
-                               f"{intent.min_capacity_gb:g} GB capacity or more"]))
+        out.append(
+            _pick(
+                rng,
+                [
+                    f"with at least {intent.min_capacity_gb:g} GB of storage",
+                    f"{intent.min_capacity_gb:g} GB capacity or more",
+                ],
+            )
+        )
     if intent.min_size_in is not None or intent.max_size_in is not None:
         lo, hi = intent.min_size_in, intent.max_size_in
         if lo is not None and hi is not None:
@@ -108,19 +158,32 @@ class ReportBuilder:
     def facts(self, pid: str) -> dict[str, Any]:
         r = self._row(pid)
         price = float(r["price"]) if r["price"] == r["price"] else None
-        return {"brand": str(r["brand"] or ""), "category": str(r["category"]), "price": price,
-                "features": [str(t) for t in r["features"]], "connectivity": [str(t) for t in r["connectivity"]]}
+        return {
+            "brand": str(r["brand"] or ""),
+            "category": str(r["category"]),
+            "price": price,
+            "features": [str(t) for t in r["features"]],
+            "connectivity": [str(t) for t in r["connectivity"]],
+        }
 
     def reason(self, pid: str, intent: Intent, rng: np.random.Generator, with_needs: bool) -> str:
         """A reason from the product's catalog facts (with the need-bearing facts only if ``with_needs``)."""
         f = self.facts(pid)
         price = f"${f['price']:.2f}" if f["price"] is not None else "an unlisted price"
         if not with_needs:
-            return _pick(rng, [f"Priced at {price}, it is one of the stronger options the search found.",
-                               f"At {price} it is a solid option among the results.",
-                               f"It costs {price} and reviews of this kind of product are positive."])
+            return _pick(
+                rng,
+                [
+                    f"Priced at {price}, it is one of the stronger options the search found.",
+                    f"At {price} it is a solid option among the results.",
+                    f"It costs {price} and reviews of this kind of product are positive.",
+                ],
+            )
         extras = [t for t in f["features"] + f["connectivity"]][:2]
-        bits = [f"a {f['brand'] or 'no-name'} {f['category']}" if f["brand"] else f"a {f['category']}", f"priced at {price}"]
+        bits = [
+            f"a {f['brand'] or 'no-name'} {f['category']}" if f["brand"] else f"a {f['category']}",
+            f"priced at {price}",
+        ]
         if extras:
             bits.append("with " + " and ".join(extras))
         return _pick(rng, ["It is ", "This is ", "You get "]) + ", ".join(bits) + "."
@@ -135,23 +198,45 @@ class ReportBuilder:
         query = query or f"research the best {intent.category} for me"
         clauses = need_clauses(intent, rng)
         cat = intent.category
-        lead = _pick(rng, [f"I compared {len(gold)} {cat} in the catalog", f"Of the {len(gold)} {cat} that fit",
-                           f"Looking through {len(gold)} matching {cat}"])
+        lead = _pick(
+            rng,
+            [
+                f"I compared {len(gold)} {cat} in the catalog",
+                f"Of the {len(gold)} {cat} that fit",
+                f"Looking through {len(gold)} matching {cat}",
+            ],
+        )
         summary = lead + (", " + ", ".join(clauses) if clauses else "") + f"; these {len(picks)} stand out."
-        neutral = _pick(rng, [f"I compared {len(gold)} products in the catalog; these {len(picks)} stand out.",
-                              f"Of the options the search returned, these {len(picks)} stand out."])
+        neutral = _pick(
+            rng,
+            [
+                f"I compared {len(gold)} products in the catalog; these {len(picks)} stand out.",
+                f"Of the options the search returned, these {len(picks)} stand out.",
+            ],
+        )
         prices = [(self.facts(p)["price"], p) for p in picks]
         known = [x for x in prices if x[0] is not None]
         if len(known) >= 2:
             cheap = min(known)[1]
-            verdict = _pick(rng, [f"Buy [{cheap}] if price matters most; it is cheaper than the others, while the first pick is the closest match.",
-                                  f"Choose [{cheap}] for the lowest price, whereas [{picks[0]}] is the best overall fit."])
+            verdict = _pick(
+                rng,
+                [
+                    f"Buy [{cheap}] if price matters most; it is cheaper than the others, while the first pick is the closest match.",
+                    f"Choose [{cheap}] for the lowest price, whereas [{picks[0]}] is the best overall fit.",
+                ],
+            )
         else:
             verdict = f"Buy [{picks[0]}]: it is the closest match to the request."
-        good = Report(summary=summary, verdict=verdict,
-                      recommendations=[Recommendation(product_id=p, reason=self.reason(p, intent, rng, True)) for p in picks])
-        bare = Report(summary=neutral, verdict=verdict,
-                      recommendations=[Recommendation(product_id=p, reason=self.reason(p, intent, rng, False)) for p in picks])
+        good = Report(
+            summary=summary,
+            verdict=verdict,
+            recommendations=[Recommendation(product_id=p, reason=self.reason(p, intent, rng, True)) for p in picks],
+        )
+        bare = Report(
+            summary=neutral,
+            verdict=verdict,
+            recommendations=[Recommendation(product_id=p, reason=self.reason(p, intent, rng, False)) for p in picks],
+        )
         good.markdown = render_markdown(query, good, self.catalog)
         bare.markdown = render_markdown(query, bare, self.catalog)
         return BuiltReport(intent, query, good, bare, picks)
@@ -194,6 +279,7 @@ def fabricate_citations(markdown: str, known: set[str]) -> str:
         prefix, digits = pid.split("-", 1)
         cand = f"{prefix}-9{digits[::-1]}x"
         return f"[{cand if cand not in known else cand + 'z'}]"
+
     return CITATION.sub(fake, markdown)
 
 
@@ -218,8 +304,9 @@ def perturb_markdown(kind: str, markdown: str, known_ids: set[str]) -> str:
     raise ValueError(f"{kind!r} is not a markdown perturbation")
 
 
-def swap_report_violation(report: Report, intent: Intent, query: str, catalog: Any, builder: ReportBuilder,
-                          seed: int) -> Report | None:
+def swap_report_violation(
+    report: Report, intent: Intent, query: str, catalog: Any, builder: ReportBuilder, seed: int
+) -> Report | None:
     """``constraint_violation`` on any report: one cited recommendation replaced by a violating product
     (the reason text kept, the head re-rendered from the catalog)."""
     if not report.recommendations:
@@ -258,8 +345,15 @@ def _judge_totals(judges: dict[str, Any], race_cfg: Any, markdown: str, task: An
     return out
 
 
-def builder_pairs(catalog: Any, judges: dict[str, Any], race_cfg: Any, n_intents: int, seed: int,
-                  query_types: tuple[str, ...] = VALIDATION_TYPES, kinds: tuple[str, ...] = KINDS) -> list[dict[str, Any]]:
+def builder_pairs(
+    catalog: Any,
+    judges: dict[str, Any],
+    race_cfg: Any,
+    n_intents: int,
+    seed: int,
+    query_types: tuple[str, ...] = VALIDATION_TYPES,
+    kinds: tuple[str, ...] = KINDS,
+) -> list[dict[str, Any]]:
     """One row per (intent, perturbation kind): each judge's S_int of the good and the perturbed report.
 
     Intents: ``IntentSampler(catalog, seed=seed + i).sample(query_types[i % len])``."""
@@ -273,8 +367,14 @@ def builder_pairs(catalog: Any, judges: dict[str, Any], race_cfg: Any, n_intents
         s = seed + i
         intent = IntentSampler(catalog, seed=s).sample(query_types[i % len(query_types)])
         built = builder.build(intent, seed=s)
-        task = JudgeTask(query=built.query, category=intent.category, budget=intent.budget,
-                         brands=list(intent.preferred_brands), query_type=intent.query_type, intent=intent)
+        task = JudgeTask(
+            query=built.query,
+            category=intent.category,
+            budget=intent.budget,
+            brands=list(intent.preferred_brands),
+            query_type=intent.query_type,
+            intent=intent,
+        )
         good = _judge_totals(judges, race_cfg, built.good.markdown, task)
         for kind in kinds:
             if kind == "needs_removed":
@@ -287,13 +387,22 @@ def builder_pairs(catalog: Any, judges: dict[str, Any], race_cfg: Any, n_intents
             if worse is None or worse == built.good.markdown:
                 continue
             bad = _judge_totals(judges, race_cfg, worse, task)
-            rows.append({"source": "builder", "seed": s, "query_type": intent.query_type, "kind": kind,
-                         **{f"{j}_better": good[j] for j in judges}, **{f"{j}_worse": bad[j] for j in judges}})
+            rows.append(
+                {
+                    "source": "builder",
+                    "seed": s,
+                    "query_type": intent.query_type,
+                    "kind": kind,
+                    **{f"{j}_better": good[j] for j in judges},
+                    **{f"{j}_worse": bad[j] for j in judges},
+                }
+            )
     return rows
 
 
-def trajectory_pairs(trajectories: list[Any], catalog: Any, judges: dict[str, Any], race_cfg: Any,
-                     seed: int = 0) -> list[dict[str, Any]]:
+def trajectory_pairs(
+    trajectories: list[Any], catalog: Any, judges: dict[str, Any], race_cfg: Any, seed: int = 0
+) -> list[dict[str, Any]]:
     """The markdown perturbations (+ the constraint swap) of real pipeline reports (final round of each
     trajectory, judged against its final intent with the trajectory's evidence). Pairs where the
     perturbation changes nothing (e.g. no citation to remove) are skipped."""
@@ -307,9 +416,16 @@ def trajectory_pairs(trajectories: list[Any], catalog: Any, judges: dict[str, An
         rep = t.final_report
         if not rep.recommendations:
             continue
-        task = JudgeTask(query=t.query, category=intent.category, budget=intent.budget,
-                         brands=list(intent.preferred_brands), query_type=intent.query_type, intent=intent,
-                         evidence_ids=t.evidence_product_ids(), evidence_text=t.evidence_text())
+        task = JudgeTask(
+            query=t.query,
+            category=intent.category,
+            budget=intent.budget,
+            brands=list(intent.preferred_brands),
+            query_type=intent.query_type,
+            intent=intent,
+            evidence_ids=t.evidence_product_ids(),
+            evidence_text=t.evidence_text(),
+        )
         good = _judge_totals(judges, race_cfg, rep.markdown, task)
         for kind in MARKDOWN_KINDS:
             if kind == "constraint_violation":
@@ -319,8 +435,13 @@ def trajectory_pairs(trajectories: list[Any], catalog: Any, judges: dict[str, An
                 worse = swapped.markdown if swapped else None
                 # the swapped product must be one the tools showed, else it is also an invalid citation
                 if swapped is not None:
-                    task_k = JudgeTask(**{**task.__dict__, "evidence_ids": (task.evidence_ids or set())
-                                          | {r.product_id for r in swapped.recommendations}})
+                    task_k = JudgeTask(
+                        **{
+                            **task.__dict__,
+                            "evidence_ids": (task.evidence_ids or set())
+                            | {r.product_id for r in swapped.recommendations},
+                        }
+                    )
                 else:
                     task_k = task
             else:
@@ -329,8 +450,16 @@ def trajectory_pairs(trajectories: list[Any], catalog: Any, judges: dict[str, An
                 continue
             good_k = good if task_k is task else _judge_totals(judges, race_cfg, rep.markdown, task_k)
             bad = _judge_totals(judges, race_cfg, worse, task_k)
-            rows.append({"source": "pipeline", "seed": t.seed, "query_type": intent.query_type, "kind": kind,
-                         **{f"{j}_better": good_k[j] for j in judges}, **{f"{j}_worse": bad[j] for j in judges}})
+            rows.append(
+                {
+                    "source": "pipeline",
+                    "seed": t.seed,
+                    "query_type": intent.query_type,
+                    "kind": kind,
+                    **{f"{j}_better": good_k[j] for j in judges},
+                    **{f"{j}_worse": bad[j] for j in judges},
+                }
+            )
     return rows
 
 

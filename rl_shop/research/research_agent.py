@@ -17,8 +17,9 @@ free-text thought, no tool runs: the form reflective internalization trains) and
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from pydantic import BaseModel, Field
 
@@ -41,9 +42,23 @@ from rl_shop.research.prompt import (  # noqa: F401 - re-exported: the agent's p
     step_argument,
 )
 
-__all__ = ["FINISH", "REFLECT", "SYSTEM", "ResearchAgent", "ResearchAgentConfig", "action_schema", "report_schema",
-           "words_pattern", "reflection_pattern", "decode_json", "render_markdown", "action_text", "observation_text",
-           "report_json", "request_text"]
+__all__ = [
+    "FINISH",
+    "REFLECT",
+    "SYSTEM",
+    "ResearchAgent",
+    "ResearchAgentConfig",
+    "action_schema",
+    "report_schema",
+    "words_pattern",
+    "reflection_pattern",
+    "decode_json",
+    "render_markdown",
+    "action_text",
+    "observation_text",
+    "report_json",
+    "request_text",
+]
 from rl_shop.research.tools import ResearchTools, _fmt_price, product_facts
 from rl_shop.research.trajectory import (
     TOOL_ARGUMENT,
@@ -55,7 +70,6 @@ from rl_shop.research.trajectory import (
     ToolResult,
 )
 
-
 SHOPPER_PREFIX = "The shopper updated the request:"
 """Start of a shopper's intent-shift turn among the notes passed as ``feedback`` (see intent_shift.shift_note)."""
 
@@ -65,8 +79,8 @@ class ResearchAgentConfig(BaseModel):
 
     model_config = {"extra": "forbid"}
 
-    max_steps: int = Field(default=3, ge=1)               # tool steps per round before the report is forced
-    min_steps: int = Field(default=1, ge=0)               # steps before "finish" is offered
+    max_steps: int = Field(default=3, ge=1)  # tool steps per round before the report is forced
+    min_steps: int = Field(default=1, ge=0)  # steps before "finish" is offered
     step_max_tokens: int = Field(default=60, ge=16)
     report_max_tokens: int = Field(default=220, ge=32)
     thought_max_chars: int = Field(default=100, ge=0)
@@ -75,18 +89,23 @@ class ResearchAgentConfig(BaseModel):
     reason_max_chars: int = Field(default=80, ge=10, le=240)
     verdict_max_chars: int = Field(default=100, ge=10, le=240)
     max_recommendations: int = Field(default=3, ge=1)
-    observation_chars: int = Field(default=500, ge=50)     # each observation as shown in later prompts
-    evidence_products: int = Field(default=8, ge=1)        # products listed in the report prompt
+    observation_chars: int = Field(default=500, ge=50)  # each observation as shown in later prompts
+    evidence_products: int = Field(default=8, ge=1)  # products listed in the report prompt
     temperature: float = Field(default=0.0, ge=0.0)
     reflection_max_chars: int = Field(default=240, ge=20, le=240)  # <= 240: two regex repeats of <= 120
-    reflect_max_tokens: int = Field(default=90, ge=16)             # decode budget when reflect is offered
-    max_consecutive_reflections: int = Field(default=1, ge=0)      # 0: reflect is never offered
-    seed_first_search: bool = True          # round 0 starts with product_search(seed_query(intent))
+    reflect_max_tokens: int = Field(default=90, ge=16)  # decode budget when reflect is offered
+    max_consecutive_reflections: int = Field(default=1, ge=0)  # 0: reflect is never offered
+    seed_first_search: bool = True  # round 0 starts with product_search(seed_query(intent))
     reject_degenerate_queries: bool = True  # a tool-name / field-name / id query gets one corrective retry
 
 
-def action_schema(cfg: ResearchAgentConfig, allow_finish: bool, seen_ids: list[str] | None = None,
-                  seen_urls: list[str] | None = None, allow_reflect: bool = False) -> dict[str, Any]:
+def action_schema(
+    cfg: ResearchAgentConfig,
+    allow_finish: bool,
+    seen_ids: list[str] | None = None,
+    seen_urls: list[str] | None = None,
+    allow_reflect: bool = False,
+) -> dict[str, Any]:
     """The step grammar: one object per tool (``anyOf``), thought first, then tool, then its argument.
 
     visit_product's argument is an enum of the product ids the tools have shown and web_visit's
@@ -94,11 +113,18 @@ def action_schema(cfg: ResearchAgentConfig, allow_finish: bool, seen_ids: list[s
     whose enum would be empty is not offered yet. ``reflect`` (when allowed) has an empty argument
     and a longer, plain-words thought of at most ``reflection_max_chars``: the reflection itself.
     """
+
     def option(tool: str, argument: dict[str, Any], thought: dict[str, Any] | None = None) -> dict[str, Any]:
-        return {"type": "object", "properties": {
-            "thought": thought or {"type": "string", "maxLength": cfg.thought_max_chars},
-            "tool": {"const": tool}, "argument": argument},
-            "required": ["thought", "tool", "argument"], "additionalProperties": False}
+        return {
+            "type": "object",
+            "properties": {
+                "thought": thought or {"type": "string", "maxLength": cfg.thought_max_chars},
+                "tool": {"const": tool},
+                "argument": argument,
+            },
+            "required": ["thought", "tool", "argument"],
+            "additionalProperties": False,
+        }
 
     # search words only (no "_", ":", braces): the tiny model otherwise searches for tool names
     text = {"type": "string", "pattern": f"^[A-Za-z0-9 $.,'&-]{{3,{cfg.argument_max_chars}}}$"}
@@ -109,8 +135,13 @@ def action_schema(cfg: ResearchAgentConfig, allow_finish: bool, seen_ids: list[s
     if seen_urls:
         options.append(option("web_visit", {"enum": list(seen_urls)}))
     if allow_reflect:
-        options.append(option(REFLECT, {"type": "string", "maxLength": 0},
-                              {"type": "string", "pattern": reflection_pattern(cfg.reflection_max_chars)}))
+        options.append(
+            option(
+                REFLECT,
+                {"type": "string", "maxLength": 0},
+                {"type": "string", "pattern": reflection_pattern(cfg.reflection_max_chars)},
+            )
+        )
     if allow_finish:
         options.append(option(FINISH, {"type": "string", "maxLength": 0}))
     return {"anyOf": options}
@@ -142,22 +173,38 @@ def reflection_pattern(high: int) -> str:
 
 def report_schema(cfg: ResearchAgentConfig, product_ids: list[str]) -> dict[str, Any]:
     """The report grammar; citations are an enum of evidence ids (none offered: no recommendations)."""
-    rec = {"type": "object", "properties": {
-        "product_id": {"enum": product_ids} if product_ids else {"type": "string"},
-        "reason": {"type": "string", "pattern": words_pattern(10, cfg.reason_max_chars)}},
-        "required": ["product_id", "reason"], "additionalProperties": False}
+    rec = {
+        "type": "object",
+        "properties": {
+            "product_id": {"enum": product_ids} if product_ids else {"type": "string"},
+            "reason": {"type": "string", "pattern": words_pattern(10, cfg.reason_max_chars)},
+        },
+        "required": ["product_id", "reason"],
+        "additionalProperties": False,
+    }
     n_max = min(cfg.max_recommendations, len(product_ids))
-    return {"type": "object", "properties": {
-        "summary": {"type": "string", "pattern": words_pattern(20, cfg.summary_max_chars)},
-        "recommendations": {"type": "array", "items": rec, "minItems": 1 if n_max else 0, "maxItems": n_max},
-        "verdict": {"type": "string", "pattern": words_pattern(10, cfg.verdict_max_chars)}},
-        "required": ["summary", "recommendations", "verdict"], "additionalProperties": False}
+    return {
+        "type": "object",
+        "properties": {
+            "summary": {"type": "string", "pattern": words_pattern(20, cfg.summary_max_chars)},
+            "recommendations": {"type": "array", "items": rec, "minItems": 1 if n_max else 0, "maxItems": n_max},
+            "verdict": {"type": "string", "pattern": words_pattern(10, cfg.verdict_max_chars)},
+        },
+        "required": ["summary", "recommendations", "verdict"],
+        "additionalProperties": False,
+    }
 
 
 def render_markdown(query: str, report: Report, catalog: Any) -> str:
     """Markdown of a report; each cited product's title, brand and price come from the catalog."""
-    lines = [f"# Product research: {query}", "", "## Summary", report.summary.strip() or "(none)", "",
-             "## Recommendations"]
+    lines = [
+        f"# Product research: {query}",
+        "",
+        "## Summary",
+        report.summary.strip() or "(none)",
+        "",
+        "## Recommendations",
+    ]
     if not report.recommendations:
         lines.append("(no products recommended)")
     for i, rec in enumerate(report.recommendations, start=1):
@@ -183,24 +230,41 @@ class Decoded:
     used_fallback: bool = False
 
 
-def decode_json(llm: Any, messages: list[dict[str, str]], schema: dict[str, Any], *, max_tokens: int,
-                temperature: float, seed: int, validate: Callable[[Any], str | None] | None = None,
-                retries: int | None = None) -> Decoded:
+def decode_json(
+    llm: Any,
+    messages: list[dict[str, str]],
+    schema: dict[str, Any],
+    *,
+    max_tokens: int,
+    temperature: float,
+    seed: int,
+    validate: Callable[[Any], str | None] | None = None,
+    retries: int | None = None,
+) -> Decoded:
     """``LLM.structured`` with the schema text left out of the prompt (``schema_in_prompt=False``):
     the SFT text does not contain it, and the grammar already enforces the format. Constrained
     decode, ``validate``, one corrective turn per retry, then the default fallback parser, all
     counted in ``llm.metrics``.
     """
-    res = llm.structured(messages, schema, max_tokens=max_tokens, temperature=temperature, seed=seed,
-                         validate=validate, schema_in_prompt=False, retries=retries)
+    res = llm.structured(
+        messages,
+        schema,
+        max_tokens=max_tokens,
+        temperature=temperature,
+        seed=seed,
+        validate=validate,
+        schema_in_prompt=False,
+        retries=retries,
+    )
     return Decoded(res.value, list(res.errors), res.attempts, res.used_fallback)
 
 
 class ResearchAgent:
     """Runs rounds of tool steps and writes reports; the Supervisor (or nobody) gives feedback."""
 
-    def __init__(self, llm: Any, tools: ResearchTools, config: ResearchAgentConfig | None = None,
-                 system: str = SYSTEM) -> None:
+    def __init__(
+        self, llm: Any, tools: ResearchTools, config: ResearchAgentConfig | None = None, system: str = SYSTEM
+    ) -> None:
         self.llm = llm
         self.tools = tools
         self.config = config or ResearchAgentConfig()
@@ -218,31 +282,49 @@ class ResearchAgent:
         if shopper:
             msgs.append({"role": "user", "content": "\n".join(shopper)})
         if review:
-            msgs.append({"role": "user", "content": "Supervisor feedback on your draft report:\n- " + "\n- ".join(review)
-                         + "\nContinue the research to address it."})
+            msgs.append(
+                {
+                    "role": "user",
+                    "content": "Supervisor feedback on your draft report:\n- "
+                    + "\n- ".join(review)
+                    + "\nContinue the research to address it.",
+                }
+            )
         return msgs
 
     def report_prompt(self, query: str, steps: list[AgentStep], feedback: list[str]) -> list[dict[str, str]]:
         """:func:`render_report_prompt` (plus the Supervisor's notes during synthesis)."""
         msgs = self.step_prompt(query, steps, feedback)
-        tail = render_report_prompt(query, steps, self.config.observation_chars, self.config.evidence_products,
-                                    self.system)[-1]
+        tail = render_report_prompt(
+            query, steps, self.config.observation_chars, self.config.evidence_products, self.system
+        )[-1]
         return msgs + [tail]
 
     # ------------------------------------------------------------------ steps
     def seeded_step(self, intent: InferredIntent, steps: list[AgentStep]) -> AgentStep:
         """The documented deterministic first step: product_search(category + brands of the intent)."""
-        call = ToolCall(id=f"call_{len(steps)}", name="product_search",
-                        arguments={"query": seed_query(intent, self.config.argument_max_chars)})
+        call = ToolCall(
+            id=f"call_{len(steps)}",
+            name="product_search",
+            arguments={"query": seed_query(intent, self.config.argument_max_chars)},
+        )
         return AgentStep(thought=SEED_THOUGHT, call=call, result=self.tools.execute(call), source="seeded")
 
-    def step(self, query: str, steps: list[AgentStep], feedback: list[str], n_in_round: int, seed: int,
-             intent: InferredIntent | None = None, allow_reflect: bool = False) -> AgentStep | None:
+    def step(
+        self,
+        query: str,
+        steps: list[AgentStep],
+        feedback: list[str],
+        n_in_round: int,
+        seed: int,
+        intent: InferredIntent | None = None,
+        allow_reflect: bool = False,
+    ) -> AgentStep | None:
         """One action; ``None`` means the agent chose to finish (or only repeated itself)."""
         cfg = self.config
         allow_finish = n_in_round >= cfg.min_steps
         ok = [s for s in steps if s.result.ok and not is_reflection(s)]
-        ids = list(dict.fromkeys(p for s in ok for p in s.result.product_ids))[-cfg.evidence_products:]
+        ids = list(dict.fromkeys(p for s in ok for p in s.result.product_ids))[-cfg.evidence_products :]
         urls = list(dict.fromkeys(u for s in ok if s.call.name == "web_search" for u in s.result.urls))
         schema = action_schema(cfg, allow_finish, ids, urls, allow_reflect=allow_reflect)
         made = {(s.call.name, json.dumps(s.call.arguments, sort_keys=True)) for s in steps if not is_reflection(s)}
@@ -253,18 +335,32 @@ class ResearchAgent:
                 return None
             arg = v["argument"].strip()
             if cfg.reject_degenerate_queries and TOOL_ARGUMENT[v["tool"]] == "query" and is_degenerate_query(arg):
-                return (f"{arg!r} is a tool name, field name or id, not a search; write the product words of the "
-                        f"request" + (f", e.g. {fallback_q!r}" if fallback_q else ""))
+                return (
+                    f"{arg!r} is a tool name, field name or id, not a search; write the product words of the "
+                    f"request" + (f", e.g. {fallback_q!r}" if fallback_q else "")
+                )
             key = (v["tool"], json.dumps({TOOL_ARGUMENT[v["tool"]]: arg}, sort_keys=True))
             return f"{v['tool']}({v['argument']}) was already called; choose another call" if key in made else None
 
         max_tokens = max(cfg.step_max_tokens, cfg.reflect_max_tokens) if allow_reflect else cfg.step_max_tokens
-        res = decode_json(self.llm, self.step_prompt(query, steps, feedback), schema, max_tokens=max_tokens,
-                          temperature=cfg.temperature, seed=seed + len(steps), validate=check)
+        res = decode_json(
+            self.llm,
+            self.step_prompt(query, steps, feedback),
+            schema,
+            max_tokens=max_tokens,
+            temperature=cfg.temperature,
+            seed=seed + len(steps),
+            validate=check,
+        )
         call_id = f"call_{len(steps)}"
         tried = [e for e in res.errors if e.startswith("attempt")]
-        if res.value is None and tried and all("not a search" in e for e in tried[-1:]) and fallback_q \
-                and ("product_search", json.dumps({"query": fallback_q})) not in made:
+        if (
+            res.value is None
+            and tried
+            and all("not a search" in e for e in tried[-1:])
+            and fallback_q
+            and ("product_search", json.dumps({"query": fallback_q})) not in made
+        ):
             # the model kept naming its own vocabulary: the intent query stands in (counted as a fallback)
             call = ToolCall(id=call_id, name="product_search", arguments={"query": fallback_q}, errors=list(res.errors))
             return AgentStep(thought=SEED_THOUGHT, call=call, result=self.tools.execute(call), source="fallback")
@@ -278,11 +374,19 @@ class ResearchAgent:
             return None
         if v["tool"] == REFLECT:
             call = ToolCall(id=call_id, name=REFLECT, malformed=res.used_fallback, errors=list(res.errors))
-            return AgentStep(thought=v["thought"].strip(), call=call,
-                             result=ToolResult(call_id=call_id, name=REFLECT, ok=True, content=""))
+            return AgentStep(
+                thought=v["thought"].strip(),
+                call=call,
+                result=ToolResult(call_id=call_id, name=REFLECT, ok=True, content=""),
+            )
         # errors also keep the rejected attempts of an accepted call (e.g. a degenerate query that the retry fixed)
-        call = ToolCall(id=call_id, name=v["tool"], arguments={TOOL_ARGUMENT[v["tool"]]: v["argument"].strip()},
-                        malformed=bool(res.used_fallback), errors=list(res.errors))
+        call = ToolCall(
+            id=call_id,
+            name=v["tool"],
+            arguments={TOOL_ARGUMENT[v["tool"]]: v["argument"].strip()},
+            malformed=bool(res.used_fallback),
+            errors=list(res.errors),
+        )
         return AgentStep(thought=v["thought"].strip(), call=call, result=self.tools.execute(call))
 
     def evidence_ids(self, steps: list[AgentStep]) -> list[str]:
@@ -293,21 +397,36 @@ class ResearchAgent:
         """The constrained report decode, rendered to markdown."""
         cfg = self.config
         ids = self.evidence_ids(steps)
-        res = decode_json(self.llm, self.report_prompt(query, steps, feedback), report_schema(cfg, ids),
-                          max_tokens=cfg.report_max_tokens, temperature=cfg.temperature,
-                          seed=seed + 1000 + len(steps))
+        res = decode_json(
+            self.llm,
+            self.report_prompt(query, steps, feedback),
+            report_schema(cfg, ids),
+            max_tokens=cfg.report_max_tokens,
+            temperature=cfg.temperature,
+            seed=seed + 1000 + len(steps),
+        )
         v = res.value or {"summary": "", "recommendations": [], "verdict": ""}
         recs: list[Recommendation] = []
         for r in v["recommendations"]:  # the grammar cannot say "unique": keep a product's first mention
             if r["product_id"] not in {x.product_id for x in recs}:
                 recs.append(Recommendation(**r))
-        report = Report(summary=v["summary"].strip(), verdict=v["verdict"].strip(), recommendations=recs,
-                        used_fallback=bool(res.used_fallback))
+        report = Report(
+            summary=v["summary"].strip(),
+            verdict=v["verdict"].strip(),
+            recommendations=recs,
+            used_fallback=bool(res.used_fallback),
+        )
         report.markdown = render_markdown(query, report, self.tools.catalog)
         return report
 
-    def run_round(self, query: str, prior_steps: list[AgentStep], feedback: list[str], seed: int,
-                  intent: InferredIntent | None = None) -> tuple[list[AgentStep], Report]:
+    def run_round(
+        self,
+        query: str,
+        prior_steps: list[AgentStep],
+        feedback: list[str],
+        seed: int,
+        intent: InferredIntent | None = None,
+    ) -> tuple[list[AgentStep], Report]:
         """Up to ``max_steps`` tool steps after ``prior_steps`` (plus at most
         ``max_consecutive_reflections`` reflections in a row, which run no tool), then a report.
 
@@ -317,7 +436,7 @@ class ResearchAgent:
         """
         cfg = self.config
         steps: list[AgentStep] = []
-        n_tools, run = 0, 0   # tool steps this round; reflections in a row
+        n_tools, run = 0, 0  # tool steps this round; reflections in a row
         if intent is not None and cfg.seed_first_search and not prior_steps:
             steps.append(self.seeded_step(intent, steps))
             n_tools = 1

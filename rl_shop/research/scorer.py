@@ -38,8 +38,9 @@ No model is called: the same report always gets the same score.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 
@@ -55,17 +56,32 @@ CRITERIA: dict[str, tuple[str, ...]] = {
 }
 """The scorer's criteria per RACE dimension (weights: ``race.criteria_judge.criteria``)."""
 
-HARD_SLOTS: tuple[str, ...] = ("category", "budget", "brand", "colour", "capacity", "size", "connectivity",
-                               "features", "use_case")
+HARD_SLOTS: tuple[str, ...] = (
+    "category",
+    "budget",
+    "brand",
+    "colour",
+    "capacity",
+    "size",
+    "connectivity",
+    "features",
+    "use_case",
+)
 
 URL = re.compile(r"(rl-shop://[^\s\])>,;]+|https?://[^\s\])>,;]+)")
 _NEG = r"(?:not|no|none|never|avoid(?:s|ed|ing)?|without|exclud(?:e|es|ed|ing)|except|other than|instead of|rather than|skip(?:s|ped|ping)?|non|anything but|steer clear of|rules? out|ruled out)"
-_LIMIT = re.compile(r"\b(?:under|below|within|less than|more than|at most|max(?:imum)?|up to|no more than|"
-                    r"cheaper than|limit(?: of)?|cap(?: of)?|spend(?:ing)?)\s+(?:about\s+)?\$?(\d+(?:,\d{3})*(?:\.\d+)?)")
-_CLAIM = re.compile(r"\$\s?(\d+(?:,\d{3})*(?:\.\d+)?)|(\d+(?:\.\d+)?)\s?(?:gb|tb|mb|inch(?:es)?|in\b|\"|%|mah|watts?|w\b|hz|mp\b)",
-                    re.I)
-_COMPARE = re.compile(r"\b(than|cheaper|pricier|better|worse|while|whereas|however|but|compared|versus|vs|"
-                      r"trade-?off|unlike|instead|on the other hand|more|less|both)\b", re.I)
+_LIMIT = re.compile(
+    r"\b(?:under|below|within|less than|more than|at most|max(?:imum)?|up to|no more than|"
+    r"cheaper than|limit(?: of)?|cap(?: of)?|spend(?:ing)?)\s+(?:about\s+)?\$?(\d+(?:,\d{3})*(?:\.\d+)?)"
+)
+_CLAIM = re.compile(
+    r"\$\s?(\d+(?:,\d{3})*(?:\.\d+)?)|(\d+(?:\.\d+)?)\s?(?:gb|tb|mb|inch(?:es)?|in\b|\"|%|mah|watts?|w\b|hz|mp\b)", re.I
+)
+_COMPARE = re.compile(
+    r"\b(than|cheaper|pricier|better|worse|while|whereas|however|but|compared|versus|vs|"
+    r"trade-?off|unlike|instead|on the other hand|more|less|both)\b",
+    re.I,
+)
 
 
 def _norm(text: str) -> str:
@@ -85,11 +101,11 @@ class ParsedReport:
     summary: str | None
     recommendations: str | None
     verdict: str | None
-    items: list[dict[str, Any]]           # numbered recommendation items: head, citation ids, reason
-    body: str                             # the report's own words: summary + reasons + verdict (+ loose text)
+    items: list[dict[str, Any]]  # numbered recommendation items: head, citation ids, reason
+    body: str  # the report's own words: summary + reasons + verdict (+ loose text)
 
     @classmethod
-    def parse(cls, markdown: str) -> "ParsedReport":
+    def parse(cls, markdown: str) -> ParsedReport:
         title_m = re.match(r"\s*# [^\n]*", markdown)
         title = title_m.group(0) if title_m else ""
         summary, recs, verdict = (_section(markdown, n) for n in ("Summary", "Recommendations", "Verdict"))
@@ -105,11 +121,10 @@ class ParsedReport:
                     cur["ids"] += [p for p in extract_citations(line) if p not in cur["ids"]]
         if summary is None and recs is None and verdict is None:
             # no sections: everything but the title is the report's own text (heads are not recognisable)
-            body = markdown[len(title):]
+            body = markdown[len(title) :]
         else:
             body = "\n".join([summary or "", *[it["reason"] for it in items], verdict or ""])
         return cls(title, summary, recs, verdict, items, body)
-
 
     def cited_products(self, markdown: str) -> list[str]:
         """The recommended products: ids of the recommendation items when the section exists, else
@@ -155,8 +170,10 @@ def _mentions_phrase(text: str, phrase: str) -> bool:
 def _negated(text: str, brand: str) -> bool:
     """``brand`` mentioned within a few words after a negation ("not X", "avoid X", "non-X")."""
     b = re.escape(_norm(brand))
-    return bool(re.search(rf"\b{_NEG}\b[\s-]+(?:[a-z0-9$.,'&-]+\s+){{0,5}}?{b}(?![a-z0-9])", text)
-                or re.search(rf"(?<![a-z0-9]){b}\b[^.]{{0,30}}\b(?:excluded|ruled out|is out|are out)\b", text))
+    return bool(
+        re.search(rf"\b{_NEG}\b[\s-]+(?:[a-z0-9$.,'&-]+\s+){{0,5}}?{b}(?![a-z0-9])", text)
+        or re.search(rf"(?<![a-z0-9]){b}\b[^.]{{0,30}}\b(?:excluded|ruled out|is out|are out)\b", text)
+    )
 
 
 def need_addressed(need: Need, intent: Intent, text: str) -> bool:
@@ -185,17 +202,20 @@ def need_addressed(need: Need, intent: Intent, text: str) -> bool:
     if s == "colour":
         return _mentions_phrase(text, str(intent.colour))
     if s == "capacity":
-        return bool(re.search(r"\b(capacity|storage)\b", text)) or bool(
-            re.search(r"\d+(?:\.\d+)?\s*(?:gb|tb)\b", text))
+        return bool(re.search(r"\b(capacity|storage)\b", text)) or bool(re.search(r"\d+(?:\.\d+)?\s*(?:gb|tb)\b", text))
     if s == "size":
         return bool(re.search(r"\d+(?:\.\d+)?\s*(?:-|\s)?(?:inch|inches|in\b|\")", text)) or bool(
-            re.search(r"\b(size|screen size)\b", text))
+            re.search(r"\b(size|screen size)\b", text)
+        )
     if s in ("connectivity", "features"):
         tokens = intent.connectivity if s == "connectivity" else intent.features
         return all(_mentions_phrase(text, t) for t in tokens)
     # use_case
-    words = [w for w in re.findall(r"[a-z]+", _norm(f"{intent.use_case or ''} {intent.recipient or ''}"))
-             if len(w) > 2 and w not in {"for", "the", "and", "gift", "family", "daily", "home"}]
+    words = [
+        w
+        for w in re.findall(r"[a-z]+", _norm(f"{intent.use_case or ''} {intent.recipient or ''}"))
+        if len(w) > 2 and w not in {"for", "the", "and", "gift", "family", "daily", "home"}
+    ]
     return any(_mentions_phrase(text, w) for w in words) if words else False
 
 
@@ -270,8 +290,14 @@ class CriteriaScorer:
         return j < len(c) and abs(c[j] - v) <= 0.01 * max(abs(v), 1.0) + 1e-9
 
     # ------------------------------------------------------------------ scoring
-    def detail(self, markdown: str, intent: Intent, query: str = "", evidence_ids: set[str] | None = None,
-               evidence_text: str = "") -> ScoreDetail:
+    def detail(
+        self,
+        markdown: str,
+        intent: Intent,
+        query: str = "",
+        evidence_ids: set[str] | None = None,
+        evidence_text: str = "",
+    ) -> ScoreDetail:
         """Criterion scores in [0, 10] of one report for ``intent`` (the FINAL intent after any shift)."""
         T = self.targets
         rep = ParsedReport.parse(markdown)
@@ -292,7 +318,9 @@ class CriteriaScorer:
         violating = [p for p in known if not self.satisfies(p, intent)]
         constraints = 10.0 * (len(known) - len(violating)) / n_items if n_items and known else 0.0
         # ---- citations (FACT against catalog + evidence + web corpus)
-        invalid = [p for p in cited if p not in self.arr.id_to_index or (evidence_ids is not None and p not in evidence_ids)]
+        invalid = [
+            p for p in cited if p not in self.arr.id_to_index or (evidence_ids is not None and p not in evidence_ids)
+        ]
         if rep.items:
             carried = sum(1 for it in rep.items if it["ids"] and all(p not in invalid for p in it["ids"]))
             item_share = carried / len(rep.items)
@@ -300,9 +328,15 @@ class CriteriaScorer:
             item_share = (len(cited) - len(invalid)) / len(cited) if cited else 0.0
         urls = URL.findall(markdown)
         url_share = sum(u in self.corpus_urls for u in urls) / len(urls) if urls else 1.0
-        intent_values = [v for v in (intent.budget, intent.min_capacity_gb, intent.min_size_in, intent.max_size_in) if v]
-        pools = [extract_numbers("\n".join(self.record(p) for p in known)), extract_numbers(evidence_text),
-                 extract_numbers(query), [float(v) for v in intent_values]]
+        intent_values = [
+            v for v in (intent.budget, intent.min_capacity_gb, intent.min_size_in, intent.max_size_in) if v
+        ]
+        pools = [
+            extract_numbers("\n".join(self.record(p) for p in known)),
+            extract_numbers(evidence_text),
+            extract_numbers(query),
+            [float(v) for v in intent_values],
+        ]
         numbers = claimed_numbers(rep.body)
         unsupported = [v for v in numbers if not self._supported(v, pools)]
         num_share = 1.0 - len(unsupported) / len(numbers) if numbers else 1.0
@@ -316,26 +350,40 @@ class CriteriaScorer:
             rec = _norm(self.record(it["ids"][0]))
             rtext = _norm(it["reason"])
             r = self.catalog.iloc[self.arr.index_of(it["ids"][0])]
-            facts = [str(r["brand"]), str(r["category"])] + [str(t) for t in r["connectivity"]] + [str(t) for t in r["features"]]
+            facts = (
+                [str(r["brand"]), str(r["category"])]
+                + [str(t) for t in r["connectivity"]]
+                + [str(t) for t in r["features"]]
+            )
             names_fact = any(f and _mentions_phrase(rtext, f) for f in facts) or any(
-                self._supported(v, [extract_numbers(rec)]) for v in extract_numbers(it["reason"]))
+                self._supported(v, [extract_numbers(rec)]) for v in extract_numbers(it["reason"])
+            )
             reasons_ok += names_fact
         reasons = 10.0 * reasons_ok / len(rep.items) if rep.items else 0.0
-        comparison = min(10.0, 10.0 / 3 * len(_COMPARE.findall(rep.body))) if len(known) >= 2 else (
-            5.0 if _COMPARE.search(rep.body) else 0.0)
+        comparison = (
+            min(10.0, 10.0 / 3 * len(_COMPARE.findall(rep.body)))
+            if len(known) >= 2
+            else (5.0 if _COMPARE.search(rep.body) else 0.0)
+        )
         vtext = rep.verdict or ""
         verdict = 0.0
         if vtext and vtext != "(none)":
-            verdict = 10.0 if (extract_citations(vtext) or re.search(r"\b(buy|choose|pick|go for|get|best)\b", vtext, re.I)) else 5.0
+            verdict = (
+                10.0
+                if (extract_citations(vtext) or re.search(r"\b(buy|choose|pick|go for|get|best)\b", vtext, re.I))
+                else 5.0
+            )
         # ---- readability
         has = [rep.summary is not None, rep.recommendations is not None, rep.verdict is not None]
         structure = 10.0 * (sum(has) + (1 if rep.items else 0)) / 4
         sentences = [s.strip() for s in re.split(r"[.!?\n]+", body) if len(s.split()) >= 2]
         no_rep = 10.0 * len(set(sentences)) / len(sentences) if sentences else 0.0
         crit = {
-            "comprehensiveness": {"stated_needs": 10.0 * sum(stated) / len(stated) if stated else 10.0,
-                                  "latent_needs": 10.0 * sum(latent) / len(latent) if latent else 10.0,
-                                  "coverage": coverage},
+            "comprehensiveness": {
+                "stated_needs": 10.0 * sum(stated) / len(stated) if stated else 10.0,
+                "latent_needs": 10.0 * sum(latent) / len(latent) if latent else 10.0,
+                "coverage": coverage,
+            },
             "insight": {"reasons": reasons, "comparison": comparison, "verdict": verdict},
             "instruction_following": {"constraints": constraints, "citations": citations},
             "readability": {"structure": structure, "no_repetition": no_rep},
@@ -353,5 +401,14 @@ def ends_on_intent(scorer: CriteriaScorer, markdown: str, intent: Intent) -> boo
     return bool(cited) and not d.violating and all(p in scorer.arr.id_to_index for p in cited)
 
 
-__all__ = ["CRITERIA", "CITATION", "CriteriaScorer", "Need", "ParsedReport", "ScoreDetail", "ends_on_intent",
-           "need_addressed", "needs_of", "total"]
+__all__ = [
+    "CRITERIA",
+    "CITATION",
+    "CriteriaScorer",
+    "Need",
+    "ParsedReport",
+    "ScoreDetail",
+    "ends_on_intent",
+    "need_addressed",
+    "needs_of",
+]

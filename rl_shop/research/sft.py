@@ -66,9 +66,16 @@ class SFTOutcome:
     device: str = "cpu"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"adapter_dir": str(self.adapter_dir), "base_model": self.base_model, "tool_format": self.tool_format,
-                "n_examples": self.n_examples, "steps": self.steps, "losses": self.losses,
-                "seconds": round(self.seconds, 1), "device": self.device}
+        return {
+            "adapter_dir": str(self.adapter_dir),
+            "base_model": self.base_model,
+            "tool_format": self.tool_format,
+            "n_examples": self.n_examples,
+            "steps": self.steps,
+            "losses": self.losses,
+            "seconds": round(self.seconds, 1),
+            "device": self.device,
+        }
 
 
 def embedded_base_path() -> Path:
@@ -118,17 +125,36 @@ def train_sft(s: SFTSettings, out_dir: Path) -> SFTOutcome:
     out_dir.mkdir(parents=True, exist_ok=True)
     os.environ["TENSORBOARD_LOGGING_DIR"] = str(out_dir / "tensorboard")
     args = SFTConfig(
-        output_dir=str(out_dir / "checkpoints"), max_steps=s.max_steps if s.max_steps > 0 else -1,
-        num_train_epochs=s.epochs, per_device_train_batch_size=s.batch_size,
-        gradient_accumulation_steps=s.grad_accum, learning_rate=s.learning_rate, warmup_steps=s.warmup_ratio,
-        logging_steps=s.logging_steps, save_steps=s.save_steps, save_total_limit=2, seed=s.seed, data_seed=s.seed,
-        max_length=s.max_length, packing=False, report_to=["tensorboard"], use_cpu=(device == "cpu"),
-        bf16=(s.dtype == "bfloat16" and device == "cuda"), activation_checkpointing=s.gradient_checkpointing,
-        dataloader_num_workers=0, disable_tqdm=True, assistant_only_loss=False,
+        output_dir=str(out_dir / "checkpoints"),
+        max_steps=s.max_steps if s.max_steps > 0 else -1,
+        num_train_epochs=s.epochs,
+        per_device_train_batch_size=s.batch_size,
+        gradient_accumulation_steps=s.grad_accum,
+        learning_rate=s.learning_rate,
+        warmup_steps=s.warmup_ratio,
+        logging_steps=s.logging_steps,
+        save_steps=s.save_steps,
+        save_total_limit=2,
+        seed=s.seed,
+        data_seed=s.seed,
+        max_length=s.max_length,
+        packing=False,
+        report_to=["tensorboard"],
+        use_cpu=(device == "cpu"),
+        bf16=(s.dtype == "bfloat16" and device == "cuda"),
+        activation_checkpointing=s.gradient_checkpointing,
+        dataloader_num_workers=0,
+        disable_tqdm=True,
+        assistant_only_loss=False,
         completion_only_loss=s.completion_only,
     )
-    lora = LoraConfig(r=s.lora.r, lora_alpha=s.lora.alpha, lora_dropout=s.lora.dropout,
-                      target_modules=list(s.lora.target_modules), task_type="CAUSAL_LM")
+    lora = LoraConfig(
+        r=s.lora.r,
+        lora_alpha=s.lora.alpha,
+        lora_dropout=s.lora.dropout,
+        target_modules=list(s.lora.target_modules),
+        task_type="CAUSAL_LM",
+    )
     t0 = time.perf_counter()
     trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer, peft_config=lora)
     trainer.train()
@@ -136,7 +162,8 @@ def train_sft(s: SFTSettings, out_dir: Path) -> SFTOutcome:
     trainer.save_model(str(adapter))
     tokenizer.save_pretrained(str(adapter))
     losses = [float(h["loss"]) for h in trainer.state.log_history if "loss" in h]
-    outcome = SFTOutcome(adapter, str(base), fmt, len(dataset), int(trainer.state.global_step), losses,
-                         time.perf_counter() - t0, device)
+    outcome = SFTOutcome(
+        adapter, str(base), fmt, len(dataset), int(trainer.state.global_step), losses, time.perf_counter() - t0, device
+    )
     (out_dir / "sft_summary.json").write_text(json.dumps(outcome.to_dict(), indent=2))
     return outcome

@@ -80,8 +80,10 @@ def read_sft_jsonl(path: str | Path) -> list[dict[str, Any]]:
             raise SFTDataError(f"{path}:{i} has no 'messages' list")
         out.append(rec)
     if not out:
-        raise SFTDataError(f"SFT data file {path} is empty: no trajectory passed the filter; synthesize more "
-                           "(synthesize.n_target) or relax configs/research/filter.yaml")
+        raise SFTDataError(
+            f"SFT data file {path} is empty: no trajectory passed the filter; synthesize more "
+            "(synthesize.n_target) or relax configs/research/filter.yaml"
+        )
     return out
 
 
@@ -110,9 +112,11 @@ def dataset_card(n: int, stats: dict[str, Any], config: dict[str, Any]) -> str:
     """A Hugging Face style README.md for the SFT data directory."""
     # A plain template filled with str.replace: the card contains literal JSON braces, which an
     # f-string or str.format would read as format fields ("Invalid format specifier").
-    return (_CARD.replace("@N@", str(n))
-            .replace("@MODEL@", str(config.get("model", "?")))
-            .replace("@STATS@", json.dumps(stats, sort_keys=True, default=str)))
+    return (
+        _CARD.replace("@N@", str(n))
+        .replace("@MODEL@", str(config.get("model", "?")))
+        .replace("@STATS@", json.dumps(stats, sort_keys=True, default=str))
+    )
 
 
 _CARD = """---

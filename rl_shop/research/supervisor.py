@@ -28,24 +28,40 @@ class SupervisorConfig(BaseModel):
     use_llm: bool = True
     critique_max_tokens: int = Field(default=60, ge=16)
     critique_max_chars: int = Field(default=160, ge=10)
-    llm_weight: float = Field(default=0.3, ge=0.0, le=1.0)     # share of the score from the LLM rating
+    llm_weight: float = Field(default=0.3, ge=0.0, le=1.0)  # share of the score from the LLM rating
     accept_threshold: float = Field(default=0.8, ge=0.0, le=1.0)
     min_visits: int = Field(default=1, ge=0)
     min_summary_words: int = Field(default=8, ge=0)
     min_recommendations: int = Field(default=2, ge=0)
     require_web: bool = True
-    check_weights: dict[str, float] = Field(default_factory=lambda: {
-        "recommendations": 1.0, "grounded": 1.0, "budget": 1.0, "brand": 0.5, "category": 1.0,
-        "visited": 0.5, "web": 0.5, "summary": 0.5})
+    check_weights: dict[str, float] = Field(
+        default_factory=lambda: {
+            "recommendations": 1.0,
+            "grounded": 1.0,
+            "budget": 1.0,
+            "brand": 0.5,
+            "category": 1.0,
+            "visited": 0.5,
+            "web": 0.5,
+            "summary": 0.5,
+        }
+    )
     blocking: list[str] = Field(default_factory=lambda: ["recommendations", "grounded"])
     temperature: float = Field(default=0.0, ge=0.0)
 
 
 SYSTEM = "You are a strict reviewer of product research reports. Point out the most important flaw."
 
-_FIRST_PERSON = [(r"\bThe report\b", "My draft"), (r"\bthe report\b", "my draft"), (r"\bYour\b", "My"),
-                 (r"\byour\b", "my"), (r"\bYou\b", "I"), (r"\byou\b", "I"), (r"\bThe agent\b", "I"),
-                 (r"\bthe agent\b", "I")]
+_FIRST_PERSON = [
+    (r"\bThe report\b", "My draft"),
+    (r"\bthe report\b", "my draft"),
+    (r"\bYour\b", "My"),
+    (r"\byour\b", "my"),
+    (r"\bYou\b", "I"),
+    (r"\byou\b", "I"),
+    (r"\bThe agent\b", "I"),
+    (r"\bthe agent\b", "I"),
+]
 
 
 def to_first_person(text: str) -> str:
@@ -55,24 +71,35 @@ def to_first_person(text: str) -> str:
     return text
 
 
-def run_checks(report: Report, steps: list[AgentStep], inferred: InferredIntent, catalog: Any,
-               cfg: SupervisorConfig) -> list[tuple[str, str, str]]:
+def run_checks(
+    report: Report, steps: list[AgentStep], inferred: InferredIntent, catalog: Any, cfg: SupervisorConfig
+) -> list[tuple[str, str, str]]:
     """Failed checks as (code, supervisor sentence, reflection sentence)."""
     out: list[tuple[str, str, str]] = []
     recs = report.recommendations
     if len(recs) < cfg.min_recommendations:
-        out.append(("recommendations", f"The report recommends {len(recs)} product(s); compare at least "
-                    f"{cfg.min_recommendations} from the search results.",
-                    f"My draft recommends only {len(recs)} product(s); I should compare at least "
-                    f"{cfg.min_recommendations}."))
+        out.append(
+            (
+                "recommendations",
+                f"The report recommends {len(recs)} product(s); compare at least "
+                f"{cfg.min_recommendations} from the search results.",
+                f"My draft recommends only {len(recs)} product(s); I should compare at least "
+                f"{cfg.min_recommendations}.",
+            )
+        )
     ok_steps = [s for s in steps if s.result.ok]
     evidence_ids = {p for s in ok_steps for p in s.result.product_ids}
     fact = fact_check(report.markdown, evidence_ids, "\n".join(s.result.content for s in ok_steps), inferred.query)
     if fact.unsupported_products or fact.unsupported_numbers:
         bad = fact.unsupported_products + [f"{v:g}" for v in fact.unsupported_numbers]
-        out.append(("grounded", f"The report states things the evidence does not support: {', '.join(bad[:4])}.",
-                    f"My draft states things my evidence does not support ({', '.join(bad[:4])}); I must only "
-                    "use facts the tools showed."))
+        out.append(
+            (
+                "grounded",
+                f"The report states things the evidence does not support: {', '.join(bad[:4])}.",
+                f"My draft states things my evidence does not support ({', '.join(bad[:4])}); I must only "
+                "use facts the tools showed.",
+            )
+        )
     facts = []
     for r in recs:
         try:
@@ -82,29 +109,59 @@ def run_checks(report: Report, steps: list[AgentStep], inferred: InferredIntent,
     if inferred.budget:
         over = [pid for pid, f in facts if f["price"] is not None and f["price"] > inferred.budget]
         if over:
-            out.append(("budget", f"Recommended products {', '.join(over)} cost more than the ${inferred.budget:.0f} budget.",
-                        f"Some products I picked ({', '.join(over)}) are over the ${inferred.budget:.0f} budget; "
-                        "I should search within the budget."))
+            out.append(
+                (
+                    "budget",
+                    f"Recommended products {', '.join(over)} cost more than the ${inferred.budget:.0f} budget.",
+                    f"Some products I picked ({', '.join(over)}) are over the ${inferred.budget:.0f} budget; "
+                    "I should search within the budget.",
+                )
+            )
     if inferred.brands:
         wanted = {b.lower() for b in inferred.brands}
         if facts and not any(f["brand"].lower() in wanted for _, f in facts):
-            out.append(("brand", f"None of the recommended products is from {' or '.join(inferred.brands)}, "
-                        "which the shopper prefers.",
-                        f"None of my picks is from {' or '.join(inferred.brands)}; I should look for that brand."))
+            out.append(
+                (
+                    "brand",
+                    f"None of the recommended products is from {' or '.join(inferred.brands)}, "
+                    "which the shopper prefers.",
+                    f"None of my picks is from {' or '.join(inferred.brands)}; I should look for that brand.",
+                )
+            )
     off = [pid for pid, f in facts if f["category"] != inferred.category]
     if off:
-        out.append(("category", f"Products {', '.join(off)} are not {inferred.category}.",
-                    f"Products {', '.join(off)} are not {inferred.category}; I should stay in that category."))
+        out.append(
+            (
+                "category",
+                f"Products {', '.join(off)} are not {inferred.category}.",
+                f"Products {', '.join(off)} are not {inferred.category}; I should stay in that category.",
+            )
+        )
     visits = sum(1 for s in ok_steps if s.call.name == "visit_product")
     if visits < cfg.min_visits:
-        out.append(("visited", "The report relies on search snippets only; open product records with visit_product.",
-                    "I only read search snippets; I should open product records with visit_product."))
+        out.append(
+            (
+                "visited",
+                "The report relies on search snippets only; open product records with visit_product.",
+                "I only read search snippets; I should open product records with visit_product.",
+            )
+        )
     if cfg.require_web and not any(s.call.name in ("web_search", "web_visit") for s in ok_steps):
-        out.append(("web", "The report uses no buying-guide knowledge; use web_search.",
-                    "I did not consult any buying guide; I should use web_search."))
+        out.append(
+            (
+                "web",
+                "The report uses no buying-guide knowledge; use web_search.",
+                "I did not consult any buying guide; I should use web_search.",
+            )
+        )
     if len(report.summary.split()) < cfg.min_summary_words:
-        out.append(("summary", "The summary is too short to explain the choice.",
-                    "My summary is too short to explain the choice; I should explain it."))
+        out.append(
+            (
+                "summary",
+                "The summary is too short to explain the choice.",
+                "My summary is too short to explain the choice; I should explain it.",
+            )
+        )
     return out
 
 
@@ -122,8 +179,9 @@ class Supervisor:
         total = sum(w.values())
         return 1.0 if total <= 0 else 1.0 - sum(w.get(c, 0.0) for c in failed) / total
 
-    def review(self, query: str, report: Report, steps: list[AgentStep], inferred: InferredIntent,
-               seed: int = 0) -> Feedback:
+    def review(
+        self, query: str, report: Report, steps: list[AgentStep], inferred: InferredIntent, seed: int = 0
+    ) -> Feedback:
         """Feedback on ``report``; score = (1 - llm_weight) * checks + llm_weight * (rating - 1) / 4."""
         cfg = self.config
         checks = run_checks(report, steps, inferred, self.catalog, cfg)
@@ -131,22 +189,38 @@ class Supervisor:
         score = self.check_score(codes)
         critique = ""
         if cfg.use_llm and self.llm is not None:
-            schema = {"type": "object", "properties": {
-                "flaw": {"type": "string", "maxLength": cfg.critique_max_chars},
-                "rating": {"type": "integer", "minimum": 1, "maximum": 5}},
-                "required": ["flaw", "rating"], "additionalProperties": False}
-            msgs = [{"role": "system", "content": SYSTEM},
-                    {"role": "user", "content": f"Request: {query}\n\nReport:\n{report.markdown[:1500]}\n\n"
-                     "Name the report's most important flaw and rate it from 1 (bad) to 5 (excellent)."}]
-            res = self.llm.structured(msgs, schema, max_tokens=cfg.critique_max_tokens,
-                                      temperature=cfg.temperature, seed=seed)
+            schema = {
+                "type": "object",
+                "properties": {
+                    "flaw": {"type": "string", "maxLength": cfg.critique_max_chars},
+                    "rating": {"type": "integer", "minimum": 1, "maximum": 5},
+                },
+                "required": ["flaw", "rating"],
+                "additionalProperties": False,
+            }
+            msgs = [
+                {"role": "system", "content": SYSTEM},
+                {
+                    "role": "user",
+                    "content": f"Request: {query}\n\nReport:\n{report.markdown[:1500]}\n\n"
+                    "Name the report's most important flaw and rate it from 1 (bad) to 5 (excellent).",
+                },
+            ]
+            res = self.llm.structured(
+                msgs, schema, max_tokens=cfg.critique_max_tokens, temperature=cfg.temperature, seed=seed
+            )
             if res.value is not None:
                 critique = " ".join(res.value["flaw"].split())
                 score = (1 - cfg.llm_weight) * score + cfg.llm_weight * (int(res.value["rating"]) - 1) / 4
         accept = score >= cfg.accept_threshold and not set(codes) & set(cfg.blocking)
-        return Feedback(score=round(min(1.0, max(0.0, score)), 4), accept=accept,
-                        issues=[s for _, s, _ in checks], reflections=[r for _, _, r in checks],
-                        critique=critique, critique_reflection=to_first_person(critique))
+        return Feedback(
+            score=round(min(1.0, max(0.0, score)), 4),
+            accept=accept,
+            issues=[s for _, s, _ in checks],
+            reflections=[r for _, _, r in checks],
+            critique=critique,
+            critique_reflection=to_first_person(critique),
+        )
 
     @staticmethod
     def messages_for_agent(feedback: Feedback) -> list[str]:

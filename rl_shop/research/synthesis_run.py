@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -65,8 +66,9 @@ def read_trajectories(path: Path) -> list[Trajectory]:
                 log.warning("%s: dropping a torn last line (%d chars); its shopper is attempted again", path, len(line))
                 path.write_text("".join(x + "\n" for x in lines[:-1]), encoding="utf-8")
                 break
-            raise SynthesisRunError(f"{path}:{no} is not a trajectory ({exc.errors()[0]['msg']}); remove the line or "
-                                    "the file to start over") from None
+            raise SynthesisRunError(
+                f"{path}:{no} is not a trajectory ({exc.errors()[0]['msg']}); remove the line or the file to start over"
+            ) from None
     return out
 
 
@@ -78,8 +80,10 @@ def pin(work_dir: Path, meta: Mapping[str, Any]) -> None:
         old = json.loads(path.read_text(encoding="utf-8"))
         if old != dict(meta):
             diff = sorted(k for k in set(old) | set(meta) if old.get(k) != meta.get(k))
-            raise SynthesisRunError(f"{work_dir} holds trajectories made with another configuration (keys {diff}); "
-                                    "use that configuration to resume, or another out_dir")
+            raise SynthesisRunError(
+                f"{work_dir} holds trajectories made with another configuration (keys {diff}); "
+                "use that configuration to resume, or another out_dir"
+            )
     else:
         path.write_text(json.dumps(dict(meta), indent=2, sort_keys=True, default=str), encoding="utf-8")
 
@@ -100,8 +104,9 @@ def decide(traj: Trajectory, cfg: FilterConfig) -> Attempt:
     return Attempt(traj, decision)
 
 
-def run_attempts(work_dir: Path, seeds: list[int], target: int, make: Callable[[int], Trajectory],
-                 filter_cfg: FilterConfig) -> Iterator[Attempt]:
+def run_attempts(
+    work_dir: Path, seeds: list[int], target: int, make: Callable[[int], Trajectory], filter_cfg: FilterConfig
+) -> Iterator[Attempt]:
     """Attempt ``seeds`` in order until ``target`` trajectories are kept, appending each to
     ``work_dir/trajectories.jsonl``; the trajectories already there count first (resume)."""
     path = work_dir / TRAJECTORIES
@@ -131,20 +136,34 @@ def merge_shards(out_dir: Path, meta: Mapping[str, Any]) -> list[Trajectory]:
     against ``meta``."""
     shards = sorted(p for p in (out_dir / "shards").glob("*") if (p / TRAJECTORIES).is_file())
     if not shards:
-        raise SynthesisRunError(f"{out_dir / 'shards'} has no shard with {TRAJECTORIES}; run the shards first "
-                                "(shard.count=N shard.index=0..N-1)")
+        raise SynthesisRunError(
+            f"{out_dir / 'shards'} has no shard with {TRAJECTORIES}; run the shards first "
+            "(shard.count=N shard.index=0..N-1)"
+        )
     by_seed: dict[int, Trajectory] = {}
     for sub in shards:
         meta_file = sub / RUN_META
         theirs = json.loads(meta_file.read_text(encoding="utf-8")) if meta_file.is_file() else None
         if theirs != dict(meta):
             diff = sorted(k for k in set(theirs or {}) | set(meta) if (theirs or {}).get(k) != meta.get(k))
-            raise SynthesisRunError(f"shard {sub} was produced with a different configuration (keys {diff}); "
-                                    "merge it with the configuration it ran with, or remove it")
+            raise SynthesisRunError(
+                f"shard {sub} was produced with a different configuration (keys {diff}); "
+                "merge it with the configuration it ran with, or remove it"
+            )
         for traj in read_trajectories(sub / TRAJECTORIES):
             by_seed.setdefault(traj.seed, traj)
     return [by_seed[s] for s in sorted(by_seed)]
 
 
-__all__ = ["Attempt", "SynthesisRunError", "TRAJECTORIES", "attempt_seeds", "decide", "merge_shards", "pin",
-           "read_trajectories", "run_attempts", "shard_target"]
+__all__ = [
+    "Attempt",
+    "SynthesisRunError",
+    "TRAJECTORIES",
+    "attempt_seeds",
+    "decide",
+    "merge_shards",
+    "pin",
+    "read_trajectories",
+    "run_attempts",
+    "shard_target",
+]

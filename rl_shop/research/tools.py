@@ -24,17 +24,21 @@ class ToolsConfig(BaseModel):
 
     model_config = {"extra": "forbid"}
 
-    search_k: int = Field(default=5, ge=1)              # products per product_search
-    search_mode: str = "hybrid"                          # hybrid | bm25 | dense
-    web_k: int = Field(default=3, ge=1)                  # documents per web_search
+    search_k: int = Field(default=5, ge=1)  # products per product_search
+    search_mode: str = "hybrid"  # hybrid | bm25 | dense
+    web_k: int = Field(default=3, ge=1)  # documents per web_search
     max_description_chars: int = Field(default=300, ge=0)
     max_specs_chars: int = Field(default=200, ge=0)
     max_document_chars: int = Field(default=600, ge=50)  # web_visit text shown
-    snippet_chars: int = Field(default=120, ge=20)       # web_search snippet
+    snippet_chars: int = Field(default=120, ge=20)  # web_search snippet
 
 
 def _fmt_price(value: Any) -> str:
-    return f"${float(value):.2f}" if value is not None and not (isinstance(value, float) and math.isnan(value)) else "price unknown"
+    return (
+        f"${float(value):.2f}"
+        if value is not None and not (isinstance(value, float) and math.isnan(value))
+        else "price unknown"
+    )
 
 
 def _num(value: Any) -> float | None:
@@ -85,8 +89,10 @@ class ResearchTools:
         for h in hits:
             row = self.catalog.iloc[self._rows[h.product_id]]
             ids.append(h.product_id)
-            lines.append(f"[{h.product_id}] {row['title'][:90]} | brand: {row['brand'] or 'unknown'} | "
-                         f"{_fmt_price(row['price'])} | {row['category']}")
+            lines.append(
+                f"[{h.product_id}] {row['title'][:90]} | brand: {row['brand'] or 'unknown'} | "
+                f"{_fmt_price(row['price'])} | {row['category']}"
+            )
         return ToolResult(call_id=call.id, name=call.name, ok=True, content="\n".join(lines), product_ids=ids)
 
     def visit_product(self, call: ToolCall, product_id: str) -> ToolResult:
@@ -99,8 +105,12 @@ class ResearchTools:
         """The full catalog record of ``pid`` as the agent sees it (visit_product's observation)."""
         r = self.catalog.iloc[self._rows[pid]]
         c = self.config
-        parts = [f"[{pid}] {r['title']}", f"brand: {r['brand'] or 'unknown'}", f"price: {_fmt_price(r['price'])}",
-                 f"category: {r['category_path']}"]
+        parts = [
+            f"[{pid}] {r['title']}",
+            f"brand: {r['brand'] or 'unknown'}",
+            f"price: {_fmt_price(r['price'])}",
+            f"category: {r['category_path']}",
+        ]
         if r["colour"]:
             parts.append(f"colour: {r['colour']}")
         if _num(r["capacity_gb"]) is not None:
@@ -133,22 +143,42 @@ class ResearchTools:
     def web_visit(self, call: ToolCall, url: str) -> ToolResult:
         doc = self._seen_docs.get(url)
         if doc is None:
-            return self._fail(call, f"url {url!r} was not returned by web_search; search first, then visit a listed url")
-        return ToolResult(call_id=call.id, name=call.name, ok=True, urls=[url],
-                          content=f"{doc.title}\n{doc.text[: self.config.max_document_chars]}")
+            return self._fail(
+                call, f"url {url!r} was not returned by web_search; search first, then visit a listed url"
+            )
+        return ToolResult(
+            call_id=call.id,
+            name=call.name,
+            ok=True,
+            urls=[url],
+            content=f"{doc.title}\n{doc.text[: self.config.max_document_chars]}",
+        )
 
     # ------------------------------------------------------------------ schemas
     @staticmethod
     def openai_tool_specs() -> list[dict[str, Any]]:
         """The tools as OpenAI function specs (the ``tools`` column of the SFT data)."""
-        desc = {"product_search": "Search the product catalog; returns ids, titles, brands, prices.",
-                "visit_product": "Open the full catalog record of one product id.",
-                "web_search": "Search the web (buying guides, explanations); returns urls and snippets.",
-                "web_visit": "Open a url returned by web_search and read its text."}
-        return [{"type": "function", "function": {
-            "name": name, "description": desc[name],
-            "parameters": {"type": "object", "properties": {TOOL_ARGUMENT[name]: {"type": "string"}},
-                           "required": [TOOL_ARGUMENT[name]]}}} for name in TOOL_NAMES]
+        desc = {
+            "product_search": "Search the product catalog; returns ids, titles, brands, prices.",
+            "visit_product": "Open the full catalog record of one product id.",
+            "web_search": "Search the web (buying guides, explanations); returns urls and snippets.",
+            "web_visit": "Open a url returned by web_search and read its text.",
+        }
+        return [
+            {
+                "type": "function",
+                "function": {
+                    "name": name,
+                    "description": desc[name],
+                    "parameters": {
+                        "type": "object",
+                        "properties": {TOOL_ARGUMENT[name]: {"type": "string"}},
+                        "required": [TOOL_ARGUMENT[name]],
+                    },
+                },
+            }
+            for name in TOOL_NAMES
+        ]
 
 
 def product_facts(catalog: pd.DataFrame, pid: str) -> dict[str, Any]:
@@ -157,8 +187,12 @@ def product_facts(catalog: pd.DataFrame, pid: str) -> dict[str, Any]:
     if len(rows) == 0:
         raise KeyError(pid)
     r = catalog.loc[rows[0]]
-    return {"title": str(r["title"]), "brand": str(r["brand"]), "price": _num(r["price"]),
-            "category": str(r["category"])}
+    return {
+        "title": str(r["title"]),
+        "brand": str(r["brand"]),
+        "price": _num(r["price"]),
+        "category": str(r["category"]),
+    }
 
 
 def tool_call_json(call: ToolCall) -> str:

@@ -15,8 +15,12 @@ ToolName = Literal["product_search", "visit_product", "web_search", "web_visit"]
 TOOL_NAMES: tuple[str, ...] = ("product_search", "visit_product", "web_search", "web_visit")
 """The paper's four tools (Search_Product, Visit_Product, Web_Search, Web_Visit)."""
 
-TOOL_ARGUMENT: dict[str, str] = {"product_search": "query", "visit_product": "product_id",
-                                 "web_search": "query", "web_visit": "url"}
+TOOL_ARGUMENT: dict[str, str] = {
+    "product_search": "query",
+    "visit_product": "product_id",
+    "web_search": "query",
+    "web_visit": "url",
+}
 """The single argument each tool takes (the Action's ``argument`` is stored under this key)."""
 
 
@@ -88,12 +92,12 @@ class Feedback(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    score: float = Field(ge=0.0, le=1.0)          # the supervisor's overall quality in [0, 1]
+    score: float = Field(ge=0.0, le=1.0)  # the supervisor's overall quality in [0, 1]
     accept: bool
-    issues: list[str] = Field(default_factory=list)        # supervisor voice ("The report ...")
-    reflections: list[str] = Field(default_factory=list)   # the same points in the agent's voice
-    critique: str = ""                                      # the LLM's free-text critique
-    critique_reflection: str = ""                           # the critique rewritten in first person
+    issues: list[str] = Field(default_factory=list)  # supervisor voice ("The report ...")
+    reflections: list[str] = Field(default_factory=list)  # the same points in the agent's voice
+    critique: str = ""  # the LLM's free-text critique
+    critique_reflection: str = ""  # the critique rewritten in first person
 
 
 class Round(BaseModel):
@@ -126,8 +130,8 @@ class Trajectory(BaseModel):
 
     id: str
     seed: int
-    persona: dict[str, Any]                   # the latent Intent (JSON), known to the simulator only
-    history: list[dict[str, Any]]             # behaviour events shown to the User Agent
+    persona: dict[str, Any]  # the latent Intent (JSON), known to the simulator only
+    history: list[dict[str, Any]]  # behaviour events shown to the User Agent
     inferred: InferredIntent
     intent_score: dict[str, float] = Field(default_factory=dict)
     rounds: list[Round] = Field(default_factory=list)

@@ -27,17 +27,19 @@ class UserAgentConfig(BaseModel):
 
     model_config = {"extra": "forbid"}
 
-    max_events: int = Field(default=12, ge=1)       # events shown to the model (strongest first)
+    max_events: int = Field(default=12, ge=1)  # events shown to the model (strongest first)
     max_title_chars: int = Field(default=60, ge=10)
     max_tokens: int = Field(default=90, ge=16)
     max_query_chars: int = Field(default=120, ge=20, le=128)  # xgrammar fails on regex repeats > 128
     max_brands: int = Field(default=2, ge=0)
-    budget_options: int = Field(default=3, ge=1)    # price quantiles offered as budgets
+    budget_options: int = Field(default=3, ge=1)  # price quantiles offered as budgets
     temperature: float = Field(default=0.0, ge=0.0)
 
 
-SYSTEM = ("You are a shopper's assistant. From the shopper's recent activity, infer what they want to buy "
-          "and write the research request they would ask an expert, in their own words.")
+SYSTEM = (
+    "You are a shopper's assistant. From the shopper's recent activity, infer what they want to buy "
+    "and write the research request they would ask an expert, in their own words."
+)
 
 
 def history_lines(events: list[Any], catalog: pd.DataFrame, cfg: UserAgentConfig) -> list[str]:
@@ -51,8 +53,10 @@ def history_lines(events: list[Any], catalog: pd.DataFrame, cfg: UserAgentConfig
         e = evs[i]
         r = catalog.iloc[rows[e["product_id"]]]
         price = f"${float(r['price']):.2f}" if not math.isnan(float(r["price"])) else "price unknown"
-        lines.append(f"- {e['kind']}: {str(r['title'])[: cfg.max_title_chars]} ({r['brand'] or 'no brand'}, "
-                     f"{r['category']}, {price})")
+        lines.append(
+            f"- {e['kind']}: {str(r['title'])[: cfg.max_title_chars]} ({r['brand'] or 'no brand'}, "
+            f"{r['category']}, {price})"
+        )
     return lines
 
 
@@ -85,14 +89,19 @@ def _menu(events: list[Any], catalog: pd.DataFrame) -> tuple[list[str], list[str
     return ordered, [b for b, _ in brands.most_common(12)], prices.get(ordered[0], [])
 
 
-def intent_schema(categories: list[str], brands: list[str], budgets: list[float], cfg: UserAgentConfig) -> dict[str, Any]:
+def intent_schema(
+    categories: list[str], brands: list[str], budgets: list[float], cfg: UserAgentConfig
+) -> dict[str, Any]:
     """JSON schema of the User Agent's answer: enums of what the history shows.
 
     The budget is an enum of price quantiles seen in the strongest category (plus null): a 135M
     model asked for a free number mostly writes the schema's minimum.
     """
-    brand_list: dict[str, Any] = ({"type": "array", "items": {"enum": brands}, "maxItems": cfg.max_brands}
-                                  if brands else {"type": "array", "maxItems": 0})
+    brand_list: dict[str, Any] = (
+        {"type": "array", "items": {"enum": brands}, "maxItems": cfg.max_brands}
+        if brands
+        else {"type": "array", "maxItems": 0}
+    )
     return {
         "type": "object",
         "properties": {
@@ -133,10 +142,16 @@ class UserAgent:
         categories, brands, prices = _menu(events, self.catalog)
         schema = intent_schema(categories, brands, budget_options(prices, cfg.budget_options), cfg)
         lines = history_lines(events, self.catalog, cfg)
-        msgs = [{"role": "system", "content": SYSTEM},
-                {"role": "user", "content": "Recent activity (strongest signals):\n" + "\n".join(lines)
-                 + "\nInfer the product category, budget (a number or null), favourite brands, and write the "
-                   "research request."}]
+        msgs = [
+            {"role": "system", "content": SYSTEM},
+            {
+                "role": "user",
+                "content": "Recent activity (strongest signals):\n"
+                + "\n".join(lines)
+                + "\nInfer the product category, budget (a number or null), favourite brands, and write the "
+                "research request.",
+            },
+        ]
 
         def names_category(value: Any) -> Any:
             if value["category"].lower() not in value["query"].lower():
@@ -145,12 +160,18 @@ class UserAgent:
                 return "the query must be a sentence of at least 4 words"
             return None
 
-        res = self.llm.structured(msgs, schema, max_tokens=cfg.max_tokens, temperature=cfg.temperature,
-                                  seed=seed, validate=names_category)
+        res = self.llm.structured(
+            msgs, schema, max_tokens=cfg.max_tokens, temperature=cfg.temperature, seed=seed, validate=names_category
+        )
         if res.value is not None and not res.used_fallback:
             v = res.value
-            return InferredIntent(category=v["category"], budget=v["budget"], brands=list(v["brands"]),
-                                  query=" ".join(v["query"].split()), used_fallback=bool(res.used_fallback))
+            return InferredIntent(
+                category=v["category"],
+                budget=v["budget"],
+                brands=list(v["brands"]),
+                query=" ".join(v["query"].split()),
+                used_fallback=bool(res.used_fallback),
+            )
         # The model's answer failed validation twice: keep the fields that parse, template the query.
         from rl_shop.llm.structured import as_schema, default_fallback
 
@@ -159,8 +180,9 @@ class UserAgent:
         cat = value.get("category") or categories[0]
         budget = value.get("budget")
         brs = list(value.get("brands") or [])
-        return InferredIntent(category=cat, budget=budget, brands=brs, query=template_query(cat, budget, brs),
-                              used_fallback=True)
+        return InferredIntent(
+            category=cat, budget=budget, brands=brs, query=template_query(cat, budget, brs), used_fallback=True
+        )
 
 
 def score_intent(inferred: InferredIntent, persona: Any) -> dict[str, float]:
@@ -181,5 +203,9 @@ def score_intent(inferred: InferredIntent, persona: Any) -> dict[str, float]:
         budget = 0.0
     else:
         budget = max(0.0, 1.0 - abs(float(b) - float(B)) / float(B))
-    return {"category": cat, "brand": round(brand, 4), "budget": round(budget, 4),
-            "mean": round((cat + brand + budget) / 3, 4)}
+    return {
+        "category": cat,
+        "brand": round(brand, 4),
+        "budget": round(budget, 4),
+        "mean": round((cat + brand + budget) / 3, 4),
+    }

@@ -96,7 +96,9 @@ def build_benchmark(
         for _ in range(n):
             intent = sampler.sample(qtype)
             gold = require_satisfiable(arr, intent)
-            items.append(BenchmarkItem("", renderer.render(intent, text_rng), qtype, intent, tuple(gold), intent.gold_answer))
+            items.append(
+                BenchmarkItem("", renderer.render(intent, text_rng), qtype, intent, tuple(gold), intent.gold_answer)
+            )
     order = np.random.default_rng([seed, 2]).permutation(len(items))
     return [
         BenchmarkItem(f"eccd-{k:05d}", it.query, it.query_type, it.intent, it.gold_product_ids, it.gold_answer)
@@ -123,7 +125,9 @@ def _parse_line(line: str, lineno: int, path: Path) -> BenchmarkItem:
     try:
         rec = json.loads(line)
     except json.JSONDecodeError as exc:
-        raise BenchmarkFileError(f"{where} is not valid JSON ({exc.msg}); regenerate the file with experiments/make_benchmark.py") from None
+        raise BenchmarkFileError(
+            f"{where} is not valid JSON ({exc.msg}); regenerate the file with experiments/make_benchmark.py"
+        ) from None
     missing = [k for k in ("id", "query", "query_type", "intent", "gold_product_ids") if k not in rec]
     if missing:
         raise BenchmarkFileError(f"{where} lacks field(s) {missing}; the file is not an rl_shop benchmark")

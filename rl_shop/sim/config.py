@@ -31,7 +31,7 @@ class Range(_Strict):
     high: float
 
     @model_validator(mode="after")
-    def _ordered(self) -> "Range":
+    def _ordered(self) -> Range:
         if self.low > self.high:
             raise ValueError(f"range low={self.low} is above high={self.high}")
         return self
@@ -122,7 +122,7 @@ class SimConfig(_Strict):
     lexicon: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="after")
-    def _valid_mix(self) -> "SimConfig":
+    def _valid_mix(self) -> SimConfig:
         unknown = set(self.mix) - set(QUERY_TYPES)
         if unknown:
             raise ValueError(f"mix has unknown query types {sorted(unknown)}; use {QUERY_TYPES}")
@@ -152,9 +152,7 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
-def load_sim_config(
-    path: str | Path | None = None, overrides: dict[str, Any] | None = None
-) -> SimConfig:
+def load_sim_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> SimConfig:
     """Load ``configs/sim/default.yaml`` (or ``path``) with its knowledge and lexicon files.
 
     ``knowledge_file`` / ``lexicon_file`` keys are resolved relative to the config's folder.

@@ -76,9 +76,7 @@ class CatalogArrays:
         self.brand = np.array([_norm(x) for x in catalog["brand"]], dtype=object)
         self.colour = np.array([_norm(x) for x in catalog["colour"]], dtype=object)
         self.price = pd.to_numeric(catalog["price"], errors="coerce").to_numpy(dtype=float)
-        self.capacity_gb = pd.to_numeric(catalog["capacity_gb"], errors="coerce").to_numpy(
-            dtype=float
-        )
+        self.capacity_gb = pd.to_numeric(catalog["capacity_gb"], errors="coerce").to_numpy(dtype=float)
         self.size_in = pd.to_numeric(catalog["size_in"], errors="coerce").to_numpy(dtype=float)
         self.connectivity_lists = [_tokens(x) for x in catalog["connectivity"]]
         self.feature_lists = [_tokens(x) for x in catalog["features"]]
@@ -93,10 +91,10 @@ class CatalogArrays:
         self._token_masks: dict[tuple[str, str], np.ndarray] = {}
 
     # ------------------------------------------------------------------ cache
-    _cache: dict[int, tuple[weakref.ref, "CatalogArrays"]] = {}
+    _cache: dict[int, tuple[weakref.ref, CatalogArrays]] = {}
 
     @classmethod
-    def of(cls, catalog: "pd.DataFrame | CatalogArrays") -> "CatalogArrays":
+    def of(cls, catalog: pd.DataFrame | CatalogArrays) -> CatalogArrays:
         """The (cached) arrays of ``catalog``; an existing ``CatalogArrays`` passes through."""
         if isinstance(catalog, CatalogArrays):
             return catalog
@@ -150,7 +148,7 @@ class CatalogArrays:
         return norm
 
 
-def slot_mask(catalog: "pd.DataFrame | CatalogArrays", intent: Intent, slot: str) -> np.ndarray:
+def slot_mask(catalog: pd.DataFrame | CatalogArrays, intent: Intent, slot: str) -> np.ndarray:
     """Boolean mask of products satisfying the intent's constraint on ONE slot.
 
     All-True when the intent does not constrain ``slot``.
@@ -206,7 +204,7 @@ def slot_mask(catalog: "pd.DataFrame | CatalogArrays", intent: Intent, slot: str
     return np.isin(arr.category_code, arr.codes("category", intent.use_case_categories))
 
 
-def target_mask(catalog: "pd.DataFrame | CatalogArrays", intent: Intent) -> np.ndarray:
+def target_mask(catalog: pd.DataFrame | CatalogArrays, intent: Intent) -> np.ndarray:
     """Mask of the intent's target products (all-True when it names none)."""
     arr = CatalogArrays.of(catalog)
     if not intent.target_product_ids:
@@ -217,7 +215,7 @@ def target_mask(catalog: "pd.DataFrame | CatalogArrays", intent: Intent) -> np.n
     return mask
 
 
-def gold_mask(catalog: "pd.DataFrame | CatalogArrays", intent: Intent) -> np.ndarray:
+def gold_mask(catalog: pd.DataFrame | CatalogArrays, intent: Intent) -> np.ndarray:
     """Products satisfying every slot constraint (and, if any are named, being a target)."""
     arr = CatalogArrays.of(catalog)
     mask = target_mask(arr, intent)
@@ -226,13 +224,13 @@ def gold_mask(catalog: "pd.DataFrame | CatalogArrays", intent: Intent) -> np.nda
     return mask
 
 
-def gold_ids(catalog: "pd.DataFrame | CatalogArrays", intent: Intent) -> list[str]:
+def gold_ids(catalog: pd.DataFrame | CatalogArrays, intent: Intent) -> list[str]:
     """Product ids of the gold set, in catalog order."""
     arr = CatalogArrays.of(catalog)
     return arr.ids[gold_mask(arr, intent)].tolist()
 
 
-def require_satisfiable(catalog: "pd.DataFrame | CatalogArrays", intent: Intent) -> list[str]:
+def require_satisfiable(catalog: pd.DataFrame | CatalogArrays, intent: Intent) -> list[str]:
     """Gold ids, or ``ImpossibleIntentError`` naming the constraints when none exist."""
     ids = gold_ids(catalog, intent)
     if not ids:
@@ -250,7 +248,7 @@ def require_satisfiable(catalog: "pd.DataFrame | CatalogArrays", intent: Intent)
 
 
 def subset_candidate_counts(
-    catalog: "pd.DataFrame | CatalogArrays", intent: Intent, slots: tuple[str, ...] = SLOTS
+    catalog: pd.DataFrame | CatalogArrays, intent: Intent, slots: tuple[str, ...] = SLOTS
 ) -> np.ndarray:
     """Candidate-set size for every subset of revealed ``slots``, indexed by bitmask.
 

@@ -53,7 +53,7 @@ def _weights(arr: CatalogArrays, rows: np.ndarray, intent: Intent, brand_w: floa
 
 def generate_history(
     intent: Intent,
-    catalog: "pd.DataFrame | CatalogArrays",
+    catalog: pd.DataFrame | CatalogArrays,
     config: SimConfig | None = None,
     seed: int = 0,
 ) -> list[Event]:

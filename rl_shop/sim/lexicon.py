@@ -89,9 +89,7 @@ def keyword_style_share(query_map: dict[str, list[str]]) -> float:
     return round(bare / len(typed), 4)
 
 
-def mine_lexicon(
-    goals: list[str], query_map: dict[str, list[str]], constraint_queries: list[str]
-) -> dict[str, Any]:
+def mine_lexicon(goals: list[str], query_map: dict[str, list[str]], constraint_queries: list[str]) -> dict[str, Any]:
     """All lexical statistics as one YAML-ready mapping (counts, not copied sentences)."""
     goals_l = [g.lower() for g in goals]
     cq = [q.lower() for q in constraint_queries]
@@ -101,9 +99,7 @@ def mine_lexicon(
         "n_constraint_queries": len(cq),
         "openers": mine_openers(goals_l),
         "keyword_query_share": keyword_style_share(query_map),
-        "lowercase_share": round(
-            sum(1 for q in constraint_queries if q == q.lower()) / max(1, len(cq)), 4
-        ),
+        "lowercase_share": round(sum(1 for q in constraint_queries if q == q.lower()) / max(1, len(cq)), 4),
         "colour_phrasings": _count(goals_l, COLOUR_PATTERNS),
         "size_phrasings": _count(goals_l, SIZE_PATTERNS),
         "negation_phrasings": _count(goals_l, NEGATION_PATTERNS),
@@ -112,8 +108,7 @@ def mine_lexicon(
             "colour": round(sum("color" in g or "colour" in g for g in goals_l) / max(1, len(goals)), 4),
             "size": round(sum("size" in g for g in goals_l) / max(1, len(goals)), 4),
             "negation": round(
-                sum(bool(re.search(r"\b(without|no|not)\b|-free\b| free\b", g)) for g in goals_l)
-                / max(1, len(goals)),
+                sum(bool(re.search(r"\b(without|no|not)\b|-free\b| free\b", g)) for g in goals_l) / max(1, len(goals)),
                 4,
             ),
         },

@@ -47,8 +47,12 @@ _COMPARE = [
     "what's the difference between {a} and {b}?",
     "should i buy {a} or {b}?",
 ]
-_REASONING = ["{opener} something {phrase}", "what should i get {phrase}?", "{phrase_raw}, any suggestions?",
-              "{opener} a good pick {phrase}"]
+_REASONING = [
+    "{opener} something {phrase}",
+    "what should i get {phrase}?",
+    "{phrase_raw}, any suggestions?",
+    "{opener} a good pick {phrase}",
+]
 
 
 def validate_query_text(text: Any, max_chars: int = 500) -> str:
@@ -139,7 +143,7 @@ class QueryRenderer:
         for i, w in enumerate(words):
             if len(w) >= 4 and w.isalpha() and w.lower() not in protected and rng.random() < rate:
                 j = int(rng.integers(len(w) - 1))
-                words[i] = w[:j] + w[j + 1] + w[j] + w[j + 2:]
+                words[i] = w[:j] + w[j + 1] + w[j] + w[j + 2 :]
         return " ".join(words)
 
     # ------------------------------------------------------------------ per type

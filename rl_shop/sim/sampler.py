@@ -67,9 +67,7 @@ class _CategoryProfile:
 class IntentSampler:
     """Seeded sampler of ``Intent``s in the configured type mix."""
 
-    def __init__(
-        self, catalog: pd.DataFrame, config: SimConfig | None = None, seed: int = 0
-    ) -> None:
+    def __init__(self, catalog: pd.DataFrame, config: SimConfig | None = None, seed: int = 0) -> None:
         self.catalog = catalog
         self.arr = CatalogArrays.of(catalog)
         self.config = config or load_sim_config()
@@ -102,9 +100,7 @@ class IntentSampler:
                 continue
             deps = Counter(self._departments[rows].tolist())
             brands = Counter(b for b in self.arr.brand[rows].tolist() if b)
-            profiles[str(name)] = _CategoryProfile(
-                str(name), deps.most_common(1)[0][0], rows, brands
-            )
+            profiles[str(name)] = _CategoryProfile(str(name), deps.most_common(1)[0][0], rows, brands)
         return profiles
 
     def _resolve_rules(self, rules: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -203,9 +199,7 @@ class IntentSampler:
     def _negation(self) -> Intent | None:
         p = self.profiles[self._pick(self.category_names)]
         n = len(p.rows)
-        frequent = sorted(
-            b for b, c in p.brand_counts.items() if c / n >= self.scfg.negation_min_brand_share and c < n
-        )
+        frequent = sorted(b for b, c in p.brand_counts.items() if c / n >= self.scfg.negation_min_brand_share and c < n)
         if not frequent:
             return None
         brand = self._pick(frequent)
@@ -264,14 +258,25 @@ class IntentSampler:
             return None
         rule = self._pick(self.reasoning_rules)
         p = self.profiles[self._pick(rule["matched"])]
-        base = {**self._base("reasoning", p), "use_case": str(rule["use_case"]),
-                "recipient": rule.get("recipient"), "use_case_categories": tuple(rule["matched"])}
+        base = {
+            **self._base("reasoning", p),
+            "use_case": str(rule["use_case"]),
+            "recipient": rule.get("recipient"),
+            "use_case_categories": tuple(rule["matched"]),
+        }
         extra = self._relaxed(base, self._token_fields(rule))
         if extra is None:
             return None
-        hidden = ["category"] + [s for s, f in (("capacity", "min_capacity_gb"), ("size", "min_size_in"),
-                                                 ("connectivity", "connectivity"), ("features", "features"))
-                                 if f in extra]
+        hidden = ["category"] + [
+            s
+            for s, f in (
+                ("capacity", "min_capacity_gb"),
+                ("size", "min_size_in"),
+                ("connectivity", "connectivity"),
+                ("features", "features"),
+            )
+            if f in extra
+        ]
         fields = {**base, **extra}
         if self.rng.random() < self.scfg.reasoning_p_budget:
             ok = gold_mask(self.arr, Intent(**fields))
@@ -303,11 +308,16 @@ class IntentSampler:
         if len(rows) == 0:
             return None
         row = int(self._pick(rows))
-        return self._finish({
-            **self._base("product_qa", p), "target_product_ids": (str(a.ids[row]),),
-            "target_names": (self._name(row),), "qa_field": qa_field,
-            "gold_answer": self.field_answer(row, qa_field), "stated_slots": ("category",),
-        })
+        return self._finish(
+            {
+                **self._base("product_qa", p),
+                "target_product_ids": (str(a.ids[row]),),
+                "target_names": (self._name(row),),
+                "qa_field": qa_field,
+                "gold_answer": self.field_answer(row, qa_field),
+                "stated_slots": ("category",),
+            }
+        )
 
     def field_answer(self, row: int, qa_field: str) -> str:
         """The catalog's answer to a product question, as text (the Q&A gold answer)."""
@@ -344,10 +354,14 @@ class IntentSampler:
         names = tuple(self._name(r) for r in chosen)
         if len(set(names)) < len(names):
             return None
-        return self._finish({
-            **self._base("comparison", p), "target_product_ids": tuple(str(self.arr.ids[r]) for r in chosen),
-            "target_names": names, "stated_slots": ("category",),
-        })
+        return self._finish(
+            {
+                **self._base("comparison", p),
+                "target_product_ids": tuple(str(self.arr.ids[r]) for r in chosen),
+                "target_names": names,
+                "stated_slots": ("category",),
+            }
+        )
 
     def _general_qa(self) -> Intent | None:
         n_topics = len(self.qa_topics)
@@ -356,11 +370,18 @@ class IntentSampler:
         if pick < n_topics:
             topic = self.qa_topics[pick]
             p = self.profiles[self._pick(topic["matched"])]
-            base = {**self._base("general_qa", p), "qa_topic": str(topic["topic"]),
-                    "gold_answer": str(topic["answer"])}
+            base = {**self._base("general_qa", p), "qa_topic": str(topic["topic"]), "gold_answer": str(topic["answer"])}
             extra = self._token_fields(topic)
-            hidden = [s for s, f in (("capacity", "min_capacity_gb"), ("size", "min_size_in"),
-                                     ("connectivity", "connectivity"), ("features", "features")) if f in extra]
+            hidden = [
+                s
+                for s, f in (
+                    ("capacity", "min_capacity_gb"),
+                    ("size", "min_size_in"),
+                    ("connectivity", "connectivity"),
+                    ("features", "features"),
+                )
+                if f in extra
+            ]
             return self._finish({**base, **extra, "stated_slots": ("category",), "hidden_slots": tuple(hidden)})
         if not stats:
             return None
@@ -374,9 +395,16 @@ class IntentSampler:
             return None
         budget = nice_ceil(q)
         answer = f"about ${q:.0f}: half of the {len(prices)} {p.name} listed cost ${q:.2f} or less"
-        return self._finish({**self._base("general_qa", p), "qa_topic": "price_statistics",
-                             "gold_answer": answer, "budget": budget, "stated_slots": ("category",),
-                             "hidden_slots": ("budget",)})
+        return self._finish(
+            {
+                **self._base("general_qa", p),
+                "qa_topic": "price_statistics",
+                "gold_answer": answer,
+                "budget": budget,
+                "stated_slots": ("category",),
+                "hidden_slots": ("budget",),
+            }
+        )
 
     # ------------------------------------------------------------------ public
     def sample_type(self) -> str:

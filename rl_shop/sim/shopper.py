@@ -55,7 +55,7 @@ class Shopper:
     def __init__(
         self,
         intent: Intent,
-        catalog: "pd.DataFrame | CatalogArrays",
+        catalog: pd.DataFrame | CatalogArrays,
         config: SimConfig | None = None,
         seed: int = 0,
     ) -> None:
@@ -70,7 +70,7 @@ class Shopper:
         masks = [slot_mask(self.arr, intent, s) for s in constrained]
         if intent.target_product_ids:
             masks.append(target_mask(self.arr, intent))
-        self._graded = (np.mean(masks, axis=0) if masks else np.ones(self.arr.n))
+        self._graded = np.mean(masks, axis=0) if masks else np.ones(self.arr.n)
         self._graded = np.where(self.gold, 1.0, self._graded)
 
     # ------------------------------------------------------------------ state
@@ -173,10 +173,11 @@ class Shopper:
         rel = self.relevance(ids) if ids else np.zeros(0)
         gold = self.is_relevant(ids) if ids else np.zeros(0, dtype=bool)
         ranks = np.arange(1, len(ids) + 1)
-        exam = 1.0 / ranks ** c.click.examination_eta
-        attr = c.click.attractiveness_irrelevant + (
-            c.click.attractiveness_relevant - c.click.attractiveness_irrelevant
-        ) * rel ** 2
+        exam = 1.0 / ranks**c.click.examination_eta
+        attr = (
+            c.click.attractiveness_irrelevant
+            + (c.click.attractiveness_relevant - c.click.attractiveness_irrelevant) * rel**2
+        )
         clicked = self.rng.random(len(ids)) < exam * attr
         clicks = tuple(p for p, k in zip(ids, clicked) if k)
         purchased = None

@@ -109,21 +109,15 @@ class Intent(BaseModel):
         return value
 
     @model_validator(mode="after")
-    def _consistent(self) -> "Intent":
+    def _consistent(self) -> Intent:
         overlap = set(self.stated_slots) & set(self.hidden_slots)
         if overlap:
             raise ValueError(f"slots {sorted(overlap)} are both stated and hidden")
         both = set(self.preferred_brands) & set(self.excluded_brands)
         if both:
             raise ValueError(f"brands {sorted(both)} are both preferred and excluded")
-        if (
-            self.min_size_in is not None
-            and self.max_size_in is not None
-            and self.min_size_in > self.max_size_in
-        ):
-            raise ValueError(
-                f"size range is empty: min_size_in={self.min_size_in} > max_size_in={self.max_size_in}"
-            )
+        if self.min_size_in is not None and self.max_size_in is not None and self.min_size_in > self.max_size_in:
+            raise ValueError(f"size range is empty: min_size_in={self.min_size_in} > max_size_in={self.max_size_in}")
         return self
 
     # ------------------------------------------------------------------ slot view
@@ -177,7 +171,7 @@ class Intent(BaseModel):
         return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
 
     @classmethod
-    def from_json(cls, data: str | bytes | dict[str, Any]) -> "Intent":
+    def from_json(cls, data: str | bytes | dict[str, Any]) -> Intent:
         """Parse an intent from JSON text or a dict, with a readable error on bad input."""
         try:
             payload = json.loads(data) if isinstance(data, (str, bytes)) else data

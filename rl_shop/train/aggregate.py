@@ -17,8 +17,19 @@ from scipy import stats
 from rl_shop.train.summary import SUMMARY_FILE
 
 RUN_COLUMNS = [
-    "experiment", "env_name", "env_id", "algo", "seed", "final_eval_return", "best_eval_return",
-    "heuristic_return", "random_return", "num_timesteps", "wall_time_s", "steps_per_s", "run_dir",
+    "experiment",
+    "env_name",
+    "env_id",
+    "algo",
+    "seed",
+    "final_eval_return",
+    "best_eval_return",
+    "heuristic_return",
+    "random_return",
+    "num_timesteps",
+    "wall_time_s",
+    "steps_per_s",
+    "run_dir",
 ]
 
 
@@ -65,14 +76,22 @@ def aggregate(df: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
     for (env, algo, exp), g in df.groupby(["env_name", "algo", "experiment"], sort=True):
         fm, fh = t_interval(g["final_eval_return"].to_numpy(), confidence)
         bm, bh = t_interval(g["best_eval_return"].to_numpy(), confidence)
-        out.append({
-            "env_name": env, "algo": algo, "experiment": exp, "n_seeds": int(len(g)),
-            "final_mean": fm, "final_ci": fh, "best_mean": bm, "best_ci": bh,
-            "heuristic_return": float(g["heuristic_return"].mean()),
-            "random_return": float(g["random_return"].mean()),
-            "final_minus_heuristic": fm - float(g["heuristic_return"].mean()),
-            "steps_per_s": float(pd.to_numeric(g["steps_per_s"], errors="coerce").mean()),
-        })
+        out.append(
+            {
+                "env_name": env,
+                "algo": algo,
+                "experiment": exp,
+                "n_seeds": int(len(g)),
+                "final_mean": fm,
+                "final_ci": fh,
+                "best_mean": bm,
+                "best_ci": bh,
+                "heuristic_return": float(g["heuristic_return"].mean()),
+                "random_return": float(g["random_return"].mean()),
+                "final_minus_heuristic": fm - float(g["heuristic_return"].mean()),
+                "steps_per_s": float(pd.to_numeric(g["steps_per_s"], errors="coerce").mean()),
+            }
+        )
     return pd.DataFrame(out)
 
 
@@ -87,7 +106,7 @@ def plot(df: pd.DataFrame, curves: dict[str, list[dict[str, float]]], path: Path
     fig, axes = plt.subplots(1, max(1, len(envs)), figsize=(5 * max(1, len(envs)), 3.8), squeeze=False)
     for ax, env in zip(axes[0], envs):
         sub = df[df["env_name"] == env]
-        for (algo, exp), g in sub.groupby(["algo", "experiment"]):
+        for (_algo, exp), g in sub.groupby(["algo", "experiment"]):
             hist = [curves.get(str(r), []) for r in g["run_dir"]]
             hist = [h for h in hist if h]
             if not hist:

@@ -7,7 +7,7 @@ a researcher sweeps lives in YAML; this module only maps names to classes and ex
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 import torch
 from sb3_contrib import MaskablePPO
@@ -19,7 +19,7 @@ from rl_shop.train.config import AlgoSettings
 from rl_shop.train.errors import TrainConfigError
 from rl_shop.train.qlearning import QLearning
 
-Model = Union[BaseAlgorithm, QLearning]
+Model = BaseAlgorithm | QLearning
 
 SB3_CLASSES: dict[str, type[BaseAlgorithm]] = {
     "dqn": DQN,

@@ -43,7 +43,7 @@ class TrainState:
         return data
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "TrainState":
+    def from_json(cls, data: dict[str, Any]) -> TrainState:
         data = dict(data)
         if data.get("best_mean_reward") is None:
             data["best_mean_reward"] = float("-inf")

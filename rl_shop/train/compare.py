@@ -38,8 +38,8 @@ class PairedComparison:
     learned: float
     heuristic: float
     random: float
-    diff: float          # mean over episodes of learned - heuristic (paired)
-    ci95: float          # 1.96 * s.e. of the paired difference
+    diff: float  # mean over episodes of learned - heuristic (paired)
+    ci95: float  # 1.96 * s.e. of the paired difference
     n_episodes: int
     learned_info: dict[str, float]
     heuristic_info: dict[str, float]
@@ -57,8 +57,9 @@ def env_settings(train_cfg: DictConfig) -> EnvSettings:
     return EnvSettings.model_validate(OmegaConf.to_container(train_cfg.env, resolve=True))
 
 
-def compare_with_heuristic(role: str, env_cfg: EnvSettings, policy_dir: Path, episodes: int, seed: int,
-                           train_seed: int = -1) -> PairedComparison:
+def compare_with_heuristic(
+    role: str, env_cfg: EnvSettings, policy_dir: Path, episodes: int, seed: int, train_seed: int = -1
+) -> PairedComparison:
     """Exported (ONNX) policy vs the env's heuristic on the same ``episodes`` seeded episodes."""
     import envs  # noqa: F401  (registers the rl_shop/ ids)
 
@@ -70,10 +71,19 @@ def compare_with_heuristic(role: str, env_cfg: EnvSettings, policy_dir: Path, ep
     rand = evaluate_policy(env, RandomPolicy(env.action_space.n, seed), episodes, seed)
     diff = learned.returns - base.returns
     half = 1.96 * float(diff.std(ddof=1)) / math.sqrt(len(diff)) if len(diff) > 1 else math.nan
-    return PairedComparison(role=role, env=env_cfg.id, seed=train_seed, learned=learned.mean_return,
-                            heuristic=base.mean_return, random=rand.mean_return, diff=float(diff.mean()),
-                            ci95=half, n_episodes=episodes, learned_info=learned.final_info_means,
-                            heuristic_info=base.final_info_means)
+    return PairedComparison(
+        role=role,
+        env=env_cfg.id,
+        seed=train_seed,
+        learned=learned.mean_return,
+        heuristic=base.mean_return,
+        random=rand.mean_return,
+        diff=float(diff.mean()),
+        ci95=half,
+        n_episodes=episodes,
+        learned_info=learned.final_info_means,
+        heuristic_info=base.final_info_means,
+    )
 
 
 def across_seeds(rows: list[PairedComparison], confidence: float = 0.95) -> dict[str, Any]:
@@ -85,36 +95,53 @@ def across_seeds(rows: list[PairedComparison], confidence: float = 0.95) -> dict
     learned, learned_half = t_interval(np.array([r.learned for r in rows]), confidence)
     info_keys = sorted(set.intersection(*(set(r.learned_info) for r in rows)))
     return {
-        "role": rows[0].role, "env": rows[0].env, "n_seeds": len(rows),
-        "learned_mean": learned, "learned_ci": learned_half,
+        "role": rows[0].role,
+        "env": rows[0].env,
+        "n_seeds": len(rows),
+        "learned_mean": learned,
+        "learned_ci": learned_half,
         "heuristic": float(np.mean([r.heuristic for r in rows])),
         "random": float(np.mean([r.random for r in rows])),
-        "diff_mean": mean, "diff_ci": half,
+        "diff_mean": mean,
+        "diff_ci": half,
         "significant": bool(np.isfinite(half) and abs(mean) > half),
         **{f"learned_{k}": float(np.mean([r.learned_info[k] for r in rows])) for k in info_keys},
-        **{f"heuristic_{k}": float(np.mean([r.heuristic_info[k] for r in rows])) for k in info_keys
-           if all(k in r.heuristic_info for r in rows)},
+        **{
+            f"heuristic_{k}": float(np.mean([r.heuristic_info[k] for r in rows]))
+            for k in info_keys
+            if all(k in r.heuristic_info for r in rows)
+        },
     }
 
 
 def comparison_table(rows: list[PairedComparison]) -> str:
     """Markdown: one line per exported policy, paired difference with its 95% interval."""
     episodes = rows[0].n_episodes if rows else 0
-    lines = [f"| role | env | seed | learned (ONNX) | heuristic | random | learned - heuristic "
-             f"(95% CI, paired, {episodes} episodes) |", "|---|---|---|---|---|---|---|"]
+    lines = [
+        f"| role | env | seed | learned (ONNX) | heuristic | random | learned - heuristic "
+        f"(95% CI, paired, {episodes} episodes) |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
-        lines.append(f"| {r.role} | {r.env} | {r.seed} | {r.learned:.3f} | {r.heuristic:.3f} | {r.random:.3f} | "
-                     f"{r.diff:+.3f} ± {r.ci95:.3f} |")
+        lines.append(
+            f"| {r.role} | {r.env} | {r.seed} | {r.learned:.3f} | {r.heuristic:.3f} | {r.random:.3f} | "
+            f"{r.diff:+.3f} ± {r.ci95:.3f} |"
+        )
     return "\n".join(lines)
 
 
 def seed_table(summaries: list[dict[str, Any]], confidence: float = 0.95) -> str:
     """Markdown: one line per role, interval over training seeds."""
     pct = round(confidence * 100)
-    lines = [f"| role | env | seeds | learned (mean ± {pct}% CI) | heuristic | random | "
-             f"learned - heuristic ({pct}% CI over seeds) | excludes 0 |", "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"| role | env | seeds | learned (mean ± {pct}% CI) | heuristic | random | "
+        f"learned - heuristic ({pct}% CI over seeds) | excludes 0 |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for s in summaries:
-        lines.append(f"| {s['role']} | {s['env']} | {s['n_seeds']} | {s['learned_mean']:.3f} ± {s['learned_ci']:.3f} | "
-                     f"{s['heuristic']:.3f} | {s['random']:.3f} | {s['diff_mean']:+.3f} ± {s['diff_ci']:.3f} | "
-                     f"{'yes' if s['significant'] else 'no'} |")
+        lines.append(
+            f"| {s['role']} | {s['env']} | {s['n_seeds']} | {s['learned_mean']:.3f} ± {s['learned_ci']:.3f} | "
+            f"{s['heuristic']:.3f} | {s['random']:.3f} | {s['diff_mean']:+.3f} ± {s['diff_ci']:.3f} | "
+            f"{'yes' if s['significant'] else 'no'} |"
+        )
     return "\n".join(lines)

@@ -120,7 +120,8 @@ def validate_config(cfg: DictConfig | dict[str, Any]) -> TrainSettings:
             key = ".".join(str(p) for p in err["loc"])
             lines.append(f"  {key}: {err['msg']} (got {err.get('input')!r})")
         raise TrainConfigError(
-            "invalid training config:\n" + "\n".join(lines)
+            "invalid training config:\n"
+            + "\n".join(lines)
             + f"\nFix the override or the YAML under {CONFIG_DIR}; algorithms known: {', '.join(ALGORITHMS)}."
         ) from None
 

@@ -9,7 +9,8 @@ namespace are registered by importing the ``envs`` package on demand.
 from __future__ import annotations
 
 import importlib
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import gymnasium as gym
 from stable_baselines3.common.monitor import Monitor

@@ -18,8 +18,7 @@ class TrainingInterrupted(RuntimeError):
 
     def __init__(self, run_dir: Path, step: int, signal_name: str) -> None:
         super().__init__(
-            f"{signal_name} at step {step}: checkpoint saved; continue with "
-            f"`resume=true run_dir={run_dir}`"
+            f"{signal_name} at step {step}: checkpoint saved; continue with `resume=true run_dir={run_dir}`"
         )
         self.run_dir = run_dir
         self.step = step

@@ -7,8 +7,9 @@ their returns are directly comparable (the reference lines in TensorBoard and su
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import gymnasium as gym
 import numpy as np

@@ -131,7 +131,7 @@ class QLearning:
         reset_num_timesteps: bool = True,
         progress_bar: bool = False,
         **_: Any,
-    ) -> "QLearning":
+    ) -> QLearning:
         """Run `total_timesteps` more env steps (summed over envs), calling SB3 callbacks."""
         env = self.env
         assert env is not None, "set an env before learn()"
@@ -211,7 +211,7 @@ class QLearning:
         path.with_suffix(".json").write_text(json.dumps(meta, indent=2))
 
     @classmethod
-    def load(cls, path: str | Path, env: VecEnv | None = None, **_: Any) -> "QLearning":
+    def load(cls, path: str | Path, env: VecEnv | None = None, **_: Any) -> QLearning:
         path = Path(path)
         meta_path = path.with_suffix(".json")
         if not meta_path.is_file():

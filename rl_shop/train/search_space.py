@@ -28,8 +28,7 @@ def load_search_space(path: Path) -> dict[str, dict[str, Any]]:
     """Read and check a search-space YAML; every mistake names the key and what was expected."""
     if not path.is_file():
         raise TrainConfigError(
-            f"search space {path} not found; create it (see configs/search/ for examples) or set "
-            "search_space=<path>"
+            f"search space {path} not found; create it (see configs/search/ for examples) or set search_space=<path>"
         )
     raw = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
     if not isinstance(raw, dict) or not isinstance(raw.get("params"), dict) or not raw["params"]:
@@ -62,13 +61,19 @@ def suggest(trial: optuna.Trial, space: dict[str, dict[str, Any]]) -> dict[str, 
         if kind == "categorical":
             values[key] = trial.suggest_categorical(key, spec["choices"])
         elif kind == "int":
-            values[key] = trial.suggest_int(key, int(spec["low"]), int(spec["high"]),
-                                            step=int(spec.get("step", 1)), log=bool(spec.get("log", False)))
+            values[key] = trial.suggest_int(
+                key,
+                int(spec["low"]),
+                int(spec["high"]),
+                step=int(spec.get("step", 1)),
+                log=bool(spec.get("log", False)),
+            )
         else:
             log = kind == "log" or bool(spec.get("log", False))
             step = spec.get("step")
-            values[key] = trial.suggest_float(key, float(spec["low"]), float(spec["high"]), log=log,
-                                              step=None if log or step is None else float(step))
+            values[key] = trial.suggest_float(
+                key, float(spec["low"]), float(spec["high"]), log=log, step=None if log or step is None else float(step)
+            )
     return values
 
 

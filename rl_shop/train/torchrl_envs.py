@@ -30,14 +30,15 @@ def make_kernel(env_id: str, num_envs: int, seed: int, device: str | torch.devic
     import importlib
 
     if env_id not in TORCH_KERNELS:
-        raise ValueError(f"trainer=torchrl needs a torch-batched env; {env_id!r} has none (have: {sorted(TORCH_KERNELS)})")
+        raise ValueError(
+            f"trainer=torchrl needs a torch-batched env; {env_id!r} has none (have: {sorted(TORCH_KERNELS)})"
+        )
     module, cls = TORCH_KERNELS[env_id]
     try:
         kernel_cls = getattr(importlib.import_module(module), cls)
     except (ImportError, AttributeError) as exc:
         raise ValueError(f"the torch kernel of {env_id} ({module}:{cls}) is not available: {exc}") from exc
     return kernel_cls(num_envs, seed=seed, device=device, **kwargs)
-
 
 
 class KernelEnv(EnvBase):
@@ -51,8 +52,11 @@ class KernelEnv(EnvBase):
         self._fresh = True
         self.info_keys = tuple(k for k in info_keys if k in getattr(kernel, "INFO_KEYS", ()))
         # Keys reported as episode sums (intent_gain: the last Clarify step reveals nothing).
-        self._sums = {k: torch.zeros(n, dtype=torch.float64, device=kernel.device)
-                      for k in self.info_keys if k in EPISODE_SUM_KEYS}
+        self._sums = {
+            k: torch.zeros(n, dtype=torch.float64, device=kernel.device)
+            for k in self.info_keys
+            if k in EPISODE_SUM_KEYS
+        }
         obs_spec = {"observation": Unbounded(shape=(n, kernel.n_features), dtype=torch.float32, device=self.device)}
         for key in self.info_keys:
             obs_spec[f"info_{key}"] = Unbounded(shape=(n,), dtype=torch.float64, device=self.device)
@@ -78,7 +82,13 @@ class KernelEnv(EnvBase):
                 total[mask.reshape(n)] = 0.0
         done = torch.zeros((n, 1), dtype=torch.bool, device=self.device)
         return TensorDict(
-            {"observation": obs, "done": done, "terminated": done.clone(), "truncated": done.clone(), **self._nan_infos()},
+            {
+                "observation": obs,
+                "done": done,
+                "terminated": done.clone(),
+                "truncated": done.clone(),
+                **self._nan_infos(),
+            },
             batch_size=self.batch_size,
             device=self.device,
         )

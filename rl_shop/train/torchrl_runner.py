@@ -49,7 +49,9 @@ _PPO_KEYS = {
 }  # fmt: skip
 
 
-def mlp(n_in: int, hidden: list[int], n_out: int, activation: type[nn.Module], head_gain: float | None = None) -> nn.Sequential:
+def mlp(
+    n_in: int, hidden: list[int], n_out: int, activation: type[nn.Module], head_gain: float | None = None
+) -> nn.Sequential:
     """``Linear -> act`` per hidden size, then a linear head (SB3's MlpPolicy layout).
 
     ``head_gain``: SB3's ``ortho_init`` (orthogonal weights, gain sqrt(2) in the hidden layers and
@@ -80,7 +82,9 @@ def ppo_settings(s: TrainSettings) -> dict[str, Any]:
     kw = dict(s.algo.kwargs)
     unknown = sorted(set(kw) - _PPO_KEYS)
     if unknown:
-        raise TrainConfigError(f"trainer=torchrl does not support algo.kwargs {unknown} (supported: {sorted(_PPO_KEYS)})")
+        raise TrainConfigError(
+            f"trainer=torchrl does not support algo.kwargs {unknown} (supported: {sorted(_PPO_KEYS)})"
+        )
     arch = s.algo.policy_kwargs.get("net_arch", [64, 64])
     pi, vf = (arch.get("pi", [64, 64]), arch.get("vf", [64, 64])) if isinstance(arch, dict) else (arch, arch)
     act = str(s.algo.policy_kwargs.get("activation", "tanh")).lower()
@@ -139,7 +143,11 @@ class PPOAgent:
         self.optimizer = torch.optim.Adam(self.loss.parameters(), lr=hp["learning_rate"], eps=1e-5)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"actor": self.actor_net.state_dict(), "critic": self.critic_net.state_dict(), "optimizer": self.optimizer.state_dict()}
+        return {
+            "actor": self.actor_net.state_dict(),
+            "critic": self.critic_net.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+        }
 
     def load_state_dict(self, data: dict[str, Any]) -> None:
         self.actor_net.load_state_dict(data["actor"])
@@ -230,7 +238,11 @@ class TorchRLPPORun:
         s = self.s
         self.agent.actor_net.eval()
         result = run_episodes(
-            self.eval_env, _act_fn(self.agent.actor_net, self.device), s.eval.n_episodes, s.seed + s.eval.seed_offset, s.logging.info_keys
+            self.eval_env,
+            _act_fn(self.agent.actor_net, self.device),
+            s.eval.n_episodes,
+            s.seed + s.eval.seed_offset,
+            s.logging.info_keys,
         )
         self.agent.actor_net.train()
         mean = result.mean_return
@@ -330,7 +342,11 @@ class TorchRLPPORun:
                     buffer.extend(flat)
                     for mb in buffer:
                         out = self.agent.loss(mb)
-                        loss = out["loss_objective"] + out["loss_critic"] + out.get("loss_entropy", torch.zeros((), device=self.device))
+                        loss = (
+                            out["loss_objective"]
+                            + out["loss_critic"]
+                            + out.get("loss_entropy", torch.zeros((), device=self.device))
+                        )
                         self.agent.optimizer.zero_grad(set_to_none=True)
                         loss.backward()
                         nn.utils.clip_grad_norm_(params, hp["max_grad_norm"])
@@ -338,11 +354,11 @@ class TorchRLPPORun:
                         self.n_updates += 1
                         stats["pg"].append(out["loss_objective"].detach())
                         stats["vf"].append(out["loss_critic"].detach())
-                        if "loss_entropy" in out.keys():
+                        if "loss_entropy" in out:
                             stats["ent"].append(out["loss_entropy"].detach())
-                        if "kl_approx" in out.keys():
+                        if "kl_approx" in out:
                             stats["kl"].append(out["kl_approx"].detach())
-                        if "clip_fraction" in out.keys():
+                        if "clip_fraction" in out:
                             stats["clip"].append(out["clip_fraction"].detach())
                 # SB3's scalar names, so both trainers draw on the same TensorBoard charts.
                 mean = lambda xs: float(torch.stack(xs).mean()) if xs else math.nan  # noqa: E731

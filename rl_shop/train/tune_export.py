@@ -104,6 +104,7 @@ def write_trials_table(study: optuna.Study, out_dir: Path) -> Path:
     completed = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     if completed:
         best = study.best_trial
-        (out_dir / "best.json").write_text(json.dumps({"number": best.number, "value": best.value,
-                                                        "params": best.params}, indent=2))
+        (out_dir / "best.json").write_text(
+            json.dumps({"number": best.number, "value": best.value, "params": best.params}, indent=2)
+        )
     return path

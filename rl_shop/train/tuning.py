@@ -23,17 +23,17 @@ import os
 import socket
 import threading
 import time
+import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import optuna
 from optuna.exceptions import DuplicatedStudyError
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
-
-import warnings
 
 from rl_shop.train.callbacks import DivergenceError
 from rl_shop.train.config import compose_train_config
@@ -74,7 +74,7 @@ class TuneSettings:
     worker_id: str | None = None
 
     @classmethod
-    def from_config(cls, cfg: dict[str, Any]) -> "TuneSettings":
+    def from_config(cls, cfg: dict[str, Any]) -> TuneSettings:
         def need_pos(key: str, allow_none: bool = False) -> int | None:
             v = cfg.get(key)
             if v is None and allow_none:
@@ -232,8 +232,13 @@ def _seed_sampler_for_worker(study: optuna.Study, settings: TuneSettings) -> Non
     spec["seed"] = derive_sampler_seed(int(base), identity, n_started)
     study.sampler = make_sampler(spec)
     study._rl_shop_sampler_seed = spec["seed"]  # type: ignore[attr-defined]  (recorded on each trial)
-    log.info("worker %s: sampler seed %d (sampler.seed=%s, %d trials started before)",
-             identity, spec["seed"], base, n_started)
+    log.info(
+        "worker %s: sampler seed %d (sampler.seed=%s, %d trials started before)",
+        identity,
+        spec["seed"],
+        base,
+        n_started,
+    )
 
 
 def _wait_for_budget(study: optuna.Study, settings: TuneSettings) -> None:
@@ -270,7 +275,7 @@ class _Heartbeat:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def __enter__(self) -> "_Heartbeat":
+    def __enter__(self) -> _Heartbeat:
         if self.interval:
             self.storage.record_heartbeat(self.trial_id)
             self._thread = threading.Thread(target=self._run, daemon=True)
@@ -319,7 +324,7 @@ def objective(
         cfg = compose_train_config(overrides)
         offset = k * int(cfg.total_timesteps)
 
-        def report(step: int, mean: float, _offset: int = offset) -> None:
+        def report(step: int, mean: float, _offset: int = offset, seed: int = seed) -> None:
             if not math.isfinite(mean):
                 raise optuna.TrialPruned(f"non-finite eval return at step {step}")
             trial.report(mean, _offset + step)

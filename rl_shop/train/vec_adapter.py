@@ -15,7 +15,8 @@ Gymnasium and SB3 disagree on three things, which this class reconciles:
 from __future__ import annotations
 
 import time
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -91,7 +92,9 @@ class GymnasiumVectorAdapter(VecEnv):
     # -- attribute access -------------------------------------------------------------------
     def action_masks(self) -> np.ndarray:
         """(num_envs, n_actions) validity masks from the batched env."""
-        return np.asarray(self.venv.call("action_masks") if not hasattr(self.venv, "action_masks") else self.venv.action_masks())
+        return np.asarray(
+            self.venv.call("action_masks") if not hasattr(self.venv, "action_masks") else self.venv.action_masks()
+        )
 
     def get_attr(self, attr_name: str, indices: VecEnvIndices = None) -> list[Any]:
         value = getattr(self.venv, attr_name)
@@ -100,7 +103,9 @@ class GymnasiumVectorAdapter(VecEnv):
     def set_attr(self, attr_name: str, value: Any, indices: VecEnvIndices = None) -> None:
         setattr(self.venv, attr_name, value)
 
-    def env_method(self, method_name: str, *method_args: Any, indices: VecEnvIndices = None, **method_kwargs: Any) -> list[Any]:
+    def env_method(
+        self, method_name: str, *method_args: Any, indices: VecEnvIndices = None, **method_kwargs: Any
+    ) -> list[Any]:
         idx = list(self._get_indices(indices))
         if method_name == "action_masks":
             masks = self.action_masks()

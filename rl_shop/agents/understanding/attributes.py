@@ -31,24 +31,46 @@ class AttributeReader:
 
     def __init__(self, cfg: AttributeConfig) -> None:
         self.cfg = cfg
-        self._size = re.compile(r"\bsize\s*:?\s*(" + _SIZE_WORD + r"|\d+(?:\.\d+)?(?:\s*(?:wide|narrow|x-wide|w|m|us|uk|eu))?"
-                                r"(?:\s*x\s*\d+(?:\.\d+)?)?)", re.I)
+        self._size = re.compile(
+            r"\bsize\s*:?\s*(" + _SIZE_WORD + r"|\d+(?:\.\d+)?(?:\s*(?:wide|narrow|x-wide|w|m|us|uk|eu))?"
+            r"(?:\s*x\s*\d+(?:\.\d+)?)?)",
+            re.I,
+        )
         self._size_word = re.compile(r"(?<![\w-])(" + _SIZE_WORD + r")(?:\s+size|\s+sized)\b", re.I)
         self._inch = re.compile(r"(?<![\w.])" + _NUM + r"\s*(?:-\s*)?(?:inch(?:es)?|in\b|\"|'')", re.I)
-        self._pack = [re.compile(r"\b(?:pack|set|box|case|bundle|lot) of\s+(\d+|" + _alt(list(cfg.pack_words)) + r")\b", re.I),
-                      re.compile(r"\b(\d+|" + _alt(list(cfg.pack_words)) + r")\s*[- ]?\s*(?:pack|pk|packs|count|ct|pcs|pieces|piece set)\b", re.I)]
+        self._pack = [
+            re.compile(r"\b(?:pack|set|box|case|bundle|lot) of\s+(\d+|" + _alt(list(cfg.pack_words)) + r")\b", re.I),
+            re.compile(
+                r"\b(\d+|"
+                + _alt(list(cfg.pack_words))
+                + r")\s*[- ]?\s*(?:pack|pk|packs|count|ct|pcs|pieces|piece set)\b",
+                re.I,
+            ),
+        ]
         self._material = _word(cfg.materials)
         self._flavour = _word(cfg.flavours_scents)
         cue = _alt(cfg.flavour_cues)
-        self._flavour_cue = re.compile(r"(?:(?<![\w])(" + r"[a-z][a-z ]{1,20}?" + r")\s+(?:" + cue + r")\b)|(?:\b(?:" + cue
-                                       + r")\s*(?:of|:)?\s+([a-z]+(?: [a-z]+)?))", re.I)
+        self._flavour_cue = re.compile(
+            r"(?:(?<![\w])("
+            + r"[a-z][a-z ]{1,20}?"
+            + r")\s+(?:"
+            + cue
+            + r")\b)|(?:\b(?:"
+            + cue
+            + r")\s*(?:of|:)?\s+([a-z]+(?: [a-z]+)?))",
+            re.I,
+        )
         self._audience = {canon: _word(words) for canon, words in cfg.audience.items()}
         self._age = re.compile(r"\b(\d{1,2})\s*(?:-\s*)?(?:year|yr)s?(?:\s*-?\s*old)?\b", re.I)
         units = sorted(cfg.units, key=len, reverse=True)
-        self._unit = re.compile(r"(?<![\w.])" + _NUM + r"\s*-?\s*(" + "|".join(re.escape(u) for u in units) + r")(?![a-z])", re.I)
+        self._unit = re.compile(
+            r"(?<![\w.])" + _NUM + r"\s*-?\s*(" + "|".join(re.escape(u) for u in units) + r")(?![a-z])", re.I
+        )
         self._colour = {c: _word(p, regex=True) for c, p in COLOUR_SYNONYMS.items()}
         self._conn = {c: _word(p, regex=True) for c, p in CONNECTIVITY_SYNONYMS.items()}
-        self._colour_cue = re.compile(r"\b(?:colou?r(?:ed)?|in)\s*:?\s*([a-z]+(?: [a-z]+)?)\s*(?:colou?r(?:ed)?)?", re.I)
+        self._colour_cue = re.compile(
+            r"\b(?:colou?r(?:ed)?|in)\s*:?\s*([a-z]+(?: [a-z]+)?)\s*(?:colou?r(?:ed)?)?", re.I
+        )
 
     def _pack_count(self, text: str) -> int | None:
         for pat in self._pack:
@@ -88,11 +110,17 @@ class AttributeReader:
             aud.append(f"{m.group(1)} year old")
         if aud:
             out["audience"] = aud[0] if len(aud) == 1 else aud
-        qty = [{"value": float(eval_frac(m.group(1))), "unit": self.cfg.units[m.group(2).lower()]}
-               for m in self._unit.finditer(low)]
+        qty = [
+            {"value": float(eval_frac(m.group(1))), "unit": self.cfg.units[m.group(2).lower()]}
+            for m in self._unit.finditer(low)
+        ]
         if qty:
             out["quantities"] = qty
-            caps = [q["value"] * {"gb": 1.0, "tb": 1000.0, "mb": 0.001}[q["unit"]] for q in qty if q["unit"] in ("gb", "tb", "mb")]
+            caps = [
+                q["value"] * {"gb": 1.0, "tb": 1000.0, "mb": 0.001}[q["unit"]]
+                for q in qty
+                if q["unit"] in ("gb", "tb", "mb")
+            ]
             if caps:
                 out["capacity_gb"] = max(caps)
         colours = [c for c, pat in self._colour.items() if pat.search(low)]
@@ -105,7 +133,7 @@ class AttributeReader:
 
 
 def eval_frac(s: str) -> float:
-    """"1/4" -> 0.25, "7.5" -> 7.5."""
+    """ "1/4" -> 0.25, "7.5" -> 7.5."""
     if "/" in s:
         a, b = s.split("/")
         return float(a) / float(b) if float(b) else 0.0

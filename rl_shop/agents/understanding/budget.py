@@ -51,7 +51,7 @@ class BudgetReader:
 
     def _currency(self, text: str, m: re.Match[str]) -> tuple[float | None, int, int]:
         """(USD rate, start, end) of the money mention around number match ``m`` (rate None: no currency)."""
-        before, after = text[: m.start()], text[m.end():]
+        before, after = text[: m.start()], text[m.end() :]
         if (c := self._cur_before.search(before[-8:])) is not None:
             return self.cfg.currencies[c.group(1).lower()], m.start() - (len(before[-8:]) - c.start()), m.end()
         if (c := self._cur_after.match(after)) is not None:
@@ -73,21 +73,20 @@ class BudgetReader:
         # Ranges: "between $12 and $25", "$12-$25", "from 10 to 20 dollars"
         for i in range(len(mentions) - 1):
             a, b = mentions[i], mentions[i + 1]
-            if not self._joiner.match(text[a[2]:b[1]]) or not (a[3] or b[3]):
+            if not self._joiner.match(text[a[2] : b[1]]) or not (a[3] or b[3]):
                 continue
-            lead = text[max(0, a[1] - 12):a[1]].lower()
-            if not (a[3] and b[3]) and not re.search(r"(between|from|range|price|budget|\$)\s*$", lead):
-                if not b[3]:
-                    continue
+            lead = text[max(0, a[1] - 12) : a[1]].lower()
+            if not (a[3] and b[3]) and not re.search(r"(between|from|range|price|budget|\$)\s*$", lead) and not b[3]:
+                continue
             lo, hi = sorted((a[0], b[0] if b[3] or a[3] else b[0]))
             if hi <= self.cfg.max_plausible:
                 out.min, out.max = lo, hi
                 out.spans.append((a[1], b[2]))
                 used.update((i, i + 1))
-        for i, (value, s, e, has_cur, m) in enumerate(mentions):
+        for i, (value, s, e, has_cur, _m) in enumerate(mentions):
             if i in used or value <= 0 or value > self.cfg.max_plausible:
                 continue
-            before = text[max(0, s - 40):s]
+            before = text[max(0, s - 40) : s]
             if self._max_cue.search(before) or (has_cur and self._or_less.match(text[e:])):
                 if has_cur or self._bare_ok(text, e):
                     out.max = value if out.max is None else min(out.max, value)

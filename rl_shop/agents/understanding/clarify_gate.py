@@ -18,10 +18,23 @@ from rl_shop.agents.understanding.logistic_gate import LogisticGate
 from rl_shop.paths import CONFIG_DIR
 
 GATE_PATH = CONFIG_DIR / "agents" / "clarify_gate.yaml"
-FEATURES = ("has_type", "catalog_type", "log_words", "short", "n_constraints", "vague", "question", "brand",
-            "info_request", "shopping_verb")
-_INFO = re.compile(r"^\s*(?:tell me (?:about|more)|(?:find |i'?m looking for |looking for )?information|what is|who is|"
-                   r"i'?d like to (?:know|learn)|i want to know|how (?:to|do|does|can))\b", re.I)
+FEATURES = (
+    "has_type",
+    "catalog_type",
+    "log_words",
+    "short",
+    "n_constraints",
+    "vague",
+    "question",
+    "brand",
+    "info_request",
+    "shopping_verb",
+)
+_INFO = re.compile(
+    r"^\s*(?:tell me (?:about|more)|(?:find |i'?m looking for |looking for )?information|what is|who is|"
+    r"i'?d like to (?:know|learn)|i want to know|how (?:to|do|does|can))\b",
+    re.I,
+)
 _SHOP = re.compile(r"\b(?:buy|looking for|need|want|find me|shop|purchase|order|get me|recommend)\b", re.I)
 
 
@@ -46,6 +59,6 @@ class ClarifyGate(LogisticGate):
     """p(clarify) = sigmoid(bias + sum_i w_i x_i); clarify when p >= threshold."""
 
     @classmethod
-    def load(cls, path: str | Path = GATE_PATH) -> "ClarifyGate":
+    def load(cls, path: str | Path = GATE_PATH) -> ClarifyGate:
         gate, _ = LogisticGate.read(path, FEATURES, "python experiments/fit_clarify_gate.py")
         return cls(gate.weights, gate.bias, gate.threshold)

@@ -39,8 +39,14 @@ class ExclusionReader:
         self._free = re.compile(r"((?:" + _WORD + r"(?:\s*(?:,|and|&|or|/)\s*|\s+|-)){1,6}?)-?\s*free\b", re.I)
         self._non = re.compile(r"(?<![a-z])non[- ]?(" + _WORD + r")", re.I)
         cues = sorted((c for c in cfg.cues if c.lower() != "non"), key=len, reverse=True)
-        self._cue = re.compile(r"(?<![a-z'])(" + "|".join(re.escape(c) for c in cues) + r")\s+((?:" + _WORD
-                               + r"(?:\s*(?:,|or|nor|and|/)\s*|\s+)?){1,6})", re.I)
+        self._cue = re.compile(
+            r"(?<![a-z'])("
+            + "|".join(re.escape(c) for c in cues)
+            + r")\s+((?:"
+            + _WORD
+            + r"(?:\s*(?:,|or|nor|and|/)\s*|\s+)?){1,6})",
+            re.I,
+        )
 
     def _phrase(self, words: list[str]) -> str | None:
         """The excluded phrase from the words after a cue: up to ``max_words`` content words."""
@@ -104,8 +110,11 @@ class ExclusionReader:
                 phrase = self._phrase(words)
                 if phrase is None:
                     break
-                if i > 0 and cue not in ("anything but", "other than", "except", "excluding", "not", "no") \
-                        and phrase.split()[0] not in brands:
+                if (
+                    i > 0
+                    and cue not in ("anything but", "other than", "except", "excluding", "not", "no")
+                    and phrase.split()[0] not in brands
+                ):
                     break
                 found.append(Exclusion(phrase, m.span()))
                 if len(item.split()) > self.cfg.max_words:

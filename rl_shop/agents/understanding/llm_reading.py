@@ -13,7 +13,8 @@ catalog has.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Iterable
+from collections.abc import Iterable
+from typing import Annotated, Any
 
 from pydantic import BaseModel, Field, StringConstraints
 
@@ -25,7 +26,8 @@ _WORD = re.compile(r"[a-z0-9]+")
 SYSTEM_PROMPT = (
     "You read a shopping request. Answer with the product type as the shopper names it (a short noun "
     "phrase), the store category that sells it (null when the store does not carry it), the maximum budget "
-    "in USD (null when none is given) and the things the shopper wants to avoid ([] when none).")
+    "in USD (null when none is given) and the things the shopper wants to avoid ([] when none)."
+)
 
 
 class LLMReading(BaseModel):
@@ -45,9 +47,12 @@ def reading_messages(text: str) -> list[dict[str, str]]:
 def target_reading(labels: dict[str, Any]) -> LLMReading:
     """The answer a hand-labelled request should get (``docs/labelling_guide.md`` fields)."""
     cats = labels.get("catalog_categories") or []
-    return LLMReading(product_type=labels.get("product_type") or None,
-                      category=cats[0] if labels.get("in_catalog") and cats else None,
-                      budget_max=labels.get("budget_max"), exclusions=list(labels.get("exclusions") or [])[:3])
+    return LLMReading(
+        product_type=labels.get("product_type") or None,
+        category=cats[0] if labels.get("in_catalog") and cats else None,
+        budget_max=labels.get("budget_max"),
+        exclusions=list(labels.get("exclusions") or [])[:3],
+    )
 
 
 def _words(text: str) -> list[str]:

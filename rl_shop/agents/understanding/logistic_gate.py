@@ -7,9 +7,9 @@ and fitting scripts differ (``clarify_gate.py``, ``semantic_types.py``).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import yaml
 
@@ -32,7 +32,7 @@ class LogisticGate:
         return self.probability(features) >= self.threshold
 
     @classmethod
-    def read(cls, path: str | Path, features: Sequence[str], fit_command: str) -> tuple["LogisticGate", dict]:
+    def read(cls, path: str | Path, features: Sequence[str], fit_command: str) -> tuple[LogisticGate, dict]:
         """The gate stored at ``path`` (weights for every name in ``features``) and the file's other keys."""
         path = Path(path)
         if not path.is_file():
@@ -42,13 +42,20 @@ class LogisticGate:
             weights = {k: float(data["weights"][k]) for k in features}
             return cls(weights, float(data["bias"]), float(data.get("threshold", 0.5))), data
         except (KeyError, TypeError, ValueError) as exc:
-            raise AgentConfigError(f"{path}: malformed gate ({exc!r}); expected weights for {list(features)}, "
-                                   f"bias and threshold; refit with `{fit_command}`") from None
+            raise AgentConfigError(
+                f"{path}: malformed gate ({exc!r}); expected weights for {list(features)}, "
+                f"bias and threshold; refit with `{fit_command}`"
+            ) from None
 
     @staticmethod
-    def write(path: str | Path, weights: dict[str, float], bias: float, threshold: float, script: str,
-              **extra: object) -> None:
+    def write(
+        path: str | Path, weights: dict[str, float], bias: float, threshold: float, script: str, **extra: object
+    ) -> None:
         """Stores a fitted gate (and ``extra`` keys such as the data card of the fit)."""
-        out = {"bias": float(bias), "threshold": float(threshold),
-               "weights": {k: round(float(w), 4) for k, w in weights.items()}, **extra}
+        out = {
+            "bias": float(bias),
+            "threshold": float(threshold),
+            "weights": {k: round(float(w), 4) for k, w in weights.items()},
+            **extra,
+        }
         Path(path).write_text(f"# Fitted by {script}; do not edit by hand.\n" + yaml.safe_dump(out, sort_keys=True))

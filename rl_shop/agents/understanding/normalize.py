@@ -7,8 +7,18 @@ import unicodedata
 
 _SPACE = re.compile(r"\s+")
 # Typographic look-alikes NFKC keeps: curly quotes and dashes read as their ASCII forms.
-_ASCII = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"', "\u2013": "-", "\u2014": "-",
-                        "\u2212": "-", "\u00a0": " "})
+_ASCII = str.maketrans(
+    {
+        "\u2018": "'",
+        "\u2019": "'",
+        "\u201c": '"',
+        "\u201d": '"',
+        "\u2013": "-",
+        "\u2014": "-",
+        "\u2212": "-",
+        "\u00a0": " ",
+    }
+)
 
 
 def normalize_text(text: str) -> str:

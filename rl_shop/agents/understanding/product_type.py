@@ -12,15 +12,25 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter, defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Iterable
 
 from rl_shop.agents.understanding.config import ProductTypeConfig
 
 _TOKEN = re.compile(r"[a-z][a-z0-9'+&.-]*[a-z0-9+]|[a-z]")
 _TITLE_CUT = re.compile(r"\s(?:-|–|with|for|w/|by|in|featuring|includes?|compatible)\s|[,(|:;/\[]")
-_IRREGULAR = {"mice": "mouse", "knives": "knife", "shelves": "shelf", "leaves": "leaf", "feet": "foot",
-              "batteries": "battery", "accessories": "accessory", "men": "man", "women": "woman", "children": "child"}
+_IRREGULAR = {
+    "mice": "mouse",
+    "knives": "knife",
+    "shelves": "shelf",
+    "leaves": "leaf",
+    "feet": "foot",
+    "batteries": "battery",
+    "accessories": "accessory",
+    "men": "man",
+    "women": "woman",
+    "children": "child",
+}
 _NO_STRIP = ("ss", "us", "is", "ics", "ous", "sis", "ies")
 
 
@@ -110,7 +120,7 @@ class ProductTypeIndex:
         self._skip_heads = self._generic | self._not_heads
 
     @classmethod
-    def from_catalog(cls, catalog: object, cfg: ProductTypeConfig) -> "ProductTypeIndex":
+    def from_catalog(cls, catalog: object, cfg: ProductTypeConfig) -> ProductTypeIndex:
         return cls(catalog["title"].astype(str), catalog["category"].astype(str), cfg)  # type: ignore[index]
 
     @staticmethod
@@ -137,7 +147,7 @@ class ProductTypeIndex:
             changed = False
             for op in self._openers:
                 if low.startswith(" " + op + " "):
-                    low = low[len(op) + 1:]
+                    low = low[len(op) + 1 :]
                     changed = True
         segments: list[list[str]] = [[]]
         for tok in low.split():
@@ -185,7 +195,7 @@ class ProductTypeIndex:
         words = [singular(w) for w in seg]
         for n in range(min(4, len(words)), 1, -1):
             for i in range(len(words) - n + 1):
-                cand = " ".join(words[i:i + n])
+                cand = " ".join(words[i : i + n])
                 if cand.split()[-1] == head and cand in self.category_names:
                     return self.category_names[cand]
         return None
@@ -201,8 +211,11 @@ class ProductTypeIndex:
         if seg[-2] in skip_words or mod in self._not_heads or self.headness(mod) < self.cfg.compound_headness:
             return False  # an adjective, a spec or a property word: "strappy heels", "ssd desktop", "black speaker"
         pair = f"{seg[-2]} {head}"
-        return pair not in self.title_bigrams and f"{mod} {head}" not in self.title_bigrams \
+        return (
+            pair not in self.title_bigrams
+            and f"{mod} {head}" not in self.title_bigrams
             and phrase_key([mod, head]) not in self.category_names
+        )
 
     def headness(self, word: str) -> float:
         """How much ``word`` behaves as a product noun in the catalog's titles: the share of the
@@ -224,8 +237,11 @@ class ProductTypeIndex:
         catalog product noun keeps the last words of its first phrase as an uncarried type.
         """
         segments = [[w for w in seg if _content(w)] for seg in self._segments(text)]
-        segments = [s[: max(i for i, w in enumerate(s) if w not in self._generic) + 1]
-                    for s in segments if any(w not in self._generic for w in s)]
+        segments = [
+            s[: max(i for i, w in enumerate(s) if w not in self._generic) + 1]
+            for s in segments
+            if any(w not in self._generic for w in s)
+        ]
         if not segments:
             return ProductType(None, False)
         # English noun phrases are head-final: the head is the rightmost product noun of the first
@@ -245,7 +261,7 @@ class ProductTypeIndex:
         si, wi = pick
         # The phrase goes on past the head with a word no catalog title has ("manual toothbrush",
         # "usb lunch box"?): that word is the real head, a product the catalog does not carry.
-        tail = [w for w in segments[si][wi + 1:] if w not in self._not_heads and w not in skip_words]
+        tail = [w for w in segments[si][wi + 1 :] if w not in self._not_heads and w not in skip_words]
         if tail and self.word_titles.get(singular(tail[-1]), 0) == 0 and singular(tail[-1]) not in self.category_names:
             return ProductType(" ".join(segments[si][-2:]), False)
         seg = segments[si][: wi + 1]

@@ -18,9 +18,10 @@ by ``experiments/fit_type_gate.py`` and live in ``configs/agents/type_gate.yaml`
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -30,18 +31,25 @@ from rl_shop.paths import CONFIG_DIR
 
 TYPE_GATE_PATH = CONFIG_DIR / "agents" / "type_gate.yaml"
 FIT_COMMAND = "python experiments/fit_type_gate.py"
-GATE_FEATURES = ("lexical_carried", "log_support", "lexical_share", "centroid_top", "centroid_margin",
-                 "neighbour_top", "neighbour_mean5")
-N_NEIGHBOURS = 5   # nearest products behind the neighbour features
-N_CATEGORIES = 5   # categories kept on a reading, best first
+GATE_FEATURES = (
+    "lexical_carried",
+    "log_support",
+    "lexical_share",
+    "centroid_top",
+    "centroid_margin",
+    "neighbour_top",
+    "neighbour_mean5",
+)
+N_NEIGHBOURS = 5  # nearest products behind the neighbour features
+N_CATEGORIES = 5  # categories kept on a reading, best first
 
 
 @dataclass
 class TypeEvidence:
     """What the embedding says about one request: per-category scores and the gate's inputs."""
 
-    centroid: np.ndarray      # cos(e_q, mu_c) per category
-    lexical: np.ndarray       # the lexical reader's share per category (0 where it has none)
+    centroid: np.ndarray  # cos(e_q, mu_c) per category
+    lexical: np.ndarray  # the lexical reader's share per category (0 where it has none)
     features: dict[str, float]
 
     def scores(self, lexical_weight: float) -> np.ndarray:
@@ -57,8 +65,15 @@ def _top(values: np.ndarray, k: int) -> np.ndarray:
 class SemanticTypes:
     """Category ranking and the carried-or-not decision for a lexical :class:`ProductType`."""
 
-    def __init__(self, categories: Sequence[str], centroids: np.ndarray, products: np.ndarray,
-                 embed: Callable[[Sequence[str]], np.ndarray], gate: LogisticGate, lexical_weight: float) -> None:
+    def __init__(
+        self,
+        categories: Sequence[str],
+        centroids: np.ndarray,
+        products: np.ndarray,
+        embed: Callable[[Sequence[str]], np.ndarray],
+        gate: LogisticGate,
+        lexical_weight: float,
+    ) -> None:
         self.categories = list(categories)
         self._position = {c: i for i, c in enumerate(self.categories)}
         self.centroids = centroids
@@ -74,8 +89,9 @@ class SemanticTypes:
         return gate, float(data.get("lexical_weight", 0.0))
 
     @classmethod
-    def from_index(cls, index: Any, gate: LogisticGate | None = None,
-                   lexical_weight: float | None = None) -> "SemanticTypes":
+    def from_index(
+        cls, index: Any, gate: LogisticGate | None = None, lexical_weight: float | None = None
+    ) -> SemanticTypes:
         """Centroids from a :class:`~rl_shop.catalog.index.HybridIndex`'s product embeddings."""
         if gate is None or lexical_weight is None:
             fitted, weight = cls.load_gate()
@@ -101,9 +117,12 @@ class SemanticTypes:
         top2 = _top(centroid, 2)
         second = float(top2[1]) if len(top2) > 1 else 0.0  # a one-category catalog: no runner-up
         features = {
-            "lexical_carried": float(lexical.in_catalog), "log_support": math.log1p(lexical.support),
-            "lexical_share": float(shares.max(initial=0.0)), "centroid_top": float(top2[0]),
-            "centroid_margin": float(top2[0]) - second, "neighbour_top": float(near[0]),
+            "lexical_carried": float(lexical.in_catalog),
+            "log_support": math.log1p(lexical.support),
+            "lexical_share": float(shares.max(initial=0.0)),
+            "centroid_top": float(top2[0]),
+            "centroid_margin": float(top2[0]) - second,
+            "neighbour_top": float(near[0]),
             "neighbour_mean5": float(near.mean()),
         }
         return TypeEvidence(centroid, shares, features)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from typing import Iterable
+from collections.abc import Iterable
 
 from spellchecker import SpellChecker
 
@@ -22,8 +22,9 @@ _WORD = re.compile(r"[A-Za-z]+")
 class SpellingCorrector:
     """Corrects words towards ``vocabulary`` (word -> frequency) and ``lexicon`` (cue words)."""
 
-    def __init__(self, vocabulary: Counter[str], lexicon: Iterable[str], min_length: int = 5,
-                 min_count: int = 10) -> None:
+    def __init__(
+        self, vocabulary: Counter[str], lexicon: Iterable[str], min_length: int = 5, min_count: int = 10
+    ) -> None:
         self.vocab = vocabulary
         self.lexicon = {w.lower() for w in lexicon}
         self.min_length = min_length
@@ -37,8 +38,11 @@ class SpellingCorrector:
         low = word.lower()
         if len(low) < self.min_length or self._known(low):
             return word
-        cands = [c for c in (self._english.edit_distance_1(low) or ())
-                 if c in self.lexicon or self.vocab.get(c, 0) >= self.min_count]
+        cands = [
+            c
+            for c in (self._english.edit_distance_1(low) or ())
+            if c in self.lexicon or self.vocab.get(c, 0) >= self.min_count
+        ]
         if not cands:
             return word
         return max(cands, key=lambda c: (c in self.lexicon, self.vocab.get(c, 0), c))

@@ -60,29 +60,40 @@ def make_backend(cfg: WebSearchConfig) -> SearchBackend:
         return LocalCorpusBackend.from_path(path, cfg.authority_by_source)
     if cfg.backend == "searxng":
         s = cfg.searxng
-        return SearxNGBackend(s.base_url, s.timeout_s, s.language, s.categories, s.authority_by_domain,
-                              s.default_authority)
+        return SearxNGBackend(
+            s.base_url, s.timeout_s, s.language, s.categories, s.authority_by_domain, s.default_authority
+        )
     raise AgentConfigError(f"unknown websearch backend {cfg.backend!r}; use 'local' or 'searxng'")
 
 
 class WebSearchAgent:
     """Generate queries, retrieve from the backend, filter with Eq. 4, integrate into a summary."""
 
-    def __init__(self, backend: SearchBackend, config: WebSearchConfig | dict[str, Any] | None = None,
-                 llm: Any | None = None) -> None:
+    def __init__(
+        self, backend: SearchBackend, config: WebSearchConfig | dict[str, Any] | None = None, llm: Any | None = None
+    ) -> None:
         if config is None:
             config = load_agent_config("websearch")
-        self.config: WebSearchConfig = (config if isinstance(config, WebSearchConfig)
-                                        else validate_config(WebSearchConfig, config, "agents/websearch"))
+        self.config: WebSearchConfig = (
+            config
+            if isinstance(config, WebSearchConfig)
+            else validate_config(WebSearchConfig, config, "agents/websearch")
+        )
         self.backend = backend
         self.llm = llm
 
     @classmethod
-    def from_config(cls, config: WebSearchConfig | dict[str, Any] | None = None, llm: Any | None = None) -> "WebSearchAgent":
+    def from_config(
+        cls, config: WebSearchConfig | dict[str, Any] | None = None, llm: Any | None = None
+    ) -> WebSearchAgent:
         """Build the agent and its configured backend."""
         if config is None:
             config = load_agent_config("websearch")
-        cfg = config if isinstance(config, WebSearchConfig) else validate_config(WebSearchConfig, config, "agents/websearch")
+        cfg = (
+            config
+            if isinstance(config, WebSearchConfig)
+            else validate_config(WebSearchConfig, config, "agents/websearch")
+        )
         return cls(make_backend(cfg), cfg, llm)
 
     def retrieve(self, queries: list[str]) -> list[RetrievedDocument]:
@@ -92,8 +103,9 @@ class WebSearchAgent:
             out.extend(self.backend.search(q, self.config.results_per_query))
         return out
 
-    def run(self, request: str, intent: IntentSpec | Any | None = None, purpose: str = "default",
-            today: date | None = None) -> WebSearchResult:
+    def run(
+        self, request: str, intent: IntentSpec | Any | None = None, purpose: str = "default", today: date | None = None
+    ) -> WebSearchResult:
         """Retrieve-Filter-Integrate for one request (``purpose`` picks the query templates)."""
         spec = IntentSpec.from_intent(intent) if intent is not None else None
         use_llm = self.llm if (self.llm is not None and hasattr(self.llm, "structured")) else None
@@ -111,5 +123,4 @@ class WebSearchAgent:
         if kept and not summary:
             summary = extractive_summary(request, kept, icfg.summary_sentences, icfg.summary_max_chars)
             source = "extractive" if summary else "none"
-        return WebSearchResult(queries=queries, documents=kept, dropped=dropped, summary=summary,
-                               summary_source=source)  # type: ignore[arg-type]
+        return WebSearchResult(queries=queries, documents=kept, dropped=dropped, summary=summary, summary_source=source)  # type: ignore[arg-type]

@@ -10,9 +10,10 @@ and published date, so the Eq. 4 filter treats it exactly like a live web result
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Mapping
 from datetime import date
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import bm25s
 import numpy as np
@@ -64,16 +65,18 @@ class LocalCorpusBackend:
         if not documents:
             raise SearchBackendError(f"LocalCorpusBackend needs at least one document; {BUILD_HINT}")
         overrides = dict(authority_by_source or {})
-        self.documents = [d.model_copy(update={"authority": overrides[d.source]}) if d.source in overrides else d
-                          for d in documents]
+        self.documents = [
+            d.model_copy(update={"authority": overrides[d.source]}) if d.source in overrides else d for d in documents
+        ]
         self._stemmer = _stemmer()
-        corpus_tokens = bm25s.tokenize([f"{d.title}\n{d.text}" for d in self.documents], stopwords="en",
-                                       stemmer=self._stemmer, show_progress=False)
+        corpus_tokens = bm25s.tokenize(
+            [f"{d.title}\n{d.text}" for d in self.documents], stopwords="en", stemmer=self._stemmer, show_progress=False
+        )
         self._retriever = bm25s.BM25()
         self._retriever.index(corpus_tokens, show_progress=False)
 
     @classmethod
-    def from_path(cls, path: str | Path, authority_by_source: Mapping[str, float] | None = None) -> "LocalCorpusBackend":
+    def from_path(cls, path: str | Path, authority_by_source: Mapping[str, float] | None = None) -> LocalCorpusBackend:
         """Load the JSON-lines corpus at ``path`` and index it."""
         return cls(load_corpus(path), authority_by_source)
 

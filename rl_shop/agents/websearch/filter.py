@@ -11,8 +11,8 @@ dropped ("applies thresholds for efficiency"), and at most ``max_documents`` are
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import date
-from typing import Iterable
 
 from pydantic import BaseModel, Field, field_validator
 
@@ -20,8 +20,45 @@ from rl_shop.agents.types import ScoredDocument, tokens
 from rl_shop.agents.websearch.backend import RetrievedDocument
 
 STOPWORDS = frozenset(
-    "a an and are as at be best buy by for from how i in is it me my of on or should the to vs what which who "
-    "with you your do does can get good".split()
+    [
+        "a",
+        "an",
+        "and",
+        "are",
+        "as",
+        "at",
+        "be",
+        "best",
+        "buy",
+        "by",
+        "for",
+        "from",
+        "how",
+        "i",
+        "in",
+        "is",
+        "it",
+        "me",
+        "my",
+        "of",
+        "on",
+        "or",
+        "should",
+        "the",
+        "to",
+        "vs",
+        "what",
+        "which",
+        "who",
+        "with",
+        "you",
+        "your",
+        "do",
+        "does",
+        "can",
+        "get",
+        "good",
+    ]
 )
 
 
@@ -75,8 +112,9 @@ def eq4_score(relevance: float, authority: float, freshness_: float, cfg: Filter
     return cfg.alpha * relevance + cfg.beta * authority + cfg.gamma * freshness_
 
 
-def filter_documents(retrieved: Iterable[RetrievedDocument], cfg: FilterConfig,
-                     today: date | None = None, request: str | None = None) -> tuple[list[ScoredDocument], int]:
+def filter_documents(
+    retrieved: Iterable[RetrievedDocument], cfg: FilterConfig, today: date | None = None, request: str | None = None
+) -> tuple[list[ScoredDocument], int]:
     """Score every retrieved document with Eq. 4, deduplicate by URL (best score wins), drop those
     below the threshold and keep the best ``max_documents``; returns (kept, number dropped).
 
@@ -96,8 +134,13 @@ def filter_documents(retrieved: Iterable[RetrievedDocument], cfg: FilterConfig,
         w = cfg.relevance_coverage_weight
         rel = w * cov + (1 - w) * norm
         fresh = freshness(doc.published, today, cfg.half_life_days, cfg.unknown_date_freshness)
-        scored = ScoredDocument(document=doc, relevance=rel, authority=doc.authority, freshness=fresh,
-                                score=eq4_score(rel, doc.authority, fresh, cfg))
+        scored = ScoredDocument(
+            document=doc,
+            relevance=rel,
+            authority=doc.authority,
+            freshness=fresh,
+            score=eq4_score(rel, doc.authority, fresh, cfg),
+        )
         if doc.url not in by_url or scored.score > by_url[doc.url].score:
             by_url[doc.url] = scored
     ranked = sorted(by_url.values(), key=lambda s: (-s.score, s.document.url))

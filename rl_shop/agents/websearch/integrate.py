@@ -68,8 +68,11 @@ def llm_summary(llm: SupportsChat, request: str, documents: list[ScoredDocument]
     """LLM compression of the numbered documents; empty string when the model returns nothing."""
     numbered = "\n".join(f"[{i + 1}] {d.document.title}: {d.document.text[:600]}" for i, d in enumerate(documents))
     messages = [
-        {"role": "system", "content": "Summarize only facts from the documents that help answer the shopper's "
-         "request, in at most three sentences, citing documents as [n]."},
+        {
+            "role": "system",
+            "content": "Summarize only facts from the documents that help answer the shopper's "
+            "request, in at most three sentences, citing documents as [n].",
+        },
         {"role": "user", "content": f"Request: {request}\nDocuments:\n{numbered}"},
     ]
     result: Any = llm.chat(messages, max_tokens=cfg.llm_max_tokens)

@@ -33,8 +33,9 @@ def _norm(q: str) -> str:
     return " ".join(tokens(q))
 
 
-def expand_queries(request: str, cfg: QueryGenerationConfig, purpose: str = "default",
-                   intent: IntentSpec | None = None) -> list[str]:
+def expand_queries(
+    request: str, cfg: QueryGenerationConfig, purpose: str = "default", intent: IntentSpec | None = None
+) -> list[str]:
     """Deterministic expansion: fill the purpose's templates with the request and category."""
     category = (intent.category if intent and intent.category else "") or request
     templates = cfg.templates.get(purpose) or cfg.templates.get("default") or ["{q}"]
@@ -53,17 +54,29 @@ def expand_queries(request: str, cfg: QueryGenerationConfig, purpose: str = "def
     return queries[: cfg.max_queries]
 
 
-def generate_queries(request: str, cfg: QueryGenerationConfig, purpose: str = "default",
-                     intent: IntentSpec | None = None, llm: SupportsStructured | None = None) -> list[str]:
+def generate_queries(
+    request: str,
+    cfg: QueryGenerationConfig,
+    purpose: str = "default",
+    intent: IntentSpec | None = None,
+    llm: SupportsStructured | None = None,
+) -> list[str]:
     """Search queries for ``request``: LLM expansion when enabled and usable, else templates."""
     if not request.strip():
         raise ValueError("WebSearch needs a non-empty request to generate queries from")
     if llm is not None and cfg.use_llm:
         messages = [
-            {"role": "system", "content": f"Write up to {cfg.max_queries} short web search queries that would find "
-             "information to answer the shopper's request. Return JSON {\"queries\": [...]}."},
-            {"role": "user", "content": request if intent is None else
-             f"{request}\nContext: {intent.model_dump_json(exclude_defaults=True)}"},
+            {
+                "role": "system",
+                "content": f"Write up to {cfg.max_queries} short web search queries that would find "
+                'information to answer the shopper\'s request. Return JSON {"queries": [...]}.',
+            },
+            {
+                "role": "user",
+                "content": request
+                if intent is None
+                else f"{request}\nContext: {intent.model_dump_json(exclude_defaults=True)}",
+            },
         ]
         try:
             result: Any = llm.structured(messages, QueryList)

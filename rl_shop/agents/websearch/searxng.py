@@ -9,11 +9,11 @@ format=json``), so a deployment gets real-time results without a commercial API 
 from __future__ import annotations
 
 import json
-import socket
 import urllib.error
 import urllib.parse
 import urllib.request
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from rl_shop.agents.types import WebDocument
 from rl_shop.agents.websearch.backend import RetrievedDocument, SearchBackendError
@@ -25,8 +25,15 @@ class SearxNGBackend:
 
     name = "searxng"
 
-    def __init__(self, base_url: str, timeout_s: float = 5.0, language: str = "en", categories: str = "general",
-                 authority_by_domain: Mapping[str, float] | None = None, default_authority: float = 0.4) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        timeout_s: float = 5.0,
+        language: str = "en",
+        categories: str = "general",
+        authority_by_domain: Mapping[str, float] | None = None,
+        default_authority: float = 0.4,
+    ) -> None:
         parsed = urllib.parse.urlparse(base_url)
         if parsed.scheme not in ("http", "https") or not parsed.netloc:
             raise ValueError(f"SearxNG base_url must look like http://host:port, got {base_url!r}")
@@ -49,30 +56,41 @@ class SearxNGBackend:
         return best
 
     def _get(self, query: str) -> dict[str, Any]:
-        params = urllib.parse.urlencode({"q": query, "format": "json", "language": self.language,
-                                         "categories": self.categories})
+        params = urllib.parse.urlencode(
+            {"q": query, "format": "json", "language": self.language, "categories": self.categories}
+        )
         url = f"{self.base_url}/search?{params}"
         request = urllib.request.Request(url, headers={"Accept": "application/json", "User-Agent": "rl_shop-websearch"})
         try:
             with urllib.request.urlopen(request, timeout=self.timeout_s) as resp:  # noqa: S310 - configured URL
                 body = resp.read()
         except urllib.error.HTTPError as exc:
-            hint = (" (SearxNG answers 403 when the JSON format is disabled: add `json` to search.formats "
-                    "in its settings.yml)") if exc.code == 403 else ""
+            hint = (
+                (
+                    " (SearxNG answers 403 when the JSON format is disabled: add `json` to search.formats "
+                    "in its settings.yml)"
+                )
+                if exc.code == 403
+                else ""
+            )
             raise SearchBackendError(f"SearxNG at {self.base_url} returned HTTP {exc.code}{hint}") from None
-        except (urllib.error.URLError, socket.timeout, TimeoutError, ConnectionError) as exc:
+        except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
             reason = getattr(exc, "reason", exc)
             raise SearchBackendError(
                 f"SearxNG at {self.base_url} is not reachable ({reason}); start it, fix websearch.searxng.base_url, "
-                f"or set websearch.backend=local in configs/agents/websearch.yaml") from None
+                f"or set websearch.backend=local in configs/agents/websearch.yaml"
+            ) from None
         try:
             data = json.loads(body.decode("utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError):
-            raise SearchBackendError(f"SearxNG at {self.base_url} did not return JSON "
-                                     f"(first bytes: {body[:60]!r}); is format=json enabled?") from None
+            raise SearchBackendError(
+                f"SearxNG at {self.base_url} did not return JSON (first bytes: {body[:60]!r}); is format=json enabled?"
+            ) from None
         if not isinstance(data, dict) or not isinstance(data.get("results", []), list):
-            raise SearchBackendError(f"SearxNG at {self.base_url} returned an unexpected JSON shape "
-                                     f"(expected an object with a 'results' list)")
+            raise SearchBackendError(
+                f"SearxNG at {self.base_url} returned an unexpected JSON shape "
+                f"(expected an object with a 'results' list)"
+            )
         return data
 
     def search(self, query: str, k: int) -> list[RetrievedDocument]:

@@ -22,7 +22,8 @@ Layout (``N_FEATURES`` = 47 float32 values, all in [0, 1]):
 from __future__ import annotations
 
 import struct
-from typing import Iterable, NamedTuple
+from collections.abc import Iterable
+from typing import NamedTuple
 
 import numpy as np
 
@@ -54,9 +55,7 @@ LOG2_CAND_IDX = ROUNDS_IDX + 1
 KNOWN_FRAC_IDX = LOG2_CAND_IDX + 1
 
 # BITS[mask] = the 9 slot flags of a bitmask as float32; one gather instead of a Python loop.
-BITS: np.ndarray = ((np.arange(ALL_SLOTS_MASK + 1)[:, None] >> np.arange(N_SLOTS)) & 1).astype(
-    np.float32
-)
+BITS: np.ndarray = ((np.arange(ALL_SLOTS_MASK + 1)[:, None] >> np.arange(N_SLOTS)) & 1).astype(np.float32)
 BITS.setflags(write=False)
 _QT_ONEHOT: np.ndarray = np.eye(N_QUERY_TYPES, dtype=np.float32)
 _POPCOUNT_FRAC: np.ndarray = (BITS.sum(axis=1) / N_SLOTS).astype(np.float32)
@@ -138,14 +137,12 @@ class DialogueState(NamedTuple):
         max_rounds: int,
         n_candidates: int,
         catalog_size: int,
-    ) -> "DialogueState":
+    ) -> DialogueState:
         """Build (and validate) a state from slot names and candidate counts, as a Guider sees it."""
         if catalog_size < 1:
             raise ValueError(f"catalog_size must be >= 1, got {catalog_size}")
         if not 0 <= n_candidates <= catalog_size:
-            raise ValueError(
-                f"n_candidates must be in 0..catalog_size ({catalog_size}), got {n_candidates}"
-            )
+            raise ValueError(f"n_candidates must be in 0..catalog_size ({catalog_size}), got {n_candidates}")
         state = cls(
             query_type=query_type_index(query_type),
             known=slots_to_mask(known),

@@ -78,10 +78,7 @@ class CollaborateState:
 def featurize(state: CollaborateState) -> np.ndarray:
     """One observation row (float32, ``FEATURE_NAMES`` order)."""
     if not 0 <= state.predicted_type < N_TYPES:
-        raise ValueError(
-            f"CollaborateState.predicted_type={state.predicted_type} is not an index into "
-            f"{QUERY_TYPES}."
-        )
+        raise ValueError(f"CollaborateState.predicted_type={state.predicted_type} is not an index into {QUERY_TYPES}.")
     onehot = [0.0] * N_TYPES
     onehot[state.predicted_type] = 1.0
     score = reflection_score(state.relevance_hat, state.satisfaction_hat, state.gamma)

@@ -10,8 +10,8 @@ all agree on what action ``k`` means.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import numpy as np
 
@@ -66,8 +66,7 @@ def featurize(state: ScheduleState) -> np.ndarray:
     n = len(state.task_types)
     if len(state.status) != n:
         raise ValueError(
-            f"ScheduleState: status has {len(state.status)} entries but task_types has {n}; "
-            "give one status per task."
+            f"ScheduleState: status has {len(state.status)} entries but task_types has {n}; give one status per task."
         )
     ages = state.running_age_s if len(state.running_age_s) else [0.0] * n
     running = [0.0] * N_TASK_TYPES
@@ -191,9 +190,7 @@ def readiness_vector(status: Sequence[int], levels: Sequence[float] = (0.0, 0.5,
     return [float(levels[min(int(s), 2)]) for s in status]
 
 
-def eq1_should_fire(
-    r_prev: Sequence[float], r_now: Sequence[float], delta: float, alpha: float, t: float
-) -> bool:
+def eq1_should_fire(r_prev: Sequence[float], r_now: Sequence[float], delta: float, alpha: float, t: float) -> bool:
     """MACDF Eq. 1 condition at time ``t``: ``||e(t)|| > delta * exp(-alpha * t)``.
 
     ``e(t) = r(t) - r(t_{k-1})`` (Euclidean norm). ``t`` is measured from the time origin the
@@ -251,15 +248,11 @@ def build_trigger_grid(
     for d in delta_grid:
         d = float(d)
         if not (math.isfinite(d) and d > 0):
-            raise ValueError(
-                f"delta_grid contains {d}; the Eq. 1 threshold delta must be a positive number."
-            )
+            raise ValueError(f"delta_grid contains {d}; the Eq. 1 threshold delta must be a positive number.")
         for a in alpha_grid:
             a = float(a)
             if not (math.isfinite(a) and a >= 0):
-                raise ValueError(
-                    f"alpha_grid contains {a}; the Eq. 1 decay alpha must be >= 0 (0 = no decay)."
-                )
+                raise ValueError(f"alpha_grid contains {a}; the Eq. 1 decay alpha must be >= 0 (0 = no decay).")
             grid.append(TriggerSpec("eq1", delta=d, alpha=a))
     for p in periodic_grid_s:
         p = float(p)

@@ -61,12 +61,12 @@ class ClarifyPriors:
         return float(self.leave_hazard[min(max(rounds, 0), self.leave_hazard.size - 1)])
 
     @classmethod
-    def uniform(cls) -> "ClarifyPriors":
+    def uniform(cls) -> ClarifyPriors:
         """No knowledge: every slot equally promising (ties go to ``SLOTS`` order), one gold product."""
         return cls(np.ones((N_QUERY_TYPES, N_SLOTS)), np.zeros(N_QUERY_TYPES), np.zeros(1))
 
     @classmethod
-    def from_pool(cls, pool: Any) -> "ClarifyPriors":
+    def from_pool(cls, pool: Any) -> ClarifyPriors:
         """Average over a simulated intent pool (``envs.intent_pool.IntentPool`` or alike).
 
         Uses the pool's per-intent tables ``query_type``, ``stated``, ``log2_candidates``,

@@ -10,7 +10,7 @@ they run in exactly the same env as a learned policy and their returns are direc
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
