@@ -22,24 +22,20 @@ from envs.clarify_params import (  # noqa: F401  (re-exported: the env's public 
     resolve_pool,
 )
 from envs.intent_pool import N_MASKS, IntentPool
-from rl_shop.policies.features.clarify import (
+from rl_shop.policies.features.clarify import (  # noqa: F401  (ACTION_NAMES ... MASK_TABLE: re-exported)
+    ACTION_NAMES,
+    MASK_ROWS,
+    MASK_TABLE,
+    N_ACTIONS,
     N_FEATURES,
     N_SLOTS,
+    STOP,
+    SUGGEST,
     DialogueState,
     featurize_fields,
 )
-from rl_shop.sim.slots import QUERY_TYPES, SLOTS
+from rl_shop.sim.slots import QUERY_TYPES
 
-ACTION_NAMES: tuple[str, ...] = tuple(f"ask_{s}" for s in SLOTS) + ("suggest", "stop")
-SUGGEST: int = N_SLOTS
-STOP: int = N_SLOTS + 1
-N_ACTIONS: int = len(ACTION_NAMES)
-
-# MASK_TABLE[blocked] = action mask when the slots in `blocked` may not be asked again.
-MASK_TABLE: np.ndarray = np.ones((N_MASKS, N_ACTIONS), dtype=bool)
-MASK_TABLE[:, :N_SLOTS] = ((np.arange(N_MASKS)[:, None] >> np.arange(N_SLOTS)) & 1) == 0
-MASK_TABLE.setflags(write=False)
-_MASK_ROWS: list[np.ndarray] = list(MASK_TABLE)
 POPCOUNT: np.ndarray = np.array([bin(m).count("1") for m in range(N_MASKS)], dtype=np.int64)
 # KTH_BIT[mask, k] = the k-th lowest set bit of mask (as a bit value), 0 past the last one.
 KTH_BIT: np.ndarray = np.zeros((N_MASKS, N_SLOTS), dtype=np.int64)
@@ -219,7 +215,7 @@ class ClarifyEnv(gym.Env):
 
     def action_masks(self) -> np.ndarray:
         """Valid actions (bool[11]) for MaskablePPO: no re-asking a known or asked slot."""
-        return _MASK_ROWS[self._known | self._asked].copy()
+        return MASK_ROWS[self._known | self._asked].copy()
 
     # ------------------------------------------------------------------ gym API
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
@@ -253,7 +249,7 @@ class ClarifyEnv(gym.Env):
             "intent_gain": 0.0,
             "rounds": 0,
             "query_type": self._qt_name,
-            "action_mask": _MASK_ROWS[self._known].copy(),
+            "action_mask": MASK_ROWS[self._known].copy(),
             "intent_index": intent,
         }
         # The first observation depends on the intent only: cache its bytes per intent.
@@ -350,7 +346,7 @@ class ClarifyEnv(gym.Env):
             "intent_gain": intent_gain,
             "rounds": rounds,
             "query_type": self._qt_name,
-            "action_mask": _MASK_ROWS[self._known | self._asked].copy(),
+            "action_mask": MASK_ROWS[self._known | self._asked].copy(),
             "outcome": outcome,
         }
         if terminated:

@@ -16,6 +16,7 @@ import numpy as np
 import yaml
 
 from envs.intent_pool import IntentPool, IntentPoolError, load_or_build_intent_pool
+from envs.specs import CLARIFY
 from rl_shop.paths import CONFIG_DIR
 
 CONFIG_PATH: Path = CONFIG_DIR / "env" / "clarify.yaml"
@@ -56,7 +57,7 @@ def resolve_params(**overrides: Any) -> ClarifyParams:
     unknown = set(overrides) - set(kwargs)
     if unknown:
         raise TypeError(
-            f"unknown Clarify-v0 argument(s) {sorted(unknown)}; valid ones are {sorted(kwargs)} "
+            f"unknown {CLARIFY.id} argument(s) {sorted(unknown)}; valid ones are {sorted(kwargs)} "
             "(plus intent_pool and render_mode)"
         )
     kwargs.update({k: v for k, v in overrides.items() if v is not None})
@@ -67,17 +68,17 @@ def resolve_params(**overrides: Any) -> ClarifyParams:
     def number(name: str, low: float = 0.0, high: float = math.inf, low_open: bool = False) -> float:
         value = kwargs[name]
         if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-            raise ValueError(f"Clarify-v0 argument {name} must be a number, got {value!r}")
+            raise ValueError(f"{CLARIFY.id} argument {name} must be a number, got {value!r}")
         value = float(value)
         if not math.isfinite(value) or value < low or value > high or (low_open and value == low):
             bound = f"({low}, {high}]" if low_open else f"[{low}, {high}]"
-            raise ValueError(f"Clarify-v0 argument {name}={value} is out of range {bound}")
+            raise ValueError(f"{CLARIFY.id} argument {name}={value} is out of range {bound}")
         return value
 
     def integer(name: str, low: int) -> int:
         value = kwargs[name]
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-            raise ValueError(f"Clarify-v0 argument {name} must be an integer >= {low}, got {value!r}")
+            raise ValueError(f"{CLARIFY.id} argument {name} must be an integer >= {low}, got {value!r}")
         return int(value)
 
     sim_config = kwargs["sim_config"]

@@ -40,7 +40,6 @@ class ClarifyTorchVectorEnv:
     INFO_KEYS = INFO_KEYS
     n_actions = N_ACTIONS
     n_features = N_FEATURES
-    env_id = "rl_shop/Clarify-v0"
 
     def __init__(
         self,

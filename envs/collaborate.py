@@ -21,6 +21,7 @@ from gymnasium import spaces
 from scipy.special import ndtri
 
 from envs.dag import EpisodeUniforms
+from envs.specs import COLLABORATE
 from rl_shop.paths import CONFIG_DIR
 from rl_shop.policies.features.collaborate import (
     ACTION_NAMES,
@@ -32,6 +33,7 @@ from rl_shop.policies.features.collaborate import (
     REPLAN,
     WEB_SEARCH,
     CollaborateState,
+    action_mask_terms,
     featurize,
 )
 from rl_shop.sim.config import load_sim_config
@@ -74,9 +76,9 @@ def _num(value: Any, key: str, lo: float = -math.inf, hi: float = math.inf) -> f
     try:
         x = float(value)
     except (TypeError, ValueError) as exc:
-        raise ValueError(f"Collaborate-v0: {key} must be a number, got {value!r}.") from exc
+        raise ValueError(f"{COLLABORATE.id}: {key} must be a number, got {value!r}.") from exc
     if not (math.isfinite(x) and lo <= x <= hi):
-        raise ValueError(f"Collaborate-v0: {key}={x} is outside [{lo}, {hi}].")
+        raise ValueError(f"{COLLABORATE.id}: {key}={x} is outside [{lo}, {hi}].")
     return x
 
 
@@ -153,7 +155,7 @@ def parse_collaborate_kwargs(**overrides: Any) -> CollaborateParams:
     unknown = sorted(set(overrides) - set(kw))
     if unknown:
         raise TypeError(
-            f"unknown Collaborate-v0 argument(s) {unknown}; known arguments: {sorted(kw)} (see {CONFIG_PATH})."
+            f"unknown {COLLABORATE.id} argument(s) {unknown}; known arguments: {sorted(kw)} (see {CONFIG_PATH})."
         )
     kw.update(overrides)
     sim = load_sim_config(kw["sim_config"]) if kw["sim_config"] else load_sim_config()
@@ -161,7 +163,7 @@ def parse_collaborate_kwargs(**overrides: Any) -> CollaborateParams:
     if not isinstance(types, dict) or set(types) != set(QUERY_TYPES):
         got = sorted(types) if isinstance(types, dict) else types
         raise ValueError(
-            f"Collaborate-v0: 'types' must give parameters for exactly the 8 ECCD query types "
+            f"{COLLABORATE.id}: 'types' must give parameters for exactly the 8 ECCD query types "
             f"{list(QUERY_TYPES)}; got {got}."
         )
     tab: dict[str, list[Any]] = {k: [] for k in _TYPE_KEYS}
@@ -169,7 +171,7 @@ def parse_collaborate_kwargs(**overrides: Any) -> CollaborateParams:
         spec = types[t]
         missing = [k for k in _TYPE_KEYS if k not in spec]
         if missing:
-            raise ValueError(f"Collaborate-v0: types.{t} lacks {missing}; see {CONFIG_PATH}.")
+            raise ValueError(f"{COLLABORATE.id}: types.{t} lacks {missing}; see {CONFIG_PATH}.")
         for k in _TYPE_KEYS:
             tab[k].append(spec[k])
     clarity = np.array(tab["clarity"], dtype=float)
@@ -178,7 +180,7 @@ def parse_collaborate_kwargs(**overrides: Any) -> CollaborateParams:
         or not (clarity.min() >= 0 and clarity.max() <= 1)
         or (clarity[:, 0] > clarity[:, 1]).any()
     ):
-        raise ValueError("Collaborate-v0: types.*.clarity must be [low, high] with 0 <= low <= high <= 1.")
+        raise ValueError(f"{COLLABORATE.id}: types.*.clarity must be [low, high] with 0 <= low <= high <= 1.")
     arrays = {}
     for k in ("clarify_gain", "rel_max", "web_need", "web_gain", "p_bad_plan", "type_accuracy"):
         arr = np.array([_num(v, f"types.{t}.{k}", 0.0, 1.0) for t, v in zip(QUERY_TYPES, tab[k])])
@@ -191,24 +193,24 @@ def parse_collaborate_kwargs(**overrides: Any) -> CollaborateParams:
     )
     acts = kw["actions"]
     if not isinstance(acts, dict) or set(acts) != set(ACTION_NAMES):
-        raise ValueError(f"Collaborate-v0: 'actions' must give latency_s and compute for {list(ACTION_NAMES)}.")
+        raise ValueError(f"{COLLABORATE.id}: 'actions' must give latency_s and compute for {list(ACTION_NAMES)}.")
     latency = np.array([_num(acts[a]["latency_s"], f"actions.{a}.latency_s", 0.0) for a in ACTION_NAMES])
     compute = np.array([_num(acts[a]["compute"], f"actions.{a}.compute", 0.0) for a in ACTION_NAMES])
     rw = kw["reward"]
     missing = [k for k in _REWARD_KEYS if k not in rw]
     if missing:
-        raise ValueError(f"Collaborate-v0: reward lacks {missing}; see {CONFIG_PATH}.")
+        raise ValueError(f"{COLLABORATE.id}: reward lacks {missing}; see {CONFIG_PATH}.")
     max_steps = int(_num(kw["max_steps"], "max_steps", 2, 1000))
     mix = np.array([float(sim.mix.get(t, 0.0)) for t in QUERY_TYPES])
     if mix.sum() <= 0:
-        raise ValueError("Collaborate-v0: the sim config's query-type mix sums to 0.")
+        raise ValueError(f"{COLLABORATE.id}: the sim config's query-type mix sums to 0.")
     cum = np.cumsum(mix) / mix.sum()
     cum[-1] = 1.0
     cc = tuple(float(x) for x in kw["confidence_correct"])
     cw = tuple(float(x) for x in kw["confidence_wrong"])
     for name, r in (("confidence_correct", cc), ("confidence_wrong", cw)):
         if len(r) != 2 or not 0 <= r[0] <= r[1] <= 1:
-            raise ValueError(f"Collaborate-v0: {name} must be [low, high] within [0, 1], got {r}.")
+            raise ValueError(f"{COLLABORATE.id}: {name} must be [low, high] within [0, 1], got {r}.")
     sh, sa = sim.shopper, sim.sampler
     return CollaborateParams(
         type_cum=cum,
@@ -393,26 +395,24 @@ class CollaborateEnv(gym.Env):
         return (1.0 - wn) * relevance + wn * self._W
 
     def action_masks(self) -> np.ndarray:
-        """Valid actions now (see the class docstring for the rules)."""
-        p, n, s = self.params, self._n, self._steps
-        searched = n[PRODUCT_SEARCH] + n[WEB_SEARCH] > 0
-        early = s <= p.max_steps - 3
-        can_search = s <= p.max_steps - 2
-        return np.array(
-            [
-                early and n[CLARIFY] < p.max_clarify,
-                can_search,
-                can_search,
-                early and searched and n[REPLAN] < p.max_replan,
-                searched or s >= p.max_steps - 1,
-            ],
-            dtype=bool,
+        """Valid actions now (``rl_shop.policies.features.collaborate.action_mask_terms``)."""
+        p, n = self.params, self._n
+        terms = action_mask_terms(
+            n[CLARIFY],
+            n[PRODUCT_SEARCH],
+            n[WEB_SEARCH],
+            n[REPLAN],
+            self._steps,
+            p.max_steps,
+            p.max_clarify,
+            p.max_replan,
         )
+        return np.array(terms, dtype=bool)
 
     def step(self, action: int) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         a = int(action)
-        if not 0 <= a < 5:
-            raise ValueError(f"action {action!r} out of range 0..4 {ACTION_NAMES}.")
+        if not 0 <= a < len(ACTION_NAMES):
+            raise ValueError(f"action {action!r} out of range 0..{len(ACTION_NAMES) - 1} {ACTION_NAMES}.")
         p = self.params
         mask = self.action_masks()
         s = self._steps

@@ -24,12 +24,14 @@ from rl_shop.policies.features.collaborate import (
     CLARIFY,
     COUNT_SCALE,
     DECIDE,
+    N_ACTIONS,
     N_FEATURES,
     N_TYPES,
     PRODUCT_SEARCH,
     REPLAN,
     TIME_SCALE_S,
     WEB_SEARCH,
+    action_mask_terms,
 )
 
 #: Columns of a step's block of ``N_STEP_U`` uniforms that become normal noise (``ndtri``):
@@ -37,7 +39,6 @@ from rl_shop.policies.features.collaborate import (
 NORMAL_STEP_COLS: tuple[int, ...] = (0, 2, 3, 4)
 #: Reset column that becomes the clarity-estimate noise.
 NORMAL_RESET_COL = 8
-N_ACTIONS = 5
 
 
 class CollaborateTables:
@@ -102,21 +103,19 @@ def reset_values(ops: Any, T: CollaborateTables, u: Any, z8: Any) -> dict[str, A
 
 
 def action_masks(ops: Any, T: CollaborateTables, s: dict[str, Any]) -> Any:
-    """``(B, 5)`` valid actions (rules in ``CollaborateEnv``)."""
-    n, st = s["n"], s["steps"]
-    searched = (n[:, PRODUCT_SEARCH] + n[:, WEB_SEARCH]) > 0
-    early = st <= T.max_steps - 3
-    can_search = st <= T.max_steps - 2
-    return ops.stack(
-        [
-            early & (n[:, CLARIFY] < T.max_clarify),
-            can_search,
-            can_search,
-            early & searched & (n[:, REPLAN] < T.max_replan),
-            searched | (st >= T.max_steps - 1),
-        ],
-        1,
+    """``(B, 5)`` valid actions (``rl_shop.policies.features.collaborate.action_mask_terms``)."""
+    n = s["n"]
+    terms = action_mask_terms(
+        n[:, CLARIFY],
+        n[:, PRODUCT_SEARCH],
+        n[:, WEB_SEARCH],
+        n[:, REPLAN],
+        s["steps"],
+        T.max_steps,
+        T.max_clarify,
+        T.max_replan,
     )
+    return ops.stack(list(terms), 1)
 
 
 def relevance(ops: Any, T: CollaborateTables, R: Any, n_ps: Any, t: Any) -> Any:

@@ -40,7 +40,6 @@ class CollaborateTorchVectorEnv:
     INFO_KEYS = INFO_KEYS
     n_actions = len(ACTION_NAMES)
     n_features = N_FEATURES
-    env_id = "rl_shop/Collaborate-v0"
     observation_bounds = (0.0, np.inf)
 
     def __init__(

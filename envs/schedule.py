@@ -18,6 +18,7 @@ import yaml
 from gymnasium import spaces
 
 from envs.dag import TASK_TYPES, DagSampler, EpisodeUniforms
+from envs.specs import SCHEDULE
 from rl_shop.paths import CONFIG_DIR
 from rl_shop.policies.features.schedule import (
     BLOCKED,
@@ -27,6 +28,7 @@ from rl_shop.policies.features.schedule import (
     RUNNING,
     ScheduleState,
     TriggerSpec,
+    action_mask,
     build_trigger_grid,
     featurize,
 )
@@ -79,7 +81,7 @@ def parse_schedule_kwargs(**overrides: Any) -> ScheduleParams:
     unknown = sorted(set(overrides) - set(kw))
     if unknown:
         raise TypeError(
-            f"unknown Schedule-v0 argument(s) {unknown}; known arguments: {sorted(kw)} (see {CONFIG_PATH})."
+            f"unknown {SCHEDULE.id} argument(s) {unknown}; known arguments: {sorted(kw)} (see {CONFIG_PATH})."
         )
     kw.update(overrides)
     triggers = build_trigger_grid(
@@ -222,7 +224,7 @@ class ScheduleEnv(gym.Env):
         self.LAYOUT_VERSION = LAYOUT_VERSION
         self.action_space = spaces.Discrete(len(p.triggers))
         self.observation_space = spaces.Box(0.0, np.inf, (len(FEATURE_NAMES),), np.float32)
-        self._mask = np.ones(len(p.triggers), dtype=bool)
+        self._mask = action_mask(len(p.triggers))
         self._dd = p.r_done - p.r_ready  # readiness jump of a finishing task
         self._da = p.r_ready - p.r_blocked  # readiness jump of a task whose last dependency finished
         self._uniforms: EpisodeUniforms | None = None

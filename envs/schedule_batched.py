@@ -25,6 +25,7 @@ from rl_shop.policies.features.schedule import (
     FEATURE_NAMES,
     LAYOUT_VERSION,
     RUNNING,
+    action_mask,
     count_rows,
     featurize_batch,
 )
@@ -94,7 +95,7 @@ class ScheduleVectorEnv(VectorEnv):
         self._events = np.zeros(B, dtype=np.int64)
         self._last = np.zeros(B)
         self._template = np.zeros(B, dtype=np.int64)
-        self._mask = np.ones((B, len(trig)), dtype=bool)
+        self._mask = np.tile(action_mask(len(trig)), (B, 1))
         # Each task's parent set as one integer word (bit j = parent j) when Np // 8 bytes fit
         # one numpy integer: then Eq. 1's "unblocked by c_j" is a bitwise test (_fire_times).
         self._word = _WORD_DTYPES.get(N // 8)

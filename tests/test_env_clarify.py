@@ -314,7 +314,7 @@ def test_action_masks_block_known_and_asked_slots():
         ({"max_rounds": 0}, "max_rounds"),
         ({"max_rounds": 2.5}, "max_rounds"),
         ({"normalize_gain": "yes"}, "normalize_gain"),
-        ({"alpah": 1.0}, "unknown Clarify-v0 argument"),
+        ({"alpah": 1.0}, "unknown rl_shop/Clarify-v0 argument"),
     ],
 )
 def test_bad_coefficients_raise_clear_errors(kwargs, message):

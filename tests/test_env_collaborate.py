@@ -174,7 +174,7 @@ def test_env_checkers_determinism_and_registry():
         ({"actions": {"clarify": {"latency_s": 1, "compute": 1}}}, "actions"),
         ({"reward": {"w_click": 1.0}}, "reward lacks"),
         ({"confidence_correct": [0.9, 0.1]}, "confidence_correct"),
-        ({"nonsense": 3}, "unknown Collaborate-v0 argument"),
+        ({"nonsense": 3}, "unknown rl_shop/Collaborate-v0 argument"),
     ],
 )
 def test_bad_arguments_raise_clearly(kwargs, fragment):

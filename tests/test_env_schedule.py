@@ -202,7 +202,7 @@ def test_featurize_by_hand_and_batch_identical():
         ({"readiness_levels": {"blocked": 1.0, "ready": 0.5, "done": 0.0}}, "blocked <= ready"),
         ({"time_origin": "yesterday"}, "time_origin"),
         ({"max_wait_s": -1}, "max_wait_s"),
-        ({"bogus": 1}, "unknown Schedule-v0 argument"),
+        ({"bogus": 1}, "unknown rl_shop/Schedule-v0 argument"),
     ],
 )
 def test_bad_arguments_raise_clearly(kwargs, fragment):

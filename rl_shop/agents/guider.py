@@ -23,17 +23,17 @@ import numpy as np
 import yaml
 from pydantic import BaseModel, Field
 
+from envs.specs import CLARIFY
 from rl_shop.agents.demand import CatalogVocab, ParsedDemand, extract_slots, parse_slot_answer
 from rl_shop.agents.types import note_discarded, validate_config
 from rl_shop.paths import CONFIG_DIR
-from rl_shop.policies.features.clarify import DialogueState, featurize
+from rl_shop.policies.features.clarify import ACTION_NAMES, SUGGEST, DialogueState, featurize
+from rl_shop.policies.features.clarify import action_mask as clarify_action_mask
 from rl_shop.policies.heuristics.clarify import AskUntilConfident, ClarifyPriors
 from rl_shop.sim.constraints import CatalogArrays, gold_mask, subset_candidate_counts
 from rl_shop.sim.slots import SLOTS, Intent
 
-CLARIFY_ENV_ID = "rl_shop/Clarify-v0"
-CLARIFY_ACTIONS: tuple[str, ...] = tuple(f"ask_{s}" for s in SLOTS) + ("suggest", "stop")
-SUGGEST, STOP = len(SLOTS), len(SLOTS) + 1
+CLARIFY_ACTIONS = ACTION_NAMES  # the Guider's name for the Clarify env's actions
 _PRIOR_CACHE: dict[tuple[int, int, int], ClarifyPriors] = {}
 
 
@@ -162,9 +162,7 @@ class Guider:
         if policy is None and self.config.policy_dir:
             from rl_shop.policies.loader import load_policy
 
-            policy = load_policy(
-                self.config.policy_dir, expect_env_id=CLARIFY_ENV_ID, expect_action_names=CLARIFY_ACTIONS
-            )
+            policy = load_policy(self.config.policy_dir, expect_env_id=CLARIFY.id, expect_action_names=CLARIFY_ACTIONS)
         if policy is None:
             priors = estimate_priors(catalog, self.config.prior_intents, self.config.prior_seed)
             policy = AskUntilConfident(
@@ -201,9 +199,9 @@ class Guider:
             probe = probe.model_copy(update={"category": ""})
         return int(gold_mask(self.arr, probe).sum())
 
-    def observation(self, d: ParsedDemand, t: DialogueTracker) -> np.ndarray:
-        """The Clarify-v0 observation of the current dialogue (shared featurizer)."""
-        state = DialogueState.from_slots(
+    def dialogue_state(self, d: ParsedDemand, t: DialogueTracker) -> DialogueState:
+        """The current dialogue as the Clarify env's state (what the shared featurizer reads)."""
+        return DialogueState.from_slots(
             d.query_type,
             known=d.known_slots(),
             no_preference=t.no_preference,
@@ -214,19 +212,19 @@ class Guider:
             n_candidates=self.n_candidates(d),
             catalog_size=self.arr.n,
         )
-        return featurize(state)
+
+    def observation(self, d: ParsedDemand, t: DialogueTracker) -> np.ndarray:
+        """The Clarify env's observation of the current dialogue (shared featurizer)."""
+        return featurize(self.dialogue_state(d, t))
 
     def action_mask(self, d: ParsedDemand, t: DialogueTracker) -> np.ndarray:
-        mask = np.ones(len(CLARIFY_ACTIONS), dtype=bool)
-        for i, s in enumerate(SLOTS):
-            if s in t.asked or s in d.known_slots():
-                mask[i] = False
-        return mask
+        """The Clarify env's action mask of the current dialogue (shared featurizer)."""
+        return clarify_action_mask(self.dialogue_state(d, t))
 
     def decide(self, d: ParsedDemand, t: DialogueTracker) -> tuple[str | None, dict[str, Any]]:
         """The slot to ask next (None = stop or suggest) and what the policy saw, for the trace."""
-        obs = self.observation(d, t)
-        mask = self.action_mask(d, t)
+        state = self.dialogue_state(d, t)
+        obs, mask = featurize(state), clarify_action_mask(state)
         detail: dict[str, Any] = {"policy": self.policy_kind, "n_candidates": self.n_candidates(d)}
         if hasattr(self.policy, "output_kind") and self.policy.output_kind == "q_values":
             q = self.policy.q_values(obs)
@@ -374,4 +372,4 @@ def load_guider_policy(path: str | Path) -> Any:
     """An exported Clarify-v0 policy, checked against the running featurizer and action names."""
     from rl_shop.policies.loader import load_policy
 
-    return load_policy(path, expect_env_id=CLARIFY_ENV_ID, expect_action_names=CLARIFY_ACTIONS)
+    return load_policy(path, expect_env_id=CLARIFY.id, expect_action_names=CLARIFY_ACTIONS)

@@ -22,7 +22,6 @@ from collections.abc import Callable, Mapping
 from datetime import date
 from typing import Any
 
-import numpy as np
 from pydantic import BaseModel, Field
 
 from rl_shop.agents.decider import Decider
@@ -48,16 +47,30 @@ from rl_shop.agents.trace import Tracer
 from rl_shop.agents.types import Decision, IntentSpec, Plan, Task, TaskType, WebSearchResult, note_discarded
 from rl_shop.catalog.vocab import CONNECTIVITY
 from rl_shop.policies.features.collaborate import CLARIFY, CollaborateState
+from rl_shop.policies.features.collaborate import action_mask as collab_action_mask
 from rl_shop.policies.features.collaborate import featurize as collab_featurize
 from rl_shop.sim.slots import QUERY_TYPES
-
-COLLABORATE_ENV_ID = "rl_shop/Collaborate-v0"
 
 
 class CollaborationConfig(BaseModel):
     policy_dir: str | None = None
-    max_steps: int = Field(default=8, ge=1)  # Collaborate-v0 max_steps (the observation's scale)
-    max_clarify: int = Field(default=2, ge=0)  # Collaborate-v0 max_clarify
+
+
+def collaboration_limits(policy: Any) -> dict[str, int]:
+    """``max_steps``, ``max_clarify``, ``max_replan`` of the env a collaboration policy was trained on.
+
+    Read from its policy card (the training run's env kwargs), so the observation's step scale and
+    the action mask are the ones the policy learned with; a card without them gets the env's
+    defaults (``configs/env/collaborate.yaml``).
+    """
+    keys = ("max_steps", "max_clarify", "max_replan")
+    card = getattr(policy, "card", None)
+    trained = ((card.training.config.get("env") or {}).get("kwargs") or {}) if card is not None else {}
+    if not all(k in trained for k in keys):
+        from envs.collaborate import load_default_kwargs
+
+        trained = load_default_kwargs() | trained
+    return {k: int(trained[k]) for k in keys}
 
 
 class LeaderConfig(BaseModel):
@@ -226,12 +239,12 @@ class Leader:
         if n_asked >= max_questions or t.quit:
             return False, {"by": "limit", "asked": n_asked, "max_questions": max_questions, "quit": t.quit}
         if self.collaboration_policy is not None:
-            cc = self.config.collaboration
+            limits = collaboration_limits(self.collaboration_policy)
             state = CollaborateState(
                 predicted_type=QUERY_TYPES.index(d.query_type),
                 type_confidence=d.confidence,
                 steps=n_asked,
-                max_steps=cc.max_steps,
+                max_steps=limits["max_steps"],
                 elapsed_s=elapsed_s,
                 n_clarify=n_asked,
                 n_product_search=0,
@@ -243,7 +256,7 @@ class Leader:
                 gamma=self.config.reflection.gamma,
                 replan_threshold=self.config.reflection.threshold,
             )
-            mask = np.array([n_asked < cc.max_clarify, True, True, False, True])
+            mask = collab_action_mask(state, limits["max_clarify"], limits["max_replan"])
             action = int(self.collaboration_policy.act(collab_featurize(state), mask))
             return action == CLARIFY, {"by": "collaboration policy", "action": int(action)}
         ok = d.query_type in self.config.clarify_types

@@ -17,10 +17,11 @@ import uuid
 from collections.abc import Callable
 from typing import Any, Literal, NamedTuple
 
+from envs.specs import COLLABORATE
 from rl_shop.agents.decider import Decider
 from rl_shop.agents.demand import CatalogVocab
 from rl_shop.agents.guider import DialogueTracker, Guider, load_guider_policy
-from rl_shop.agents.leader import COLLABORATE_ENV_ID, Leader, LeaderConfig
+from rl_shop.agents.leader import Leader, LeaderConfig
 from rl_shop.agents.memory import Memory
 from rl_shop.agents.planner import PlanConflict, Planner, category_min_prices
 from rl_shop.agents.product_search import ProductSearchAgent, candidates_from
@@ -242,7 +243,7 @@ class MACDFAssistant:
                 from rl_shop.policies.loader import load_policy
 
                 collab_policy = load_policy(
-                    dirs.get("collaboration") or CHECKPOINT_DIR / "collaboration", expect_env_id=COLLABORATE_ENV_ID
+                    dirs.get("collaboration") or CHECKPOINT_DIR / "collaboration", expect_env_id=COLLABORATE.id
                 )
         else:
             if leader_cfg.scheduling.policy_dir:
@@ -250,7 +251,7 @@ class MACDFAssistant:
             if leader_cfg.collaboration.policy_dir:
                 from rl_shop.policies.loader import load_policy
 
-                collab_policy = load_policy(leader_cfg.collaboration.policy_dir, expect_env_id=COLLABORATE_ENV_ID)
+                collab_policy = load_policy(leader_cfg.collaboration.policy_dir, expect_env_id=COLLABORATE.id)
         guider = Guider(index.catalog, vocab, cfg["guider"], llm=llm, policy=guider_policy)
         ps = ProductSearchAgent(index, cfg["product_search"], llm=llm)
         web = WebSearchAgent.from_config(llm=llm if rt.get("websearch_llm") else None)

@@ -21,6 +21,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, Field
 
+from envs.specs import SCHEDULE
 from rl_shop.agents.executor import SchedulerView
 from rl_shop.agents.types import Plan, TaskType
 from rl_shop.paths import CONFIG_DIR
@@ -34,8 +35,10 @@ from rl_shop.policies.features.schedule import (
     eq1_should_fire,
     featurize,
 )
+from rl_shop.policies.features.schedule import (
+    action_mask as schedule_action_mask,
+)
 
-SCHEDULE_ENV_ID = "rl_shop/Schedule-v0"
 TASK_TYPE_INDEX = {TaskType.PRODUCT_SEARCH: 0, TaskType.WEB_SEARCH: 1, TaskType.TOOL_CALL: 2, TaskType.DECISION: 3}
 
 
@@ -126,7 +129,7 @@ class Eq1Trigger:
             status=codes,
             running_age_s=ages,
         )
-        action = int(self.policy.act(featurize(state)))
+        action = int(self.policy.act(featurize(state), schedule_action_mask(len(self.grid))))
         return self.grid[action]
 
     # -------------------------------------------------------------- Eq. 1
@@ -183,7 +186,7 @@ def load_schedule_policy(policy_dir: str | Path, num_threads: int = 1) -> tuple[
 
     grid = schedule_action_grid()
     policy = load_policy(
-        policy_dir, expect_env_id=SCHEDULE_ENV_ID, expect_action_names=[g.name for g in grid], num_threads=num_threads
+        policy_dir, expect_env_id=SCHEDULE.id, expect_action_names=[g.name for g in grid], num_threads=num_threads
     )
     return policy, grid
 

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from envs.specs import CLARIFY
 from rl_shop.evaluation.ab_sim import ABConfig, compare_arms, simulate_ab
 from rl_shop.evaluation.ab_test import RelativeChange
 from rl_shop.evaluation.rag import RAGSettings, RAGSystem
@@ -159,7 +160,7 @@ def run_consistency(
     env_cfg = yaml.safe_load(CONFIG_PATH.read_text())
     kwargs = dict(env_cfg["kwargs"])
     h = dict(env_cfg.get("heuristic") or {})
-    learned = load_policy(guider_dir, expect_env_id="rl_shop/Clarify-v0")
+    learned = load_policy(guider_dir, expect_env_id=CLARIFY.id)
     pool = load_or_build_intent_pool(int(kwargs["pool_size"]), int(kwargs["pool_seed"]), kwargs.get("sim_config"))
     heuristic = AskUntilConfident(
         float(h.get("threshold", 0.5)),
@@ -389,7 +390,7 @@ def evaluate(
         "",
         cons_md,
         "",
-        "sim_* columns: rl_shop/Clarify-v0 on one-intent pools of the same queries; agent_* columns: the full "
+        f"sim_* columns: {CLARIFY.id} on one-intent pools of the same queries; agent_* columns: the full "
         "LLM loop (macdf_learned minus macdf_heuristic). The two Accuracy@5 are different quantities "
         "(see rl_shop/evaluation/consistency.py); a large gap is reported as measured.",
         "",

@@ -74,14 +74,9 @@ class RuntimeLayout:
     action_names: tuple[str, ...] | None = None
 
 
-#: The project's envs and the featurizer module each one's observations come from.
-DEFAULT_FEATURIZERS: dict[str, str] = {
-    "rl_shop/Clarify-v0": "rl_shop.policies.features.clarify",
-    "rl_shop/Schedule-v0": "rl_shop.policies.features.schedule",
-    "rl_shop/Collaborate-v0": "rl_shop.policies.features.collaborate",
-}
-
-_REGISTRY: dict[str, str | RuntimeLayout] = dict(DEFAULT_FEATURIZERS)
+#: env id -> featurizer module path (imported lazily) or a ready layout. The project's envs add
+#: theirs when ``envs`` is imported (from ``envs.specs``); ``register_layout`` adds others.
+_REGISTRY: dict[str, str | RuntimeLayout] = {}
 
 
 def register_layout(env_id: str, layout: str | RuntimeLayout, *, replace: bool = False) -> None:
@@ -98,7 +93,7 @@ def register_layout(env_id: str, layout: str | RuntimeLayout, *, replace: bool =
 
 
 def unregister_layout(env_id: str) -> None:
-    """Remove a registration (tests use this to clean up); the built-in ones come back on re-import."""
+    """Remove a registration (tests use this to clean up)."""
     _REGISTRY.pop(env_id, None)
 
 
@@ -146,7 +141,7 @@ def runtime_layout(
     if entry is None:
         raise UnknownLayoutError(
             f"no featurizer is registered for env id {env_id!r} (known: {', '.join(registered_env_ids()) or 'none'}). "
-            "Register one with rl_shop.policies.loader.register_layout(env_id, 'package.module'), or pass "
+            "Importing `envs` registers the project's envs; register another with rl_shop.policies.loader.register_layout(env_id, 'package.module'), or pass "
             "featurizer=<package.module> to experiments/export.py."
         )
     if isinstance(entry, RuntimeLayout):

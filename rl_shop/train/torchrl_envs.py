@@ -16,28 +16,20 @@ from tensordict import TensorDict, TensorDictBase
 from torchrl.data import Categorical, Composite, Unbounded
 from torchrl.envs import EnvBase
 
+from envs.specs import SPECS
 from rl_shop.train.evaluation import EPISODE_SUM_KEYS
-
-#: Torch kernels by env id: (module, class).
-TORCH_KERNELS: dict[str, tuple[str, str]] = {
-    "rl_shop/Clarify-v0": ("envs.clarify_torch", "ClarifyTorchVectorEnv"),
-    "rl_shop/Collaborate-v0": ("envs.collaborate_torch", "CollaborateTorchVectorEnv"),
-}
 
 
 def make_kernel(env_id: str, num_envs: int, seed: int, device: str | torch.device, kwargs: dict[str, Any]) -> Any:
-    """The torch-batched kernel of ``env_id``; ``ValueError`` naming the ids that have one."""
-    import importlib
-
-    if env_id not in TORCH_KERNELS:
-        raise ValueError(
-            f"trainer=torchrl needs a torch-batched env; {env_id!r} has none (have: {sorted(TORCH_KERNELS)})"
-        )
-    module, cls = TORCH_KERNELS[env_id]
+    """The torch-batched kernel of ``env_id`` (``EnvSpec.torch_entry_point``); ``ValueError`` naming the ids that have one."""
+    have = sorted(s.id for s in SPECS.values() if s.torch_entry_point)
+    spec = SPECS.get(env_id)
+    if spec is None or spec.torch_entry_point is None:
+        raise ValueError(f"trainer=torchrl needs a torch-batched env; {env_id!r} has none (have: {have})")
     try:
-        kernel_cls = getattr(importlib.import_module(module), cls)
+        kernel_cls = spec.load("torch_entry_point")
     except (ImportError, AttributeError) as exc:
-        raise ValueError(f"the torch kernel of {env_id} ({module}:{cls}) is not available: {exc}") from exc
+        raise ValueError(f"the torch kernel of {env_id} ({spec.torch_entry_point}) is not available: {exc}") from exc
     return kernel_cls(num_envs, seed=seed, device=device, **kwargs)
 
 

@@ -17,6 +17,10 @@ Layout (``N_FEATURES`` = 47 float32 values, all in [0, 1]):
 * ``log2_cand_frac``: log2 |C| / log2 |catalog|, where C is the set of products consistent with
   what is known (1 = nothing known, 0 = a single candidate).
 * ``known_frac``: number of slots with a value on record / 9.
+
+Actions (``ACTION_NAMES``): ``ask_<slot>`` for each slot, ``suggest``, ``stop``.
+:func:`action_mask` says which are valid (no slot is asked twice, nor one already known); the env
+and the runtime Guider both call it.
 """
 
 from __future__ import annotations
@@ -54,6 +58,18 @@ ROUNDS_IDX = ASKED_OFFSET + N_SLOTS
 LOG2_CAND_IDX = ROUNDS_IDX + 1
 KNOWN_FRAC_IDX = LOG2_CAND_IDX + 1
 
+#: The Guider's actions, in action-index order.
+ACTION_NAMES: tuple[str, ...] = tuple(f"ask_{s}" for s in SLOTS) + ("suggest", "stop")
+SUGGEST: int = N_SLOTS
+STOP: int = N_SLOTS + 1
+N_ACTIONS: int = len(ACTION_NAMES)
+
+# MASK_TABLE[blocked] = the action mask when the slots in bitmask `blocked` may not be asked.
+MASK_TABLE: np.ndarray = np.ones((ALL_SLOTS_MASK + 1, N_ACTIONS), dtype=bool)
+MASK_TABLE[:, :N_SLOTS] = ((np.arange(ALL_SLOTS_MASK + 1)[:, None] >> np.arange(N_SLOTS)) & 1) == 0
+MASK_TABLE.setflags(write=False)
+MASK_ROWS: list[np.ndarray] = list(MASK_TABLE)  # rows as a list: the single env's fast path
+
 # BITS[mask] = the 9 slot flags of a bitmask as float32; one gather instead of a Python loop.
 BITS: np.ndarray = ((np.arange(ALL_SLOTS_MASK + 1)[:, None] >> np.arange(N_SLOTS)) & 1).astype(np.float32)
 BITS.setflags(write=False)
@@ -68,6 +84,11 @@ _PACK_TAIL = struct.Struct("=3f").pack  # native-order float32, as numpy's
 _frombuffer = np.frombuffer
 _join = b"".join
 _FLOAT32 = np.float32
+
+
+def action_mask(state: DialogueState) -> np.ndarray:
+    """Valid actions (bool ``N_ACTIONS``): every slot not yet known nor asked, ``suggest`` and ``stop``."""
+    return MASK_ROWS[state.known | state.asked].copy()
 
 
 def slot_index(slot: str) -> int:

@@ -3,12 +3,15 @@
 The env ``rl_shop/Collaborate-v0`` and the runtime Leader describe the Leader-visible situation
 as a :class:`CollaborateState` (demand-reasoning output, what has been done, the elapsed latency
 and the predicted Relevance / User_Satisfaction of Eq. 2) and call :func:`featurize`, so a
-policy trained on the simulator reads the same numbers in the agent loop.
+policy trained on the simulator reads the same numbers in the agent loop; :func:`action_mask`
+is the one statement of which actions are valid, used by the env, its batched kernels and the
+runtime Leader.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -19,7 +22,8 @@ LAYOUT_VERSION = "collaborate-v1"
 
 #: The Leader's collaboration actions, in action-index order.
 ACTION_NAMES: tuple[str, ...] = ("clarify", "product_search", "web_search", "replan", "decide")
-CLARIFY, PRODUCT_SEARCH, WEB_SEARCH, REPLAN, DECIDE = range(5)
+CLARIFY, PRODUCT_SEARCH, WEB_SEARCH, REPLAN, DECIDE = range(len(ACTION_NAMES))
+N_ACTIONS = len(ACTION_NAMES)
 
 #: Scales that map counts / seconds to ~1.0; part of the layout (changing one bumps the version).
 TIME_SCALE_S = 10.0
@@ -135,3 +139,50 @@ def featurize_batch(
     out[:, k + 10] = score
     out[:, k + 11] = score < replan_threshold
     return out
+
+
+def action_mask_terms(
+    n_clarify: Any,
+    n_product_search: Any,
+    n_web_search: Any,
+    n_replan: Any,
+    steps: Any,
+    max_steps: int,
+    max_clarify: int,
+    max_replan: int,
+) -> tuple[Any, Any, Any, Any, Any]:
+    """Validity of each action, in ``ACTION_NAMES`` order, for scalars or arrays alike.
+
+    ``decide`` only after a search (or at the last step, so the mask is never empty); searches
+    while ``steps <= max_steps - 2``; ``clarify`` (at most ``max_clarify`` times) and ``replan``
+    (after a search, at most ``max_replan`` times) while ``steps <= max_steps - 3``. Counts may be
+    Python ints, numpy or torch arrays (only ``+``, comparisons, ``&`` and ``|`` are used); the
+    caller stacks the five terms.
+    """
+    searched = (n_product_search + n_web_search) > 0
+    early = steps <= max_steps - 3
+    can_search = steps <= max_steps - 2
+    return (
+        early & (n_clarify < max_clarify),
+        can_search,
+        can_search,
+        early & searched & (n_replan < max_replan),
+        searched | (steps >= max_steps - 1),
+    )
+
+
+def action_mask(state: CollaborateState, max_clarify: int, max_replan: int) -> np.ndarray:
+    """Valid actions (bool ``N_ACTIONS``) in ``state`` (rules in :func:`action_mask_terms`)."""
+    return np.array(
+        action_mask_terms(
+            state.n_clarify,
+            state.n_product_search,
+            state.n_web_search,
+            state.n_replan,
+            state.steps,
+            state.max_steps,
+            max_clarify,
+            max_replan,
+        ),
+        dtype=bool,
+    )

@@ -61,6 +61,11 @@ class ScheduleState:
     running_age_s: Sequence[float] = field(default_factory=list)
 
 
+def action_mask(n_triggers: int) -> np.ndarray:
+    """Valid actions (bool ``n_triggers``): every trigger of the grid may be chosen at every event."""
+    return np.ones(n_triggers, dtype=bool)
+
+
 def featurize(state: ScheduleState) -> np.ndarray:
     """One observation row (float32, ``FEATURE_NAMES`` order) from one scheduling state."""
     n = len(state.task_types)

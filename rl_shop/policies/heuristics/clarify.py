@@ -22,10 +22,11 @@ from rl_shop.policies.features.clarify import (
     N_SLOTS,
     QT_OFFSET,
     ROUNDS_IDX,
+    STOP,
 )
 
 _FLOAT32_TOL = 1e-6
-STOP_ACTION = N_SLOTS + 1  # ids follow envs.clarify.ACTION_NAMES: ask_<slot> x 9, suggest, stop
+STOP_ACTION = STOP  # ids follow ACTION_NAMES of the featurizer: ask_<slot> x 9, suggest, stop
 
 
 @dataclass(frozen=True)

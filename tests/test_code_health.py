@@ -1,0 +1,108 @@
+"""The house rules that a tool can check: layers, cycles, one home for env ids, lint, format, types.
+
+Each test runs the field's tool (import-linter, grimp, ruff, mypy) as a user would, so a failure
+prints the tool's own report.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = ("rl_shop", "envs")
+BIN = Path(sys.executable).parent
+
+
+def _tool(name: str) -> str:
+    path = BIN / name
+    if not path.exists():
+        found = shutil.which(name)
+        assert found, f"{name} is not installed: pip install -e '.[dev]'"
+        return found
+    return str(path)
+
+
+def _run(*cmd: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, timeout=600, check=False)
+
+
+def test_imports_point_down_the_layers():
+    """The layers contract of pyproject.toml ([tool.importlinter]), as docs/ARCHITECTURE.md draws it."""
+    out = _run(_tool("lint-imports"))
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_no_import_cycles():
+    import grimp
+    import networkx as nx
+
+    graph = grimp.build_graph(*PACKAGES)
+    edges = [(m, d) for m in graph.modules for d in graph.find_modules_directly_imported_by(m)]
+    cycles = [c for c in nx.simple_cycles(nx.DiGraph(edges)) if len(c) > 1]
+    assert cycles == [], f"import cycles: {cycles}"
+
+
+def _docstring_nodes(tree: ast.AST) -> set[int]:
+    docs = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and node.body:
+            first = node.body[0]
+            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant):
+                docs.add(id(first.value))
+    return docs
+
+
+def test_env_ids_are_spelled_only_in_the_spec():
+    """Code reads ``envs.specs.<ENV>.id``; only the spec spells an id (docstrings may name one)."""
+    env_id = re.compile(r"\b[A-Z][A-Za-z]+-v\d+\b")
+    offenders = []
+    for package in PACKAGES:
+        for path in sorted((REPO_ROOT / package).rglob("*.py")):
+            rel = path.relative_to(REPO_ROOT).as_posix()
+            if rel == "envs/specs.py":
+                continue
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+            docs = _docstring_nodes(tree)
+            for node in ast.walk(tree):
+                literal = isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docs
+                if literal and env_id.search(node.value):
+                    offenders.append(f"{rel}:{node.lineno}: {node.value[:60]!r}")
+    assert offenders == [], "env ids spelled outside envs/specs.py:\n" + "\n".join(offenders)
+
+
+def test_the_spec_names_every_registered_env():
+    import gymnasium
+
+    import envs
+    from envs.specs import SPECS
+
+    for spec in SPECS.values():
+        assert gymnasium.spec(spec.id).entry_point == spec.entry_point
+        for field in ("entry_point", "vector_entry_point", "featurizer", "heuristic", "torch_entry_point"):
+            value = getattr(spec, field)
+            if value is not None and field != "featurizer":
+                assert callable(spec.load(field)), (spec.id, field)
+        features = __import__(spec.featurizer, fromlist=["featurize"])
+        assert callable(features.featurize) and callable(features.action_mask) and features.LAYOUT_VERSION
+    assert set(envs.ENV_IDS) == set(SPECS)
+
+
+def test_ruff_lint_and_format_are_clean():
+    lint = _run(_tool("ruff"), "check", ".")
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+    fmt = _run(_tool("ruff"), "format", "--check", ".")
+    assert fmt.returncode == 0, fmt.stdout + fmt.stderr
+
+
+@pytest.mark.slow
+def test_mypy_is_clean():
+    """``mypy`` over rl_shop/ and envs/ ([tool.mypy] in pyproject.toml); about a minute on 2 cores."""
+    out = _run(_tool("mypy"))
+    assert out.returncode == 0, out.stdout[-6000:] + out.stderr
