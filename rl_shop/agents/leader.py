@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
@@ -94,6 +95,27 @@ class LeaderConfig(BaseModel):
     web_reference_date: date | None = None  # freshness reference of Eq. 4 (null = today)
 
 
+@dataclass(frozen=True)
+class Team:
+    """The agents the Leader orchestrates over the shared Memory."""
+
+    planner: Planner
+    guider: Guider
+    product_search: ProductSearchAgent
+    websearch: Any
+    decider: Decider
+    memory: Memory
+
+
+@dataclass(frozen=True)
+class LearnedPolicies:
+    """Exported policies the Leader consults; None keeps the heuristic of that decision."""
+
+    collaboration: Any | None = None  # clarify or plan (Collaborate env)
+    schedule: Any | None = None  # Eq. 1 trigger per event (Schedule env)
+    schedule_grid: tuple = ()  # the triggers the schedule policy's actions index
+
+
 class Leader:
     """Orchestrates one request over the other agents (all injected)."""
 
@@ -101,32 +123,35 @@ class Leader:
         self,
         config: LeaderConfig,
         vocab: CatalogVocab,
-        planner: Planner,
-        guider: Guider,
-        product_search: ProductSearchAgent,
-        websearch: Any,
-        decider: Decider,
-        memory: Memory,
+        team: Team,
+        policies: LearnedPolicies | None = None,
         llm: Any | None = None,
-        collaboration_policy: Any | None = None,
-        schedule_policy: Any | None = None,
-        schedule_grid: tuple = (),
         understander: Any | None = None,
     ) -> None:
+        policies = policies or LearnedPolicies()
         self.config = config
         self.understander = understander  # open-world reading (rl_shop.agents.understanding); None: rules only
         self.vocab = vocab
-        self.planner = planner
-        self.guider = guider
-        self.ps = product_search
-        self.web = websearch
-        self.decider = decider
-        self.memory = memory
+        self.planner = team.planner
+        self.guider = team.guider
+        self.ps = team.product_search
+        self.web = team.websearch
+        self.decider = team.decider
+        self.memory = team.memory
         self.llm = llm
-        self.collaboration_policy = collaboration_policy
-        self.schedule_policy = schedule_policy
-        self.schedule_grid = schedule_grid
+        self.collaboration_policy = policies.collaboration
+        self.schedule_policy = policies.schedule
+        self.schedule_grid = policies.schedule_grid
         self.reflector = Reflector(config.reflection)
+
+    @property
+    def llm_fallbacks(self) -> int:
+        """LLM answers the Leader's searches discarded so far (re-ranking that failed its checks)."""
+        return int(self.ps.llm_fallbacks)
+
+    def remember(self, session: str, key: str, value: Any) -> None:
+        """Put a request-level fact in the shared Memory (under the Leader's name)."""
+        self.memory.set_context(session, "Leader", key, value)
 
     # -------------------------------------------------------------- demand reasoning
     def reason(self, query: str) -> tuple[ParsedDemand, dict[str, Any]]:

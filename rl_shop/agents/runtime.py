@@ -15,13 +15,14 @@ import re
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple
 
 from envs.specs import COLLABORATE
 from rl_shop.agents.decider import Decider
-from rl_shop.agents.demand import CatalogVocab
+from rl_shop.agents.demand import CatalogVocab, ParsedDemand
 from rl_shop.agents.guider import DialogueTracker, Guider, load_guider_policy
-from rl_shop.agents.leader import Leader, LeaderConfig
+from rl_shop.agents.leader import Leader, LeaderConfig, LearnedPolicies, Team
 from rl_shop.agents.memory import Memory
 from rl_shop.agents.planner import PlanConflict, Planner, category_min_prices
 from rl_shop.agents.product_search import ProductSearchAgent, candidates_from
@@ -32,6 +33,8 @@ from rl_shop.agents.trace import Tracer, TraceStep
 from rl_shop.agents.types import (
     AgentConfigError,
     Decision,
+    IntentSpec,
+    Plan,
     TaskType,
     WebSearchResult,
     load_agent_config,
@@ -158,6 +161,104 @@ def _deep_update(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _build_llm(rt: dict[str, Any], llm: Any | None) -> Any | None:
+    """The run's LLM: the one passed in, else ``runtime.llm``; None when ``runtime.llm_enabled`` is false."""
+    if not rt.get("llm_enabled", True):
+        return None
+    if llm is not None:
+        return llm
+    from rl_shop.llm import load_llm_config, make_llm
+
+    return make_llm(load_llm_config(rt.get("llm", "embedded"), list(rt.get("llm_overrides") or [])))
+
+
+def _catalog_vocab(catalog: Any, rt: dict[str, Any]) -> CatalogVocab:
+    from rl_shop.sim import load_sim_config
+
+    return CatalogVocab.from_catalog(
+        catalog,
+        load_sim_config().knowledge,
+        min_brand_products=int(rt.get("min_brand_products", 2)),
+        stop_brands=tuple(rt.get("stop_brands") or ()),
+    )
+
+
+def _load_policies(
+    policies: Literal["heuristic", "learned"], rt: dict[str, Any], leader_cfg: LeaderConfig
+) -> tuple[Any | None, LearnedPolicies]:
+    """The Guider's exported policy (or None) and the Leader's.
+
+    ``policies="learned"`` loads ``runtime.learned_roles`` from ``runtime.policy_dirs`` (default
+    ``checkpoints/<role>``); otherwise only the policy directories the Leader's config names.
+    """
+    from rl_shop.policies.loader import load_policy
+
+    guider_policy = collab_policy = schedule_policy = None
+    grid: tuple = ()
+    if policies == "learned":
+        dirs = rt.get("policy_dirs") or {}
+        roles = set(rt.get("learned_roles") or LEARNED_ROLES)
+        if not roles <= set(LEARNED_ROLES):
+            raise ValueError(
+                f"runtime.learned_roles: unknown role(s) {sorted(roles - set(LEARNED_ROLES))}; "
+                f"choose from {list(LEARNED_ROLES)}"
+            )
+        if "guider" in roles:
+            guider_policy = load_guider_policy(dirs.get("guider") or CHECKPOINT_DIR / "guider")
+        if "scheduler" in roles:
+            schedule_policy, grid = load_schedule_policy(dirs.get("scheduler") or CHECKPOINT_DIR / "scheduler")
+        if "collaboration" in roles:
+            collab_dir = dirs.get("collaboration") or CHECKPOINT_DIR / "collaboration"
+            collab_policy = load_policy(collab_dir, expect_env_id=COLLABORATE.id)
+    else:
+        if leader_cfg.scheduling.policy_dir:
+            schedule_policy, grid = load_schedule_policy(leader_cfg.scheduling.policy_dir)
+        if leader_cfg.collaboration.policy_dir:
+            collab_policy = load_policy(leader_cfg.collaboration.policy_dir, expect_env_id=COLLABORATE.id)
+    return guider_policy, LearnedPolicies(collab_policy, schedule_policy, grid)
+
+
+@dataclass
+class _Request:
+    """One request in flight, shared by the stages of :meth:`MACDFAssistant.run`.
+
+    ``result`` is filled stage by stage; ``tracer`` records steps and timings; ``base`` holds the
+    LLM counters at the start (the result reports their increase).
+    """
+
+    result: AssistantResult
+    tracer: Tracer
+    base: _Counters
+    on_token: Callable[[str], None] | None
+    user_id: str | None
+
+    @property
+    def session(self) -> str:
+        return self.result.session_id
+
+    def say(self, text: str) -> None:
+        """Show one whole message (not-carried notice, contradiction question) as the answer's first token."""
+        self.tracer.mark_token()
+        if self.on_token is not None:
+            self.on_token(text)
+
+
+class AnswerStream:
+    """What the shopper sees of the answer, in order; the first piece marks the time to first token."""
+
+    def __init__(self, req: _Request) -> None:
+        self.req = req
+        self.shown: list[str] = []
+
+    def emit(self, text: str) -> None:
+        self.req.say(text)
+        self.shown.append(text)
+
+    @property
+    def text(self) -> str:
+        return "".join(self.shown).strip()
+
+
 class MACDFAssistant:
     """The whole loop over injected components; build it with :meth:`from_config`."""
 
@@ -175,6 +276,7 @@ class MACDFAssistant:
         self.safety, self.stream_decider = safety, stream_decider
         self.config = config
         self.llm = llm
+        self.advice_rejections = 0  # LLM advice replaced by the template (rejected or empty)
 
     @classmethod
     def from_config(
@@ -191,94 +293,42 @@ class MACDFAssistant:
         if policies not in ("heuristic", "learned"):
             raise ValueError(f"policies must be 'heuristic' or 'learned', got {policies!r}")
         cfg = load_runtime_config(overrides)
-        rt = cfg["runtime"]
-        if catalog is None:
-            from rl_shop.catalog import load_catalog
-
-            catalog = load_catalog()
         if index is None:
+            from rl_shop.catalog import load_catalog
             from rl_shop.catalog.index import HybridIndex
 
-            index = HybridIndex.load_or_build(catalog)
-        if llm is None and rt.get("llm_enabled", True):
-            from rl_shop.llm import load_llm_config, make_llm
-
-            llm = make_llm(load_llm_config(rt.get("llm", "embedded"), list(rt.get("llm_overrides") or [])))
-        elif not rt.get("llm_enabled", True):
-            llm = None
-        budget = call_budget(rt, llm)
+            index = HybridIndex.load_or_build(catalog if catalog is not None else load_catalog())
+        llm = _build_llm(cfg["runtime"], llm)
+        budget = call_budget(cfg["runtime"], llm)
         if budget:  # the backend's call budget first, so that the caller's overrides still win
             cfg = load_runtime_config(budget + list(overrides or []))
-            rt = cfg["runtime"]
-        from rl_shop.sim import load_sim_config
-
-        vocab = CatalogVocab.from_catalog(
-            index.catalog,
-            load_sim_config().knowledge,
-            min_brand_products=int(rt.get("min_brand_products", 2)),
-            stop_brands=tuple(rt.get("stop_brands") or ()),
-        )
+        rt = cfg["runtime"]
+        leader_cfg = LeaderConfig.model_validate(cfg["leader"])
+        guider_policy, learned = _load_policies(policies, rt, leader_cfg)
+        vocab = _catalog_vocab(index.catalog, rt)
         memory = Memory(memory_path) if memory_path else Memory.from_config()
         planner = Planner(
             llm=llm if rt.get("planner_llm") else None,
             memory=memory,
             category_min_price=category_min_prices(index.catalog),
         )
-        leader_cfg = LeaderConfig.model_validate(cfg["leader"])
-        guider_policy = collab_policy = schedule_policy = None
-        grid: tuple = ()
-        if policies == "learned":
-            dirs = rt.get("policy_dirs") or {}
-            roles = set(rt.get("learned_roles") or LEARNED_ROLES)
-            if not roles <= set(LEARNED_ROLES):
-                raise ValueError(
-                    f"runtime.learned_roles: unknown role(s) {sorted(roles - set(LEARNED_ROLES))}; "
-                    f"choose from {list(LEARNED_ROLES)}"
-                )
-            if "guider" in roles:
-                guider_policy = load_guider_policy(dirs.get("guider") or CHECKPOINT_DIR / "guider")
-            if "scheduler" in roles:
-                schedule_policy, grid = load_schedule_policy(dirs.get("scheduler") or CHECKPOINT_DIR / "scheduler")
-            if "collaboration" in roles:
-                from rl_shop.policies.loader import load_policy
-
-                collab_policy = load_policy(
-                    dirs.get("collaboration") or CHECKPOINT_DIR / "collaboration", expect_env_id=COLLABORATE.id
-                )
-        else:
-            if leader_cfg.scheduling.policy_dir:
-                schedule_policy, grid = load_schedule_policy(leader_cfg.scheduling.policy_dir)
-            if leader_cfg.collaboration.policy_dir:
-                from rl_shop.policies.loader import load_policy
-
-                collab_policy = load_policy(leader_cfg.collaboration.policy_dir, expect_env_id=COLLABORATE.id)
         guider = Guider(index.catalog, vocab, cfg["guider"], llm=llm, policy=guider_policy)
-        ps = ProductSearchAgent(index, cfg["product_search"], llm=llm)
-        web = WebSearchAgent.from_config(llm=llm if rt.get("websearch_llm") else None)
         decider_cfg = _deep_update(load_agent_config("decider"), dict(rt.get("decider_overrides") or {}))
-        plain = Decider(decider_cfg, llm=None)
-        stream = Decider(decider_cfg, llm=llm)
+        team = Team(
+            planner=planner,
+            guider=guider,
+            product_search=ProductSearchAgent(index, cfg["product_search"], llm=llm),
+            websearch=WebSearchAgent.from_config(llm=llm if rt.get("websearch_llm") else None),
+            decider=Decider(decider_cfg, llm=None),
+            memory=memory,
+        )
         understander = None
         if rt.get("open_world", True):
             from rl_shop.agents.understanding import Understander
 
             understander = Understander.from_catalog(index.catalog, index=index)
-        leader = Leader(
-            leader_cfg,
-            vocab,
-            planner,
-            guider,
-            ps,
-            web,
-            plain,
-            memory,
-            llm=llm,
-            collaboration_policy=collab_policy,
-            schedule_policy=schedule_policy,
-            schedule_grid=grid,
-            understander=understander,
-        )
-        return cls(leader, guider, planner, SafetyReview(), stream, cfg, llm)
+        leader = Leader(leader_cfg, vocab, team, learned, llm=llm, understander=understander)
+        return cls(leader, guider, planner, SafetyReview(), Decider(decider_cfg, llm=llm), cfg, llm)
 
     # ------------------------------------------------------------------ one request
     def run(
@@ -292,20 +342,42 @@ class MACDFAssistant:
         user_id: str | None = None,
         printer: Callable[[TraceStep], None] | None = None,
     ) -> AssistantResult:
-        """Answer one shopping request (see the module docstring for the stages)."""
-        tracer = Tracer(printer)
-        session = session_id or f"s-{uuid.uuid4().hex[:12]}"
-        base = self._counters()
+        """Answer one shopping request: screen, reason, clarify, plan-execute-reflect, answer."""
         result = AssistantResult(
-            query=str(query), session_id=session, llm=self.llm.describe() if self.llm is not None else None
+            query=str(query),
+            session_id=session_id or f"s-{uuid.uuid4().hex[:12]}",
+            llm=self.llm.describe() if self.llm is not None else None,
         )
-        with tracer.step("Safety", "screen_input") as info:
+        req = _Request(result, Tracer(printer), self._counters(), on_token, user_id)
+        if not self._screen_input(req, query):
+            return self._finish(req)
+        demand = self._reason(req, query)
+        if self._not_carried(demand):  # open world: no question about a product the catalog lacks
+            return self._not_carried_answer(req, demand)
+        demand = self._clarify(req, demand, answer_fn, max_rounds)
+        intent = self._commit_intent(req, demand)
+        plan = self._plan(req, intent)
+        if plan is None:
+            req.say(result.answer)
+            return self._finish(req)
+        outputs, decision = self._execute_and_reflect(req, intent, plan)
+        self._answer(req, demand, intent, outputs, decision)
+        return self._finish(req)
+
+    # ------------------------------------------------------------------ stages
+    def _screen_input(self, req: _Request, query: str) -> bool:
+        """Input safety; a refused request gets the refusal as its answer."""
+        with req.tracer.step("Safety", "screen_input") as info:
             verdict = self.safety.screen_input(query)
             info.update(allowed=verdict.allowed, category=verdict.category)
         if not verdict.allowed:
-            result.refused, result.refusal, result.answer = True, verdict.message or verdict.reason, verdict.message
-            return self._finish(result, tracer, base)
-        with tracer.step("Leader", "demand_reasoning") as info:
+            req.result.refused, req.result.refusal = True, verdict.message or verdict.reason
+            req.result.answer = verdict.message
+        return verdict.allowed
+
+    def _reason(self, req: _Request, query: str) -> ParsedDemand:
+        """The Leader's demand reasoning (query type distribution, slots, open-world reading)."""
+        with req.tracer.step("Leader", "demand_reasoning") as info:
             demand, detail = self.leader.reason(query)
             info.update(
                 detail,
@@ -313,16 +385,22 @@ class MACDFAssistant:
                 confidence=round(demand.confidence, 3),
                 slots=demand.model_dump(exclude_defaults=True, exclude={"query", "type_distribution", "sources"}),
             )
-        if self._not_carried(demand):  # open world: no question about a product the catalog lacks
-            return self._not_carried_answer(result, demand, tracer, on_token, base)
-        # ---------------- clarification (Guider)
+        return demand
+
+    def _clarify(
+        self,
+        req: _Request,
+        demand: ParsedDemand,
+        answer_fn: Callable[[str, str], str] | None,
+        max_rounds: int | None,
+    ) -> ParsedDemand:
+        """Ask the Guider's questions while the Leader wants one more (no questions without ``answer_fn``)."""
         tracker = DialogueTracker()
         max_q = self.guider.config.max_questions if max_rounds is None else int(max_rounds)
+        tracer, turns = req.tracer, req.result.clarifications
         while answer_fn is not None:
             with tracer.step("Leader", "clarify_or_plan") as info:
-                want, why = self.leader.wants_clarification(
-                    demand, tracker, len(result.clarifications), max_q, tracer.system_now()
-                )
+                want, why = self.leader.wants_clarification(demand, tracker, len(turns), max_q, tracer.system_now())
                 info.update(why, clarify=want)
             if not want:
                 break
@@ -331,52 +409,69 @@ class MACDFAssistant:
                 info.update(detail, slot=slot)
             if slot is None:
                 break
-            with tracer.step("Guider", "word_question", slot=slot) as info:
-                question, source = self.guider.question(slot, demand)
-                info.update(question=question, source=source)
-            tracer.mark_output()
-            t_wait = time.perf_counter()
-            answer = str(answer_fn(slot, question))
-            tracer.user_wait_s += time.perf_counter() - t_wait
-            with tracer.step("Guider", "parse_answer", slot=slot) as info:
-                status, values, source = self.guider.parse_answer(slot, answer)
-                demand = self.guider.apply(demand, slot, status, values, tracker)
-                info.update(status=status, values=values, source=source)
-            result.clarifications.append(
-                ClarificationTurn(slot=slot, question=question, answer=answer, status=status, parsed=values)
-            )
-        intent = self.leader.to_intent(demand, user_id)
+            demand = self._ask(req, demand, tracker, slot, answer_fn)
+        return demand
+
+    def _ask(
+        self,
+        req: _Request,
+        demand: ParsedDemand,
+        tracker: DialogueTracker,
+        slot: str,
+        answer_fn: Callable[[str, str], str],
+    ) -> ParsedDemand:
+        """One clarification turn: word the question, wait for the shopper, read the answer."""
+        tracer = req.tracer
+        with tracer.step("Guider", "word_question", slot=slot) as info:
+            question, source = self.guider.question(slot, demand)
+            info.update(question=question, source=source)
+        tracer.mark_output()
+        t_wait = time.perf_counter()
+        answer = str(answer_fn(slot, question))
+        tracer.user_wait_s += time.perf_counter() - t_wait
+        with tracer.step("Guider", "parse_answer", slot=slot) as info:
+            status, values, source = self.guider.parse_answer(slot, answer)
+            demand = self.guider.apply(demand, slot, status, values, tracker)
+            info.update(status=status, values=values, source=source)
+        req.result.clarifications.append(
+            ClarificationTurn(slot=slot, question=question, answer=answer, status=status, parsed=values)
+        )
+        return demand
+
+    def _commit_intent(self, req: _Request, demand: ParsedDemand) -> IntentSpec:
+        """The structured intent the rest of the run works on, recorded in the result and Memory."""
+        intent = self.leader.to_intent(demand, req.user_id)
+        result = req.result
         result.query_type, result.type_distribution = intent.query_type, demand.type_distribution
         result.intent = intent.model_dump(mode="json", exclude_defaults=True)
-        self.leader.memory.set_context(session, "Leader", "demand", demand.model_dump(mode="json"))
-        # ---------------- plan, execute, reflect, re-plan
-        with tracer.step("Planner", "plan") as info:
+        self.leader.remember(req.session, "demand", demand.model_dump(mode="json"))
+        return intent
+
+    def _plan(self, req: _Request, intent: IntentSpec) -> Plan | None:
+        """The Planner's DAG; None when the constraints contradict (the answer then asks which to relax)."""
+        with req.tracer.step("Planner", "plan") as info:
             try:
-                plan = self.planner.plan(intent, session_id=session)
+                plan = self.planner.plan(intent, session_id=req.session)
             except PlanConflict as exc:  # contradictions the Planner could not relax: say which
                 info["conflicts"] = exc.conflicts
-                result.answer = (
+                req.result.answer = (
                     "Your requirements contradict each other ("
                     + "; ".join(f"{k.replace('_', ' ')}: {d}" for k, d in exc.conflicts)
                     + "). Which one should I relax?"
                 )
-                result.follow_up = "Which requirement should I relax?"
-                plan = None
-            if plan is not None:
-                info.update(
-                    tasks=[f"{t.task_id}:{t.type.value}" for t in plan.tasks], source=plan.source, notes=plan.notes
-                )
-        if plan is None:
-            tracer.mark_token()
-            if on_token is not None:
-                on_token(result.answer)
-            return self._finish(result, tracer, base)
+                req.result.follow_up = "Which requirement should I relax?"
+                return None
+            info.update(tasks=[f"{t.task_id}:{t.type.value}" for t in plan.tasks], source=plan.source, notes=plan.notes)
+        return plan
+
+    def _execute_and_reflect(self, req: _Request, intent: IntentSpec, plan: Plan) -> tuple[list[Any], Decision]:
+        """Execute the DAG (Eq. 1 scheduling), decide, reflect (Eq. 2) and re-plan until the score passes."""
+        tracer, result = req.tracer, req.result
         outputs: list[Any] = []
-        decision: Decision | None = None
         dag_wall = 0.0
         while True:
             with tracer.step("Leader", "execute_dag", n_tasks=len(plan.tasks), container=True) as info:
-                report, events = self.leader.execute(plan, intent, session, tracer)
+                report, events = self.leader.execute(plan, intent, req.session, tracer)
                 info.update(wall_s=round(report.wall_s, 4), failed=report.failed, scheduling_events=events)
             dag_wall += report.wall_s
             outputs += [o for tid, o in report.outputs.items() if plan.task(tid).type != TaskType.DECISION]
@@ -396,56 +491,29 @@ class MACDFAssistant:
                 plan = self.planner.replan(
                     intent,
                     refl.reason,
-                    session_id=session,
+                    session_id=req.session,
                     score=refl.score,
                     remedy=self.leader.reflector.remedy_for(intent.query_type),
                 )
                 info.update(tasks=[f"{t.task_id}:{t.type.value}" for t in plan.tasks], notes=plan.notes)
-        # ---------------- answer (streamed)
-        shown: list[str] = []
+        result.timings["dag_wall_s"] = round(dag_wall, 4)
+        return outputs, decision
 
-        def emit(text: str) -> None:
-            tracer.mark_token()
-            shown.append(text)
-            if on_token is not None:
-                on_token(text)
-
-        rt = self.config["runtime"]
-        gate = StreamGate(
-            emit,
-            float(rt.get("stream_min_diversity", 0.5)),
-            list(rt.get("stream_drop_patterns") or []),
-            int(rt.get("stream_min_words", 3)),
-        )
-        preface = self._preface(intent, outputs)  # deterministic text: shown as is, not gated
-        if preface:
-            emit(preface + "\n")
-        if rt.get("stream_products_first", True) and decision is not None and decision.recommendations:
-            # The ranked list is known before the advice is written: show it first (TTFT).
-            picks = "; ".join(
-                f"{i}. {r.title}" + (f" (${r.price:.2f})" if r.price is not None else "")
-                for i, r in enumerate(decision.recommendations, 1)
-            )
-            emit(f"Top picks: {picks}\n")
-        with tracer.step("Decider", "advice") as info:
-            final = self.leader.decide(intent, outputs, decider=self.stream_decider, on_token=gate)
-            gate.flush()
-            if not "".join(gate.shown).strip():  # everything streamed was dropped: show the template
-                plain = self.leader.decide(intent, outputs)
-                gate(plain.advice)
-                gate.flush()
-                final = final.model_copy(update={"advice": plain.advice, "advice_source": "template"})
-                note_discarded(self.llm)  # every streamed sentence failed the gate
-            info.update(source=final.advice_source, stream_sentences_dropped=gate.dropped)
-        cands = candidates_from(outputs)
-        with tracer.step("Safety", "screen_output") as info:
-            cleaned, verdict = self.safety.filter_decision(final, intent, cands)
+    def _answer(
+        self, req: _Request, demand: ParsedDemand, intent: IntentSpec, outputs: list[Any], decision: Decision
+    ) -> None:
+        """Stream the answer, screen it, and fill the result's answer, products and follow-up."""
+        stream = AnswerStream(req)
+        final = self._stream_advice(req, stream, intent, outputs, decision)
+        with req.tracer.step("Safety", "screen_output") as info:
+            cleaned, verdict = self.safety.filter_decision(final, intent, candidates_from(outputs))
             info.update(
                 allowed=verdict.allowed, category=verdict.category, removed=verdict.details.get("violations", {})
             )
         removed = bool(verdict.details.get("violations")) or not verdict.allowed
+        result = req.result
         # The answer is what the shopper saw, unless the output screen had to replace it.
-        result.answer = cleaned.advice if removed else "".join(shown).strip()
+        result.answer = cleaned.advice if removed else stream.text
         result.products = [
             ProductOut(
                 product_id=r.product_id,
@@ -457,13 +525,44 @@ class MACDFAssistant:
             )
             for r in cleaned.recommendations
         ]
-        with tracer.step("Guider", "follow_up") as info:
+        with req.tracer.step("Guider", "follow_up") as info:
             result.follow_up = self.guider.follow_up(demand, cleaned.follow_up_question)
             info["follow_up"] = result.follow_up
         if self.llm is not None and final.advice_source == "template" and cleaned.recommendations:
-            self.guider.llm_rejections += 1  # the LLM advice was rejected (or empty): template shown
-        result.timings["dag_wall_s"] = round(dag_wall, 4)
-        return self._finish(result, tracer, base)
+            self.advice_rejections += 1  # the LLM advice was rejected (or empty): template shown
+
+    def _stream_advice(
+        self, req: _Request, stream: AnswerStream, intent: IntentSpec, outputs: list[Any], decision: Decision
+    ) -> Decision:
+        """Preface and top picks first, then the Decider's advice through the sentence gate."""
+        rt = self.config["runtime"]
+        gate = StreamGate(
+            stream.emit,
+            float(rt.get("stream_min_diversity", 0.5)),
+            list(rt.get("stream_drop_patterns") or []),
+            int(rt.get("stream_min_words", 3)),
+        )
+        preface = self._preface(intent, outputs)  # deterministic text: shown as is, not gated
+        if preface:
+            stream.emit(preface + "\n")
+        if rt.get("stream_products_first", True) and decision.recommendations:
+            # The ranked list is known before the advice is written: show it first (TTFT).
+            picks = "; ".join(
+                f"{i}. {r.title}" + (f" (${r.price:.2f})" if r.price is not None else "")
+                for i, r in enumerate(decision.recommendations, 1)
+            )
+            stream.emit(f"Top picks: {picks}\n")
+        with req.tracer.step("Decider", "advice") as info:
+            final = self.leader.decide(intent, outputs, decider=self.stream_decider, on_token=gate)
+            gate.flush()
+            if not "".join(gate.shown).strip():  # everything streamed was dropped: show the template
+                plain = self.leader.decide(intent, outputs)
+                gate(plain.advice)
+                gate.flush()
+                final = final.model_copy(update={"advice": plain.advice, "advice_source": "template"})
+                note_discarded(self.llm)  # every streamed sentence failed the gate
+            info.update(source=final.advice_source, stream_sentences_dropped=gate.dropped)
+        return final
 
     @staticmethod
     def _not_carried(demand: Any) -> bool:
@@ -477,16 +576,10 @@ class MACDFAssistant:
             and demand.open_type in ("simple", "multi_constraint", "negation")
         )
 
-    def _not_carried_answer(
-        self,
-        result: AssistantResult,
-        demand: Any,
-        tracer: Tracer,
-        on_token: Callable[[str], None] | None,
-        base: _Counters,
-    ) -> AssistantResult:
+    def _not_carried_answer(self, req: _Request, demand: Any) -> AssistantResult:
         """Say plainly that the catalog has no such product, and name the nearest real one."""
-        with tracer.step("Leader", "open_world") as info:
+        result = req.result
+        with req.tracer.step("Leader", "open_world") as info:
             hits = self.leader.ps.index.search(demand.query, k=1)
             nearest = None
             if hits:
@@ -501,10 +594,8 @@ class MACDFAssistant:
         if nearest:
             result.answer += f" The closest product it has is {nearest}, if that helps."
         result.follow_up = "Is there something else I can look for?"
-        tracer.mark_token()
-        if on_token is not None:
-            on_token(result.answer)
-        return self._finish(result, tracer, base)
+        req.say(result.answer)
+        return self._finish(req)
 
     @staticmethod
     def _preface(intent: Any, outputs: list[Any]) -> str:
@@ -526,16 +617,18 @@ class MACDFAssistant:
                 lines.append(web.summary)
         return "\n".join(lines)
 
+    def _rejections(self) -> int:
+        """LLM answers discarded so far by the agents' checks (Guider, searches, advice)."""
+        return self.guider.llm_rejections + self.leader.llm_fallbacks + self.advice_rejections
+
     def _counters(self) -> _Counters:
         if self.llm is None:
-            return _Counters(0, self.guider.llm_rejections + self.leader.ps.llm_fallbacks, {})
-        return _Counters(
-            self.llm.metrics.fallbacks,
-            self.guider.llm_rejections + self.leader.ps.llm_fallbacks,
-            self.llm.metrics.scope_snapshot(),
-        )
+            return _Counters(0, self._rejections(), {})
+        return _Counters(self.llm.metrics.fallbacks, self._rejections(), self.llm.metrics.scope_snapshot())
 
-    def _finish(self, result: AssistantResult, tracer: Tracer, base: _Counters) -> AssistantResult:
+    def _finish(self, req: _Request) -> AssistantResult:
+        """Timings, trace and the LLM counters' increase over this request."""
+        result, tracer, base = req.result, req.tracer, req.base
         total = tracer.system_now()
         result.trace = list(tracer.steps)
         result.timings = {
@@ -547,7 +640,7 @@ class MACDFAssistant:
             **tracer.agent_seconds(),
         }
         fb = (self.llm.metrics.fallbacks - base.fallbacks) if self.llm is not None else 0
-        result.llm_fallbacks = int(fb + self.guider.llm_rejections + self.leader.ps.llm_fallbacks - base.rejections)
+        result.llm_fallbacks = int(fb + self._rejections() - base.rejections)
         if self.llm is not None:
             result.llm_calls = scope_delta(self.llm.metrics.scope_snapshot(), base.scopes)
         return result
