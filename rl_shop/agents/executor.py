@@ -213,12 +213,9 @@ class DAGExecutor:
             self.memory.put_task_state(state)
 
     def _store_output(self, task: Task, session_id: str, result: Any) -> None:
+        if self.memory is None:
+            return
         try:
-            self.memory.append_output(task.type.value, session_id, result, task_id=task.task_id)  # type: ignore[union-attr]
-        except ValueError:
-            self.memory.append_output(
-                task.type.value,
-                session_id,  # type: ignore[union-attr]
-                {"repr": repr(result)[:2000]},
-                task_id=task.task_id,
-            )
+            self.memory.append_output(task.type.value, session_id, result, task_id=task.task_id)
+        except ValueError:  # not JSON-serialisable: keep its repr
+            self.memory.append_output(task.type.value, session_id, {"repr": repr(result)[:2000]}, task_id=task.task_id)

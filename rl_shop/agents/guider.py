@@ -17,6 +17,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, Literal
 
 import numpy as np
@@ -27,6 +28,7 @@ from envs.specs import CLARIFY
 from rl_shop.agents.demand import CatalogVocab, ParsedDemand, extract_slots, parse_slot_answer
 from rl_shop.agents.types import note_discarded, validate_config
 from rl_shop.paths import CONFIG_DIR
+from rl_shop.policies.base import Policy, ScoringPolicy
 from rl_shop.policies.features.clarify import ACTION_NAMES, SUGGEST, DialogueState, featurize
 from rl_shop.policies.features.clarify import action_mask as clarify_action_mask
 from rl_shop.policies.heuristics.clarify import AskUntilConfident, ClarifyPriors
@@ -126,13 +128,16 @@ def estimate_priors(catalog: Any, n: int, seed: int) -> ClarifyPriors:
             p_wrong[i, j] = min(it.p_wrong, 1.0 - p_dk[i, j])
     n_hits = np.exp2(log2c)
 
-    class _Pool:  # the attributes ClarifyPriors.from_pool reads
-        pass
-
-    pool = _Pool()
-    pool.query_type, pool.stated, pool.log2_candidates = np.array(qt), np.array(stated), log2c
-    pool.n_hits, pool.relevant = n_hits, np.array(relevant)
-    pool.p_dont_know, pool.p_wrong, pool.patience = p_dk, p_wrong, np.array(patience)
+    pool = SimpleNamespace(  # the attributes ClarifyPriors.from_pool reads from an IntentPool
+        query_type=np.array(qt),
+        stated=np.array(stated),
+        log2_candidates=log2c,
+        n_hits=n_hits,
+        relevant=np.array(relevant),
+        p_dont_know=p_dk,
+        p_wrong=p_wrong,
+        patience=np.array(patience),
+    )
     priors = ClarifyPriors.from_pool(pool)
     _PRIOR_CACHE[key] = priors
     return priors
@@ -172,7 +177,7 @@ class Guider:
                 max_leave_risk=float(self.config.max_leave_risk or env.get("max_leave_risk", 1.0)),
                 max_rounds=self.max_rounds,
             )
-        self.policy = policy
+        self.policy: Policy = policy
         self.policy_kind = "learned" if hasattr(policy, "card") else "heuristic"
 
     # -------------------------------------------------------------- state
@@ -226,10 +231,10 @@ class Guider:
         state = self.dialogue_state(d, t)
         obs, mask = featurize(state), clarify_action_mask(state)
         detail: dict[str, Any] = {"policy": self.policy_kind, "n_candidates": self.n_candidates(d)}
-        if hasattr(self.policy, "output_kind") and self.policy.output_kind == "q_values":
+        if isinstance(self.policy, ScoringPolicy) and self.policy.output_kind == "q_values":
             q = self.policy.q_values(obs)
             detail["q_values"] = {a: round(float(v), 4) for a, v in zip(CLARIFY_ACTIONS, q)}
-        elif hasattr(self.policy, "estimated_accuracy"):
+        elif isinstance(self.policy, AskUntilConfident):
             detail["estimated_accuracy"] = round(self.policy.estimated_accuracy(obs), 4)
         action = int(self.policy.act(obs, mask))
         detail["action"] = CLARIFY_ACTIONS[action]
@@ -246,12 +251,12 @@ class Guider:
         allowed = np.flatnonzero(mask[: len(SLOTS)])
         if allowed.size == 0:
             return None
-        if getattr(self.policy, "output_kind", None) == "q_values":
-            scores = np.asarray(self.policy.q_values(obs), dtype=float)
-        elif hasattr(self.policy, "action_probabilities"):
-            scores = np.asarray(self.policy.action_probabilities(obs, mask), dtype=float)
-        else:
+        if not isinstance(self.policy, ScoringPolicy):
             return None
+        if self.policy.output_kind == "q_values":
+            scores = np.asarray(self.policy.q_values(obs), dtype=np.float64)
+        else:
+            scores = np.asarray(self.policy.action_probabilities(obs, mask), dtype=np.float64)
         return SLOTS[int(allowed[np.argmax(scores[allowed])])]
 
     # -------------------------------------------------------------- wording

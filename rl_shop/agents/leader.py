@@ -37,7 +37,7 @@ from rl_shop.agents.demand import (
     rule_parse,
     validate_llm_parse,
 )
-from rl_shop.agents.executor import DAGExecutor, ExecutionReport
+from rl_shop.agents.executor import DAGExecutor, ExecutionReport, Handler
 from rl_shop.agents.guider import DialogueTracker, Guider
 from rl_shop.agents.memory import Memory
 from rl_shop.agents.planner import Planner
@@ -288,7 +288,7 @@ class Leader:
         return ok, {"by": "heuristic", "query_type": d.query_type, "clarify_types": self.config.clarify_types}
 
     # -------------------------------------------------------------- execution
-    def handlers(self, intent: IntentSpec, tracer: Tracer) -> dict[TaskType, Callable[[Task, dict[str, Any]], Any]]:
+    def handlers(self, intent: IntentSpec, tracer: Tracer) -> dict[TaskType | str, Handler]:
         """Executor handlers for the four atomic task types (each traced under its agent)."""
         use_cats = intent.slots.get("use_case_categories") or []
 

@@ -208,7 +208,7 @@ class Memory:
                 "INSERT INTO agent_outputs (session_id, agent, task_id, payload_json, created_at) VALUES (?, ?, ?, ?, ?)",
                 (session_id, agent, task_id, _dumps(payload), time.time()),
             )
-            return int(cur.lastrowid)
+            return int(cur.lastrowid or 0)  # sqlite sets it after an INSERT
 
     def outputs(self, session_id: str, agent: str | None = None) -> list[dict[str, Any]]:
         """Outputs of a session in insertion order: ``{agent, task_id, payload}`` dicts."""
@@ -308,7 +308,7 @@ class Memory:
                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (query_type, query, reason, score, remedy, _dumps(payload or {}), time.time()),
             )
-            return int(cur.lastrowid)
+            return int(cur.lastrowid or 0)  # sqlite sets it after an INSERT
 
     def similar_failures(self, query_type: str, query: str = "", limit: int | None = None) -> list[FailureCase]:
         """Failure cases of this query type, most similar to ``query`` first (token Jaccard), then newest."""
@@ -345,7 +345,7 @@ class Memory:
                 "INSERT INTO experiences (query_type, satisfaction, payload_json, created_at) VALUES (?, ?, ?, ?)",
                 (query_type, float(satisfaction), _dumps(payload), time.time()),
             )
-            return int(cur.lastrowid)
+            return int(cur.lastrowid or 0)  # sqlite sets it after an INSERT
 
     def experiences(self, query_type: str, min_satisfaction: float = 0.0, limit: int = 100) -> list[dict[str, Any]]:
         """Experience samples of a query type, newest first."""

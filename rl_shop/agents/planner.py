@@ -561,12 +561,10 @@ class Planner:
             },
             {"role": "user", "content": intent.model_dump_json(exclude_defaults=True)},
         ]
+        if self.llm is None:
+            return None
         try:
-            result = self.llm.structured(
-                messages,
-                PlanProposal,  # type: ignore[union-attr]
-                max_tokens=self.config.llm_max_tokens,
-            )
+            result = self.llm.structured(messages, PlanProposal, max_tokens=self.config.llm_max_tokens)
         except Exception:  # noqa: BLE001 - a failing backend must not stop planning
             return None
         value = getattr(result, "value", result)

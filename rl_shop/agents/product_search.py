@@ -27,7 +27,11 @@ from pydantic import BaseModel, Field
 
 from rl_shop.agents.types import Task, load_agent_config, note_discarded, tokens, validate_config
 from rl_shop.catalog.filters import FilterError, SearchFilters
+from rl_shop.catalog.schema import has_value
 from rl_shop.catalog.vocab import COLOURS, CONNECTIVITY, FEATURES
+
+RelaxableSlot = Literal["features", "connectivity", "colour", "size_in", "capacity_gb", "category"]
+_RELAX_ORDER: tuple[RelaxableSlot, ...] = ("features", "connectivity", "colour", "size_in", "capacity_gb")
 
 
 class RerankConfig(BaseModel):
@@ -53,9 +57,7 @@ class ProductSearchConfig(BaseModel):
     mode: str = Field(default="hybrid", pattern="^(hybrid|bm25|dense)$")
     default_k: int = Field(default=20, ge=1)
     overfetch: int = Field(default=3, ge=1)
-    relax_order: list[Literal["features", "connectivity", "colour", "size_in", "capacity_gb", "category"]] = Field(
-        default_factory=lambda: ["features", "connectivity", "colour", "size_in", "capacity_gb"]
-    )
+    relax_order: list[RelaxableSlot] = Field(default_factory=lambda: list(_RELAX_ORDER))
     lookup_k: int = Field(default=10, ge=1)
     rerank: RerankConfig = RerankConfig()
     enrichment: EnrichmentConfig = EnrichmentConfig()
@@ -65,10 +67,6 @@ class Rerank(BaseModel):
     """Structured-output schema of the LLM re-ranker: option numbers, best first."""
 
     order: list[int] = Field(default_factory=list, max_length=10)
-
-
-def _present(v: Any) -> bool:
-    return v is not None and not (isinstance(v, float) and math.isnan(v))
 
 
 def _as_list(v: Any) -> list[str]:
@@ -160,7 +158,7 @@ class ProductSearchAgent:
         if "size_in" in post:
             size = row.get("size_in")
             lo, hi = post["size_in"].get("min"), post["size_in"].get("max")
-            if not _present(size) or (lo is not None and size < lo) or (hi is not None and size > hi):
+            if not has_value(size) or (lo is not None and size < lo) or (hi is not None and size > hi):
                 return False
         text = " ".join(
             [str(row.get("title", "")), str(row.get("description", "")), " ".join(_as_list(row.get("features")))]
@@ -237,7 +235,7 @@ class ProductSearchAgent:
         parts = []
         for key, label in (("colour", "colour"), ("capacity_gb", "capacity"), ("size_in", "size")):
             v = row.get(key)
-            if _present(v) and v != "":
+            if has_value(v) and v != "":
                 parts.append(
                     f"{label}: {v:g}{' GB' if key == 'capacity_gb' else ' in'}"
                     if isinstance(v, float)
@@ -254,11 +252,11 @@ class ProductSearchAgent:
         if feats:
             pros.append("features: " + ", ".join(feats[:4]))
         budget = params.get("max_price")
-        if _present(price) and budget:
+        if has_value(price) and budget:
             pros.append(
                 f"${float(price):.2f}, {1 - float(price) / float(budget):.0%} under the ${float(budget):g} budget"
             )
-        if not _present(price):
+        if not has_value(price):
             cons.append("no price listed")
         elif float(price) > self._expensive.get(row.get("category"), math.inf):
             cons.append(f"priced in the top {1 - ecfg.expensive_quantile:.0%} of {row.get('category')}")
@@ -277,7 +275,7 @@ class ProductSearchAgent:
                 ("size_in", row.get("size_in")),
                 ("connectivity", conn),
             )
-            if _present(v) and v != "" and v != []
+            if has_value(v) and v != "" and v != []
         }
         # Row-shaped (top-level colour / capacity_gb / ... / specs) so that Candidate.from_row, the
         # Decider and the output safety screen read the same attributes the index filtered on.
@@ -285,7 +283,7 @@ class ProductSearchAgent:
             "product_id": str(row["product_id"]),
             "title": str(row.get("title") or ""),
             "brand": brand,
-            "price": float(price) if _present(price) else None,
+            "price": float(price) if has_value(price) else None,
             "category": str(row.get("category") or ""),
             "description": str(row.get("description") or "")[:300],
             "features": feats,
@@ -302,6 +300,8 @@ class ProductSearchAgent:
     def rerank(self, request: str, products: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], bool]:
         """Fuse the LLM's order of the top ``top_n`` with the retrieval order (weighted RRF)."""
         rc = self.config.rerank
+        if self.llm is None:
+            return products, False
         head, tail = products[: rc.top_n], products[rc.top_n :]
         options = "\n".join(
             f"{i + 1}. {' '.join(p['title'].split()[: rc.title_words])}"
@@ -372,10 +372,10 @@ class ProductSearchAgent:
             return {"tool": "product_details", "target": target, "product": None, "facts": {}}
         row = self.row(prod["product_id"])
         facts = {
-            "price": f"${row['price']:.2f}" if _present(row.get("price")) else None,
+            "price": f"${row['price']:.2f}" if has_value(row.get("price")) else None,
             "brand": row.get("brand") or None,
-            "capacity": f"{row['capacity_gb']:g} GB" if _present(row.get("capacity_gb")) else None,
-            "size": f"{row['size_in']:g} inches" if _present(row.get("size_in")) else None,
+            "capacity": f"{row['capacity_gb']:g} GB" if has_value(row.get("capacity_gb")) else None,
+            "size": f"{row['size_in']:g} inches" if has_value(row.get("size_in")) else None,
             "colour": row.get("colour") or None,
             "connectivity": ", ".join(_as_list(row.get("connectivity"))) or None,
         }
@@ -388,7 +388,7 @@ class ProductSearchAgent:
 
     def compare_specs(self, task: Task, inputs: Mapping[str, Any]) -> dict[str, Any]:
         """ToolCall ``compare_specs``: the best match of each target side by side."""
-        products = []
+        products: list[dict[str, Any]] = []
         for out in inputs.values():
             if isinstance(out, Mapping) and out.get("products"):
                 top = out["products"][0]

@@ -21,13 +21,13 @@ the collaboration env uses, so the learned collaboration policy and the runtime 
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from pydantic import BaseModel, Field
 
 from rl_shop.agents.types import Decision, IntentSpec
+from rl_shop.catalog.schema import has_value
 from rl_shop.policies.features.collaborate import reflection_score
 
 PRODUCT_TYPES = ("simple", "reasoning", "multi_constraint", "negation", "ambiguous", "comparison")
@@ -58,10 +58,6 @@ class ReflectionResult(BaseModel):
     per_product: dict[str, float] = Field(default_factory=dict)
 
 
-def _present(v: Any) -> bool:
-    return v is not None and not (isinstance(v, float) and math.isnan(v))
-
-
 def _listish(v: Any) -> list[str]:
     if v is None or isinstance(v, float):
         return []
@@ -77,9 +73,9 @@ def constraint_satisfaction(row: Mapping[str, Any], intent: IntentSpec) -> float
         checks.append(str(row.get("category", "")).lower() == intent.category.lower())
     price = row.get("price")
     if intent.budget is not None:
-        checks.append(_present(price) and float(price) <= intent.budget)
+        checks.append(has_value(price) and float(price) <= intent.budget)
     if intent.budget_min is not None:
-        checks.append(_present(price) and float(price) >= intent.budget_min)
+        checks.append(has_value(price) and float(price) >= intent.budget_min)
     brand = str(row.get("brand", "") or "").lower()
     if intent.preferred_brands:
         checks.append(brand in intent.preferred_brands)
@@ -90,11 +86,11 @@ def constraint_satisfaction(row: Mapping[str, Any], intent: IntentSpec) -> float
         checks.append(str(row.get("colour", "") or "").lower() == str(attrs["colour"]).lower())
     if "capacity_gb" in attrs:
         cap = row.get("capacity_gb")
-        checks.append(_present(cap) and float(cap) >= float(attrs["capacity_gb"]))
+        checks.append(has_value(cap) and float(cap) >= float(attrs["capacity_gb"]))
     if "size_in" in attrs and isinstance(attrs["size_in"], Mapping):
         size = row.get("size_in")
         lo, hi = attrs["size_in"].get("min"), attrs["size_in"].get("max")
-        checks.append(_present(size) and (lo is None or float(size) >= lo) and (hi is None or float(size) <= hi))
+        checks.append(has_value(size) and (lo is None or float(size) >= lo) and (hi is None or float(size) <= hi))
     for key in ("connectivity", "features"):
         if key in attrs:
             have = set(_listish(row.get(key)))

@@ -107,7 +107,8 @@ class StreamGate:
     ) -> None:
         self.sink, self.min_diversity, self.min_words = sink, float(min_diversity), int(min_words)
         self.drop = [re.compile(p) for p in drop_patterns]
-        self.buffer, self.seen, self.dropped = "", set(), 0
+        self.buffer, self.dropped = "", 0
+        self.seen: set[str] = set()
         self.shown: list[str] = []
 
     def __call__(self, chunk: str) -> None:

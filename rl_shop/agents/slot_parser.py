@@ -364,7 +364,8 @@ def extract_slots(text: str, vocab: CatalogVocab, only: str | None = None) -> di
             out["budget"] = b[0]
     if want("brand"):
         skip = [cat_span] if cat_span else []
-        prefer, exclude = [], []
+        prefer: list[str] = []
+        exclude: list[str] = []
         for brand, span in vocab.find_brands(text, skip):
             (exclude if negated(span) else prefer).append(brand)
         # "Anything but X or Y": a brand right after an excluded one joined by "or" is excluded too.
@@ -441,7 +442,7 @@ def parse_slot_answer(slot: str, text: str, vocab: CatalogVocab) -> tuple[Answer
         raise ValueError(f"unknown slot {slot!r}; valid slots are {list(SLOTS)}")
     for status in ("quit", "dont_know", "no_preference"):
         if _STATUS_PATTERNS[status].search(text):
-            return status, {}  # type: ignore[return-value]
+            return status, {}
     values = extract_slots(text, vocab, only=slot)
     if slot == "budget" and "budget" not in values:
         m = re.search(_NUM, text)

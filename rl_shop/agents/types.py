@@ -18,7 +18,7 @@ from collections.abc import Iterable, Iterator
 from datetime import date
 from enum import Enum
 from pathlib import Path
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, TypeGuard, runtime_checkable
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -322,11 +322,11 @@ class Candidate(BaseModel):
         )
 
 
-def _is_listlike(value: Any) -> bool:
+def _is_listlike(value: Any) -> TypeGuard[Iterable[Any]]:
     return value is not None and not isinstance(value, (str, bytes, dict)) and hasattr(value, "__iter__")
 
 
-def _present(value: Any) -> bool:
+def _present(value: Any) -> TypeGuard[Any]:
     if value is None:
         return False
     if isinstance(value, float) and math.isnan(value):

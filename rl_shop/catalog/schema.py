@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from typing import Any, TypeGuard
 
 import pandas as pd
 
@@ -110,3 +111,8 @@ def specs_of(row_specs: str) -> dict:
 def is_missing(value: object) -> bool:
     """True for None/NaN, used for the float attribute columns."""
     return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def has_value(value: Any) -> TypeGuard[Any]:
+    """``not is_missing(value)``, telling the type checker that a checked value is not None."""
+    return not is_missing(value)

@@ -18,3 +18,16 @@ class Policy(Protocol):
     def act(self, obs: np.ndarray, action_mask: np.ndarray | None = None) -> int:
         """Return the action for one observation; invalid actions (mask False) are never chosen."""
         ...
+
+
+@runtime_checkable
+class ScoringPolicy(Policy, Protocol):
+    """A policy that also scores every action (an exported network): Q-values for DQN
+    (``output_kind == "q_values"``), action probabilities for actor-critic algorithms."""
+
+    @property
+    def output_kind(self) -> str: ...
+
+    def q_values(self, obs: np.ndarray) -> np.ndarray: ...
+
+    def action_probabilities(self, obs: np.ndarray, action_mask: np.ndarray | None = None) -> np.ndarray: ...

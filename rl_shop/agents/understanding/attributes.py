@@ -110,16 +110,15 @@ class AttributeReader:
             aud.append(f"{m.group(1)} year old")
         if aud:
             out["audience"] = aud[0] if len(aud) == 1 else aud
-        qty = [
-            {"value": float(eval_frac(m.group(1))), "unit": self.cfg.units[m.group(2).lower()]}
-            for m in self._unit.finditer(low)
+        found = [
+            (float(eval_frac(m.group(1))), str(self.cfg.units[m.group(2).lower()])) for m in self._unit.finditer(low)
         ]
-        if qty:
-            out["quantities"] = qty
+        if found:
+            out["quantities"] = [{"value": value, "unit": unit} for value, unit in found]
             caps = [
-                q["value"] * {"gb": 1.0, "tb": 1000.0, "mb": 0.001}[q["unit"]]
-                for q in qty
-                if q["unit"] in ("gb", "tb", "mb")
+                value * {"gb": 1.0, "tb": 1000.0, "mb": 0.001}[unit]
+                for value, unit in found
+                if unit in ("gb", "tb", "mb")
             ]
             if caps:
                 out["capacity_gb"] = max(caps)

@@ -123,4 +123,4 @@ class WebSearchAgent:
         if kept and not summary:
             summary = extractive_summary(request, kept, icfg.summary_sentences, icfg.summary_max_chars)
             source = "extractive" if summary else "none"
-        return WebSearchResult(queries=queries, documents=kept, dropped=dropped, summary=summary, summary_source=source)  # type: ignore[arg-type]
+        return WebSearchResult(queries=queries, documents=kept, dropped=dropped, summary=summary, summary_source=source)
