@@ -142,6 +142,19 @@ def _qa_field(text: str) -> str | None:
     return None
 
 
+#: Slots that count as stated constraints when the rules tell simple from multi-constraint queries.
+_CONSTRAINT_SLOTS = (
+    "budget",
+    "preferred_brands",
+    "colour",
+    "min_capacity_gb",
+    "min_size_in",
+    "max_size_in",
+    "connectivity",
+    "features",
+)
+
+
 def rule_parse(text: str, vocab: CatalogVocab, residual: float = 0.1) -> ParsedDemand:
     """Deterministic demand reasoning: slots from the vocabularies, type from the surface form.
 
@@ -151,53 +164,8 @@ def rule_parse(text: str, vocab: CatalogVocab, residual: float = 0.1) -> ParsedD
     query = text
     text = normalize_typos(text, vocab.catalog_words)  # the query itself is kept as typed
     slots = extract_slots(text, vocab)
-    low = text.lower()
-    is_question = bool(_QUESTION_RE.search(text)) and not _REQUEST_RE.match(text)
-    n_constraints = sum(
-        1
-        for k in (
-            "budget",
-            "preferred_brands",
-            "colour",
-            "min_capacity_gb",
-            "min_size_in",
-            "max_size_in",
-            "connectivity",
-            "features",
-        )
-        if slots.get(k)
-    )
-    negation = bool(slots.get("excluded_brands") or slots.get("excluded_features"))
     qa_field = _qa_field(text)
-    targets: list[str] = []
-    if _COMPARE_RE.search(text) or (re.match(r"(?i)\s*should i (buy|get)\b", text) and (" or " in low or "," in low)):
-        qtype = "comparison"
-        targets = _targets(text, "comparison")
-        if len(targets) < 2:
-            qtype = "general_qa" if is_question else "simple"
-            targets = []
-    elif (
-        is_question
-        and qa_field
-        and (targets := _targets(text, "product_qa"))
-        and vocab.find_category(targets[0])[0] != targets[0].lower()
-        and len(targets[0].split()) >= 2
-    ):
-        qtype = "product_qa"
-    elif is_question and slots.get("category") and not slots.get("use_case"):
-        qtype = "general_qa"
-    elif not slots.get("category") and (slots.get("use_case") or _PERSONA_RE.search(text)):
-        qtype = "reasoning"
-    elif not slots.get("category"):
-        qtype = "general_qa" if is_question and not _VAGUE_RE.search(text) else "ambiguous"
-    elif negation:
-        qtype = "negation"
-    elif n_constraints >= 1 and (n_constraints >= 2 or slots.get("budget") is not None):
-        qtype = "multi_constraint"
-    elif _VAGUE_RE.search(text) and n_constraints == 0 and not re.search(r"(?i)\b(i need|looking for|want)\b", text):
-        qtype = "ambiguous"
-    else:
-        qtype = "simple"
+    qtype, targets = _rule_type(text, vocab, slots, qa_field)
     dist = {t: residual / len(QUERY_TYPES) for t in QUERY_TYPES}
     dist[qtype] += 1.0 - residual
     stated = list(ParsedDemand(query=query, type_distribution=dist, **slots).known_slots())
@@ -210,6 +178,36 @@ def rule_parse(text: str, vocab: CatalogVocab, residual: float = 0.1) -> ParsedD
         sources={s: "rules" for s in stated},
         **slots,
     )
+
+
+def _rule_type(text: str, vocab: CatalogVocab, slots: dict[str, Any], qa_field: Any) -> tuple[str, list[str]]:
+    """The query type the surface form suggests, and the named products of a comparison / Q&A."""
+    low = text.lower()
+    is_question = bool(_QUESTION_RE.search(text)) and not _REQUEST_RE.match(text)
+    n_constraints = sum(1 for k in _CONSTRAINT_SLOTS if slots.get(k))
+    if _COMPARE_RE.search(text) or (re.match(r"(?i)\s*should i (buy|get)\b", text) and (" or " in low or "," in low)):
+        compared = _targets(text, "comparison")
+        if len(compared) >= 2:
+            return "comparison", compared
+        return ("general_qa" if is_question else "simple"), []
+    targets: list[str] = []
+    if is_question and qa_field:
+        targets = _targets(text, "product_qa")  # kept below: the named product of a question
+        if targets and vocab.find_category(targets[0])[0] != targets[0].lower() and len(targets[0].split()) >= 2:
+            return "product_qa", targets
+    if is_question and slots.get("category") and not slots.get("use_case"):
+        return "general_qa", targets
+    if not slots.get("category") and (slots.get("use_case") or _PERSONA_RE.search(text)):
+        return "reasoning", targets
+    if not slots.get("category"):
+        return ("general_qa" if is_question and not _VAGUE_RE.search(text) else "ambiguous"), targets
+    if slots.get("excluded_brands") or slots.get("excluded_features"):
+        return "negation", targets
+    if n_constraints >= 1 and (n_constraints >= 2 or slots.get("budget") is not None):
+        return "multi_constraint", targets
+    if _VAGUE_RE.search(text) and n_constraints == 0 and not re.search(r"(?i)\b(i need|looking for|want)\b", text):
+        return "ambiguous", targets
+    return "simple", targets
 
 
 def enrich(rules: ParsedDemand, reading: Any, vocab: CatalogVocab) -> ParsedDemand:

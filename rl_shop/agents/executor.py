@@ -42,6 +42,33 @@ Trigger = Callable[[SchedulerView], bool]
 
 
 @dataclass
+class _Run:
+    """The state of one plan execution, shared by the executor's steps."""
+
+    tasks: dict[str, Task]
+    session_id: str
+    sem: asyncio.Semaphore
+    states: dict[str, TaskState] = field(default_factory=dict)
+    outputs: dict[str, Any] = field(default_factory=dict)
+    running: dict[str, asyncio.Task[Any]] = field(default_factory=dict)
+    dispatch_times: list[float] = field(default_factory=list)
+    t0: float = field(default_factory=time.perf_counter)
+    last_event: float = 0.0  # elapsed time of the last dispatch or completion
+
+    def ready(self) -> list[str]:
+        """Pending tasks whose dependencies have all finished, highest priority first."""
+        ready = [
+            tid
+            for tid, s in self.states.items()
+            if s.status == "pending"
+            and all(self.states[d].status in ("done", "failed", "skipped") for d in self.tasks[tid].depends_on)
+            and tid not in self.running
+        ]
+        ready.sort(key=lambda tid: -self.tasks[tid].priority)
+        return ready
+
+
+@dataclass
 class ExecutionReport:
     """Outputs by task id, per-task states and timings, and the total wall time."""
 
@@ -92,6 +119,29 @@ class DAGExecutor:
     async def run(self, plan: Plan, session_id: str) -> ExecutionReport:
         """Execute ``plan``; dependents of a failed task are skipped (the Decision still runs on
         partial inputs when ``allow_partial_decision`` and at least one input succeeded)."""
+        r = _Run(self._checked_tasks(plan), session_id, asyncio.Semaphore(self.max_concurrency))
+        r.states = {tid: TaskState(session_id=session_id, task_id=tid) for tid in r.tasks}
+        for state in r.states.values():
+            self._store(state)
+        while True:
+            self._skip_failed_dependents(r)
+            ready = r.ready()
+            if ready and self._dispatch(r, ready):
+                continue
+            if not r.running:
+                if not ready:
+                    break
+                await asyncio.sleep(self.poll_interval_s)  # trigger declined: wait for its threshold to decay
+                continue
+            await self._wait_for_completion(r, poll=bool(ready and self.trigger))
+        for state in r.states.values():
+            if state.status == "pending":  # only possible on a cyclic graph
+                state.status, state.error = "skipped", "never became ready (dependency cycle)"
+                self._store(state)
+        return ExecutionReport(r.outputs, r.states, time.perf_counter() - r.t0, r.dispatch_times)
+
+    def _checked_tasks(self, plan: Plan) -> dict[str, Task]:
+        """The plan's tasks by id, after checking that each has a handler and known dependencies."""
         missing = {t.type for t in plan.tasks} - set(self.handlers)
         if missing:
             raise ValueError(
@@ -105,101 +155,80 @@ class DAGExecutor:
                 f"plan is not executable: unknown dependencies {unknown} or duplicate task ids; "
                 f"check it with rl_shop.agents.planner.validate_plan first"
             )
-        states = {tid: TaskState(session_id=session_id, task_id=tid) for tid in tasks}
-        for s in states.values():
-            self._store(s)
-        outputs: dict[str, Any] = {}
-        running: dict[str, asyncio.Task[Any]] = {}
-        dispatch_times: list[float] = []
-        t0 = time.perf_counter()
-        last_event = 0.0  # elapsed time of the last dispatch or completion
-        sem = asyncio.Semaphore(self.max_concurrency)
+        return tasks
 
-        async def run_one(task: Task) -> None:
-            async with sem:
-                state = states[task.task_id]
-                state.status, state.started_at = "running", time.time()
-                self._store(state)
-                inputs = {d: outputs[d] for d in task.depends_on if d in outputs}
-                try:
-                    handler = self.handlers[task.type]
-                    if inspect.iscoroutinefunction(handler):
-                        result = await handler(task, inputs)
-                    else:
-                        result = await asyncio.to_thread(handler, task, inputs)
-                        if inspect.isawaitable(result):
-                            result = await result
-                except Exception as exc:  # noqa: BLE001 - recorded, dependents skipped
-                    state.status, state.error = "failed", f"{type(exc).__name__}: {exc}"
-                else:
-                    outputs[task.task_id] = result
-                    state.status = "done"
-                    if self.memory is not None:
-                        self._store_output(task, session_id, result)
-                state.finished_at = time.time()
-                state.detail["duration_s"] = state.finished_at - state.started_at
-                self._store(state)
+    def _skip_failed_dependents(self, r: _Run) -> None:
+        """Mark pending tasks whose dependencies failed as skipped, to a fixpoint."""
+        changed = True
+        while changed:
+            changed = False
+            for tid in [k for k, s in r.states.items() if s.status == "pending"]:
+                deps = r.tasks[tid].depends_on
+                bad = [d for d in deps if r.states[d].status in ("failed", "skipped")]
+                if bad and not self._may_run_partial(r.tasks[tid], deps, r.states):
+                    r.states[tid].status, r.states[tid].error = "skipped", f"dependencies failed: {bad}"
+                    self._store(r.states[tid])
+                    changed = True
 
-        while True:
-            changed = True
-            while changed:  # propagate failures to a fixpoint
-                changed = False
-                for tid in [k for k, s in states.items() if s.status == "pending"]:
-                    deps = tasks[tid].depends_on
-                    bad = [d for d in deps if states[d].status in ("failed", "skipped")]
-                    if bad and not self._may_run_partial(tasks[tid], deps, states):
-                        states[tid].status, states[tid].error = "skipped", f"dependencies failed: {bad}"
-                        self._store(states[tid])
-                        changed = True
-            ready = [
-                tid
-                for tid, s in states.items()
-                if s.status == "pending"
-                and all(states[d].status in ("done", "failed", "skipped") for d in tasks[tid].depends_on)
-                and tid not in running
-            ]
-            ready.sort(key=lambda tid: -tasks[tid].priority)
-            if ready:
-                view = SchedulerView(
-                    elapsed_s=time.perf_counter() - t0,
-                    ready=ready,
-                    running=sorted(running),
-                    done=sorted(k for k, s in states.items() if s.status == "done"),
-                    failed=sorted(k for k, s in states.items() if s.status == "failed"),
-                    n_dispatches=len(dispatch_times),
-                )
-                stalled = (
-                    self.trigger_timeout_s is not None
-                    and not running
-                    and view.elapsed_s - last_event >= self.trigger_timeout_s
-                )
-                if self.trigger is None or self.trigger(view) or stalled:
-                    dispatch_times.append(view.elapsed_s)
-                    last_event = view.elapsed_s
-                    for tid in ready:
-                        states[tid].status = "running"  # reserved; run_one re-stamps the time
-                        running[tid] = asyncio.create_task(run_one(tasks[tid]))
-                    continue
-            if not running:
-                if ready:  # trigger declined and nothing is running: wait for the threshold to decay
-                    await asyncio.sleep(self.poll_interval_s)
-                    continue
-                break
-            done, _ = await asyncio.wait(
-                list(running.values()),
-                timeout=self.poll_interval_s if (ready and self.trigger) else None,
-                return_when=asyncio.FIRST_COMPLETED,
-            )
-            for tid in [k for k, fut in running.items() if fut in done]:
-                running.pop(tid).result()
-                last_event = time.perf_counter() - t0
-        for state in states.values():
-            if state.status == "pending":  # only possible on a cyclic graph
-                state.status, state.error = "skipped", "never became ready (dependency cycle)"
-                self._store(state)
-        return ExecutionReport(
-            outputs=outputs, states=states, wall_s=time.perf_counter() - t0, dispatch_times=dispatch_times
+    def _dispatch(self, r: _Run, ready: list[str]) -> bool:
+        """Start the ready tasks if the trigger fires (or nothing has happened for ``trigger_timeout_s``)."""
+        view = SchedulerView(
+            elapsed_s=time.perf_counter() - r.t0,
+            ready=ready,
+            running=sorted(r.running),
+            done=sorted(k for k, s in r.states.items() if s.status == "done"),
+            failed=sorted(k for k, s in r.states.items() if s.status == "failed"),
+            n_dispatches=len(r.dispatch_times),
         )
+        stalled = (
+            self.trigger_timeout_s is not None
+            and not r.running
+            and view.elapsed_s - r.last_event >= self.trigger_timeout_s
+        )
+        if not (self.trigger is None or self.trigger(view) or stalled):
+            return False
+        r.dispatch_times.append(view.elapsed_s)
+        r.last_event = view.elapsed_s
+        for tid in ready:
+            r.states[tid].status = "running"  # reserved; _run_one re-stamps the time
+            r.running[tid] = asyncio.create_task(self._run_one(r, r.tasks[tid]))
+        return True
+
+    async def _wait_for_completion(self, r: _Run, poll: bool) -> None:
+        """Wait until a running task finishes (or ``poll_interval_s`` when the trigger must be asked again)."""
+        done, _ = await asyncio.wait(
+            list(r.running.values()),
+            timeout=self.poll_interval_s if poll else None,
+            return_when=asyncio.FIRST_COMPLETED,
+        )
+        for tid in [k for k, fut in r.running.items() if fut in done]:
+            r.running.pop(tid).result()
+            r.last_event = time.perf_counter() - r.t0
+
+    async def _run_one(self, r: _Run, task: Task) -> None:
+        """Run one task's handler (coroutine, or blocking in a worker thread) and record the outcome."""
+        async with r.sem:
+            state = r.states[task.task_id]
+            state.status, state.started_at = "running", time.time()
+            self._store(state)
+            inputs = {d: r.outputs[d] for d in task.depends_on if d in r.outputs}
+            try:
+                handler = self.handlers[task.type]
+                if inspect.iscoroutinefunction(handler):
+                    result = await handler(task, inputs)
+                else:
+                    result = await asyncio.to_thread(handler, task, inputs)
+                    if inspect.isawaitable(result):
+                        result = await result
+            except Exception as exc:  # noqa: BLE001 - recorded, dependents skipped
+                state.status, state.error = "failed", f"{type(exc).__name__}: {exc}"
+            else:
+                r.outputs[task.task_id] = result
+                state.status = "done"
+                self._store_output(task, r.session_id, result)
+            state.finished_at = time.time()
+            state.detail["duration_s"] = state.finished_at - state.started_at
+            self._store(state)
 
     def _may_run_partial(self, task: Task, deps: list[str], states: dict[str, TaskState]) -> bool:
         if not (self.allow_partial_decision and task.type == TaskType.DECISION):

@@ -10,6 +10,7 @@ demand reasoning (:mod:`rl_shop.agents.demand`) and by the Guider to read the sh
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -329,10 +330,7 @@ def extract_slots(text: str, vocab: CatalogVocab, only: str | None = None) -> di
         return only is None or only == slot
 
     out: dict[str, Any] = {}
-    low = text.lower()
     neg_spans: list[tuple[int, int]] = [m.span(1) for m in _NEG_RE.finditer(text)]
-    # "Not sony or bose." / "Anything but sony or bose" extend the negation over "or" lists.
-    neg_spans = [(a, b) for a, b in neg_spans]
 
     def negated(span: tuple[int, int]) -> bool:
         return any(a <= span[0] < b + 1 for a, b in neg_spans)
@@ -340,90 +338,127 @@ def extract_slots(text: str, vocab: CatalogVocab, only: str | None = None) -> di
     # Words of a use-case phrasing ("for gaming", "playing pc games", "travel photos") state the
     # use case only: the simulator's shopper who says them has not stated a feature or category.
     uc_rule, uc_span = vocab.find_use_case_span(text, bare_name=only == "use_case")
-    cat_span = None
-    if want("category"):
-        cat, cat_span = vocab.find_category(text)
-        if cat and cat_span and _inside(cat_span, uc_span):
-            cat, cat_span = None, None
-        if cat:
-            out["category"] = cat
-        else:
-            dept = vocab.find_department(text)
-            if dept:
-                out["department"] = dept
-    if want("budget"):
-        m = _SIZE_RANGE_RE.search(text)  # avoid reading "between 13 and 15 inches" as money
-        b = [
-            _num(x.group(1))
-            for x in _BUDGET_RE.finditer(text)
-            if not re.match(r"\s*(?:inch|inches|gb|tb|\")", text[x.end() : x.end() + 8], re.I)
-        ]
-        if not b:
-            b = [_num(x.group(1)) for x in _BARE_PRICE_RE.finditer(text)]
-        if b and b[0] > 0:
-            out["budget"] = b[0]
+    cat_span = _read_category(text, vocab, uc_span, out) if want("category") else None
+    if want("budget") and (budget := _read_budget(text)) is not None:
+        out["budget"] = budget
     if want("brand"):
-        skip = [cat_span] if cat_span else []
-        prefer: list[str] = []
-        exclude: list[str] = []
-        for brand, span in vocab.find_brands(text, skip):
-            (exclude if negated(span) else prefer).append(brand)
-        # "Anything but X or Y": a brand right after an excluded one joined by "or" is excluded too.
-        if exclude and prefer and re.search(r"\b(but|not)\b", low):
-            for brand in list(prefer):
-                if re.search(re.escape(exclude[-1]) + r"\s+(?:or|nor|and)\s+" + re.escape(brand), low):
-                    prefer.remove(brand)
-                    exclude.append(brand)
-        if prefer:
-            out["preferred_brands"] = prefer
-        if exclude:
-            out["excluded_brands"] = exclude
+        _read_brands(text, vocab, [cat_span] if cat_span else [], negated, out)
     if want("colour"):
         for canon, span in _tokens_in(text, _COLOUR_PAT):
             if not negated(span):
                 out.setdefault("colour", canon)
     if want("capacity"):
-        caps = []
-        for m in _CAPACITY_RE.finditer(text):
-            unit = m.group(2).lower()
-            caps.append(_num(m.group(1)) * {"gb": 1.0, "tb": 1000.0, "mb": 0.001}[unit])
+        caps = [_num(m.group(1)) * _CAPACITY_GB[m.group(2).lower()] for m in _CAPACITY_RE.finditer(text)]
         if caps:
             out["min_capacity_gb"] = max(caps)
     if want("size"):
-        m = _SIZE_RANGE_RE.search(text) or _SIZE_AROUND_RE.search(text) or _SIZE_DASH_RE.search(text)
-        if m:
-            out["min_size_in"], out["max_size_in"] = sorted((_num(m.group(1)), _num(m.group(2))))
-        elif m := _SIZE_MIN_RE.search(text):
-            out["min_size_in"] = _num(m.group(1))
-        elif m := _SIZE_MAX_RE.search(text):
-            out["max_size_in"] = _num(m.group(1))
-        elif only == "size" and (m := _SIZE_RE.search(text)):
-            out["min_size_in"] = out["max_size_in"] = _num(m.group(1))
-    for slot, pats, key in (("connectivity", _CONN_PAT, "connectivity"), ("features", _FEAT_PAT, "features")):
+        _read_size(text, only == "size", out)
+    for slot, pats in (("connectivity", _CONN_PAT), ("features", _FEAT_PAT)):
         if want(slot):
-            # "usb" in "usb flash drives" is the category (a later "with usb" still counts);
-            # "gaming" in "for gaming" is the use case.
-            found = _tokens_in(text, pats, [sp for sp in (cat_span, uc_span) if sp])
-            keep = [c for c, s in found if not negated(s)]
-            drop = [c for c, s in found if negated(s)]
-            if slot == "features" and "colour" in out:
-                keep = [c for c in keep if c != "color"]
-            if keep:
-                out[key] = keep
-            if drop and slot == "features":
-                out["excluded_features"] = drop
-            elif drop:
-                out.setdefault("excluded_features", []).extend(drop)
+            _read_tokens(text, slot, pats, [sp for sp in (cat_span, uc_span) if sp], negated, out)
     if want("use_case"):
-        rule = uc_rule
-        if rule:
-            out["use_case"] = str(rule["use_case"])
-            out["use_case_categories"] = list(rule["matched"])
-        elif only == "use_case":
-            m = re.search(r"for\s+([\w\s]+?)(?:,|\.|$)", text, re.I)
-            if m:
-                out["use_case"] = m.group(1).strip().lower()
+        _read_use_case(text, uc_rule, only == "use_case", out)
     return out
+
+
+_CAPACITY_GB = {"gb": 1.0, "tb": 1000.0, "mb": 0.001}
+
+
+def _read_category(text: str, vocab: CatalogVocab, uc_span: tuple[int, int] | None, out: dict[str, Any]) -> Any:
+    """The category (or, without one, the department) into ``out``; returns the category's span."""
+    cat, cat_span = vocab.find_category(text)
+    if cat and cat_span and _inside(cat_span, uc_span):
+        cat, cat_span = None, None
+    if cat:
+        out["category"] = cat
+    elif dept := vocab.find_department(text):
+        out["department"] = dept
+    return cat_span
+
+
+def _read_budget(text: str) -> float | None:
+    """The first positive money amount (sizes such as "13 inch" or "64gb" are not money)."""
+    b = [
+        _num(x.group(1))
+        for x in _BUDGET_RE.finditer(text)
+        if not re.match(r"\s*(?:inch|inches|gb|tb|\")", text[x.end() : x.end() + 8], re.I)
+    ]
+    if not b:
+        b = [_num(x.group(1)) for x in _BARE_PRICE_RE.finditer(text)]
+    return b[0] if b and b[0] > 0 else None
+
+
+def _read_brands(
+    text: str,
+    vocab: CatalogVocab,
+    skip: list[tuple[int, int]],
+    negated: Callable[[tuple[int, int]], bool],
+    out: dict[str, Any],
+) -> None:
+    """Preferred and excluded brands into ``out``."""
+    low = text.lower()
+    prefer: list[str] = []
+    exclude: list[str] = []
+    for brand, span in vocab.find_brands(text, skip):
+        (exclude if negated(span) else prefer).append(brand)
+    # "Anything but X or Y": a brand right after an excluded one joined by "or" is excluded too.
+    if exclude and prefer and re.search(r"\b(but|not)\b", low):
+        for brand in list(prefer):
+            if re.search(re.escape(exclude[-1]) + r"\s+(?:or|nor|and)\s+" + re.escape(brand), low):
+                prefer.remove(brand)
+                exclude.append(brand)
+    if prefer:
+        out["preferred_brands"] = prefer
+    if exclude:
+        out["excluded_brands"] = exclude
+
+
+def _read_size(text: str, answering_size: bool, out: dict[str, Any]) -> None:
+    """Screen size bounds into ``out``: a range, "at least", "at most", or (answering) one size."""
+    m = _SIZE_RANGE_RE.search(text) or _SIZE_AROUND_RE.search(text) or _SIZE_DASH_RE.search(text)
+    if m:
+        out["min_size_in"], out["max_size_in"] = sorted((_num(m.group(1)), _num(m.group(2))))
+    elif m := _SIZE_MIN_RE.search(text):
+        out["min_size_in"] = _num(m.group(1))
+    elif m := _SIZE_MAX_RE.search(text):
+        out["max_size_in"] = _num(m.group(1))
+    elif answering_size and (m := _SIZE_RE.search(text)):
+        out["min_size_in"] = out["max_size_in"] = _num(m.group(1))
+
+
+def _read_tokens(
+    text: str,
+    slot: str,
+    pats: Any,
+    skip: list[tuple[int, int]],
+    negated: Callable[[tuple[int, int]], bool],
+    out: dict[str, Any],
+) -> None:
+    """Connectivity or feature words into ``out`` (negated ones become ``excluded_features``)."""
+    # "usb" in "usb flash drives" is the category (a later "with usb" still counts);
+    # "gaming" in "for gaming" is the use case.
+    found = _tokens_in(text, pats, skip)
+    keep = [c for c, s in found if not negated(s)]
+    drop = [c for c, s in found if negated(s)]
+    if slot == "features" and "colour" in out:
+        keep = [c for c in keep if c != "color"]
+    if keep:
+        out[slot] = keep
+    if drop and slot == "features":
+        out["excluded_features"] = drop
+    elif drop:
+        out.setdefault("excluded_features", []).extend(drop)
+
+
+def _read_use_case(text: str, rule: Any, answering_use_case: bool, out: dict[str, Any]) -> None:
+    """The use case (and the categories it implies) into ``out``."""
+    if rule:
+        out["use_case"] = str(rule["use_case"])
+        out["use_case_categories"] = list(rule["matched"])
+    elif answering_use_case:
+        m = re.search(r"for\s+([\w\s]+?)(?:,|\.|$)", text, re.I)
+        if m:
+            out["use_case"] = m.group(1).strip().lower()
 
 
 # ------------------------------------------------------------------------------------------ answers
