@@ -58,6 +58,34 @@ class ReflectionConfig(BaseModel):
     default_remedy: dict[str, Literal["add_web_search", "add_product_rewrite"]] = Field(default_factory=dict)
 
 
+class _TaskList:
+    """The tasks of a plan being built; ``add`` numbers them t1, t2, ..."""
+
+    def __init__(self) -> None:
+        self.tasks: list[Task] = []
+
+    def add(
+        self,
+        type_: TaskType,
+        query: str,
+        params: dict[str, Any] | None = None,
+        depends_on: list[str] | None = None,
+        priority: float = 0.5,
+    ) -> str:
+        tid = f"t{len(self.tasks) + 1}"
+        self.tasks.append(
+            Task(
+                task_id=tid,
+                type=type_,
+                query=query,
+                params=params or {},
+                depends_on=depends_on or [],
+                priority=priority,
+            )
+        )
+        return tid
+
+
 class PlannerConfig(BaseModel):
     """``configs/agents/planner.yaml``."""
 
@@ -425,84 +453,70 @@ class Planner:
         return text or intent.query
 
     def _symbolic(self, intent: IntentSpec, variant: str, remedies: list[str]) -> Plan:
-        tasks: list[Task] = []
+        """The rule plan of the intent's query type (``variant="split"`` adds the optional searches)."""
+        b = _TaskList()
         price_first = intent.price_sensitive or intent.budget is not None
-        base_priority = 1.0 if price_first else 0.5
-
-        def add(
-            type_: TaskType,
-            query: str,
-            params: dict[str, Any] | None = None,
-            depends_on: list[str] | None = None,
-            priority: float = 0.5,
-        ) -> str:
-            tid = f"t{len(tasks) + 1}"
-            tasks.append(
-                Task(
-                    task_id=tid,
-                    type=type_,
-                    query=query,
-                    params=params or {},
-                    depends_on=depends_on or [],
-                    priority=priority,
-                )
-            )
-            return tid
-
-        qt = intent.query_type
+        prio = 1.0 if price_first else 0.5
         query = intent.query or self._rewrite(intent)
-        if qt == "comparison":
-            targets = unique([t for t in intent.targets if t.strip()])
-            searches = [
-                add(TaskType.PRODUCT_SEARCH, t, self._search_params(intent, target=t, k=5), priority=base_priority)
-                for t in targets
-            ]
-            while len(searches) < self.config.min_comparison_targets:
-                # Too few named targets: search alternatives so there is something to compare with.
-                alt = f"alternative to {targets[0]}" if targets else self._rewrite(intent)
-                alt = alt if alt not in [t.query for t in tasks] else f"{alt} option {len(searches) + 1}"
-                searches.append(add(TaskType.PRODUCT_SEARCH, alt, self._search_params(intent), priority=base_priority))
-            add(
-                TaskType.TOOL_CALL,
-                f"compare {' vs '.join(t.query for t in tasks)}",
-                {"tool": self.config.tools.get("comparison", "compare_specs"), "targets": targets},
-                depends_on=list(searches),
-                priority=base_priority,
-            )
-            if variant == "split" or intent.time_sensitive:
-                add(
-                    TaskType.WEB_SEARCH,
-                    f"{' vs '.join(targets or [query])} review comparison",
-                    {"purpose": "comparison"},
-                )
-        elif qt == "product_qa":
+        split = variant == "split"
+        if intent.query_type == "comparison":
+            self._comparison_tasks(b, intent, query, split, prio)
+        elif intent.query_type == "product_qa":
             target = intent.targets[0] if intent.targets else query
-            add(
+            b.add(
                 TaskType.TOOL_CALL,
                 query,
                 {"tool": self.config.tools.get("product_qa", "product_details"), "target": target},
             )
-            if variant == "split":
-                add(TaskType.PRODUCT_SEARCH, target, self._search_params(intent, target=target, k=5))
-            if variant == "split" or intent.time_sensitive:
-                add(TaskType.WEB_SEARCH, query, {"purpose": "product_qa", "target": target})
-        elif qt == "general_qa":
-            add(TaskType.WEB_SEARCH, query, {"purpose": "general_qa"})
-            if variant == "split":
-                add(TaskType.PRODUCT_SEARCH, self._rewrite(intent), self._search_params(intent))
+            if split:
+                b.add(TaskType.PRODUCT_SEARCH, target, self._search_params(intent, target=target, k=5))
+            if split or intent.time_sensitive:
+                b.add(TaskType.WEB_SEARCH, query, {"purpose": "product_qa", "target": target})
+        elif intent.query_type == "general_qa":
+            b.add(TaskType.WEB_SEARCH, query, {"purpose": "general_qa"})
+            if split:
+                b.add(TaskType.PRODUCT_SEARCH, self._rewrite(intent), self._search_params(intent))
         else:  # simple, reasoning, multi_constraint, negation, ambiguous
-            add(TaskType.PRODUCT_SEARCH, query, self._search_params(intent), priority=base_priority)
-            if variant == "split":
-                rewrite = self._rewrite(intent)
-                if rewrite and " ".join(tokens(rewrite)) != " ".join(tokens(query)):
-                    add(TaskType.PRODUCT_SEARCH, rewrite, self._search_params(intent), priority=base_priority)
-            if qt == "reasoning":  # needs knowledge of what fits the need: a buying guide
-                add(TaskType.WEB_SEARCH, f"{intent.category or query} buying guide", {"purpose": "buying_guide"})
-        if intent.time_sensitive and not any(t.type == TaskType.WEB_SEARCH for t in tasks):
-            add(TaskType.WEB_SEARCH, query, {"purpose": "time_sensitive"}, priority=base_priority)
-        self._apply_remedies(intent, remedies, tasks, add)
-        self._close_with_decision(tasks)
-        return Plan(tasks=tasks, source="symbolic", notes=[f"variant={variant}"])
+            self._product_tasks(b, intent, query, split, prio)
+        if intent.time_sensitive and not any(t.type == TaskType.WEB_SEARCH for t in b.tasks):
+            b.add(TaskType.WEB_SEARCH, query, {"purpose": "time_sensitive"}, priority=prio)
+        self._apply_remedies(intent, remedies, b.tasks, b.add)
+        self._close_with_decision(b.tasks)
+        return Plan(tasks=b.tasks, source="symbolic", notes=[f"variant={variant}"])
+
+    def _comparison_tasks(self, b: _TaskList, intent: IntentSpec, query: str, split: bool, prio: float) -> None:
+        """One search per named product (alternatives when too few are named), then the comparison tool."""
+        targets = unique([t for t in intent.targets if t.strip()])
+        searches = [
+            b.add(TaskType.PRODUCT_SEARCH, t, self._search_params(intent, target=t, k=5), priority=prio)
+            for t in targets
+        ]
+        while len(searches) < self.config.min_comparison_targets:
+            # Too few named targets: search alternatives so there is something to compare with.
+            alt = f"alternative to {targets[0]}" if targets else self._rewrite(intent)
+            alt = alt if alt not in [t.query for t in b.tasks] else f"{alt} option {len(searches) + 1}"
+            searches.append(b.add(TaskType.PRODUCT_SEARCH, alt, self._search_params(intent), priority=prio))
+        b.add(
+            TaskType.TOOL_CALL,
+            f"compare {' vs '.join(t.query for t in b.tasks)}",
+            {"tool": self.config.tools.get("comparison", "compare_specs"), "targets": targets},
+            depends_on=list(searches),
+            priority=prio,
+        )
+        if split or intent.time_sensitive:
+            b.add(
+                TaskType.WEB_SEARCH, f"{' vs '.join(targets or [query])} review comparison", {"purpose": "comparison"}
+            )
+
+    def _product_tasks(self, b: _TaskList, intent: IntentSpec, query: str, split: bool, prio: float) -> None:
+        """A product search (and its rewrite when split); a buying guide for reasoning queries."""
+        b.add(TaskType.PRODUCT_SEARCH, query, self._search_params(intent), priority=prio)
+        if split:
+            rewrite = self._rewrite(intent)
+            if rewrite and " ".join(tokens(rewrite)) != " ".join(tokens(query)):
+                b.add(TaskType.PRODUCT_SEARCH, rewrite, self._search_params(intent), priority=prio)
+        if intent.query_type == "reasoning":  # needs knowledge of what fits the need: a buying guide
+            b.add(TaskType.WEB_SEARCH, f"{intent.category or query} buying guide", {"purpose": "buying_guide"})
 
     def _apply_remedies(self, intent: IntentSpec, remedies: list[str], tasks: list[Task], add: Any) -> None:
         query = intent.query or self._rewrite(intent)

@@ -225,48 +225,12 @@ class ProductSearchAgent:
     def enrich(self, row: Mapping[str, Any], score: float, params: Mapping[str, Any]) -> dict[str, Any]:
         """A Candidate-shaped dict with ``spec_summary``, ``pros`` and ``cons`` from the attributes."""
         ecfg = self.config.enrichment
-        specs: dict[str, Any] = {}
         raw = row.get("specs")
-        if isinstance(raw, str) and raw.strip():
-            try:
-                specs = json.loads(raw) if raw.strip().startswith("{") else {}
-            except json.JSONDecodeError:
-                specs = {}
-        parts = []
-        for key, label in (("colour", "colour"), ("capacity_gb", "capacity"), ("size_in", "size")):
-            v = row.get(key)
-            if has_value(v) and v != "":
-                parts.append(
-                    f"{label}: {v:g}{' GB' if key == 'capacity_gb' else ' in'}"
-                    if isinstance(v, float)
-                    else f"{label}: {v}"
-                )
         conn = _as_list(row.get("connectivity"))
-        if conn:
-            parts.append("connectivity: " + ", ".join(conn))
-        for key, value in list(specs.items())[: ecfg.spec_fields]:
-            parts.append(f"{key}: {str(value)[:40]}")
-        price = row.get("price")
-        pros, cons = [], []
         feats = _as_list(row.get("features"))
-        if feats:
-            pros.append("features: " + ", ".join(feats[:4]))
-        budget = params.get("max_price")
-        if has_value(price) and budget:
-            pros.append(
-                f"${float(price):.2f}, {1 - float(price) / float(budget):.0%} under the ${float(budget):g} budget"
-            )
-        if not has_value(price):
-            cons.append("no price listed")
-        elif float(price) > self._expensive.get(row.get("category"), math.inf):
-            cons.append(f"priced in the top {1 - ecfg.expensive_quantile:.0%} of {row.get('category')}")
+        price = row.get("price")
         brand = str(row.get("brand") or "").lower()
-        if brand and self._brand_counts.get(brand, 0) >= 10:
-            pros.append(f"established brand ({self._brand_counts[brand]} products)")
-        elif not brand:
-            cons.append("unknown brand")
-        if not conn and not feats:
-            cons.append("few listed specifications")
+        pros, cons = self._pros_and_cons(row, price, brand, conn, feats, params.get("max_price"))
         attrs = {
             k: v
             for k, v in (
@@ -291,10 +255,56 @@ class ProductSearchAgent:
             "specs": raw if isinstance(raw, str) else "",
             "attributes": attrs,
             "retrieval_score": float(score),
-            "spec_summary": "; ".join(parts),
+            "spec_summary": self._spec_summary(row, raw, conn),
             "pros": pros[: ecfg.max_pros],
             "cons": cons[: ecfg.max_cons],
         }
+
+    def _spec_summary(self, row: Mapping[str, Any], raw: Any, conn: list[str]) -> str:
+        """Colour, capacity, size, connectivity and the first ``spec_fields`` specs, one line."""
+        specs: dict[str, Any] = {}
+        if isinstance(raw, str) and raw.strip():
+            try:
+                specs = json.loads(raw) if raw.strip().startswith("{") else {}
+            except json.JSONDecodeError:
+                specs = {}
+        parts = []
+        for key, label in (("colour", "colour"), ("capacity_gb", "capacity"), ("size_in", "size")):
+            v = row.get(key)
+            if has_value(v) and v != "":
+                unit = " GB" if key == "capacity_gb" else " in"
+                parts.append(f"{label}: {v:g}{unit}" if isinstance(v, float) else f"{label}: {v}")
+        if conn:
+            parts.append("connectivity: " + ", ".join(conn))
+        for key, value in list(specs.items())[: self.config.enrichment.spec_fields]:
+            parts.append(f"{key}: {str(value)[:40]}")
+        return "; ".join(parts)
+
+    def _pros_and_cons(
+        self, row: Mapping[str, Any], price: Any, brand: str, conn: list[str], feats: list[str], budget: Any
+    ) -> tuple[list[str], list[str]]:
+        """Pros and cons a shopper can check: features, price vs budget and category, brand, specs."""
+        pros: list[str] = []
+        cons: list[str] = []
+        if feats:
+            pros.append("features: " + ", ".join(feats[:4]))
+        if has_value(price) and budget:
+            pros.append(
+                f"${float(price):.2f}, {1 - float(price) / float(budget):.0%} under the ${float(budget):g} budget"
+            )
+        if not has_value(price):
+            cons.append("no price listed")
+        elif float(price) > self._expensive.get(row.get("category"), math.inf):
+            cons.append(
+                f"priced in the top {1 - self.config.enrichment.expensive_quantile:.0%} of {row.get('category')}"
+            )
+        if brand and self._brand_counts.get(brand, 0) >= 10:
+            pros.append(f"established brand ({self._brand_counts[brand]} products)")
+        elif not brand:
+            cons.append("unknown brand")
+        if not conn and not feats:
+            cons.append("few listed specifications")
+        return pros, cons
 
     # -------------------------------------------------------------- LLM fusion re-ranking
     def rerank(self, request: str, products: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], bool]:

@@ -200,6 +200,22 @@ class Understander:
         return self.spelling.correct(normalize_text(str(query)))
 
     # ------------------------------------------------------------------ parse
+    def _attributes(self, text: str, brand_set: set[str], excl_phrases: list[str]) -> dict[str, Any]:
+        """The attribute reader's slots, without flavour / colour words that are a brand or excluded
+        ("Apple iPad", "eye cream": a brand or the product itself)."""
+        attrs = self.attributes.read(text)
+        for key in ("flavour_scent", "colour"):
+            vals = [
+                v
+                for v in ([attrs[key]] if isinstance(attrs.get(key), str) else attrs.get(key, []))
+                if v not in brand_set and v not in excl_phrases and v not in self.brand_words
+            ]
+            if vals:
+                attrs[key] = vals[0] if len(vals) == 1 else vals
+            else:
+                attrs.pop(key, None)
+        return attrs
+
     def parse(self, query: str) -> QueryUnderstanding:
         """Understand one request (any text; empty text gives an ambiguous, empty reading)."""
         text = self.clean(query)
@@ -214,17 +230,7 @@ class Understander:
         wanted = list(
             dict.fromkeys(b for b, (start, _) in brand_hits if not any(a <= start < end for a, end in neg_spans))
         )
-        attrs = self.attributes.read(text)
-        for key in ("flavour_scent", "colour"):  # "Apple iPad", "eye cream": a brand or the product itself
-            vals = [
-                v
-                for v in ([attrs[key]] if isinstance(attrs.get(key), str) else attrs.get(key, []))
-                if v not in brand_set and v not in excl_phrases and v not in self.brand_words
-            ]
-            if vals:
-                attrs[key] = vals[0] if len(vals) == 1 else vals
-            else:
-                attrs.pop(key, None)
+        attrs = self._attributes(text, brand_set, excl_phrases)
         if wanted:
             attrs["brand"] = wanted[0] if len(wanted) == 1 else wanted
         if budget.target is not None:
