@@ -158,7 +158,9 @@ class ClarifyEnv(gym.Env):
     def _make_views(self) -> None:
         """Flat ``[N * 512]`` tables as memoryviews: indexing one gives a Python float ~3x faster
         than a numpy scalar (the same IEEE double, so rewards and observations are unchanged)."""
-        flat = lambda a: memoryview(np.ascontiguousarray(a, dtype=np.float64).reshape(-1))  # noqa: E731
+        # ``ndarray.data`` is the array's memoryview (same as ``memoryview(array)``, which numpy's
+        # stubs only accept from Python 3.12 on)
+        flat = lambda a: np.ascontiguousarray(a, dtype=np.float64).reshape(-1).data  # noqa: E731
         self._H_mv = flat(self._H)
         self._acc_mv = flat(self.pool.accuracy)
         self._log2c_mv = flat(self.pool.log2_candidates)

@@ -13,13 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
 from envs.intent_pool import IntentPool, IntentPoolError, load_or_build_intent_pool
 from envs.specs import CLARIFY
+from rl_shop.config_files import env_kwargs
 from rl_shop.paths import CONFIG_DIR
 
-CONFIG_PATH: Path = CONFIG_DIR / "env" / "clarify.yaml"
+CONFIG_PATH: Path = CONFIG_DIR / "env" / f"{CLARIFY.config}.yaml"
 
 
 @dataclass(frozen=True)
@@ -39,16 +39,8 @@ class ClarifyParams:
 
 
 def load_default_kwargs(path: Path = CONFIG_PATH) -> dict[str, Any]:
-    """The ``kwargs`` block of the env config file, with a clear error if it is missing or malformed."""
-    try:
-        cfg = yaml.safe_load(Path(path).read_text())
-    except FileNotFoundError:
-        raise FileNotFoundError(f"env config {path} not found; it ships with the repository (configs/env/)") from None
-    except yaml.YAMLError as exc:
-        raise ValueError(f"env config {path} is not valid YAML: {exc}") from exc
-    if not isinstance(cfg, dict) or not isinstance(cfg.get("kwargs"), dict):
-        raise ValueError(f"env config {path} must be a mapping with a 'kwargs' mapping")
-    return dict(cfg["kwargs"])
+    """The ``kwargs`` block of the env config file: the single source of the defaults."""
+    return env_kwargs(path)
 
 
 def resolve_params(**overrides: Any) -> ClarifyParams:

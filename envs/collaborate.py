@@ -16,12 +16,12 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
-import yaml
 from gymnasium import spaces
 from scipy.special import ndtri
 
 from envs.dag import EpisodeUniforms
 from envs.specs import COLLABORATE
+from rl_shop.config_files import env_kwargs
 from rl_shop.paths import CONFIG_DIR
 from rl_shop.policies.features.collaborate import (
     ACTION_NAMES,
@@ -40,7 +40,7 @@ from rl_shop.sim.config import load_sim_config
 from rl_shop.sim.shopper import abandon_probability
 from rl_shop.sim.slots import QUERY_TYPES
 
-CONFIG_PATH: Path = CONFIG_DIR / "env" / "collaborate.yaml"
+CONFIG_PATH: Path = CONFIG_DIR / "env" / f"{COLLABORATE.config}.yaml"
 _TYPE_KEYS = (
     "clarity",
     "clarify_gain",
@@ -59,17 +59,8 @@ _U_EPS = 1e-12
 
 
 def load_default_kwargs(path: Path = CONFIG_PATH) -> dict[str, Any]:
-    """The ``kwargs`` block of ``configs/env/collaborate.yaml``: the single source of the defaults."""
-    try:
-        with open(path, encoding="utf-8") as fh:
-            cfg = yaml.safe_load(fh)
-    except FileNotFoundError as exc:
-        raise FileNotFoundError(
-            f"env config {path} not found; it ships with the repository (restore it with git)."
-        ) from exc
-    if not isinstance(cfg, dict) or not isinstance(cfg.get("kwargs"), dict):
-        raise ValueError(f"{path}: expected a mapping with a 'kwargs' mapping at top level.")
-    return dict(cfg["kwargs"])
+    """The ``kwargs`` block of the env config file: the single source of the defaults."""
+    return env_kwargs(path)
 
 
 def _num(value: Any, key: str, lo: float = -math.inf, hi: float = math.inf) -> float:

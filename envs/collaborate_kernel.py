@@ -43,7 +43,60 @@ NORMAL_RESET_COL = 8
 
 class CollaborateTables:
     """``CollaborateParams`` with every array converted by ``convert`` (scalars kept), plus the
-    derived per-action cost and click-model attractiveness-by-rank tables."""
+    derived per-action cost and click-model attractiveness-by-rank tables.
+
+    The ``CollaborateParams`` fields are copied in ``__init__``; they are declared here so that
+    type checkers know them. Array fields are ``Any``: whatever ``convert`` returns (numpy array
+    or torch tensor).
+    """
+
+    # array fields of CollaborateParams, after ``convert``
+    type_cum: Any
+    clarity_lo: Any
+    clarity_hi: Any
+    clarify_gain: Any
+    rel_max: Any
+    web_need: Any
+    web_gain: Any
+    p_bad_plan: Any
+    min_ps: Any
+    type_accuracy: Any
+    latency: Any
+    compute: Any
+    # scalar fields of CollaborateParams, copied unchanged
+    max_steps: int
+    max_clarify: int
+    max_replan: int
+    gamma: float
+    replan_threshold: float
+    clarity_floor: float
+    search_noise_sd: float
+    bad_plan_factor: float
+    p_replan_fix: float
+    predict_noise_sd: float
+    conf_correct: tuple[float, float]
+    conf_wrong: tuple[float, float]
+    w_click: float
+    w_purchase: float
+    w_reformulation: float
+    w_abandon: float
+    c_latency: float
+    c_compute: float
+    c_invalid: float
+    patience_lo: int
+    patience_hi: int
+    tolerance_lo: float
+    tolerance_hi: float
+    examination_eta: float
+    attr_relevant: float
+    attr_irrelevant: float
+    max_rank: int
+    p_purchase: float
+    reformulate_top_k: int
+    p_reformulate: float
+    abandon_base_p: float
+    abandon_scale_s: float
+    rng_block_episodes: int
 
     def __init__(self, p: CollaborateParams, convert: Callable[[np.ndarray], Any] = lambda a: a) -> None:
         for f in dataclasses.fields(p):

@@ -188,7 +188,7 @@ class CollaborateTorchVectorEnv:
         term = decide | gone
         trunc = torch.zeros_like(term)
         obs = self.observe()
-        info = self.infos()
+        info: dict[str, Any] = self.infos()
         if autoreset:
             info["final_obs"] = obs
             info["final_info"] = {k: v for k, v in info.items() if k not in ("action_mask", "final_obs")}

@@ -320,7 +320,7 @@ class BatchedUniforms:
         seeds: Sequence[int | None],
         n_uniforms: int,
         block_episodes: int,
-        columns: Sequence[int] | None = None,
+        columns: Sequence[int] | np.ndarray | None = None,
     ) -> None:
         from gymnasium.utils import seeding
 

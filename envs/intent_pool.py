@@ -399,7 +399,7 @@ def synthetic_intent_pool(
     if n_intents < 1 or n_products < 1:
         raise IntentPoolError("synthetic_intent_pool needs n_intents >= 1 and n_products >= 1")
     rs = np.random.default_rng(seed)
-    intents = []
+    intents: list[PoolIntent] = []
     while len(intents) < n_intents:
         rel = rs.choice(N_SLOTS, size=int(rs.integers(2, 7)), replace=False)
         masks = {int(b): rs.random(n_products) < rs.uniform(0.2, 0.6) for b in rel}

@@ -14,11 +14,11 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
-import yaml
 from gymnasium import spaces
 
 from envs.dag import TASK_TYPES, DagSampler, EpisodeUniforms
 from envs.specs import SCHEDULE
+from rl_shop.config_files import env_kwargs
 from rl_shop.paths import CONFIG_DIR
 from rl_shop.policies.features.schedule import (
     BLOCKED,
@@ -33,23 +33,14 @@ from rl_shop.policies.features.schedule import (
     featurize,
 )
 
-CONFIG_PATH: Path = CONFIG_DIR / "env" / "schedule.yaml"
+CONFIG_PATH: Path = CONFIG_DIR / "env" / f"{SCHEDULE.config}.yaml"
 _TIME_ORIGINS = ("episode", "event")
 _ACTION_MODES = ("per_event", "per_episode")
 
 
 def load_default_kwargs(path: Path = CONFIG_PATH) -> dict[str, Any]:
-    """The ``kwargs`` block of ``configs/env/schedule.yaml``: the single source of the defaults."""
-    try:
-        with open(path, encoding="utf-8") as fh:
-            cfg = yaml.safe_load(fh)
-    except FileNotFoundError as exc:
-        raise FileNotFoundError(
-            f"env config {path} not found; it ships with the repository (restore it with git)."
-        ) from exc
-    if not isinstance(cfg, dict) or not isinstance(cfg.get("kwargs"), dict):
-        raise ValueError(f"{path}: expected a mapping with a 'kwargs' mapping at top level.")
-    return dict(cfg["kwargs"])
+    """The ``kwargs`` block of the env config file: the single source of the defaults."""
+    return env_kwargs(path)
 
 
 @dataclass(frozen=True)
@@ -216,6 +207,7 @@ class ScheduleEnv(gym.Env):
     """
 
     metadata = {"render_modes": []}
+    action_space: spaces.Discrete
 
     def __init__(self, **kwargs: Any) -> None:
         self.params = p = parse_schedule_kwargs(**kwargs)

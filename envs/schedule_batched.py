@@ -36,7 +36,7 @@ _KIND_CODE = {"eq1": 0, "periodic": 1, "every_completion": 2}
 _GATHER = np.uint64(0x0102040810204080)
 _SHIFT = np.uint64(56)
 #: bytes of packed task bits -> the integer type that holds them as one word
-_WORD_DTYPES = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
+_WORD_DTYPES: dict[int, type[np.unsignedinteger[Any]]] = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
 
 
 def pack_bits(mask: np.ndarray) -> np.ndarray:
@@ -54,6 +54,7 @@ class ScheduleVectorEnv(VectorEnv):
     """
 
     metadata = {"autoreset_mode": AutoresetMode.SAME_STEP, "render_modes": []}
+    single_action_space: spaces.Discrete
 
     def __init__(self, num_envs: int, seed: int | None = None, **kwargs: Any) -> None:
         if int(num_envs) < 1:
@@ -163,6 +164,7 @@ class ScheduleVectorEnv(VectorEnv):
 
     def _as_word(self, packed: np.ndarray) -> np.ndarray:
         """``(..., Np // 8)`` uint8 packed bits -> ``(...)`` words of ``self._word``."""
+        assert self._word is not None, "_as_word is only called when task sets fit an integer word"
         return np.ascontiguousarray(packed).view(self._word)[..., 0]
 
     def _any_row(self, mask: np.ndarray) -> np.ndarray:
@@ -267,6 +269,7 @@ class ScheduleVectorEnv(VectorEnv):
         """
         w = self._as_word
         word = self._word
+        assert word is not None, "_counts_by_bits is only called when task sets fit an integer word"
         F = np.zeros(cT.shape, dtype=word)  # (j, B): F_j as a word, bit k = task k
         for k in range(cT.shape[0]):
             F |= (cT[k] <= cT).view(np.uint8).astype(word) << word(k)

@@ -23,8 +23,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 
 def pick_queries(items: list[Any], types: list[str], per_type: int) -> list[Any]:
     """The first ``per_type`` benchmark items of each type, in the configured order."""
@@ -203,10 +201,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=None, help="write all figures as JSON here")
     args = parser.parse_args(argv)
     cfg_path = Path(args.config)
-    if not cfg_path.is_file():
-        print(f"error: bench config {cfg_path} not found", file=sys.stderr)
+    from rl_shop.config_files import ConfigFileError, read_config
+
+    try:
+        cfg = read_config(cfg_path, what="bench config")
+    except ConfigFileError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 2
-    cfg = yaml.safe_load(cfg_path.read_text()) or {}
     import torch
 
     torch.set_num_threads(int(cfg.get("threads", 1)))

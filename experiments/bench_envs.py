@@ -28,13 +28,14 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
-import yaml
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:  # run as a script from anywhere
     sys.path.insert(0, str(REPO_ROOT))
 
 import envs  # noqa: E402  (registers the rl_shop ids)
+from envs.specs import CLARIFY  # noqa: E402
+from rl_shop.config_files import ConfigFileError, env_config, read_config  # noqa: E402
 from rl_shop.paths import CONFIG_DIR  # noqa: E402
 
 DEFAULT_CONFIG = CONFIG_DIR / "bench" / "envs.yaml"
@@ -43,11 +44,9 @@ DEFAULT_CONFIG = CONFIG_DIR / "bench" / "envs.yaml"
 def load_config(path: Path) -> dict[str, Any]:
     """The bench config, with a clear error when it is missing or malformed."""
     try:
-        cfg = yaml.safe_load(Path(path).read_text())
-    except FileNotFoundError:
-        raise SystemExit(f"error: bench config {path} not found") from None
-    except yaml.YAMLError as exc:
-        raise SystemExit(f"error: bench config {path} is not valid YAML: {exc}") from None
+        cfg = read_config(path, what="bench config")
+    except ConfigFileError as exc:
+        raise SystemExit(f"error: {exc}") from None
     required = {
         "seed",
         "reference_id",
@@ -149,7 +148,7 @@ def clarify_baselines(episodes: int, seed: int) -> list[tuple[str, Any]]:
 
     env = gym.make("rl_shop/Clarify-v0")
     base = env.unwrapped
-    hcfg = yaml.safe_load((CONFIG_DIR / "env" / "clarify.yaml").read_text())["heuristic"]
+    hcfg = env_config(CLARIFY.config)["heuristic"]
     heuristic = AskUntilConfident(
         hcfg["threshold"],
         base.pool.log2_catalog_size,

@@ -29,7 +29,6 @@ from typing import Any
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import torch  # noqa: E402
-import yaml  # noqa: E402
 
 from rl_shop.paths import CONFIG_DIR  # noqa: E402
 from rl_shop.train.algos import build_model  # noqa: E402
@@ -178,10 +177,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--compare-only", action="store_true", help="only the SB3 vs trainer=torchrl comparison")
     args = parser.parse_args(argv)
-    if not args.config.is_file():
-        print(f"error: bench config {args.config} not found", file=sys.stderr)
+    from rl_shop.config_files import ConfigFileError, read_config
+
+    try:
+        cfg: dict[str, Any] = read_config(args.config, what="bench config")
+    except ConfigFileError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 2
-    cfg: dict[str, Any] = yaml.safe_load(args.config.read_text())
     if args.quick or args.compare_only:
         print(f"torch {torch.__version__}, threads {torch.get_num_threads()}")
         ratio = run_compare(cfg, args.quick)

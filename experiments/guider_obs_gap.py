@@ -28,17 +28,18 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CONFIG = ROOT / "configs" / "guider_obs_gap.yaml"
 
 
 def load_config(path: Path) -> dict[str, Any]:
+    from rl_shop.config_files import ConfigFileError, read_config
+
     try:
-        cfg = yaml.safe_load(path.read_text()) or {}
-    except FileNotFoundError:
-        raise SystemExit(f"error: config {path} not found") from None
+        cfg = read_config(path)
+    except ConfigFileError as exc:
+        raise SystemExit(f"error: {exc}") from None
     need = {"policy_dir", "query_types", "per_type", "tolerance", "examples", "out"}
     if missing := need - set(cfg):
         raise SystemExit(f"error: config {path} lacks {sorted(missing)}")

@@ -106,3 +106,20 @@ def test_mypy_is_clean():
     """``mypy`` over rl_shop/ and envs/ ([tool.mypy] in pyproject.toml); about a minute on 2 cores."""
     out = _run(_tool("mypy"))
     assert out.returncode == 0, out.stdout[-6000:] + out.stderr
+
+
+def test_yaml_files_are_read_by_the_one_loader():
+    """Config files are read through ``rl_shop.config_files.read_config`` (OmegaConf), not by hand."""
+    # tune_export parses a string value Optuna stored ("[64, 64]"), not a file.
+    allowed = {"rl_shop/train/tune_export.py"}
+    offenders = []
+    for package in (*PACKAGES, "experiments"):
+        for path in sorted((REPO_ROOT / package).rglob("*.py")):
+            rel = path.relative_to(REPO_ROOT).as_posix()
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                call = isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                if call and node.func.attr in ("safe_load", "load", "full_load", "unsafe_load"):
+                    owner = node.func.value
+                    if isinstance(owner, ast.Name) and owner.id == "yaml" and rel not in allowed:
+                        offenders.append(f"{rel}:{node.lineno}")
+    assert offenders == [], "hand-written YAML loading (use rl_shop.config_files.read_config):\n" + "\n".join(offenders)

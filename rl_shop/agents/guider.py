@@ -21,13 +21,12 @@ from types import SimpleNamespace
 from typing import Any, Literal
 
 import numpy as np
-import yaml
 from pydantic import BaseModel, Field
 
 from envs.specs import CLARIFY
 from rl_shop.agents.demand import CatalogVocab, ParsedDemand, extract_slots, parse_slot_answer
 from rl_shop.agents.types import note_discarded, validate_config
-from rl_shop.paths import CONFIG_DIR
+from rl_shop.config_files import env_config
 from rl_shop.policies.base import Policy, ScoringPolicy
 from rl_shop.policies.features.clarify import ACTION_NAMES, SUGGEST, DialogueState, featurize
 from rl_shop.policies.features.clarify import action_mask as clarify_action_mask
@@ -84,7 +83,7 @@ class DialogueTracker:
 
 def clarify_env_defaults() -> dict[str, Any]:
     """``configs/env/clarify.yaml`` (kwargs + heuristic), the env the policies were trained on."""
-    data = yaml.safe_load((CONFIG_DIR / "env" / "clarify.yaml").read_text()) or {}
+    data = env_config(CLARIFY.config)
     return {"max_rounds": int(data.get("kwargs", {}).get("max_rounds", 8)), **dict(data.get("heuristic") or {})}
 
 

@@ -18,13 +18,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, Field
 
 from envs.specs import SCHEDULE
 from rl_shop.agents.executor import SchedulerView
 from rl_shop.agents.types import Plan, TaskType
-from rl_shop.paths import CONFIG_DIR
+from rl_shop.config_files import env_config as read_env_config
+from rl_shop.config_files import read_config
 from rl_shop.policies.features.schedule import (
     BLOCKED,
     DONE,
@@ -61,8 +61,8 @@ class SchedulingConfig(BaseModel):
 
 def schedule_action_grid(env_config: Path | None = None) -> tuple[TriggerSpec, ...]:
     """The trigger grid of ``rl_shop/Schedule-v0`` (its action names), read from the env's YAML."""
-    path = env_config or CONFIG_DIR / "env" / "schedule.yaml"
-    kw = (yaml.safe_load(Path(path).read_text()) or {}).get("kwargs", {})
+    data = read_config(env_config, what="env config") if env_config else read_env_config(SCHEDULE.config)
+    kw = data.get("kwargs", {})
     return build_trigger_grid(
         kw.get("delta_grid", []),
         kw.get("alpha_grid", []),

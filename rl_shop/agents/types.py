@@ -20,9 +20,9 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, Literal, Protocol, TypeGuard, runtime_checkable
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from rl_shop.config_files import read_config
 from rl_shop.paths import CONFIG_DIR
 from rl_shop.sim.slots import QueryType  # one definition of the ECCD types
 
@@ -430,17 +430,7 @@ def load_agent_config(name: str, path: str | Path | None = None) -> dict[str, An
     OS traceback, because a researcher editing a sweep value needs to know which line broke.
     """
     cfg_path = Path(path) if path is not None else CONFIG_DIR / "agents" / f"{name}.yaml"
-    if not cfg_path.is_file():
-        raise AgentConfigError(f"agent config not found: {cfg_path} (expected a YAML file; see configs/agents/)")
-    try:
-        data = yaml.safe_load(cfg_path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise AgentConfigError(f"malformed YAML in {cfg_path}: {exc}") from None
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise AgentConfigError(f"{cfg_path} must hold a mapping at top level, got {type(data).__name__}")
-    return data
+    return read_config(cfg_path, what="agent config", error=AgentConfigError)
 
 
 def validate_config(model: type[BaseModel], data: dict[str, Any], where: str) -> Any:

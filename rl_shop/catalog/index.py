@@ -329,9 +329,11 @@ class HybridIndex:
         bm25_rank = (
             self._rank(self._bm25_scores(query), mask, positive_only=True) if mode != "dense" else np.empty(0, int)
         )
-        dense_rank = (
-            self._rank(self._embeddings @ query_vec, mask, positive_only=False) if mode != "bm25" else np.empty(0, int)
-        )
+        if mode == "bm25":
+            dense_rank = np.empty(0, int)
+        else:
+            assert query_vec is not None, "search_many embeds the queries unless mode is 'bm25'"
+            dense_rank = self._rank(self._embeddings @ query_vec, mask, positive_only=False)
         fused = reciprocal_rank_fusion(
             [bm25_rank.tolist(), dense_rank.tolist()], [fusion["bm25_weight"], fusion["dense_weight"]], fusion["rrf_k"]
         )

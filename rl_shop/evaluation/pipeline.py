@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from envs.specs import CLARIFY
+from rl_shop.config_files import env_config
 from rl_shop.evaluation.ab_sim import ABConfig, compare_arms, simulate_ab
 from rl_shop.evaluation.ab_test import RelativeChange
 from rl_shop.evaluation.rag import RAGSettings, RAGSystem
@@ -143,9 +144,6 @@ def run_consistency(
     policies_dir: Path,
 ) -> tuple[pd.DataFrame | None, str]:
     """Sim-to-agent table, or None and the reason it could not be measured."""
-    import yaml
-
-    from envs.clarify import CONFIG_PATH
     from envs.intent_pool import load_or_build_intent_pool
     from rl_shop.evaluation.consistency import consistency_table, sim_outcomes
     from rl_shop.policies.heuristics.clarify import AskUntilConfident, ClarifyPriors
@@ -157,7 +155,7 @@ def run_consistency(
     systems = {r["system"] for r in records}
     if not {"macdf_learned", "macdf_heuristic"} <= systems:
         return None, "needs both macdf_heuristic and macdf_learned in systems"
-    env_cfg = yaml.safe_load(CONFIG_PATH.read_text())
+    env_cfg = env_config(CLARIFY.config)
     kwargs = dict(env_cfg["kwargs"])
     h = dict(env_cfg.get("heuristic") or {})
     learned = load_policy(guider_dir, expect_env_id=CLARIFY.id)

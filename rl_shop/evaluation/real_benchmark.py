@@ -87,8 +87,8 @@ def score_reader(rows: Iterable[dict[str, Any]], read: Callable[[str], Reading])
         variant = (r.get("rule_gold") or {}).get("webshop_price_variant")
         if variant:
             c["webshop_n"] += 1
-            got = read(variant["query"]).budget_max
-            c["webshop_exact"] += int(got is not None and abs(got - variant["budget_max"]) < 0.01)
+            variant_budget = read(variant["query"]).budget_max
+            c["webshop_exact"] += int(variant_budget is not None and abs(variant_budget - variant["budget_max"]) < 0.01)
         if not lab:
             continue
         got = read(r["query"])

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, cast, runtime_checkable
 
 from rl_shop.evaluation.retrieval_baseline import SearchIndex, result_ids
 from rl_shop.sim.benchmark import BenchmarkItem
@@ -178,6 +178,7 @@ def make_macdf_system(
     """
     if policies not in ("heuristic", "learned"):
         raise ValueError(f"policies must be 'heuristic' or 'learned', got {policies!r}")
+    mode = cast(Literal["heuristic", "learned"], policies)  # checked just above
     try:
         from rl_shop.agents.runtime import MACDFAssistant
     except ImportError as exc:
@@ -196,7 +197,7 @@ def make_macdf_system(
                 )
             extra.append(f"runtime.policy_dirs.{role}={(root / role).resolve()}")
     assistant = MACDFAssistant.from_config(
-        extra or None, llm=llm, catalog=catalog, index=index, policies=policies, memory_path=memory_path
+        extra or None, llm=llm, catalog=catalog, index=index, policies=mode, memory_path=memory_path
     )
     return MACDFSystem(assistant, name or f"macdf_{policies}")
 

@@ -89,7 +89,7 @@ def convert_gguf(gguf: Path, target: Path) -> dict[str, Any]:
     load_s = time.perf_counter() - t0
     # The weights are plain float tensors after de-quantisation; drop the GGUF marker so that
     # save_pretrained writes an ordinary checkpoint.
-    model.hf_quantizer = None
+    model.hf_quantizer = None  # type: ignore[assignment]  # transformers sets it at load but does not declare it on the model; torch's Module stub types it as Tensor | Module
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
     tmp = target.with_name(target.name + f".tmp{os.getpid()}")

@@ -30,12 +30,13 @@ def _to_dict(cfg: Any) -> dict[str, Any]:
     try:
         from omegaconf import DictConfig, OmegaConf
     except ImportError:  # pragma: no cover - hydra-core is a core dependency
-        DictConfig = ()  # type: ignore[assignment]
-    if DictConfig and isinstance(cfg, DictConfig):
-        try:
-            cfg = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
-        except Exception as exc:  # omegaconf's MissingMandatoryValue / InterpolationResolutionError
-            raise LLMConfigError(f"llm config is incomplete: {exc}") from exc
+        pass  # without omegaconf, cfg cannot be a DictConfig
+    else:
+        if isinstance(cfg, DictConfig):
+            try:
+                cfg = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
+            except Exception as exc:  # omegaconf's MissingMandatoryValue / InterpolationResolutionError
+                raise LLMConfigError(f"llm config is incomplete: {exc}") from exc
     if not isinstance(cfg, Mapping):
         raise LLMConfigError(f"llm config must be a mapping, got {type(cfg).__name__}")
     cfg = dict(cfg)

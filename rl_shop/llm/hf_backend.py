@@ -88,7 +88,8 @@ class _Cancel(StoppingCriteria):
     def __init__(self, event: threading.Event) -> None:
         self.event = event
 
-    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs: Any) -> torch.BoolTensor:
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs: Any) -> torch.Tensor:
+        """A ``(batch,)`` bool tensor (transformers documents it as ``torch.BoolTensor``)."""
         return torch.full((input_ids.shape[0],), self.event.is_set(), dtype=torch.bool)
 
 
@@ -229,8 +230,8 @@ class TransformersLLM(LocalLLM):
         max_tokens: int,
         temperature: float,
         seed: int,
-        stop: list[str] | None,
-        json_schema: dict[str, Any] | None,
+        stop: list[str] | None = None,
+        json_schema: dict[str, Any] | None = None,
         on_text: Callable[[str], None] | None = None,
         cancel: threading.Event | None = None,
         use_prefix_cache: bool = True,

@@ -30,11 +30,14 @@ import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from rl_shop.llm.base import LocalLLM, Stopwatch, check_messages, trim_at_stop
 from rl_shop.llm.constrained import compile_json_grammar
 from rl_shop.llm.types import ChatResult, LLMConfigError, LLMError, Message, ModelLoadError
+
+if TYPE_CHECKING:
+    from llama_cpp.llama_types import ChatCompletionRequestMessage
 
 GRAMMAR_LIBRARIES = ("gbnf", "xgrammar", "none")
 
@@ -338,7 +341,9 @@ class LlamaCppLLM(LocalLLM):
     # ------------------------------------------------------------------ tokens
     def _template_ids(self, msgs: Sequence[Message], generation_prompt: bool) -> list[int]:
         fmt = self._fmt_gen if generation_prompt else self._fmt_prefix
-        text = fmt(messages=list(msgs)).prompt
+        # A Message is an OpenAI chat message: the shape that llama_cpp's per-role TypedDicts
+        # describe (mypy cannot match one TypedDict with a role union against them).
+        text = fmt(messages=cast("list[ChatCompletionRequestMessage]", list(msgs))).prompt
         return self.llama.tokenize(text.encode("utf-8"), add_bos=False, special=True)
 
     def count_tokens(self, text_or_messages: str | Sequence[Message]) -> int:
@@ -365,8 +370,8 @@ class LlamaCppLLM(LocalLLM):
         max_tokens: int,
         temperature: float,
         seed: int,
-        stop: list[str] | None,
-        json_schema: dict[str, Any] | None,
+        stop: list[str] | None = None,
+        json_schema: dict[str, Any] | None = None,
         on_text: Callable[[str], None] | None = None,
         cancel: threading.Event | None = None,
         use_prefix_cache: bool = True,

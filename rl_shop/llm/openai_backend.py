@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from rl_shop.llm.base import LLM, ChunkGenerator, Stopwatch, check_messages
 from rl_shop.llm.types import ChatResult, LLMConfigError, LLMUnavailableError, Message
+
+if TYPE_CHECKING:
+    from transformers import BatchEncoding
 
 # json_schema_mode -> the response_format forms tried, in order.
 SCHEMA_FORMS: dict[str, tuple[str, ...]] = {
@@ -106,7 +109,18 @@ class OpenAILLM(LLM):
             return max(1, round(len(text_or_messages) / 4)) if text_or_messages else 0
         msgs = check_messages(text_or_messages)
         if self._tokenizer is not None:
-            enc = self._tokenizer.apply_chat_template(msgs, add_generation_prompt=True, tokenize=True, return_dict=True)
+            # transformers annotates ``conversation`` as list[dict[str, str]] (a Message TypedDict
+            # has that shape but is not a dict[str, str] to mypy) and has no overload for
+            # return_dict=True, which returns a BatchEncoding.
+            enc = cast(
+                "BatchEncoding",
+                self._tokenizer.apply_chat_template(
+                    msgs,  # type: ignore[arg-type]  # transformers' stub: list[dict[str, str]], see above
+                    add_generation_prompt=True,
+                    tokenize=True,
+                    return_dict=True,
+                ),
+            )
             return len(enc["input_ids"])
         return sum(4 + self.count_tokens(m["content"]) for m in msgs)
 

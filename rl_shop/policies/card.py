@@ -15,11 +15,11 @@ import json
 import re
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-CARD_SCHEMA_VERSION = 1
+CARD_SCHEMA_VERSION: Final = 1
 CARD_FILENAME = "policy_card.json"
 ONNX_FILENAME = "policy.onnx"
 

@@ -28,10 +28,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from rl_shop.config_files import read_config
 from rl_shop.paths import REPO_ROOT
 from rl_shop.policies.card import (
     CARD_FILENAME,
@@ -51,6 +52,9 @@ from rl_shop.policies.card import (
     sha256_file,
 )
 from rl_shop.policies.loader import RuntimeLayout, load_policy, runtime_layout
+
+if TYPE_CHECKING:
+    from stable_baselines3.common.base_class import BaseAlgorithm
 
 #: Training configs name algorithms in snake case; cards use SB3's class names.
 ALGO_ALIASES: dict[str, str] = {
@@ -93,7 +97,7 @@ def canonical_algo(name: str) -> str:
     raise PolicyExportError(f"unknown algorithm {name!r}; exportable: {sorted(set(ALGO_ALIASES.values()))}")
 
 
-def _algo_class(algo: str) -> type:
+def _algo_class(algo: str) -> type[BaseAlgorithm]:
     if algo == "MaskablePPO":
         from sb3_contrib import MaskablePPO
 
@@ -175,6 +179,9 @@ def build_export_module(model: Any, algo: str, norm: ObsNormalization | None = N
     from torch import nn
 
     class _Normalize(nn.Module):
+        mean: torch.Tensor  # buffers, registered in __init__
+        std: torch.Tensor
+
         def __init__(self, stats: ObsNormalization, shape: tuple[int, ...]) -> None:
             super().__init__()
             self.register_buffer("mean", torch.tensor(stats.mean, dtype=torch.float32).reshape(shape))
@@ -187,6 +194,8 @@ def build_export_module(model: Any, algo: str, norm: ObsNormalization | None = N
             return torch.clamp((obs - self.mean) / self.std, -self.clip, self.clip)
 
     class _QValues(nn.Module):
+        q_net: nn.Module
+
         def __init__(self, q_net: nn.Module) -> None:
             super().__init__()
             self.q_net = q_net
@@ -195,6 +204,9 @@ def build_export_module(model: Any, algo: str, norm: ObsNormalization | None = N
             return self.q_net(obs)
 
     class _Logits(nn.Module):
+        # an SB3 actor-critic policy: ActorCriticPolicy, or sb3_contrib's MaskableActorCriticPolicy
+        policy: Any
+
         def __init__(self, policy: nn.Module) -> None:
             super().__init__()
             self.policy = policy
@@ -239,7 +251,7 @@ def _to_onnx_bytes(module: Any, obs_shape: tuple[int, ...], output_name: str, op
         torch.onnx.export(
             module,
             (dummy,),
-            buffer,
+            buffer,  # type: ignore[arg-type]  # torch's stub says str | PathLike; the TorchScript exporter (dynamo=False) also writes to a file-like object
             input_names=[INPUT_NAME],
             output_names=[output_name],
             dynamic_axes={INPUT_NAME: {0: "batch"}, output_name: {0: "batch"}},
@@ -479,21 +491,14 @@ def _step_key(path: Path) -> tuple[int, str]:
 
 def read_run_config(run_dir: Path) -> dict[str, Any]:
     """The resolved training config (``config.yaml``) of a run, as plain dicts."""
-    import yaml
-
     path = run_dir / "config.yaml"
     if not path.is_file():
         raise PolicyExportError(
             f"{run_dir} is not a training run directory (no config.yaml). Expected "
             "checkpoints/runs/<experiment>/<timestamp> as written by experiments/train.py."
         )
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise PolicyExportError(f"{path} is not valid YAML: {exc}") from exc
-    if not isinstance(data, dict):
-        raise PolicyExportError(f"{path} must hold a mapping, got {type(data).__name__}")
-    return data
+    # resolve=False: the run's config is stored as Hydra resolved it
+    return read_config(path, what="training run config", error=PolicyExportError, resolve=False)
 
 
 def find_run_artifacts(

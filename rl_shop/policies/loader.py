@@ -23,10 +23,14 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from rl_shop.policies.card import CARD_FILENAME, PolicyCard, env_version_of, load_card
+
+if TYPE_CHECKING:
+    from onnxruntime import InferenceSession  # for annotations only: no onnxruntime import at runtime
 
 __all__ = [
     "ExportedPolicy",
@@ -241,7 +245,7 @@ def _resolve_paths(path_or_dir: str | Path) -> tuple[Path, Path]:
     raise PolicyLoadError(f"{path} is neither a policy directory, a {CARD_FILENAME} nor a .onnx file")
 
 
-def _open_session(onnx_bytes: bytes, onnx_path: Path, num_threads: int) -> object:
+def _open_session(onnx_bytes: bytes, onnx_path: Path, num_threads: int) -> InferenceSession:
     import onnxruntime as ort  # imported here so that reading cards needs no onnxruntime
 
     options = ort.SessionOptions()
@@ -265,7 +269,7 @@ class ExportedPolicy:
     featurizer output: VecNormalize statistics, if any, are inside the graph.
     """
 
-    def __init__(self, session: object, card: PolicyCard, source: Path) -> None:
+    def __init__(self, session: InferenceSession, card: PolicyCard, source: Path) -> None:
         self._session = session
         self._card = card
         self.source = source
@@ -380,7 +384,7 @@ class ExportedPolicy:
         return int(self.act_batch(self._one(obs), mask)[0])
 
 
-def _check_graph(session: object, card: PolicyCard, onnx_path: Path) -> None:
+def _check_graph(session: InferenceSession, card: PolicyCard, onnx_path: Path) -> None:
     inputs = {i.name: i for i in session.get_inputs()}
     outputs = {o.name: o for o in session.get_outputs()}
     if card.onnx.input_name not in inputs or card.onnx.output_name not in outputs:

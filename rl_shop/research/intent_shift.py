@@ -20,6 +20,7 @@ judges the final report against the FINAL intent (:func:`rl_shop.research.scorer
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Literal
 
 import numpy as np
@@ -31,7 +32,7 @@ from rl_shop.sim.constraints import CatalogArrays
 from rl_shop.sim.sampler import nice_ceil
 
 ShiftKind = Literal["budget_drop", "brand_exclusion", "new_use_case"]
-SHIFT_KINDS: tuple[str, ...] = ("budget_drop", "brand_exclusion", "new_use_case")
+SHIFT_KINDS: tuple[ShiftKind, ...] = ("budget_drop", "brand_exclusion", "new_use_case")
 
 
 class ShiftConfig(BaseModel):
@@ -165,7 +166,7 @@ _MAKERS = {"budget_drop": budget_drop, "brand_exclusion": brand_exclusion, "new_
 
 
 def shift_intent(
-    intent: Intent, catalog: Any, seed: int, kinds: list[str] | tuple[str, ...] = SHIFT_KINDS
+    intent: Intent, catalog: Any, seed: int, kinds: Sequence[str] = SHIFT_KINDS
 ) -> tuple[str, Intent, str] | None:
     """(kind, new intent, the shopper's message); kinds are tried starting at ``seed % len(kinds)``.
     ``None`` when no kind applies (the gold set would become empty)."""
@@ -196,7 +197,7 @@ def make_shift(
     catalog: Any,
     seed: int,
     after_round: int,
-    kinds: list[str] | tuple[str, ...] = SHIFT_KINDS,
+    kinds: Sequence[str] = SHIFT_KINDS,
 ) -> IntentShift | None:
     """The recorded shift of ``persona`` (``None`` when none applies)."""
     out = shift_intent(persona, catalog, seed, kinds)

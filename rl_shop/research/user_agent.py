@@ -11,7 +11,6 @@ JSON-schema enums of what the history actually contains, the budget a bounded nu
 from __future__ import annotations
 
 import math
-from collections import Counter
 from typing import Any
 
 import pandas as pd
@@ -73,20 +72,28 @@ def budget_options(prices: list[float], n: int) -> list[float]:
 
 def _menu(events: list[Any], catalog: pd.DataFrame) -> tuple[list[str], list[str], list[float]]:
     rows = {str(pid): i for i, pid in enumerate(catalog["product_id"].astype(str))}
-    cats: Counter[str] = Counter()
-    brands: Counter[str] = Counter()
+    # summed event weights (floats, so plain dicts rather than Counters, whose counts are ints)
+    cats: dict[str, float] = {}
+    brands: dict[str, float] = {}
     prices: dict[str, list[float]] = {}
     for e in events:
         e = e if isinstance(e, dict) else e.to_dict()
         r = catalog.iloc[rows[e["product_id"]]]
         w = _KIND_WEIGHT.get(e["kind"], 1.0)
-        cats[str(r["category"])] += w
+        cat = str(r["category"])
+        cats[cat] = cats.get(cat, 0.0) + w
         if r["brand"]:
-            brands[str(r["brand"])] += w
+            brand = str(r["brand"])
+            brands[brand] = brands.get(brand, 0.0) + w
         if not math.isnan(float(r["price"])):
             prices.setdefault(str(r["category"]), []).append(float(r["price"]))
-    ordered = [c for c, _ in cats.most_common()]
-    return ordered, [b for b, _ in brands.most_common(12)], prices.get(ordered[0], [])
+    ordered = _by_weight(cats)
+    return ordered, _by_weight(brands)[:12], prices.get(ordered[0], [])
+
+
+def _by_weight(weights: dict[str, float]) -> list[str]:
+    """Keys by decreasing weight, ties in insertion order (as ``Counter.most_common``)."""
+    return [k for k, _ in sorted(weights.items(), key=lambda kv: kv[1], reverse=True)]
 
 
 def intent_schema(

@@ -10,9 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from rl_shop.config_files import read_config
 from rl_shop.paths import CONFIG_DIR
 from rl_shop.sim.errors import ConfigError
 from rl_shop.sim.slots import QUERY_TYPES
@@ -141,15 +141,8 @@ class SimConfig(_Strict):
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise ConfigError(f"config file not found: {path}. Pass an existing YAML path.")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from exc
-    if not isinstance(data, dict):
-        raise ConfigError(f"config file {path} must hold a mapping at top level")
-    return data
+    # resolve=False: the lexicon's templates spell a dollar amount as "${x}", not an interpolation
+    return read_config(path, what="simulator config", error=ConfigError, resolve=False)
 
 
 def load_sim_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> SimConfig:

@@ -91,7 +91,7 @@ class CatalogArrays:
         self._token_masks: dict[tuple[str, str], np.ndarray] = {}
 
     # ------------------------------------------------------------------ cache
-    _cache: dict[int, tuple[weakref.ref, CatalogArrays]] = {}
+    _cache: dict[int, tuple[weakref.ref[pd.DataFrame], CatalogArrays]] = {}
 
     @classmethod
     def of(cls, catalog: pd.DataFrame | CatalogArrays) -> CatalogArrays:
@@ -100,9 +100,9 @@ class CatalogArrays:
             return catalog
         if not isinstance(catalog, pd.DataFrame):
             raise TypeError(f"expected a catalog DataFrame or CatalogArrays, got {type(catalog)}")
-        key = id(catalog)
+        key, n_rows = id(catalog), len(catalog)
         hit = cls._cache.get(key)
-        if hit is not None and hit[0]() is catalog and hit[1].n == len(catalog):
+        if hit is not None and hit[0]() is catalog and hit[1].n == n_rows:
             return hit[1]
         arrays = cls(catalog)
         cls._cache = {k: v for k, v in cls._cache.items() if v[0]() is not None}

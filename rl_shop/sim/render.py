@@ -16,7 +16,7 @@ from rl_shop.sim.config import SimConfig, load_sim_config
 from rl_shop.sim.errors import QueryTextError
 from rl_shop.sim.slots import Intent
 
-_FALLBACK_OPENERS = {"i am looking for": 3, "i need": 2, "i want": 2, "find me": 1}
+_FALLBACK_OPENERS: dict[str, float] = {"i am looking for": 3, "i need": 2, "i want": 2, "find me": 1}
 _BRAND_NEGATIONS = {  # templates for excluding a brand; weights blend mined negation counts
     "but not {x}": "not_x",
     "but no {x}": "no_x",
@@ -76,7 +76,7 @@ class QueryRenderer:
     def __init__(self, config: SimConfig | None = None) -> None:
         self.config = config or load_sim_config()
         lex = self.config.lexicon or {}
-        self.openers = lex.get("openers") or _FALLBACK_OPENERS
+        self.openers: dict[str, float] = lex.get("openers") or _FALLBACK_OPENERS
         self.budget = {v["template"]: v["count"] for v in (lex.get("budget_phrasings") or {}).values()}
         self.budget = self.budget or {"under ${x}": 1}
         self.colour = {v["template"]: v["count"] for v in (lex.get("colour_phrasings") or {}).values()}
@@ -172,7 +172,9 @@ class QueryRenderer:
             tpl = str(rng.choice(_VAGUE))
             text = tpl.format(opener=self.opener(rng), department=intent.department or "the home")
         elif t == "reasoning":
-            rule = next((r for r in self.knowledge.get("reasoning", []) if r.get("use_case") == intent.use_case), {})
+            rule: dict[str, Any] = next(
+                (r for r in self.knowledge.get("reasoning", []) if r.get("use_case") == intent.use_case), {}
+            )
             phrase = str(rng.choice(rule.get("phrasings") or [f"for {intent.use_case}"]))
             tpl = str(rng.choice(_REASONING))
             if phrase.startswith(("a ", "something")):

@@ -127,6 +127,7 @@ class Shopper:
         if slot == "category":
             return self._other(list(a.categories), {it.category})
         if slot == "budget":
+            assert it.budget is not None, "_answer_value asks only about constrained slots"
             f = self.rng.uniform(self.cfg.wrong_budget_factor.low, self.cfg.wrong_budget_factor.high)
             return round(float(it.budget) * f, 2)
         if slot == "brand":
@@ -138,6 +139,7 @@ class Shopper:
         if slot == "colour":
             return self._other(a.colour.tolist(), {it.colour or ""})
         if slot == "capacity":
+            assert it.min_capacity_gb is not None, "_answer_value asks only about constrained slots"
             return float(it.min_capacity_gb) * float(self.rng.choice([0.5, 2.0]))
         if slot == "size":
             shift = float(self.rng.choice([-2.0, 2.0]))

@@ -39,9 +39,9 @@ def load_heuristic(env_cfg: EnvSettings, spec: str, env: gym.Env) -> Policy | No
             return cls()
         except (ImportError, AttributeError, TypeError) as exc:
             raise TrainConfigError(f"baseline.policy={spec!r} cannot be built: {exc}") from exc
-    spec = SPECS.get(env_cfg.id)
-    if spec is None:
+    env_spec = SPECS.get(env_cfg.id)
+    if env_spec is None:
         log.info("no heuristic baseline registered for %s", env_cfg.id)
         return None
-    builder: Builder = spec.load("heuristic")
+    builder: Builder = env_spec.load("heuristic")
     return builder(env, dict(env_cfg.model_extra or {}))

@@ -70,11 +70,11 @@ class InfoMetricsCallback(BaseCallback):
             if key not in self._sums or len(self._sums[key]) != n:
                 self._sums[key] = np.zeros(n)
                 self._seen[key] = np.zeros(n, dtype=bool)
-            for i, info in enumerate(infos):
+            for env_i, info in enumerate(infos):
                 value = finite_float(info.get(key))
                 if value is not None:
-                    self._sums[key][i] += value
-                    self._seen[key][i] = True
+                    self._sums[key][env_i] += value
+                    self._seen[key][env_i] = True
         for i in np.flatnonzero(np.asarray(dones)):
             info = infos[i]
             for key in self.keys:
@@ -120,7 +120,7 @@ class EvalCheckpointCallback(BaseCallback):
         wall_clock_start: float,
         on_eval: EvalHook | None = None,
         stop: StopRequest | None = None,
-        references: dict[str, float] | None = None,
+        references: dict[str, float | None] | None = None,
     ) -> None:
         super().__init__()
         self.stop = stop

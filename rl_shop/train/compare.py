@@ -66,6 +66,10 @@ def compare_with_heuristic(
     env = gym.make(env_cfg.id, **env_cfg.kwargs)
     policy = load_policy(policy_dir, expect_env_id=env_cfg.id)
     heuristic = load_heuristic(env_cfg, "auto", env)
+    if heuristic is None:
+        raise ValueError(f"{env_cfg.id} has no heuristic baseline registered to compare the {role} policy with")
+    if not isinstance(env.action_space, gym.spaces.Discrete):
+        raise ValueError(f"the random reference needs a Discrete action space, {env_cfg.id} has {env.action_space}")
     learned = evaluate_policy(env, policy, episodes, seed)
     base = evaluate_policy(env, heuristic, episodes, seed)
     rand = evaluate_policy(env, RandomPolicy(env.action_space.n, seed), episodes, seed)

@@ -23,7 +23,7 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class EnvSettings(BaseModel):
+class EnvSettings(BaseModel):  # type: ignore[no-redef]  # pydantic mypy plugin bug (pydantic#3125): with extra="allow" its synthesized __init__(**kwargs) clashes with the field `kwargs`
     """The `env` group; extra top-level keys (e.g. a `heuristic:` block) are kept for baselines."""
 
     model_config = ConfigDict(extra="allow")

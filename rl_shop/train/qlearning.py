@@ -20,6 +20,17 @@ from gymnasium import spaces
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from stable_baselines3.common.logger import Logger, configure
 from stable_baselines3.common.vec_env import VecEnv
+from stable_baselines3.common.vec_env.base_vec_env import VecEnvObs
+
+
+def _array_obs(obs: VecEnvObs) -> np.ndarray:
+    """A VecEnv's observations as one ``(n_envs, ...)`` array (the table keys flat vectors)."""
+    if not isinstance(obs, np.ndarray):
+        raise TypeError(
+            f"tabular Q-learning needs array observations, got {type(obs).__name__} "
+            "(Dict / Tuple observation spaces are not supported)"
+        )
+    return obs
 
 
 class QLearning:
@@ -147,16 +158,17 @@ class QLearning:
             cb.init_callback(self)  # type: ignore[arg-type]
             cb.on_training_start(locals(), globals())
         if self._last_obs is None or reset_num_timesteps:
-            self._last_obs = env.reset()
+            self._last_obs = _array_obs(env.reset())
         obs = self._last_obs
         has_masks = True
         while self.num_timesteps < self._total_timesteps:
             self.exploration_rate = self._epsilon()
             masks = self._masks(env) if has_masks else None
             has_masks = masks is not None
-            actions, _ = self.predict(obs, deterministic=False, action_masks=masks)
+            actions, _state = self.predict(obs, deterministic=False, action_masks=masks)
             env.step_async(actions)
-            new_obs, rewards, dones, infos = env.step_wait()
+            step_obs, rewards, dones, infos = env.step_wait()
+            new_obs = _array_obs(step_obs)
             for i in range(env.num_envs):
                 s = self.key(obs[i])
                 a = int(actions[i])

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from gymnasium import spaces
 from omegaconf import DictConfig, OmegaConf
 from stable_baselines3.common.logger import configure
 
@@ -82,6 +83,7 @@ def _prepare_run_dir(cfg: DictConfig, s: TrainSettings) -> tuple[Path, DictConfi
     else:
         run_dir = new_run_dir(root, s.experiment_name, s.seed)
     resolved = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
+    assert isinstance(resolved, DictConfig)  # the container of a DictConfig is a dict
     if "hydra" in resolved:
         del resolved["hydra"]
     resolved.run_dir = str(run_dir)
@@ -107,6 +109,11 @@ def _references(s: TrainSettings, run_dir: Path, logger: Any) -> tuple[float | N
             for k, v in res.info_means.items():
                 logger.record(f"reference/heuristic_{k}", v)
         if s.baseline.random_reference:
+            if not isinstance(env.action_space, spaces.Discrete):
+                raise TrainConfigError(
+                    f"baseline.random_reference needs a Discrete action space, {s.env.id} has {env.action_space}; "
+                    "set baseline.random_reference=false"
+                )
             res = run_episodes(env, random_act_fn(env.action_space, s.seed), s.baseline.n_episodes, seed)
             random_ret = res.mean_return
             logger.record("reference/random_return", random_ret)

@@ -73,6 +73,7 @@ def save_plots(study: optuna.Study, out_dir: Path) -> list[Path]:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
     from optuna.visualization import matplotlib as ovm
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -89,6 +90,7 @@ def save_plots(study: optuna.Study, out_dir: Path) -> list[Path]:
             log.info("skipping %s: %s", name, exc)
             continue
         fig = ax.figure if hasattr(ax, "figure") else plt.gcf()
+        assert isinstance(fig, Figure), "Optuna's plots draw on a top-level figure"
         fig.savefig(out_dir / name, dpi=100, bbox_inches="tight")
         plt.close(fig)
         written.append(out_dir / name)

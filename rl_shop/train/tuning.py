@@ -231,7 +231,7 @@ def _seed_sampler_for_worker(study: optuna.Study, settings: TuneSettings) -> Non
     identity = worker_identity(settings)
     spec["seed"] = derive_sampler_seed(int(base), identity, n_started)
     study.sampler = make_sampler(spec)
-    study._rl_shop_sampler_seed = spec["seed"]  # type: ignore[attr-defined]  (recorded on each trial)
+    study._rl_shop_sampler_seed = spec["seed"]  # type: ignore[attr-defined]  # our own tag on Optuna's Study, read back with getattr in the objective (recorded on each trial)
     log.info(
         "worker %s: sampler seed %d (sampler.seed=%s, %d trials started before)",
         identity,

@@ -92,9 +92,9 @@ class GymnasiumVectorAdapter(VecEnv):
     # -- attribute access -------------------------------------------------------------------
     def action_masks(self) -> np.ndarray:
         """(num_envs, n_actions) validity masks from the batched env."""
-        return np.asarray(
-            self.venv.call("action_masks") if not hasattr(self.venv, "action_masks") else self.venv.action_masks()
-        )
+        # ``call`` is on Sync/AsyncVectorEnv (and forwarded by wrappers), not on the VectorEnv base
+        venv: Any = self.venv
+        return np.asarray(venv.call("action_masks") if not hasattr(venv, "action_masks") else venv.action_masks())
 
     def get_attr(self, attr_name: str, indices: VecEnvIndices = None) -> list[Any]:
         value = getattr(self.venv, attr_name)

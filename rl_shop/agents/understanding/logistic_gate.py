@@ -14,6 +14,7 @@ from pathlib import Path
 import yaml
 
 from rl_shop.agents.types import AgentConfigError
+from rl_shop.config_files import read_config
 
 
 @dataclass
@@ -37,7 +38,10 @@ class LogisticGate:
         path = Path(path)
         if not path.is_file():
             raise AgentConfigError(f"gate parameters not found: {path}; fit them with `{fit_command}`")
-        data = yaml.safe_load(path.read_text()) or {}
+        try:
+            data = read_config(path, what="gate parameters", error=AgentConfigError)
+        except AgentConfigError as exc:
+            raise AgentConfigError(f"malformed gate: {exc}; refit with `{fit_command}`") from None
         try:
             weights = {k: float(data["weights"][k]) for k in features}
             return cls(weights, float(data["bias"]), float(data.get("threshold", 0.5))), data

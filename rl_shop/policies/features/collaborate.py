@@ -11,7 +11,7 @@ runtime Leader.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -47,9 +47,14 @@ FEATURE_NAMES: tuple[str, ...] = (
 N_FEATURES = len(FEATURE_NAMES)
 N_TYPES = len(QUERY_TYPES)
 
+#: A Relevance / User_Satisfaction value: one float, or a numpy array of them.
+_Score = TypeVar("_Score", float, np.ndarray)
 
-def reflection_score(relevance: float, user_satisfaction: float, gamma: float) -> float:
-    """MACDF Eq. 2: ``score = gamma * Relevance + (1 - gamma) * User_Satisfaction``."""
+
+def reflection_score(relevance: _Score, user_satisfaction: _Score, gamma: float) -> _Score:
+    """MACDF Eq. 2: ``score = gamma * Relevance + (1 - gamma) * User_Satisfaction``.
+
+    On floats, or element-wise on numpy arrays (``featurize_batch``)."""
     return gamma * relevance + (1.0 - gamma) * user_satisfaction
 
 
