@@ -31,7 +31,8 @@ from typing import Any
 
 import pandas as pd
 
-from rl_shop.agents.types import WebDocument, load_agent_config
+from rl_shop.agents.config import load_agent_config
+from rl_shop.agents.types import WebDocument
 from rl_shop.agents.websearch.corpus import write_corpus
 from rl_shop.paths import DATA_DIR, SHARED_DATA_DIR
 

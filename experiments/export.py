@@ -27,15 +27,13 @@ from rl_shop.policies.card import CARD_FILENAME, EvaluationInfo, save_card  # no
 from rl_shop.policies.export import (  # noqa: E402
     ExportResult,
     PolicyExportError,
-    algo_of,
     canonical_algo,
-    env_id_of,
     export_model,
-    find_run_artifacts,
     load_sb3_model,
     load_vecnormalize,
 )
 from rl_shop.policies.loader import PolicyLoadError, load_policy  # noqa: E402
+from rl_shop.train.run_dir import algo_of, env_id_of, find_run_artifacts  # noqa: E402
 
 
 def _make_env(env_id: str, kwargs: dict[str, Any]) -> Any:

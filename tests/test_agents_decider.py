@@ -5,16 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rl_shop.agents.decider import (
-    AHPInconsistent,
-    Decider,
-    DeciderConfig,
-    HardConstraintConfig,
-    ahp_weights,
-    hard_constraint_violation,
-    pareto_front,
-)
-from rl_shop.agents.types import AgentConfigError, Candidate, IntentSpec, ScoredDocument, WebDocument, WebSearchResult
+from rl_shop.agents.config import AgentConfigError
+from rl_shop.agents.decider import Decider, hard_constraint_violation
+from rl_shop.agents.decider_config import DeciderConfig, HardConstraintConfig
+from rl_shop.agents.mcda import AHPInconsistent, ahp_weights, pareto_front
+from rl_shop.agents.types import Candidate, IntentSpec, ScoredDocument, WebDocument, WebSearchResult
 
 EQUAL = [[1, 1, 1, 1]] * 4
 

@@ -9,8 +9,9 @@ import threading
 import networkx as nx
 import pytest
 
+from rl_shop.agents.config import AgentConfigError
 from rl_shop.agents.memory import Memory
-from rl_shop.agents.types import AgentConfigError, TaskState
+from rl_shop.agents.types import TaskState
 
 
 def test_task_states_roundtrip_and_update():

@@ -8,6 +8,7 @@ from types import SimpleNamespace
 import networkx as nx
 import pytest
 
+from rl_shop.agents.config import AgentConfigError
 from rl_shop.agents.memory import Memory
 from rl_shop.agents.planner import (
     InvalidPlan,
@@ -21,7 +22,7 @@ from rl_shop.agents.planner import (
     score_plan,
     validate_plan,
 )
-from rl_shop.agents.types import AgentConfigError, IntentSpec, Plan, Task, TaskType
+from rl_shop.agents.types import IntentSpec, Plan, Task, TaskType
 
 PS, WS, TC, DE = TaskType.PRODUCT_SEARCH, TaskType.WEB_SEARCH, TaskType.TOOL_CALL, TaskType.DECISION
 

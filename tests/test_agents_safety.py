@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from rl_shop.agents.config import AgentConfigError
 from rl_shop.agents.safety import SafetyReview
-from rl_shop.agents.types import AgentConfigError, Candidate, Decision, IntentSpec, Recommendation
+from rl_shop.agents.types import Candidate, Decision, IntentSpec, Recommendation
 
 
 @pytest.fixture(scope="module")

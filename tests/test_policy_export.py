@@ -272,7 +272,8 @@ def test_cli_exports_a_run_directory(trained: dict[str, Path], tmp_path: Path) -
 
 
 def test_registry_resolves_the_project_featurizers() -> None:
-    """The built-in env ids map to the real featurizer modules and their current constants."""
+    """Importing ``envs`` maps the project's env ids to their featurizer modules and current constants."""
+    import envs  # noqa: F401  (registers the specs' featurizers with the loader)
     from rl_shop.policies.loader import runtime_layout
 
     for env_id, module_name in (

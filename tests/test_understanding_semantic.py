@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rl_shop.agents.types import AgentConfigError
+from rl_shop.agents.config import AgentConfigError
 from rl_shop.agents.understanding.logistic_gate import LogisticGate
 from rl_shop.agents.understanding.product_type import ProductType
 from rl_shop.agents.understanding.semantic_types import GATE_FEATURES, SemanticTypes

@@ -148,7 +148,7 @@ def _guarded(fn: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Name
     """Turn configuration / data / policy errors into one readable line and exit status 1."""
 
     def run(args: argparse.Namespace) -> int:
-        from rl_shop.agents.types import AgentConfigError
+        from rl_shop.agents.config import AgentConfigError
         from rl_shop.catalog.errors import CatalogError
         from rl_shop.policies.card import PolicyCardError
         from rl_shop.policies.loader import PolicyLoadError

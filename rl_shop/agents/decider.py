@@ -10,7 +10,7 @@ The paper's dynamic multi-criteria evaluation matrix has four criteria, each sco
   constraints (budget cap, excluded brands, required / excluded attributes) filter candidates
   out before scoring and are never violated.
 
-Criterion weights come from the Analytic Hierarchy Process: the principal eigenvector of the
+Criterion weights come from the Analytic Hierarchy Process (``rl_shop.agents.mcda``): the principal eigenvector of the
 pairwise comparison matrix in ``configs/agents/decider.yaml``, with Saaty's consistency ratio
 checked (CR < 0.1, else :class:`AHPInconsistent`). The Pareto front over the criteria marks the
 options no other option dominates. The advice text is streamed from an injected LLM when one is
@@ -25,144 +25,17 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel
 
+from rl_shop.agents.config import load_agent_config, validate_config
+from rl_shop.agents.decider_config import CRITERIA, DeciderConfig, HardConstraintConfig
+from rl_shop.agents.llm_protocols import SupportsStream, chunk_text, note_discarded
+from rl_shop.agents.mcda import ahp_weights, pareto_front
 from rl_shop.agents.memory import Memory
-from rl_shop.agents.types import (
-    Candidate,
-    Decision,
-    IntentSpec,
-    Recommendation,
-    ScoredDocument,
-    SupportsStream,
-    WebSearchResult,
-    chunk_text,
-    load_agent_config,
-    note_discarded,
-    tokens,
-    validate_config,
-)
+from rl_shop.agents.text import tokens
+from rl_shop.agents.types import Candidate, Decision, IntentSpec, Recommendation, ScoredDocument, WebSearchResult
 
-# Saaty's random consistency index RI(n) for n = 1..10.
-RANDOM_INDEX = {1: 0.0, 2: 0.0, 3: 0.58, 4: 0.90, 5: 1.12, 6: 1.24, 7: 1.32, 8: 1.41, 9: 1.45, 10: 1.49}
-CRITERIA = ("functional", "economic", "risk", "preference")
-
-
-class AHPInconsistent(ValueError):
-    """The pairwise comparison matrix is too inconsistent (CR >= the configured maximum)."""
-
-
-@dataclass(frozen=True)
-class AHPResult:
-    """AHP weights with the quantities of Saaty's consistency check."""
-
-    weights: np.ndarray
-    lambda_max: float
-    consistency_index: float
-    consistency_ratio: float
-
-
-def ahp_weights(
-    matrix: Sequence[Sequence[float]], max_cr: float | None = 0.1, reciprocal_tolerance: float = 0.02
-) -> AHPResult:
-    """Principal-eigenvector weights of a pairwise comparison matrix and its consistency ratio.
-
-    CI = (lambda_max - n) / (n - 1), CR = CI / RI(n). Raises ``ValueError`` for a matrix that is
-    not square, positive and reciprocal, and :class:`AHPInconsistent` when CR >= ``max_cr``.
-    """
-    a = np.asarray(matrix, dtype=float)
-    if a.ndim != 2 or a.shape[0] != a.shape[1] or a.shape[0] == 0:
-        raise ValueError(f"AHP pairwise matrix must be square and non-empty, got shape {a.shape}")
-    n = a.shape[0]
-    if n not in RANDOM_INDEX:
-        raise ValueError(f"AHP supports 1..10 criteria (Saaty's RI table), got {n}")
-    if not np.all(np.isfinite(a)) or np.any(a <= 0):
-        raise ValueError("AHP pairwise matrix entries must be positive finite numbers")
-    if not np.allclose(np.diag(a), 1.0):
-        raise ValueError("AHP pairwise matrix must have ones on the diagonal")
-    if not np.allclose(a * a.T, 1.0, rtol=reciprocal_tolerance, atol=reciprocal_tolerance):
-        i, j = np.unravel_index(np.argmax(np.abs(a * a.T - 1.0)), a.shape)
-        raise ValueError(
-            f"AHP pairwise matrix is not reciprocal: a[{i}][{j}] * a[{j}][{i}] = {a[i, j] * a[j, i]:.3f}, "
-            f"expected 1 (set a[{j}][{i}] = 1 / a[{i}][{j}])"
-        )
-    eigvals, eigvecs = np.linalg.eig(a)
-    k = int(np.argmax(eigvals.real))
-    lambda_max = float(eigvals[k].real)
-    w = np.abs(eigvecs[:, k].real)
-    w = w / w.sum()
-    ci = (lambda_max - n) / (n - 1) if n > 2 else 0.0
-    cr = ci / RANDOM_INDEX[n] if RANDOM_INDEX[n] > 0 else 0.0
-    ci, cr = max(ci, 0.0), max(cr, 0.0)  # clip -1e-16 round-off on consistent matrices
-    if max_cr is not None and cr >= max_cr:
-        raise AHPInconsistent(
-            f"AHP consistency ratio {cr:.3f} >= {max_cr} (lambda_max={lambda_max:.3f}); "
-            f"revise the pairwise judgements in configs/agents/decider.yaml"
-        )
-    return AHPResult(weights=w, lambda_max=lambda_max, consistency_index=ci, consistency_ratio=cr)
-
-
-def pareto_front(values: np.ndarray) -> np.ndarray:
-    """Boolean mask of rows not dominated by any other row (all criteria maximized)."""
-    v = np.asarray(values, dtype=float)
-    n = v.shape[0]
-    mask = np.ones(n, dtype=bool)
-    for i in range(n):
-        dominated = np.all(v >= v[i], axis=1) & np.any(v > v[i], axis=1)
-        if dominated.any():
-            mask[i] = False
-    return mask
-
-
-# ------------------------------------------------------------------------------------------ config
-
-
-class HardConstraintConfig(BaseModel):
-    budget_tolerance: float = Field(default=0.0, ge=0.0)
-    unknown_attribute: Literal["text", "keep", "exclude"] = "text"
-    at_least: list[str] = Field(default_factory=lambda: ["capacity_gb"])
-    numeric_tolerance: float = Field(default=0.05, ge=0.0)
-    relax_attributes: bool = True
-
-
-class FunctionalConfig(BaseModel):
-    query_overlap: float = 0.5
-    attribute_match: float = 0.3
-    rating: float = 0.2
-    retrieval_score: float = 0.2
-
-
-class EconomicConfig(BaseModel):
-    budget_headroom_weight: float = Field(default=0.5, ge=0.0, le=1.0)
-
-
-class RiskConfig(BaseModel):
-    known_brand_min_count: int = 3
-    price_outlier_z: float = 2.5
-    brand_weight: float = 0.5
-    price_weight: float = 0.3
-    web_weight: float = 0.2
-
-
-class PreferenceConfig(BaseModel):
-    preferred_brand: float = 1.0
-    no_preference: float = 0.5
-    other_brand: float = 0.2
-    history_bonus: float = 0.3
-
-
-class AdviceConfig(BaseModel):
-    max_reasons: int = 3
-    llm_max_tokens: int = 160
-    close_score_gap: float = 0.05
-
-
-class FeedbackConfig(BaseModel):
-    purchase: float = 1.0
-    click: float = 0.5
-    no_interaction: float = 0.0
-    replan_below: float = 0.5
-    store_experience_at: float = 1.0
+# ------------------------------------------------------------------------------------------ feedback
 
 
 class FeedbackSignal(BaseModel):
@@ -171,31 +44,6 @@ class FeedbackSignal(BaseModel):
     satisfaction: float
     replan: bool
     reason: str
-
-
-class DeciderConfig(BaseModel):
-    """``configs/agents/decider.yaml``."""
-
-    criteria: list[str] = Field(default_factory=lambda: list(CRITERIA))
-    pairwise: list[list[float]]
-    max_consistency_ratio: float = 0.1
-    reciprocal_tolerance: float = 0.02
-    top_k: int = Field(default=3, ge=1)
-    hard_constraints: HardConstraintConfig = HardConstraintConfig()
-    functional: FunctionalConfig = FunctionalConfig()
-    economic: EconomicConfig = EconomicConfig()
-    risk: RiskConfig = RiskConfig()
-    preference: PreferenceConfig = PreferenceConfig()
-    advice: AdviceConfig = AdviceConfig()
-    feedback: FeedbackConfig = FeedbackConfig()
-
-    @model_validator(mode="after")
-    def _check(self) -> DeciderConfig:
-        if sorted(self.criteria) != sorted(CRITERIA):
-            raise ValueError(f"criteria must be a permutation of {list(CRITERIA)}, got {self.criteria}")
-        if len(self.pairwise) != len(self.criteria) or any(len(r) != len(self.criteria) for r in self.pairwise):
-            raise ValueError(f"pairwise must be a {len(self.criteria)}x{len(self.criteria)} matrix")
-        return self
 
 
 # ------------------------------------------------------------------------------------------ hard constraints

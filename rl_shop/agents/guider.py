@@ -24,8 +24,9 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from envs.specs import CLARIFY
+from rl_shop.agents.config import validate_config
 from rl_shop.agents.demand import CatalogVocab, ParsedDemand, extract_slots, parse_slot_answer
-from rl_shop.agents.types import note_discarded, validate_config
+from rl_shop.agents.llm_protocols import note_discarded
 from rl_shop.config_files import env_config
 from rl_shop.policies.base import Policy, ScoringPolicy
 from rl_shop.policies.features.clarify import ACTION_NAMES, SUGGEST, DialogueState, featurize

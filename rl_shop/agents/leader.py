@@ -39,13 +39,14 @@ from rl_shop.agents.demand import (
 )
 from rl_shop.agents.executor import DAGExecutor, ExecutionReport, Handler
 from rl_shop.agents.guider import DialogueTracker, Guider
+from rl_shop.agents.llm_protocols import note_discarded
 from rl_shop.agents.memory import Memory
 from rl_shop.agents.planner import Planner
 from rl_shop.agents.product_search import ProductSearchAgent, candidates_from
 from rl_shop.agents.reflection import ReflectionConfig, ReflectionResult, Reflector, evidence_found
 from rl_shop.agents.scheduling import Eq1Trigger, SchedulingConfig
 from rl_shop.agents.trace import Tracer
-from rl_shop.agents.types import Decision, IntentSpec, Plan, Task, TaskType, WebSearchResult, note_discarded
+from rl_shop.agents.types import Decision, IntentSpec, Plan, Task, TaskType, WebSearchResult
 from rl_shop.catalog.vocab import CONNECTIVITY
 from rl_shop.policies.features.collaborate import CLARIFY, CollaborateState
 from rl_shop.policies.features.collaborate import action_mask as collab_action_mask

@@ -22,7 +22,9 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from rl_shop.agents.types import TaskState, load_agent_config, tokens, validate_config
+from rl_shop.agents.config import load_agent_config, validate_config
+from rl_shop.agents.text import tokens
+from rl_shop.agents.types import TaskState
 from rl_shop.paths import cache_dir
 
 _SCHEMA = """

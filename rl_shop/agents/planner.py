@@ -24,18 +24,11 @@ from typing import Any, Literal
 import networkx as nx
 from pydantic import BaseModel, Field
 
+from rl_shop.agents.config import load_agent_config, validate_config
+from rl_shop.agents.llm_protocols import SupportsStructured
 from rl_shop.agents.memory import Memory
-from rl_shop.agents.types import (
-    IntentSpec,
-    Plan,
-    SupportsStructured,
-    Task,
-    TaskType,
-    load_agent_config,
-    tokens,
-    unique,
-    validate_config,
-)
+from rl_shop.agents.text import tokens, unique
+from rl_shop.agents.types import IntentSpec, Plan, Task, TaskType
 
 REMEDIES = ("add_web_search", "add_product_rewrite")
 

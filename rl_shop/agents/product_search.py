@@ -25,7 +25,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from rl_shop.agents.types import Task, load_agent_config, note_discarded, tokens, validate_config
+from rl_shop.agents.config import load_agent_config, validate_config
+from rl_shop.agents.llm_protocols import note_discarded
+from rl_shop.agents.text import tokens
+from rl_shop.agents.types import Task
 from rl_shop.catalog.filters import FilterError, SearchFilters
 from rl_shop.catalog.schema import has_value
 from rl_shop.catalog.vocab import COLOURS, CONNECTIVITY, FEATURES

@@ -19,28 +19,21 @@ from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple
 
 from envs.specs import COLLABORATE
+from rl_shop.agents.config import AgentConfigError, load_agent_config
 from rl_shop.agents.decider import Decider
 from rl_shop.agents.demand import CatalogVocab, ParsedDemand
 from rl_shop.agents.guider import DialogueTracker, Guider, load_guider_policy
 from rl_shop.agents.leader import Leader, LeaderConfig, LearnedPolicies, Team
+from rl_shop.agents.llm_protocols import note_discarded
 from rl_shop.agents.memory import Memory
 from rl_shop.agents.planner import PlanConflict, Planner, category_min_prices
 from rl_shop.agents.product_search import ProductSearchAgent, candidates_from
 from rl_shop.agents.result import AssistantResult, ClarificationTurn, ProductOut
 from rl_shop.agents.safety import SafetyReview
 from rl_shop.agents.scheduling import load_schedule_policy
+from rl_shop.agents.text import tokens
 from rl_shop.agents.trace import Tracer, TraceStep
-from rl_shop.agents.types import (
-    AgentConfigError,
-    Decision,
-    IntentSpec,
-    Plan,
-    TaskType,
-    WebSearchResult,
-    load_agent_config,
-    note_discarded,
-    tokens,
-)
+from rl_shop.agents.types import Decision, IntentSpec, Plan, TaskType, WebSearchResult
 from rl_shop.agents.websearch import WebSearchAgent
 from rl_shop.llm.metrics import scope_delta
 from rl_shop.paths import CHECKPOINT_DIR

@@ -20,16 +20,10 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from rl_shop.agents.decider import HardConstraintConfig, hard_constraint_violation
-from rl_shop.agents.types import (
-    AgentConfigError,
-    Candidate,
-    Decision,
-    IntentSpec,
-    SafetyVerdict,
-    load_agent_config,
-    validate_config,
-)
+from rl_shop.agents.config import AgentConfigError, load_agent_config, validate_config
+from rl_shop.agents.decider import hard_constraint_violation
+from rl_shop.agents.decider_config import HardConstraintConfig
+from rl_shop.agents.types import Candidate, Decision, IntentSpec, SafetyVerdict
 
 
 class LimitsConfig(BaseModel):

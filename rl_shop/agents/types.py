@@ -5,76 +5,22 @@ Memory all exchange these objects; keeping them in one place (pydantic models, J
 means Memory can store any of them and a later session (Leader, Guider, ProductSearch) can build
 them without importing the modules that consume them.
 
-The LLM is an injected dependency everywhere. ``rl_shop.llm`` provides the concrete interface;
-the ``SupportsChat`` / ``SupportsStream`` / ``SupportsStructured`` protocols below name only the
-methods these modules call, so tests and alternative backends need not import it.
+The LLM protocols live in ``rl_shop.agents.llm_protocols``, config reading in
+``rl_shop.agents.config``, the text helpers in ``rl_shop.agents.text``.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from datetime import date
 from enum import Enum
-from pathlib import Path
-from typing import Any, Literal, Protocol, TypeGuard, runtime_checkable
+from typing import Any, Literal, TypeGuard
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from rl_shop.config_files import read_config
-from rl_shop.paths import CONFIG_DIR
 from rl_shop.sim.slots import QueryType  # one definition of the ECCD types
-
-
-class AgentConfigError(ValueError):
-    """A config file under ``configs/agents/`` is missing or malformed."""
-
-
-# --------------------------------------------------------------------------------------------
-# LLM protocols (the subset of rl_shop.llm.LLM these modules use)
-# --------------------------------------------------------------------------------------------
-
-
-@runtime_checkable
-class SupportsChat(Protocol):
-    """An LLM that answers a list of chat messages with a result carrying ``.text``."""
-
-    def chat(self, messages: list[dict[str, str]], **kwargs: Any) -> Any: ...
-
-
-@runtime_checkable
-class SupportsStream(Protocol):
-    """An LLM that streams text chunks (``str`` or objects with ``.text``)."""
-
-    def stream(self, messages: list[dict[str, str]], **kwargs: Any) -> Iterator[Any]: ...
-
-
-@runtime_checkable
-class SupportsStructured(Protocol):
-    """An LLM with schema-constrained output returning ``StructuredResult(value, used_fallback)``."""
-
-    def structured(self, messages: list[dict[str, str]], schema: type[BaseModel], **kwargs: Any) -> Any: ...
-
-
-def note_discarded(llm: Any) -> None:
-    """Count one LLM answer the calling agent did not use (``LLMMetrics.discarded``, under the
-    agent's scope). The agents need only the chat / stream / structured protocols above, so an
-    LLM without metrics (a bare test double) is simply not counted."""
-    metrics = getattr(llm, "metrics", None)
-    if metrics is not None:
-        metrics.add(discarded=1)
-
-
-def chunk_text(chunk: Any) -> str:
-    """Text of one streamed chunk, whether the backend yields ``str`` or an object with ``.text``."""
-    if isinstance(chunk, str):
-        return chunk
-    text = getattr(chunk, "text", None)
-    if text is None:
-        text = getattr(chunk, "delta", "")
-    return str(text or "")
-
 
 # --------------------------------------------------------------------------------------------
 # Intent, as the Planner and Decider see it
@@ -416,55 +362,3 @@ class SafetyVerdict(BaseModel):
     message: str = ""
     matched: str | None = None
     details: dict[str, Any] = Field(default_factory=dict)
-
-
-# --------------------------------------------------------------------------------------------
-# Config loading
-# --------------------------------------------------------------------------------------------
-
-
-def load_agent_config(name: str, path: str | Path | None = None) -> dict[str, Any]:
-    """Read ``configs/agents/<name>.yaml`` (or an explicit path) into a dict.
-
-    Raises :class:`AgentConfigError` saying which file and what was wrong, instead of a YAML or
-    OS traceback, because a researcher editing a sweep value needs to know which line broke.
-    """
-    cfg_path = Path(path) if path is not None else CONFIG_DIR / "agents" / f"{name}.yaml"
-    return read_config(cfg_path, what="agent config", error=AgentConfigError)
-
-
-def validate_config(model: type[BaseModel], data: dict[str, Any], where: str) -> Any:
-    """Validate a config dict against a pydantic model with a readable error naming ``where``."""
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}" for err in exc.errors()
-        )
-        raise AgentConfigError(f"invalid config {where}: {problems}") from None
-
-
-def tokens(text: str) -> list[str]:
-    """Lower-case alphanumeric tokens; shared by the lexical scorers of these modules."""
-    out: list[str] = []
-    word = []
-    for ch in text.lower():
-        if ch.isalnum():
-            word.append(ch)
-        elif word:
-            out.append("".join(word))
-            word = []
-    if word:
-        out.append("".join(word))
-    return out
-
-
-def unique(items: Iterable[str]) -> list[str]:
-    """Deduplicate preserving order."""
-    seen: set[str] = set()
-    out = []
-    for item in items:
-        if item not in seen:
-            seen.add(item)
-            out.append(item)
-    return out

@@ -46,7 +46,7 @@ class ResearchWorld:
     def load(cls, tools_cfg: ToolsConfig, websearch_cfg: Any = None, web_backend: str | None = None) -> ResearchWorld:
         """The shipped catalog, its cached hybrid index and the web backend of configs/agents/websearch.yaml
         (``web_backend`` = local | searxng overrides its ``backend``)."""
-        from rl_shop.agents.types import load_agent_config
+        from rl_shop.agents.config import load_agent_config
         from rl_shop.agents.websearch import WebSearchConfig, make_backend
         from rl_shop.catalog import load_catalog
         from rl_shop.catalog.index import HybridIndex

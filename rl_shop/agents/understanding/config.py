@@ -6,7 +6,7 @@ from functools import lru_cache
 
 from pydantic import BaseModel, Field
 
-from rl_shop.agents.types import load_agent_config, validate_config
+from rl_shop.agents.config import load_agent_config, validate_config
 
 
 class BudgetConfig(BaseModel):

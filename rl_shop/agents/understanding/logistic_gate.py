@@ -13,7 +13,7 @@ from pathlib import Path
 
 import yaml
 
-from rl_shop.agents.types import AgentConfigError
+from rl_shop.agents.config import AgentConfigError
 from rl_shop.config_files import read_config
 
 

@@ -7,14 +7,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from rl_shop.agents.types import (
-    AgentConfigError,
-    IntentSpec,
-    SupportsChat,
-    WebSearchResult,
-    load_agent_config,
-    validate_config,
-)
+from rl_shop.agents.config import AgentConfigError, load_agent_config, validate_config
+from rl_shop.agents.llm_protocols import SupportsChat
+from rl_shop.agents.types import IntentSpec, WebSearchResult
 from rl_shop.agents.websearch.backend import RetrievedDocument, SearchBackend
 from rl_shop.agents.websearch.corpus import LocalCorpusBackend
 from rl_shop.agents.websearch.filter import FilterConfig, filter_documents

@@ -16,7 +16,8 @@ from datetime import date
 
 from pydantic import BaseModel, Field, field_validator
 
-from rl_shop.agents.types import ScoredDocument, tokens
+from rl_shop.agents.text import tokens
+from rl_shop.agents.types import ScoredDocument
 from rl_shop.agents.websearch.backend import RetrievedDocument
 
 STOPWORDS = frozenset(

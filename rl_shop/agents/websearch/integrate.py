@@ -13,7 +13,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from rl_shop.agents.types import ScoredDocument, SupportsChat
+from rl_shop.agents.llm_protocols import SupportsChat
+from rl_shop.agents.types import ScoredDocument
 from rl_shop.agents.websearch.filter import content_terms
 
 _SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")

@@ -12,7 +12,9 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from rl_shop.agents.types import IntentSpec, SupportsStructured, tokens, unique
+from rl_shop.agents.llm_protocols import SupportsStructured
+from rl_shop.agents.text import tokens, unique
+from rl_shop.agents.types import IntentSpec
 
 
 class QueryGenerationConfig(BaseModel):

@@ -1,0 +1,36 @@
+"""Reading and validating the agents' configs (``configs/agents/*.yaml``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from rl_shop.config_files import read_config
+from rl_shop.paths import CONFIG_DIR
+
+
+class AgentConfigError(ValueError):
+    """A config file under ``configs/agents/`` is missing or malformed."""
+
+
+def load_agent_config(name: str, path: str | Path | None = None) -> dict[str, Any]:
+    """Read ``configs/agents/<name>.yaml`` (or an explicit path) into a dict.
+
+    Raises :class:`AgentConfigError` saying which file and what was wrong, instead of a YAML or
+    OS traceback, because a researcher editing a sweep value needs to know which line broke.
+    """
+    cfg_path = Path(path) if path is not None else CONFIG_DIR / "agents" / f"{name}.yaml"
+    return read_config(cfg_path, what="agent config", error=AgentConfigError)
+
+
+def validate_config(model: type[BaseModel], data: dict[str, Any], where: str) -> Any:
+    """Validate a config dict against a pydantic model with a readable error naming ``where``."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}" for err in exc.errors()
+        )
+        raise AgentConfigError(f"invalid config {where}: {problems}") from None
