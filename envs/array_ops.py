@@ -2,7 +2,8 @@
 
 The batched kernels (``envs.clarify_kernel``, ``envs.collaborate_kernel``) write each formula
 once against an ``ops`` object; ``NUMPY`` runs them on numpy arrays (the Gymnasium vector envs),
-``TORCH`` on torch tensors on the CPU or a CUDA device (the TorchRL training path).
+``TORCH`` on torch tensors on the CPU or a CUDA device (the TorchRL training path), and ``SCALAR``
+runs the shared formulas (``envs.collaborate_formulas``) on the single envs' Python numbers.
 
 Everything else the kernels use (``+ - * / ^ & | << >> ~``, comparisons, ``a[idx]`` gathers) has
 the same meaning in both libraries, with one trap that the helpers here exist to avoid: torch
@@ -221,8 +222,35 @@ class TorchOps:
         return (z >> k) & ((1 << (64 - k)) - 1)
 
 
+class ScalarOps:
+    """The same helpers over Python scalars: the single envs run the shared formulas with these."""
+
+    name = "scalar"
+
+    @staticmethod
+    def i64(x: Any) -> int:
+        return int(x)
+
+    @staticmethod
+    def f64(x: Any) -> float:
+        return float(x)
+
+    @staticmethod
+    def where(cond: Any, a: Any, b: Any) -> Any:
+        return a if cond else b
+
+    @staticmethod
+    def minimum(x: Any, c: Any) -> Any:
+        return min(x, c)
+
+    @staticmethod
+    def maximum(x: Any, c: Any) -> Any:
+        return max(x, c)
+
+
 NUMPY = NumpyOps()
 TORCH = TorchOps()
+SCALAR = ScalarOps()
 
 # ---------------------------------------------------------------- SplitMix64 on int64 bits
 _GOLDEN = signed64(0x9E3779B97F4A7C15)

@@ -51,6 +51,21 @@ _NO_DRAWS: list[float] = []
 _KTH_BIT_LIST: list[list[int]] = KTH_BIT.tolist()
 
 
+def guider_reward(
+    alpha: float,
+    beta: float,
+    w_T: float,
+    abandon_penalty: float,
+    intent_gain: Any,
+    interaction_rounds: Any,
+    accuracy: Any,
+    leaves: Any,
+) -> Any:
+    """MACDF Eq. 3, ``R(s, a) = alpha * Intent_Gain - beta * Interaction_Rounds``, plus the hand-over
+    term ``w_T * Accuracy@5`` and the abandonment penalty; on floats or float64 arrays (the kernels)."""
+    return alpha * intent_gain - beta * interaction_rounds + w_T * accuracy - abandon_penalty * leaves
+
+
 class ClarifyEnv(gym.Env):
     """The Guider asks a simulated shopper about slots until it hands the query over to search.
 
@@ -340,9 +355,9 @@ class ClarifyEnv(gym.Env):
         rounds = self._rounds = self._rounds + interaction_rounds
         intent_gain = 0.0 if leaves else h_before - H[base | revealed]
         accuracy = self._acc_mv[base | revealed] if handover else 0.0
-        # MACDF Eq. 3: R(s, a) = alpha * Intent_Gain - beta * Interaction_Rounds,
-        # plus the hand-over term w_T * Accuracy@5 and the abandonment penalty.
-        reward = alpha * intent_gain - beta * interaction_rounds + w_T * accuracy - abandon_penalty * float(leaves)
+        reward = guider_reward(
+            alpha, beta, w_T, abandon_penalty, intent_gain, interaction_rounds, accuracy, float(leaves)
+        )
         truncated = not terminated and rounds >= self._max_rounds
         info = {
             "intent_gain": intent_gain,

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from envs import array_ops as ao
-from envs.clarify import KTH_BIT, MASK_TABLE, POPCOUNT, STOP, SUGGEST, entropy_table
+from envs.clarify import KTH_BIT, MASK_TABLE, POPCOUNT, STOP, SUGGEST, entropy_table, guider_reward
 from envs.intent_pool import N_MASKS, IntentPool
 from rl_shop.policies.features import clarify as feat
 from rl_shop.policies.features.clarify import N_SLOTS
@@ -158,13 +158,8 @@ def transition(
     handover = is_stop | confirm
     # stop and confirm reveal nothing, so the hand-over's Accuracy@5 is acc_before
     accuracy = ops.where(handover, acc_before, 0.0)
-    # MACDF Eq. 3: R(s, a) = alpha * Intent_Gain - beta * Interaction_Rounds,
-    # plus the hand-over term w_T * Accuracy@5 and the abandonment penalty.
-    reward = (
-        prm.alpha * intent_gain
-        - prm.beta * ops.f64(rounds_used)
-        + prm.w_T * accuracy
-        - prm.abandon_penalty * ops.f64(leaves)
+    reward = guider_reward(
+        prm.alpha, prm.beta, prm.w_T, prm.abandon_penalty, intent_gain, ops.f64(rounds_used), accuracy, ops.f64(leaves)
     )
     terminated = handover | leaves
     truncated = ~terminated & (new_rounds >= prm.max_rounds)

@@ -19,6 +19,8 @@ import numpy as np
 from gymnasium import spaces
 from scipy.special import ndtri
 
+from envs import collaborate_formulas as F
+from envs.array_ops import SCALAR
 from envs.dag import EpisodeUniforms
 from envs.specs import COLLABORATE
 from rl_shop.config_files import env_kwargs
@@ -327,9 +329,12 @@ class CollaborateEnv(gym.Env):
         self._uniforms: EpisodeUniforms | None = None
         p = self.params
         self._lat = p.latency.tolist()
-        self._cost = (p.c_latency * p.latency + p.c_compute * p.compute).tolist()
-        self._exam_attr_rel = [(1.0 / (r + 1) ** p.examination_eta) * p.attr_relevant for r in range(p.max_rank)]
-        self._exam_attr_irr = [(1.0 / (r + 1) ** p.examination_eta) * p.attr_irrelevant for r in range(p.max_rank)]
+        self._cost = F.action_cost(p.c_latency, p.latency, p.c_compute, p.compute).tolist()
+        ranks = range(1, p.max_rank + 1)
+        self._exam_attr_rel = [F.attractiveness(r, p.examination_eta, p.attr_relevant) for r in ranks]
+        self._exam_attr_irr = [F.attractiveness(r, p.examination_eta, p.attr_irrelevant) for r in ranks]
+        self._min_ps = [int(m) for m in p.min_ps]  # per type, as Python numbers for the scalar formulas
+        self._web_need = [float(w) for w in p.web_need]
 
     # ------------------------------------------------------------------ episode
     def reset(
@@ -354,17 +359,15 @@ class CollaborateEnv(gym.Env):
                 raise ValueError(f"reset option query_type={options['query_type']!r} is not one of {QUERY_TYPES}.")
             t = QUERY_TYPES.index(options["query_type"])
         self._type = t
-        self._c = float(p.clarity_lo[t] + U[1] * (p.clarity_hi[t] - p.clarity_lo[t]))
-        span = p.patience_hi - p.patience_lo + 1
-        self._patience = p.patience_lo + min(int(U[2] * span), span - 1)
-        self._tolerance = p.tolerance_lo + U[3] * (p.tolerance_hi - p.tolerance_lo)
+        self._c = float(F.uniform(p.clarity_lo[t], p.clarity_hi[t], U[1]))
+        self._patience = F.uniform_int(SCALAR, p.patience_lo, p.patience_hi, U[2])
+        self._tolerance = F.uniform(p.tolerance_lo, p.tolerance_hi, U[3])
         self._bad_plan = U[4] < p.p_bad_plan[t]
         if U[5] < p.type_accuracy[t]:
             self._pred, lo, hi = t, *p.conf_correct
         else:
-            k = min(int(U[6] * 7), 6)
-            self._pred, lo, hi = (k if k < t else k + 1), *p.conf_wrong
-        self._conf = lo + U[7] * (hi - lo)
+            self._pred, lo, hi = F.other_type(SCALAR, t, U[6]), *p.conf_wrong
+        self._conf = F.uniform(lo, hi, U[7])
         self._R = 0.0
         self._W = 0.0
         self._steps = 0
@@ -378,12 +381,10 @@ class CollaborateEnv(gym.Env):
 
     def _relevance(self) -> float:
         """Hidden Relevance: best list quality, scaled down until enough product searches ran."""
-        need = int(self.params.min_ps[self._type])
-        return self._R * min(1.0, self._n[PRODUCT_SEARCH] / need)
+        return F.relevance(SCALAR, self._R, self._n[PRODUCT_SEARCH], self._min_ps[self._type])
 
     def _satisfaction(self, relevance: float) -> float:
-        wn = float(self.params.web_need[self._type])
-        return (1.0 - wn) * relevance + wn * self._W
+        return F.satisfaction(relevance, self._W, self._web_need[self._type])
 
     def action_masks(self) -> np.ndarray:
         """Valid actions now (``rl_shop.policies.features.collaborate.action_mask_terms``)."""
@@ -431,9 +432,9 @@ class CollaborateEnv(gym.Env):
             if self._n[CLARIFY] > self._patience:  # out of patience: the shopper leaves
                 self._outcome = (0, 0, 0, True)
                 return self._obs(), reward - p.w_abandon, True, False, self._info()
-            self._c += float(p.clarify_gain[t]) * (1.0 - self._c)
+            self._c = F.toward_one(self._c, float(p.clarify_gain[t]))
         elif a == PRODUCT_SEARCH:
-            mean = float(p.rel_max[t]) * (p.clarity_floor + (1.0 - p.clarity_floor) * self._c)
+            mean = F.search_mean(float(p.rel_max[t]), p.clarity_floor, self._c)
             if self._bad_plan:
                 mean *= p.bad_plan_factor
             new = _clip01(mean + p.search_noise_sd * z[b])
@@ -441,7 +442,7 @@ class CollaborateEnv(gym.Env):
                 self._R = new
         elif a == WEB_SEARCH:
             gain = _clip01(float(p.web_gain[t]) + p.search_noise_sd * z[b])
-            self._W += gain * (1.0 - self._W)
+            self._W = F.toward_one(self._W, gain)
         else:  # REPLAN
             if self._bad_plan and u[b + 1] < p.p_replan_fix:
                 self._bad_plan = False
@@ -479,7 +480,7 @@ class CollaborateEnv(gym.Env):
                     purchased = 1
         reform = int(not purchased and n_rel_top == 0 and u[o + 1 + 3 * K] < p.p_reformulate)
         self._outcome = (clicks, purchased, reform, False)
-        return reward + p.w_click * clicks + p.w_purchase * purchased - p.w_reformulation * reform
+        return F.reaction_reward(reward, p.w_click, p.w_purchase, p.w_reformulation, clicks, purchased, reform)
 
     # ------------------------------------------------------------------ views
     def state(self) -> CollaborateState:

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from envs import collaborate_formulas as F
 from envs.collaborate import N_RESET_U, N_STEP_U, CollaborateParams
 from rl_shop.policies.features.collaborate import (
     CLARIFY,
@@ -104,10 +105,9 @@ class CollaborateTables:
             setattr(self, f.name, convert(np.asarray(v, dtype=np.float64)) if isinstance(v, np.ndarray) else v)
         self.params = p
         ranks = np.arange(1, p.max_rank + 1, dtype=np.float64)
-        exam = 1.0 / ranks**p.examination_eta
-        self.ea_rel = convert(exam * p.attr_relevant)
-        self.ea_irr = convert(exam * p.attr_irrelevant)
-        cost = np.asarray(p.c_latency * p.latency + p.c_compute * p.compute, dtype=np.float64)
+        self.ea_rel = convert(F.attractiveness(ranks, p.examination_eta, p.attr_relevant))
+        self.ea_irr = convert(F.attractiveness(ranks, p.examination_eta, p.attr_irrelevant))
+        cost = np.asarray(F.action_cost(p.c_latency, p.latency, p.c_compute, p.compute), dtype=np.float64)
         self.cost = convert(cost)
         self.decide_cost = float(cost[DECIDE])
         self.decide_latency = float(p.latency[DECIDE])
@@ -124,21 +124,19 @@ def reset_values(ops: Any, T: CollaborateTables, u: Any, z8: Any) -> dict[str, A
     """First state of an episode from its reset uniforms ``u`` ``(m, >= 9)`` (clipped to (0, 1))
     and ``z8 = ndtri(u[:, 8])``."""
     t = ops.minimum(ops.searchsorted(T.type_cum, u[:, 0]), N_TYPES - 1)
-    c = ops.take(T.clarity_lo, t) + u[:, 1] * (ops.take(T.clarity_hi, t) - ops.take(T.clarity_lo, t))
-    span = T.patience_hi - T.patience_lo + 1
+    c = F.uniform(ops.take(T.clarity_lo, t), ops.take(T.clarity_hi, t), u[:, 1])
     correct = u[:, 5] < ops.take(T.type_accuracy, t)
-    k = ops.minimum(ops.i64(u[:, 6] * 7), 6)
     zero_f = u[:, 0] * 0.0
     lo = ops.where(correct, zero_f + T.conf_correct[0], zero_f + T.conf_wrong[0])
     hi = ops.where(correct, zero_f + T.conf_correct[1], zero_f + T.conf_wrong[1])
     zero_i = t * 0
     return {
         "type": t,
-        "pred": ops.where(correct, t, ops.where(k < t, k, k + 1)),
-        "patience": T.patience_lo + ops.minimum(ops.i64(u[:, 2] * span), span - 1),
+        "pred": ops.where(correct, t, F.other_type(ops, t, u[:, 6])),
+        "patience": F.uniform_int(ops, T.patience_lo, T.patience_hi, u[:, 2]),
         "c": c,
-        "tol": T.tolerance_lo + u[:, 3] * (T.tolerance_hi - T.tolerance_lo),
-        "conf": lo + u[:, 7] * (hi - lo),
+        "tol": F.uniform(T.tolerance_lo, T.tolerance_hi, u[:, 3]),
+        "conf": F.uniform(lo, hi, u[:, 7]),
         "R": zero_f,
         "W": zero_f,
         "bad": u[:, 4] < ops.take(T.p_bad_plan, t),
@@ -172,14 +170,13 @@ def action_masks(ops: Any, T: CollaborateTables, s: dict[str, Any]) -> Any:
 
 
 def relevance(ops: Any, T: CollaborateTables, R: Any, n_ps: Any, t: Any) -> Any:
-    """Effective Relevance: ``R * min(1, n_product_search / min_product_searches[type])``."""
-    return R * ops.minimum(ops.f64(n_ps) / ops.take(T.min_ps, t), 1.0)
+    """``envs.collaborate_formulas.relevance`` of each row's query type."""
+    return F.relevance(ops, R, ops.f64(n_ps), ops.take(T.min_ps, t))
 
 
 def satisfaction(ops: Any, T: CollaborateTables, rel: Any, W: Any, t: Any) -> Any:
-    """Hidden ``User_Satisfaction = (1 - web_need) * Relevance + web_need * W``."""
-    wn = ops.take(T.web_need, t)
-    return (1.0 - wn) * rel + wn * W
+    """``envs.collaborate_formulas.satisfaction`` of each row's query type."""
+    return F.satisfaction(rel, W, ops.take(T.web_need, t))
 
 
 def step_block_index(ops: Any, T: CollaborateTables, steps_before: Any) -> Any:
@@ -213,16 +210,16 @@ def transition(
     c = s["c"]
     quit_ = act & (a == CLARIFY) & (n[:, CLARIFY] > s["patience"])
     clar = act & (a == CLARIFY) & ~quit_
-    c = ops.where(clar, c + ops.take(T.clarify_gain, t) * (1.0 - c), c)
+    c = ops.where(clar, F.toward_one(c, ops.take(T.clarify_gain, t)), c)
     z_b = Zb[:, 0]
     ps = act & (a == PRODUCT_SEARCH)
-    mean = ops.take(T.rel_max, t) * (T.clarity_floor + (1.0 - T.clarity_floor) * c)
+    mean = F.search_mean(ops.take(T.rel_max, t), T.clarity_floor, c)
     mean = ops.where(s["bad"], mean * T.bad_plan_factor, mean)
     new = ops.clip(mean + T.search_noise_sd * z_b, 0.0, 1.0)
     R = ops.where(ps & (new > s["R"]), new, s["R"])
     ws = act & (a == WEB_SEARCH)
     gain = ops.clip(ops.take(T.web_gain, t) + T.search_noise_sd * z_b, 0.0, 1.0)
-    W = ops.where(ws, s["W"] + gain * (1.0 - s["W"]), s["W"])
+    W = ops.where(ws, F.toward_one(s["W"], gain), s["W"])
     rp = act & (a == REPLAN) & s["bad"] & (Ub[:, 1] < T.p_replan_fix)
     upd = act & ~quit_
     rel = relevance(ops, T, R, n[:, PRODUCT_SEARCH], t)
@@ -267,9 +264,11 @@ def decide_outcome(
     n_rel_top = ops.sum(ops.i64(rel[:, : T.reformulate_top_k]), 1)
     reform = ~buy & (n_rel_top == 0) & (react_u[:, 1 + 3 * K] < T.p_reformulate)
     clicks = ops.sum(ops.i64(click), 1)
-    gain = T.w_click * ops.f64(clicks) + T.w_purchase * ops.f64(buy) - T.w_reformulation * ops.f64(reform)
+    reacted = F.reaction_reward(
+        -T.decide_cost, T.w_click, T.w_purchase, T.w_reformulation, ops.f64(clicks), ops.f64(buy), ops.f64(reform)
+    )
     return {
-        "reward": -T.decide_cost + ops.where(abandon, -T.w_abandon, gain),
+        "reward": ops.where(abandon, -T.decide_cost - T.w_abandon, reacted),
         "abandon": abandon,
         "clicks": clicks,
         "buy": buy,

@@ -116,6 +116,11 @@ def parse_schedule_kwargs(**overrides: Any) -> ScheduleParams:
     )
 
 
+def event_reward(w_latency: float, c_event: float, interval: Any) -> Any:
+    """Reward of one scheduling event: ``r_k = -(w_latency * (t_k - t_{k-1}) + c_event)`` (scalars or arrays)."""
+    return -(w_latency * interval + c_event)
+
+
 def eq1_crossing_time(E: float, delta: float, alpha: float, origin: float) -> float:
     """Earliest ``t`` with ``E > delta * exp(-alpha (t - origin))`` for constant ``E`` (Eq. 1).
 
@@ -346,7 +351,7 @@ class ScheduleEnv(gym.Env):
         self._last_interval = fire - self._t
         self._t = fire
         self._events += 1
-        return -(p.w_latency * self._last_interval + p.c_event), why
+        return event_reward(p.w_latency, p.c_event, self._last_interval), why
 
     def step(self, action: int) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         a = int(action)

@@ -18,7 +18,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from envs.dag import BatchedUniforms
-from envs.schedule import parse_schedule_kwargs
+from envs.schedule import event_reward, parse_schedule_kwargs
 from rl_shop.policies.features.schedule import (
     BLOCKED,
     DONE,
@@ -296,7 +296,7 @@ class ScheduleVectorEnv(VectorEnv):
         self._dispatch(sel)
         self._last = np.where(sel, last, self._last)
         self._events += sel
-        return np.where(sel, -(p.w_latency * last + p.c_event), 0.0)
+        return np.where(sel, event_reward(p.w_latency, p.c_event, last), 0.0)
 
     def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         a = np.asarray(actions, dtype=np.int64).reshape(-1)

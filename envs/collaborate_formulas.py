@@ -1,0 +1,68 @@
+"""The formulas of ``rl_shop/Collaborate-v0``, written once for the single env and the batched kernels.
+
+Each function works on Python scalars (the single Gymnasium env) and on numpy or torch arrays (the
+batched kernels of ``envs.collaborate_kernel``): plain arithmetic is shared by all three, and the
+few operations that differ (``minimum``, ``i64``, ``where``) come from an ``ops`` object
+(``envs.array_ops.SCALAR`` / ``NUMPY`` / ``TORCH``). The order of operations is the single env's,
+so its pinned returns are unchanged bit for bit.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rl_shop.policies.features.collaborate import N_TYPES
+
+
+def uniform(lo: Any, hi: Any, u: Any) -> Any:
+    """A value uniform in ``[lo, hi]`` from a uniform draw ``u`` in (0, 1)."""
+    return lo + u * (hi - lo)
+
+
+def uniform_int(ops: Any, lo: int, hi: int, u: Any) -> Any:
+    """An integer uniform in ``lo..hi`` from ``u`` in (0, 1)."""
+    span = hi - lo + 1
+    return lo + ops.minimum(ops.i64(u * span), span - 1)
+
+
+def other_type(ops: Any, t: Any, u: Any) -> Any:
+    """A query type other than ``t``, uniform over the ``N_TYPES - 1`` others (a wrong prediction)."""
+    k = ops.minimum(ops.i64(u * (N_TYPES - 1)), N_TYPES - 2)
+    return ops.where(k < t, k, k + 1)
+
+
+def toward_one(x: Any, gain: Any) -> Any:
+    """``x`` moved a fraction ``gain`` of the way to 1 (clarity after a question, web evidence after a search)."""
+    return x + gain * (1.0 - x)
+
+
+def search_mean(rel_max: Any, clarity_floor: float, clarity: Any) -> Any:
+    """Mean quality of a product search: the type's best Relevance, scaled by how clear the query is."""
+    return rel_max * (clarity_floor + (1.0 - clarity_floor) * clarity)
+
+
+def relevance(ops: Any, R: Any, n_product_search: Any, min_product_searches: Any) -> Any:
+    """Effective Relevance: ``R * min(1, n_product_search / min_product_searches[type])``."""
+    return R * ops.minimum(n_product_search / min_product_searches, 1.0)
+
+
+def satisfaction(relevance: Any, W: Any, web_need: Any) -> Any:
+    """Hidden ``User_Satisfaction = (1 - web_need) * Relevance + web_need * W``."""
+    return (1.0 - web_need) * relevance + web_need * W
+
+
+def attractiveness(rank: Any, examination_eta: float, attr: float) -> Any:
+    """Click probability at ``rank`` (1-based): examination ``1 / rank ** eta`` times attractiveness."""
+    return (1.0 / rank**examination_eta) * attr
+
+
+def reaction_reward(
+    base: Any, w_click: float, w_purchase: float, w_reformulation: float, clicks: Any, buy: Any, reform: Any
+) -> Any:
+    """Reward of the shopper's reaction to the answer, added to ``base`` (minus the Decider's cost)."""
+    return base + w_click * clicks + w_purchase * buy - w_reformulation * reform
+
+
+def action_cost(c_latency: float, latency_s: Any, c_compute: float, compute: Any) -> Any:
+    """Cost of taking an action: ``c_latency * latency_s + c_compute * compute`` (per action)."""
+    return c_latency * latency_s + c_compute * compute
