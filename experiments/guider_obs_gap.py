@@ -48,20 +48,12 @@ def load_config(path: Path) -> dict[str, Any]:
 
 def build_runtime(catalog: Any, policy_dir: str) -> tuple[Any, Any, float]:
     """(vocab, Guider with the learned policy, rule residual), built as ``MACDFAssistant.from_config`` does."""
-    from rl_shop.agents.demand import CatalogVocab
     from rl_shop.agents.guider import Guider, load_guider_policy
     from rl_shop.agents.leader import LeaderConfig
-    from rl_shop.agents.runtime import load_runtime_config
-    from rl_shop.sim import load_sim_config
+    from rl_shop.agents.runtime import catalog_vocab, load_runtime_config, runtime_settings
 
     cfg = load_runtime_config(["runtime.llm_enabled=false"])  # the Guider is built with llm=None below
-    rt = cfg["runtime"]
-    vocab = CatalogVocab.from_catalog(
-        catalog,
-        load_sim_config().knowledge,
-        min_brand_products=int(rt.get("min_brand_products", 2)),
-        stop_brands=tuple(rt.get("stop_brands") or ()),
-    )
+    vocab = catalog_vocab(catalog, runtime_settings(cfg))
     policy_path = Path(policy_dir)
     policy = load_guider_policy(policy_path if policy_path.is_absolute() else ROOT / policy_path)
     guider = Guider(catalog, vocab, cfg["guider"], llm=None, policy=policy)

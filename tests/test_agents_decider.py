@@ -7,7 +7,7 @@ import pytest
 
 from rl_shop.agents.config import AgentConfigError
 from rl_shop.agents.decider import Decider, hard_constraint_violation
-from rl_shop.agents.decider_config import DeciderConfig, HardConstraintConfig
+from rl_shop.agents.decider_config import decider_settings
 from rl_shop.agents.mcda import AHPInconsistent, ahp_weights, pareto_front
 from rl_shop.agents.types import Candidate, IntentSpec, ScoredDocument, WebDocument, WebSearchResult
 
@@ -93,7 +93,7 @@ def test_hard_constraints_are_never_violated():
         excluded_brands=["jlab"],
         required_attributes={"connectivity": "bluetooth"},
     )
-    dec = Decider(DeciderConfig(pairwise=EQUAL)).decide(intent, _cands())
+    dec = Decider(decider_settings(pairwise=EQUAL)).decide(intent, _cands())
     ids = [r.product_id for r in dec.recommendations]
     assert set(ids) == {"a", "e"}  # e has no structured connectivity but says bluetooth in its title
     assert dec.excluded == {
@@ -101,12 +101,12 @@ def test_hard_constraints_are_never_violated():
         "c": "missing required connectivity=bluetooth",
         "d": "excluded brand jlab",
     }
-    strict = DeciderConfig(pairwise=EQUAL, hard_constraints={"unknown_attribute": "exclude"})
+    strict = decider_settings(pairwise=EQUAL, hard_constraints={"unknown_attribute": "exclude"})
     assert [r.product_id for r in Decider(strict).decide(intent, _cands()).recommendations] == ["a"]
 
 
 def test_attribute_matching_rules():
-    cfg = HardConstraintConfig(at_least=["capacity_gb"], numeric_tolerance=0.05)
+    cfg = decider_settings(hard_constraints={"at_least": ["capacity_gb"], "numeric_tolerance": 0.05}).hard_constraints
     drive = Candidate(product_id="x", title="usb drive", attributes={"capacity_gb": 64.0, "size_in": 15.6})
     assert hard_constraint_violation(drive, IntentSpec(required_attributes={"capacity_gb": 32}), cfg) is None
     assert "capacity_gb" in hard_constraint_violation(drive, IntentSpec(required_attributes={"capacity_gb": 128}), cfg)
@@ -122,7 +122,7 @@ def test_hand_worked_ranking_with_equal_weights():
         Candidate(product_id="cheap", title="headphones", brand="x", price=20.0),
         Candidate(product_id="pricey", title="headphones", brand="y", price=100.0),
     ]
-    cfg = DeciderConfig(pairwise=EQUAL, economic={"budget_headroom_weight": 0.5}, risk={"known_brand_min_count": 5})
+    cfg = decider_settings(pairwise=EQUAL, economic={"budget_headroom_weight": 0.5}, risk={"known_brand_min_count": 5})
     dec = Decider(cfg).decide(intent, cands)
     # functional: full query overlap = 1 for both; economic: 1 - 0.5*20/100 = 0.9 vs 1 - 0.5*1 = 0.5;
     # risk: unknown brand (0) with weight 0.5, no outlier (1) with weight 0.3 -> 0.3/0.8 = 0.375;
@@ -143,7 +143,7 @@ def test_preferences_history_and_web_evidence_move_the_ranking():
         Candidate(product_id="s", title="headphones", brand="sony", price=50.0),
         Candidate(product_id="b", title="headphones", brand="bose", price=50.0),
     ]
-    dec = Decider(DeciderConfig(pairwise=EQUAL)).decide(intent, cands)
+    dec = Decider(decider_settings(pairwise=EQUAL)).decide(intent, cands)
     assert dec.recommendations[0].product_id == "b"
     assert any("preferred brand bose" in r for r in dec.recommendations[0].reasons)
     doc = WebDocument(url="u", title="Sony review", text="sony headphones are reliable", source="t", authority=0.9)
@@ -151,9 +151,9 @@ def test_preferences_history_and_web_evidence_move_the_ranking():
         queries=["q"], documents=[ScoredDocument(document=doc, relevance=1, authority=0.9, freshness=1, score=1)]
     )
     neutral = IntentSpec(query="headphones")
-    dec2 = Decider(DeciderConfig(pairwise=EQUAL)).decide(neutral, cands, web=web)
+    dec2 = Decider(decider_settings(pairwise=EQUAL)).decide(neutral, cands, web=web)
     assert dec2.recommendations[0].product_id == "s"
-    dec3 = Decider(DeciderConfig(pairwise=EQUAL)).decide(
+    dec3 = Decider(decider_settings(pairwise=EQUAL)).decide(
         neutral, cands, user_history=[{"event": "purchase", "payload": {"brand": "bose"}}]
     )
     assert dec3.recommendations[0].product_id == "b"
@@ -173,7 +173,7 @@ def test_empty_result_follow_up_and_catalog_rows():
             "capacity_gb": float("nan"),
         }
     ]
-    dec = Decider(DeciderConfig(pairwise=EQUAL)).decide(intent, rows)
+    dec = Decider(decider_settings(pairwise=EQUAL)).decide(intent, rows)
     assert dec.recommendations == []
     assert "raise the budget" in dec.follow_up_question
     assert "p1" in dec.excluded
@@ -196,12 +196,12 @@ def test_llm_advice_is_streamed_and_template_is_fallback():
     cands = [Candidate(product_id="a", title="Sony headphones", brand="sony", price=50.0)]
     tokens: list[str] = []
     llm = _StreamingLLM(["Buy ", "the Sony."])
-    dec = Decider(DeciderConfig(pairwise=EQUAL), llm=llm).decide(intent, cands, on_token=tokens.append)
+    dec = Decider(decider_settings(pairwise=EQUAL), llm=llm).decide(intent, cands, on_token=tokens.append)
     assert dec.advice_source == "llm"
     assert dec.advice.startswith("Buy the Sony.")
     assert tokens == ["Buy ", "the Sony."]
     assert "Sony headphones" in llm.messages[1]["content"]  # the prompt carries the analysed options
-    empty = Decider(DeciderConfig(pairwise=EQUAL), llm=_StreamingLLM([])).decide(intent, cands)
+    empty = Decider(decider_settings(pairwise=EQUAL), llm=_StreamingLLM([])).decide(intent, cands)
     assert empty.advice_source == "template" and "Sony headphones" in empty.advice
 
 
@@ -213,7 +213,7 @@ def test_shipped_config_weights_are_consistent():
 
 
 def test_numeric_range_requirement():
-    cfg = HardConstraintConfig()
+    cfg = decider_settings().hard_constraints
     laptop = Candidate(product_id="l", title="laptop", attributes={"size_in": 14.0})
     assert (
         hard_constraint_violation(laptop, IntentSpec(required_attributes={"size_in": {"min": 13, "max": 15}}), cfg)
@@ -250,7 +250,7 @@ def test_clean_llm_advice_dedupes_loops_and_rejects_off_topic():
 def test_self_evaluation_and_experience_memory():
     from rl_shop.agents.memory import Memory
 
-    d = Decider(DeciderConfig(pairwise=EQUAL))
+    d = Decider(decider_settings(pairwise=EQUAL))
     intent = IntentSpec(query="headphones", query_type="simple")
     dec = d.decide(intent, [Candidate(product_id="a", title="headphones", brand="x", price=10.0)])
     assert d.self_evaluate(dec, purchased=["a"]).replan is False
@@ -269,14 +269,14 @@ def test_nothing_fits_names_the_nearest_real_alternative_but_never_an_excluded_b
     intent = IntentSpec(
         query="purple headphones, not sony", excluded_brands=["sony"], required_attributes={"colour": "purple"}
     )
-    strict = Decider(DeciderConfig(pairwise=EQUAL, hard_constraints={"relax_attributes": False})).decide(
+    strict = Decider(decider_settings(pairwise=EQUAL, hard_constraints={"relax_attributes": False})).decide(
         intent, _cands()
     )
     assert strict.recommendations == [] and strict.relaxed == []
     assert "closest match is Bose bluetooth headphones" in strict.advice
     assert "Sony" not in strict.advice.split("closest match")[1]
     # relaxed (the default): the alternatives are the recommendations, each saying what it misses
-    dec = Decider(DeciderConfig(pairwise=EQUAL)).decide(intent, _cands())
+    dec = Decider(decider_settings(pairwise=EQUAL)).decide(intent, _cands())
     assert dec.recommendations and all(r.brand.lower() != "sony" for r in dec.recommendations)
     assert dec.relaxed == ["colour=purple"] and dec.advice.startswith(
         "Nothing meets every requirement (none has colour=purple)"
@@ -284,5 +284,5 @@ def test_nothing_fits_names_the_nearest_real_alternative_but_never_an_excluded_b
     assert all(r.reasons[0] == "does not meet colour=purple" for r in dec.recommendations)
     assert not set(dec.excluded) & {r.product_id for r in dec.recommendations}
     over = IntentSpec(query="tv", budget=10)  # over budget is no "nearest alternative"
-    dec2 = Decider(DeciderConfig(pairwise=EQUAL)).decide(over, _cands())
+    dec2 = Decider(decider_settings(pairwise=EQUAL)).decide(over, _cands())
     assert "closest match" not in dec2.advice and dec2.recommendations == [] and dec2.relaxed == []

@@ -41,21 +41,14 @@ ITEMS = {
 
 @functools.lru_cache(maxsize=1)
 def setup():
-    from rl_shop.agents.demand import CatalogVocab
     from rl_shop.agents.guider import Guider, load_guider_policy
-    from rl_shop.agents.runtime import load_runtime_config
+    from rl_shop.agents.runtime import catalog_vocab, load_runtime_config, runtime_settings
     from rl_shop.catalog import load_catalog
-    from rl_shop.sim import load_benchmark, load_sim_config
+    from rl_shop.sim import load_benchmark
 
     catalog = load_catalog()
     cfg = load_runtime_config(["runtime.llm_enabled=false"])
-    rt = cfg["runtime"]
-    vocab = CatalogVocab.from_catalog(
-        catalog,
-        load_sim_config().knowledge,
-        min_brand_products=int(rt["min_brand_products"]),
-        stop_brands=tuple(rt["stop_brands"]),
-    )
+    vocab = catalog_vocab(catalog, runtime_settings(cfg))
     guider = Guider(catalog, vocab, cfg["guider"], llm=None, policy=load_guider_policy(CHECKPOINT_DIR / "guider"))
     items = {it.id: it for it in load_benchmark() if it.id in ITEMS}
     return catalog, vocab, guider, items, float(cfg["leader"]["rule_residual"])

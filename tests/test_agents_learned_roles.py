@@ -33,5 +33,5 @@ def test_all_roles_by_default_and_a_subset_keeps_the_heuristic_gate():
 
 
 def test_unknown_role_is_a_clear_error():
-    with pytest.raises(ValueError, match="unknown role.*planner"):
+    with pytest.raises(ValueError, match="learned_roles.*planner"):
         _assistant(["runtime.learned_roles=[guider,planner]"])

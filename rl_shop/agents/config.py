@@ -30,7 +30,21 @@ def validate_config(model: type[BaseModel], data: dict[str, Any], where: str) ->
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}" for err in exc.errors()
-        )
+        problems = "; ".join(_problem(err) for err in exc.errors())
         raise AgentConfigError(f"invalid config {where}: {problems}") from None
+
+
+def _problem(err: Any) -> str:
+    """One validation error as ``key.path: message (got VALUE)``."""
+    where = ".".join(str(p) for p in err["loc"]) or "<root>"
+    value = err.get("input")
+    got = f" (got {value!r})" if isinstance(value, (str, int, float, bool)) else ""
+    return f"{where}: {err['msg']}{got}"
+
+
+def deep_update(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with ``extra`` merged in, nested mappings merged key by key (neither is changed)."""
+    out = dict(base)
+    for k, v in extra.items():
+        out[k] = deep_update(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out

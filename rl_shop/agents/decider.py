@@ -27,8 +27,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel
 
-from rl_shop.agents.config import load_agent_config, validate_config
-from rl_shop.agents.decider_config import CRITERIA, DeciderConfig, HardConstraintConfig
+from rl_shop.agents.decider_config import CRITERIA, DeciderConfig, HardConstraintConfig, decider_settings
 from rl_shop.agents.llm_protocols import SupportsStream, chunk_text, note_discarded
 from rl_shop.agents.mcda import ahp_weights, pareto_front
 from rl_shop.agents.memory import Memory
@@ -177,11 +176,8 @@ class Decider:
     """Multi-criteria Decider; the LLM (``stream``) is optional and only writes the advice text."""
 
     def __init__(self, config: DeciderConfig | dict[str, Any] | None = None, llm: SupportsStream | None = None) -> None:
-        if config is None:
-            config = load_agent_config("decider")
-        self.config: DeciderConfig = (
-            config if isinstance(config, DeciderConfig) else validate_config(DeciderConfig, config, "agents/decider")
-        )
+        # a dict holds overrides of configs/agents/decider.yaml, the one home of the defaults
+        self.config: DeciderConfig = config if isinstance(config, DeciderConfig) else decider_settings(**(config or {}))
         self.llm = llm
         self.ahp = ahp_weights(
             self.config.pairwise, self.config.max_consistency_ratio, self.config.reciprocal_tolerance

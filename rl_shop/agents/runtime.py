@@ -16,11 +16,14 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal, NamedTuple, get_args
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from envs.specs import COLLABORATE
-from rl_shop.agents.config import AgentConfigError, load_agent_config
+from rl_shop.agents.config import AgentConfigError, load_agent_config, validate_config
 from rl_shop.agents.decider import Decider
+from rl_shop.agents.decider_config import decider_settings
 from rl_shop.agents.demand import CatalogVocab, ParsedDemand
 from rl_shop.agents.guider import DialogueTracker, Guider, load_guider_policy
 from rl_shop.agents.leader import Leader, LeaderConfig, LearnedPolicies, Team
@@ -52,8 +55,9 @@ CONFIG_FILES = ("runtime", "leader", "guider", "product_search")
 _BOUNDARY = re.compile(r"[.!?](?=\s)\s*|\n")
 
 
-# Roles an exported policy can take at run time (policies="learned"); the rest use their heuristics.
-LEARNED_ROLES: tuple[str, ...] = ("guider", "scheduler", "collaboration")
+#: Roles an exported policy can take at run time (policies="learned"); the rest use their heuristics.
+Role = Literal["guider", "scheduler", "collaboration"]
+LEARNED_ROLES: tuple[str, ...] = get_args(Role)
 
 
 def load_runtime_config(overrides: list[str] | None = None) -> dict[str, dict[str, Any]]:
@@ -74,13 +78,41 @@ def load_runtime_config(overrides: list[str] | None = None) -> dict[str, dict[st
     return OmegaConf.to_container(merged, resolve=True)  # type: ignore[return-value]
 
 
-def call_budget(rt: dict[str, Any], llm: Any | None) -> list[str]:
+class RuntimeConfig(BaseModel):
+    """``configs/agents/runtime.yaml``, validated once. The YAML file is the one home of every
+    value (no defaults here), so a key missing from it is an error, not a silent default."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    open_world: bool
+    llm_enabled: bool
+    llm: str
+    llm_overrides: list[str]
+    planner_llm: bool
+    websearch_llm: bool
+    llm_call_budget: dict[str, list[str]]
+    decider_overrides: dict[str, Any]
+    min_brand_products: int = Field(ge=1)
+    stop_brands: list[str]
+    learned_roles: list[Role] = Field(min_length=1)
+    policy_dirs: dict[Role, str | None]
+    stream_min_diversity: float = Field(ge=0.0, le=1.0)
+    stream_drop_patterns: list[str]
+    stream_products_first: bool
+    stream_min_words: int = Field(ge=0)
+
+
+def runtime_settings(cfg: dict[str, dict[str, Any]]) -> RuntimeConfig:
+    """The ``runtime`` part of :func:`load_runtime_config`'s result as a :class:`RuntimeConfig`."""
+    return validate_config(RuntimeConfig, cfg["runtime"], "agents/runtime")
+
+
+def call_budget(rt: RuntimeConfig, llm: Any | None) -> list[str]:
     """Agent overrides of ``runtime.llm_call_budget`` for the LLM's backend (e.g. ``embedded``):
     they turn off the agent LLM calls whose answers were measured to be discarded on that model."""
     if llm is None:
         return []
-    table = rt.get("llm_call_budget") or {}
-    return [str(o) for o in table.get(str(getattr(llm, "backend", "")), None) or []]
+    return list(rt.llm_call_budget.get(str(getattr(llm, "backend", "")), []))
 
 
 class StreamGate:
@@ -148,37 +180,31 @@ class _Counters(NamedTuple):
     scopes: dict[str, dict[str, float]]
 
 
-def _deep_update(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for k, v in extra.items():
-        out[k] = _deep_update(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-    return out
-
-
-def _build_llm(rt: dict[str, Any], llm: Any | None) -> Any | None:
+def _build_llm(rt: RuntimeConfig, llm: Any | None) -> Any | None:
     """The run's LLM: the one passed in, else ``runtime.llm``; None when ``runtime.llm_enabled`` is false."""
-    if not rt.get("llm_enabled", True):
+    if not rt.llm_enabled:
         return None
     if llm is not None:
         return llm
     from rl_shop.llm import load_llm_config, make_llm
 
-    return make_llm(load_llm_config(rt.get("llm", "embedded"), list(rt.get("llm_overrides") or [])))
+    return make_llm(load_llm_config(rt.llm, list(rt.llm_overrides)))
 
 
-def _catalog_vocab(catalog: Any, rt: dict[str, Any]) -> CatalogVocab:
+def catalog_vocab(catalog: Any, rt: RuntimeConfig) -> CatalogVocab:
+    """The catalog vocabulary the runtime reads requests with (brands, categories, attribute words)."""
     from rl_shop.sim import load_sim_config
 
     return CatalogVocab.from_catalog(
         catalog,
         load_sim_config().knowledge,
-        min_brand_products=int(rt.get("min_brand_products", 2)),
-        stop_brands=tuple(rt.get("stop_brands") or ()),
+        min_brand_products=rt.min_brand_products,
+        stop_brands=tuple(rt.stop_brands),
     )
 
 
 def _load_policies(
-    policies: Literal["heuristic", "learned"], rt: dict[str, Any], leader_cfg: LeaderConfig
+    policies: Literal["heuristic", "learned"], rt: RuntimeConfig, leader_cfg: LeaderConfig
 ) -> tuple[Any | None, LearnedPolicies]:
     """The Guider's exported policy (or None) and the Leader's.
 
@@ -190,13 +216,8 @@ def _load_policies(
     guider_policy = collab_policy = schedule_policy = None
     grid: tuple = ()
     if policies == "learned":
-        dirs = rt.get("policy_dirs") or {}
-        roles = set(rt.get("learned_roles") or LEARNED_ROLES)
-        if not roles <= set(LEARNED_ROLES):
-            raise ValueError(
-                f"runtime.learned_roles: unknown role(s) {sorted(roles - set(LEARNED_ROLES))}; "
-                f"choose from {list(LEARNED_ROLES)}"
-            )
+        dirs = rt.policy_dirs
+        roles = set(rt.learned_roles)
         if "guider" in roles:
             guider_policy = load_guider_policy(dirs.get("guider") or CHECKPOINT_DIR / "guider")
         if "scheduler" in roles:
@@ -265,10 +286,12 @@ class MACDFAssistant:
         stream_decider: Decider,
         config: dict[str, Any],
         llm: Any | None = None,
+        runtime: RuntimeConfig | None = None,
     ) -> None:
         self.leader, self.guider, self.planner = leader, guider, planner
         self.safety, self.stream_decider = safety, stream_decider
         self.config = config
+        self.runtime = runtime if runtime is not None else runtime_settings(config)
         self.llm = llm
         self.advice_rejections = 0  # LLM advice replaced by the template (rejected or empty)
 
@@ -292,37 +315,37 @@ class MACDFAssistant:
             from rl_shop.catalog.index import HybridIndex
 
             index = HybridIndex.load_or_build(catalog if catalog is not None else load_catalog())
-        llm = _build_llm(cfg["runtime"], llm)
-        budget = call_budget(cfg["runtime"], llm)
+        llm = _build_llm(runtime_settings(cfg), llm)
+        budget = call_budget(runtime_settings(cfg), llm)
         if budget:  # the backend's call budget first, so that the caller's overrides still win
             cfg = load_runtime_config(budget + list(overrides or []))
-        rt = cfg["runtime"]
+        rt = runtime_settings(cfg)
         leader_cfg = LeaderConfig.model_validate(cfg["leader"])
         guider_policy, learned = _load_policies(policies, rt, leader_cfg)
-        vocab = _catalog_vocab(index.catalog, rt)
+        vocab = catalog_vocab(index.catalog, rt)
         memory = Memory(memory_path) if memory_path else Memory.from_config()
         planner = Planner(
-            llm=llm if rt.get("planner_llm") else None,
+            llm=llm if rt.planner_llm else None,
             memory=memory,
             category_min_price=category_min_prices(index.catalog),
         )
         guider = Guider(index.catalog, vocab, cfg["guider"], llm=llm, policy=guider_policy)
-        decider_cfg = _deep_update(load_agent_config("decider"), dict(rt.get("decider_overrides") or {}))
+        decider_cfg = decider_settings(**rt.decider_overrides)
         team = Team(
             planner=planner,
             guider=guider,
             product_search=ProductSearchAgent(index, cfg["product_search"], llm=llm),
-            websearch=WebSearchAgent.from_config(llm=llm if rt.get("websearch_llm") else None),
+            websearch=WebSearchAgent.from_config(llm=llm if rt.websearch_llm else None),
             decider=Decider(decider_cfg, llm=None),
             memory=memory,
         )
         understander = None
-        if rt.get("open_world", True):
+        if rt.open_world:
             from rl_shop.agents.understanding import Understander
 
             understander = Understander.from_catalog(index.catalog, index=index)
         leader = Leader(leader_cfg, vocab, team, learned, llm=llm, understander=understander)
-        return cls(leader, guider, planner, SafetyReview(), Decider(decider_cfg, llm=llm), cfg, llm)
+        return cls(leader, guider, planner, SafetyReview(), Decider(decider_cfg, llm=llm), cfg, llm, runtime=rt)
 
     # ------------------------------------------------------------------ one request
     def run(
@@ -529,17 +552,12 @@ class MACDFAssistant:
         self, req: _Request, stream: AnswerStream, intent: IntentSpec, outputs: list[Any], decision: Decision
     ) -> Decision:
         """Preface and top picks first, then the Decider's advice through the sentence gate."""
-        rt = self.config["runtime"]
-        gate = StreamGate(
-            stream.emit,
-            float(rt.get("stream_min_diversity", 0.5)),
-            list(rt.get("stream_drop_patterns") or []),
-            int(rt.get("stream_min_words", 3)),
-        )
+        rt = self.runtime
+        gate = StreamGate(stream.emit, rt.stream_min_diversity, rt.stream_drop_patterns, rt.stream_min_words)
         preface = self._preface(intent, outputs)  # deterministic text: shown as is, not gated
         if preface:
             stream.emit(preface + "\n")
-        if rt.get("stream_products_first", True) and decision.recommendations:
+        if rt.stream_products_first and decision.recommendations:
             # The ranked list is known before the advice is written: show it first (TTFT).
             picks = "; ".join(
                 f"{i}. {r.title}" + (f" (${r.price:.2f})" if r.price is not None else "")
