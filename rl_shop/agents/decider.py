@@ -32,7 +32,15 @@ from rl_shop.agents.llm_protocols import SupportsStream, chunk_text, note_discar
 from rl_shop.agents.mcda import ahp_weights, pareto_front
 from rl_shop.agents.memory import Memory
 from rl_shop.agents.text import tokens
-from rl_shop.agents.types import Candidate, Decision, IntentSpec, Recommendation, ScoredDocument, WebSearchResult
+from rl_shop.agents.types import (
+    Candidate,
+    Decision,
+    IntentLike,
+    IntentSpec,
+    Recommendation,
+    ScoredDocument,
+    WebSearchResult,
+)
 
 # ------------------------------------------------------------------------------------------ feedback
 
@@ -187,7 +195,7 @@ class Decider:
     # ------------------------------------------------------------------ matrix
     def evaluate(
         self,
-        intent: IntentSpec | Any,
+        intent: IntentLike,
         candidates: Iterable[Candidate | Mapping[str, Any]],
         web: WebSearchResult | Sequence[ScoredDocument] | None = None,
         user_history: Sequence[Mapping[str, Any]] | None = None,
@@ -336,7 +344,7 @@ class Decider:
     # ------------------------------------------------------------------ decision
     def decide(
         self,
-        intent: IntentSpec | Any,
+        intent: IntentLike,
         candidates: Iterable[Candidate | Mapping[str, Any]],
         web: WebSearchResult | Sequence[ScoredDocument] | None = None,
         user_history: Sequence[Mapping[str, Any]] | None = None,
@@ -598,7 +606,7 @@ class Decider:
             return FeedbackSignal(satisfaction=sat, replan=True, reason=f"{why}; the user raised a new need")
         return FeedbackSignal(satisfaction=sat, replan=sat < fb.replan_below, reason=why)
 
-    def remember(self, memory: Memory, intent: IntentSpec | Any, decision: Decision, signal: FeedbackSignal) -> bool:
+    def remember(self, memory: Memory, intent: IntentLike, decision: Decision, signal: FeedbackSignal) -> bool:
         """Store the decision as an experience sample when its feedback reached
         ``feedback.store_experience_at``; returns whether it was stored."""
         if signal.satisfaction < self.config.feedback.store_experience_at:

@@ -28,7 +28,7 @@ from rl_shop.agents.config import load_agent_config, validate_config
 from rl_shop.agents.llm_protocols import SupportsStructured
 from rl_shop.agents.memory import Memory
 from rl_shop.agents.text import tokens, unique
-from rl_shop.agents.types import IntentSpec, Plan, Task, TaskType
+from rl_shop.agents.types import IntentLike, IntentSpec, Plan, Task, TaskType
 
 REMEDIES = ("add_web_search", "add_product_rewrite")
 
@@ -339,7 +339,7 @@ class Planner:
         self.category_min_price = dict(category_min_price or {})
 
     # ------------------------------------------------------------------ public API
-    def plan(self, intent: IntentSpec | Any, session_id: str | None = None, replan: bool = True) -> Plan:
+    def plan(self, intent: IntentLike, session_id: str | None = None, replan: bool = True) -> Plan:
         """The best valid plan for ``intent``; stored in Memory's graph tables when a session is given.
 
         A :class:`PlanConflict` is resolved by relaxing the conflicting constraints and re-planning
@@ -377,7 +377,7 @@ class Planner:
 
     def replan(
         self,
-        intent: IntentSpec | Any,
+        intent: IntentLike,
         reason: str,
         session_id: str | None = None,
         score: float | None = None,

@@ -23,7 +23,7 @@ from pydantic import BaseModel, Field
 from rl_shop.agents.config import AgentConfigError, load_agent_config, validate_config
 from rl_shop.agents.decider import hard_constraint_violation
 from rl_shop.agents.decider_config import HardConstraintConfig, decider_settings
-from rl_shop.agents.types import Candidate, Decision, IntentSpec, SafetyVerdict
+from rl_shop.agents.types import Candidate, Decision, IntentLike, IntentSpec, SafetyVerdict
 
 
 class LimitsConfig(BaseModel):
@@ -190,7 +190,7 @@ class SafetyReview:
     def screen_output(
         self,
         text: str,
-        intent: IntentSpec | Any | None = None,
+        intent: IntentLike | None = None,
         products: Iterable[Candidate | Mapping[str, Any]] = (),
         hard_constraints: HardConstraintConfig | None = None,
     ) -> SafetyVerdict:
@@ -231,7 +231,7 @@ class SafetyReview:
     def filter_decision(
         self,
         decision: Decision,
-        intent: IntentSpec | Any,
+        intent: IntentLike,
         products: Iterable[Candidate | Mapping[str, Any]],
         hard_constraints: HardConstraintConfig | None = None,
     ) -> tuple[Decision, SafetyVerdict]:

@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import date
 from enum import Enum
 from typing import Any, Literal, TypeGuard
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from rl_shop.sim.slots import QueryType  # one definition of the ECCD types
+from rl_shop.sim.slots import Intent, QueryType  # one definition of the ECCD types
 
 # --------------------------------------------------------------------------------------------
 # Intent, as the Planner and Decider see it
@@ -73,14 +73,12 @@ class IntentSpec(BaseModel):
         return dict(value)
 
     @classmethod
-    def from_intent(cls, intent: Any, **overrides: Any) -> IntentSpec:
-        """Adapt any intent-like object (``rl_shop.sim.Intent``, a dict, a dataclass).
-
-        Reads attributes by name so this module does not depend on the simulator's class.
-        """
+    def from_intent(cls, intent: IntentLike, **overrides: Any) -> IntentSpec:
+        """Adapt an :data:`IntentLike`: a mapping is read as fields, the simulator's ``Intent``
+        attribute by attribute (with the aliases below)."""
         if isinstance(intent, IntentSpec):
             data = intent.model_dump()
-        elif isinstance(intent, dict):
+        elif isinstance(intent, Mapping):
             data = dict(intent)
         else:
             data = {}
@@ -106,6 +104,11 @@ class IntentSpec(BaseModel):
             return cls.model_validate(data)
         except ValidationError as exc:
             raise ValueError(f"cannot read an intent from {type(intent).__name__}: {exc}") from None
+
+
+#: What the agents accept as an intent: their own ``IntentSpec``, the simulator's ``Intent``
+#: (benchmark gold) or a plain mapping of ``IntentSpec`` fields.
+IntentLike = IntentSpec | Intent | Mapping[str, Any]
 
 
 def _sim_required_attributes(intent: Any) -> dict[str, Any]:

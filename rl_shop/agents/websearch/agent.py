@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 
 from rl_shop.agents.config import AgentConfigError, load_agent_config, validate_config
 from rl_shop.agents.llm_protocols import SupportsChat
-from rl_shop.agents.types import IntentSpec, WebSearchResult
+from rl_shop.agents.types import IntentLike, IntentSpec, WebSearchResult
 from rl_shop.agents.websearch.backend import RetrievedDocument, SearchBackend
 from rl_shop.agents.websearch.corpus import LocalCorpusBackend
 from rl_shop.agents.websearch.filter import FilterConfig, filter_documents
@@ -99,7 +99,7 @@ class WebSearchAgent:
         return out
 
     def run(
-        self, request: str, intent: IntentSpec | Any | None = None, purpose: str = "default", today: date | None = None
+        self, request: str, intent: IntentLike | None = None, purpose: str = "default", today: date | None = None
     ) -> WebSearchResult:
         """Retrieve-Filter-Integrate for one request (``purpose`` picks the query templates)."""
         spec = IntentSpec.from_intent(intent) if intent is not None else None
