@@ -1,4 +1,4 @@
-"""Planner task graphs (MACDF Sec. 3.4) for ``rl_shop/Schedule-v0``: templates, random DAGs, latencies.
+"""Planner task graphs (MACDF Sec. 3.4) for the Schedule env (``envs.specs.SCHEDULE``): templates, random DAGs, latencies.
 
 The Planner turns an intent into a DAG ``G = (V, E)`` of atomic tasks (ProductSearch, WebSearch,
 ToolCall, Decision). The scheduling env needs many such graphs with realistic shapes, so this

@@ -1,6 +1,6 @@
 """A precomputed pool of shopper intents that turns the clarification env into table lookups.
 
-Why: every step of ``rl_shop/Clarify-v0`` needs |C(s)|, the number of catalog products consistent
+Why: every step of the Clarify env (``envs.specs.CLARIFY``) needs |C(s)|, the number of catalog products consistent
 with what the shopper has revealed. Filtering the catalog each step would cost milliseconds;
 instead, for each pool intent and each of the 512 subsets of the 9 slots, the pool stores
 

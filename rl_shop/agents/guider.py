@@ -1,7 +1,7 @@
 """Guider Agent (MACDF 3.3): slot-filling clarification and post-answer follow-up suggestions.
 
 *Which* slot to ask about is decided by a policy over the shared featurizer
-``rl_shop.policies.features.clarify`` (the observation ``rl_shop/Clarify-v0`` trains on): an
+``rl_shop.policies.features.clarify`` (the observation the Clarify env, ``envs.specs.CLARIFY``, trains on): an
 exported DQN policy (its Q-values over ``ask_<slot> x 9, suggest, stop``) when one is configured,
 else the ``AskUntilConfident`` heuristic with population priors estimated from the simulator.
 *How* the question is worded comes from the LLM (short chat call, checked: one question, no
@@ -43,13 +43,13 @@ class GuiderConfig(BaseModel):
     """``configs/agents/guider.yaml``."""
 
     max_questions: int = Field(default=3, ge=0)
-    max_rounds: int | None = None  # featurizer's rounds scale; null = Clarify-v0 max_rounds
+    max_rounds: int | None = None  # featurizer's rounds scale; null = the Clarify env's max_rounds
     threshold: float | None = None  # AskUntilConfident; null = configs/env/clarify.yaml heuristic
     max_leave_risk: float | None = None
     prior_intents: int = Field(default=300, ge=10)
     prior_seed: int = 0
     policy_dir: str | None = None
-    # Clarify-v0's ``suggest`` is a round, not an ending: a rejected suggestion makes the shopper
+    # the Clarify env's ``suggest`` is a round, not an ending: a rejected suggestion makes the shopper
     # volunteer one hidden relevant slot and the dialogue goes on. The runtime's answer channel is
     # per slot, so "best_question" realises it as the ask_<slot> the policy scores highest;
     # "stop" ends the dialogue (the old behaviour: the learned policy's opening suggest on
@@ -374,7 +374,7 @@ AnswerFn = Callable[[str, str], str]
 
 
 def load_guider_policy(path: str | Path) -> Any:
-    """An exported Clarify-v0 policy, checked against the running featurizer and action names."""
+    """An exported Clarify env policy, checked against the running featurizer and action names."""
     from rl_shop.policies.loader import load_policy
 
     return load_policy(path, expect_env_id=CLARIFY.id, expect_action_names=CLARIFY_ACTIONS)

@@ -4,7 +4,7 @@ Eq. 2 reflection with re-planning.
 * Demand reasoning: the LLM's multi-intent distribution (``DemandParse``: types with confidences
   and extracted slots) validated against the catalog vocab and mixed with the rule parser's
   (:mod:`rl_shop.agents.demand`); with the LLM off, the rule parse alone (labelled in the trace).
-* Clarify or plan: an exported ``rl_shop/Collaborate-v0`` policy when configured (action
+* Clarify or plan: an exported Collaborate env policy (``envs.specs.COLLABORATE``) when configured (action
   ``clarify`` vs anything else, on the shared ``features.collaborate`` observation), else the
   heuristic: clarify only the types in ``clarify_types`` and only while the Guider's policy wants
   to ask.

@@ -3,10 +3,10 @@
     t_k = inf{ t > t_{k-1} : ||e(t)|| > delta * exp(-alpha * t) },   e(t) = r(t) - r(t_{k-1})
 
 ``r_i(t)`` is the readiness of task i (blocked / ready-or-running / done, levels from config, as
-in ``rl_shop/Schedule-v0``). The condition itself is ``rl_shop.policies.features.schedule.
+in the Schedule env, ``envs.specs.SCHEDULE``). The condition itself is ``rl_shop.policies.features.schedule.
 eq1_should_fire``, the function the env's closed-form crossing time is tested against, so the
 runtime and the simulator share one definition. ``delta`` and ``alpha`` come from config, or per
-scheduling event from an exported ``rl_shop/Schedule-v0`` policy that picks a trigger of the
+scheduling event from an exported Schedule env policy that picks a trigger of the
 env's action grid from the shared ``featurize(ScheduleState)`` observation.
 """
 
@@ -56,11 +56,11 @@ class SchedulingConfig(BaseModel):
     time_origin: str = Field(default="episode", pattern="^(episode|event)$")
     readiness_levels: ReadinessLevels = ReadinessLevels()
     max_wait_s: float | None = Field(default=8.0, gt=0)
-    policy_dir: str | None = None  # an exported Schedule-v0 policy; null = fixed delta / alpha
+    policy_dir: str | None = None  # an exported Schedule env policy; null = fixed delta / alpha
 
 
 def schedule_action_grid(env_config: Path | None = None) -> tuple[TriggerSpec, ...]:
-    """The trigger grid of ``rl_shop/Schedule-v0`` (its action names), read from the env's YAML."""
+    """The trigger grid of the Schedule env, ``envs.specs.SCHEDULE`` (its action names), read from the env's YAML."""
     data = read_config(env_config, what="env config") if env_config else read_env_config(SCHEDULE.config)
     kw = data.get("kwargs", {})
     return build_trigger_grid(
@@ -154,7 +154,7 @@ class Eq1Trigger:
                 fire = e_norm > 0.0
             fired_by = spec.kind if fire else ""
             if not fire and spec.kind == "eq1" and spec.alpha == 0 and not view.running:
-                # Idle rule of rl_shop/Schedule-v0: with alpha = 0 the threshold never decays, and with
+                # Idle rule of the Schedule env: with alpha = 0 the threshold never decays, and with
                 # nothing running nothing can change e(t), so Eq. 1 can never fire: fire now.
                 fire, fired_by = True, "idle"
             if not fire and self.config.max_wait_s is not None and t - self._t_prev >= self.config.max_wait_s:
@@ -181,7 +181,7 @@ class Eq1Trigger:
 
 
 def load_schedule_policy(policy_dir: str | Path, num_threads: int = 1) -> tuple[Any, tuple[TriggerSpec, ...]]:
-    """An exported Schedule-v0 policy and the trigger grid its actions index (checked by the loader)."""
+    """An exported Schedule env policy and the trigger grid its actions index (checked by the loader)."""
     from rl_shop.policies.loader import load_policy
 
     grid = schedule_action_grid()

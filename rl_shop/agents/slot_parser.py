@@ -216,7 +216,7 @@ class CatalogVocab:
         keys, among those with at least ``use_case_min_products`` products and not in
         ``use_case_exclude`` (None = the simulator's ``sampler.min_category_size`` /
         ``exclude_categories``). Otherwise the runtime Guider's |C| for a stated use case is
-        counted over a different category set than the one Clarify-v0 trained the policy on.
+        counted over a different category set than the one the Clarify env trained the policy on.
         """
         if use_case_min_products is None or use_case_exclude is None:
             from rl_shop.sim import load_sim_config

@@ -1,8 +1,8 @@
-"""Sim-to-agent consistency: does the learned Guider's advantage in Clarify-v0 survive the full LLM loop?
+"""Sim-to-agent consistency: does the learned Guider's advantage in the Clarify env survive the full LLM loop?
 
 The same benchmark intents are measured twice:
 
-* **in simulation**: each intent becomes a one-intent pool of ``rl_shop/Clarify-v0``
+* **in simulation**: each intent becomes a one-intent pool of the Clarify env (``envs.specs.CLARIFY``)
   (``envs.intent_pool.reduce_sim_intent``), and the learned Guider (exported ONNX) and the
   heuristic ``AskUntilConfident`` each play ``episodes`` seeded dialogues on it (the same seeds
   for both). Per intent: mean episode return (Eq. 3 plus hand-over and abandonment terms), the
@@ -58,7 +58,7 @@ def sim_outcomes(
     seed: int,
     hidden_dont_know_bonus: float,
 ) -> dict[tuple[str, str], SimOutcome]:
-    """``(policy name, item id) -> SimOutcome`` on one-intent Clarify-v0 pools, same seeds per policy."""
+    """``(policy name, item id) -> SimOutcome`` on one-intent pools of the Clarify env, same seeds per policy."""
     from envs.clarify import ClarifyEnv
     from envs.intent_pool import pool_from_intents, reduce_sim_intent
 
@@ -94,7 +94,7 @@ def consistency_table(
     agent_heuristic: str = "macdf_heuristic",
     k: int = 5,
 ) -> pd.DataFrame:
-    """Per query type (and overall): learned-minus-heuristic in Clarify-v0 and in the agent loop.
+    """Per query type (and overall): learned-minus-heuristic in the Clarify env and in the agent loop.
 
     ``gap_acc`` is averaged over the queries measured in both (agent minus sim, per query).
     """

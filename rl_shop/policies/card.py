@@ -183,7 +183,7 @@ class PolicyCard(_CardModel):
 
 
 def env_version_of(env_id: str) -> int | None:
-    """The ``N`` of a gymnasium id ending in ``-vN`` (``rl_shop/Clarify-v0`` -> 0), else None."""
+    """The ``N`` of a gymnasium id ending in ``-vN`` (``acme/Grid-v3`` -> 3), else None."""
     match = re.search(r"-v(\d+)$", env_id)
     return int(match.group(1)) if match else None
 

@@ -179,7 +179,7 @@ def _export_hint(card: PolicyCard, policy_dir: Path) -> str:
 
 
 def _env_base(env_id: str) -> str:
-    """``rl_shop/Clarify-v0`` -> ``rl_shop/Clarify`` (the env without its version)."""
+    """``acme/Grid-v3`` -> ``acme/Grid`` (the env without its version)."""
     return re.sub(r"-v\d+$", "", env_id)
 
 
@@ -206,7 +206,7 @@ def _env_version_problems(card: PolicyCard, running_env_id: str) -> list[str]:
 
 
 def _other_versions(env_id: str) -> list[str]:
-    """Registered ids of the same env under another version (e.g. Clarify-v0 for a Clarify-v1 card)."""
+    """Registered ids of the same env under another version (e.g. ``acme/Grid-v0`` for an ``acme/Grid-v1`` card)."""
     base = _env_base(env_id)
     return sorted(e for e in _REGISTRY if e != env_id and _env_base(e) == base)
 
@@ -412,7 +412,7 @@ def load_policy(
     """Load an exported policy after checking its card against the running featurizer and weights.
 
     ``path_or_dir`` is the export directory (or its ``policy_card.json`` / ``.onnx`` file).
-    ``expect_env_id`` makes a caller's assumption explicit (the Guider passes ``rl_shop/Clarify-v0``).
+    ``expect_env_id`` makes a caller's assumption explicit (the Guider passes ``envs.specs.CLARIFY.id``).
     ``expect_action_names`` are the action names the caller will interpret the output with; they
     override the featurizer module's ``ACTION_NAMES`` (needed where the action set is built from
     config, like the Leader's trigger grid). With neither, action names are not checked.

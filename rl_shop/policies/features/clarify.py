@@ -1,6 +1,6 @@
 """The Guider's observation: a clarification-dialogue state -> a fixed float32 vector.
 
-``rl_shop/Clarify-v0`` (single and batched) and the runtime Guider both build observations only
+The Clarify env (``envs.specs.CLARIFY``, single and batched) and the runtime Guider both build observations only
 through this module, so a policy trained in simulation sees the same layout when it meets a real
 dialogue. ``LAYOUT_VERSION`` is recorded in exported policy cards; bump it on any change to
 ``FEATURE_NAMES`` (order, meaning or scaling).

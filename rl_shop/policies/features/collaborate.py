@@ -1,6 +1,6 @@
 """Observation layout of the Leader's collaboration policy (MACDF Sec. 3.1 "Feedback Learning").
 
-The env ``rl_shop/Collaborate-v0`` and the runtime Leader describe the Leader-visible situation
+The Collaborate env (``envs.specs.COLLABORATE``) and the runtime Leader describe the Leader-visible situation
 as a :class:`CollaborateState` (demand-reasoning output, what has been done, the elapsed latency
 and the predicted Relevance / User_Satisfaction of Eq. 2) and call :func:`featurize`, so a
 policy trained on the simulator reads the same numbers in the agent loop; :func:`action_mask`

@@ -1,6 +1,6 @@
 """Observation and action layout of the Leader's scheduling policy (MACDF Eq. 1).
 
-The env ``rl_shop/Schedule-v0`` and the runtime Leader both describe "what Memory says right
+The Schedule env (``envs.specs.SCHEDULE``) and the runtime Leader both describe "what Memory says right
 now" as a :class:`ScheduleState` and turn it into the policy input with :func:`featurize`, so a
 policy trained in simulation reads the same numbers at run time. The action layout (the grid of
 scheduling triggers) lives here too, because the heuristics, the env and the runtime Leader must

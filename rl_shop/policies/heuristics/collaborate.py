@@ -1,4 +1,4 @@
-"""Baseline collaboration strategies for ``rl_shop/Collaborate-v0`` (read only the observation).
+"""Baseline collaboration strategies for the Collaborate env, ``envs.specs.COLLABORATE`` (read only the observation).
 
 * :class:`AlwaysFullPipeline` - MACDF's fixed pipeline: clarify if demand reasoning says
   ambiguous, search products (twice for comparison), web-search for Q&A types, decide.

@@ -1,4 +1,4 @@
-"""Baseline scheduling rules for ``rl_shop/Schedule-v0``: each always picks one trigger of the grid.
+"""Baseline scheduling rules for the Schedule env (``envs.specs.SCHEDULE``): each always picks one trigger of the grid.
 
 The three baselines of the brief are trigger *rules* living in the env's own action grid, so
 they run in exactly the same env as a learned policy and their returns are directly comparable:
