@@ -68,7 +68,7 @@ class CollaborateVectorEnv(VectorEnv):
         self.observation_space = batch_space(self.single_observation_space, B)
         self._seed = seed
         self._seeded = False
-        self._T = kernel.CollaborateTables(p)
+        self._T = kernel.CollaborateTables.build(p)
         self._U = np.zeros((B, p.n_uniforms))
         # Own arrays per field (reset_values may return one zeros array for several fields).
         placeholder = kernel.reset_values(NUMPY, self._T, np.full((B, p.n_uniforms), 0.5), np.zeros(B))

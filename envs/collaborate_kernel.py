@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -42,76 +43,32 @@ NORMAL_STEP_COLS: tuple[int, ...] = (0, 2, 3, 4)
 NORMAL_RESET_COL = 8
 
 
-class CollaborateTables:
-    """``CollaborateParams`` with every array converted by ``convert`` (scalars kept), plus the
-    derived per-action cost and click-model attractiveness-by-rank tables.
+@dataclass(frozen=True)
+class CollaborateTables(CollaborateParams):
+    """``CollaborateParams`` with every array converted by ``convert`` (numpy arrays, or torch
+    tensors on a device: the array fields then hold tensors), plus the derived per-action cost and
+    click-model attractiveness-by-rank tables. Build it with :meth:`build`."""
 
-    The ``CollaborateParams`` fields are copied in ``__init__``; they are declared here so that
-    type checkers know them. Array fields are ``Any``: whatever ``convert`` returns (numpy array
-    or torch tensor).
-    """
+    ea_rel: Any = None  # attractiveness of a relevant item, by rank
+    ea_irr: Any = None  # ... of an irrelevant one
+    cost: Any = None  # per action
+    decide_cost: float = 0.0
+    decide_latency: float = 0.0
 
-    # array fields of CollaborateParams, after ``convert``
-    type_cum: Any
-    clarity_lo: Any
-    clarity_hi: Any
-    clarify_gain: Any
-    rel_max: Any
-    web_need: Any
-    web_gain: Any
-    p_bad_plan: Any
-    min_ps: Any
-    type_accuracy: Any
-    latency: Any
-    compute: Any
-    # scalar fields of CollaborateParams, copied unchanged
-    max_steps: int
-    max_clarify: int
-    max_replan: int
-    gamma: float
-    replan_threshold: float
-    clarity_floor: float
-    search_noise_sd: float
-    bad_plan_factor: float
-    p_replan_fix: float
-    predict_noise_sd: float
-    conf_correct: tuple[float, float]
-    conf_wrong: tuple[float, float]
-    w_click: float
-    w_purchase: float
-    w_reformulation: float
-    w_abandon: float
-    c_latency: float
-    c_compute: float
-    c_invalid: float
-    patience_lo: int
-    patience_hi: int
-    tolerance_lo: float
-    tolerance_hi: float
-    examination_eta: float
-    attr_relevant: float
-    attr_irrelevant: float
-    max_rank: int
-    p_purchase: float
-    reformulate_top_k: int
-    p_reformulate: float
-    abandon_base_p: float
-    abandon_scale_s: float
-    rng_block_episodes: int
-
-    def __init__(self, p: CollaborateParams, convert: Callable[[np.ndarray], Any] = lambda a: a) -> None:
-        for f in dataclasses.fields(p):
-            v = getattr(p, f.name)
-            setattr(self, f.name, convert(np.asarray(v, dtype=np.float64)) if isinstance(v, np.ndarray) else v)
-        self.params = p
+    @classmethod
+    def build(cls, p: CollaborateParams, convert: Callable[[np.ndarray], Any] = lambda a: a) -> CollaborateTables:
+        values = {f.name: getattr(p, f.name) for f in dataclasses.fields(p)}
+        arrays = {k: convert(np.asarray(v, dtype=np.float64)) for k, v in values.items() if isinstance(v, np.ndarray)}
         ranks = np.arange(1, p.max_rank + 1, dtype=np.float64)
-        self.ea_rel = convert(F.attractiveness(ranks, p.examination_eta, p.attr_relevant))
-        self.ea_irr = convert(F.attractiveness(ranks, p.examination_eta, p.attr_irrelevant))
         cost = np.asarray(F.action_cost(p.c_latency, p.latency, p.c_compute, p.compute), dtype=np.float64)
-        self.cost = convert(cost)
-        self.decide_cost = float(cost[DECIDE])
-        self.decide_latency = float(p.latency[DECIDE])
-        self.reaction_offset = int(p.reaction_offset)
+        return cls(
+            **(values | arrays),
+            ea_rel=convert(F.attractiveness(ranks, p.examination_eta, p.attr_relevant)),
+            ea_irr=convert(F.attractiveness(ranks, p.examination_eta, p.attr_irrelevant)),
+            cost=convert(cost),
+            decide_cost=float(cost[DECIDE]),
+            decide_latency=float(p.latency[DECIDE]),
+        )
 
 
 def abandon_probability(ops: Any, latency_s: Any, tolerance_s: Any, base_p: float, scale_s: float) -> Any:

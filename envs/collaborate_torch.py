@@ -61,7 +61,7 @@ class CollaborateTorchVectorEnv:
             raise ValueError(f"uniforms must be 'auto', 'numpy' or 'torch', got {uniforms!r}")
         self.uniforms = uniforms
         self.params = p = parse_collaborate_kwargs(**kwargs)
-        self._T = kernel.CollaborateTables(p, lambda a: torch.from_numpy(np.array(a)).to(self.device))
+        self._T = kernel.CollaborateTables.build(p, lambda a: torch.from_numpy(np.array(a)).to(self.device))
         self._eye = torch.eye(N_TYPES, dtype=torch.float64, device=self.device)
         self._default_seed = seed
         self._seeded = False
