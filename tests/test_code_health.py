@@ -136,3 +136,27 @@ def test_yaml_files_are_read_by_the_one_loader():
                     if isinstance(owner, ast.Name) and owner.id == "yaml" and rel not in allowed:
                         offenders.append(f"{rel}:{node.lineno}")
     assert offenders == [], "hand-written YAML loading (use rl_shop.config_files.read_config):\n" + "\n".join(offenders)
+
+
+def test_agent_config_defaults_live_in_the_yaml_files():
+    """A default of an agent config model comes from its configs/agents/*.yaml (``defaults_from``);
+    no model repeats a value of its file in code."""
+    import importlib
+    import pkgutil
+
+    from pydantic import BaseModel
+
+    import rl_shop.agents
+    from rl_shop.agents.config import _DEFAULTS_SOURCE
+
+    offenders = []
+    for info in pkgutil.walk_packages(rl_shop.agents.__path__, "rl_shop.agents."):
+        module = importlib.import_module(info.name)
+        for obj in vars(module).values():
+            is_config = isinstance(obj, type) and issubclass(obj, BaseModel) and obj.__name__.endswith("Config")
+            if not is_config or obj.__module__ != module.__name__:
+                continue
+            coded = [n for n, f in obj.model_fields.items() if not f.is_required()]
+            if coded and obj not in _DEFAULTS_SOURCE:
+                offenders.append(f"{obj.__module__}.{obj.__name__}: {coded}")
+    assert offenders == [], "config defaults written in code:\n" + "\n".join(offenders)

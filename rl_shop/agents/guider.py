@@ -24,7 +24,7 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from envs.specs import CLARIFY
-from rl_shop.agents.config import validate_config
+from rl_shop.agents.config import defaults_from, validate_config
 from rl_shop.agents.demand import CatalogVocab, ParsedDemand, extract_slots, parse_slot_answer
 from rl_shop.agents.llm_protocols import note_discarded
 from rl_shop.config_files import env_config
@@ -39,29 +39,30 @@ CLARIFY_ACTIONS = ACTION_NAMES  # the Guider's name for the Clarify env's action
 _PRIOR_CACHE: dict[tuple[int, int, int], ClarifyPriors] = {}
 
 
+@defaults_from("guider")
 class GuiderConfig(BaseModel):
     """``configs/agents/guider.yaml``."""
 
-    max_questions: int = Field(default=3, ge=0)
-    max_rounds: int | None = None  # featurizer's rounds scale; null = the Clarify env's max_rounds
-    threshold: float | None = None  # AskUntilConfident; null = configs/env/clarify.yaml heuristic
-    max_leave_risk: float | None = None
-    prior_intents: int = Field(default=300, ge=10)
-    prior_seed: int = 0
-    policy_dir: str | None = None
+    max_questions: int = Field(ge=0)
+    max_rounds: int | None  # featurizer's rounds scale; null = the Clarify env's max_rounds
+    threshold: float | None  # AskUntilConfident; null = configs/env/clarify.yaml heuristic
+    max_leave_risk: float | None
+    prior_intents: int = Field(ge=10)
+    prior_seed: int
+    policy_dir: str | None
     # the Clarify env's ``suggest`` is a round, not an ending: a rejected suggestion makes the shopper
     # volunteer one hidden relevant slot and the dialogue goes on. The runtime's answer channel is
     # per slot, so "best_question" realises it as the ask_<slot> the policy scores highest;
     # "stop" ends the dialogue (the old behaviour: the learned policy's opening suggest on
     # ambiguous / reasoning queries then meant no clarification at all).
-    suggest_as: Literal["best_question", "stop"] = "best_question"
-    question_llm: bool = True
-    question_max_tokens: int = Field(default=32, ge=4)
-    question_max_chars: int = Field(default=160, ge=20)
-    answer_llm: Literal["fallback", "always", "never"] = "fallback"
-    answer_max_tokens: int = Field(default=32, ge=4)
-    templates: dict[str, str] = Field(default_factory=dict)
-    follow_up_templates: dict[str, str] = Field(default_factory=dict)
+    suggest_as: Literal["best_question", "stop"]
+    question_llm: bool
+    question_max_tokens: int = Field(ge=4)
+    question_max_chars: int = Field(ge=20)
+    answer_llm: Literal["fallback", "always", "never"]
+    answer_max_tokens: int = Field(ge=4)
+    templates: dict[str, str]
+    follow_up_templates: dict[str, str]
 
 
 class SlotAnswerParse(BaseModel):

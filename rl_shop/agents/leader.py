@@ -25,6 +25,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from rl_shop.agents.config import defaults_from
 from rl_shop.agents.decider import Decider
 from rl_shop.agents.demand import (
     CatalogVocab,
@@ -54,8 +55,9 @@ from rl_shop.policies.features.collaborate import featurize as collab_featurize
 from rl_shop.sim.slots import QUERY_TYPES
 
 
+@defaults_from("leader", "collaboration")
 class CollaborationConfig(BaseModel):
-    policy_dir: str | None = None
+    policy_dir: str | None
 
 
 def collaboration_limits(policy: Any) -> dict[str, int]:
@@ -75,25 +77,24 @@ def collaboration_limits(policy: Any) -> dict[str, int]:
     return {k: int(trained[k]) for k in keys}
 
 
+@defaults_from("leader")
 class LeaderConfig(BaseModel):
     """``configs/agents/leader.yaml``."""
 
-    use_llm_reasoning: bool = True
-    reasoning_max_tokens: int = Field(default=48, ge=8)
-    llm_type_weight: float = Field(default=0.3, ge=0.0, le=1.0)
-    rule_residual: float = Field(default=0.1, ge=0.0, lt=1.0)
-    clarify_types: list[str] = Field(
-        default_factory=lambda: ["simple", "reasoning", "multi_constraint", "negation", "ambiguous"]
-    )
-    collaboration: CollaborationConfig = CollaborationConfig()
-    max_concurrency: int = Field(default=8, ge=1)
-    trigger_timeout_s: float = Field(default=30.0, gt=0)
-    poll_interval_s: float = Field(default=0.01, gt=0)
-    scheduling: SchedulingConfig = SchedulingConfig()
-    reflection: ReflectionConfig = ReflectionConfig()
-    time_sensitive_pattern: str = r"\b(latest|newest|new release|this year|right now|currently|today|2024|2025)\b"
-    price_sensitive_pattern: str = r"\b(cheap|cheapest|affordable|budget|inexpensive|deal|value for money)\b"
-    web_reference_date: date | None = None  # freshness reference of Eq. 4 (null = today)
+    use_llm_reasoning: bool
+    reasoning_max_tokens: int = Field(ge=8)
+    llm_type_weight: float = Field(ge=0.0, le=1.0)
+    rule_residual: float = Field(ge=0.0, lt=1.0)
+    clarify_types: list[str]
+    collaboration: CollaborationConfig
+    max_concurrency: int = Field(ge=1)
+    trigger_timeout_s: float = Field(gt=0)
+    poll_interval_s: float = Field(gt=0)
+    scheduling: SchedulingConfig
+    reflection: ReflectionConfig
+    time_sensitive_pattern: str
+    price_sensitive_pattern: str
+    web_reference_date: date | None  # freshness reference of Eq. 4 (null = today)
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from rl_shop.agents.config import load_agent_config, validate_config
+from rl_shop.agents.config import defaults_from, load_agent_config, validate_config
 from rl_shop.agents.text import tokens
 from rl_shop.agents.types import TaskState
 from rl_shop.paths import cache_dir
@@ -61,12 +61,13 @@ CREATE INDEX IF NOT EXISTS experiences_type ON experiences(query_type);
 """
 
 
+@defaults_from("memory")
 class MemoryConfig(BaseModel):
     """``configs/agents/memory.yaml``: where the database lives and how much history to return."""
 
-    path: str = Field(default=":memory:", description="SQLite file; relative paths live under the cache dir")
-    user_history_limit: int = Field(default=50, ge=1)
-    similar_failures_limit: int = Field(default=5, ge=1)
+    path: str = Field(description="SQLite file; relative paths live under the cache dir")
+    user_history_limit: int = Field(ge=1)
+    similar_failures_limit: int = Field(ge=1)
 
 
 class FailureCase(BaseModel):
@@ -105,7 +106,7 @@ class Memory:
     """The shared Memory System: typed accessors over one SQLite database."""
 
     def __init__(self, path: str | Path = ":memory:", config: MemoryConfig | None = None) -> None:
-        self.config = config or MemoryConfig()
+        self.config = config or MemoryConfig.model_validate({})  # every default from memory.yaml
         self.path = str(path)
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)

@@ -24,7 +24,7 @@ from typing import Any, Literal
 import networkx as nx
 from pydantic import BaseModel, Field
 
-from rl_shop.agents.config import load_agent_config, validate_config
+from rl_shop.agents.config import defaults_from, load_agent_config, validate_config
 from rl_shop.agents.llm_protocols import SupportsStructured
 from rl_shop.agents.memory import Memory
 from rl_shop.agents.text import tokens, unique
@@ -33,22 +33,24 @@ from rl_shop.agents.types import IntentLike, IntentSpec, Plan, Task, TaskType
 REMEDIES = ("add_web_search", "add_product_rewrite")
 
 
+@defaults_from("planner", "soft_constraints")
 class SoftConstraintWeights(BaseModel):
     """Weights of the Soft-Constraint plan score."""
 
-    call_penalty: float = 0.10
-    depth_penalty: float = 0.15
-    duplicate_query_penalty: float = 0.50
-    price_priority_penalty: float = 0.30
-    coverage_reward: float = 1.00
+    call_penalty: float
+    depth_penalty: float
+    duplicate_query_penalty: float
+    price_priority_penalty: float
+    coverage_reward: float
 
 
+@defaults_from("planner", "reflection")
 class ReflectionConfig(BaseModel):
     """How failure cases from the reflection knowledge base change a plan."""
 
-    min_similarity: float = 0.0
-    min_cases: int = 1
-    default_remedy: dict[str, Literal["add_web_search", "add_product_rewrite"]] = Field(default_factory=dict)
+    min_similarity: float
+    min_cases: int
+    default_remedy: dict[str, Literal["add_web_search", "add_product_rewrite"]]
 
 
 class _TaskList:
@@ -79,20 +81,19 @@ class _TaskList:
         return tid
 
 
+@defaults_from("planner")
 class PlannerConfig(BaseModel):
     """``configs/agents/planner.yaml``."""
 
-    use_llm_proposal: bool = True
-    llm_max_tokens: int = Field(default=192, ge=16)
-    max_replans: int = Field(default=2, ge=0)
-    product_search_k: int = Field(default=20, ge=1)
-    max_product_rewrites: int = Field(default=1, ge=0)
-    min_comparison_targets: int = Field(default=2, ge=2)
-    soft_constraints: SoftConstraintWeights = SoftConstraintWeights()
-    reflection: ReflectionConfig = ReflectionConfig()
-    tools: dict[str, str] = Field(
-        default_factory=lambda: {"product_qa": "product_details", "comparison": "compare_specs"}
-    )
+    use_llm_proposal: bool
+    llm_max_tokens: int = Field(ge=16)
+    max_replans: int = Field(ge=0)
+    product_search_k: int = Field(ge=1)
+    max_product_rewrites: int = Field(ge=0)
+    min_comparison_targets: int = Field(ge=2)
+    soft_constraints: SoftConstraintWeights
+    reflection: ReflectionConfig
+    tools: dict[str, str]
 
 
 class PlanConflict(ValueError):

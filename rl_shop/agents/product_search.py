@@ -25,7 +25,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from rl_shop.agents.config import load_agent_config, validate_config
+from rl_shop.agents.config import defaults_from, load_agent_config, validate_config
 from rl_shop.agents.llm_protocols import note_discarded
 from rl_shop.agents.text import tokens
 from rl_shop.agents.types import Task
@@ -37,33 +37,36 @@ RelaxableSlot = Literal["features", "connectivity", "colour", "size_in", "capaci
 _RELAX_ORDER: tuple[RelaxableSlot, ...] = ("features", "connectivity", "colour", "size_in", "capacity_gb")
 
 
+@defaults_from("product_search", "rerank")
 class RerankConfig(BaseModel):
-    enabled: bool = True
-    top_n: int = Field(default=5, ge=2, le=10)
-    max_tokens: int = Field(default=24, ge=4)
-    rrf_k: float = Field(default=10.0, gt=0)
-    retrieval_weight: float = Field(default=1.0, ge=0)
-    llm_weight: float = Field(default=0.5, ge=0)
-    title_words: int = Field(default=10, ge=3)
+    enabled: bool
+    top_n: int = Field(ge=2, le=10)
+    max_tokens: int = Field(ge=4)
+    rrf_k: float = Field(gt=0)
+    retrieval_weight: float = Field(ge=0)
+    llm_weight: float = Field(ge=0)
+    title_words: int = Field(ge=3)
 
 
+@defaults_from("product_search", "enrichment")
 class EnrichmentConfig(BaseModel):
-    spec_fields: int = Field(default=4, ge=0)
-    max_pros: int = Field(default=3, ge=0)
-    max_cons: int = Field(default=2, ge=0)
-    expensive_quantile: float = Field(default=0.75, gt=0, lt=1)
+    spec_fields: int = Field(ge=0)
+    max_pros: int = Field(ge=0)
+    max_cons: int = Field(ge=0)
+    expensive_quantile: float = Field(gt=0, lt=1)
 
 
+@defaults_from("product_search")
 class ProductSearchConfig(BaseModel):
     """``configs/agents/product_search.yaml``."""
 
-    mode: str = Field(default="hybrid", pattern="^(hybrid|bm25|dense)$")
-    default_k: int = Field(default=20, ge=1)
-    overfetch: int = Field(default=3, ge=1)
-    relax_order: list[RelaxableSlot] = Field(default_factory=lambda: list(_RELAX_ORDER))
-    lookup_k: int = Field(default=10, ge=1)
-    rerank: RerankConfig = RerankConfig()
-    enrichment: EnrichmentConfig = EnrichmentConfig()
+    mode: str = Field(pattern="^(hybrid|bm25|dense)$")
+    default_k: int = Field(ge=1)
+    overfetch: int = Field(ge=1)
+    relax_order: list[RelaxableSlot]
+    lookup_k: int = Field(ge=1)
+    rerank: RerankConfig
+    enrichment: EnrichmentConfig
 
 
 class Rerank(BaseModel):

@@ -26,6 +26,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from rl_shop.agents.config import defaults_from
 from rl_shop.agents.types import Decision, IntentSpec
 from rl_shop.catalog.schema import has_value
 from rl_shop.policies.features.collaborate import reflection_score
@@ -33,16 +34,17 @@ from rl_shop.policies.features.collaborate import reflection_score
 PRODUCT_TYPES = ("simple", "reasoning", "multi_constraint", "negation", "ambiguous", "comparison")
 
 
+@defaults_from("leader", "reflection")
 class ReflectionConfig(BaseModel):
     """``leader.yaml: reflection``."""
 
-    gamma: float = Field(default=0.6, ge=0.0, le=1.0)
-    threshold: float = Field(default=0.5)
-    max_replans: int = Field(default=1, ge=0)
-    top_k: int = Field(default=3, ge=1)
-    remedy: dict[str, str] = Field(default_factory=dict)  # query type -> Planner remedy
-    default_remedy: str = "add_product_rewrite"
-    product_types: list[str] = Field(default_factory=lambda: list(PRODUCT_TYPES))  # relevance = recommended products
+    gamma: float = Field(ge=0.0, le=1.0)
+    threshold: float
+    max_replans: int = Field(ge=0)
+    top_k: int = Field(ge=1)
+    remedy: dict[str, str]  # query type -> Planner remedy
+    default_remedy: str
+    product_types: list[str]  # relevance = recommended products
 
 
 class ReflectionResult(BaseModel):

@@ -20,18 +20,19 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from rl_shop.agents.config import AgentConfigError, load_agent_config, validate_config
+from rl_shop.agents.config import AgentConfigError, defaults_from, load_agent_config, validate_config
 from rl_shop.agents.decider import hard_constraint_violation
 from rl_shop.agents.decider_config import HardConstraintConfig, decider_settings
 from rl_shop.agents.types import Candidate, Decision, IntentLike, IntentSpec, SafetyVerdict
 
 
+@defaults_from("safety", "limits")
 class LimitsConfig(BaseModel):
-    max_chars: int = Field(default=1000, ge=1)
-    min_alnum_chars: int = Field(default=2, ge=0)
-    max_control_ratio: float = Field(default=0.05, ge=0.0, le=1.0)
-    min_wordlike_ratio: float = Field(default=0.5, ge=0.0, le=1.0)
-    max_repeat_run: int = Field(default=40, ge=2)
+    max_chars: int = Field(ge=1)
+    min_alnum_chars: int = Field(ge=0)
+    max_control_ratio: float = Field(ge=0.0, le=1.0)
+    min_wordlike_ratio: float = Field(ge=0.0, le=1.0)
+    max_repeat_run: int = Field(ge=2)
 
 
 class CategoryConfig(BaseModel):
@@ -39,23 +40,26 @@ class CategoryConfig(BaseModel):
     patterns: list[str]
 
 
+@defaults_from("safety", "unsafe")
 class UnsafeConfig(BaseModel):
-    benign_phrases: list[str] = Field(default_factory=list)
-    categories: dict[str, CategoryConfig] = Field(default_factory=dict)
+    benign_phrases: list[str]
+    categories: dict[str, CategoryConfig]
 
 
+@defaults_from("safety", "output")
 class OutputConfig(BaseModel):
-    leak_markers: list[str] = Field(default_factory=list)
+    leak_markers: list[str]
 
 
+@defaults_from("safety")
 class SafetyConfig(BaseModel):
     """``configs/agents/safety.yaml``."""
 
-    limits: LimitsConfig = LimitsConfig()
-    injection: dict[str, list[str]] = Field(default_factory=dict)
-    unsafe: UnsafeConfig = UnsafeConfig()
-    messages: dict[str, str] = Field(default_factory=dict)
-    output: OutputConfig = OutputConfig()
+    limits: LimitsConfig
+    injection: dict[str, list[str]]
+    unsafe: UnsafeConfig
+    messages: dict[str, str]
+    output: OutputConfig
 
 
 _DEFAULT_MESSAGES = {

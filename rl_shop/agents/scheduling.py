@@ -21,6 +21,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from envs.specs import SCHEDULE
+from rl_shop.agents.config import defaults_from
 from rl_shop.agents.executor import SchedulerView
 from rl_shop.agents.types import Plan, TaskType
 from rl_shop.config_files import env_config as read_env_config
@@ -42,21 +43,23 @@ from rl_shop.policies.features.schedule import (
 TASK_TYPE_INDEX = {TaskType.PRODUCT_SEARCH: 0, TaskType.WEB_SEARCH: 1, TaskType.TOOL_CALL: 2, TaskType.DECISION: 3}
 
 
+@defaults_from("leader", "scheduling.readiness_levels")
 class ReadinessLevels(BaseModel):
-    blocked: float = 0.0
-    ready: float = 0.5
-    done: float = 1.0
+    blocked: float
+    ready: float
+    done: float
 
 
+@defaults_from("leader", "scheduling")
 class SchedulingConfig(BaseModel):
     """``leader.yaml: scheduling`` (defaults are the paper's fixed setting, delta = 1.0)."""
 
-    delta: float = Field(default=1.0, gt=0)
-    alpha: float = Field(default=0.5, ge=0)
-    time_origin: str = Field(default="episode", pattern="^(episode|event)$")
-    readiness_levels: ReadinessLevels = ReadinessLevels()
-    max_wait_s: float | None = Field(default=8.0, gt=0)
-    policy_dir: str | None = None  # an exported Schedule env policy; null = fixed delta / alpha
+    delta: float = Field(gt=0)
+    alpha: float = Field(ge=0)
+    time_origin: str = Field(pattern="^(episode|event)$")
+    readiness_levels: ReadinessLevels
+    max_wait_s: float | None = Field(gt=0)
+    policy_dir: str | None  # an exported Schedule env policy; null = fixed delta / alpha
 
 
 def schedule_action_grid(env_config: Path | None = None) -> tuple[TriggerSpec, ...]:

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from rl_shop.agents.config import AgentConfigError, load_agent_config, validate_config
+from rl_shop.agents.config import AgentConfigError, defaults_from, load_agent_config, validate_config
 from rl_shop.agents.llm_protocols import SupportsChat
 from rl_shop.agents.types import IntentLike, IntentSpec, WebSearchResult
 from rl_shop.agents.websearch.backend import RetrievedDocument, SearchBackend
@@ -19,33 +19,36 @@ from rl_shop.agents.websearch.searxng import SearxNGBackend
 from rl_shop.paths import REPO_ROOT
 
 
+@defaults_from("websearch", "local")
 class LocalBackendConfig(BaseModel):
-    corpus_dir: str = "data/web_corpus"
-    documents_file: str = "documents.jsonl"
+    corpus_dir: str
+    documents_file: str
 
 
+@defaults_from("websearch", "searxng")
 class SearxNGConfig(BaseModel):
-    base_url: str = "http://127.0.0.1:8888"
-    timeout_s: float = 5.0
-    language: str = "en"
-    categories: str = "general"
-    default_authority: float = Field(default=0.4, ge=0.0, le=1.0)
-    authority_by_domain: dict[str, float] = Field(default_factory=dict)
+    base_url: str
+    timeout_s: float
+    language: str
+    categories: str
+    default_authority: float = Field(ge=0.0, le=1.0)
+    authority_by_domain: dict[str, float]
 
 
+@defaults_from("websearch")
 class WebSearchConfig(BaseModel):
     """``configs/agents/websearch.yaml`` (the ``build`` section is read by the corpus build script)."""
 
     model_config = {"extra": "ignore"}
 
-    backend: Literal["local", "searxng"] = "local"
-    results_per_query: int = Field(default=8, ge=1)
-    local: LocalBackendConfig = LocalBackendConfig()
-    searxng: SearxNGConfig = SearxNGConfig()
-    authority_by_source: dict[str, float] = Field(default_factory=dict)
-    query_generation: QueryGenerationConfig = QueryGenerationConfig()
-    filter: FilterConfig = FilterConfig()
-    integration: IntegrationConfig = IntegrationConfig()
+    backend: Literal["local", "searxng"]
+    results_per_query: int = Field(ge=1)
+    local: LocalBackendConfig
+    searxng: SearxNGConfig
+    authority_by_source: dict[str, float]
+    query_generation: QueryGenerationConfig
+    filter: FilterConfig
+    integration: IntegrationConfig
 
 
 def make_backend(cfg: WebSearchConfig) -> SearchBackend:

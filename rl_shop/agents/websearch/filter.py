@@ -16,6 +16,7 @@ from datetime import date
 
 from pydantic import BaseModel, Field, field_validator
 
+from rl_shop.agents.config import defaults_from
 from rl_shop.agents.text import tokens
 from rl_shop.agents.types import ScoredDocument
 from rl_shop.agents.websearch.backend import RetrievedDocument
@@ -63,18 +64,19 @@ STOPWORDS = frozenset(
 )
 
 
+@defaults_from("websearch", "filter")
 class FilterConfig(BaseModel):
     """``filter`` section of ``configs/agents/websearch.yaml`` (Eq. 4 weights and threshold)."""
 
-    alpha: float = Field(default=0.6, ge=0.0)
-    beta: float = Field(default=0.25, ge=0.0)
-    gamma: float = Field(default=0.15, ge=0.0)
-    threshold: float = 0.35
-    max_documents: int = Field(default=5, ge=1)
-    half_life_days: float = Field(default=1095.0, gt=0.0)
-    unknown_date_freshness: float = Field(default=0.3, ge=0.0, le=1.0)
-    relevance_coverage_weight: float = Field(default=0.6, ge=0.0, le=1.0)
-    reference_date: date | None = None
+    alpha: float = Field(ge=0.0)
+    beta: float = Field(ge=0.0)
+    gamma: float = Field(ge=0.0)
+    threshold: float
+    max_documents: int = Field(ge=1)
+    half_life_days: float = Field(gt=0.0)
+    unknown_date_freshness: float = Field(ge=0.0, le=1.0)
+    relevance_coverage_weight: float = Field(ge=0.0, le=1.0)
+    reference_date: date | None
 
     @field_validator("reference_date", mode="before")
     @classmethod

@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from rl_shop.agents.config import defaults_from
 from rl_shop.agents.llm_protocols import SupportsChat
 from rl_shop.agents.types import ScoredDocument
 from rl_shop.agents.websearch.filter import content_terms
@@ -20,13 +21,14 @@ from rl_shop.agents.websearch.filter import content_terms
 _SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
 
 
+@defaults_from("websearch", "integration")
 class IntegrationConfig(BaseModel):
     """``integration`` section of ``configs/agents/websearch.yaml``."""
 
-    use_llm: bool = True
-    summary_sentences: int = Field(default=4, ge=1)
-    summary_max_chars: int = Field(default=700, ge=50)
-    llm_max_tokens: int = Field(default=160, ge=8)
+    use_llm: bool
+    summary_sentences: int = Field(ge=1)
+    summary_max_chars: int = Field(ge=50)
+    llm_max_tokens: int = Field(ge=8)
 
 
 def split_sentences(text: str) -> list[str]:

@@ -12,17 +12,19 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from rl_shop.agents.config import defaults_from
 from rl_shop.agents.llm_protocols import SupportsStructured
 from rl_shop.agents.text import tokens, unique
 from rl_shop.agents.types import IntentSpec
 
 
+@defaults_from("websearch", "query_generation")
 class QueryGenerationConfig(BaseModel):
     """``query_generation`` section of ``configs/agents/websearch.yaml``."""
 
-    use_llm: bool = True
-    max_queries: int = Field(default=3, ge=1)
-    templates: dict[str, list[str]] = Field(default_factory=lambda: {"default": ["{q}", "{c} buying guide"]})
+    use_llm: bool
+    max_queries: int = Field(ge=1)
+    templates: dict[str, list[str]]
 
 
 class QueryList(BaseModel):
