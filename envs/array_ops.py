@@ -17,6 +17,7 @@ multiplications and xors wrap identically on two's complement int64, and ``lsr``
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -62,6 +63,11 @@ class NumpyOps:
     @staticmethod
     def exp(x: Any) -> Any:
         return np.exp(x)
+
+    @staticmethod
+    def log(x: Any) -> Any:
+        with np.errstate(divide="ignore"):  # log(0) = -inf is a value of the formulas, not an error
+            return np.log(x)
 
     @staticmethod
     def f32(x: Any) -> Any:
@@ -246,6 +252,10 @@ class ScalarOps:
     @staticmethod
     def maximum(x: Any, c: Any) -> Any:
         return max(x, c)
+
+    @staticmethod
+    def log(x: float) -> float:
+        return math.log(x)
 
 
 NUMPY = NumpyOps()

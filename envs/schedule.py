@@ -16,6 +16,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from envs.array_ops import SCALAR
 from envs.dag import TASK_TYPES, DagSampler, EpisodeUniforms
 from envs.specs import SCHEDULE
 from rl_shop.config_files import env_kwargs
@@ -121,18 +122,20 @@ def event_reward(w_latency: float, c_event: float, interval: Any) -> Any:
     return -(w_latency * interval + c_event)
 
 
-def eq1_crossing_time(E: float, delta: float, alpha: float, origin: float) -> float:
+def eq1_crossing_time(E: Any, delta: Any, alpha: Any, origin: Any, ops: Any = SCALAR) -> Any:
     """Earliest ``t`` with ``E > delta * exp(-alpha (t - origin))`` for constant ``E`` (Eq. 1).
 
     Closed form ``origin + ln(delta / E) / alpha``; ``-inf`` when it already holds for every t
     (``E > delta`` with ``alpha = 0``), ``inf`` when it never holds (``E = 0``, or ``alpha = 0``
     with ``E <= delta``). The condition is strict, so the infimum is the crossing point itself.
+    On Python numbers (``ops=SCALAR``, the single env) or numpy arrays (``NUMPY``, the batched env):
+    the closed form is computed on safe stand-ins where it is not used, so neither divides by zero.
     """
-    if E <= 0.0:
-        return math.inf
-    if alpha == 0.0:
-        return -math.inf if delta < E else math.inf
-    return origin + math.log(delta / E) / alpha
+    positive = E > 0.0
+    decays = alpha != 0.0
+    closed = origin + ops.log(delta / ops.where(positive, E, 1.0)) / ops.where(decays, alpha, 1.0)
+    constant = ops.where(delta < E, -math.inf, math.inf)
+    return ops.where(positive, ops.where(decays, closed, constant), math.inf)
 
 
 def _episodes_as_lists(sampler: DagSampler, u: np.ndarray) -> list[tuple]:

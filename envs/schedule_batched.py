@@ -17,8 +17,9 @@ from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
+from envs.array_ops import NUMPY
 from envs.dag import BatchedUniforms
-from envs.schedule import event_reward, parse_schedule_kwargs
+from envs.schedule import eq1_crossing_time, event_reward, parse_schedule_kwargs
 from rl_shop.policies.features.schedule import (
     BLOCKED,
     DONE,
@@ -222,11 +223,7 @@ class ScheduleVectorEnv(VectorEnv):
         delta = self._delta[a]
         alpha = self._alpha[a]
         origin = np.zeros_like(t0) if p.time_origin == "episode" else t0
-        with np.errstate(divide="ignore", invalid="ignore"):
-            # Eq. 1 closed form on each piece: t = origin + ln(delta / ||e||) / alpha
-            tc = origin + np.log(delta / E) / alpha
-            tc = np.where(alpha == 0.0, np.where(delta < E, -np.inf, np.inf), tc)
-        tc = np.where(E > 0.0, tc, np.inf)
+        tc = eq1_crossing_time(E, delta, alpha, origin, ops=NUMPY)  # Eq. 1 closed form on each piece
         cand = np.maximum(cT, tc)
         # min / max are exact, so the reduction order does not matter
         fire_eq1 = cand.min(axis=0)
