@@ -21,9 +21,9 @@ import numpy as np
 from gymnasium.vector import AutoresetMode
 
 from envs import clarify_kernel as kernel
-from envs.array_ops import NUMPY, signed64
 from envs.clarify import N_ACTIONS, resolve_params, resolve_pool
 from envs.intent_pool import N_MASKS, IntentPool
+from rl_shop.array_ops import NUMPY, signed64
 from rl_shop.policies.features.clarify import N_FEATURES, featurize_batch
 
 
@@ -66,7 +66,7 @@ class ClarifyVectorEnv(gym.vector.VectorEnv):
         self.observation_space = gym.spaces.Box(0.0, 1.0, (self.num_envs, N_FEATURES), np.float32)
         self._tb = kernel.make_tables(self.pool, self.params.normalize_gain)
         n = self.num_envs
-        self._keys = np.zeros(n, np.int64)  # stream keys as int64 bits (see envs.array_ops)
+        self._keys = np.zeros(n, np.int64)  # stream keys as int64 bits (see rl_shop.array_ops)
         self._episode = np.zeros(n, np.int64)
         self._s: dict[str, np.ndarray] = {
             k: np.zeros(n, np.float64 if k == "h" else np.int64) for k in kernel.STATE_FIELDS

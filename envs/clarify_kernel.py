@@ -2,7 +2,7 @@
 
 ``envs.clarify_batched.ClarifyVectorEnv`` (numpy, Gymnasium) and
 ``envs.clarify_torch.ClarifyTorchVectorEnv`` (torch, CPU or CUDA) both call these functions with
-their ``ops`` (``envs.array_ops.NUMPY`` / ``TORCH``) and their own arrays; they differ only in how
+their ``ops`` (``rl_shop.array_ops.NUMPY`` / ``TORCH``) and their own arrays; they differ only in how
 they store state and write restarted rows back (numpy: index assignment on the ended rows;
 torch: ``where`` over all rows, no host synchronisation). Same seeds, same bits.
 
@@ -19,9 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from envs import array_ops as ao
 from envs.clarify import KTH_BIT, MASK_TABLE, POPCOUNT, STOP, SUGGEST, entropy_table, guider_reward
 from envs.intent_pool import N_MASKS, IntentPool
+from rl_shop import array_ops as ao
 from rl_shop.policies.features import clarify as feat
 from rl_shop.policies.features.clarify import N_SLOTS
 

@@ -1,7 +1,7 @@
 """``rl_shop/Clarify-v0`` batched on torch tensors (CPU or CUDA): the TorchRL training path's env.
 
 The dynamics are the formulas of ``envs.clarify_kernel`` (shared with the numpy
-``ClarifyVectorEnv``), run with ``envs.array_ops.TORCH``; sub-env i with seed ``seed + i`` replays
+``ClarifyVectorEnv``), run with ``rl_shop.array_ops.TORCH``; sub-env i with seed ``seed + i`` replays
 the numpy env's sub-env i bit for bit (tested). Restarted rows are written back with ``where``
 over all rows, so a step on a CUDA device never waits for the host.
 
@@ -21,9 +21,9 @@ import numpy as np
 import torch
 
 from envs import clarify_kernel as kernel
-from envs.array_ops import TORCH, signed64
 from envs.clarify import ACTION_NAMES, N_ACTIONS, resolve_params, resolve_pool
 from envs.intent_pool import IntentPool
+from rl_shop.array_ops import TORCH, signed64
 from rl_shop.policies.features.clarify import N_FEATURES
 
 INFO_KEYS: tuple[str, ...] = ("intent_gain", "rounds", "accuracy_at_5")

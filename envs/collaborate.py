@@ -20,9 +20,9 @@ from gymnasium import spaces
 from scipy.special import ndtri
 
 from envs import collaborate_formulas as F
-from envs.array_ops import SCALAR
 from envs.dag import EpisodeUniforms
 from envs.specs import COLLABORATE
+from rl_shop.array_ops import SCALAR
 from rl_shop.config_files import env_kwargs
 from rl_shop.paths import CONFIG_DIR
 from rl_shop.policies.features.collaborate import (

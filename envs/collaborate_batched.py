@@ -18,9 +18,9 @@ from gymnasium.vector.utils import batch_space
 from scipy.special import ndtri
 
 from envs import collaborate_kernel as kernel
-from envs.array_ops import NUMPY
 from envs.collaborate import _U_EPS, N_STEP_U, parse_collaborate_kwargs
 from envs.dag import BatchedUniforms
+from rl_shop.array_ops import NUMPY
 from rl_shop.policies.features.collaborate import (
     ACTION_NAMES,
     CLARIFY,
@@ -31,6 +31,7 @@ from rl_shop.policies.features.collaborate import (
     WEB_SEARCH,
     featurize_batch,
 )
+from rl_shop.sim.shopper import abandon_probability
 
 _STEP_COLS = np.arange(N_STEP_U)
 _NORMAL_STEP_COLS = np.array(kernel.NORMAL_STEP_COLS)  # search noise, Relevance / satisfaction / clarity estimates
@@ -40,8 +41,8 @@ _OUTCOME_KEYS = ("clicked", "purchased", "reformulations", "abandoned", "latency
 def abandon_probability_batch(
     latency_s: np.ndarray, tolerance_s: np.ndarray, base_p: float, scale_s: float
 ) -> np.ndarray:
-    """Vectorised ``rl_shop.sim.shopper.abandon_probability`` (same formula, tested equal)."""
-    return kernel.abandon_probability(NUMPY, np.asarray(latency_s), np.asarray(tolerance_s), base_p, scale_s)
+    """``rl_shop.sim.shopper.abandon_probability`` over numpy arrays."""
+    return abandon_probability(np.asarray(latency_s), np.asarray(tolerance_s), base_p, scale_s, ops=NUMPY)
 
 
 class CollaborateVectorEnv(VectorEnv):

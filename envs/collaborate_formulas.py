@@ -3,7 +3,7 @@
 Each function works on Python scalars (the single Gymnasium env) and on numpy or torch arrays (the
 batched kernels of ``envs.collaborate_kernel``): plain arithmetic is shared by all three, and the
 few operations that differ (``minimum``, ``i64``, ``where``) come from an ``ops`` object
-(``envs.array_ops.SCALAR`` / ``NUMPY`` / ``TORCH``). The order of operations is the single env's,
+(``rl_shop.array_ops.SCALAR`` / ``NUMPY`` / ``TORCH``). The order of operations is the single env's,
 so its pinned returns are unchanged bit for bit.
 """
 

@@ -2,7 +2,7 @@
 
 ``envs.collaborate_batched.CollaborateVectorEnv`` (numpy) and
 ``envs.collaborate_torch.CollaborateTorchVectorEnv`` (torch, CPU or CUDA) call these functions with
-their ``ops`` (``envs.array_ops``). What differs is glue: where the per-episode uniforms come from,
+their ``ops`` (``rl_shop.array_ops``). What differs is glue: where the per-episode uniforms come from,
 how the normal noise ``ndtri(u)`` is obtained, and how rows are written back (numpy: index
 assignment on the rows concerned; torch: ``where`` over all rows).
 
@@ -35,6 +35,7 @@ from rl_shop.policies.features.collaborate import (
     WEB_SEARCH,
     action_mask_terms,
 )
+from rl_shop.sim.shopper import abandon_probability
 
 #: Columns of a step's block of ``N_STEP_U`` uniforms that become normal noise (``ndtri``):
 #: search noise, Relevance / satisfaction / clarity estimate noise. Column 1: re-plan success.
@@ -69,12 +70,6 @@ class CollaborateTables(CollaborateParams):
             decide_cost=float(cost[DECIDE]),
             decide_latency=float(p.latency[DECIDE]),
         )
-
-
-def abandon_probability(ops: Any, latency_s: Any, tolerance_s: Any, base_p: float, scale_s: float) -> Any:
-    """Vectorised ``rl_shop.sim.shopper.abandon_probability`` (same formula, tested equal)."""
-    over = ops.maximum(latency_s - tolerance_s, 0.0)
-    return ops.where(latency_s <= tolerance_s, base_p, 1.0 - (1.0 - base_p) * ops.exp(-over / scale_s))
 
 
 def reset_values(ops: Any, T: CollaborateTables, u: Any, z8: Any) -> dict[str, Any]:
@@ -212,7 +207,7 @@ def decide_outcome(
     Returns ``reward`` and ``abandon``, ``clicks``, ``buy``, ``reform``.
     """
     K = T.max_rank
-    p_ab = abandon_probability(ops, elapsed, tol, T.abandon_base_p, T.abandon_scale_s)
+    p_ab = abandon_probability(elapsed, tol, T.abandon_base_p, T.abandon_scale_s, ops=ops)
     abandon = react_u[:, 0] < p_ab
     q = satisfaction(ops, T, relevance(ops, T, R, n_ps, t), W, t)
     rel = react_u[:, 1 : 1 + K] < q[:, None]

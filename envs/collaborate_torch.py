@@ -1,7 +1,7 @@
 """``rl_shop/Collaborate-v0`` batched on torch tensors (CPU or CUDA): the TorchRL training path's env.
 
 The dynamics are the formulas of ``envs.collaborate_kernel`` (shared with the numpy
-``CollaborateVectorEnv``) run with ``envs.array_ops.TORCH``. Where the per-episode uniforms come
+``CollaborateVectorEnv``) run with ``rl_shop.array_ops.TORCH``. Where the per-episode uniforms come
 from is the one choice (``uniforms``):
 
 * ``"numpy"``: the numpy env's generators (``envs.dag.BatchedUniforms``, sub-env i seeded
@@ -25,9 +25,9 @@ import numpy as np
 import torch
 
 from envs import collaborate_kernel as kernel
-from envs.array_ops import TORCH
 from envs.collaborate import _U_EPS, N_STEP_U, parse_collaborate_kwargs
 from envs.dag import BatchedUniforms
+from rl_shop.array_ops import TORCH
 from rl_shop.policies.features.collaborate import ACTION_NAMES, CLARIFY, N_FEATURES, N_TYPES, PRODUCT_SEARCH
 
 INFO_KEYS: tuple[str, ...] = ("clicked", "purchased", "reformulations", "abandoned", "latency", "rounds")

@@ -16,9 +16,9 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from envs.array_ops import SCALAR
 from envs.dag import TASK_TYPES, DagSampler, EpisodeUniforms
 from envs.specs import SCHEDULE
+from rl_shop.array_ops import SCALAR
 from rl_shop.config_files import env_kwargs
 from rl_shop.paths import CONFIG_DIR
 from rl_shop.policies.features.schedule import (

@@ -17,9 +17,9 @@ from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from envs.array_ops import NUMPY
 from envs.dag import BatchedUniforms
 from envs.schedule import eq1_crossing_time, event_reward, parse_schedule_kwargs
+from rl_shop.array_ops import NUMPY
 from rl_shop.policies.features.schedule import (
     BLOCKED,
     DONE,

@@ -9,11 +9,11 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from envs import array_ops as ao  # noqa: E402
 from envs import clarify_rng as rng  # noqa: E402
 from envs.clarify_batched import ClarifyVectorEnv  # noqa: E402
 from envs.clarify_torch import ClarifyTorchVectorEnv  # noqa: E402
 from envs.intent_pool import synthetic_intent_pool  # noqa: E402
+from rl_shop import array_ops as ao  # noqa: E402
 from rl_shop.policies.features.clarify import featurize_batch  # noqa: E402
 
 POOL = synthetic_intent_pool(40, 300, seed=5, p_dont_know=0.2, p_wrong=0.15, patience=(1, 6))

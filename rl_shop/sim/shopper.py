@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from rl_shop.array_ops import SCALAR
 from rl_shop.sim.answer_text import SlotAnswer, answer_to_text
 from rl_shop.sim.config import SimConfig, load_sim_config
 from rl_shop.sim.constraints import CatalogArrays, gold_mask, slot_mask, target_mask
@@ -40,13 +42,16 @@ class _State:
     answers: list[SlotAnswer] = field(default_factory=list)
 
 
-def abandon_probability(latency_s: float, tolerance_s: float, base_p: float, scale_s: float) -> float:
-    """``base_p`` up to the tolerance, then rising towards 1: 1 - (1-base) exp(-(l - tol)/scale)."""
-    if latency_s < 0 or not math.isfinite(latency_s):
+def abandon_probability(latency_s: Any, tolerance_s: Any, base_p: float, scale_s: float, ops: Any = SCALAR) -> Any:
+    """``base_p`` up to the tolerance, then rising towards 1: 1 - (1-base) exp(-(l - tol)/scale).
+
+    The one shopper abandonment model: on Python numbers (``ops=SCALAR``: the language-face shopper
+    and the single env) and on numpy / torch arrays (``NUMPY`` / ``TORCH``: the batched kernels).
+    """
+    if ops is SCALAR and (latency_s < 0 or not math.isfinite(latency_s)):
         raise ValueError(f"latency must be a finite non-negative number of seconds, got {latency_s!r}")
-    if latency_s <= tolerance_s:
-        return base_p
-    return 1.0 - (1.0 - base_p) * math.exp(-(latency_s - tolerance_s) / scale_s)
+    over = ops.maximum(latency_s - tolerance_s, 0.0)
+    return ops.where(latency_s <= tolerance_s, base_p, 1.0 - (1.0 - base_p) * ops.exp(-over / scale_s))
 
 
 class Shopper:

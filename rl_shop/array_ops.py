@@ -257,6 +257,10 @@ class ScalarOps:
     def log(x: float) -> float:
         return math.log(x)
 
+    @staticmethod
+    def exp(x: float) -> float:
+        return math.exp(x)
+
 
 NUMPY = NumpyOps()
 TORCH = TorchOps()
