@@ -248,10 +248,6 @@ def parse_collaborate_kwargs(**overrides: Any) -> CollaborateParams:
     )
 
 
-def _clip01(x: float) -> float:
-    return 0.0 if x < 0.0 else (1.0 if x > 1.0 else x)
-
-
 class CollaborateEnv(gym.Env):
     """The Leader picks the next agent action; a latent shopper reacts to the final answer.
 
@@ -375,7 +371,7 @@ class CollaborateEnv(gym.Env):
         self._n = [0, 0, 0, 0, 0]  # per-action counts
         self._rhat = 0.0
         self._uhat = 0.0
-        self._chat = _clip01(self._c + p.predict_noise_sd * self._z[8])
+        self._chat = F.noisy_estimate(SCALAR, self._c, p.predict_noise_sd, self._z[8])
         self._outcome = (0, 0, 0, False)
         return self._obs(), self._info()
 
@@ -429,7 +425,7 @@ class CollaborateEnv(gym.Env):
         z, u = self._z, self._u
         t = self._type
         if a == CLARIFY:
-            if self._n[CLARIFY] > self._patience:  # out of patience: the shopper leaves
+            if F.out_of_patience(self._n[CLARIFY], self._patience):  # the shopper leaves
                 self._outcome = (0, 0, 0, True)
                 return self._obs(), reward - p.w_abandon, True, False, self._info()
             self._c = F.toward_one(self._c, float(p.clarify_gain[t]))
@@ -437,21 +433,21 @@ class CollaborateEnv(gym.Env):
             mean = F.search_mean(float(p.rel_max[t]), p.clarity_floor, self._c)
             if self._bad_plan:
                 mean *= p.bad_plan_factor
-            new = _clip01(mean + p.search_noise_sd * z[b])
+            new = F.noisy_estimate(SCALAR, mean, p.search_noise_sd, z[b])
             if new > self._R:
                 self._R = new
         elif a == WEB_SEARCH:
-            gain = _clip01(float(p.web_gain[t]) + p.search_noise_sd * z[b])
+            gain = F.noisy_estimate(SCALAR, float(p.web_gain[t]), p.search_noise_sd, z[b])
             self._W = F.toward_one(self._W, gain)
         else:  # REPLAN
-            if self._bad_plan and u[b + 1] < p.p_replan_fix:
+            if F.replan_repairs(self._bad_plan, u[b + 1], p.p_replan_fix):
                 self._bad_plan = False
         rel = self._relevance()
         sd = p.predict_noise_sd
         if self._n[PRODUCT_SEARCH] + self._n[WEB_SEARCH] > 0:
-            self._rhat = _clip01(rel + sd * z[b + 2])
-            self._uhat = _clip01(self._satisfaction(rel) + sd * z[b + 3])
-        self._chat = _clip01(self._c + sd * z[b + 4])
+            self._rhat = F.noisy_estimate(SCALAR, rel, sd, z[b + 2])
+            self._uhat = F.noisy_estimate(SCALAR, self._satisfaction(rel), sd, z[b + 3])
+        self._chat = F.noisy_estimate(SCALAR, self._c, sd, z[b + 4])
         return self._obs(), reward, False, False, self._info()
 
     def _decide(self) -> float:
@@ -471,14 +467,20 @@ class CollaborateEnv(gym.Env):
         purchased = 0
         n_rel_top = 0
         for r in range(K):
-            rel = u[o + 1 + r] < q
-            if rel and r < p.reformulate_top_k:
-                n_rel_top += 1
-            if u[o + 1 + K + r] < (self._exam_attr_rel[r] if rel else self._exam_attr_irr[r]):
-                clicks += 1
-                if rel and u[o + 1 + 2 * K + r] < p.p_purchase:
-                    purchased = 1
-        reform = int(not purchased and n_rel_top == 0 and u[o + 1 + 3 * K] < p.p_reformulate)
+            rel, clicked, bought = F.click_and_buy(
+                SCALAR,
+                u[o + 1 + r],
+                u[o + 1 + K + r],
+                u[o + 1 + 2 * K + r],
+                q,
+                self._exam_attr_rel[r],
+                self._exam_attr_irr[r],
+                p.p_purchase,
+            )
+            n_rel_top += rel and r < p.reformulate_top_k
+            clicks += clicked
+            purchased |= bought
+        reform = int(F.reformulates(purchased, n_rel_top, u[o + 1 + 3 * K], p.p_reformulate))
         self._outcome = (clicks, purchased, reform, False)
         return F.reaction_reward(reward, p.w_click, p.w_purchase, p.w_reformulation, clicks, purchased, reform)
 

@@ -66,3 +66,35 @@ def reaction_reward(
 def action_cost(c_latency: float, latency_s: Any, c_compute: float, compute: Any) -> Any:
     """Cost of taking an action: ``c_latency * latency_s + c_compute * compute`` (per action)."""
     return c_latency * latency_s + c_compute * compute
+
+
+def noisy_estimate(ops: Any, x: Any, sd: float, z: Any) -> Any:
+    """A prediction of ``x`` in [0, 1] with Gaussian noise ``sd * z`` (the Leader's estimates, search draws)."""
+    return ops.clip(x + sd * z, 0.0, 1.0)
+
+
+def out_of_patience(n_clarify: Any, patience: Any) -> Any:
+    """The shopper leaves when asked more questions than her patience."""
+    return n_clarify > patience
+
+
+def replan_repairs(bad_plan: Any, u: Any, p_replan_fix: float) -> Any:
+    """A re-plan repairs a bad plan with probability ``p_replan_fix``."""
+    return bad_plan & (u < p_replan_fix)
+
+
+def click_and_buy(
+    ops: Any, u_rel: Any, u_click: Any, u_buy: Any, q: Any, ea_rel: Any, ea_irr: Any, p_purchase: float
+) -> tuple[Any, Any, Any]:
+    """Cascade-free click model at one or more ranks: an item is relevant with probability ``q``
+    (the answer's User_Satisfaction), clicked with its rank's attractiveness, bought when a
+    clicked relevant item passes ``p_purchase``. Returns ``(relevant, clicked, bought)``."""
+    relevant = u_rel < q
+    clicked = u_click < ops.where(relevant, ea_rel, ea_irr)
+    bought = clicked & relevant & (u_buy < p_purchase)
+    return relevant, clicked, bought
+
+
+def reformulates(bought: Any, n_relevant_top: Any, u: Any, p_reformulate: float) -> Any:
+    """Without a purchase and with nothing relevant in the top ranks, the shopper rephrases with ``p_reformulate``."""
+    return (bought == 0) & (n_relevant_top == 0) & (u < p_reformulate)

@@ -97,7 +97,7 @@ def reset_values(ops: Any, T: CollaborateTables, u: Any, z8: Any) -> dict[str, A
         "n": ops.stack([zero_i] * N_ACTIONS, 1),
         "rhat": zero_f,
         "uhat": zero_f,
-        "chat": ops.clip(c + T.predict_noise_sd * z8, 0.0, 1.0),
+        "chat": F.noisy_estimate(ops, c, T.predict_noise_sd, z8),
         "clicks": zero_i,
         "purchased": zero_i,
         "reform": zero_i,
@@ -160,19 +160,19 @@ def transition(
     elapsed = ops.where(act, s["elapsed"] + ops.take(T.latency, a), s["elapsed"])
     t = s["type"]
     c = s["c"]
-    quit_ = act & (a == CLARIFY) & (n[:, CLARIFY] > s["patience"])
+    quit_ = act & (a == CLARIFY) & F.out_of_patience(n[:, CLARIFY], s["patience"])
     clar = act & (a == CLARIFY) & ~quit_
     c = ops.where(clar, F.toward_one(c, ops.take(T.clarify_gain, t)), c)
     z_b = Zb[:, 0]
     ps = act & (a == PRODUCT_SEARCH)
     mean = F.search_mean(ops.take(T.rel_max, t), T.clarity_floor, c)
     mean = ops.where(s["bad"], mean * T.bad_plan_factor, mean)
-    new = ops.clip(mean + T.search_noise_sd * z_b, 0.0, 1.0)
+    new = F.noisy_estimate(ops, mean, T.search_noise_sd, z_b)
     R = ops.where(ps & (new > s["R"]), new, s["R"])
     ws = act & (a == WEB_SEARCH)
-    gain = ops.clip(ops.take(T.web_gain, t) + T.search_noise_sd * z_b, 0.0, 1.0)
+    gain = F.noisy_estimate(ops, ops.take(T.web_gain, t), T.search_noise_sd, z_b)
     W = ops.where(ws, F.toward_one(s["W"], gain), s["W"])
-    rp = act & (a == REPLAN) & s["bad"] & (Ub[:, 1] < T.p_replan_fix)
+    rp = act & (a == REPLAN) & F.replan_repairs(s["bad"], Ub[:, 1], T.p_replan_fix)
     upd = act & ~quit_
     rel = relevance(ops, T, R, n[:, PRODUCT_SEARCH], t)
     sd = T.predict_noise_sd
@@ -188,9 +188,9 @@ def transition(
         R=R,
         W=W,
         bad=s["bad"] & ~rp,
-        rhat=ops.where(searched, ops.clip(rel + sd * Zb[:, 1], 0.0, 1.0), s["rhat"]),
-        uhat=ops.where(searched, ops.clip(sat + sd * Zb[:, 2], 0.0, 1.0), s["uhat"]),
-        chat=ops.where(upd, ops.clip(c + sd * Zb[:, 3], 0.0, 1.0), s["chat"]),
+        rhat=ops.where(searched, F.noisy_estimate(ops, rel, sd, Zb[:, 1]), s["rhat"]),
+        uhat=ops.where(searched, F.noisy_estimate(ops, sat, sd, Zb[:, 2]), s["uhat"]),
+        chat=ops.where(upd, F.noisy_estimate(ops, c, sd, Zb[:, 3]), s["chat"]),
         abandoned=s["abandoned"] | gone,
     )
     reward = reward - ops.where(gone, T.w_abandon, 0.0)
@@ -210,11 +210,19 @@ def decide_outcome(
     p_ab = abandon_probability(elapsed, tol, T.abandon_base_p, T.abandon_scale_s, ops=ops)
     abandon = react_u[:, 0] < p_ab
     q = satisfaction(ops, T, relevance(ops, T, R, n_ps, t), W, t)
-    rel = react_u[:, 1 : 1 + K] < q[:, None]
-    click = react_u[:, 1 + K : 1 + 2 * K] < ops.where(rel, T.ea_rel, T.ea_irr)
-    buy = ops.any(click & rel & (react_u[:, 1 + 2 * K : 1 + 3 * K] < T.p_purchase), 1)
+    rel, click, bought = F.click_and_buy(
+        ops,
+        react_u[:, 1 : 1 + K],
+        react_u[:, 1 + K : 1 + 2 * K],
+        react_u[:, 1 + 2 * K : 1 + 3 * K],
+        q[:, None],
+        T.ea_rel,
+        T.ea_irr,
+        T.p_purchase,
+    )
+    buy = ops.any(bought, 1)
     n_rel_top = ops.sum(ops.i64(rel[:, : T.reformulate_top_k]), 1)
-    reform = ~buy & (n_rel_top == 0) & (react_u[:, 1 + 3 * K] < T.p_reformulate)
+    reform = F.reformulates(buy, n_rel_top, react_u[:, 1 + 3 * K], T.p_reformulate)
     clicks = ops.sum(ops.i64(click), 1)
     reacted = F.reaction_reward(
         -T.decide_cost, T.w_click, T.w_purchase, T.w_reformulation, ops.f64(clicks), ops.f64(buy), ops.f64(reform)

@@ -261,6 +261,10 @@ class ScalarOps:
     def exp(x: float) -> float:
         return math.exp(x)
 
+    @staticmethod
+    def clip(x: float, lo: float, hi: float) -> float:
+        return lo if x < lo else (hi if x > hi else x)
+
 
 NUMPY = NumpyOps()
 TORCH = TorchOps()
