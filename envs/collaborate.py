@@ -384,8 +384,12 @@ class CollaborateEnv(gym.Env):
 
     def action_masks(self) -> np.ndarray:
         """Valid actions now (``rl_shop.policies.features.collaborate.action_mask_terms``)."""
+        return np.array(self._valid(), dtype=bool)
+
+    def _valid(self) -> tuple[Any, ...]:
+        """The mask's terms as Python bools (``step`` needs one of them, not an array)."""
         p, n = self.params, self._n
-        terms = action_mask_terms(
+        return action_mask_terms(
             n[CLARIFY],
             n[PRODUCT_SEARCH],
             n[WEB_SEARCH],
@@ -395,16 +399,14 @@ class CollaborateEnv(gym.Env):
             p.max_clarify,
             p.max_replan,
         )
-        return np.array(terms, dtype=bool)
 
     def step(self, action: int) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         a = int(action)
         if not 0 <= a < len(ACTION_NAMES):
             raise ValueError(f"action {action!r} out of range 0..{len(ACTION_NAMES) - 1} {ACTION_NAMES}.")
         p = self.params
-        mask = self.action_masks()
         s = self._steps
-        if not mask[a]:
+        if not self._valid()[a]:
             self._steps += 1
             if self._steps < p.max_steps:
                 return self._obs(), -p.c_invalid, False, False, self._info()

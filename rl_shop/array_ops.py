@@ -229,37 +229,20 @@ class TorchOps:
 
 
 class ScalarOps:
-    """The same helpers over Python scalars: the single envs run the shared formulas with these."""
+    """The same helpers over Python scalars: the single envs run the shared formulas with these.
+    Builtins are bound directly (no wrapper frame): the single envs call them at every step."""
 
     name = "scalar"
-
-    @staticmethod
-    def i64(x: Any) -> int:
-        return int(x)
-
-    @staticmethod
-    def f64(x: Any) -> float:
-        return float(x)
+    i64 = staticmethod(int)
+    f64 = staticmethod(float)
+    minimum = staticmethod(min)
+    maximum = staticmethod(max)
+    log = staticmethod(math.log)
+    exp = staticmethod(math.exp)
 
     @staticmethod
     def where(cond: Any, a: Any, b: Any) -> Any:
         return a if cond else b
-
-    @staticmethod
-    def minimum(x: Any, c: Any) -> Any:
-        return min(x, c)
-
-    @staticmethod
-    def maximum(x: Any, c: Any) -> Any:
-        return max(x, c)
-
-    @staticmethod
-    def log(x: float) -> float:
-        return math.log(x)
-
-    @staticmethod
-    def exp(x: float) -> float:
-        return math.exp(x)
 
     @staticmethod
     def clip(x: float, lo: float, hi: float) -> float:
