@@ -86,7 +86,7 @@ def replan_repairs(bad_plan: Any, u: Any, p_replan_fix: float) -> Any:
 def click_and_buy(
     ops: Any, u_rel: Any, u_click: Any, u_buy: Any, q: Any, ea_rel: Any, ea_irr: Any, p_purchase: float
 ) -> tuple[Any, Any, Any]:
-    """Cascade-free click model at one or more ranks: an item is relevant with probability ``q``
+    """Position-based click model at one or more ranks: an item is relevant with probability ``q``
     (the answer's User_Satisfaction), clicked with its rank's attractiveness, bought when a
     clicked relevant item passes ``p_purchase``. Returns ``(relevant, clicked, bought)``."""
     relevant = u_rel < q
