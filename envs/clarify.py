@@ -22,6 +22,7 @@ from envs.clarify_params import (  # noqa: F401  (re-exported: the env's public 
     resolve_pool,
 )
 from envs.intent_pool import N_MASKS, IntentPool
+from rl_shop.array_ops import SCALAR
 from rl_shop.policies.features.clarify import (  # noqa: F401  (ACTION_NAMES ... MASK_TABLE: re-exported)
     ACTION_NAMES,
     MASK_ROWS,
@@ -49,6 +50,32 @@ _FIRST_BLOCK = 8
 _MAX_BLOCK = 256
 _NO_DRAWS: list[float] = []
 _KTH_BIT_LIST: list[list[int]] = KTH_BIT.tolist()
+
+
+def out_of_patience(rounds: Any, patience: Any) -> Any:
+    """The shopper leaves instead of answering once the rounds reach her patience."""
+    return rounds >= patience
+
+
+def answer_thresholds(u: Any, p_dont_know: Any, p_wrong: Any) -> tuple[Any, Any]:
+    """``(don't know, don't know or a wrong value)`` for the answer draw ``u`` of an asked slot;
+    neither: the true value."""
+    return u < p_dont_know, u < p_dont_know + p_wrong
+
+
+def confirms(accuracy: Any, confirm_threshold: float) -> Any:
+    """The shopper accepts a suggested hand-over when its Accuracy@5 reaches the threshold."""
+    return accuracy >= confirm_threshold
+
+
+def volunteer_index(ops: Any, u: Any, n_hidden: Any) -> Any:
+    """Which hidden relevant slot (k-th lowest) a shopper who rejects a suggestion volunteers."""
+    return ops.i64(u * n_hidden)
+
+
+def truncates(terminated: Any, rounds: Any, max_rounds: int) -> Any:
+    """The dialogue is cut at ``max_rounds`` rounds unless it ended."""
+    return (terminated == 0) & (rounds >= max_rounds)
 
 
 def guider_reward(
@@ -311,11 +338,11 @@ class ClarifyEnv(gym.Env):
             outcome = "stop"
         else:
             interaction_rounds = 1
-            if self._rounds >= self._patience:
+            if out_of_patience(self._rounds, self._patience):
                 leaves = terminated = True
                 outcome = "shopper_left"
             elif a == SUGGEST:
-                if self._acc_mv[base | revealed] >= confirm_threshold:
+                if confirms(self._acc_mv[base | revealed], confirm_threshold):
                     terminated = handover = True
                     outcome = "confirmed"
                 else:
@@ -326,7 +353,7 @@ class ClarifyEnv(gym.Env):
                             u_volunteer = self._volunteer_u[t - 1]
                         except IndexError:  # no block draws (episode 0, or past max_rounds)
                             u_volunteer = rng.volunteer_draw(rng.bits(self._ekey, t))
-                        bit = _KTH_BIT_LIST[hidden][int(u_volunteer * count)]
+                        bit = _KTH_BIT_LIST[hidden][volunteer_index(SCALAR, u_volunteer, count)]
                         self._revealed = revealed = revealed | bit
                         self._known |= bit
                         self._dontknow &= ~bit
@@ -342,10 +369,10 @@ class ClarifyEnv(gym.Env):
                     if not self._rel & bit:
                         self._nopref |= bit
                         outcome = "no_preference"
-                    elif (u_answer := self._answer_draw(t)) < self._pdk[a]:
+                    elif (answer := answer_thresholds(self._answer_draw(t), self._pdk[a], self._pw[a]))[0]:
                         self._dontknow |= bit
                         outcome = "dont_know"
-                    elif u_answer < self._pdk[a] + self._pw[a]:
+                    elif answer[1]:
                         self._known |= bit
                         outcome = "wrong_value"
                     else:
@@ -358,7 +385,7 @@ class ClarifyEnv(gym.Env):
         reward = guider_reward(
             alpha, beta, w_T, abandon_penalty, intent_gain, interaction_rounds, accuracy, float(leaves)
         )
-        truncated = not terminated and rounds >= self._max_rounds
+        truncated = truncates(terminated, rounds, self._max_rounds)
         info = {
             "intent_gain": intent_gain,
             "rounds": rounds,

@@ -19,7 +19,20 @@ from typing import Any
 
 import numpy as np
 
-from envs.clarify import KTH_BIT, MASK_TABLE, POPCOUNT, STOP, SUGGEST, entropy_table, guider_reward
+from envs.clarify import (
+    KTH_BIT,
+    MASK_TABLE,
+    POPCOUNT,
+    STOP,
+    SUGGEST,
+    answer_thresholds,
+    confirms,
+    entropy_table,
+    guider_reward,
+    out_of_patience,
+    truncates,
+    volunteer_index,
+)
 from envs.intent_pool import N_MASKS, IntentPool
 from rl_shop import array_ops as ao
 from rl_shop.policies.features import clarify as feat
@@ -129,7 +142,7 @@ def transition(
 
     is_stop = a == STOP
     is_ask = a < N_SLOTS
-    leaves = ~is_stop & (rounds >= s["patience"])
+    leaves = ~is_stop & out_of_patience(rounds, s["patience"])
     active = ~is_stop & ~leaves
     slot = ops.minimum(a, N_SLOTS - 1)
     bit = ops.i64(is_ask) << slot  # 0 for suggest / stop
@@ -137,16 +150,16 @@ def transition(
     fresh_bit = ops.where(fresh, bit, 0)
     ans = (rel & fresh_bit) != 0
     p_idx = s["i"] * N_SLOTS + slot
-    pdk = ops.take(tb.pdk, p_idx)
-    dk = ans & (u_answer < pdk)
+    below_dk, below_wrong = answer_thresholds(u_answer, ops.take(tb.pdk, p_idx), ops.take(tb.pw, p_idx))
+    dk = ans & below_dk
     not_dk = ans & ~dk
-    wrong = not_dk & (u_answer < pdk + ops.take(tb.pw, p_idx))
+    wrong = not_dk & below_wrong
     correct = not_dk & ~wrong
     sugg = active & (a == SUGGEST)
-    confirm = sugg & (acc_before >= prm.confirm_threshold)
+    confirm = sugg & confirms(acc_before, prm.confirm_threshold)
     reject = sugg & ~confirm
     hidden = rel & ~revealed
-    k = ops.i64(u_volunteer * ops.take(tb.popcount, hidden))
+    k = volunteer_index(ops, u_volunteer, ops.take(tb.popcount, hidden))
     vol = ops.where(reject, ops.take(tb.kth_bit, hidden * N_SLOTS + k), 0)  # KTH_BIT is 0 when nothing is hidden
 
     correct_bit = ops.where(correct, bit, 0)
@@ -162,7 +175,7 @@ def transition(
         prm.alpha, prm.beta, prm.w_T, prm.abandon_penalty, intent_gain, ops.f64(rounds_used), accuracy, ops.f64(leaves)
     )
     terminated = handover | leaves
-    truncated = ~terminated & (new_rounds >= prm.max_rounds)
+    truncated = truncates(terminated, new_rounds, prm.max_rounds)
     if ops.name == "numpy":  # gather only the (rare) truncated rows
         acc_info = np.where(terminated, accuracy, np.nan)
         if truncated.any():

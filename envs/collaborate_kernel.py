@@ -34,6 +34,7 @@ from rl_shop.policies.features.collaborate import (
     TIME_SCALE_S,
     WEB_SEARCH,
     action_mask_terms,
+    reflection_score,
 )
 from rl_shop.sim.shopper import abandon_probability
 
@@ -240,7 +241,7 @@ def featurize(ops: Any, s: dict[str, Any], T: CollaborateTables, eye: Any) -> An
     """Observation rows laid out as ``rl_shop.policies.features.collaborate`` (float64 values,
     float32 once at the end, as ``featurize_batch``); ``eye``: float64 ``(N_TYPES, N_TYPES)``."""
     n = s["n"]
-    score = T.gamma * s["rhat"] + (1.0 - T.gamma) * s["uhat"]  # MACDF Eq. 2 (reflection_score)
+    score = reflection_score(s["rhat"], s["uhat"], T.gamma)  # MACDF Eq. 2
     cols = [
         s["conf"],
         ops.f64(s["steps"]) / T.max_steps,
