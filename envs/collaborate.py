@@ -55,8 +55,39 @@ _TYPE_KEYS = (
 )
 _REWARD_KEYS = ("w_click", "w_purchase", "w_reformulation", "w_abandon", "c_latency", "c_compute", "c_invalid")
 #: Uniforms per episode: reset block, per-step block, reaction block (see ``CollaborateParams``).
+#: Columns of the reset block: query type, clarity, patience, latency tolerance, bad plan,
+#: type prediction correct, the wrong type, type confidence, clarity-estimate noise (normal).
+(
+    RESET_TYPE,
+    RESET_CLARITY,
+    RESET_PATIENCE,
+    RESET_TOLERANCE,
+    RESET_BAD_PLAN,
+    RESET_TYPE_CORRECT,
+    RESET_WRONG_TYPE,
+    RESET_CONFIDENCE,
+    RESET_CLARITY_NOISE,
+) = range(9)
 N_RESET_U = 9
+#: Columns of a step's block: search noise, re-plan repair, Relevance / User_Satisfaction /
+#: clarity estimate noise. The noise columns are drawn as normals (ndtri), in STEP_NORMAL_COLS order.
+STEP_SEARCH_NOISE, STEP_REPLAN, STEP_RELEVANCE_NOISE, STEP_SATISFACTION_NOISE, STEP_CLARITY_NOISE = range(5)
 N_STEP_U = 5
+STEP_NORMAL_COLS: tuple[int, ...] = (
+    STEP_SEARCH_NOISE,
+    STEP_RELEVANCE_NOISE,
+    STEP_SATISFACTION_NOISE,
+    STEP_CLARITY_NOISE,
+)
+
+
+def reaction_columns(max_rank: int) -> tuple[int, int, int, int, int]:
+    """Offsets in the reaction block: abandon, then ``max_rank`` relevance, click and purchase
+    draws (first column of each run), then reformulate."""
+    K = max_rank
+    return 0, 1, 1 + K, 1 + 2 * K, 1 + 3 * K
+
+
 _U_EPS = 1e-12
 
 
@@ -135,7 +166,7 @@ class CollaborateParams:
 
     @property
     def n_uniforms(self) -> int:
-        return N_RESET_U + N_STEP_U * self.max_steps + 3 * self.max_rank + 2
+        return self.reaction_offset + reaction_columns(self.max_rank)[-1] + 1
 
     @property
     def reaction_offset(self) -> int:
@@ -347,7 +378,7 @@ class CollaborateEnv(gym.Env):
             self._pending = list(zip(u.tolist(), ndtri(u).tolist()))[::-1]
         self._u, self._z = self._pending.pop()
         U = self._u
-        t = int(np.searchsorted(p.type_cum, U[0], side="right"))
+        t = int(np.searchsorted(p.type_cum, U[RESET_TYPE], side="right"))
         t = min(t, len(QUERY_TYPES) - 1)
         if options and options.get("query_type") is not None:
             # Evaluate one query type (per-type tables, tests); the other draws are unchanged.
@@ -355,15 +386,15 @@ class CollaborateEnv(gym.Env):
                 raise ValueError(f"reset option query_type={options['query_type']!r} is not one of {QUERY_TYPES}.")
             t = QUERY_TYPES.index(options["query_type"])
         self._type = t
-        self._c = float(F.uniform(p.clarity_lo[t], p.clarity_hi[t], U[1]))
-        self._patience = F.uniform_int(SCALAR, p.patience_lo, p.patience_hi, U[2])
-        self._tolerance = F.uniform(p.tolerance_lo, p.tolerance_hi, U[3])
-        self._bad_plan = U[4] < p.p_bad_plan[t]
-        if U[5] < p.type_accuracy[t]:
+        self._c = float(F.uniform(p.clarity_lo[t], p.clarity_hi[t], U[RESET_CLARITY]))
+        self._patience = F.uniform_int(SCALAR, p.patience_lo, p.patience_hi, U[RESET_PATIENCE])
+        self._tolerance = F.uniform(p.tolerance_lo, p.tolerance_hi, U[RESET_TOLERANCE])
+        self._bad_plan = U[RESET_BAD_PLAN] < p.p_bad_plan[t]
+        if U[RESET_TYPE_CORRECT] < p.type_accuracy[t]:
             self._pred, lo, hi = t, *p.conf_correct
         else:
-            self._pred, lo, hi = F.other_type(SCALAR, t, U[6]), *p.conf_wrong
-        self._conf = F.uniform(lo, hi, U[7])
+            self._pred, lo, hi = F.other_type(SCALAR, t, U[RESET_WRONG_TYPE]), *p.conf_wrong
+        self._conf = F.uniform(lo, hi, U[RESET_CONFIDENCE])
         self._R = 0.0
         self._W = 0.0
         self._steps = 0
@@ -371,7 +402,7 @@ class CollaborateEnv(gym.Env):
         self._n = [0, 0, 0, 0, 0]  # per-action counts
         self._rhat = 0.0
         self._uhat = 0.0
-        self._chat = F.noisy_estimate(SCALAR, self._c, p.predict_noise_sd, self._z[8])
+        self._chat = F.noisy_estimate(SCALAR, self._c, p.predict_noise_sd, self._z[RESET_CLARITY_NOISE])
         self._outcome = (0, 0, 0, False)
         return self._obs(), self._info()
 
@@ -435,21 +466,21 @@ class CollaborateEnv(gym.Env):
             mean = F.search_mean(float(p.rel_max[t]), p.clarity_floor, self._c)
             if self._bad_plan:
                 mean *= p.bad_plan_factor
-            new = F.noisy_estimate(SCALAR, mean, p.search_noise_sd, z[b])
+            new = F.noisy_estimate(SCALAR, mean, p.search_noise_sd, z[b + STEP_SEARCH_NOISE])
             if new > self._R:
                 self._R = new
         elif a == WEB_SEARCH:
-            gain = F.noisy_estimate(SCALAR, float(p.web_gain[t]), p.search_noise_sd, z[b])
+            gain = F.noisy_estimate(SCALAR, float(p.web_gain[t]), p.search_noise_sd, z[b + STEP_SEARCH_NOISE])
             self._W = F.toward_one(self._W, gain)
         else:  # REPLAN
-            if F.replan_repairs(self._bad_plan, u[b + 1], p.p_replan_fix):
+            if F.replan_repairs(self._bad_plan, u[b + STEP_REPLAN], p.p_replan_fix):
                 self._bad_plan = False
         rel = self._relevance()
         sd = p.predict_noise_sd
         if self._n[PRODUCT_SEARCH] + self._n[WEB_SEARCH] > 0:
-            self._rhat = F.noisy_estimate(SCALAR, rel, sd, z[b + 2])
-            self._uhat = F.noisy_estimate(SCALAR, self._satisfaction(rel), sd, z[b + 3])
-        self._chat = F.noisy_estimate(SCALAR, self._c, sd, z[b + 4])
+            self._rhat = F.noisy_estimate(SCALAR, rel, sd, z[b + STEP_RELEVANCE_NOISE])
+            self._uhat = F.noisy_estimate(SCALAR, self._satisfaction(rel), sd, z[b + STEP_SATISFACTION_NOISE])
+        self._chat = F.noisy_estimate(SCALAR, self._c, sd, z[b + STEP_CLARITY_NOISE])
         return self._obs(), reward, False, False, self._info()
 
     def _decide(self) -> float:
@@ -460,8 +491,9 @@ class CollaborateEnv(gym.Env):
         u = self._u
         o = p.reaction_offset
         K = p.max_rank
+        c_ab, c_rel, c_click, c_buy, c_reform = reaction_columns(K)
         p_ab = abandon_probability(self._elapsed, self._tolerance, p.abandon_base_p, p.abandon_scale_s)
-        if u[o] < p_ab:
+        if u[o + c_ab] < p_ab:
             self._outcome = (0, 0, 0, True)
             return reward - p.w_abandon
         q = self._satisfaction(self._relevance())
@@ -471,9 +503,9 @@ class CollaborateEnv(gym.Env):
         for r in range(K):
             rel, clicked, bought = F.click_and_buy(
                 SCALAR,
-                u[o + 1 + r],
-                u[o + 1 + K + r],
-                u[o + 1 + 2 * K + r],
+                u[o + c_rel + r],
+                u[o + c_click + r],
+                u[o + c_buy + r],
                 q,
                 self._exam_attr_rel[r],
                 self._exam_attr_irr[r],
@@ -482,7 +514,7 @@ class CollaborateEnv(gym.Env):
             n_rel_top += rel and r < p.reformulate_top_k
             clicks += clicked
             purchased |= bought
-        reform = int(F.reformulates(purchased, n_rel_top, u[o + 1 + 3 * K], p.p_reformulate))
+        reform = int(F.reformulates(purchased, n_rel_top, u[o + c_reform], p.p_reformulate))
         self._outcome = (clicks, purchased, reform, False)
         return F.reaction_reward(reward, p.w_click, p.w_purchase, p.w_reformulation, clicks, purchased, reform)
 

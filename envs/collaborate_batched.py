@@ -18,7 +18,14 @@ from gymnasium.vector.utils import batch_space
 from scipy.special import ndtri
 
 from envs import collaborate_kernel as kernel
-from envs.collaborate import _U_EPS, N_STEP_U, parse_collaborate_kwargs
+from envs.collaborate import (
+    _U_EPS,
+    N_STEP_U,
+    RESET_CLARITY_NOISE,
+    STEP_NORMAL_COLS,
+    parse_collaborate_kwargs,
+    reaction_columns,
+)
 from envs.dag import BatchedUniforms
 from rl_shop.array_ops import NUMPY
 from rl_shop.policies.features.collaborate import (
@@ -34,7 +41,7 @@ from rl_shop.policies.features.collaborate import (
 from rl_shop.sim.shopper import abandon_probability
 
 _STEP_COLS = np.arange(N_STEP_U)
-_NORMAL_STEP_COLS = np.array(kernel.NORMAL_STEP_COLS)  # search noise, Relevance / satisfaction / clarity estimates
+_NORMAL_STEP_COLS = np.array(STEP_NORMAL_COLS)  # search noise, Relevance / satisfaction / clarity estimates
 _OUTCOME_KEYS = ("clicked", "purchased", "reformulations", "abandoned", "latency", "rounds", "steps")
 
 
@@ -88,7 +95,7 @@ class CollaborateVectorEnv(VectorEnv):
         self._U[idx] = u
         # Normal noise is ndtri of a clipped uniform; the step columns are transformed when
         # used (step), so a reset only pays for the clarity-estimate noise of column 8.
-        start = kernel.reset_values(NUMPY, self._T, u, ndtri(u[:, kernel.NORMAL_RESET_COL]))
+        start = kernel.reset_values(NUMPY, self._T, u, ndtri(u[:, RESET_CLARITY_NOISE]))
         for k, v in start.items():
             self._s[k][idx] = v
 
@@ -118,7 +125,7 @@ class CollaborateVectorEnv(VectorEnv):
         o, K = T.reaction_offset, T.max_rank
         res = kernel.decide_outcome(
             NUMPY, T, elapsed, st["tol"][i], st["type"][i], st["R"][i], st["W"][i],
-            st["n"][i, PRODUCT_SEARCH], self._U[i, o : o + 2 + 3 * K],
+            st["n"][i, PRODUCT_SEARCH], self._U[i, o : o + reaction_columns(K)[-1] + 1],
         )  # fmt: skip
         react = ~res["abandon"]
         ir = i[react]

@@ -21,7 +21,26 @@ from typing import Any
 import numpy as np
 
 from envs import collaborate_formulas as F
-from envs.collaborate import N_RESET_U, N_STEP_U, CollaborateParams
+from envs.collaborate import (
+    N_RESET_U,
+    N_STEP_U,
+    RESET_BAD_PLAN,
+    RESET_CLARITY,
+    RESET_CONFIDENCE,
+    RESET_PATIENCE,
+    RESET_TOLERANCE,
+    RESET_TYPE,
+    RESET_TYPE_CORRECT,
+    RESET_WRONG_TYPE,
+    STEP_CLARITY_NOISE,
+    STEP_NORMAL_COLS,
+    STEP_RELEVANCE_NOISE,
+    STEP_REPLAN,
+    STEP_SATISFACTION_NOISE,
+    STEP_SEARCH_NOISE,
+    CollaborateParams,
+    reaction_columns,
+)
 from rl_shop.policies.features.collaborate import (
     CLARIFY,
     COUNT_SCALE,
@@ -38,11 +57,11 @@ from rl_shop.policies.features.collaborate import (
 )
 from rl_shop.sim.shopper import abandon_probability
 
-#: Columns of a step's block of ``N_STEP_U`` uniforms that become normal noise (``ndtri``):
-#: search noise, Relevance / satisfaction / clarity estimate noise. Column 1: re-plan success.
-NORMAL_STEP_COLS: tuple[int, ...] = (0, 2, 3, 4)
-#: Reset column that becomes the clarity-estimate noise.
-NORMAL_RESET_COL = 8
+#: Position of each normal column of a step's block in ``Zb`` (``ndtri`` of ``STEP_NORMAL_COLS``).
+ZB_SEARCH, ZB_RELEVANCE, ZB_SATISFACTION, ZB_CLARITY = (
+    STEP_NORMAL_COLS.index(c)
+    for c in (STEP_SEARCH_NOISE, STEP_RELEVANCE_NOISE, STEP_SATISFACTION_NOISE, STEP_CLARITY_NOISE)
+)
 
 
 @dataclass(frozen=True)
@@ -75,24 +94,24 @@ class CollaborateTables(CollaborateParams):
 
 def reset_values(ops: Any, T: CollaborateTables, u: Any, z8: Any) -> dict[str, Any]:
     """First state of an episode from its reset uniforms ``u`` ``(m, >= 9)`` (clipped to (0, 1))
-    and ``z8 = ndtri(u[:, 8])``."""
-    t = ops.minimum(ops.searchsorted(T.type_cum, u[:, 0]), N_TYPES - 1)
-    c = F.uniform(ops.take(T.clarity_lo, t), ops.take(T.clarity_hi, t), u[:, 1])
-    correct = u[:, 5] < ops.take(T.type_accuracy, t)
-    zero_f = u[:, 0] * 0.0
+    and ``z8 = ndtri(u[:, RESET_CLARITY_NOISE])``."""
+    t = ops.minimum(ops.searchsorted(T.type_cum, u[:, RESET_TYPE]), N_TYPES - 1)
+    c = F.uniform(ops.take(T.clarity_lo, t), ops.take(T.clarity_hi, t), u[:, RESET_CLARITY])
+    correct = u[:, RESET_TYPE_CORRECT] < ops.take(T.type_accuracy, t)
+    zero_f = u[:, RESET_TYPE] * 0.0
     lo = ops.where(correct, zero_f + T.conf_correct[0], zero_f + T.conf_wrong[0])
     hi = ops.where(correct, zero_f + T.conf_correct[1], zero_f + T.conf_wrong[1])
     zero_i = t * 0
     return {
         "type": t,
-        "pred": ops.where(correct, t, F.other_type(ops, t, u[:, 6])),
-        "patience": F.uniform_int(ops, T.patience_lo, T.patience_hi, u[:, 2]),
+        "pred": ops.where(correct, t, F.other_type(ops, t, u[:, RESET_WRONG_TYPE])),
+        "patience": F.uniform_int(ops, T.patience_lo, T.patience_hi, u[:, RESET_PATIENCE]),
         "c": c,
-        "tol": F.uniform(T.tolerance_lo, T.tolerance_hi, u[:, 3]),
-        "conf": F.uniform(lo, hi, u[:, 7]),
+        "tol": F.uniform(T.tolerance_lo, T.tolerance_hi, u[:, RESET_TOLERANCE]),
+        "conf": F.uniform(lo, hi, u[:, RESET_CONFIDENCE]),
         "R": zero_f,
         "W": zero_f,
-        "bad": u[:, 4] < ops.take(T.p_bad_plan, t),
+        "bad": u[:, RESET_BAD_PLAN] < ops.take(T.p_bad_plan, t),
         "steps": zero_i,
         "elapsed": zero_f,
         "n": ops.stack([zero_i] * N_ACTIONS, 1),
@@ -143,7 +162,7 @@ def transition(
     """All rows' step except the Decider's shopper reaction: ``(new state, reward, decide, gone)``.
 
     ``Ub``: this step's ``(B, 5)`` uniforms; ``Zb``: ``(B, 4)`` ``ndtri`` of its columns
-    ``NORMAL_STEP_COLS``. ``decide`` rows still need ``decide_outcome`` (their reward and
+    ``STEP_NORMAL_COLS``. ``decide`` rows still need ``decide_outcome`` (their reward and
     reaction); ``gone`` rows quit (abandonment). The episode ends on ``decide | gone``.
     """
     valid = ops.pick(action_masks(ops, T, s), a)
@@ -164,7 +183,7 @@ def transition(
     quit_ = act & (a == CLARIFY) & F.out_of_patience(n[:, CLARIFY], s["patience"])
     clar = act & (a == CLARIFY) & ~quit_
     c = ops.where(clar, F.toward_one(c, ops.take(T.clarify_gain, t)), c)
-    z_b = Zb[:, 0]
+    z_b = Zb[:, ZB_SEARCH]
     ps = act & (a == PRODUCT_SEARCH)
     mean = F.search_mean(ops.take(T.rel_max, t), T.clarity_floor, c)
     mean = ops.where(s["bad"], mean * T.bad_plan_factor, mean)
@@ -173,7 +192,7 @@ def transition(
     ws = act & (a == WEB_SEARCH)
     gain = F.noisy_estimate(ops, ops.take(T.web_gain, t), T.search_noise_sd, z_b)
     W = ops.where(ws, F.toward_one(s["W"], gain), s["W"])
-    rp = act & (a == REPLAN) & F.replan_repairs(s["bad"], Ub[:, 1], T.p_replan_fix)
+    rp = act & (a == REPLAN) & F.replan_repairs(s["bad"], Ub[:, STEP_REPLAN], T.p_replan_fix)
     upd = act & ~quit_
     rel = relevance(ops, T, R, n[:, PRODUCT_SEARCH], t)
     sd = T.predict_noise_sd
@@ -189,9 +208,9 @@ def transition(
         R=R,
         W=W,
         bad=s["bad"] & ~rp,
-        rhat=ops.where(searched, F.noisy_estimate(ops, rel, sd, Zb[:, 1]), s["rhat"]),
-        uhat=ops.where(searched, F.noisy_estimate(ops, sat, sd, Zb[:, 2]), s["uhat"]),
-        chat=ops.where(upd, F.noisy_estimate(ops, c, sd, Zb[:, 3]), s["chat"]),
+        rhat=ops.where(searched, F.noisy_estimate(ops, rel, sd, Zb[:, ZB_RELEVANCE]), s["rhat"]),
+        uhat=ops.where(searched, F.noisy_estimate(ops, sat, sd, Zb[:, ZB_SATISFACTION]), s["uhat"]),
+        chat=ops.where(upd, F.noisy_estimate(ops, c, sd, Zb[:, ZB_CLARITY]), s["chat"]),
         abandoned=s["abandoned"] | gone,
     )
     reward = reward - ops.where(gone, T.w_abandon, 0.0)
@@ -209,13 +228,14 @@ def decide_outcome(
     """
     K = T.max_rank
     p_ab = abandon_probability(elapsed, tol, T.abandon_base_p, T.abandon_scale_s, ops=ops)
-    abandon = react_u[:, 0] < p_ab
+    c_ab, c_rel, c_click, c_buy, c_reform = reaction_columns(K)
+    abandon = react_u[:, c_ab] < p_ab
     q = satisfaction(ops, T, relevance(ops, T, R, n_ps, t), W, t)
     rel, click, bought = F.click_and_buy(
         ops,
-        react_u[:, 1 : 1 + K],
-        react_u[:, 1 + K : 1 + 2 * K],
-        react_u[:, 1 + 2 * K : 1 + 3 * K],
+        react_u[:, c_rel : c_rel + K],
+        react_u[:, c_click : c_click + K],
+        react_u[:, c_buy : c_buy + K],
         q[:, None],
         T.ea_rel,
         T.ea_irr,
@@ -223,7 +243,7 @@ def decide_outcome(
     )
     buy = ops.any(bought, 1)
     n_rel_top = ops.sum(ops.i64(rel[:, : T.reformulate_top_k]), 1)
-    reform = F.reformulates(buy, n_rel_top, react_u[:, 1 + 3 * K], T.p_reformulate)
+    reform = F.reformulates(buy, n_rel_top, react_u[:, c_reform], T.p_reformulate)
     clicks = ops.sum(ops.i64(click), 1)
     reacted = F.reaction_reward(
         -T.decide_cost, T.w_click, T.w_purchase, T.w_reformulation, ops.f64(clicks), ops.f64(buy), ops.f64(reform)

@@ -25,7 +25,14 @@ import numpy as np
 import torch
 
 from envs import collaborate_kernel as kernel
-from envs.collaborate import _U_EPS, N_STEP_U, parse_collaborate_kwargs
+from envs.collaborate import (
+    _U_EPS,
+    N_STEP_U,
+    RESET_CLARITY_NOISE,
+    STEP_NORMAL_COLS,
+    parse_collaborate_kwargs,
+    reaction_columns,
+)
 from envs.dag import BatchedUniforms
 from rl_shop.array_ops import TORCH
 from rl_shop.policies.features.collaborate import ACTION_NAMES, CLARIFY, N_FEATURES, N_TYPES, PRODUCT_SEARCH
@@ -67,7 +74,7 @@ class CollaborateTorchVectorEnv:
         self._seeded = False
         self._ar = torch.arange(B, device=self.device)
         self._cols = torch.arange(N_STEP_U, device=self.device)
-        self._normal_cols = torch.tensor(kernel.NORMAL_STEP_COLS, device=self.device)
+        self._normal_cols = torch.tensor(STEP_NORMAL_COLS, device=self.device)
         D = p.n_uniforms
         self._U = torch.full((B, D), 0.5, dtype=torch.float64, device=self.device)
         self._Z = torch.zeros((B, D), dtype=torch.float64, device=self.device)  # ndtri(U) (normal columns used)
@@ -106,7 +113,7 @@ class CollaborateTorchVectorEnv:
 
     def _restart_rows(self, mask: torch.Tensor) -> None:
         self._draw(mask)
-        start = kernel.reset_values(TORCH, self._T, self._U, self._Z[:, kernel.NORMAL_RESET_COL])
+        start = kernel.reset_values(TORCH, self._T, self._U, self._Z[:, RESET_CLARITY_NOISE])
         m2 = mask[:, None]
         self._s = {k: torch.where(m2 if v.dim() == 2 else mask, v, self._s[k]) for k, v in start.items()}
 
@@ -175,7 +182,7 @@ class CollaborateTorchVectorEnv:
             st["R"],
             st["W"],
             st["n"][:, PRODUCT_SEARCH],
-            self._U[:, o : o + 2 + 3 * K],
+            self._U[:, o : o + reaction_columns(K)[-1] + 1],
         )
         react = decide & ~res["abandon"]
         st["elapsed"] = elapsed
