@@ -78,7 +78,7 @@ class CollaborateTorchVectorEnv:
         D = p.n_uniforms
         self._U = torch.full((B, D), 0.5, dtype=torch.float64, device=self.device)
         self._Z = torch.zeros((B, D), dtype=torch.float64, device=self.device)  # ndtri(U) (normal columns used)
-        self._s = kernel.reset_values(TORCH, self._T, self._U, self._Z[:, 0])
+        self._s = kernel.reset_values(TORCH, self._T, self._U, self._Z[:, RESET_CLARITY_NOISE])  # placeholder rows
         self._gen: torch.Generator | None = None
 
     # ------------------------------------------------------------------ randomness
