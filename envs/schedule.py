@@ -117,6 +117,19 @@ def parse_schedule_kwargs(**overrides: Any) -> ScheduleParams:
     )
 
 
+def squared_readiness_jumps(p: ScheduleParams) -> tuple[float, float]:
+    """``(dd^2, da^2)``: the squared readiness change of a finishing task (ready -> done) and of a
+    task whose last dependency finished (blocked -> ready), the terms of ``||e(t)||``."""
+    dd = p.r_done - p.r_ready
+    da = p.r_ready - p.r_blocked
+    return dd * dd, da * da
+
+
+def state_error_norm(ops: Any, n_completed: Any, n_unblocked: Any, dd2: float, da2: float) -> Any:
+    """Eq. 1's ``||e(t)||`` when ``n_completed`` tasks finished and ``n_unblocked`` became ready."""
+    return ops.sqrt(n_completed * dd2 + n_unblocked * da2)
+
+
 def event_reward(w_latency: float, c_event: float, interval: Any) -> Any:
     """Reward of one scheduling event: ``r_k = -(w_latency * (t_k - t_{k-1}) + c_event)`` (scalars or arrays)."""
     return -(w_latency * interval + c_event)
@@ -225,8 +238,7 @@ class ScheduleEnv(gym.Env):
         self.action_space = spaces.Discrete(len(p.triggers))
         self.observation_space = spaces.Box(0.0, np.inf, (len(FEATURE_NAMES),), np.float32)
         self._mask = action_mask(len(p.triggers))
-        self._dd = p.r_done - p.r_ready  # readiness jump of a finishing task
-        self._da = p.r_ready - p.r_blocked  # readiness jump of a task whose last dependency finished
+        self._dd2, self._da2 = squared_readiness_jumps(p)
         self._uniforms: EpisodeUniforms | None = None
         self._fixed: int | None = None
 
@@ -327,12 +339,12 @@ class ScheduleEnv(gym.Env):
                             u = f
                     unblock.append(u)
             origin = 0.0 if p.time_origin == "episode" else t0
-            dd2, da2 = self._dd * self._dd, self._da * self._da
+            dd2, da2 = self._dd2, self._da2
             fire, why = math.inf, "eq1"
             for j, c in enumerate(comps):
                 # ||e(c)||: j+1 finished tasks, plus the blocked tasks whose parents are all done.
                 n_unblocked = sum(1 for u in unblock if u <= c)
-                E = math.sqrt((j + 1) * dd2 + n_unblocked * da2)
+                E = state_error_norm(SCALAR, j + 1, n_unblocked, dd2, da2)
                 cand = max(c, eq1_crossing_time(E, trigger.delta, trigger.alpha, origin))
                 if cand < fire:
                     fire = cand

@@ -18,7 +18,13 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from envs.dag import BatchedUniforms
-from envs.schedule import eq1_crossing_time, event_reward, parse_schedule_kwargs
+from envs.schedule import (
+    eq1_crossing_time,
+    event_reward,
+    parse_schedule_kwargs,
+    squared_readiness_jumps,
+    state_error_norm,
+)
 from rl_shop.array_ops import NUMPY
 from rl_shop.policies.features.schedule import (
     BLOCKED,
@@ -74,13 +80,12 @@ class ScheduleVectorEnv(VectorEnv):
         self._delta = np.array([t.delta for t in trig])
         self._alpha = np.array([t.alpha for t in trig])
         self._period = np.array([t.period_s for t in trig])
-        self._dd2 = (p.r_done - p.r_ready) ** 2
-        self._da2 = (p.r_ready - p.r_blocked) ** 2
+        self._dd2, self._da2 = squared_readiness_jumps(p)
         # ||e|| for C finished and U unblocked tasks, E[C, U] = sqrt(C dd^2 + U da^2): the same
         # correctly rounded operations as on the (B, N) count arrays, looked up instead.
         counts = np.arange(8 * -(-p.sampler.max_tasks // 8) + 1, dtype=np.int64)
         self._E_stride = len(counts)  # flat index C * stride + U (1-d take beats 2-d indexing)
-        self._E_flat = np.sqrt(counts[:, None] * self._dd2 + counts[None, :] * self._da2).ravel()
+        self._E_flat = state_error_norm(NUMPY, counts[:, None], counts[None, :], self._dd2, self._da2).ravel()
         # Task axis padded to a multiple of 8 so that 8 bools form one uint64 word: row counts
         # become popcounts and "all parents done" a single AND (see _words / count_rows).
         self._N = p.sampler.max_tasks

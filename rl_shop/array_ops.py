@@ -65,6 +65,10 @@ class NumpyOps:
         return np.exp(x)
 
     @staticmethod
+    def sqrt(x: Any) -> Any:
+        return np.sqrt(x)
+
+    @staticmethod
     def log(x: Any) -> Any:
         with np.errstate(divide="ignore"):  # log(0) = -inf is a value of the formulas, not an error
             return np.log(x)
@@ -239,6 +243,7 @@ class ScalarOps:
     maximum = staticmethod(max)
     log = staticmethod(math.log)
     exp = staticmethod(math.exp)
+    sqrt = staticmethod(math.sqrt)
 
     @staticmethod
     def where(cond: Any, a: Any, b: Any) -> Any:
