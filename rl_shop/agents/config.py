@@ -58,6 +58,12 @@ def deep_update(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
 _DEFAULTS_SOURCE: dict[type[BaseModel], str] = {}
 
 
+@functools.cache
+def _agent_config_once(name: str) -> dict[str, Any]:
+    """``load_agent_config(name)`` read once per process for the decorators (read only: values are copied)."""
+    return load_agent_config(name)
+
+
 def defaults_from(name: str, section: str | None = None) -> Callable[[type[M]], type[M]]:
     """Class decorator: every field's default is its value in ``configs/agents/<name>.yaml``
     (under the dotted ``section``), nested models included, so the YAML file is the one home of
@@ -86,7 +92,7 @@ def defaults_from(name: str, section: str | None = None) -> Callable[[type[M]], 
         cls.model_rebuild(force=True)
 
     def decorate(cls: type[M]) -> type[M]:
-        data: Any = load_agent_config(name)
+        data: Any = _agent_config_once(name)
         where = f"configs/agents/{name}.yaml"
         for key in section.split(".") if section else []:
             data = (data or {}).get(key) or {}

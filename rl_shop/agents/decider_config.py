@@ -1,7 +1,7 @@
 """``configs/agents/decider.yaml`` as typed settings: criteria, AHP judgements, scoring weights.
 
-The YAML file is the one home of every value: the models below have no defaults, and code that
-wants other values starts from the file (:func:`decider_settings` with overrides).
+The YAML file is the one home of every value: ``defaults_from`` installs its values as the
+models' defaults; :func:`decider_settings` merges overrides (nested dicts) over the file.
 """
 
 from __future__ import annotations
@@ -10,12 +10,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
-from rl_shop.agents.config import deep_update, load_agent_config, validate_config
+from rl_shop.agents.config import deep_update, defaults_from, load_agent_config, validate_config
 
 #: The four criteria of the paper's evaluation matrix.
 CRITERIA = ("functional", "economic", "risk", "preference")
 
 
+@defaults_from("decider", "hard_constraints")
 class HardConstraintConfig(BaseModel):
     budget_tolerance: float = Field(ge=0.0)
     unknown_attribute: Literal["text", "keep", "exclude"]
@@ -64,6 +65,7 @@ class FeedbackConfig(BaseModel):
     store_experience_at: float
 
 
+@defaults_from("decider")
 class DeciderConfig(BaseModel):
     """``configs/agents/decider.yaml``."""
 

@@ -205,8 +205,9 @@ class Guider:
             probe = probe.model_copy(update={"category": ""})
         return int(gold_mask(self.arr, probe).sum())
 
-    def dialogue_state(self, d: ParsedDemand, t: DialogueTracker) -> DialogueState:
-        """The current dialogue as the Clarify env's state (what the shared featurizer reads)."""
+    def dialogue_state(self, d: ParsedDemand, t: DialogueTracker, n_candidates: int | None = None) -> DialogueState:
+        """The current dialogue as the Clarify env's state (what the shared featurizer reads);
+        ``n_candidates`` when the caller has counted them already."""
         return DialogueState.from_slots(
             d.query_type,
             known=d.known_slots(),
@@ -215,7 +216,7 @@ class Guider:
             asked=t.asked,
             rounds=min(t.rounds, self.max_rounds),
             max_rounds=self.max_rounds,
-            n_candidates=self.n_candidates(d),
+            n_candidates=self.n_candidates(d) if n_candidates is None else n_candidates,
             catalog_size=self.arr.n,
         )
 
@@ -229,9 +230,10 @@ class Guider:
 
     def decide(self, d: ParsedDemand, t: DialogueTracker) -> tuple[str | None, dict[str, Any]]:
         """The slot to ask next (None = stop or suggest) and what the policy saw, for the trace."""
-        state = self.dialogue_state(d, t)
+        n_candidates = self.n_candidates(d)  # a pass over the catalog: once per decision
+        state = self.dialogue_state(d, t, n_candidates)
         obs, mask = featurize(state), clarify_action_mask(state)
-        detail: dict[str, Any] = {"policy": self.policy_kind, "n_candidates": self.n_candidates(d)}
+        detail: dict[str, Any] = {"policy": self.policy_kind, "n_candidates": n_candidates}
         if isinstance(self.policy, ScoringPolicy) and self.policy.output_kind == "q_values":
             q = self.policy.q_values(obs)
             detail["q_values"] = {a: round(float(v), 4) for a, v in zip(CLARIFY_ACTIONS, q)}

@@ -315,11 +315,12 @@ class MACDFAssistant:
             from rl_shop.catalog.index import HybridIndex
 
             index = HybridIndex.load_or_build(catalog if catalog is not None else load_catalog())
-        llm = _build_llm(runtime_settings(cfg), llm)
-        budget = call_budget(runtime_settings(cfg), llm)
+        rt = runtime_settings(cfg)
+        llm = _build_llm(rt, llm)
+        budget = call_budget(rt, llm)
         if budget:  # the backend's call budget first, so that the caller's overrides still win
             cfg = load_runtime_config(budget + list(overrides or []))
-        rt = runtime_settings(cfg)
+            rt = runtime_settings(cfg)
         leader_cfg = LeaderConfig.model_validate(cfg["leader"])
         guider_policy, learned = _load_policies(policies, rt, leader_cfg)
         vocab = catalog_vocab(index.catalog, rt)

@@ -22,7 +22,7 @@ from pydantic import BaseModel, Field
 
 from rl_shop.agents.config import AgentConfigError, defaults_from, load_agent_config, validate_config
 from rl_shop.agents.decider import hard_constraint_violation
-from rl_shop.agents.decider_config import HardConstraintConfig, decider_settings
+from rl_shop.agents.decider_config import HardConstraintConfig
 from rl_shop.agents.types import Candidate, Decision, IntentLike, IntentSpec, SafetyVerdict
 
 
@@ -216,7 +216,7 @@ class SafetyReview:
         violations: dict[str, str] = {}
         if intent is not None:
             spec = IntentSpec.from_intent(intent)
-            cfg = hard_constraints or decider_settings().hard_constraints
+            cfg = hard_constraints or HardConstraintConfig.model_validate({})  # decider.yaml's defaults
             for p in products:
                 cand = p if isinstance(p, Candidate) else Candidate.from_row(dict(p))
                 why = hard_constraint_violation(cand, spec, cfg)
