@@ -138,25 +138,28 @@ def test_yaml_files_are_read_by_the_one_loader():
     assert offenders == [], "hand-written YAML loading (use rl_shop.config_files.read_config):\n" + "\n".join(offenders)
 
 
-def test_agent_config_defaults_live_in_the_yaml_files():
-    """A default of an agent config model comes from its configs/agents/*.yaml (``defaults_from``);
-    no model repeats a value of its file in code."""
+def test_config_defaults_live_in_the_yaml_files():
+    """A default of a config model (a pydantic model named ``*Config`` or ``*Settings``) comes from
+    its YAML file under configs/ (``defaults_from_yaml``); no model writes a default in code.
+    The training settings have none at all: Hydra composes every key from configs/."""
     import importlib
     import pkgutil
 
     from pydantic import BaseModel
 
-    import rl_shop.agents
-    from rl_shop.agents.config import _DEFAULTS_SOURCE
+    import rl_shop
+    from rl_shop.config_files import yaml_defaults_of
 
     offenders = []
-    for info in pkgutil.walk_packages(rl_shop.agents.__path__, "rl_shop.agents."):
+    for info in pkgutil.walk_packages(rl_shop.__path__, "rl_shop."):
         module = importlib.import_module(info.name)
         for obj in vars(module).values():
-            is_config = isinstance(obj, type) and issubclass(obj, BaseModel) and obj.__name__.endswith("Config")
-            if not is_config or obj.__module__ != module.__name__:
+            is_model = isinstance(obj, type) and issubclass(obj, BaseModel)
+            if not is_model or obj.__module__ != module.__name__ or not obj.__name__.endswith(("Config", "Settings")):
                 continue
-            coded = [n for n, f in obj.model_fields.items() if not f.is_required()]
-            if coded and obj not in _DEFAULTS_SOURCE:
+            coded = sorted(
+                n for n, f in obj.model_fields.items() if not f.is_required() and n not in yaml_defaults_of(obj)
+            )
+            if coded:
                 offenders.append(f"{obj.__module__}.{obj.__name__}: {coded}")
     assert offenders == [], "config defaults written in code:\n" + "\n".join(offenders)

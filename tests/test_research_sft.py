@@ -78,6 +78,7 @@ def test_tiny_sft_step_saves_a_loadable_adapter(sft_file, tmp_path) -> None:
 
     s = SFTSettings(
         data=str(sft_file),
+        device="cpu",  # the hardware group's value (experiments/sft.py passes it)
         max_steps=2,
         max_length=256,
         save_steps=1,

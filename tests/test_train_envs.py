@@ -9,9 +9,12 @@ the SB3 adapter (hardware=batched), Clarify on a DummyVecEnv.
 from __future__ import annotations
 
 import pytest
+from omegaconf import open_dict
 
+from rl_shop.paths import CONFIG_DIR
 from rl_shop.train.config import compose_train_config, validate_config
 from rl_shop.train.env_factory import make_vec_env
+from rl_shop.train.errors import TrainConfigError
 from rl_shop.train.runner import train
 
 pytest.importorskip("envs")
@@ -79,3 +82,26 @@ def test_recipes_compose_and_validate(recipe):
     s = validate_config(compose_train_config([f"experiment={recipe}"]))
     assert s.experiment_name == recipe
     assert s.env.id.startswith("rl_shop/")
+
+
+GROUP_OPTIONS = [
+    (group, path.stem)
+    for group in ("env", "algo", "hardware", "trainer")
+    for path in sorted((CONFIG_DIR / group).glob("*.yaml"))
+]
+
+
+@pytest.mark.parametrize(("group", "option"), GROUP_OPTIONS, ids=[f"{g}={o}" for g, o in GROUP_OPTIONS])
+def test_every_group_option_composes_a_complete_config(group, option):
+    """The training settings have no defaults in code: Hydra's YAML is their one home, so every
+    option of every group must bring all of its keys (a missing one fails here, not mid-run)."""
+    s = validate_config(compose_train_config([f"{group}={option}"]))
+    assert getattr(s, group).name == option if group in ("env", "algo", "trainer") else s.hardware.n_envs >= 1
+
+
+def test_a_missing_key_is_named():
+    cfg = compose_train_config([])
+    with open_dict(cfg):
+        del cfg.hardware.start_method
+    with pytest.raises(TrainConfigError, match=r"hardware\.start_method: Field required"):
+        validate_config(cfg)

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import copy
-import functools
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from rl_shop.config_files import read_config
+from rl_shop.config_files import defaults_from_yaml, read_config
 from rl_shop.paths import CONFIG_DIR
 
 M = TypeVar("M", bound=BaseModel)
@@ -55,49 +53,7 @@ def deep_update(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-_DEFAULTS_SOURCE: dict[type[BaseModel], str] = {}
-
-
-@functools.cache
-def _agent_config_once(name: str) -> dict[str, Any]:
-    """``load_agent_config(name)`` read once per process for the decorators (read only: values are copied)."""
-    return load_agent_config(name)
-
-
 def defaults_from(name: str, section: str | None = None) -> Callable[[type[M]], type[M]]:
     """Class decorator: every field's default is its value in ``configs/agents/<name>.yaml``
-    (under the dotted ``section``), nested models included, so the YAML file is the one home of
-    each default.
-
-    The model's code declares types and bounds only; a field the file lacks stays required.
-    Defaults are validated like given values (``validate_default``), so the file's ``2`` for a
-    float field is ``2.0`` either way. A nested model that can be built on its own carries its
-    own decorator with its section (the parent's install then finds the same source).
-    """
-
-    def install(cls: type[BaseModel], data: Mapping[str, Any], where: str) -> None:
-        if _DEFAULTS_SOURCE.setdefault(cls, where) != where:
-            raise AgentConfigError(f"{cls.__name__} takes its defaults from {_DEFAULTS_SOURCE[cls]}, not {where}")
-        for field_name, value in data.items():
-            field = cls.model_fields.get(field_name)
-            if field is None:
-                continue  # validation reports unknown keys where the model forbids them
-            nested = field.annotation
-            if isinstance(nested, type) and issubclass(nested, BaseModel) and isinstance(value, Mapping):
-                install(nested, value, f"{where}.{field_name}")
-                field.default_factory = nested
-            else:
-                field.default_factory = functools.partial(copy.deepcopy, value)
-            field.validate_default = True
-        cls.model_rebuild(force=True)
-
-    def decorate(cls: type[M]) -> type[M]:
-        data: Any = _agent_config_once(name)
-        where = f"configs/agents/{name}.yaml"
-        for key in section.split(".") if section else []:
-            data = (data or {}).get(key) or {}
-            where += f".{key}"
-        install(cls, data, where)
-        return cls
-
-    return decorate
+    (under the dotted ``section``); see :func:`rl_shop.config_files.defaults_from_yaml`."""
+    return defaults_from_yaml(f"agents/{name}.yaml", section, what="agent config", error=AgentConfigError)

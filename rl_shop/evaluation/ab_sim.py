@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from rl_shop.config_files import defaults_from_yaml
 from rl_shop.evaluation.ab_test import PMethod, RelativeChange, relative_change
 from rl_shop.sim.benchmark import BenchmarkItem
 from rl_shop.sim.config import SimConfig
@@ -35,25 +36,26 @@ from rl_shop.sim.shopper import Shopper
 AB_METRICS: tuple[str, ...] = ("UCTR", "UCVR", "ARC")
 
 
+@defaults_from_yaml("evaluate.yaml", "ab", what="evaluation config")
 class ABConfig(BaseModel):
     """Knobs of the simulated A/B test (``configs/evaluate.yaml`` ``ab:``)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    enabled: bool = True
-    n_users: int = Field(4000, ge=4)
-    seed: int = 7
-    top_k: int = Field(10, ge=1)  # the paper compares the top-10 results
-    max_views: int = Field(3, ge=1)
-    latency_source: str = Field("ttft", pattern="^(ttft|total)$")
-    latency_scale: float = Field(1.0, ge=0)
-    exclude_abandoned: bool = True
-    share_b: float = Field(0.5, gt=0, lt=1)
-    n_boot: int = Field(2000, ge=100)
-    alpha: float = Field(0.05, gt=0, lt=1)
-    p_method: PMethod = "welch"
-    control: str = "retrieval"
-    treatments: list[str] = Field(default_factory=list)  # empty = every other evaluated system
+    enabled: bool
+    n_users: int = Field(ge=4)
+    seed: int
+    top_k: int = Field(ge=1)  # the paper compares the top-10 results
+    max_views: int = Field(ge=1)
+    latency_source: str = Field(pattern="^(ttft|total)$")
+    latency_scale: float = Field(ge=0)
+    exclude_abandoned: bool
+    share_b: float = Field(gt=0, lt=1)
+    n_boot: int = Field(ge=100)
+    alpha: float = Field(gt=0, lt=1)
+    p_method: PMethod
+    control: str
+    treatments: list[str]  # empty = every other evaluated system
 
 
 @dataclass

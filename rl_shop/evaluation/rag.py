@@ -23,6 +23,7 @@ from typing import Any
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from rl_shop.config_files import defaults_from_yaml
 from rl_shop.evaluation.retrieval_baseline import SearchIndex, result_ids
 from rl_shop.evaluation.systems import SystemOutput
 from rl_shop.sim.benchmark import BenchmarkItem
@@ -36,20 +37,21 @@ SYSTEM_PROMPT = (
 )
 
 
+@defaults_from_yaml("evaluate.yaml", "rag", what="evaluation config")
 class RAGSettings(BaseModel):
     """Knobs of the RAG baseline (``configs/evaluate.yaml`` ``rag:``)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    n_candidates: int = Field(10, ge=1, le=50)
-    k: int = Field(10, ge=1)
-    max_picks: int = Field(5, ge=1)
-    title_words: int = Field(12, ge=1)
-    max_tokens: int = Field(128, ge=8)
-    min_justification_chars: int = Field(20, ge=0)
-    max_justification_chars: int = Field(160, ge=10)
-    temperature: float = Field(0.0, ge=0)
-    seed: int = 0
+    n_candidates: int = Field(ge=1, le=50)
+    k: int = Field(ge=1)
+    max_picks: int = Field(ge=1)
+    title_words: int = Field(ge=1)
+    max_tokens: int = Field(ge=8)
+    min_justification_chars: int = Field(ge=0)
+    max_justification_chars: int = Field(ge=10)
+    temperature: float = Field(ge=0)
+    seed: int
 
 
 def rerank_schema(n_candidates: int, k: int, max_chars: int, min_chars: int = 0) -> dict[str, Any]:
@@ -124,7 +126,7 @@ class RAGSystem:
         name: str = "rag",
     ) -> None:
         self.llm, self.index, self.name = llm, index, name
-        self.settings = settings or RAGSettings()
+        self.settings = settings or RAGSettings.model_validate({})  # every default from evaluate.yaml
         self._rows = catalog.set_index("product_id", drop=False)
 
     def candidate_lines(self, ids: list[str]) -> list[str]:

@@ -165,7 +165,7 @@ class EvalRunner:
         self.results_dir = Path(results_dir)
         self.results_file = self.results_dir / "per_query.jsonl"
         self.seed, self.k, self.keep_ids = int(seed), int(k), int(keep_ids)
-        self.rubric = rubric or RubricConfig(k=k)
+        self.rubric = rubric or RubricConfig.model_validate({"k": k})
         self.judge = judge
         self.titles = titles
         self.meta = dict(meta or {})

@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from rl_shop.config_files import defaults_from_yaml
 from rl_shop.evaluation.metrics import accuracy_at_k
 from rl_shop.sim.benchmark import BenchmarkItem
 from rl_shop.sim.constraints import CatalogArrays, slot_mask
@@ -96,20 +97,21 @@ def answer_recall(gold: str, answer: str) -> float:
     return sum(1 for t in want if t in have) / len(want)
 
 
+@defaults_from_yaml("evaluate.yaml", "uds.rubric", what="evaluation config")
 class RubricConfig(BaseModel):
     """Weights and thresholds of the deterministic rubric (``configs/evaluate.yaml`` ``uds.rubric``)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    k: int = Field(5, ge=1)
-    w_correctness: float = Field(0.4, ge=0)
-    w_explicit: float = Field(0.2, ge=0)
-    w_implicit: float = Field(0.2, ge=0)
-    w_usefulness: float = Field(0.2, ge=0)
-    partial: float = Field(0.4, ge=0, le=1)
-    full: float = Field(0.75, ge=0, le=1)
-    min_answer_words: int = Field(8, ge=1)
-    qa_answer_recall: float = Field(1.0, gt=0, le=1)
+    k: int = Field(ge=1)
+    w_correctness: float = Field(ge=0)
+    w_explicit: float = Field(ge=0)
+    w_implicit: float = Field(ge=0)
+    w_usefulness: float = Field(ge=0)
+    partial: float = Field(ge=0, le=1)
+    full: float = Field(ge=0, le=1)
+    min_answer_words: int = Field(ge=1)
+    qa_answer_recall: float = Field(gt=0, le=1)
 
     @model_validator(mode="after")
     def _check(self) -> RubricConfig:
@@ -189,7 +191,7 @@ def rubric_score(
     ``titles`` (product id -> title) lets usefulness recognize a product named by title words;
     without it only brands are recognized.
     """
-    c = config or RubricConfig()
+    c = config or RubricConfig.model_validate({})
     k = c.k
     top = [str(p) for p in dict.fromkeys(str(p) for p in ranked_ids)][:k]
     gold = item.gold_product_ids
@@ -233,17 +235,18 @@ class JudgeScores(BaseModel):
     overall: int = Field(ge=1, le=3)
 
 
+@defaults_from_yaml("evaluate.yaml", "uds.judge", what="evaluation config")
 class JudgeConfig(BaseModel):
     """Settings of the LLM judge (``configs/evaluate.yaml`` ``uds.judge``)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    enabled: bool = True
-    max_tokens: int = Field(48, ge=8)
-    max_answer_chars: int = Field(400, ge=20)
-    title_words: int = Field(10, ge=1)
-    k: int = Field(5, ge=1)
-    seed: int = 0
+    enabled: bool
+    max_tokens: int = Field(ge=8)
+    max_answer_chars: int = Field(ge=20)
+    title_words: int = Field(ge=1)
+    k: int = Field(ge=1)
+    seed: int
 
 
 def describe_intent(item: BenchmarkItem) -> str:
@@ -274,7 +277,7 @@ class UDSJudge:
     def __init__(self, llm: Any, catalog_rows: Any, config: JudgeConfig | None = None) -> None:
         self.llm = llm
         self.rows = catalog_rows  # DataFrame indexed by product_id
-        self.config = config or JudgeConfig()
+        self.config = config or JudgeConfig.model_validate({})
 
     def messages(self, item: BenchmarkItem, ranked_ids: list[str], answer: str) -> list[dict[str, str]]:
         c = self.config

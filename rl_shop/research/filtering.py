@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from pydantic import BaseModel, Field
 
+from rl_shop.config_files import defaults_from_yaml
 from rl_shop.research.fact import fact_check
 from rl_shop.research.prompt import REFLECT
 from rl_shop.research.trajectory import TOOL_NAMES, Trajectory
@@ -24,16 +25,17 @@ from rl_shop.research.trajectory import TOOL_NAMES, Trajectory
 REASONS: tuple[str, ...] = ("malformed_tool_call", "failed_tool", "unsupported_claims", "low_score", "no_rounds")
 
 
+@defaults_from_yaml("research/filter.yaml", what="research config")
 class FilterConfig(BaseModel):
     """``configs/research/filter.yaml``."""
 
     model_config = {"extra": "forbid"}
 
-    min_fact_share: float = Field(default=1.0, ge=0.0, le=1.0)
-    min_score: float = Field(default=0.5, ge=0.0, le=1.0)
-    reject_malformed: bool = True
-    reject_failed_tools: bool = True
-    require_citation: bool = True  # a report without any cited product is unsupported
+    min_fact_share: float = Field(ge=0.0, le=1.0)
+    min_score: float = Field(ge=0.0, le=1.0)
+    reject_malformed: bool
+    reject_failed_tools: bool
+    require_citation: bool  # a report without any cited product is unsupported
 
 
 @dataclass
@@ -47,7 +49,7 @@ class FilterDecision:
 
 def filter_trajectory(traj: Trajectory, cfg: FilterConfig | None = None) -> FilterDecision:
     """Apply the four checks to ``traj``."""
-    cfg = cfg or FilterConfig()
+    cfg = cfg or FilterConfig.model_validate({})
     if not traj.rounds:
         return FilterDecision(False, ["no_rounds"])
     reasons: list[str] = []

@@ -26,6 +26,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from rl_shop.config_files import defaults_from_yaml
 from rl_shop.research.trajectory import InferredIntent
 from rl_shop.sim import Intent, gold_ids
 from rl_shop.sim.constraints import CatalogArrays
@@ -35,14 +36,15 @@ ShiftKind = Literal["budget_drop", "brand_exclusion", "new_use_case"]
 SHIFT_KINDS: tuple[ShiftKind, ...] = ("budget_drop", "brand_exclusion", "new_use_case")
 
 
+@defaults_from_yaml("research/shift.yaml", what="research config")
 class ShiftConfig(BaseModel):
     """``configs/research/shift.yaml``: whether and how shoppers shift their intent."""
 
     model_config = ConfigDict(extra="forbid")
 
-    enabled: bool = False
-    after_round: int = Field(default=0, ge=0)  # the shift comes after this round's report (0 = the first)
-    kinds: list[ShiftKind] = Field(default_factory=lambda: list(SHIFT_KINDS))  # tried in turn from seed % len
+    enabled: bool
+    after_round: int = Field(ge=0)  # the shift comes after this round's report (0 = the first)
+    kinds: list[ShiftKind]  # tried in turn from seed % len
 
 
 class IntentShift(BaseModel):

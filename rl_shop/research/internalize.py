@@ -88,7 +88,7 @@ def single_role_steps(traj: Trajectory, config: ResearchAgentConfig | None = Non
     At most ``max_consecutive_reflections`` reflections in a row (the inference cap): when a round
     made no tool step, its reflection replaces the previous one (the newer feedback wins).
     """
-    cfg = config or ResearchAgentConfig()
+    cfg = config or ResearchAgentConfig.model_validate({})
     if not traj.rounds:
         raise ValueError(f"trajectory {traj.id} has no rounds; nothing to internalize")
     out: list[AgentStep] = []
@@ -133,7 +133,7 @@ def internalize(
     traj: Trajectory, system_prompt: str | None = None, config: ResearchAgentConfig | None = None
 ) -> list[dict[str, Any]]:
     """The single-role conversation of ``traj`` (see the module docstring for the exact shape)."""
-    cfg = config or ResearchAgentConfig()
+    cfg = config or ResearchAgentConfig.model_validate({})
     steps = single_role_steps(traj, cfg)
     msgs: list[dict[str, Any]] = [
         {"role": "system", "content": system_prompt or traj.system_prompt or SYSTEM},

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 
+from rl_shop.config_files import defaults_from_yaml
 from rl_shop.research.intent_shift import IntentShift, ShiftConfig, make_shift, shift_note
 from rl_shop.research.research_agent import SYSTEM, ResearchAgent, ResearchAgentConfig
 from rl_shop.research.supervisor import Supervisor, SupervisorConfig
@@ -26,12 +27,13 @@ from rl_shop.sim import Intent, IntentSampler, generate_history
 log = logging.getLogger(__name__)
 
 
+@defaults_from_yaml("research/persona.yaml", what="research config")
 class PersonaConfig(BaseModel):
     """Which simulated shoppers to synthesize for."""
 
     model_config = {"extra": "forbid"}
 
-    query_types: list[str] = Field(default_factory=lambda: ["multi_constraint", "simple", "negation"])
+    query_types: list[str]
 
 
 @dataclass
@@ -90,7 +92,7 @@ def synthesize(
     shift; the round of the shift never ends the trajectory by acceptance."""
     if max_rounds < 1:
         raise ValueError(f"max_rounds must be >= 1, got {max_rounds}")
-    shift_cfg = shift_cfg or ShiftConfig()
+    shift_cfg = shift_cfg or ShiftConfig.model_validate({})
     if shift_cfg.enabled and shift_cfg.after_round >= max_rounds - 1:
         raise ValueError(
             f"shift.after_round={shift_cfg.after_round} needs max_rounds >= {shift_cfg.after_round + 2} "

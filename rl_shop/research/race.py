@@ -26,6 +26,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from rl_shop.config_files import defaults_from_yaml
 from rl_shop.research.fact import extract_citations
 
 DIMENSIONS: tuple[str, ...] = ("comprehensiveness", "insight", "instruction_following", "readability")
@@ -103,27 +104,21 @@ def race_score(
 
 
 # ====================================================================== config
+@defaults_from_yaml("research/race.yaml", what="research config")
 class RaceConfig(BaseModel):
     """``configs/research/race.yaml``."""
 
     model_config = {"extra": "forbid"}
 
-    judge: Literal["criteria", "rubric", "llm"] = "criteria"
-    judge_max_tokens: int = Field(default=48, ge=8)
-    report_chars: int = Field(default=1500, ge=100)  # report text shown to an LLM judge
+    judge: Literal["criteria", "rubric", "llm"]
+    judge_max_tokens: int = Field(ge=8)
+    report_chars: int = Field(ge=100)  # report text shown to an LLM judge
     criteria: dict[str, dict[str, float]]  # {dimension: {criterion: weight}}
-    criterion_text: dict[str, str] = Field(default_factory=dict)
+    criterion_text: dict[str, str]
     dimension_weights: dict[str, dict[str, float]]  # {query_type or "default": {dim: W}}
-    rubric: dict[str, float] = Field(default_factory=dict)  # targets of the rubric judge
+    rubric: dict[str, float]  # targets of the rubric judge
     # criterion weights of the deterministic criteria judge (rl_shop/research/scorer.py), per dimension
-    criteria_judge: dict[str, dict[str, float]] = Field(
-        default_factory=lambda: {
-            "comprehensiveness": {"stated_needs": 0.4, "latent_needs": 0.3, "coverage": 0.3},
-            "insight": {"reasons": 0.5, "comparison": 0.25, "verdict": 0.25},
-            "instruction_following": {"constraints": 0.5, "citations": 0.5},
-            "readability": {"structure": 0.6, "no_repetition": 0.4},
-        }
-    )
+    criteria_judge: dict[str, dict[str, float]]
 
     def weights_for(self, query_type: str | None) -> dict[str, float]:
         """Per-task dimension weights: the query type's entry, else ``default``."""

@@ -59,6 +59,7 @@ __all__ = [
     "report_json",
     "request_text",
 ]
+from rl_shop.config_files import defaults_from_yaml
 from rl_shop.research.tools import ResearchTools, _fmt_price, product_facts
 from rl_shop.research.trajectory import (
     TOOL_ARGUMENT,
@@ -74,29 +75,30 @@ SHOPPER_PREFIX = "The shopper updated the request:"
 """Start of a shopper's intent-shift turn among the notes passed as ``feedback`` (see intent_shift.shift_note)."""
 
 
+@defaults_from_yaml("research/research_agent.yaml", what="research config")
 class ResearchAgentConfig(BaseModel):
     """``configs/research/research_agent.yaml``."""
 
     model_config = {"extra": "forbid"}
 
-    max_steps: int = Field(default=3, ge=1)  # tool steps per round before the report is forced
-    min_steps: int = Field(default=1, ge=0)  # steps before "finish" is offered
-    step_max_tokens: int = Field(default=60, ge=16)
-    report_max_tokens: int = Field(default=220, ge=32)
-    thought_max_chars: int = Field(default=100, ge=0)
-    argument_max_chars: int = Field(default=60, ge=4, le=128)  # regex repeat bound (xgrammar)
-    summary_max_chars: int = Field(default=200, ge=20, le=240)  # <= 240: two regex repeats of <= 120
-    reason_max_chars: int = Field(default=80, ge=10, le=240)
-    verdict_max_chars: int = Field(default=100, ge=10, le=240)
-    max_recommendations: int = Field(default=3, ge=1)
-    observation_chars: int = Field(default=500, ge=50)  # each observation as shown in later prompts
-    evidence_products: int = Field(default=8, ge=1)  # products listed in the report prompt
-    temperature: float = Field(default=0.0, ge=0.0)
-    reflection_max_chars: int = Field(default=240, ge=20, le=240)  # <= 240: two regex repeats of <= 120
-    reflect_max_tokens: int = Field(default=90, ge=16)  # decode budget when reflect is offered
-    max_consecutive_reflections: int = Field(default=1, ge=0)  # 0: reflect is never offered
-    seed_first_search: bool = True  # round 0 starts with product_search(seed_query(intent))
-    reject_degenerate_queries: bool = True  # a tool-name / field-name / id query gets one corrective retry
+    max_steps: int = Field(ge=1)  # tool steps per round before the report is forced
+    min_steps: int = Field(ge=0)  # steps before "finish" is offered
+    step_max_tokens: int = Field(ge=16)
+    report_max_tokens: int = Field(ge=32)
+    thought_max_chars: int = Field(ge=0)
+    argument_max_chars: int = Field(ge=4, le=128)  # regex repeat bound (xgrammar)
+    summary_max_chars: int = Field(ge=20, le=240)  # <= 240: two regex repeats of <= 120
+    reason_max_chars: int = Field(ge=10, le=240)
+    verdict_max_chars: int = Field(ge=10, le=240)
+    max_recommendations: int = Field(ge=1)
+    observation_chars: int = Field(ge=50)  # each observation as shown in later prompts
+    evidence_products: int = Field(ge=1)  # products listed in the report prompt
+    temperature: float = Field(ge=0.0)
+    reflection_max_chars: int = Field(ge=20, le=240)  # <= 240: two regex repeats of <= 120
+    reflect_max_tokens: int = Field(ge=16)  # decode budget when reflect is offered
+    max_consecutive_reflections: int = Field(ge=0)  # 0: reflect is never offered
+    seed_first_search: bool  # round 0 starts with product_search(seed_query(intent))
+    reject_degenerate_queries: bool  # a tool-name / field-name / id query gets one corrective retry
 
 
 def action_schema(
@@ -267,7 +269,7 @@ class ResearchAgent:
     ) -> None:
         self.llm = llm
         self.tools = tools
-        self.config = config or ResearchAgentConfig()
+        self.config = config or ResearchAgentConfig.model_validate({})
         self.system = system
 
     # ------------------------------------------------------------------ prompts

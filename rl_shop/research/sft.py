@@ -16,42 +16,44 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from rl_shop.config_files import defaults_from_yaml
 from rl_shop.research.sft_data import load_sft_dataset, template_supports_tools
 
 
 class LoraSettings(BaseModel):
     model_config = {"extra": "forbid"}
 
-    r: int = Field(default=8, ge=1)
-    alpha: int = Field(default=16, ge=1)
-    dropout: float = Field(default=0.05, ge=0.0, lt=1.0)
-    target_modules: list[str] = Field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
+    r: int = Field(ge=1)
+    alpha: int = Field(ge=1)
+    dropout: float = Field(ge=0.0, lt=1.0)
+    target_modules: list[str]
 
 
+@defaults_from_yaml("sft.yaml", what="fine-tuning config")
 class SFTSettings(BaseModel):
     """The ``configs/sft.yaml`` keys this module reads."""
 
     model_config = {"extra": "ignore"}
 
     data: str
-    model_path: str | None = None
-    out_dir: str | None = None
-    tool_format: str = "auto"
-    seed: int = 0
-    max_length: int = Field(default=1024, ge=32)
-    max_steps: int = 4
-    epochs: float = Field(default=1.0, gt=0)
-    batch_size: int = Field(default=1, ge=1)
-    grad_accum: int = Field(default=1, ge=1)
-    learning_rate: float = Field(default=2e-4, gt=0)
-    warmup_ratio: float = Field(default=0.0, ge=0.0, lt=1.0)  # passed as warmup_steps (a float < 1 is a ratio)
-    logging_steps: int = Field(default=1, ge=1)
-    save_steps: int = Field(default=2, ge=1)
-    dtype: str = "float32"
-    gradient_checkpointing: bool = False
-    completion_only: bool = False  # loss on the final assistant turn only (single-answer tasks)
-    device: str = "cpu"
-    lora: LoraSettings = LoraSettings()
+    model_path: str | None
+    out_dir: str | None
+    tool_format: str
+    seed: int
+    max_length: int = Field(ge=32)
+    max_steps: int
+    epochs: float = Field(gt=0)
+    batch_size: int = Field(ge=1)
+    grad_accum: int = Field(ge=1)
+    learning_rate: float = Field(gt=0)
+    warmup_ratio: float = Field(ge=0.0, lt=1.0)  # passed as warmup_steps (a float < 1 is a ratio)
+    logging_steps: int = Field(ge=1)
+    save_steps: int = Field(ge=1)
+    dtype: str
+    gradient_checkpointing: bool
+    completion_only: bool  # loss on the final assistant turn only (single-answer tasks)
+    device: str
+    lora: LoraSettings
 
 
 @dataclass

@@ -15,39 +15,30 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from rl_shop.config_files import defaults_from_yaml
 from rl_shop.research.fact import fact_check
 from rl_shop.research.tools import product_facts
 from rl_shop.research.trajectory import AgentStep, Feedback, InferredIntent, Report
 
 
+@defaults_from_yaml("research/supervisor.yaml", what="research config")
 class SupervisorConfig(BaseModel):
     """``configs/research/supervisor.yaml``."""
 
     model_config = {"extra": "forbid"}
 
-    use_llm: bool = True
-    critique_max_tokens: int = Field(default=60, ge=16)
-    critique_max_chars: int = Field(default=160, ge=10)
-    llm_weight: float = Field(default=0.3, ge=0.0, le=1.0)  # share of the score from the LLM rating
-    accept_threshold: float = Field(default=0.8, ge=0.0, le=1.0)
-    min_visits: int = Field(default=1, ge=0)
-    min_summary_words: int = Field(default=8, ge=0)
-    min_recommendations: int = Field(default=2, ge=0)
-    require_web: bool = True
-    check_weights: dict[str, float] = Field(
-        default_factory=lambda: {
-            "recommendations": 1.0,
-            "grounded": 1.0,
-            "budget": 1.0,
-            "brand": 0.5,
-            "category": 1.0,
-            "visited": 0.5,
-            "web": 0.5,
-            "summary": 0.5,
-        }
-    )
-    blocking: list[str] = Field(default_factory=lambda: ["recommendations", "grounded"])
-    temperature: float = Field(default=0.0, ge=0.0)
+    use_llm: bool
+    critique_max_tokens: int = Field(ge=16)
+    critique_max_chars: int = Field(ge=10)
+    llm_weight: float = Field(ge=0.0, le=1.0)  # share of the score from the LLM rating
+    accept_threshold: float = Field(ge=0.0, le=1.0)
+    min_visits: int = Field(ge=0)
+    min_summary_words: int = Field(ge=0)
+    min_recommendations: int = Field(ge=0)
+    require_web: bool
+    check_weights: dict[str, float]
+    blocking: list[str]
+    temperature: float = Field(ge=0.0)
 
 
 SYSTEM = "You are a strict reviewer of product research reports. Point out the most important flaw."
@@ -171,7 +162,7 @@ class Supervisor:
     def __init__(self, llm: Any, catalog: Any, config: SupervisorConfig | None = None) -> None:
         self.llm = llm
         self.catalog = catalog
-        self.config = config or SupervisorConfig()
+        self.config = config or SupervisorConfig.model_validate({})
 
     def check_score(self, failed: list[str]) -> float:
         """Weighted share of passed checks (weights from the config)."""

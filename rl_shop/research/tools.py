@@ -16,21 +16,23 @@ from typing import Any
 import pandas as pd
 from pydantic import BaseModel, Field
 
+from rl_shop.config_files import defaults_from_yaml
 from rl_shop.research.trajectory import TOOL_ARGUMENT, TOOL_NAMES, ToolCall, ToolResult
 
 
+@defaults_from_yaml("research/tools.yaml", what="research config")
 class ToolsConfig(BaseModel):
     """``configs/research/tools.yaml``."""
 
     model_config = {"extra": "forbid"}
 
-    search_k: int = Field(default=5, ge=1)  # products per product_search
-    search_mode: str = "hybrid"  # hybrid | bm25 | dense
-    web_k: int = Field(default=3, ge=1)  # documents per web_search
-    max_description_chars: int = Field(default=300, ge=0)
-    max_specs_chars: int = Field(default=200, ge=0)
-    max_document_chars: int = Field(default=600, ge=50)  # web_visit text shown
-    snippet_chars: int = Field(default=120, ge=20)  # web_search snippet
+    search_k: int = Field(ge=1)  # products per product_search
+    search_mode: str  # hybrid | bm25 | dense
+    web_k: int = Field(ge=1)  # documents per web_search
+    max_description_chars: int = Field(ge=0)
+    max_specs_chars: int = Field(ge=0)
+    max_document_chars: int = Field(ge=50)  # web_visit text shown
+    snippet_chars: int = Field(ge=20)  # web_search snippet
 
 
 def _fmt_price(value: Any) -> str:
@@ -56,7 +58,7 @@ class ResearchTools:
         self.catalog = catalog
         self.index = index
         self.web = web_backend
-        self.config = config or ToolsConfig()
+        self.config = config or ToolsConfig.model_validate({})
         self._rows = {str(pid): i for i, pid in enumerate(catalog["product_id"].astype(str))}
         # Documents a web_search returned (any backend), so web_visit can open them by url.
         self._seen_docs: dict[str, Any] = {}

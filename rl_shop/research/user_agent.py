@@ -16,23 +16,25 @@ from typing import Any
 import pandas as pd
 from pydantic import BaseModel, Field
 
+from rl_shop.config_files import defaults_from_yaml
 from rl_shop.research.trajectory import InferredIntent
 
 _KIND_WEIGHT = {"view": 1.0, "click": 2.0, "add_to_cart": 4.0, "purchase": 6.0}
 
 
+@defaults_from_yaml("research/user_agent.yaml", what="research config")
 class UserAgentConfig(BaseModel):
     """``configs/research/user_agent.yaml``."""
 
     model_config = {"extra": "forbid"}
 
-    max_events: int = Field(default=12, ge=1)  # events shown to the model (strongest first)
-    max_title_chars: int = Field(default=60, ge=10)
-    max_tokens: int = Field(default=90, ge=16)
-    max_query_chars: int = Field(default=120, ge=20, le=128)  # xgrammar fails on regex repeats > 128
-    max_brands: int = Field(default=2, ge=0)
-    budget_options: int = Field(default=3, ge=1)  # price quantiles offered as budgets
-    temperature: float = Field(default=0.0, ge=0.0)
+    max_events: int = Field(ge=1)  # events shown to the model (strongest first)
+    max_title_chars: int = Field(ge=10)
+    max_tokens: int = Field(ge=16)
+    max_query_chars: int = Field(ge=20, le=128)  # xgrammar fails on regex repeats > 128
+    max_brands: int = Field(ge=0)
+    budget_options: int = Field(ge=1)  # price quantiles offered as budgets
+    temperature: float = Field(ge=0.0)
 
 
 SYSTEM = (
@@ -139,7 +141,7 @@ class UserAgent:
     def __init__(self, llm: Any, catalog: pd.DataFrame, config: UserAgentConfig | None = None) -> None:
         self.llm = llm
         self.catalog = catalog
-        self.config = config or UserAgentConfig()
+        self.config = config or UserAgentConfig.model_validate({})
 
     def infer(self, events: list[Any], seed: int = 0) -> InferredIntent:
         """One structured LLM call; a query that ignores the chosen category is replaced by the template."""

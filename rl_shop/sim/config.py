@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from rl_shop.config_files import read_config
+from rl_shop.config_files import ConfigValue, defaults_from_yaml, read_config
 from rl_shop.paths import CONFIG_DIR
 from rl_shop.sim.errors import ConfigError
 from rl_shop.sim.slots import QUERY_TYPES
@@ -24,7 +24,7 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class Range(_Strict):
+class Range(ConfigValue):
     """A closed interval a per-intent value is drawn from uniformly."""
 
     low: float
@@ -40,86 +40,87 @@ class Range(_Strict):
 class SamplerConfig(_Strict):
     """How intents are drawn from the catalog."""
 
-    min_category_size: int = Field(20, ge=1)
-    exclude_categories: tuple[str, ...] = ("miscellaneous",)
-    min_value_count: int = Field(2, ge=1)
-    negation_min_brand_share: float = Field(0.08, ge=0, le=1)
-    negation_p_budget: float = Field(0.4, ge=0, le=1)
-    simple_p_brand: float = Field(0.4, ge=0, le=1)
-    multi_constraint_min: int = Field(2, ge=1)
-    multi_constraint_max: int = Field(4, ge=1)
-    ambiguous_max_hidden_extra: int = Field(1, ge=0)
-    reasoning_p_budget: float = Field(0.3, ge=0, le=1)
-    budget_slack: Range = Range(low=1.0, high=1.3)
-    size_margin_in: float = Field(1.0, ge=0)
-    comparison_min_targets: int = Field(2, ge=2)
-    comparison_max_targets: int = Field(3, ge=2)
-    max_tries: int = Field(60, ge=1)
-    min_gold_size: dict[str, int] = Field(default_factory=dict)
-    patience: Range = Range(low=2, high=6)
-    latency_tolerance_s: Range = Range(low=3.0, high=15.0)
-    p_dont_know: Range = Range(low=0.0, high=0.2)
-    p_wrong: Range = Range(low=0.0, high=0.1)
-    typo_rate: Range = Range(low=0.0, high=0.03)
-    title_words: Range = Range(low=4, high=7)
+    min_category_size: int = Field(ge=1)
+    exclude_categories: tuple[str, ...]
+    min_value_count: int = Field(ge=1)
+    negation_min_brand_share: float = Field(ge=0, le=1)
+    negation_p_budget: float = Field(ge=0, le=1)
+    simple_p_brand: float = Field(ge=0, le=1)
+    multi_constraint_min: int = Field(ge=1)
+    multi_constraint_max: int = Field(ge=1)
+    ambiguous_max_hidden_extra: int = Field(ge=0)
+    reasoning_p_budget: float = Field(ge=0, le=1)
+    budget_slack: Range
+    size_margin_in: float = Field(ge=0)
+    comparison_min_targets: int = Field(ge=2)
+    comparison_max_targets: int = Field(ge=2)
+    max_tries: int = Field(ge=1)
+    min_gold_size: dict[str, int]
+    patience: Range
+    latency_tolerance_s: Range
+    p_dont_know: Range
+    p_wrong: Range
+    typo_rate: Range
+    title_words: Range
 
 
 class ClickModelConfig(_Strict):
     """Position-based click model: P(click at r) = examination(r) * attractiveness(rel)."""
 
-    examination_eta: float = Field(1.0, ge=0)
-    attractiveness_relevant: float = Field(0.7, ge=0, le=1)
-    attractiveness_irrelevant: float = Field(0.05, ge=0, le=1)
-    max_rank: int = Field(10, ge=1)
+    examination_eta: float = Field(ge=0)
+    attractiveness_relevant: float = Field(ge=0, le=1)
+    attractiveness_irrelevant: float = Field(ge=0, le=1)
+    max_rank: int = Field(ge=1)
 
 
 class ShopperConfig(_Strict):
     """Reaction parameters of the structured shopper."""
 
-    click: ClickModelConfig = ClickModelConfig()
-    p_purchase: float = Field(0.5, ge=0, le=1)
-    reformulate_top_k: int = Field(5, ge=1)
-    p_reformulate: float = Field(0.9, ge=0, le=1)
-    abandon_base_p: float = Field(0.0, ge=0, le=1)
-    abandon_scale_s: float = Field(5.0, gt=0)
-    p_dont_know_hidden_bonus: float = Field(0.1, ge=0, le=1)
-    wrong_budget_factor: Range = Range(low=0.5, high=1.6)
+    click: ClickModelConfig
+    p_purchase: float = Field(ge=0, le=1)
+    reformulate_top_k: int = Field(ge=1)
+    p_reformulate: float = Field(ge=0, le=1)
+    abandon_base_p: float = Field(ge=0, le=1)
+    abandon_scale_s: float = Field(gt=0)
+    p_dont_know_hidden_bonus: float = Field(ge=0, le=1)
+    wrong_budget_factor: Range
 
 
 class HistoryConfig(_Strict):
     """Behaviour-history generation around a persona."""
 
-    n_sessions: Range = Range(low=3, high=6)
-    views_per_session: Range = Range(low=3, high=8)
-    p_in_category: float = Field(0.8, ge=0, le=1)
-    p_noise_event: float = Field(0.1, ge=0, le=1)
-    p_click_given_view: float = Field(0.5, ge=0, le=1)
-    p_cart_given_click: float = Field(0.3, ge=0, le=1)
-    p_purchase_given_cart: float = Field(0.5, ge=0, le=1)
-    brand_preference_weight: float = Field(4.0, ge=1)
-    price_width: float = Field(0.35, gt=0)
-    session_gap_s: Range = Range(low=3600, high=7 * 86400)
-    event_gap_s: Range = Range(low=5, high=300)
+    n_sessions: Range
+    views_per_session: Range
+    p_in_category: float = Field(ge=0, le=1)
+    p_noise_event: float = Field(ge=0, le=1)
+    p_click_given_view: float = Field(ge=0, le=1)
+    p_cart_given_click: float = Field(ge=0, le=1)
+    p_purchase_given_cart: float = Field(ge=0, le=1)
+    brand_preference_weight: float = Field(ge=1)
+    price_width: float = Field(gt=0)
+    session_gap_s: Range
+    event_gap_s: Range
 
 
 class RenderConfig(_Strict):
     """Surface variation of rendered query text (weights of phrasings come from the lexicon)."""
 
-    p_keyword_simple: float = Field(0.6, ge=0, le=1)
-    p_lowercase: float = Field(0.5, ge=0, le=1)
-    max_query_chars: int = Field(500, ge=20)
+    p_keyword_simple: float = Field(ge=0, le=1)
+    p_lowercase: float = Field(ge=0, le=1)
+    max_query_chars: int = Field(ge=20)
 
 
+@defaults_from_yaml("sim/default.yaml", what="simulator config", error=ConfigError)
 class SimConfig(_Strict):
     """The whole simulator configuration."""
 
     mix: dict[str, float]
-    render: RenderConfig = RenderConfig()
-    sampler: SamplerConfig = SamplerConfig()
-    shopper: ShopperConfig = ShopperConfig()
-    history: HistoryConfig = HistoryConfig()
-    knowledge: dict[str, Any] = Field(default_factory=dict)
-    lexicon: dict[str, Any] = Field(default_factory=dict)
+    render: RenderConfig
+    sampler: SamplerConfig
+    shopper: ShopperConfig
+    history: HistoryConfig
+    knowledge: dict[str, Any]
+    lexicon: dict[str, Any]
 
     @model_validator(mode="after")
     def _valid_mix(self) -> SimConfig:

@@ -66,6 +66,8 @@ def build_model(algo: AlgoSettings, env: VecEnv, seed: int, device: str, verbose
             raise TrainConfigError(
                 f"algo=maskable_ppo needs an env with action_masks(); {env} has none. Use algo=ppo."
             ) from None
+    if algo.policy is None:
+        raise TrainConfigError(f"algo={algo.name} names no policy (algo.policy); set an SB3 policy such as MlpPolicy")
     try:
         return cls(
             algo.policy,

@@ -29,57 +29,57 @@ class EnvSettings(BaseModel):  # type: ignore[no-redef]  # pydantic mypy plugin 
     model_config = ConfigDict(extra="allow")
     name: str
     id: str
-    kwargs: dict[str, Any] = Field(default_factory=dict)
+    kwargs: dict[str, Any]
 
 
 class AlgoSettings(_Strict):
     name: str
     algorithm: Literal["dqn", "ppo", "a2c", "maskable_ppo", "qlearning"]
-    policy: str = "MlpPolicy"
-    policy_kwargs: dict[str, Any] = Field(default_factory=dict)
-    kwargs: dict[str, Any] = Field(default_factory=dict)
+    policy: str | None  # an SB3 policy class name; null for the tabular Q-learner
+    policy_kwargs: dict[str, Any]
+    kwargs: dict[str, Any]
 
 
 class HardwareSettings(_Strict):
-    device: Literal["auto", "cpu", "cuda"] = "cpu"
-    n_envs: int = Field(1, ge=1)
-    vec_env: Literal["dummy", "subproc", "batched"] = "dummy"
-    start_method: Literal["fork", "forkserver", "spawn"] | None = None
-    torch_threads: int = Field(1, ge=1)
+    device: Literal["auto", "cpu", "cuda"]
+    n_envs: int = Field(ge=1)
+    vec_env: Literal["dummy", "subproc", "batched"]
+    start_method: Literal["fork", "forkserver", "spawn"] | None
+    torch_threads: int = Field(ge=1)
 
 
 class TrainerSettings(_Strict):
     """The `trainer` group: which library learns (`sb3`, or `torchrl` for device-resident PPO)."""
 
-    name: Literal["sb3", "torchrl"] = "sb3"
+    name: Literal["sb3", "torchrl"]
 
 
 class EvalSettings(_Strict):
     freq: int = Field(gt=0)
     n_episodes: int = Field(gt=0)
-    deterministic: bool = True
-    seed_offset: int = Field(100000, ge=0)
+    deterministic: bool
+    seed_offset: int = Field(ge=0)
 
 
 class BaselineSettings(_Strict):
-    enabled: bool = True
-    n_episodes: int = Field(50, gt=0)
-    policy: str = "auto"
-    random_reference: bool = True
+    enabled: bool
+    n_episodes: int = Field(gt=0)
+    policy: str
+    random_reference: bool
 
 
 class CheckpointSettings(_Strict):
     freq: int = Field(gt=0)
-    keep_last: int = Field(2, ge=1)
-    save_replay_buffer: bool = True
+    keep_last: int = Field(ge=1)
+    save_replay_buffer: bool
 
 
 class LoggingSettings(_Strict):
-    tensorboard: bool = True
-    progress_bar: bool = False
-    verbose: int = Field(0, ge=0, le=2)
-    info_window: int = Field(100, gt=0)
-    info_keys: list[str] = Field(default_factory=list)
+    tensorboard: bool
+    progress_bar: bool
+    verbose: int = Field(ge=0, le=2)
+    info_window: int = Field(gt=0)
+    info_keys: list[str]
 
 
 class TrainSettings(_Strict):
@@ -88,13 +88,13 @@ class TrainSettings(_Strict):
     env: EnvSettings
     algo: AlgoSettings
     hardware: HardwareSettings
-    trainer: TrainerSettings = Field(default_factory=TrainerSettings)
+    trainer: TrainerSettings
     seed: int = Field(ge=0)
     total_timesteps: int = Field(gt=0)
     experiment_name: str = Field(min_length=1)
-    runs_root: str | None = None
-    run_dir: str | None = None
-    resume: bool = False
+    runs_root: str | None
+    run_dir: str | None
+    resume: bool
     eval: EvalSettings
     baseline: BaselineSettings
     checkpoint: CheckpointSettings
