@@ -84,9 +84,9 @@ def make_tables(
         mask_table=c(MASK_TABLE),
         popcount=c(POPCOUNT, np.int64),
         kth_bit=c(KTH_BIT.ravel(), np.int64),  # flat: [mask * N_SLOTS + k]
-        bits=c(feat.BITS),
-        qt_onehot=c(feat._QT_ONEHOT),
-        popcount_frac=c(feat._POPCOUNT_FRAC),
+        bits=c(feat.NUMPY_TABLES.bits),
+        qt_onehot=c(feat.NUMPY_TABLES.qt_onehot),
+        popcount_frac=c(feat.NUMPY_TABLES.popcount_frac),
         n_pool=len(pool),
         log2_catalog_size=float(pool.log2_catalog_size),
     )
@@ -207,32 +207,18 @@ def transition(
 
 
 def featurize(ops: Any, tb: ClarifyTables, s: dict[str, Any], max_rounds: int) -> Any:
-    """Observation rows ``(n, 47)`` float32 laid out as ``rl_shop.policies.features.clarify``.
-
-    The same tables and float64-then-float32 rounding as ``featurize_batch`` (tested equal); the
-    numpy env calls ``featurize_batch`` itself.
-    """
+    """Observation rows ``(n, 47)`` float32 of the featurizer's one layout (``feat.fill_rows``, as
+    ``featurize_batch``; the numpy env calls ``featurize_batch`` itself)."""
     log2c = ops.take(tb.log2c, s["i"] * N_MASKS + s["revealed"])
-    scale = tb.log2_catalog_size if tb.log2_catalog_size > 0 else 1.0
-    f32 = tb.bits[0:1, 0:1]  # a float32 array of the right library, for dtype conversion
-    cols = [
-        ops.rows(tb.qt_onehot, s["qt"]),
-        ops.rows(tb.bits, s["known"]),
-        ops.rows(tb.bits, s["nopref"]),
-        ops.rows(tb.bits, s["dontknow"]),
-        ops.rows(tb.bits, s["asked"]),
-        _as_f32_col(ops, ops.f64(s["rounds"]) / float(max_rounds), f32),
-        _as_f32_col(ops, log2c / scale, f32),
-        ops.take(tb.popcount_frac, s["known"])[:, None],
-    ]
-    if ops.name == "numpy":
-        return np.concatenate(cols, axis=1)
-    import torch
-
-    return torch.cat(cols, dim=1)
-
-
-def _as_f32_col(ops: Any, x: Any, like: Any) -> Any:
-    if ops.name == "numpy":
-        return x.astype(np.float32)[:, None]
-    return x.to(like.dtype)[:, None]
+    n = s["qt"].shape[0]
+    out = np.empty((n, feat.N_FEATURES), np.float32) if ops.name == "numpy" else tb.bits.new_empty((n, feat.N_FEATURES))
+    return feat.fill_rows(
+        ops,
+        feat.FeatureTables(tb.qt_onehot, tb.bits, tb.popcount_frac),
+        out,
+        (s["qt"], s["known"], s["nopref"], s["dontknow"], s["asked"]),
+        s["rounds"],
+        max_rounds,
+        log2c,
+        tb.log2_catalog_size,
+    )

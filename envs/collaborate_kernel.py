@@ -41,19 +41,16 @@ from envs.collaborate import (
     CollaborateParams,
     reaction_columns,
 )
+from rl_shop.policies.features import collaborate as features
 from rl_shop.policies.features.collaborate import (
     CLARIFY,
-    COUNT_SCALE,
     DECIDE,
     N_ACTIONS,
-    N_FEATURES,
     N_TYPES,
     PRODUCT_SEARCH,
     REPLAN,
-    TIME_SCALE_S,
     WEB_SEARCH,
     action_mask_terms,
-    reflection_score,
 )
 from rl_shop.sim.shopper import abandon_probability
 
@@ -258,24 +255,23 @@ def decide_outcome(
 
 
 def featurize(ops: Any, s: dict[str, Any], T: CollaborateTables, eye: Any) -> Any:
-    """Observation rows laid out as ``rl_shop.policies.features.collaborate`` (float64 values,
-    float32 once at the end, as ``featurize_batch``); ``eye``: float64 ``(N_TYPES, N_TYPES)``."""
+    """Observation rows of the featurizer's one layout (``features.fill_rows``, as
+    ``featurize_batch``); ``eye``: the float32 ``TYPE_ONEHOT`` table in the library of ``s``."""
     n = s["n"]
-    score = reflection_score(s["rhat"], s["uhat"], T.gamma)  # MACDF Eq. 2
-    cols = [
-        s["conf"],
-        ops.f64(s["steps"]) / T.max_steps,
-        s["elapsed"] / TIME_SCALE_S,
-        ops.f64(n[:, CLARIFY]) / COUNT_SCALE,
-        ops.f64(n[:, PRODUCT_SEARCH]) / COUNT_SCALE,
-        ops.f64(n[:, WEB_SEARCH]) / COUNT_SCALE,
-        ops.f64(n[:, REPLAN]) / COUNT_SCALE,
-        s["rhat"],
-        s["uhat"],
-        s["chat"],
-        score,
-        ops.f64(score < T.replan_threshold),
-    ]
-    out = ops.concat([ops.rows(eye, s["pred"]), ops.stack(cols, 1)], 1)
-    assert out.shape[1] == N_FEATURES
-    return ops.f32(out)
+    return features.fill_rows(
+        ops,
+        eye,
+        _empty_rows(ops, n.shape[0], eye),
+        (s["pred"], s["conf"]),
+        (s["steps"], T.max_steps, s["elapsed"]),
+        (n[:, CLARIFY], n[:, PRODUCT_SEARCH], n[:, WEB_SEARCH], n[:, REPLAN]),
+        (s["rhat"], s["uhat"], s["chat"]),
+        (T.gamma, T.replan_threshold),
+    )
+
+
+def _empty_rows(ops: Any, n: int, like: Any) -> Any:
+    """An uninitialised float32 ``(n, N_FEATURES)`` array of the library (and device) of ``like``."""
+    if ops.name == "numpy":
+        return np.empty((n, features.N_FEATURES), dtype=np.float32)
+    return like.new_empty((n, features.N_FEATURES))

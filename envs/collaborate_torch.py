@@ -35,7 +35,7 @@ from envs.collaborate import (
 )
 from envs.dag import BatchedUniforms
 from rl_shop.array_ops import TORCH
-from rl_shop.policies.features.collaborate import ACTION_NAMES, CLARIFY, N_FEATURES, N_TYPES, PRODUCT_SEARCH
+from rl_shop.policies.features.collaborate import ACTION_NAMES, CLARIFY, N_FEATURES, PRODUCT_SEARCH, TYPE_ONEHOT
 
 INFO_KEYS: tuple[str, ...] = ("clicked", "purchased", "reformulations", "abandoned", "latency", "rounds")
 
@@ -69,7 +69,7 @@ class CollaborateTorchVectorEnv:
         self.uniforms = uniforms
         self.params = p = parse_collaborate_kwargs(**kwargs)
         self._T = kernel.CollaborateTables.build(p, lambda a: torch.from_numpy(np.array(a)).to(self.device))
-        self._eye = torch.eye(N_TYPES, dtype=torch.float64, device=self.device)
+        self._eye = torch.tensor(TYPE_ONEHOT, device=self.device)  # a copy: the numpy table is read-only
         self._default_seed = seed
         self._seeded = False
         self._ar = torch.arange(B, device=self.device)

@@ -27,10 +27,11 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
+from rl_shop.array_ops import NUMPY
 from rl_shop.sim.slots import QUERY_TYPES, SLOTS
 
 LAYOUT_VERSION: str = "clarify-v1"
@@ -79,6 +80,17 @@ _POPCOUNT_FRAC: np.ndarray = (BITS.sum(axis=1) / N_SLOTS).astype(np.float32)
 # 47-value row, which matters because the single env calls it at every step.
 _BITS_BYTES: list[bytes] = [row.tobytes() for row in BITS]
 _QT_BYTES: list[bytes] = [row.tobytes() for row in _QT_ONEHOT]
+
+
+class FeatureTables(NamedTuple):
+    """The featurizer's lookup tables as arrays of one library (numpy here, torch in the kernel)."""
+
+    qt_onehot: Any  # (N_QUERY_TYPES, N_QUERY_TYPES) one-hot rows
+    bits: Any  # (512, N_SLOTS): the slot flags of each bitmask
+    popcount_frac: Any  # (512,): share of slots set in each bitmask
+
+
+NUMPY_TABLES = FeatureTables(_QT_ONEHOT, BITS, _POPCOUNT_FRAC)
 _POPCOUNT_FRAC_F64: list[float] = [float(x) for x in _POPCOUNT_FRAC]
 _PACK_TAIL = struct.Struct("=3f").pack  # native-order float32, as numpy's
 _frombuffer = np.frombuffer
@@ -267,17 +279,43 @@ def featurize_batch(
         out = np.empty((n, N_FEATURES), dtype=np.float32)
     elif out.shape != (n, N_FEATURES) or out.dtype != np.float32:
         raise ValueError(f"out must be a float32 array of shape {(n, N_FEATURES)}, got {out.dtype} {out.shape}")
-    known = np.asarray(known)
-    out[:, QT_OFFSET:KNOWN_OFFSET] = _QT_ONEHOT[qt]
-    out[:, KNOWN_OFFSET:NO_PREF_OFFSET] = BITS[known]
-    out[:, NO_PREF_OFFSET:DONT_KNOW_OFFSET] = BITS[no_preference]
-    out[:, DONT_KNOW_OFFSET:ASKED_OFFSET] = BITS[dont_know]
-    out[:, ASKED_OFFSET:ROUNDS_IDX] = BITS[asked]
-    # Same float32 rounding as featurize: compute in float64, cast once on assignment.
-    out[:, ROUNDS_IDX] = np.asarray(rounds) / np.asarray(max_rounds)
+    return fill_rows(
+        NUMPY,
+        NUMPY_TABLES,
+        out,
+        (qt, known, no_preference, dont_know, asked),
+        rounds,
+        max_rounds,
+        log2_candidates,
+        log2_catalog_size,
+    )
+
+
+def fill_rows(
+    ops: Any,
+    tables: FeatureTables,
+    out: Any,
+    masks: tuple[Any, Any, Any, Any, Any],
+    rounds: Any,
+    max_rounds: Any,
+    log2_candidates: Any,
+    log2_catalog_size: float,
+) -> Any:
+    """Writes the observation layout into ``out`` (float32 ``(n, N_FEATURES)``) on any array
+    library (``rl_shop.array_ops``: numpy for :func:`featurize_batch`, torch for the
+    device-resident kernel) and returns it. ``masks``: ``(query_type, known, no_preference,
+    dont_know, asked)`` integer arrays. Fractions are computed in float64 and rounded to float32
+    once, on assignment, as :func:`featurize` does."""
+    qt, known, no_preference, dont_know, asked = masks
+    out[:, QT_OFFSET:KNOWN_OFFSET] = ops.rows(tables.qt_onehot, qt)
+    out[:, KNOWN_OFFSET:NO_PREF_OFFSET] = ops.rows(tables.bits, known)
+    out[:, NO_PREF_OFFSET:DONT_KNOW_OFFSET] = ops.rows(tables.bits, no_preference)
+    out[:, DONT_KNOW_OFFSET:ASKED_OFFSET] = ops.rows(tables.bits, dont_know)
+    out[:, ASKED_OFFSET:ROUNDS_IDX] = ops.rows(tables.bits, asked)
+    out[:, ROUNDS_IDX] = ops.f64(rounds) / max_rounds
     scale = log2_catalog_size if log2_catalog_size > 0 else 1.0
-    out[:, LOG2_CAND_IDX] = np.asarray(log2_candidates, dtype=np.float64) / scale
-    out[:, KNOWN_FRAC_IDX] = _POPCOUNT_FRAC[known]
+    out[:, LOG2_CAND_IDX] = ops.f64(log2_candidates) / scale
+    out[:, KNOWN_FRAC_IDX] = ops.take(tables.popcount_frac, known)
     return out
 
 

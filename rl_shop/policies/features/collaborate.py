@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from rl_shop.array_ops import NUMPY
 from rl_shop.sim.slots import QUERY_TYPES
 
 #: Bump whenever FEATURE_NAMES or their scaling change; exported policy cards record it.
@@ -125,22 +126,55 @@ def featurize_batch(
     replan_threshold: float,
 ) -> np.ndarray:
     """Rows identical to :func:`featurize` for ``(B,)`` arrays of the same fields."""
-    B = predicted_type.shape[0]
-    # float64 values rounded to float32 once, on assignment (as astype would, minus a temporary)
-    out = np.zeros((B, N_FEATURES), dtype=np.float32)
-    out[np.arange(B), predicted_type] = 1.0
+    out = np.empty((predicted_type.shape[0], N_FEATURES), dtype=np.float32)
+    return fill_rows(
+        NUMPY,
+        TYPE_ONEHOT,
+        out,
+        (predicted_type, type_confidence),
+        (steps, max_steps, elapsed_s),
+        (n_clarify, n_product_search, n_web_search, n_replan),
+        (relevance_hat, satisfaction_hat, clarity_hat),
+        (gamma, replan_threshold),
+    )
+
+
+#: One-hot rows of the predicted type (the kernel holds the same table in its own library).
+TYPE_ONEHOT: np.ndarray = np.eye(N_TYPES, dtype=np.float32)
+TYPE_ONEHOT.setflags(write=False)
+
+
+def fill_rows(
+    ops: Any,
+    type_onehot: Any,
+    out: Any,
+    prediction: tuple[Any, Any],
+    progress: tuple[Any, int, Any],
+    counts: tuple[Any, Any, Any, Any],
+    hats: tuple[Any, Any, Any],
+    eq2: tuple[float, float],
+) -> Any:
+    """Writes the observation layout into ``out`` (float32 ``(B, N_FEATURES)``) on any array
+    library (``rl_shop.array_ops``: numpy for :func:`featurize_batch`, torch for the
+    device-resident kernel) and returns it; values in float64, rounded to float32 on assignment.
+
+    ``prediction``: ``(predicted_type, type_confidence)``; ``progress``: ``(steps, max_steps,
+    elapsed_s)``; ``counts``: ``(n_clarify, n_product_search, n_web_search, n_replan)``; ``hats``:
+    ``(relevance_hat, satisfaction_hat, clarity_hat)``; ``eq2``: ``(gamma, replan_threshold)``;
+    ``type_onehot``: :data:`TYPE_ONEHOT` in the library of ``out``.
+    """
+    (predicted_type, type_confidence), (steps, max_steps, elapsed_s) = prediction, progress
+    gamma, replan_threshold = eq2
     k = N_TYPES
-    score = reflection_score(relevance_hat, satisfaction_hat, gamma)
+    score = reflection_score(hats[0], hats[1], gamma)  # MACDF Eq. 2
+    out[:, :k] = ops.rows(type_onehot, predicted_type)
     out[:, k] = type_confidence
-    out[:, k + 1] = steps / max_steps
+    out[:, k + 1] = ops.f64(steps) / max_steps
     out[:, k + 2] = elapsed_s / TIME_SCALE_S
-    out[:, k + 3] = n_clarify / COUNT_SCALE
-    out[:, k + 4] = n_product_search / COUNT_SCALE
-    out[:, k + 5] = n_web_search / COUNT_SCALE
-    out[:, k + 6] = n_replan / COUNT_SCALE
-    out[:, k + 7] = relevance_hat
-    out[:, k + 8] = satisfaction_hat
-    out[:, k + 9] = clarity_hat
+    for i, n in enumerate(counts):
+        out[:, k + 3 + i] = ops.f64(n) / COUNT_SCALE
+    for i, hat in enumerate(hats):
+        out[:, k + 7 + i] = hat
     out[:, k + 10] = score
     out[:, k + 11] = score < replan_threshold
     return out
