@@ -30,6 +30,7 @@ from typing import Any
 from omegaconf import OmegaConf
 from pydantic import BaseModel, Field
 
+from rl_shop.config_files import read_config
 from rl_shop.llm.embedded import convert_gguf, ensure_converted, find_packaged_gguf
 from rl_shop.llm.hf_backend import TransformersLLM, load_hf_model
 from rl_shop.llm.llamacpp_backend import LlamaCppConstrainer, LlamaCppLLM
@@ -368,7 +369,7 @@ def main(argv: list[str]) -> int:
     quick = "--quick" in argv
     argv = [a for a in argv if a != "--quick"]
     cfg = OmegaConf.merge(
-        OmegaConf.load(Path(CONFIG_DIR) / "bench" / "llm.yaml"),
+        OmegaConf.create(read_config(Path(CONFIG_DIR) / "bench" / "llm.yaml", what="bench config")),
         OmegaConf.from_dotlist(QUICK if quick else []),
         OmegaConf.from_dotlist(argv),
     )

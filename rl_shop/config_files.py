@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 from pydantic import BaseModel, ConfigDict
 from pydantic_core import PydanticUndefined
 
@@ -30,6 +30,30 @@ class ConfigFileError(ValueError):
 
 class ConfigFileNotFound(ConfigFileError, FileNotFoundError):
     """The config file does not exist (also a ``FileNotFoundError``)."""
+
+
+@functools.cache
+def _config_file_once(name: str) -> DictConfig:
+    path = CONFIG_DIR / name
+    if not path.is_file():
+        raise ConfigFileError(f"${{cfg:{name},...}}: no config file {path}")
+    cfg = OmegaConf.load(path)
+    if not isinstance(cfg, DictConfig):
+        raise ConfigFileError(f"${{cfg:{name},...}}: {path} does not hold a mapping")
+    return cfg
+
+
+def config_value(name: str, key: str) -> Any:
+    """The value at dotted ``key`` of ``configs/<name>``: the ``${cfg:NAME,KEY}`` resolver, by which
+    a value that must agree with another file's is that file's value, not a copy kept by a comment
+    (``configs/agents/leader.yaml``'s Eq. 1 alpha is ``${cfg:env/schedule.yaml,kwargs.paper_alpha}``)."""
+    value = OmegaConf.select(_config_file_once(name), key, default=None)
+    if value is None:
+        raise ConfigFileError(f"${{cfg:{name},{key}}}: configs/{name} has no value at {key!r}")
+    return OmegaConf.to_container(value, resolve=True) if isinstance(value, DictConfig | ListConfig) else value
+
+
+OmegaConf.register_new_resolver("cfg", config_value, replace=True)
 
 
 def read_config(

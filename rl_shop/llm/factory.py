@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from rl_shop.config_files import read_config
 from rl_shop.llm.base import LLM
 from rl_shop.llm.cache import ResponseCache
 from rl_shop.llm.types import LLMConfigError
@@ -56,9 +57,9 @@ def load_llm_config(name: str = "embedded", overrides: Sequence[str] = ()) -> di
     if not path.is_file():
         options = sorted(p.stem for p in path.parent.glob("*.yaml"))
         raise LLMConfigError(f"no LLM config {name!r}; choose one of {options}")
-    cfg = OmegaConf.load(path)
+    data = read_config(path, what="LLM config", error=LLMConfigError)  # ${cfg:...} resolved
     try:
-        cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(list(overrides)))
+        cfg = OmegaConf.merge(OmegaConf.create(data), OmegaConf.from_dotlist(list(overrides)))
     except Exception as exc:
         raise LLMConfigError(f"bad llm override in {list(overrides)}: {exc}") from exc
     return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]

@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from rl_shop.config_files import read_config
 from rl_shop.llm.types import LLMConfigError, ModelLoadError
 from rl_shop.paths import CONFIG_DIR
 
@@ -55,8 +56,9 @@ def load_server_config(name: str = "llama_cpp", overrides: Sequence[str] = ()) -
     if not path.is_file():
         options = sorted(p.stem for p in SERVER_DIR.glob("*.yaml"))
         raise LLMConfigError(f"no server config {name!r} in {SERVER_DIR}; choose one of {options}")
+    data = read_config(path, what="server config", error=LLMConfigError)  # ${cfg:...} resolved
     try:
-        cfg = OmegaConf.merge(OmegaConf.load(path), OmegaConf.from_dotlist(list(overrides)))
+        cfg = OmegaConf.merge(OmegaConf.create(data), OmegaConf.from_dotlist(list(overrides)))
     except Exception as exc:
         raise LLMConfigError(f"bad server override in {list(overrides)}: {exc}") from exc
     out: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]

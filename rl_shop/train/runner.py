@@ -21,6 +21,7 @@ from gymnasium import spaces
 from omegaconf import DictConfig, OmegaConf
 from stable_baselines3.common.logger import configure
 
+from rl_shop.config_files import read_config
 from rl_shop.train.algos import build_model, load_model, uses_action_masks
 from rl_shop.train.baselines import load_heuristic
 from rl_shop.train.callbacks import EvalCheckpointCallback, EvalHook, InfoMetricsCallback, StopRequest
@@ -71,8 +72,7 @@ def _prepare_run_dir(cfg: DictConfig, s: TrainSettings) -> tuple[Path, DictConfi
     root = runs_root(s.runs_root)
     if s.resume:
         run_dir = find_run_dir(root, s.experiment_name, s.run_dir)
-        saved = OmegaConf.load(run_dir / "config.yaml")
-        assert isinstance(saved, DictConfig)
+        saved = OmegaConf.create(read_config(run_dir / "config.yaml", what="saved run config", error=TrainConfigError))
         # The saved config wins: a resumed run keeps its hyperparameters and its step budget.
         return run_dir, saved, True
     if s.run_dir:

@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-from omegaconf import OmegaConf
 
+from rl_shop.config_files import read_config
 from rl_shop.train.errors import TrainConfigError
 
 _TYPES = ("float", "int", "categorical", "log")
@@ -30,7 +30,7 @@ def load_search_space(path: Path) -> dict[str, dict[str, Any]]:
         raise TrainConfigError(
             f"search space {path} not found; create it (see configs/search/ for examples) or set search_space=<path>"
         )
-    raw = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
+    raw = read_config(path, what="search space", error=TrainConfigError)
     if not isinstance(raw, dict) or not isinstance(raw.get("params"), dict) or not raw["params"]:
         raise TrainConfigError(f"{path}: expected a non-empty mapping under `params:`")
     space: dict[str, dict[str, Any]] = {}
