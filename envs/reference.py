@@ -16,15 +16,15 @@ from rl_shop.policies.base import Policy
 
 def ask_until_confident(env: gym.Env, extra: dict[str, Any]) -> Policy:
     """MACDF's Guider without learning: ask until the estimated Accuracy@5 passes a threshold."""
-    from rl_shop.policies.heuristics.clarify import AskUntilConfident, ClarifyPriors
+    from rl_shop.policies.heuristics.clarify import AskUntilConfident, ClarifyPriors, heuristic_params
 
     u: Any = env.unwrapped
-    h = dict(extra.get("heuristic") or {})
+    h = heuristic_params(extra.get("heuristic"))
     return AskUntilConfident(
-        float(h.get("threshold", 0.5)),
+        h["threshold"],
         u.pool.log2_catalog_size,
         ClarifyPriors.from_pool(u.pool),
-        max_leave_risk=float(h.get("max_leave_risk", 1.0)),
+        max_leave_risk=h["max_leave_risk"],
         max_rounds=u.params.max_rounds,
     )
 

@@ -110,6 +110,14 @@ def env_kwargs(path: str | Path) -> dict[str, Any]:
     return dict(cfg["kwargs"])
 
 
+def deep_update(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with ``extra`` merged in, nested mappings merged key by key (neither is changed)."""
+    out = dict(base)
+    for k, v in extra.items():
+        out[k] = deep_update(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
 class ConfigValue(BaseModel):
     """A small value type of configs (a range, a pair), written whole wherever it is used.
 

@@ -45,6 +45,9 @@ def _settings(tmp_path: Path, **kw) -> TuneSettings:
         heartbeat_interval=None,
         grace_period=None,
         max_retry=0,
+        wait_for_stale=True,
+        budget_wait_s=60.0,
+        worker_id=None,
         output_dir=str(tmp_path / "out"),
     )
     base.update(kw)

@@ -61,6 +61,9 @@ def _settings(db: Path, out: Path, **kw) -> TuneSettings:
         heartbeat_interval=None,
         grace_period=None,
         max_retry=0,
+        wait_for_stale=True,
+        budget_wait_s=60.0,
+        worker_id=None,
         output_dir=str(out),
     )
     base.update(kw)

@@ -45,14 +45,6 @@ def _problem(err: Any) -> str:
     return f"{where}: {err['msg']}{got}"
 
 
-def deep_update(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
-    """``base`` with ``extra`` merged in, nested mappings merged key by key (neither is changed)."""
-    out = dict(base)
-    for k, v in extra.items():
-        out[k] = deep_update(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-    return out
-
-
 def defaults_from(name: str, section: str | None = None) -> Callable[[type[M]], type[M]]:
     """Class decorator: every field's default is its value in ``configs/agents/<name>.yaml``
     (under the dotted ``section``); see :func:`rl_shop.config_files.defaults_from_yaml`."""

@@ -10,7 +10,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
-from rl_shop.agents.config import deep_update, defaults_from, load_agent_config, validate_config
+from rl_shop.agents.config import defaults_from, load_agent_config, validate_config
+from rl_shop.config_files import deep_update
 
 #: The four criteria of the paper's evaluation matrix.
 CRITERIA = ("functional", "economic", "risk", "preference")

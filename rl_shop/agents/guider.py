@@ -31,7 +31,7 @@ from rl_shop.config_files import env_config
 from rl_shop.policies.base import Policy, ScoringPolicy
 from rl_shop.policies.features.clarify import ACTION_NAMES, SUGGEST, DialogueState, featurize
 from rl_shop.policies.features.clarify import action_mask as clarify_action_mask
-from rl_shop.policies.heuristics.clarify import AskUntilConfident, ClarifyPriors
+from rl_shop.policies.heuristics.clarify import AskUntilConfident, ClarifyPriors, heuristic_params
 from rl_shop.sim.constraints import CatalogArrays, gold_mask, subset_candidate_counts
 from rl_shop.sim.slots import SLOTS, Intent
 
@@ -86,7 +86,7 @@ class DialogueTracker:
 def clarify_env_defaults() -> dict[str, Any]:
     """``configs/env/clarify.yaml`` (kwargs + heuristic), the env the policies were trained on."""
     data = env_config(CLARIFY.config)
-    return {"max_rounds": int(data.get("kwargs", {}).get("max_rounds", 8)), **dict(data.get("heuristic") or {})}
+    return {"max_rounds": int(data["kwargs"]["max_rounds"]), **heuristic_params(data.get("heuristic"))}
 
 
 def estimate_priors(catalog: Any, n: int, seed: int) -> ClarifyPriors:

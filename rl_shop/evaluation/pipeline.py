@@ -146,7 +146,7 @@ def run_consistency(
     """Sim-to-agent table, or None and the reason it could not be measured."""
     from envs.intent_pool import load_or_build_intent_pool
     from rl_shop.evaluation.consistency import consistency_table, sim_outcomes
-    from rl_shop.policies.heuristics.clarify import AskUntilConfident, ClarifyPriors
+    from rl_shop.policies.heuristics.clarify import AskUntilConfident, ClarifyPriors, heuristic_params
     from rl_shop.policies.loader import load_policy
 
     guider_dir = policies_dir / "guider"
@@ -157,14 +157,14 @@ def run_consistency(
         return None, "needs both macdf_heuristic and macdf_learned in systems"
     env_cfg = env_config(CLARIFY.config)
     kwargs = dict(env_cfg["kwargs"])
-    h = dict(env_cfg.get("heuristic") or {})
+    h = heuristic_params(env_cfg.get("heuristic"))
     learned = load_policy(guider_dir, expect_env_id=CLARIFY.id)
     pool = load_or_build_intent_pool(int(kwargs["pool_size"]), int(kwargs["pool_seed"]), kwargs.get("sim_config"))
     heuristic = AskUntilConfident(
-        float(h.get("threshold", 0.5)),
+        h["threshold"],
         pool.log2_catalog_size,
         ClarifyPriors.from_pool(pool),
-        max_leave_risk=float(h.get("max_leave_risk", 1.0)),
+        max_leave_risk=h["max_leave_risk"],
         max_rounds=int(kwargs["max_rounds"]),
     )
     evaluated = {r["item_id"] for r in records if r["system"] == "macdf_learned"}
@@ -212,11 +212,11 @@ def evaluate(
     items_all = load_benchmark(cfg.get("benchmark"))
     check_catalog_matches(load_card(cfg.get("benchmark")), catalog)
     items = select_items(items_all, types, None if limit is None else int(limit))
-    shard = dict(cfg.get("shard") or {})
-    n_shards = int(shard.get("count", 1))
+    shard = cfg["shard"]
+    n_shards = int(shard["count"])
     if n_shards > 1:  # one process of a sharded run: its items, its own directory, no report
-        items = shard_items(items, int(shard.get("index", 0)), n_shards)
-        out_dir = shard_dir(out_dir, int(shard.get("index", 0)), n_shards)
+        items = shard_items(items, int(shard["index"]), n_shards)
+        out_dir = shard_dir(out_dir, int(shard["index"]), n_shards)
     t0 = time.perf_counter()
     index = HybridIndex.load_or_build(catalog)
     index.search(items[0].query, k=1)  # load the query encoder now, not inside the first system's timing
@@ -254,8 +254,8 @@ def evaluate(
         judge=judge,
         titles=titles,
         meta=meta,
-        fail_fast=bool(cfg.get("fail_fast", False)),
-        retry_errors=bool(cfg.get("retry_errors", False)),
+        fail_fast=bool(cfg["fail_fast"]),
+        retry_errors=bool(cfg["retry_errors"]),
         progress=progress,
     )
     records = runner.run(items)
@@ -289,7 +289,7 @@ def evaluate(
         df.to_csv(out_dir / f"table_{name}.csv")
     acc_iv = per_type_intervals(records, f"accuracy@{k}", names, seed=int(cfg["seed"]))
     plots: list[Path] = []
-    if cfg.get("plots", True):
+    if cfg["plots"]:
         for metric, ylim in [(f"accuracy@{k}", (0.0, 1.0)), ("uds_rubric", (1.0, 3.0)), ("uds_judge", (1.0, 3.0))]:
             iv = per_type_intervals(records, metric, names, seed=int(cfg["seed"]))
             if not iv.empty:
@@ -319,7 +319,7 @@ def evaluate(
             )
 
     cons_md = "(consistency disabled)"
-    if cfg["consistency"].get("enabled", True):
+    if cfg["consistency"]["enabled"]:
         policies_dir = Path(cfg["policies_dir"])
         try:
             cons, why = run_consistency(records, items, runner.arr, sim_config, cfg["consistency"], policies_dir)
@@ -331,7 +331,7 @@ def evaluate(
             cons_md = consistency_markdown(cons)
         else:
             cons_md = f"(not measured: {why})"
-    if cfg.get("tensorboard", True):
+    if cfg["tensorboard"]:
         write_tensorboard(table, ab_results, out_dir / "tensorboard")
 
     elapsed = time.perf_counter() - started

@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from rl_shop.config_files import read_config
+from rl_shop.config_files import deep_update, read_config
 from rl_shop.llm.base import LLM
 from rl_shop.llm.cache import ResponseCache
 from rl_shop.llm.types import LLMConfigError
@@ -76,12 +76,16 @@ def make_llm(cfg: Any) -> LLM:
         raise LLMConfigError(
             f"unknown key(s) {sorted(unknown)} for llm.backend={backend}; allowed: {sorted(ALLOWED_KEYS[backend])}"
         )
-    cache_cfg = dict(c.get("cache") or {})
-    cache = ResponseCache(cache_cfg.get("path")) if cache_cfg.get("enabled", True) else None
+    # every key the caller leaves out is the backend's file's value: configs/llm/<backend>.yaml is the one home
+    c = deep_update(read_config(CONFIG_DIR / "llm" / f"{backend}.yaml", what="LLM config", error=LLMConfigError), c)
+    missing = [k for k, v in c.items() if v == "???"]
+    if missing:
+        raise LLMConfigError(f"llm.{missing[0]} is required for the {backend} backend (set llm.{missing[0]}=...)")
+    cache = ResponseCache(c["cache"]["path"]) if c["cache"]["enabled"] else None
     base: dict[str, Any] = {
         "cache": cache,
-        "default_seed": int(c.get("seed", 0)),
-        "structured_retries": int(c.get("structured_retries", 1)),
+        "default_seed": int(c["seed"]),
+        "structured_retries": int(c["structured_retries"]),
     }
     if backend == "openai":
         return _make_openai(c, base)
@@ -92,13 +96,13 @@ def _make_openai(c: dict[str, Any], base: dict[str, Any]) -> LLM:
     from rl_shop.llm.openai_backend import OpenAILLM
 
     return OpenAILLM(
-        model=c.get("model") or "",
-        base_url=c.get("base_url"),
-        api_key=c.get("api_key"),
-        timeout_s=float(c.get("timeout_s", 60.0)),
-        max_retries=int(c.get("max_retries", 1)),
-        json_schema_mode=c.get("json_schema_mode", "auto"),
-        tokenizer_path=c.get("tokenizer_path"),
+        model=c["model"] or "",
+        base_url=c["base_url"],
+        api_key=c["api_key"],
+        timeout_s=float(c["timeout_s"]),
+        max_retries=int(c["max_retries"]),
+        json_schema_mode=c["json_schema_mode"],
+        tokenizer_path=c["tokenizer_path"],
         **base,
     )
 
@@ -107,9 +111,9 @@ ENGINES = ("llama_cpp", "transformers")
 
 
 def _make_local(c: dict[str, Any], base: dict[str, Any]) -> LLM:
-    if c["backend"] == "embedded" and c.get("engine", "llama_cpp") not in ENGINES:
-        raise LLMConfigError(f"llm.engine must be one of {ENGINES}, got {c.get('engine')!r}")
-    if c["backend"] == "embedded" and c.get("engine", "llama_cpp") == "llama_cpp":
+    if c["backend"] == "embedded" and c["engine"] not in ENGINES:
+        raise LLMConfigError(f"llm.engine must be one of {ENGINES}, got {c['engine']!r}")
+    if c["backend"] == "embedded" and c["engine"] == "llama_cpp":
         return _make_llamacpp(c, base)
     if c.get("lora_path"):
         raise LLMConfigError(
@@ -125,19 +129,19 @@ def _make_local(c: dict[str, Any], base: dict[str, Any]) -> LLM:
         import torch
 
         torch.set_num_threads(int(c["num_threads"]))
-    prefix = dict(c.get("prefix_cache") or {})
+    prefix = c["prefix_cache"]
     local: dict[str, Any] = {
-        "structured_library": c.get("structured_library", "xgrammar"),
-        "prefix_cache_entries": int(prefix.get("entries", 4)),
-        "prefix_min_tokens": int(prefix.get("min_tokens", 16)),
-        "top_p": float(c.get("top_p", 1.0)),
+        "structured_library": c["structured_library"],
+        "prefix_cache_entries": int(prefix["entries"]),
+        "prefix_min_tokens": int(prefix["min_tokens"]),
+        "top_p": float(c["top_p"]),
         **base,
     }
-    dtype = str(c.get("dtype", "float32"))
+    dtype = str(c["dtype"])
     if c["backend"] == "embedded":
         from rl_shop.llm.embedded import load_embedded
 
-        return load_embedded(c.get("gguf_path"), dtype=dtype, **local)
+        return load_embedded(c["gguf_path"], dtype=dtype, **local)
     from rl_shop.llm.hf_backend import TransformersLLM
 
     if not c.get("model_path"):
@@ -145,9 +149,9 @@ def _make_local(c: dict[str, Any], base: dict[str, Any]) -> LLM:
     return TransformersLLM.from_config(
         model_path=str(c["model_path"]),
         dtype=dtype,
-        device_map=c.get("device_map"),
-        adapter_path=c.get("adapter_path"),
-        merge_adapter=bool(c.get("merge_adapter", True)),
+        device_map=c["device_map"],
+        adapter_path=c["adapter_path"],
+        merge_adapter=bool(c["merge_adapter"]),
         **local,
     )
 
@@ -157,19 +161,19 @@ def _make_llamacpp(c: dict[str, Any], base: dict[str, Any]) -> LLM:
     from rl_shop.llm.embedded import check_gguf, find_packaged_gguf
     from rl_shop.llm.llamacpp_backend import LlamaCppLLM
 
-    gguf = Path(c["gguf_path"]).expanduser() if c.get("gguf_path") else find_packaged_gguf()
+    gguf = Path(c["gguf_path"]).expanduser() if c["gguf_path"] else find_packaged_gguf()
     check_gguf(gguf)
-    prefix = dict(c.get("prefix_cache") or {})
+    prefix = c["prefix_cache"]
     return LlamaCppLLM(
         gguf,
-        n_ctx=int(c.get("n_ctx") or 4096),
-        num_threads=c.get("num_threads"),
-        structured_library=c.get("structured_library", "xgrammar"),
-        prefix_cache_entries=int(prefix.get("entries", 4)),
-        prefix_min_tokens=int(prefix.get("min_tokens", 16)),
-        top_p=float(c.get("top_p", 1.0)),
-        flash_attn=bool(c.get("flash_attn", True)),
-        lora_path=c.get("lora_path"),
+        n_ctx=int(c["n_ctx"]),
+        num_threads=c["num_threads"],
+        structured_library=c["structured_library"],
+        prefix_cache_entries=int(prefix["entries"]),
+        prefix_min_tokens=int(prefix["min_tokens"]),
+        top_p=float(c["top_p"]),
+        flash_attn=bool(c["flash_attn"]),
+        lora_path=c["lora_path"],
         cache_extra={"gguf": gguf.name},
         **base,
     )

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from rl_shop.config_files import read_config
+from rl_shop.config_files import deep_update, read_config
 from rl_shop.llm.types import LLMConfigError, ModelLoadError
 from rl_shop.paths import CONFIG_DIR
 
@@ -81,51 +81,60 @@ def import_server() -> Any:
     return server_app, uvicorn
 
 
+def complete_server_config(cfg: dict[str, Any]) -> dict[str, Any]:
+    """``cfg`` over ``configs/llm/server/llama_cpp.yaml``: every key it leaves out is the file's
+    value (the one home of the server's defaults)."""
+    base = read_config(SERVER_DIR / "llama_cpp.yaml", what="server config", error=LLMConfigError)
+    return deep_update(base, cfg)
+
+
 def build_app(cfg: dict[str, Any]) -> Any:
     """The FastAPI app of ``llama_cpp.server`` for ``cfg`` (loads the model)."""
     from rl_shop.llm.embedded import check_gguf, find_packaged_gguf
     from rl_shop.llm.llamacpp_backend import default_threads
 
-    gguf = Path(cfg["gguf_path"]).expanduser() if cfg.get("gguf_path") else find_packaged_gguf()
+    cfg = complete_server_config(cfg)
+    gguf = Path(cfg["gguf_path"]).expanduser() if cfg["gguf_path"] else find_packaged_gguf()
     check_gguf(gguf)
     server_app, _ = import_server()
     from llama_cpp.server.settings import ModelSettings, ServerSettings
 
-    threads = default_threads(cfg.get("num_threads"))
+    threads = default_threads(cfg["num_threads"])
     model = ModelSettings(
         model=str(gguf),
-        model_alias=str(cfg.get("model_name") or "rl-shop-embedded"),
-        n_ctx=int(cfg.get("n_ctx", 4096)),
-        n_batch=int(cfg.get("n_batch", 512)),
-        n_ubatch=int(cfg.get("n_batch", 512)),
+        model_alias=str(cfg["model_name"]),
+        n_ctx=int(cfg["n_ctx"]),
+        n_batch=int(cfg["n_batch"]),
+        n_ubatch=int(cfg["n_batch"]),
         n_threads=threads,
         n_threads_batch=threads,
-        flash_attn=bool(cfg.get("flash_attn", True)),
-        seed=int(cfg.get("seed", 0)),
+        flash_attn=bool(cfg["flash_attn"]),
+        seed=int(cfg["seed"]),
         logits_all=False,  # no logprobs: True would keep n_ctx x vocab floats (~0.8 GB at 4096)
-        cache=bool(cfg.get("prompt_cache", False)),
-        verbose=bool(cfg.get("verbose", False)),
+        cache=bool(cfg["prompt_cache"]),
+        verbose=bool(cfg["verbose"]),
     )
     server = ServerSettings(
-        host=str(cfg.get("host", "127.0.0.1")),
-        port=int(cfg.get("port", 8000)),
-        api_key=cfg.get("api_key") or None,
-        interrupt_requests=bool(cfg.get("interrupt_requests", False)),
+        host=str(cfg["host"]),
+        port=int(cfg["port"]),
+        api_key=cfg["api_key"] or None,
+        interrupt_requests=bool(cfg["interrupt_requests"]),
     )
     return server_app.create_app(server_settings=server, model_settings=[model])
 
 
 def uvicorn_options(cfg: dict[str, Any]) -> dict[str, Any]:
     """uvicorn.run keyword arguments from the config (timeouts, concurrency)."""
-    limit = cfg.get("limit_concurrency")
+    cfg = complete_server_config(cfg)
+    limit = cfg["limit_concurrency"]
     return {
-        "host": str(cfg.get("host", "127.0.0.1")),
-        "port": int(cfg.get("port", 8000)),
+        "host": str(cfg["host"]),
+        "port": int(cfg["port"]),
         "limit_concurrency": int(limit) if limit else None,
-        "backlog": int(cfg.get("backlog", 64)),
-        "timeout_keep_alive": int(cfg.get("timeout_keep_alive_s", 5)),
-        "timeout_graceful_shutdown": int(cfg.get("timeout_graceful_shutdown_s", 10)),
-        "log_level": "info" if cfg.get("verbose") else "warning",
+        "backlog": int(cfg["backlog"]),
+        "timeout_keep_alive": int(cfg["timeout_keep_alive_s"]),
+        "timeout_graceful_shutdown": int(cfg["timeout_graceful_shutdown_s"]),
+        "log_level": "info" if cfg["verbose"] else "warning",
     }
 
 

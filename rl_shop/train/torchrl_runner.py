@@ -85,22 +85,26 @@ def ppo_settings(s: TrainSettings) -> dict[str, Any]:
         raise TrainConfigError(
             f"trainer=torchrl does not support algo.kwargs {unknown} (supported: {sorted(_PPO_KEYS)})"
         )
-    arch = s.algo.policy_kwargs.get("net_arch", [64, 64])
-    pi, vf = (arch.get("pi", [64, 64]), arch.get("vf", [64, 64])) if isinstance(arch, dict) else (arch, arch)
+    missing = sorted(_PPO_KEYS - set(kw)) + ([] if "net_arch" in s.algo.policy_kwargs else ["policy_kwargs.net_arch"])
+    if missing:
+        raise TrainConfigError(f"trainer=torchrl needs algo.kwargs {missing}; configs/algo/ppo.yaml sets every one")
+    arch = s.algo.policy_kwargs["net_arch"]
+    pi, vf = (arch["pi"], arch["vf"]) if isinstance(arch, dict) else (arch, arch)
+    # SB3's PPO MlpPolicy default activation, so that the two trainers build the same network
     act = str(s.algo.policy_kwargs.get("activation", "tanh")).lower()
     if act not in ACTIVATIONS:
         raise TrainConfigError(f"trainer=torchrl: policy_kwargs.activation must be one of {sorted(ACTIVATIONS)}")
     out = dict(
-        learning_rate=float(kw.get("learning_rate", 3e-4)),
-        n_steps=int(kw.get("n_steps", 2048)),
-        batch_size=int(kw.get("batch_size", 64)),
-        n_epochs=int(kw.get("n_epochs", 10)),
-        gamma=float(kw.get("gamma", 0.99)),
-        gae_lambda=float(kw.get("gae_lambda", 0.95)),
-        clip_range=float(kw.get("clip_range", 0.2)),
-        ent_coef=float(kw.get("ent_coef", 0.0)),
-        vf_coef=float(kw.get("vf_coef", 0.5)),
-        max_grad_norm=float(kw.get("max_grad_norm", 0.5)),
+        learning_rate=float(kw["learning_rate"]),
+        n_steps=int(kw["n_steps"]),
+        batch_size=int(kw["batch_size"]),
+        n_epochs=int(kw["n_epochs"]),
+        gamma=float(kw["gamma"]),
+        gae_lambda=float(kw["gae_lambda"]),
+        clip_range=float(kw["clip_range"]),
+        ent_coef=float(kw["ent_coef"]),
+        vf_coef=float(kw["vf_coef"]),
+        max_grad_norm=float(kw["max_grad_norm"]),
         pi=[int(h) for h in pi],
         vf=[int(h) for h in vf],
         activation=act,

@@ -15,6 +15,7 @@ re-queues a copy, which a live worker runs, so no budgeted trial is lost.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import inspect
 import logging
@@ -69,12 +70,17 @@ class TuneSettings:
     grace_period: int | None
     max_retry: int
     output_dir: Path
-    wait_for_stale: bool = True
-    budget_wait_s: float = 60.0
-    worker_id: str | None = None
+    wait_for_stale: bool
+    budget_wait_s: float
+    worker_id: str | None
 
     @classmethod
     def from_config(cls, cfg: dict[str, Any]) -> TuneSettings:
+        """Validated settings from the composed ``configs/tune.yaml`` (the one home of every default)."""
+        missing = sorted({f.name for f in dataclasses.fields(cls)} - set(cfg))
+        if missing:
+            raise TrainConfigError(f"tune config lacks {missing}; configs/tune.yaml sets every key")
+
         def need_pos(key: str, allow_none: bool = False) -> int | None:
             v = cfg.get(key)
             if v is None and allow_none:
@@ -101,16 +107,16 @@ class TuneSettings:
             n_trials=need_pos("n_trials", allow_none=True),
             max_trials=need_pos("max_trials", allow_none=True),
             seeds_per_trial=int(need_pos("seeds_per_trial") or 1),
-            base_seed=int(cfg.get("base_seed", 0)),
-            train_overrides=[str(o) for o in cfg.get("train_overrides") or []],
-            sampler=dict(cfg.get("sampler") or {"name": "tpe"}),
-            pruner=dict(cfg.get("pruner") or {"name": "median"}),
+            base_seed=int(cfg["base_seed"]),
+            train_overrides=[str(o) for o in cfg["train_overrides"] or []],
+            sampler=dict(cfg["sampler"]),
+            pruner=dict(cfg["pruner"]),
             heartbeat_interval=hb,
             grace_period=grace,
-            max_retry=int(cfg.get("max_retry", 1)),
+            max_retry=int(cfg["max_retry"]),
             output_dir=Path(cfg["output_dir"]),
-            wait_for_stale=bool(cfg.get("wait_for_stale", True)),
-            budget_wait_s=float(cfg.get("budget_wait_s", 60.0)),
+            wait_for_stale=bool(cfg["wait_for_stale"]),
+            budget_wait_s=float(cfg["budget_wait_s"]),
             worker_id=None if cfg.get("worker_id") is None else str(cfg["worker_id"]),
         )
 

@@ -8,6 +8,7 @@ from any table of simulated intents (``ClarifyPriors.from_pool``) or left unifor
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -102,6 +103,15 @@ class ClarifyPriors:
         at_least = at[::-1].cumsum()[::-1]
         hazard = np.divide(at, at_least, out=np.ones_like(at), where=at_least > 0)
         return cls(gain, log2_gold, hazard)
+
+
+def heuristic_params(block: Mapping[str, Any] | None) -> dict[str, float]:
+    """``AskUntilConfident``'s ``threshold`` and ``max_leave_risk`` from the ``heuristic:`` block of
+    ``configs/env/clarify.yaml``, their one home (a missing key is an error, not a silent default)."""
+    missing = sorted({"threshold", "max_leave_risk"} - set(block or {}))
+    if missing or block is None:
+        raise ValueError(f"the heuristic block of configs/env/clarify.yaml lacks {missing}; restore it with git")
+    return {"threshold": float(block["threshold"]), "max_leave_risk": float(block["max_leave_risk"])}
 
 
 class AskUntilConfident:
