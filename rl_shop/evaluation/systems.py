@@ -16,11 +16,14 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Protocol, cast, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, cast, runtime_checkable
 
 from rl_shop.evaluation.retrieval_baseline import SearchIndex, result_ids
 from rl_shop.sim.benchmark import BenchmarkItem
 from rl_shop.sim.shopper import Shopper
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 @dataclass
@@ -162,7 +165,7 @@ def make_macdf_system(
     policies: str,
     *,
     llm: Any,
-    catalog: Any,
+    catalog: pd.DataFrame,
     index: Any,
     overrides: list[str] | None = None,
     policies_dir: str | Path | None = None,

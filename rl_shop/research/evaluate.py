@@ -150,7 +150,7 @@ def race_by_round(
     return pd.DataFrame(rows)
 
 
-def shift_outcomes(trajectories: list[Trajectory], catalog: Any, corpus: Any = ()) -> pd.DataFrame:
+def shift_outcomes(trajectories: list[Trajectory], catalog: pd.DataFrame, corpus: Any = ()) -> pd.DataFrame:
     """Per trajectory with an intent shift: whether its final report ends on the FINAL intent (>= 1
     recommendation, every recommended product satisfies every constraint), and on the initial one."""
     from rl_shop.research.scorer import CriteriaScorer, ends_on_intent

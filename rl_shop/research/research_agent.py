@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field
 
@@ -69,6 +69,9 @@ from rl_shop.research.trajectory import (
     ToolCall,
     ToolResult,
 )
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 SHOPPER_PREFIX = "The shopper updated the request:"
 """Start of a shopper's intent-shift turn among the notes passed as ``feedback`` (see intent_shift.shift_note)."""
@@ -195,7 +198,7 @@ def report_schema(cfg: ResearchAgentConfig, product_ids: list[str]) -> dict[str,
     }
 
 
-def render_markdown(query: str, report: Report, catalog: Any) -> str:
+def render_markdown(query: str, report: Report, catalog: pd.DataFrame) -> str:
     """Markdown of a report; each cited product's title, brand and price come from the catalog."""
     lines = [
         f"# Product research: {query}",

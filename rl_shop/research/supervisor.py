@@ -11,13 +11,16 @@ check fails. Check weights and thresholds live in ``configs/research/supervisor.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field
 
 from rl_shop.research.fact import fact_check
 from rl_shop.research.tools import product_facts
 from rl_shop.research.trajectory import AgentStep, Feedback, InferredIntent, Report
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 class SupervisorConfig(BaseModel):
@@ -72,7 +75,7 @@ def to_first_person(text: str) -> str:
 
 
 def run_checks(
-    report: Report, steps: list[AgentStep], inferred: InferredIntent, catalog: Any, cfg: SupervisorConfig
+    report: Report, steps: list[AgentStep], inferred: InferredIntent, catalog: pd.DataFrame, cfg: SupervisorConfig
 ) -> list[tuple[str, str, str]]:
     """Failed checks as (code, supervisor sentence, reflection sentence)."""
     out: list[tuple[str, str, str]] = []
@@ -168,7 +171,7 @@ def run_checks(
 class Supervisor:
     """Reviews a report: deterministic checks + an LLM critique -> :class:`Feedback`."""
 
-    def __init__(self, llm: Any, catalog: Any, config: SupervisorConfig | None = None) -> None:
+    def __init__(self, llm: Any, catalog: pd.DataFrame, config: SupervisorConfig | None = None) -> None:
         self.llm = llm
         self.catalog = catalog
         self.config = config or SupervisorConfig()
