@@ -92,7 +92,7 @@ def make_tables(
     )
 
 
-def episode_start(ops: Any, tb: ClarifyTables, keys: Any, episodes: Any) -> dict[str, Any]:
+def episode_start(ops: ao.BatchOps, tb: ClarifyTables, keys: Any, episodes: Any) -> dict[str, Any]:
     """The first state of episode ``episodes`` of the streams ``keys`` (int64 arrays, same shape).
 
     Draw 0 of the episode stream picks the pool intent (``clarify_rng`` layout).
@@ -124,7 +124,7 @@ def action_masks(tb: ClarifyTables, s: dict[str, Any]) -> Any:
 
 
 def transition(
-    ops: Any, tb: ClarifyTables, prm: Any, s: dict[str, Any], a: Any
+    ops: ao.BatchOps, tb: ClarifyTables, prm: Any, s: dict[str, Any], a: Any
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """One step of every row: ``(new state, outputs)``.
 
@@ -206,7 +206,7 @@ def transition(
     return new, out
 
 
-def featurize(ops: Any, tb: ClarifyTables, s: dict[str, Any], max_rounds: int) -> Any:
+def featurize(ops: ao.BatchOps, tb: ClarifyTables, s: dict[str, Any], max_rounds: int) -> Any:
     """Observation rows ``(n, 47)`` float32 laid out as ``rl_shop.policies.features.clarify``.
 
     The same tables and float64-then-float32 rounding as ``featurize_batch`` (tested equal); the
@@ -232,7 +232,7 @@ def featurize(ops: Any, tb: ClarifyTables, s: dict[str, Any], max_rounds: int) -
     return torch.cat(cols, dim=1)
 
 
-def _as_f32_col(ops: Any, x: Any, like: Any) -> Any:
+def _as_f32_col(ops: ao.BatchOps, x: Any, like: Any) -> Any:
     if ops.name == "numpy":
         return x.astype(np.float32)[:, None]
     return x.to(like.dtype)[:, None]
