@@ -44,6 +44,8 @@ from rl_shop.paths import CHECKPOINT_DIR
 if TYPE_CHECKING:
     import pandas as pd
 
+    from rl_shop.catalog.index import HybridIndex
+
 __all__ = [
     "AssistantResult",
     "ClarificationTurn",
@@ -305,7 +307,7 @@ class MACDFAssistant:
         *,
         llm: Any | None = None,
         catalog: pd.DataFrame | None = None,
-        index: Any = None,
+        index: HybridIndex | None = None,
         policies: Literal["heuristic", "learned"] = "heuristic",
         memory_path: str | None = None,
     ) -> MACDFAssistant:

@@ -25,6 +25,9 @@ from rl_shop.sim.shopper import Shopper
 if TYPE_CHECKING:
     import pandas as pd
 
+    from rl_shop.catalog.index import HybridIndex
+    from rl_shop.llm import LLM
+
 
 @dataclass
 class SystemOutput:
@@ -164,9 +167,9 @@ def _product_record(p: Any) -> dict[str, Any]:
 def make_macdf_system(
     policies: str,
     *,
-    llm: Any,
+    llm: LLM | None,
     catalog: pd.DataFrame,
-    index: Any,
+    index: HybridIndex,
     overrides: list[str] | None = None,
     policies_dir: str | Path | None = None,
     memory_path: str | None = ":memory:",

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 from pydantic import BaseModel, Field
@@ -22,6 +22,10 @@ from rl_shop.research.tools import ResearchTools, ToolsConfig
 from rl_shop.research.trajectory import InferredIntent, Report, Round, Trajectory
 from rl_shop.research.user_agent import UserAgent, UserAgentConfig, score_intent
 from rl_shop.sim import Intent, IntentSampler, generate_history
+
+if TYPE_CHECKING:
+    from rl_shop.catalog.index import HybridIndex
+    from rl_shop.llm import LLM
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +43,7 @@ class ResearchWorld:
     """Catalog, index, web backend and tools shared by all runs."""
 
     catalog: pd.DataFrame
-    index: Any
+    index: HybridIndex
     tools: ResearchTools
 
     @classmethod
@@ -70,7 +74,7 @@ def sample_persona(world: ResearchWorld, seed: int, persona_cfg: PersonaConfig) 
 
 def synthesize(
     world: ResearchWorld,
-    llm: Any,
+    llm: LLM,
     seed: int,
     *,
     persona_cfg: PersonaConfig,
@@ -78,7 +82,7 @@ def synthesize(
     agent_cfg: ResearchAgentConfig,
     sup_cfg: SupervisorConfig,
     max_rounds: int,
-    supervisor_llm: Any | None = None,
+    supervisor_llm: LLM | None = None,
     stop_on_accept: bool = True,
     shift_cfg: ShiftConfig | None = None,
 ) -> Trajectory:
@@ -141,7 +145,7 @@ def synthesize(
 
 
 def solve(
-    world: ResearchWorld, llm: Any, inferred: InferredIntent, agent_cfg: ResearchAgentConfig, seed: int
+    world: ResearchWorld, llm: LLM, inferred: InferredIntent, agent_cfg: ResearchAgentConfig, seed: int
 ) -> tuple[list, Report]:
     """The Research Agent alone on a query (one round, no supervisor): what a tuned model must do.
 

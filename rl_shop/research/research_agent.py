@@ -73,6 +73,8 @@ from rl_shop.research.trajectory import (
 if TYPE_CHECKING:
     import pandas as pd
 
+    from rl_shop.llm import LLM, Message
+
 SHOPPER_PREFIX = "The shopper updated the request:"
 """Start of a shopper's intent-shift turn among the notes passed as ``feedback`` (see intent_shift.shift_note)."""
 
@@ -234,8 +236,8 @@ class Decoded:
 
 
 def decode_json(
-    llm: Any,
-    messages: list[dict[str, str]],
+    llm: LLM,
+    messages: list[Message],
     schema: dict[str, Any],
     *,
     max_tokens: int,
@@ -266,7 +268,7 @@ class ResearchAgent:
     """Runs rounds of tool steps and writes reports; the Supervisor (or nobody) gives feedback."""
 
     def __init__(
-        self, llm: Any, tools: ResearchTools, config: ResearchAgentConfig | None = None, system: str = SYSTEM
+        self, llm: LLM, tools: ResearchTools, config: ResearchAgentConfig | None = None, system: str = SYSTEM
     ) -> None:
         self.llm = llm
         self.tools = tools
@@ -274,7 +276,7 @@ class ResearchAgent:
         self.system = system
 
     # ------------------------------------------------------------------ prompts
-    def step_prompt(self, query: str, steps: list[AgentStep], feedback: list[str]) -> list[dict[str, str]]:
+    def step_prompt(self, query: str, steps: list[AgentStep], feedback: list[str]) -> list[Message]:
         """:func:`render_prompt` (the single agent's format, as in the SFT text); during synthesis the
         Supervisor's notes follow as a user turn (the multi-agent setting only: internalization
         replaces them by the agent's own ``reflect`` step)."""
@@ -295,7 +297,7 @@ class ResearchAgent:
             )
         return msgs
 
-    def report_prompt(self, query: str, steps: list[AgentStep], feedback: list[str]) -> list[dict[str, str]]:
+    def report_prompt(self, query: str, steps: list[AgentStep], feedback: list[str]) -> list[Message]:
         """:func:`render_report_prompt` (plus the Supervisor's notes during synthesis)."""
         msgs = self.step_prompt(query, steps, feedback)
         tail = render_report_prompt(

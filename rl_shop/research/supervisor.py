@@ -11,7 +11,7 @@ check fails. Check weights and thresholds live in ``configs/research/supervisor.
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, Field
 
@@ -21,6 +21,8 @@ from rl_shop.research.trajectory import AgentStep, Feedback, InferredIntent, Rep
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from rl_shop.llm import LLM, Message
 
 
 class SupervisorConfig(BaseModel):
@@ -171,7 +173,7 @@ def run_checks(
 class Supervisor:
     """Reviews a report: deterministic checks + an LLM critique -> :class:`Feedback`."""
 
-    def __init__(self, llm: Any, catalog: pd.DataFrame, config: SupervisorConfig | None = None) -> None:
+    def __init__(self, llm: LLM, catalog: pd.DataFrame, config: SupervisorConfig | None = None) -> None:
         self.llm = llm
         self.catalog = catalog
         self.config = config or SupervisorConfig()
@@ -201,7 +203,7 @@ class Supervisor:
                 "required": ["flaw", "rating"],
                 "additionalProperties": False,
             }
-            msgs = [
+            msgs: list[Message] = [
                 {"role": "system", "content": SYSTEM},
                 {
                     "role": "user",

@@ -11,12 +11,15 @@ JSON-schema enums of what the history actually contains, the budget a bounded nu
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 from pydantic import BaseModel, Field
 
 from rl_shop.research.trajectory import InferredIntent
+
+if TYPE_CHECKING:
+    from rl_shop.llm import LLM, Message
 
 _KIND_WEIGHT = {"view": 1.0, "click": 2.0, "add_to_cart": 4.0, "purchase": 6.0}
 
@@ -136,7 +139,7 @@ def template_query(category: str, budget: float | None, brands: list[str]) -> st
 class UserAgent:
     """History -> :class:`InferredIntent` (category, budget, brands, research query)."""
 
-    def __init__(self, llm: Any, catalog: pd.DataFrame, config: UserAgentConfig | None = None) -> None:
+    def __init__(self, llm: LLM, catalog: pd.DataFrame, config: UserAgentConfig | None = None) -> None:
         self.llm = llm
         self.catalog = catalog
         self.config = config or UserAgentConfig()
@@ -149,7 +152,7 @@ class UserAgent:
         categories, brands, prices = _menu(events, self.catalog)
         schema = intent_schema(categories, brands, budget_options(prices, cfg.budget_options), cfg)
         lines = history_lines(events, self.catalog, cfg)
-        msgs = [
+        msgs: list[Message] = [
             {"role": "system", "content": SYSTEM},
             {
                 "role": "user",
