@@ -31,6 +31,9 @@ from rl_shop.policies.features.clarify import N_QUERY_TYPES, N_SLOTS, slots_to_m
 if TYPE_CHECKING:
     import pandas as pd
 
+    from rl_shop.sim.config import SimConfig
+    from rl_shop.sim.slots import Intent
+
 POOL_FORMAT_VERSION = 1
 N_MASKS = 1 << N_SLOTS
 
@@ -262,7 +265,7 @@ def pool_from_intents(intents: Sequence[PoolIntent], n_products: int) -> IntentP
 
 
 # ---------------------------------------------------------------------- building from the sim
-def reduce_sim_intent(intent: Any, catalog: pd.DataFrame, hidden_dont_know_bonus: float) -> PoolIntent:
+def reduce_sim_intent(intent: Intent, catalog: pd.DataFrame, hidden_dont_know_bonus: float) -> PoolIntent:
     """Reduce a ``rl_shop.sim`` ``Intent`` to a ``PoolIntent`` through the sim's constraint masks.
 
     Answer probabilities follow ``rl_shop.sim.shopper.Shopper.answer``: "don't know" with
@@ -297,7 +300,7 @@ def reduce_sim_intent(intent: Any, catalog: pd.DataFrame, hidden_dont_know_bonus
     )
 
 
-def resolve_sim_config(sim_config: Mapping[str, Any] | None) -> Any:
+def resolve_sim_config(sim_config: Mapping[str, Any] | None) -> SimConfig:
     """The ``SimConfig``: ``configs/sim/default.yaml`` with ``sim_config`` as section overrides."""
     from rl_shop.sim.config import load_sim_config
 

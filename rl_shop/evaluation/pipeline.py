@@ -41,6 +41,8 @@ from rl_shop.evaluation.uds import JudgeConfig, RubricConfig, UDSJudge
 if TYPE_CHECKING:
     from rl_shop.catalog.index import HybridIndex
     from rl_shop.llm import LLM
+    from rl_shop.sim.config import SimConfig
+    from rl_shop.sim.constraints import CatalogArrays
 
 log = logging.getLogger(__name__)
 
@@ -110,8 +112,8 @@ def run_ab(
     records: Sequence[Mapping[str, Any]],
     items: Sequence[Any],
     systems: Sequence[str],
-    arr: Any,
-    sim_config: Any,
+    arr: CatalogArrays,
+    sim_config: SimConfig,
     ab: ABConfig,
 ) -> tuple[dict[str, dict[str, RelativeChange]], dict[str, float], dict[str, dict[str, RelativeChange]]]:
     """Control vs each treatment, the share of users who abandoned per system, and the same
@@ -143,8 +145,8 @@ def run_ab(
 def run_consistency(
     records: Sequence[Mapping[str, Any]],
     items: Sequence[Any],
-    arr: Any,
-    sim_config: Any,
+    arr: CatalogArrays,
+    sim_config: SimConfig,
     cfg: Mapping[str, Any],
     policies_dir: Path,
 ) -> tuple[pd.DataFrame | None, str]:

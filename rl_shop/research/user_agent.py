@@ -20,6 +20,7 @@ from rl_shop.research.trajectory import InferredIntent
 
 if TYPE_CHECKING:
     from rl_shop.llm import LLM, Message
+    from rl_shop.sim.slots import Intent
 
 _KIND_WEIGHT = {"view": 1.0, "click": 2.0, "add_to_cart": 4.0, "purchase": 6.0}
 
@@ -195,7 +196,7 @@ class UserAgent:
         )
 
 
-def score_intent(inferred: InferredIntent, persona: Any) -> dict[str, float]:
+def score_intent(inferred: InferredIntent, persona: Intent | dict[str, Any]) -> dict[str, float]:
     """Agreement of the inferred intent with the latent persona, each in [0, 1].
 
     category: exact match; brand: Jaccard of inferred vs preferred brands (1 when both empty);
