@@ -22,7 +22,7 @@ from envs.clarify_params import (  # noqa: F401  (re-exported: the env's public 
     resolve_pool,
 )
 from envs.intent_pool import N_MASKS, IntentPool
-from rl_shop.array_ops import SCALAR
+from rl_shop.array_ops import SCALAR, Ops
 from rl_shop.policies.features.clarify import (  # noqa: F401  (ACTION_NAMES ... MASK_TABLE: re-exported)
     ACTION_NAMES,
     MASK_ROWS,
@@ -68,7 +68,7 @@ def confirms(accuracy: Any, confirm_threshold: float) -> Any:
     return accuracy >= confirm_threshold
 
 
-def volunteer_index(ops: Any, u: Any, n_hidden: Any) -> Any:
+def volunteer_index(ops: Ops, u: Any, n_hidden: Any) -> Any:
     """Which hidden relevant slot (k-th lowest) a shopper who rejects a suggestion volunteers."""
     return ops.i64(u * n_hidden)
 

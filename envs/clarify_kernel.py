@@ -92,7 +92,7 @@ def make_tables(
     )
 
 
-def episode_start(ops: Any, tb: ClarifyTables, keys: Any, episodes: Any) -> dict[str, Any]:
+def episode_start(ops: ao.BatchOps, tb: ClarifyTables, keys: Any, episodes: Any) -> dict[str, Any]:
     """The first state of episode ``episodes`` of the streams ``keys`` (int64 arrays, same shape).
 
     Draw 0 of the episode stream picks the pool intent (``clarify_rng`` layout).
@@ -124,7 +124,7 @@ def action_masks(tb: ClarifyTables, s: dict[str, Any]) -> Any:
 
 
 def transition(
-    ops: Any, tb: ClarifyTables, prm: Any, s: dict[str, Any], a: Any
+    ops: ao.BatchOps, tb: ClarifyTables, prm: Any, s: dict[str, Any], a: Any
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """One step of every row: ``(new state, outputs)``.
 
@@ -206,7 +206,7 @@ def transition(
     return new, out
 
 
-def featurize(ops: Any, tb: ClarifyTables, s: dict[str, Any], max_rounds: int) -> Any:
+def featurize(ops: ao.BatchOps, tb: ClarifyTables, s: dict[str, Any], max_rounds: int) -> Any:
     """Observation rows ``(n, 47)`` float32 of the featurizer's one layout (``feat.fill_rows``, as
     ``featurize_batch``; the numpy env calls ``featurize_batch`` itself)."""
     log2c = ops.take(tb.log2c, s["i"] * N_MASKS + s["revealed"])

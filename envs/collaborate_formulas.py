@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from rl_shop.array_ops import Ops
 from rl_shop.policies.features.collaborate import N_TYPES
 
 
@@ -19,13 +20,13 @@ def uniform(lo: Any, hi: Any, u: Any) -> Any:
     return lo + u * (hi - lo)
 
 
-def uniform_int(ops: Any, lo: int, hi: int, u: Any) -> Any:
+def uniform_int(ops: Ops, lo: int, hi: int, u: Any) -> Any:
     """An integer uniform in ``lo..hi`` from ``u`` in (0, 1)."""
     span = hi - lo + 1
     return lo + ops.minimum(ops.i64(u * span), span - 1)
 
 
-def other_type(ops: Any, t: Any, u: Any) -> Any:
+def other_type(ops: Ops, t: Any, u: Any) -> Any:
     """A query type other than ``t``, uniform over the ``N_TYPES - 1`` others (a wrong prediction)."""
     k = ops.minimum(ops.i64(u * (N_TYPES - 1)), N_TYPES - 2)
     return ops.where(k < t, k, k + 1)
@@ -41,7 +42,7 @@ def search_mean(rel_max: Any, clarity_floor: float, clarity: Any) -> Any:
     return rel_max * (clarity_floor + (1.0 - clarity_floor) * clarity)
 
 
-def relevance(ops: Any, R: Any, n_product_search: Any, min_product_searches: Any) -> Any:
+def relevance(ops: Ops, R: Any, n_product_search: Any, min_product_searches: Any) -> Any:
     """Effective Relevance: ``R * min(1, n_product_search / min_product_searches[type])``."""
     return R * ops.minimum(n_product_search / min_product_searches, 1.0)
 
@@ -68,7 +69,7 @@ def action_cost(c_latency: float, latency_s: Any, c_compute: float, compute: Any
     return c_latency * latency_s + c_compute * compute
 
 
-def noisy_estimate(ops: Any, x: Any, sd: float, z: Any) -> Any:
+def noisy_estimate(ops: Ops, x: Any, sd: float, z: Any) -> Any:
     """A prediction of ``x`` in [0, 1] with Gaussian noise ``sd * z`` (the Leader's estimates, search draws)."""
     return ops.clip(x + sd * z, 0.0, 1.0)
 
@@ -84,7 +85,7 @@ def replan_repairs(bad_plan: Any, u: Any, p_replan_fix: float) -> Any:
 
 
 def click_and_buy(
-    ops: Any, u_rel: Any, u_click: Any, u_buy: Any, q: Any, ea_rel: Any, ea_irr: Any, p_purchase: float
+    ops: Ops, u_rel: Any, u_click: Any, u_buy: Any, q: Any, ea_rel: Any, ea_irr: Any, p_purchase: float
 ) -> tuple[Any, Any, Any]:
     """Position-based click model at one or more ranks: an item is relevant with probability ``q``
     (the answer's User_Satisfaction), clicked with its rank's attractiveness, bought when a

@@ -41,6 +41,7 @@ from envs.collaborate import (
     CollaborateParams,
     reaction_columns,
 )
+from rl_shop.array_ops import BatchOps
 from rl_shop.policies.features import collaborate as features
 from rl_shop.policies.features.collaborate import (
     CLARIFY,
@@ -89,7 +90,7 @@ class CollaborateTables(CollaborateParams):
         )
 
 
-def reset_values(ops: Any, T: CollaborateTables, u: Any, z8: Any) -> dict[str, Any]:
+def reset_values(ops: BatchOps, T: CollaborateTables, u: Any, z8: Any) -> dict[str, Any]:
     """First state of an episode from its reset uniforms ``u`` ``(m, >= 9)`` (clipped to (0, 1))
     and ``z8 = ndtri(u[:, RESET_CLARITY_NOISE])``."""
     t = ops.minimum(ops.searchsorted(T.type_cum, u[:, RESET_TYPE]), N_TYPES - 1)
@@ -122,7 +123,7 @@ def reset_values(ops: Any, T: CollaborateTables, u: Any, z8: Any) -> dict[str, A
     }
 
 
-def action_masks(ops: Any, T: CollaborateTables, s: dict[str, Any]) -> Any:
+def action_masks(ops: BatchOps, T: CollaborateTables, s: dict[str, Any]) -> Any:
     """``(B, 5)`` valid actions (``rl_shop.policies.features.collaborate.action_mask_terms``)."""
     n = s["n"]
     terms = action_mask_terms(
@@ -138,23 +139,23 @@ def action_masks(ops: Any, T: CollaborateTables, s: dict[str, Any]) -> Any:
     return ops.stack(list(terms), 1)
 
 
-def relevance(ops: Any, T: CollaborateTables, R: Any, n_ps: Any, t: Any) -> Any:
+def relevance(ops: BatchOps, T: CollaborateTables, R: Any, n_ps: Any, t: Any) -> Any:
     """``envs.collaborate_formulas.relevance`` of each row's query type."""
     return F.relevance(ops, R, ops.f64(n_ps), ops.take(T.min_ps, t))
 
 
-def satisfaction(ops: Any, T: CollaborateTables, rel: Any, W: Any, t: Any) -> Any:
+def satisfaction(ops: BatchOps, T: CollaborateTables, rel: Any, W: Any, t: Any) -> Any:
     """``envs.collaborate_formulas.satisfaction`` of each row's query type."""
     return F.satisfaction(rel, W, ops.take(T.web_need, t))
 
 
-def step_block_index(ops: Any, T: CollaborateTables, steps_before: Any) -> Any:
+def step_block_index(ops: BatchOps, T: CollaborateTables, steps_before: Any) -> Any:
     """First column of this step's block of uniforms in an episode row."""
     return N_RESET_U + N_STEP_U * ops.minimum(steps_before, T.max_steps - 1)
 
 
 def transition(
-    ops: Any, T: CollaborateTables, s: dict[str, Any], a: Any, Ub: Any, Zb: Any
+    ops: BatchOps, T: CollaborateTables, s: dict[str, Any], a: Any, Ub: Any, Zb: Any
 ) -> tuple[dict[str, Any], Any, Any, Any]:
     """All rows' step except the Decider's shopper reaction: ``(new state, reward, decide, gone)``.
 
@@ -215,7 +216,7 @@ def transition(
 
 
 def decide_outcome(
-    ops: Any, T: CollaborateTables, elapsed: Any, tol: Any, t: Any, R: Any, W: Any, n_ps: Any, react_u: Any
+    ops: BatchOps, T: CollaborateTables, elapsed: Any, tol: Any, t: Any, R: Any, W: Any, n_ps: Any, react_u: Any
 ) -> dict[str, Any]:
     """The shopper's reaction to the Decider's answer, for the rows given (any subset).
 
@@ -254,7 +255,7 @@ def decide_outcome(
     }
 
 
-def featurize(ops: Any, s: dict[str, Any], T: CollaborateTables, eye: Any) -> Any:
+def featurize(ops: BatchOps, s: dict[str, Any], T: CollaborateTables, eye: Any) -> Any:
     """Observation rows of the featurizer's one layout (``features.fill_rows``, as
     ``featurize_batch``); ``eye``: the float32 ``TYPE_ONEHOT`` table in the library of ``s``."""
     n = s["n"]
@@ -270,7 +271,7 @@ def featurize(ops: Any, s: dict[str, Any], T: CollaborateTables, eye: Any) -> An
     )
 
 
-def _empty_rows(ops: Any, n: int, like: Any) -> Any:
+def _empty_rows(ops: BatchOps, n: int, like: Any) -> Any:
     """An uninitialised float32 ``(n, N_FEATURES)`` array of the library (and device) of ``like``."""
     if ops.name == "numpy":
         return np.empty((n, features.N_FEATURES), dtype=np.float32)

@@ -22,11 +22,17 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from rl_shop.policies.features.clarify import N_QUERY_TYPES, N_SLOTS, slots_to_mask
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from rl_shop.sim.config import SimConfig
+    from rl_shop.sim.slots import Intent
 
 POOL_FORMAT_VERSION = 1
 N_MASKS = 1 << N_SLOTS
@@ -259,7 +265,7 @@ def pool_from_intents(intents: Sequence[PoolIntent], n_products: int) -> IntentP
 
 
 # ---------------------------------------------------------------------- building from the sim
-def reduce_sim_intent(intent: Any, catalog: Any, hidden_dont_know_bonus: float) -> PoolIntent:
+def reduce_sim_intent(intent: Intent, catalog: pd.DataFrame, hidden_dont_know_bonus: float) -> PoolIntent:
     """Reduce a ``rl_shop.sim`` ``Intent`` to a ``PoolIntent`` through the sim's constraint masks.
 
     Answer probabilities follow ``rl_shop.sim.shopper.Shopper.answer``: "don't know" with
@@ -294,7 +300,7 @@ def reduce_sim_intent(intent: Any, catalog: Any, hidden_dont_know_bonus: float) 
     )
 
 
-def resolve_sim_config(sim_config: Mapping[str, Any] | None) -> Any:
+def resolve_sim_config(sim_config: Mapping[str, Any] | None) -> SimConfig:
     """The ``SimConfig``: ``configs/sim/default.yaml`` with ``sim_config`` as section overrides."""
     from rl_shop.sim.config import load_sim_config
 
@@ -303,13 +309,15 @@ def resolve_sim_config(sim_config: Mapping[str, Any] | None) -> Any:
     return load_sim_config(overrides=dict(sim_config) if sim_config else None)
 
 
-def catalog_fingerprint(catalog: Any) -> str:
+def catalog_fingerprint(catalog: pd.DataFrame) -> str:
     """A content hash of a catalog DataFrame (changes whenever any cell does)."""
     payload = catalog.to_json(orient="split", default_handler=str).encode()
     return hashlib.sha256(payload).hexdigest()[:16]
 
 
-def build_intent_pool(catalog: Any, size: int, seed: int, sim_config: Mapping[str, Any] | None = None) -> IntentPool:
+def build_intent_pool(
+    catalog: pd.DataFrame, size: int, seed: int, sim_config: Mapping[str, Any] | None = None
+) -> IntentPool:
     """Sample ``size`` intents with ``rl_shop.sim.IntentSampler`` and tabulate them (uncached)."""
     from rl_shop.sim.constraints import CatalogArrays
     from rl_shop.sim.sampler import IntentSampler
@@ -324,7 +332,7 @@ def build_intent_pool(catalog: Any, size: int, seed: int, sim_config: Mapping[st
     return pool_from_intents(intents, arrays.n)
 
 
-def pool_cache_path(catalog: Any, size: int, seed: int, sim_config: Mapping[str, Any] | None) -> Path:
+def pool_cache_path(catalog: pd.DataFrame, size: int, seed: int, sim_config: Mapping[str, Any] | None) -> Path:
     """Where the pool for (catalog, resolved sim config, size, seed) is cached."""
     from rl_shop.paths import cache_dir
 
@@ -347,7 +355,7 @@ _MEMO: dict[tuple[Any, ...], IntentPool] = {}
 
 
 def load_or_build_intent_pool(
-    size: int, seed: int, sim_config: Mapping[str, Any] | None = None, catalog: Any = None
+    size: int, seed: int, sim_config: Mapping[str, Any] | None = None, catalog: pd.DataFrame | None = None
 ) -> IntentPool:
     """The pool for the shipped catalog (or ``catalog``), from memory, the disk cache, or built.
 

@@ -18,7 +18,7 @@ from gymnasium import spaces
 
 from envs.dag import TASK_TYPES, DagSampler, EpisodeUniforms
 from envs.specs import SCHEDULE
-from rl_shop.array_ops import SCALAR
+from rl_shop.array_ops import SCALAR, NumpyOps, ScalarOps
 from rl_shop.config_files import env_kwargs
 from rl_shop.paths import CONFIG_DIR
 from rl_shop.policies.features.schedule import (
@@ -125,7 +125,7 @@ def squared_readiness_jumps(p: ScheduleParams) -> tuple[float, float]:
     return dd * dd, da * da
 
 
-def state_error_norm(ops: Any, n_completed: Any, n_unblocked: Any, dd2: float, da2: float) -> Any:
+def state_error_norm(ops: NumpyOps | ScalarOps, n_completed: Any, n_unblocked: Any, dd2: float, da2: float) -> Any:
     """Eq. 1's ``||e(t)||`` when ``n_completed`` tasks finished and ``n_unblocked`` became ready."""
     return ops.sqrt(n_completed * dd2 + n_unblocked * da2)
 
@@ -135,7 +135,7 @@ def event_reward(w_latency: float, c_event: float, interval: Any) -> Any:
     return -(w_latency * interval + c_event)
 
 
-def eq1_crossing_time(E: Any, delta: Any, alpha: Any, origin: Any, ops: Any = SCALAR) -> Any:
+def eq1_crossing_time(E: Any, delta: Any, alpha: Any, origin: Any, ops: NumpyOps | ScalarOps = SCALAR) -> Any:
     """Earliest ``t`` with ``E > delta * exp(-alpha (t - origin))`` for constant ``E`` (Eq. 1).
 
     Closed form ``origin + ln(delta / E) / alpha``; ``-inf`` when it already holds for every t

@@ -18,7 +18,7 @@ multiplications and xors wrap identically on two's complement int64, and ``lsr``
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 
@@ -258,6 +258,9 @@ NUMPY = NumpyOps()
 TORCH = TorchOps()
 SCALAR = ScalarOps()
 
+BatchOps: TypeAlias = NumpyOps | TorchOps  # the ``ops`` of the batched kernels
+Ops: TypeAlias = NumpyOps | TorchOps | ScalarOps  # the ``ops`` of the formulas shared with the single envs
+
 # ---------------------------------------------------------------- SplitMix64 on int64 bits
 _GOLDEN = signed64(0x9E3779B97F4A7C15)
 _M1 = signed64(0xBF58476D1CE4E5B9)
@@ -267,7 +270,7 @@ _TO_UNIT32 = 2.0**-32
 _LOW32 = 0xFFFFFFFF
 
 
-def mix(ops: Any, z: Any) -> Any:
+def mix(ops: BatchOps, z: Any) -> Any:
     """SplitMix64 finalizer over int64 arrays: the bits of ``envs.clarify_rng.mix``."""
     z = z + _GOLDEN
     z = z ^ ops.lsr(z, 30)
@@ -277,18 +280,18 @@ def mix(ops: Any, z: Any) -> Any:
     return z ^ ops.lsr(z, 31)
 
 
-def episode_key(ops: Any, keys: Any, episodes: Any) -> Any:
+def episode_key(ops: BatchOps, keys: Any, episodes: Any) -> Any:
     """``clarify_rng.episode_key`` over int64 arrays."""
     return mix(ops, mix(ops, keys) ^ episodes)
 
 
-def unit53(ops: Any, z: Any) -> Any:
+def unit53(ops: BatchOps, z: Any) -> Any:
     return ops.f64(ops.lsr(z, 11)) * _TO_UNIT53
 
 
-def answer_draw(ops: Any, z: Any) -> Any:
+def answer_draw(ops: BatchOps, z: Any) -> Any:
     return ops.f64(ops.lsr(z, 32)) * _TO_UNIT32
 
 
-def volunteer_draw(ops: Any, z: Any) -> Any:
+def volunteer_draw(ops: BatchOps, z: Any) -> Any:
     return ops.f64(z & _LOW32) * _TO_UNIT32

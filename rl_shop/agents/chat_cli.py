@@ -10,9 +10,14 @@ import argparse
 import json
 import sys
 from collections.abc import Callable
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from rl_shop.commands import Command
+
+if TYPE_CHECKING:  # the assistant loads heavy modules: imported in run, typed here
+    from rl_shop.agents.result import AssistantResult
+    from rl_shop.agents.runtime import MACDFAssistant
+    from rl_shop.agents.trace import TraceStep
 
 
 def _common_args(p: argparse.ArgumentParser) -> None:
@@ -52,7 +57,7 @@ def _ask_args(p: argparse.ArgumentParser) -> None:
     _common_args(p)
 
 
-def _build(args: argparse.Namespace) -> Any:
+def _build(args: argparse.Namespace) -> MACDFAssistant:
     from rl_shop.agents.runtime import MACDFAssistant
 
     overrides = list(args.set)
@@ -63,8 +68,8 @@ def _build(args: argparse.Namespace) -> Any:
     return MACDFAssistant.from_config(overrides, policies=args.policies, memory_path=args.memory)
 
 
-def _printer(out: TextIO) -> Callable[[Any], None]:
-    def show(step: Any) -> None:
+def _printer(out: TextIO) -> Callable[[TraceStep], None]:
+    def show(step: TraceStep) -> None:
         keys = {
             k: v
             for k, v in step.detail.items()
@@ -92,7 +97,7 @@ def _interactive_answer(out: TextIO) -> Callable[[str, str], str]:
     return answer
 
 
-def _show_result(result: Any, out: TextIO, trace: bool) -> None:
+def _show_result(result: AssistantResult, out: TextIO, trace: bool) -> None:
     if result.refused:
         return
     if result.products:
@@ -122,7 +127,7 @@ def _show_result(result: Any, out: TextIO, trace: bool) -> None:
     out.flush()
 
 
-def _to_json(result: Any) -> dict[str, Any]:
+def _to_json(result: AssistantResult) -> dict[str, Any]:
     return {
         "query": result.query,
         "refused": result.refused,

@@ -277,7 +277,7 @@ class Decider:
     def _risk(
         self,
         cands: list[Candidate],
-        web: Any,
+        web: WebSearchResult | Sequence[ScoredDocument] | None,
         brand_counts: Mapping[str, int] | None,
         pool: list[Candidate],
         notes: dict[str, dict[str, Any]],
@@ -407,7 +407,7 @@ class Decider:
         spec: IntentSpec,
         pool: list[Candidate],
         strict: EvaluationMatrix,
-        web: Any,
+        web: WebSearchResult | Sequence[ScoredDocument] | None,
         user_history: Sequence[Mapping[str, Any]] | None,
         brand_counts: Mapping[str, int] | None,
     ) -> tuple[EvaluationMatrix, dict[str, str]]:
@@ -533,7 +533,7 @@ class Decider:
         spec: IntentSpec,
         recs: list[Recommendation],
         m: EvaluationMatrix,
-        web: Any,
+        web: WebSearchResult | Sequence[ScoredDocument] | None,
         follow_up: str,
         on_token: Callable[[str], None] | None,
         missed: Sequence[str] = (),

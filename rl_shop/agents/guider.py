@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, Field
@@ -34,6 +34,11 @@ from rl_shop.policies.features.clarify import action_mask as clarify_action_mask
 from rl_shop.policies.heuristics.clarify import AskUntilConfident, ClarifyPriors, heuristic_params
 from rl_shop.sim.constraints import CatalogArrays, gold_mask, subset_candidate_counts
 from rl_shop.sim.slots import SLOTS, Intent
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from rl_shop.policies.loader import ExportedPolicy
 
 CLARIFY_ACTIONS = ACTION_NAMES  # the Guider's name for the Clarify env's actions
 _PRIOR_CACHE: dict[tuple[int, int, int], ClarifyPriors] = {}
@@ -89,7 +94,7 @@ def clarify_env_defaults() -> dict[str, Any]:
     return {"max_rounds": int(data["kwargs"]["max_rounds"]), **heuristic_params(data.get("heuristic"))}
 
 
-def estimate_priors(catalog: Any, n: int, seed: int) -> ClarifyPriors:
+def estimate_priors(catalog: pd.DataFrame, n: int, seed: int) -> ClarifyPriors:
     """Population priors of ``AskUntilConfident`` from ``n`` simulated intents (cached per catalog).
 
     Same quantities as ``ClarifyPriors.from_pool`` (which reads an env intent pool): per query
@@ -149,7 +154,7 @@ class Guider:
 
     def __init__(
         self,
-        catalog: Any,
+        catalog: pd.DataFrame,
         vocab: CatalogVocab,
         config: GuiderConfig | Mapping[str, Any],
         llm: Any | None = None,
@@ -376,7 +381,7 @@ class Guider:
 AnswerFn = Callable[[str, str], str]
 
 
-def load_guider_policy(path: str | Path) -> Any:
+def load_guider_policy(path: str | Path) -> ExportedPolicy:
     """An exported Clarify env policy, checked against the running featurizer and action names."""
     from rl_shop.policies.loader import load_policy
 

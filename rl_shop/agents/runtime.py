@@ -16,7 +16,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal, NamedTuple, get_args
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -40,6 +40,11 @@ from rl_shop.agents.types import Decision, IntentSpec, Plan, TaskType, WebSearch
 from rl_shop.agents.websearch import WebSearchAgent
 from rl_shop.llm.metrics import scope_delta
 from rl_shop.paths import CHECKPOINT_DIR
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from rl_shop.catalog.index import HybridIndex
 
 __all__ = [
     "AssistantResult",
@@ -191,7 +196,7 @@ def _build_llm(rt: RuntimeConfig, llm: Any | None) -> Any | None:
     return make_llm(load_llm_config(rt.llm, list(rt.llm_overrides)))
 
 
-def catalog_vocab(catalog: Any, rt: RuntimeConfig) -> CatalogVocab:
+def catalog_vocab(catalog: pd.DataFrame, rt: RuntimeConfig) -> CatalogVocab:
     """The catalog vocabulary the runtime reads requests with (brands, categories, attribute words)."""
     from rl_shop.sim import load_sim_config
 
@@ -301,8 +306,8 @@ class MACDFAssistant:
         overrides: list[str] | None = None,
         *,
         llm: Any | None = None,
-        catalog: Any = None,
-        index: Any = None,
+        catalog: pd.DataFrame | None = None,
+        index: HybridIndex | None = None,
         policies: Literal["heuristic", "learned"] = "heuristic",
         memory_path: str | None = None,
     ) -> MACDFAssistant:

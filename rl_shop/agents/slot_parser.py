@@ -12,10 +12,13 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from rl_shop.catalog.vocab import COLOUR_SYNONYMS, CONNECTIVITY_SYNONYMS, FEATURE_SYNONYMS
 from rl_shop.sim.slots import SLOTS
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 _NUM = r"(\d+(?:,\d{3})*(?:\.\d+)?)"
 _BUDGET_RE = re.compile(
@@ -201,7 +204,7 @@ class CatalogVocab:
     @classmethod
     def from_catalog(
         cls,
-        catalog: Any,
+        catalog: pd.DataFrame,
         knowledge: dict[str, Any] | None = None,
         min_brand_products: int = 2,
         stop_brands: tuple[str, ...] = (),

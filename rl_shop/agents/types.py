@@ -16,11 +16,14 @@ import math
 from collections.abc import Iterable, Mapping
 from datetime import date
 from enum import Enum
-from typing import Any, Literal, TypeGuard
+from typing import TYPE_CHECKING, Any, Literal, TypeGuard
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from rl_shop.sim.slots import Intent, QueryType  # one definition of the ECCD types
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 # --------------------------------------------------------------------------------------------
 # Intent, as the Planner and Decider see it
@@ -173,7 +176,7 @@ class Plan(BaseModel):
         """All tasks of one atomic type, in plan order."""
         return [t for t in self.tasks if t.type == task_type]
 
-    def graph(self) -> Any:
+    def graph(self) -> nx.DiGraph:
         """The plan as a ``networkx.DiGraph`` (edge u -> v means v depends on u)."""
         import networkx as nx
 

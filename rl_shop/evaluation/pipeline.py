@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -38,6 +38,12 @@ from rl_shop.evaluation.runner import EvalRunError, EvalRunner, aggregate, selec
 from rl_shop.evaluation.systems import RetrievalSystem, System, make_macdf_system
 from rl_shop.evaluation.uds import JudgeConfig, RubricConfig, UDSJudge
 
+if TYPE_CHECKING:
+    from rl_shop.catalog.index import HybridIndex
+    from rl_shop.llm import LLM
+    from rl_shop.sim.config import SimConfig
+    from rl_shop.sim.constraints import CatalogArrays
+
 log = logging.getLogger(__name__)
 
 KNOWN_SYSTEMS: tuple[str, ...] = ("retrieval", "rag", "macdf_heuristic", "macdf_learned")
@@ -45,7 +51,7 @@ LLM_SYSTEMS = frozenset({"rag", "macdf_heuristic", "macdf_learned"})
 
 
 def build_systems(
-    names: Sequence[str], *, cfg: Mapping[str, Any], llm: Any, catalog: pd.DataFrame, index: Any
+    names: Sequence[str], *, cfg: Mapping[str, Any], llm: LLM | None, catalog: pd.DataFrame, index: HybridIndex
 ) -> list[System]:
     """The requested systems, in the requested order."""
     unknown = [n for n in names if n not in KNOWN_SYSTEMS]
@@ -56,6 +62,7 @@ def build_systems(
         if name == "retrieval":
             out.append(RetrievalSystem(index, k=int(cfg["retrieval"]["k"])))
         elif name == "rag":
+            assert llm is not None, "rag is one of LLM_SYSTEMS: the caller makes the LLM"
             out.append(RAGSystem(llm, index, catalog, RAGSettings(**cfg["rag"])))
         else:
             policies = name.split("_", 1)[1]
@@ -105,8 +112,8 @@ def run_ab(
     records: Sequence[Mapping[str, Any]],
     items: Sequence[Any],
     systems: Sequence[str],
-    arr: Any,
-    sim_config: Any,
+    arr: CatalogArrays,
+    sim_config: SimConfig,
     ab: ABConfig,
 ) -> tuple[dict[str, dict[str, RelativeChange]], dict[str, float], dict[str, dict[str, RelativeChange]]]:
     """Control vs each treatment, the share of users who abandoned per system, and the same
@@ -138,8 +145,8 @@ def run_ab(
 def run_consistency(
     records: Sequence[Mapping[str, Any]],
     items: Sequence[Any],
-    arr: Any,
-    sim_config: Any,
+    arr: CatalogArrays,
+    sim_config: SimConfig,
     cfg: Mapping[str, Any],
     policies_dir: Path,
 ) -> tuple[pd.DataFrame | None, str]:
@@ -232,7 +239,7 @@ def evaluate(
     systems = build_systems(names, cfg=cfg, llm=llm, catalog=catalog, index=index)
     rows = catalog.set_index("product_id", drop=False)
     titles = dict(zip(catalog["product_id"].astype(str), catalog["title"].astype(str)))
-    judge = UDSJudge(llm, rows, judge_cfg) if judge_cfg.enabled else None
+    judge = UDSJudge(llm, rows, judge_cfg) if judge_cfg.enabled and llm is not None else None
     sim_config = load_sim_config()
     meta = {
         "benchmark": str(cfg.get("benchmark")),

@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -28,6 +28,9 @@ from rl_shop.evaluation.retrieval_baseline import SearchIndex, result_ids
 from rl_shop.evaluation.systems import SystemOutput
 from rl_shop.sim.benchmark import BenchmarkItem
 from rl_shop.sim.shopper import Shopper
+
+if TYPE_CHECKING:
+    from rl_shop.llm import LLM, Message
 
 SYSTEM_PROMPT = (
     "You are a shopping assistant. The user asked for something and a search engine returned the "
@@ -119,7 +122,7 @@ class RAGSystem:
 
     def __init__(
         self,
-        llm: Any,
+        llm: LLM,
         index: SearchIndex,
         catalog: pd.DataFrame,
         settings: RAGSettings | None = None,
@@ -141,7 +144,7 @@ class RAGSystem:
             )
         return lines
 
-    def messages(self, query: str, ids: list[str]) -> list[dict[str, str]]:
+    def messages(self, query: str, ids: list[str]) -> list[Message]:
         user = (
             f"User request: {query}\n\nCandidates:\n"
             + "\n".join(self.candidate_lines(ids))

@@ -12,9 +12,12 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rl_shop.paths import DATA_DIR
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 REAL_BENCHMARK = DATA_DIR / "benchmark" / "real_v1.jsonl"
 
@@ -137,7 +140,7 @@ def score_reader(rows: Iterable[dict[str, Any]], read: Callable[[str], Reading])
     }
 
 
-def gold_products(labels: dict[str, Any], catalog: Any) -> list[str]:
+def gold_products(labels: dict[str, Any], catalog: pd.DataFrame) -> list[str]:
     """Catalog rows that satisfy a labelled in-catalog query: a labelled catalog category, within
     the labelled budget, not an excluded brand, and of the labelled brand when one is given."""
     cats = {c.lower() for c in labels.get("catalog_categories") or []}

@@ -16,11 +16,17 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Protocol, cast, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, cast, runtime_checkable
 
 from rl_shop.evaluation.retrieval_baseline import SearchIndex, result_ids
 from rl_shop.sim.benchmark import BenchmarkItem
 from rl_shop.sim.shopper import Shopper
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from rl_shop.catalog.index import HybridIndex
+    from rl_shop.llm import LLM
 
 
 @dataclass
@@ -161,9 +167,9 @@ def _product_record(p: Any) -> dict[str, Any]:
 def make_macdf_system(
     policies: str,
     *,
-    llm: Any,
-    catalog: Any,
-    index: Any,
+    llm: LLM | None,
+    catalog: pd.DataFrame,
+    index: HybridIndex,
     overrides: list[str] | None = None,
     policies_dir: str | Path | None = None,
     memory_path: str | None = ":memory:",

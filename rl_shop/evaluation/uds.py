@@ -29,7 +29,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -38,6 +38,9 @@ from rl_shop.config_files import defaults_from_yaml
 from rl_shop.evaluation.metrics import accuracy_at_k
 from rl_shop.sim.benchmark import BenchmarkItem
 from rl_shop.sim.constraints import CatalogArrays, slot_mask
+
+if TYPE_CHECKING:
+    from rl_shop.llm import LLM, Message
 
 RUBRIC = """\
 Score the assistant's response to a shopper on three criteria, each 1, 2 or 3:
@@ -274,12 +277,12 @@ def describe_intent(item: BenchmarkItem) -> str:
 class UDSJudge:
     """LLM judge of UDS following :data:`RUBRIC`; returns ``None`` when its output is unusable."""
 
-    def __init__(self, llm: Any, catalog_rows: Any, config: JudgeConfig | None = None) -> None:
+    def __init__(self, llm: LLM, catalog_rows: Any, config: JudgeConfig | None = None) -> None:
         self.llm = llm
         self.rows = catalog_rows  # DataFrame indexed by product_id
         self.config = config or JudgeConfig.model_validate({})
 
-    def messages(self, item: BenchmarkItem, ranked_ids: list[str], answer: str) -> list[dict[str, str]]:
+    def messages(self, item: BenchmarkItem, ranked_ids: list[str], answer: str) -> list[Message]:
         c = self.config
         lines = []
         for n, pid in enumerate(ranked_ids[: c.k], start=1):

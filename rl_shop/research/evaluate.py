@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -15,6 +15,10 @@ from rl_shop.research.research_agent import ResearchAgentConfig
 from rl_shop.research.trajectory import InferredIntent, Trajectory
 from rl_shop.research.user_agent import UserAgent, UserAgentConfig
 from rl_shop.sim import Intent
+
+if TYPE_CHECKING:
+    from rl_shop.llm import LLM
+    from rl_shop.research.race import CriteriaJudge, LLMJudge, RubricJudge
 
 
 def task_of(
@@ -55,7 +59,7 @@ def evidence_of(steps: list) -> tuple[set[str], str]:
 
 def heldout_tasks(
     world: ResearchWorld,
-    query_llm: Any,
+    query_llm: LLM,
     n: int,
     seed_offset: int,
     persona_cfg: PersonaConfig,
@@ -76,7 +80,7 @@ def compare_models(
     tasks: list[tuple[int, Intent, InferredIntent]],
     agent_cfg: ResearchAgentConfig,
     race_cfg: RaceConfig,
-    judge: Any,
+    judge: RubricJudge | LLMJudge | CriteriaJudge,
     reference_k: int,
 ) -> pd.DataFrame:
     """One row per (model, query): RACE (final and per dimension), FACT share, steps, reports."""
@@ -116,7 +120,7 @@ def race_by_round(
     world: ResearchWorld,
     trajectories: list[Trajectory],
     race_cfg: RaceConfig,
-    judge: Any,
+    judge: RubricJudge | LLMJudge | CriteriaJudge,
     reference_k: int,
     through_round: int | None = None,
 ) -> pd.DataFrame:
@@ -150,7 +154,7 @@ def race_by_round(
     return pd.DataFrame(rows)
 
 
-def shift_outcomes(trajectories: list[Trajectory], catalog: Any, corpus: Any = ()) -> pd.DataFrame:
+def shift_outcomes(trajectories: list[Trajectory], catalog: pd.DataFrame, corpus: Any = ()) -> pd.DataFrame:
     """Per trajectory with an intent shift: whether its final report ends on the FINAL intent (>= 1
     recommendation, every recommended product satisfies every constraint), and on the initial one."""
     from rl_shop.research.scorer import CriteriaScorer, ends_on_intent

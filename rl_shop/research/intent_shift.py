@@ -21,7 +21,7 @@ judges the final report against the FINAL intent (:func:`rl_shop.research.scorer
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -31,6 +31,9 @@ from rl_shop.research.trajectory import InferredIntent
 from rl_shop.sim import Intent, gold_ids
 from rl_shop.sim.constraints import CatalogArrays
 from rl_shop.sim.sampler import nice_ceil
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 ShiftKind = Literal["budget_drop", "brand_exclusion", "new_use_case"]
 SHIFT_KINDS: tuple[ShiftKind, ...] = ("budget_drop", "brand_exclusion", "new_use_case")
@@ -73,7 +76,7 @@ def _prices(arr: CatalogArrays, ids: list[str]) -> np.ndarray:
     return p[np.isfinite(p)]
 
 
-def budget_drop(intent: Intent, catalog: Any, rng: np.random.Generator) -> tuple[Intent, str] | None:
+def budget_drop(intent: Intent, catalog: pd.DataFrame, rng: np.random.Generator) -> tuple[Intent, str] | None:
     arr = CatalogArrays.of(catalog)
     prices = _prices(arr, gold_ids(arr, intent))
     if len(prices) == 0:
@@ -93,7 +96,7 @@ def budget_drop(intent: Intent, catalog: Any, rng: np.random.Generator) -> tuple
     return None
 
 
-def brand_exclusion(intent: Intent, catalog: Any, rng: np.random.Generator) -> tuple[Intent, str] | None:
+def brand_exclusion(intent: Intent, catalog: pd.DataFrame, rng: np.random.Generator) -> tuple[Intent, str] | None:
     arr = CatalogArrays.of(catalog)
     brands = [arr.brand[arr.index_of(i)] for i in gold_ids(arr, intent)]
     counts: dict[str, int] = {}
@@ -113,7 +116,7 @@ def brand_exclusion(intent: Intent, catalog: Any, rng: np.random.Generator) -> t
 
 
 def new_use_case(
-    intent: Intent, catalog: Any, rng: np.random.Generator, rules: list[dict[str, Any]] | None = None
+    intent: Intent, catalog: pd.DataFrame, rng: np.random.Generator, rules: list[dict[str, Any]] | None = None
 ) -> tuple[Intent, str] | None:
     from rl_shop.sim import load_sim_config
 
@@ -168,7 +171,7 @@ _MAKERS = {"budget_drop": budget_drop, "brand_exclusion": brand_exclusion, "new_
 
 
 def shift_intent(
-    intent: Intent, catalog: Any, seed: int, kinds: Sequence[str] = SHIFT_KINDS
+    intent: Intent, catalog: pd.DataFrame, seed: int, kinds: Sequence[str] = SHIFT_KINDS
 ) -> tuple[str, Intent, str] | None:
     """(kind, new intent, the shopper's message); kinds are tried starting at ``seed % len(kinds)``.
     ``None`` when no kind applies (the gold set would become empty)."""
@@ -196,7 +199,7 @@ def updated_inferred(inferred: InferredIntent, new: Intent, message: str) -> Inf
 def make_shift(
     persona: Intent,
     inferred: InferredIntent,
-    catalog: Any,
+    catalog: pd.DataFrame,
     seed: int,
     after_round: int,
     kinds: Sequence[str] = SHIFT_KINDS,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 from pydantic import BaseModel
@@ -23,6 +23,11 @@ from rl_shop.research.tools import ResearchTools, ToolsConfig
 from rl_shop.research.trajectory import InferredIntent, Report, Round, Trajectory
 from rl_shop.research.user_agent import UserAgent, UserAgentConfig, score_intent
 from rl_shop.sim import Intent, IntentSampler, generate_history
+
+if TYPE_CHECKING:
+    from rl_shop.agents.websearch import WebSearchConfig
+    from rl_shop.catalog.index import HybridIndex
+    from rl_shop.llm import LLM
 
 log = logging.getLogger(__name__)
 
@@ -41,11 +46,16 @@ class ResearchWorld:
     """Catalog, index, web backend and tools shared by all runs."""
 
     catalog: pd.DataFrame
-    index: Any
+    index: HybridIndex
     tools: ResearchTools
 
     @classmethod
-    def load(cls, tools_cfg: ToolsConfig, websearch_cfg: Any = None, web_backend: str | None = None) -> ResearchWorld:
+    def load(
+        cls,
+        tools_cfg: ToolsConfig,
+        websearch_cfg: WebSearchConfig | dict[str, Any] | None = None,
+        web_backend: str | None = None,
+    ) -> ResearchWorld:
         """The shipped catalog, its cached hybrid index and the web backend of configs/agents/websearch.yaml
         (``web_backend`` = local | searxng overrides its ``backend``)."""
         from rl_shop.agents.config import load_agent_config
@@ -72,7 +82,7 @@ def sample_persona(world: ResearchWorld, seed: int, persona_cfg: PersonaConfig) 
 
 def synthesize(
     world: ResearchWorld,
-    llm: Any,
+    llm: LLM,
     seed: int,
     *,
     persona_cfg: PersonaConfig,
@@ -80,7 +90,7 @@ def synthesize(
     agent_cfg: ResearchAgentConfig,
     sup_cfg: SupervisorConfig,
     max_rounds: int,
-    supervisor_llm: Any | None = None,
+    supervisor_llm: LLM | None = None,
     stop_on_accept: bool = True,
     shift_cfg: ShiftConfig | None = None,
 ) -> Trajectory:
@@ -143,7 +153,7 @@ def synthesize(
 
 
 def solve(
-    world: ResearchWorld, llm: Any, inferred: InferredIntent, agent_cfg: ResearchAgentConfig, seed: int
+    world: ResearchWorld, llm: LLM, inferred: InferredIntent, agent_cfg: ResearchAgentConfig, seed: int
 ) -> tuple[list, Report]:
     """The Research Agent alone on a query (one round, no supervisor): what a tuned model must do.
 

@@ -25,9 +25,12 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rl_shop.research.trajectory import TOOL_ARGUMENT, AgentStep, InferredIntent
+
+if TYPE_CHECKING:
+    from rl_shop.llm import Message
 
 FINISH = "finish"
 REFLECT = "reflect"
@@ -118,9 +121,9 @@ def is_reflection(step: AgentStep) -> bool:
     return step.call.name == REFLECT
 
 
-def step_turns(step: AgentStep, observation_chars: int | None) -> list[dict[str, str]]:
+def step_turns(step: AgentStep, observation_chars: int | None) -> list[Message]:
     """The turns one step adds: the action, then (tool steps only) the observation."""
-    turns = [{"role": "assistant", "content": action_text(step)}]
+    turns: list[Message] = [{"role": "assistant", "content": action_text(step)}]
     if not is_reflection(step):
         turns.append({"role": "user", "content": observation_text(step.result.content, observation_chars)})
     return turns
@@ -128,9 +131,9 @@ def step_turns(step: AgentStep, observation_chars: int | None) -> list[dict[str,
 
 def render_prompt(
     query: str, steps: list[AgentStep], observation_chars: int | None, system: str = SYSTEM
-) -> list[dict[str, str]]:
+) -> list[Message]:
     """THE prompt of the single agent after ``steps``: used at inference and to build SFT text."""
-    msgs = [{"role": "system", "content": system}, {"role": "user", "content": request_text(query)}]
+    msgs: list[Message] = [{"role": "system", "content": system}, {"role": "user", "content": request_text(query)}]
     for step in steps:
         msgs.extend(step_turns(step, observation_chars))
     return msgs
@@ -176,7 +179,7 @@ def report_request_text(steps: list[AgentStep], evidence_products: int) -> str:
 
 def render_report_prompt(
     query: str, steps: list[AgentStep], observation_chars: int | None, evidence_products: int, system: str = SYSTEM
-) -> list[dict[str, str]]:
+) -> list[Message]:
     """The report prompt of the single agent: :func:`render_prompt` plus the report request."""
     return render_prompt(query, steps, observation_chars, system) + [
         {"role": "user", "content": report_request_text(steps, evidence_products)}

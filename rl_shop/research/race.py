@@ -22,12 +22,20 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field
 
 from rl_shop.config_files import defaults_from_yaml
 from rl_shop.research.fact import extract_citations
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    import pandas as pd
+
+    from rl_shop.llm import LLM, Message
+    from rl_shop.sim import Intent
 
 DIMENSIONS: tuple[str, ...] = ("comprehensiveness", "insight", "instruction_following", "readability")
 
@@ -135,7 +143,7 @@ class JudgeTask:
     budget: float | None = None
     brands: list[str] = field(default_factory=list)
     query_type: str | None = None
-    intent: Any = None  # the simulator's (final) Intent: what the criteria judge checks
+    intent: Intent | None = None  # the simulator's (final) Intent: what the criteria judge checks
     evidence_ids: set[str] | None = None  # products the tools showed (None: any catalog product counts)
     evidence_text: str = ""  # observations the report's numbers may rest on
 
@@ -164,7 +172,7 @@ class RubricJudge:
 
     name = "rubric"
 
-    def __init__(self, config: RaceConfig, catalog: Any) -> None:
+    def __init__(self, config: RaceConfig, catalog: pd.DataFrame) -> None:
         self.config = config
         self.catalog = catalog
         self._rows = {str(p): i for i, p in enumerate(catalog["product_id"].astype(str))}
@@ -234,7 +242,7 @@ class LLMJudge:
 
     name = "llm"
 
-    def __init__(self, config: RaceConfig, llm: Any) -> None:
+    def __init__(self, config: RaceConfig, llm: LLM) -> None:
         self.config = config
         self.llm = llm
 
@@ -248,7 +256,7 @@ class LLMJudge:
                 "additionalProperties": False,
             }
             desc = "\n".join(f"- {c}: {self.config.criterion_text.get(c, c.replace('_', ' '))}" for c in crits)
-            msgs = [
+            msgs: list[Message] = [
                 {
                     "role": "system",
                     "content": "You grade product research reports strictly, 0 (bad) to 10 (excellent).",
@@ -273,7 +281,7 @@ class CriteriaJudge:
 
     name = "criteria"
 
-    def __init__(self, config: RaceConfig, catalog: Any, corpus: Any = ()) -> None:
+    def __init__(self, config: RaceConfig, catalog: pd.DataFrame, corpus: Iterable[Any] = ()) -> None:
         from rl_shop.research.scorer import CriteriaScorer
 
         self.config = config
@@ -298,7 +306,7 @@ class CriteriaJudge:
 
 
 def make_judge(
-    config: RaceConfig, catalog: Any, llm: Any | None = None, corpus: Any = ()
+    config: RaceConfig, catalog: pd.DataFrame, llm: LLM | None = None, corpus: Iterable[Any] = ()
 ) -> RubricJudge | LLMJudge | CriteriaJudge:
     """The judge named by ``config.judge`` (``corpus``: web documents the criteria judge accepts as sources)."""
     if config.judge == "criteria":
@@ -312,7 +320,13 @@ def make_judge(
     raise ValueError(f"race.judge must be 'criteria', 'rubric' or 'llm', got {config.judge!r}")
 
 
-def score_pair(judge: Any, config: RaceConfig, target_md: str, reference_md: str, task: JudgeTask) -> RaceScore:
+def score_pair(
+    judge: RubricJudge | LLMJudge | CriteriaJudge,
+    config: RaceConfig,
+    target_md: str,
+    reference_md: str,
+    task: JudgeTask,
+) -> RaceScore:
     """Judge both reports and combine with the task's weights (the reference is judged without the
     target's evidence restriction: it is built from the catalog, not from the trajectory's tools)."""
     import dataclasses

@@ -10,15 +10,20 @@ prose from a frontier model, so a RACE of 0.5 means "as useful as the oracle sho
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING
 
 from rl_shop.research.research_agent import render_markdown
 from rl_shop.research.trajectory import InferredIntent, Recommendation, Report
 from rl_shop.sim import Intent, gold_ids
 
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from rl_shop.catalog.index import HybridIndex
+
 
 def reference_report(
-    persona: Intent, inferred: InferredIntent, catalog: Any, index: Any, k: int = 3, depth: int = 50
+    persona: Intent, inferred: InferredIntent, catalog: pd.DataFrame, index: HybridIndex, k: int = 3, depth: int = 50
 ) -> Report:
     """The oracle shortlist for ``persona`` rendered like an agent report."""
     gold = set(gold_ids(catalog, persona))

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -30,6 +30,11 @@ from rl_shop.research.research_agent import render_markdown
 from rl_shop.research.trajectory import Recommendation, Report
 from rl_shop.sim import Intent, gold_ids, slot_mask
 from rl_shop.sim.constraints import CatalogArrays
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from rl_shop.research.race import JudgeTask, RaceConfig
 
 _SLOTS = ("category", "budget", "brand", "colour", "capacity", "size", "connectivity", "features", "use_case")
 KINDS: tuple[str, ...] = (
@@ -143,7 +148,7 @@ class BuiltReport:
 class ReportBuilder:
     """Writes reports for intents from the catalog (deterministic given the seed)."""
 
-    def __init__(self, catalog: Any) -> None:
+    def __init__(self, catalog: pd.DataFrame) -> None:
         self.catalog = catalog
         self.arr = CatalogArrays.of(catalog)
 
@@ -152,7 +157,7 @@ class ReportBuilder:
         i = self.arr.id_to_index.get(pid)
         return i is not None and bool(np.all([slot_mask(self.arr, intent, s)[i] for s in _SLOTS]))
 
-    def _row(self, pid: str) -> Any:
+    def _row(self, pid: str) -> pd.Series:
         return self.catalog.iloc[self.arr.index_of(pid)]
 
     def facts(self, pid: str) -> dict[str, Any]:
@@ -305,7 +310,7 @@ def perturb_markdown(kind: str, markdown: str, known_ids: set[str]) -> str:
 
 
 def swap_report_violation(
-    report: Report, intent: Intent, query: str, catalog: Any, builder: ReportBuilder, seed: int
+    report: Report, intent: Intent, query: str, catalog: pd.DataFrame, builder: ReportBuilder, seed: int
 ) -> Report | None:
     """``constraint_violation`` on any report: one cited recommendation replaced by a violating product
     (the reason text kept, the head re-rendered from the catalog)."""
@@ -333,7 +338,7 @@ def swap_report_violation(
 VALIDATION_TYPES: tuple[str, ...] = ("simple", "multi_constraint", "negation", "reasoning", "ambiguous")
 
 
-def _judge_totals(judges: dict[str, Any], race_cfg: Any, markdown: str, task: Any) -> dict[str, float]:
+def _judge_totals(judges: dict[str, Any], race_cfg: RaceConfig, markdown: str, task: JudgeTask) -> dict[str, float]:
     from rl_shop.research.race import DIMENSIONS, dimension_score, intermediate_score
 
     out = {}
@@ -346,9 +351,9 @@ def _judge_totals(judges: dict[str, Any], race_cfg: Any, markdown: str, task: An
 
 
 def builder_pairs(
-    catalog: Any,
+    catalog: pd.DataFrame,
     judges: dict[str, Any],
-    race_cfg: Any,
+    race_cfg: RaceConfig,
     n_intents: int,
     seed: int,
     query_types: tuple[str, ...] = VALIDATION_TYPES,
@@ -401,7 +406,7 @@ def builder_pairs(
 
 
 def trajectory_pairs(
-    trajectories: list[Any], catalog: Any, judges: dict[str, Any], race_cfg: Any, seed: int = 0
+    trajectories: list[Any], catalog: pd.DataFrame, judges: dict[str, Any], race_cfg: RaceConfig, seed: int = 0
 ) -> list[dict[str, Any]]:
     """The markdown perturbations (+ the constraint swap) of real pipeline reports (final round of each
     trajectory, judged against its final intent with the trajectory's evidence). Pairs where the
@@ -463,7 +468,7 @@ def trajectory_pairs(
     return rows
 
 
-def preference_table(rows: list[dict[str, Any]], judges: list[str]) -> Any:
+def preference_table(rows: list[dict[str, Any]], judges: list[str]) -> pd.DataFrame:
     """Per (source, kind): pairs, and for each judge the share preferring the better report (ties count as misses)."""
     import pandas as pd
 

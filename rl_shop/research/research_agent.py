@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field
 
@@ -70,6 +70,11 @@ from rl_shop.research.trajectory import (
     ToolCall,
     ToolResult,
 )
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from rl_shop.llm import LLM, Message
 
 SHOPPER_PREFIX = "The shopper updated the request:"
 """Start of a shopper's intent-shift turn among the notes passed as ``feedback`` (see intent_shift.shift_note)."""
@@ -197,7 +202,7 @@ def report_schema(cfg: ResearchAgentConfig, product_ids: list[str]) -> dict[str,
     }
 
 
-def render_markdown(query: str, report: Report, catalog: Any) -> str:
+def render_markdown(query: str, report: Report, catalog: pd.DataFrame) -> str:
     """Markdown of a report; each cited product's title, brand and price come from the catalog."""
     lines = [
         f"# Product research: {query}",
@@ -233,8 +238,8 @@ class Decoded:
 
 
 def decode_json(
-    llm: Any,
-    messages: list[dict[str, str]],
+    llm: LLM,
+    messages: list[Message],
     schema: dict[str, Any],
     *,
     max_tokens: int,
@@ -265,7 +270,7 @@ class ResearchAgent:
     """Runs rounds of tool steps and writes reports; the Supervisor (or nobody) gives feedback."""
 
     def __init__(
-        self, llm: Any, tools: ResearchTools, config: ResearchAgentConfig | None = None, system: str = SYSTEM
+        self, llm: LLM, tools: ResearchTools, config: ResearchAgentConfig | None = None, system: str = SYSTEM
     ) -> None:
         self.llm = llm
         self.tools = tools
@@ -273,7 +278,7 @@ class ResearchAgent:
         self.system = system
 
     # ------------------------------------------------------------------ prompts
-    def step_prompt(self, query: str, steps: list[AgentStep], feedback: list[str]) -> list[dict[str, str]]:
+    def step_prompt(self, query: str, steps: list[AgentStep], feedback: list[str]) -> list[Message]:
         """:func:`render_prompt` (the single agent's format, as in the SFT text); during synthesis the
         Supervisor's notes follow as a user turn (the multi-agent setting only: internalization
         replaces them by the agent's own ``reflect`` step)."""
@@ -294,7 +299,7 @@ class ResearchAgent:
             )
         return msgs
 
-    def report_prompt(self, query: str, steps: list[AgentStep], feedback: list[str]) -> list[dict[str, str]]:
+    def report_prompt(self, query: str, steps: list[AgentStep], feedback: list[str]) -> list[Message]:
         """:func:`render_report_prompt` (plus the Supervisor's notes during synthesis)."""
         msgs = self.step_prompt(query, steps, feedback)
         tail = render_report_prompt(

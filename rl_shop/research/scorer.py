@@ -40,13 +40,16 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from rl_shop.research.fact import CITATION, extract_citations, extract_numbers
 from rl_shop.sim import Intent, gold_ids, slot_mask
 from rl_shop.sim.constraints import CatalogArrays
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 CRITERIA: dict[str, tuple[str, ...]] = {
     "comprehensiveness": ("stated_needs", "latent_needs", "coverage"),
@@ -246,7 +249,9 @@ class CriteriaScorer:
 
     name = "criteria"
 
-    def __init__(self, catalog: Any, corpus: Iterable[Any] = (), targets: dict[str, float] | None = None) -> None:
+    def __init__(
+        self, catalog: pd.DataFrame, corpus: Iterable[Any] = (), targets: dict[str, float] | None = None
+    ) -> None:
         self.catalog = catalog
         self.arr = CatalogArrays.of(catalog)
         docs = list(corpus)

@@ -11,7 +11,7 @@ check fails. Check weights and thresholds live in ``configs/research/supervisor.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, Field
 
@@ -19,6 +19,11 @@ from rl_shop.config_files import defaults_from_yaml
 from rl_shop.research.fact import fact_check
 from rl_shop.research.tools import product_facts
 from rl_shop.research.trajectory import AgentStep, Feedback, InferredIntent, Report
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from rl_shop.llm import LLM, Message
 
 
 @defaults_from_yaml("research/supervisor.yaml", what="research config")
@@ -63,7 +68,7 @@ def to_first_person(text: str) -> str:
 
 
 def run_checks(
-    report: Report, steps: list[AgentStep], inferred: InferredIntent, catalog: Any, cfg: SupervisorConfig
+    report: Report, steps: list[AgentStep], inferred: InferredIntent, catalog: pd.DataFrame, cfg: SupervisorConfig
 ) -> list[tuple[str, str, str]]:
     """Failed checks as (code, supervisor sentence, reflection sentence)."""
     out: list[tuple[str, str, str]] = []
@@ -159,7 +164,7 @@ def run_checks(
 class Supervisor:
     """Reviews a report: deterministic checks + an LLM critique -> :class:`Feedback`."""
 
-    def __init__(self, llm: Any, catalog: Any, config: SupervisorConfig | None = None) -> None:
+    def __init__(self, llm: LLM, catalog: pd.DataFrame, config: SupervisorConfig | None = None) -> None:
         self.llm = llm
         self.catalog = catalog
         self.config = config or SupervisorConfig.model_validate({})
@@ -189,7 +194,7 @@ class Supervisor:
                 "required": ["flaw", "rating"],
                 "additionalProperties": False,
             }
-            msgs = [
+            msgs: list[Message] = [
                 {"role": "system", "content": SYSTEM},
                 {
                     "role": "user",

@@ -11,13 +11,17 @@ JSON-schema enums of what the history actually contains, the budget a bounded nu
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 from pydantic import BaseModel, Field
 
 from rl_shop.config_files import defaults_from_yaml
 from rl_shop.research.trajectory import InferredIntent
+
+if TYPE_CHECKING:
+    from rl_shop.llm import LLM, Message
+    from rl_shop.sim.slots import Intent
 
 _KIND_WEIGHT = {"view": 1.0, "click": 2.0, "add_to_cart": 4.0, "purchase": 6.0}
 
@@ -138,7 +142,7 @@ def template_query(category: str, budget: float | None, brands: list[str]) -> st
 class UserAgent:
     """History -> :class:`InferredIntent` (category, budget, brands, research query)."""
 
-    def __init__(self, llm: Any, catalog: pd.DataFrame, config: UserAgentConfig | None = None) -> None:
+    def __init__(self, llm: LLM, catalog: pd.DataFrame, config: UserAgentConfig | None = None) -> None:
         self.llm = llm
         self.catalog = catalog
         self.config = config or UserAgentConfig.model_validate({})
@@ -151,7 +155,7 @@ class UserAgent:
         categories, brands, prices = _menu(events, self.catalog)
         schema = intent_schema(categories, brands, budget_options(prices, cfg.budget_options), cfg)
         lines = history_lines(events, self.catalog, cfg)
-        msgs = [
+        msgs: list[Message] = [
             {"role": "system", "content": SYSTEM},
             {
                 "role": "user",
@@ -194,7 +198,7 @@ class UserAgent:
         )
 
 
-def score_intent(inferred: InferredIntent, persona: Any) -> dict[str, float]:
+def score_intent(inferred: InferredIntent, persona: Intent | dict[str, Any]) -> dict[str, float]:
     """Agreement of the inferred intent with the latent persona, each in [0, 1].
 
     category: exact match; brand: Jaccard of inferred vs preferred brands (1 when both empty);

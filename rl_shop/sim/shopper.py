@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from rl_shop.array_ops import SCALAR
+from rl_shop.array_ops import SCALAR, Ops
 from rl_shop.sim.answer_text import SlotAnswer, answer_to_text
 from rl_shop.sim.config import SimConfig, load_sim_config
 from rl_shop.sim.constraints import CatalogArrays, gold_mask, slot_mask, target_mask
@@ -42,7 +42,7 @@ class _State:
     answers: list[SlotAnswer] = field(default_factory=list)
 
 
-def abandon_probability(latency_s: Any, tolerance_s: Any, base_p: float, scale_s: float, ops: Any = SCALAR) -> Any:
+def abandon_probability(latency_s: Any, tolerance_s: Any, base_p: float, scale_s: float, ops: Ops = SCALAR) -> Any:
     """``base_p`` up to the tolerance, then rising towards 1: 1 - (1-base) exp(-(l - tol)/scale).
 
     The one shopper abandonment model: on Python numbers (``ops=SCALAR``: the language-face shopper

@@ -31,7 +31,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from rl_shop.array_ops import NUMPY
+from rl_shop.array_ops import NUMPY, BatchOps
 from rl_shop.sim.slots import QUERY_TYPES, SLOTS
 
 LAYOUT_VERSION: str = "clarify-v1"
@@ -292,7 +292,7 @@ def featurize_batch(
 
 
 def fill_rows(
-    ops: Any,
+    ops: BatchOps,
     tables: FeatureTables,
     out: Any,
     masks: tuple[Any, Any, Any, Any, Any],

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from rl_shop.array_ops import NUMPY
+from rl_shop.array_ops import NUMPY, BatchOps
 from rl_shop.sim.slots import QUERY_TYPES
 
 #: Bump whenever FEATURE_NAMES or their scaling change; exported policy cards record it.
@@ -145,7 +145,7 @@ TYPE_ONEHOT.setflags(write=False)
 
 
 def fill_rows(
-    ops: Any,
+    ops: BatchOps,
     type_onehot: Any,
     out: Any,
     prediction: tuple[Any, Any],
