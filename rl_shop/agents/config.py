@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
 
 from rl_shop.config_files import defaults_from_yaml, read_config
 from rl_shop.paths import CONFIG_DIR
@@ -28,7 +29,7 @@ def load_agent_config(name: str, path: str | Path | None = None) -> dict[str, An
     return read_config(cfg_path, what="agent config", error=AgentConfigError)
 
 
-def validate_config(model: type[BaseModel], data: dict[str, Any], where: str) -> Any:
+def validate_config(model: type[M], data: dict[str, Any], where: str) -> M:
     """Validate a config dict against a pydantic model with a readable error naming ``where``."""
     try:
         return model.model_validate(data)
@@ -37,7 +38,7 @@ def validate_config(model: type[BaseModel], data: dict[str, Any], where: str) ->
         raise AgentConfigError(f"invalid config {where}: {problems}") from None
 
 
-def _problem(err: Any) -> str:
+def _problem(err: ErrorDetails) -> str:
     """One validation error as ``key.path: message (got VALUE)``."""
     where = ".".join(str(p) for p in err["loc"]) or "<root>"
     value = err.get("input")

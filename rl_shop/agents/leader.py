@@ -48,6 +48,7 @@ from rl_shop.agents.reflection import ReflectionConfig, ReflectionResult, Reflec
 from rl_shop.agents.scheduling import Eq1Trigger, SchedulingConfig
 from rl_shop.agents.trace import Tracer
 from rl_shop.agents.types import Decision, IntentSpec, Plan, Task, TaskType, WebSearchResult
+from rl_shop.agents.websearch import WebSearchAgent
 from rl_shop.catalog.vocab import CONNECTIVITY
 from rl_shop.policies.features.collaborate import CLARIFY, CollaborateState
 from rl_shop.policies.features.collaborate import action_mask as collab_action_mask
@@ -60,7 +61,7 @@ class CollaborationConfig(BaseModel):
     policy_dir: str | None
 
 
-def collaboration_limits(policy: Any) -> dict[str, int]:
+def collaboration_limits(policy: object) -> dict[str, int]:
     """``max_steps``, ``max_clarify``, ``max_replan`` of the env a collaboration policy was trained on.
 
     Read from its policy card (the training run's env kwargs), so the observation's step scale and
@@ -104,7 +105,7 @@ class Team:
     planner: Planner
     guider: Guider
     product_search: ProductSearchAgent
-    websearch: Any
+    websearch: WebSearchAgent
     decider: Decider
     memory: Memory
 
@@ -294,7 +295,7 @@ class Leader:
         """Executor handlers for the four atomic task types (each traced under its agent)."""
         use_cats = intent.slots.get("use_case_categories") or []
 
-        def product_search(task: Task, inputs: dict[str, Any]) -> Any:
+        def product_search(task: Task, inputs: dict[str, Any]) -> dict[str, Any]:
             params = dict(task.params)
             if not params.get("category") and use_cats and not params.get("target"):
                 params["categories"] = list(use_cats)
@@ -305,7 +306,7 @@ class Leader:
                 )
             return out
 
-        def web_search(task: Task, inputs: dict[str, Any]) -> Any:
+        def web_search(task: Task, inputs: dict[str, Any]) -> WebSearchResult:
             with tracer.step("WebSearch", "retrieve_filter_integrate", task_id=task.task_id, query=task.query) as info:
                 res = self.web.run(
                     task.query,
@@ -316,7 +317,7 @@ class Leader:
                 info.update(n_documents=len(res.documents), summary_source=res.summary_source)
             return res
 
-        def tool_call(task: Task, inputs: dict[str, Any]) -> Any:
+        def tool_call(task: Task, inputs: dict[str, Any]) -> dict[str, Any]:
             tool = task.params.get("tool", "")
             with tracer.step("ToolCall", tool or "tool", task_id=task.task_id) as info:
                 if tool == "product_details":
@@ -330,7 +331,7 @@ class Leader:
                 info["found"] = bool(out.get("product") or out.get("products"))
             return out
 
-        def decision(task: Task, inputs: dict[str, Any]) -> Any:
+        def decision(task: Task, inputs: dict[str, Any]) -> dict[str, list[str]]:
             return {"inputs": list(inputs)}  # the decision itself is taken after reflection (Leader.decide)
 
         return {

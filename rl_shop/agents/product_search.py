@@ -21,7 +21,7 @@ import json
 import math
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -32,6 +32,9 @@ from rl_shop.agents.types import Task
 from rl_shop.catalog.filters import FilterError, SearchFilters
 from rl_shop.catalog.schema import has_value
 from rl_shop.catalog.vocab import COLOURS, CONNECTIVITY, FEATURES
+
+if TYPE_CHECKING:
+    from rl_shop.catalog.index import HybridIndex
 
 RelaxableSlot = Literal["features", "connectivity", "colour", "size_in", "capacity_gb", "category"]
 _RELAX_ORDER: tuple[RelaxableSlot, ...] = ("features", "connectivity", "colour", "size_in", "capacity_gb")
@@ -60,7 +63,7 @@ class EnrichmentConfig(BaseModel):
 class ProductSearchConfig(BaseModel):
     """``configs/agents/product_search.yaml``."""
 
-    mode: str = Field(pattern="^(hybrid|bm25|dense)$")
+    mode: Literal["hybrid", "bm25", "dense"]
     default_k: int = Field(ge=1)
     overfetch: int = Field(ge=1)
     relax_order: list[RelaxableSlot]
@@ -93,7 +96,7 @@ class ProductSearchAgent:
     """Search the catalog index for one ProductSearch task; enrich; optionally LLM re-rank."""
 
     def __init__(
-        self, index: Any, config: ProductSearchConfig | Mapping[str, Any] | None = None, llm: Any | None = None
+        self, index: HybridIndex, config: ProductSearchConfig | Mapping[str, Any] | None = None, llm: Any | None = None
     ) -> None:
         if config is None:
             config = load_agent_config("product_search")

@@ -583,7 +583,7 @@ class MACDFAssistant:
         return final
 
     @staticmethod
-    def _not_carried(demand: Any) -> bool:
+    def _not_carried(demand: ParsedDemand) -> bool:
         """The request names a product type the catalog does not carry. The open-world reading
         decides (its carried-or-not gate is fitted on human requests); the closed rule parse's
         category no longer vetoes it, since that parse mistakes most uncarried types for a
@@ -594,7 +594,7 @@ class MACDFAssistant:
             and demand.open_type in ("simple", "multi_constraint", "negation")
         )
 
-    def _not_carried_answer(self, req: _Request, demand: Any) -> AssistantResult:
+    def _not_carried_answer(self, req: _Request, demand: ParsedDemand) -> AssistantResult:
         """Say plainly that the catalog has no such product, and name the nearest real one."""
         result = req.result
         with req.tracer.step("Leader", "open_world") as info:
@@ -616,7 +616,7 @@ class MACDFAssistant:
         return self._finish(req)
 
     @staticmethod
-    def _preface(intent: Any, outputs: list[Any]) -> str:
+    def _preface(intent: IntentSpec, outputs: list[Any]) -> str:
         """The factual part of a Q&A answer (catalog facts, comparison table, web summary)."""
         lines: list[str] = []
         for o in outputs:

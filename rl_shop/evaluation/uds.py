@@ -29,7 +29,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -40,6 +40,8 @@ from rl_shop.sim.benchmark import BenchmarkItem
 from rl_shop.sim.constraints import CatalogArrays, slot_mask
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from rl_shop.llm import LLM, Message
 
 RUBRIC = """\
@@ -277,7 +279,7 @@ def describe_intent(item: BenchmarkItem) -> str:
 class UDSJudge:
     """LLM judge of UDS following :data:`RUBRIC`; returns ``None`` when its output is unusable."""
 
-    def __init__(self, llm: LLM, catalog_rows: Any, config: JudgeConfig | None = None) -> None:
+    def __init__(self, llm: LLM, catalog_rows: pd.DataFrame, config: JudgeConfig | None = None) -> None:
         self.llm = llm
         self.rows = catalog_rows  # DataFrame indexed by product_id
         self.config = config or JudgeConfig.model_validate({})

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
 from rl_shop.paths import REPO_ROOT
+
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -17,7 +21,7 @@ class ResearchConfigError(ValueError):
     """A research config node that does not validate; the message names the node and field."""
 
 
-def node(model: type[M], cfg: Any, name: str) -> M:
+def node(model: type[M], cfg: DictConfig | Mapping[str, Any] | None, name: str) -> M:
     """Validate one config node (a DictConfig or dict) as ``model``."""
     try:
         from omegaconf import DictConfig, OmegaConf

@@ -25,12 +25,13 @@ from __future__ import annotations
 
 import json
 import re
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from rl_shop.research.trajectory import TOOL_ARGUMENT, AgentStep, InferredIntent
 
 if TYPE_CHECKING:
     from rl_shop.llm import Message
+    from rl_shop.research.trajectory import Report
 
 FINISH = "finish"
 REFLECT = "reflect"
@@ -207,7 +208,7 @@ def seed_query(intent: InferredIntent, max_chars: int) -> str:
     return q if len(q) >= 3 else (q + " products")[:max_chars]
 
 
-def report_json(report: Any) -> str:
+def report_json(report: Report) -> str:
     """The report as the model emits it (the final assistant turn of the SFT data)."""
     return json.dumps(
         {

@@ -11,13 +11,17 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import pandas as pd
 from pydantic import BaseModel, Field
 
 from rl_shop.config_files import defaults_from_yaml
 from rl_shop.research.trajectory import TOOL_ARGUMENT, TOOL_NAMES, ToolCall, ToolResult
+
+if TYPE_CHECKING:
+    from rl_shop.agents.websearch.backend import SearchBackend
+    from rl_shop.catalog.index import HybridIndex
 
 
 @defaults_from_yaml("research/tools.yaml", what="research config")
@@ -27,7 +31,7 @@ class ToolsConfig(BaseModel):
     model_config = {"extra": "forbid"}
 
     search_k: int = Field(ge=1)  # products per product_search
-    search_mode: str  # hybrid | bm25 | dense
+    search_mode: Literal["hybrid", "bm25", "dense"]
     web_k: int = Field(ge=1)  # documents per web_search
     max_description_chars: int = Field(ge=0)
     max_specs_chars: int = Field(ge=0)
@@ -54,7 +58,9 @@ def _num(value: Any) -> float | None:
 class ResearchTools:
     """Executes :class:`ToolCall`s against the catalog index and a web backend."""
 
-    def __init__(self, catalog: pd.DataFrame, index: Any, web_backend: Any, config: ToolsConfig | None = None) -> None:
+    def __init__(
+        self, catalog: pd.DataFrame, index: HybridIndex, web_backend: SearchBackend, config: ToolsConfig | None = None
+    ) -> None:
         self.catalog = catalog
         self.index = index
         self.web = web_backend

@@ -15,11 +15,12 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
+import gymnasium as gym
 from gymnasium import spaces
 from omegaconf import DictConfig, OmegaConf
-from stable_baselines3.common.logger import configure
+from stable_baselines3.common.logger import Logger, configure
+from stable_baselines3.common.vec_env import VecEnv
 
 from rl_shop.config_files import read_config
 from rl_shop.train.algos import build_model, load_model, uses_action_masks
@@ -91,7 +92,7 @@ def _prepare_run_dir(cfg: DictConfig, s: TrainSettings) -> tuple[Path, DictConfi
     return run_dir, resolved, False
 
 
-def _references(s: TrainSettings, run_dir: Path, logger: Any) -> tuple[float | None, float | None]:
+def _references(s: TrainSettings, run_dir: Path, logger: Logger) -> tuple[float | None, float | None]:
     """Heuristic and random returns on the eval seeds, computed once per run and cached."""
     path = run_dir / REFERENCE_FILE
     if path.is_file():
@@ -176,8 +177,8 @@ def _train_loop(
     resumed: bool,
     ckpt: Path | None,
     state: TrainState,
-    vec_env: Any,
-    eval_env: Any,
+    vec_env: VecEnv,
+    eval_env: gym.Env,
     device: str,
     on_eval: EvalHook | None,
     stop: StopRequest,

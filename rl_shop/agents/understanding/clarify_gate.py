@@ -12,9 +12,9 @@ from __future__ import annotations
 import math
 import re
 from pathlib import Path
-from typing import Any
 
 from rl_shop.agents.understanding.logistic_gate import LogisticGate
+from rl_shop.agents.understanding.product_type import ProductType
 from rl_shop.paths import CONFIG_DIR
 
 GATE_PATH = CONFIG_DIR / "agents" / "clarify_gate.yaml"
@@ -38,7 +38,9 @@ _INFO = re.compile(
 _SHOP = re.compile(r"\b(?:buy|looking for|need|want|find me|shop|purchase|order|get me|recommend)\b", re.I)
 
 
-def gate_features(text: str, pt: Any, n_constraints: int, vague: bool, question: bool, brand: bool) -> dict[str, float]:
+def gate_features(
+    text: str, pt: ProductType, n_constraints: int, vague: bool, question: bool, brand: bool
+) -> dict[str, float]:
     """The gate's features of one request (``pt``: its :class:`ProductType`)."""
     n_words = len(re.findall(r"[\w']+", text))
     return {

@@ -21,13 +21,16 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from rl_shop.agents.understanding.logistic_gate import LogisticGate
 from rl_shop.agents.understanding.product_type import ProductType
 from rl_shop.paths import CONFIG_DIR
+
+if TYPE_CHECKING:
+    from rl_shop.catalog.index import HybridIndex
 
 TYPE_GATE_PATH = CONFIG_DIR / "agents" / "type_gate.yaml"
 FIT_COMMAND = "python experiments/fit_type_gate.py"
@@ -90,7 +93,7 @@ class SemanticTypes:
 
     @classmethod
     def from_index(
-        cls, index: Any, gate: LogisticGate | None = None, lexical_weight: float | None = None
+        cls, index: HybridIndex, gate: LogisticGate | None = None, lexical_weight: float | None = None
     ) -> SemanticTypes:
         """Centroids from a :class:`~rl_shop.catalog.index.HybridIndex`'s product embeddings."""
         if gate is None or lexical_weight is None:

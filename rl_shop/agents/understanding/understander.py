@@ -10,7 +10,7 @@ checks the import graph).
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field
 
@@ -24,6 +24,11 @@ from rl_shop.agents.understanding.product_type import ProductType, ProductTypeIn
 from rl_shop.agents.understanding.semantic_types import SemanticTypes
 from rl_shop.agents.understanding.spelling import SpellingCorrector
 from rl_shop.catalog.vocab import COLOUR_SYNONYMS
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from rl_shop.catalog.index import HybridIndex
 
 
 class QueryUnderstanding(BaseModel):
@@ -90,11 +95,11 @@ class Understander:
     @classmethod
     def from_catalog(
         cls,
-        catalog: Any,
+        catalog: pd.DataFrame,
         cfg: UnderstandingConfig | None = None,
         min_brand_products: int = 2,
         stop_brands: tuple[str, ...] = ("generic", "unknown", "none", "other", "new", "the", "and", "for"),
-        index: Any = None,
+        index: HybridIndex | None = None,
     ) -> Understander:
         """The reader of ``catalog``; with its search ``index`` (a ``HybridIndex``) the product type is
         also read by meaning (:class:`SemanticTypes`), without it by the catalog's words alone."""
