@@ -1,8 +1,9 @@
 """Throughput of the rl_shop envs (single, SyncVectorEnv, numpy-batched) against CartPole-v1.
 
 Prints, in one run, env-steps/s of each env made with ``gymnasium.make`` (ratio to CartPole-v1
-made the same way), of ``gymnasium.vector.SyncVectorEnv`` over the single env, and of the batched
-env from ``envs.make_batched`` (ratio to that SyncVectorEnv). Actions are uniform over the valid
+made the same way), of its batched kernel run with one sub-env (ratio to the single env: what the
+single env would cost as a one-row view of the kernel), of ``gymnasium.vector.SyncVectorEnv`` over
+the single env, and of the batched env from ``envs.make_batched`` (ratio to that SyncVectorEnv). Actions are uniform over the valid
 ones (masks respected), drawn from pre-generated seeded random numbers. Times are CPU seconds of
 this process (``time.process_time``), so other load on a shared machine does not distort the
 ratios. Each ratio's two sides are measured interleaved (reference, env, reference, env, ...;
@@ -56,6 +57,7 @@ def load_config(path: Path) -> dict[str, Any]:
         "sync_steps",
         "batched_num_envs",
         "batched_steps",
+        "one_row_steps",
         "repeats",
         "clarify_eval_episodes",
     }
@@ -183,6 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     single_steps = max(1000, int(cfg["single_steps"]) // div)
     sync_steps = max(50, int(cfg["sync_steps"]) // div)
     batched_steps = max(20, int(cfg["batched_steps"]) // div)
+    one_row_steps = max(500, int(cfg["one_row_steps"]) // div)
 
     ref_id = cfg["reference_id"]
 
@@ -207,6 +210,13 @@ def main(argv: list[str] | None = None) -> int:
             f"{env_id:28s} {'single (gymnasium.make)':34s} {single:12,.0f} {single / ref_single:9.2f}  "
             f"{ref_id} single (ref_in_window {ref_single:,.0f})"
         )
+        try:  # the single env as a one-row view of its batched kernel: why the two are separate code
+            one_row = best_of(
+                reps, lambda e=env_id: bench_vector(envs.make_batched(e, 1, seed=seed), one_row_steps, seed)
+            )
+            print(f"{env_id:28s} {'batched x1 (one-row view)':34s} {one_row:12,.0f} {one_row / single:9.2f}  single")
+        except gym.error.Error:
+            pass  # no batched kernel: reported on the batched row below
         n_sync = int(cfg["sync_num_envs"])
         n_b = int(cfg["batched_num_envs"])
 
