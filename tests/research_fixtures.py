@@ -116,11 +116,15 @@ class WordOverlapIndex:
         self.catalog = catalog
 
     def search(self, query: str, k: int = 10, filters=None, mode: str = "hybrid"):
+        from rl_shop.catalog.filters import FilterColumns
         from rl_shop.catalog.index import SearchHit
 
         q = set(query.lower().split())
+        mask = FilterColumns(self.catalog).mask(filters)  # the real filter semantics
         scored = [
-            (len(q & set(str(t).split())), pid) for pid, t in zip(self.catalog["product_id"], self.catalog["title"])
+            (len(q & set(str(t).split())), pid)
+            for i, (pid, t) in enumerate(zip(self.catalog["product_id"], self.catalog["title"]))
+            if mask is None or mask[i]
         ]
         scored = sorted([s for s in scored if s[0] > 0], key=lambda s: (-s[0], s[1]))[:k]
         return [SearchHit(pid, float(s), None, None) for s, pid in scored]

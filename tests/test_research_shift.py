@@ -117,9 +117,18 @@ def test_scripted_synthesis_with_a_budget_drop(world, monkeypatch) -> None:
     turns = [m["content"] for m in llm.calls[3]["messages"] if m["role"] == "user"]
     assert "The shopper updated the request: Update: my budget dropped, I can spend at most $100 now." in turns
     assert not any("The shopper updated" in m["content"] for m in llm.calls[1]["messages"])
+    # the citations offered after the drop are the evidence within $100: not the bose ($149)
+    offered = traj.rounds[1].report.offered_ids
+    assert "amz-000002" in traj.rounds[0].report.offered_ids
+    assert set(offered) == {"amz-000001", "amz-000003"}  # headphones at $99 and $29.50 (not the $14.99 mouse)
+    enum = llm.calls[4]["json_schema"]["properties"]["recommendations"]["items"]["properties"]["product_id"]["enum"]
+    assert enum == offered
+    report_turn = llm.calls[4]["messages"][-1]["content"]
+    assert "[amz-000001]" in report_turn and "[amz-000002]" not in report_turn
     again = Trajectory.model_validate_json(traj.model_dump_json())
     assert again.shifts == traj.shifts
     msgs = internalize(traj)
+    assert msgs[-2]["content"] == report_turn  # the SFT report request lists what synthesis offered
     shift_turn = [
         i for i, m in enumerate(msgs) if m["role"] == "user" and m["content"].startswith("The shopper updated")
     ]
@@ -161,3 +170,150 @@ def test_shift_needs_a_round_after_it(world, monkeypatch) -> None:
             max_rounds=1,
             shift_cfg=ShiftConfig(enabled=True),
         )
+
+
+def test_request_filters_hold_the_type_and_only_what_the_shopper_said() -> None:
+    from rl_shop.catalog.filters import SearchFilters
+    from rl_shop.research.limits import request_filters
+    from rl_shop.research.tools import ResearchTools
+    from rl_shop.research.trajectory import InferredIntent
+
+    said = InferredIntent(category="headphones", budget=100.0, budget_stated=True, excluded_brands=["Bose"], query="q")
+    assert request_filters(said) == SearchFilters(
+        categories=frozenset({"headphones"}), max_price=100.0, exclude_brands=frozenset({"bose"})
+    )
+    guessed = InferredIntent(category="headphones", budget=100.0, query="q")  # inferred from behaviour only
+    assert request_filters(guessed) == SearchFilters(categories=frozenset({"headphones"}))
+    assert request_filters(InferredIntent(category="", query="q")) is None
+    cat = tiny_catalog()
+    tools = ResearchTools(cat, WordOverlapIndex(cat), tiny_web_backend())
+    everything = ["amz-000004", "amz-000003", "amz-000002", "amz-000001"]
+    # the $14.99 mouse is another type, the bose is excluded, jbl $29.50 and sony $99 are within $100
+    assert tools.admitted(everything, request_filters(said)) == ["amz-000003", "amz-000001"]
+    assert tools.admitted(everything, None) == everything
+    cheap = InferredIntent(category="headphones", budget=50.0, budget_stated=True, query="q")
+    assert tools.admitted(everything, request_filters(cheap)) == ["amz-000003"]
+
+
+def test_the_updated_reading_takes_only_what_the_shopper_said() -> None:
+    from rl_shop.research.intent_shift import updated_inferred
+    from rl_shop.research.trajectory import InferredIntent
+
+    latent = Intent(query_type="simple", category="headphones", budget=150.0, excluded_brands=("jbl",))
+    reading = InferredIntent(category="headphones", budget=40.0, brands=["bose", "sony"], query="q")
+    no_bose = Intent.model_validate({**latent.model_dump(), "excluded_brands": ("jbl", "bose")})
+    r = updated_inferred(reading, latent, no_bose, "no bose please")
+    # the latent exclusion (jbl) and budget (150) were never said: the reading keeps its own budget
+    assert r.excluded_brands == ["bose"] and r.brands == ["sony"] and r.budget == 40.0 and not r.budget_stated
+    cheaper = Intent.model_validate({**latent.model_dump(), "budget": 100.0})
+    r = updated_inferred(reading, latent, cheaper, "at most $100")
+    assert r.budget == 100.0 and r.budget_stated and r.excluded_brands == [] and r.query == "q at most $100"
+
+
+BRAND_REPLIES = [
+    '{"category":"headphones","budget":200.0,"brands":["bose"],"query":"bose headphones under $200"}',
+    '{"summary":"The bose is the quiet pick among these wireless headphones","recommendations":'
+    '[{"product_id":"amz-000002","reason":"bose, noise cancelling"}],"verdict":"Buy the bose for the quiet."}',
+    '{"summary":"Without bose the sony is the best wireless pick for this shopper","recommendations":'
+    '[{"product_id":"amz-000001","reason":"sony, priced at 99 dollars"}],"verdict":"Buy the sony now."}',
+]
+
+
+def test_a_brand_exclusion_reseeds_the_search_and_leaves_the_brand_uncited(world, monkeypatch) -> None:
+    """The round after "no bose" starts with the seeded search of the updated reading (its query no
+    longer names bose) and the report may not cite a bose product, though one is in the evidence."""
+    from rl_shop.research.evaluate import shift_outcomes
+
+    persona = Intent(
+        query_type="simple",
+        category="headphones",
+        budget=150.0,
+        preferred_brands=(),
+        stated_slots=("category", "budget"),
+    )
+    bose_click = [{**EVENTS[0], "product_id": "amz-000002"}]  # the reading's brands come from the history
+    monkeypatch.setattr(pipeline, "sample_persona", lambda w, seed, cfg: (persona, bose_click))
+    llm = ScriptedLLM(BRAND_REPLIES)
+    traj = synthesize(
+        world,
+        llm,
+        1,  # seed 1: brand_exclusion is tried first
+        persona_cfg=PersonaConfig(),
+        user_cfg=UserAgentConfig(),
+        agent_cfg=ResearchAgentConfig(max_steps=1, min_steps=1, max_consecutive_reflections=0),
+        sup_cfg=SupervisorConfig(use_llm=False, accept_threshold=0.0, blocking=[]),
+        max_rounds=2,
+        shift_cfg=ShiftConfig(enabled=True, after_round=0, kinds=["brand_exclusion"]),
+    )
+    assert len(llm.calls) == len(BRAND_REPLIES)  # two seeded searches, no model steps: max_steps=1
+    assert traj.shifts[0]["kind"] == "brand_exclusion" and traj.final_inferred.excluded_brands == ["bose"]
+    seeded = [(r.index, s.call.arguments["query"]) for r in traj.rounds for s in r.steps if s.source == "seeded"]
+    assert seeded == [(0, "headphones bose"), (1, "headphones")]
+    assert "amz-000002" in traj.rounds[0].report.offered_ids
+    assert "amz-000002" not in traj.rounds[1].report.offered_ids and traj.rounds[1].report.offered_ids
+    assert shift_outcomes([traj], world.catalog).loc[0, "ends_on_final_intent"]
+
+
+def test_reseeding_and_stated_limits_can_be_switched_off(world, monkeypatch) -> None:
+    persona = Intent(query_type="simple", category="headphones", budget=150.0, stated_slots=("category", "budget"))
+    bose_click = [{**EVENTS[0], "product_id": "amz-000002"}]
+    monkeypatch.setattr(pipeline, "sample_persona", lambda w, seed, cfg: (persona, bose_click))
+    model_step = '{"thought":"search","tool":"product_search","argument":"quiet headphones"}'
+    llm = ScriptedLLM(BRAND_REPLIES[:2] + [model_step, BRAND_REPLIES[1]])
+    traj = synthesize(
+        world,
+        llm,
+        1,
+        persona_cfg=PersonaConfig(),
+        user_cfg=UserAgentConfig(),
+        agent_cfg=ResearchAgentConfig(
+            max_steps=1,
+            min_steps=1,
+            max_consecutive_reflections=0,
+            reseed_on_update=False,
+            search_within_request=False,
+            cite_within_request=False,
+        ),
+        sup_cfg=SupervisorConfig(use_llm=False, accept_threshold=0.0, blocking=[]),
+        max_rounds=2,
+        shift_cfg=ShiftConfig(enabled=True, after_round=0, kinds=["brand_exclusion"]),
+    )
+    assert [s.source for s in traj.rounds[1].steps] == ["model"]
+    assert "amz-000002" in traj.rounds[1].report.offered_ids
+
+
+def test_a_budget_drop_reruns_the_seeded_search_within_the_new_budget(world, monkeypatch) -> None:
+    """Same query, new filters: the round after "at most $100" starts with the seeded search again,
+    and its hits (and the citations) are within $100; the first search still showed the $149 bose."""
+    monkeypatch.setattr(pipeline, "sample_persona", lambda w, seed, cfg: (PERSONA, EVENTS))
+    llm = ScriptedLLM([REPLIES[0], REPLIES[2], REPLIES[4]])
+    traj = synthesize(
+        world,
+        llm,
+        0,
+        persona_cfg=PersonaConfig(),
+        user_cfg=UserAgentConfig(),
+        agent_cfg=ResearchAgentConfig(max_steps=1, min_steps=1, max_consecutive_reflections=0),
+        sup_cfg=SupervisorConfig(use_llm=False, accept_threshold=0.0, blocking=[]),
+        max_rounds=2,
+        shift_cfg=ShiftConfig(enabled=True, after_round=0, kinds=["budget_drop"]),
+    )
+    assert len(llm.calls) == 3 and traj.final_inferred.budget_stated
+    first, again = traj.rounds[0].steps[0], traj.rounds[1].steps[0]
+    assert first.source == again.source == "seeded" and first.call.arguments == again.call.arguments
+    assert "amz-000002" in first.result.product_ids and "amz-000002" not in again.result.product_ids
+    assert again.result.product_ids and all(p in ("amz-000001", "amz-000003") for p in again.result.product_ids)
+    assert "amz-000002" not in traj.final_report.offered_ids
+
+
+def test_compare_research_runs_names_a_missing_run(tmp_path, capsys) -> None:
+    import importlib.util
+
+    from rl_shop.paths import REPO_ROOT
+
+    spec = importlib.util.spec_from_file_location("crr", REPO_ROOT / "experiments" / "compare_research_runs.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    assert mod.main([str(tmp_path / "a"), str(tmp_path / "b")]) == 2
+    assert "no trajectories.jsonl" in capsys.readouterr().err
+    assert mod.wilson(11, 16) == "11/16 = 0.688 [0.444, 0.858]"  # Wilson score interval, by hand: 0.4440-0.8584

@@ -14,7 +14,7 @@ is still non-empty, and the shopper's turn says what changed:
   connectivity when some gold product still has them.
 
 The User Agent's reading is updated with the shift (the shopper said it plainly, so no inference
-is needed): budget, brands, and the request text with the shopper's words appended. The scorer
+is needed): budget (then marked stated), brands, excluded brands, and the request text with the shopper's words appended. The scorer
 judges the final report against the FINAL intent (:func:`rl_shop.research.scorer.ends_on_intent`).
 """
 
@@ -184,13 +184,19 @@ def shift_intent(
     return None
 
 
-def updated_inferred(inferred: InferredIntent, new: Intent, message: str) -> InferredIntent:
-    """The User Agent's reading after the shopper's turn: the stated change applied, the words appended."""
-    brands = [b for b in inferred.brands if b.lower() not in {x.lower() for x in new.excluded_brands}]
+def updated_inferred(inferred: InferredIntent, old: Intent, new: Intent, message: str) -> InferredIntent:
+    """The User Agent's reading after the shopper's turn: what changed from ``old`` to ``new`` (and
+    only that: latent slots the shopper did not mention stay unread) applied, the words appended."""
+    said_no = [b for b in new.excluded_brands if b not in old.excluded_brands]
+    excluded = list(dict.fromkeys([*inferred.excluded_brands, *said_no]))
+    brands = [b for b in inferred.brands if b.lower() not in {x.lower() for x in excluded}]
+    budget_said = new.budget is not None and new.budget != old.budget
     return InferredIntent(
         category=inferred.category,
-        budget=new.budget if new.budget else inferred.budget,
+        budget=new.budget if budget_said else inferred.budget,
+        budget_stated=inferred.budget_stated or budget_said,
         brands=brands,
+        excluded_brands=excluded,
         query=f"{inferred.query} {message}",
         used_fallback=inferred.used_fallback,
     )
@@ -214,7 +220,7 @@ def make_shift(
         kind=kind,
         message=msg,
         persona=new.model_dump(mode="json"),
-        inferred=updated_inferred(inferred, new, msg),
+        inferred=updated_inferred(inferred, persona, new, msg),
     )
 
 

@@ -16,8 +16,8 @@ researches, notices its own shortcomings and fixes them. Concretely (docs/resear
    "argument": ""}`` (cleaned to the reflect grammar's characters, points dropped from the end
    to fit ``reflection_max_chars``). The agent can decode exactly this at inference.
    An intent shift of the shopper (``traj.shifts``) is a ``user`` turn after the round it followed.
-4. A ``user`` turn asks for the report (:func:`~rl_shop.research.prompt.report_request_text`),
-   and the final ``assistant`` turn is the last round's report (the JSON the agent decodes).
+4. A ``user`` turn asks for the report (:func:`~rl_shop.research.prompt.report_request_text`,
+   over the products the final report was offered: ``Report.offered_ids``), and the final ``assistant`` turn is the last round's report (the JSON the agent decodes).
 
 Turns 2-4 come from the same per-step renderer as the inference prompt
 (:mod:`rl_shop.research.prompt`), so in the textual format every assistant turn's prefix is the
@@ -156,6 +156,7 @@ def internalize(
         msgs.extend(step_messages(step, cfg.observation_chars))
         for text in after.get(i, []):
             msgs.append({"role": "user", "content": text})
-    msgs.append({"role": "user", "content": report_request_text(steps, cfg.evidence_products)})
+    offered = traj.final_report.offered_ids  # as offered during synthesis (None in older trajectories)
+    msgs.append({"role": "user", "content": report_request_text(steps, cfg.evidence_products, offered)})
     msgs.append({"role": "assistant", "content": report_json(traj.final_report)})
     return msgs

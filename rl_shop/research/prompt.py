@@ -14,8 +14,10 @@ Format (textual tool-call form, for chat templates without tool support):
 * each step: ``assistant`` = compact Action JSON ``{"thought","tool","argument"}``; a tool step is
   followed by a ``user`` turn ``<tool_response>\\n<observation[:observation_chars]>\\n</tool_response>``;
   a ``reflect`` step (the agent's own reflection, no tool runs) by nothing;
-* before the report: a ``user`` turn :func:`report_request_text` listing the evidence products,
-  built from the observations alone (so the SFT data can rebuild it without the catalog).
+* before the report: a ``user`` turn :func:`report_request_text` listing the evidence products
+  offered as citations, each line taken from the observations; which products were offered (the
+  agent may leave out those beyond the shopper's stated limits) is recorded in the report's
+  ``offered_ids``, so the SFT data rebuilds the turn without the catalog.
 
 The action grammar is enforced by constrained decoding, not described in the prompt, so the
 prompt holds no JSON schema (``ResearchAgent`` decodes through ``LLM.chat(json_schema=...)``).
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from rl_shop.research.trajectory import TOOL_ARGUMENT, AgentStep, InferredIntent
@@ -140,8 +143,9 @@ def render_prompt(
     return msgs
 
 
-def evidence_ids(steps: list[AgentStep], limit: int) -> list[str]:
-    """Products shown by the tools, most recent first (visited records ahead of search hits)."""
+def evidence_ids(steps: list[AgentStep], limit: int, keep: Callable[[str], bool] | None = None) -> list[str]:
+    """Products shown by the tools, most recent first (visited records ahead of search hits); with
+    ``keep``, only those it accepts (filtered before the ``limit``)."""
     ordered: list[str] = []
     for s in reversed(steps):
         if s.result.ok and s.call.name == "visit_product":
@@ -149,7 +153,7 @@ def evidence_ids(steps: list[AgentStep], limit: int) -> list[str]:
     for s in reversed(steps):
         if s.result.ok:
             ordered += [p for p in s.result.product_ids if p not in ordered]
-    return ordered[:limit]
+    return [p for p in ordered if keep is None or keep(p)][:limit]
 
 
 def evidence_digest(steps: list[AgentStep], ids: list[str]) -> str:
@@ -173,17 +177,24 @@ def evidence_digest(steps: list[AgentStep], ids: list[str]) -> str:
     return "\n".join(lines) or "(no products found)"
 
 
-def report_request_text(steps: list[AgentStep], evidence_products: int) -> str:
-    """The user turn that asks for the report (inference and the SFT example's last prompt)."""
-    return REPORT_REQUEST.format(digest=evidence_digest(steps, evidence_ids(steps, evidence_products)))
+def report_request_text(steps: list[AgentStep], evidence_products: int, offered: list[str] | None = None) -> str:
+    """The user turn that asks for the report (inference and the SFT example's last prompt): the
+    ``offered`` products (a report's ``offered_ids``), else the first ``evidence_products`` shown."""
+    ids = offered if offered is not None else evidence_ids(steps, evidence_products)
+    return REPORT_REQUEST.format(digest=evidence_digest(steps, ids))
 
 
 def render_report_prompt(
-    query: str, steps: list[AgentStep], observation_chars: int | None, evidence_products: int, system: str = SYSTEM
+    query: str,
+    steps: list[AgentStep],
+    observation_chars: int | None,
+    evidence_products: int,
+    system: str = SYSTEM,
+    offered: list[str] | None = None,
 ) -> list[Message]:
     """The report prompt of the single agent: :func:`render_prompt` plus the report request."""
     return render_prompt(query, steps, observation_chars, system) + [
-        {"role": "user", "content": report_request_text(steps, evidence_products)}
+        {"role": "user", "content": report_request_text(steps, evidence_products, offered)}
     ]
 
 

@@ -59,7 +59,9 @@ __all__ = [
     "report_json",
     "request_text",
 ]
+from rl_shop.catalog.filters import SearchFilters
 from rl_shop.config_files import defaults_from_yaml
+from rl_shop.research.limits import request_filters
 from rl_shop.research.tools import ResearchTools, _fmt_price, product_facts
 from rl_shop.research.trajectory import (
     TOOL_ARGUMENT,
@@ -103,6 +105,9 @@ class ResearchAgentConfig(BaseModel):
     reflect_max_tokens: int = Field(ge=16)  # decode budget when reflect is offered
     max_consecutive_reflections: int = Field(ge=0)  # 0: reflect is never offered
     seed_first_search: bool  # round 0 starts with product_search(seed_query(intent))
+    reseed_on_update: bool  # so does a round whose reading (a shopper's update) changes that search
+    search_within_request: bool  # product searches within the reading's type, stated budget, brand exclusions
+    cite_within_request: bool  # citations only of evidence within them (research/limits.py)
     reject_degenerate_queries: bool  # a tool-name / field-name / id query gets one corrective retry
 
 
@@ -276,6 +281,7 @@ class ResearchAgent:
         self.tools = tools
         self.config = config or ResearchAgentConfig.model_validate({})
         self.system = system
+        self._last_seed: tuple[str, SearchFilters | None] | None = None  # the last seeded search's query, filters
 
     # ------------------------------------------------------------------ prompts
     def step_prompt(self, query: str, steps: list[AgentStep], feedback: list[str]) -> list[Message]:
@@ -299,23 +305,22 @@ class ResearchAgent:
             )
         return msgs
 
-    def report_prompt(self, query: str, steps: list[AgentStep], feedback: list[str]) -> list[Message]:
+    def report_prompt(
+        self, query: str, steps: list[AgentStep], feedback: list[str], offered: list[str] | None = None
+    ) -> list[Message]:
         """:func:`render_report_prompt` (plus the Supervisor's notes during synthesis)."""
         msgs = self.step_prompt(query, steps, feedback)
         tail = render_report_prompt(
-            query, steps, self.config.observation_chars, self.config.evidence_products, self.system
+            query, steps, self.config.observation_chars, self.config.evidence_products, self.system, offered
         )[-1]
         return msgs + [tail]
 
     # ------------------------------------------------------------------ steps
     def seeded_step(self, intent: InferredIntent, steps: list[AgentStep]) -> AgentStep:
         """The documented deterministic first step: product_search(category + brands of the intent)."""
-        call = ToolCall(
-            id=f"call_{len(steps)}",
-            name="product_search",
-            arguments={"query": seed_query(intent, self.config.argument_max_chars)},
-        )
-        return AgentStep(thought=SEED_THOUGHT, call=call, result=self.tools.execute(call), source="seeded")
+        self._last_seed = self._seed_search(intent)
+        call = ToolCall(id=f"call_{len(steps)}", name="product_search", arguments={"query": self._last_seed[0]})
+        return AgentStep(thought=SEED_THOUGHT, call=call, result=self.run_tool(call, intent), source="seeded")
 
     def step(
         self,
@@ -370,12 +375,12 @@ class ResearchAgent:
         ):
             # the model kept naming its own vocabulary: the intent query stands in (counted as a fallback)
             call = ToolCall(id=call_id, name="product_search", arguments={"query": fallback_q}, errors=list(res.errors))
-            return AgentStep(thought=SEED_THOUGHT, call=call, result=self.tools.execute(call), source="fallback")
+            return AgentStep(thought=SEED_THOUGHT, call=call, result=self.run_tool(call, intent), source="fallback")
         if res.value is None and tried and all(("already called" in e or "not a search" in e) for e in tried):
             return None  # the agent only repeats itself: end the round (ReAct stall guard)
         if res.value is None:
             call = ToolCall(id=call_id, name="<invalid>", malformed=True, errors=list(res.errors))
-            return AgentStep(thought="", call=call, result=self.tools.execute(call))
+            return AgentStep(thought="", call=call, result=self.run_tool(call, intent))
         v = res.value
         if v["tool"] == FINISH:
             return None
@@ -394,19 +399,34 @@ class ResearchAgent:
             malformed=bool(res.used_fallback),
             errors=list(res.errors),
         )
-        return AgentStep(thought=v["thought"].strip(), call=call, result=self.tools.execute(call))
+        return AgentStep(thought=v["thought"].strip(), call=call, result=self.run_tool(call, intent))
 
-    def evidence_ids(self, steps: list[AgentStep]) -> list[str]:
-        """Products shown by the tools, most recent first (visited records ahead of search hits)."""
-        return evidence_ids(steps, self.config.evidence_products)
+    def evidence_ids(self, steps: list[AgentStep], intent: InferredIntent | None = None) -> list[str]:
+        """Products shown by the tools, most recent first (visited records ahead of search hits);
+        with ``intent`` and ``cite_within_request``, only those within the request
+        (:func:`~rl_shop.research.limits.request_filters`)."""
+        if intent is None or not self.config.cite_within_request:
+            return evidence_ids(steps, self.config.evidence_products)
+        shown = evidence_ids(steps, limit=len(self.tools.catalog))
+        allowed = set(self.tools.admitted(shown, request_filters(intent)))
+        return evidence_ids(steps, self.config.evidence_products, keep=allowed.__contains__)
 
-    def write_report(self, query: str, steps: list[AgentStep], feedback: list[str], seed: int) -> Report:
-        """The constrained report decode, rendered to markdown."""
+    def run_tool(self, call: ToolCall, intent: InferredIntent | None) -> ToolResult:
+        """Execute ``call``; with ``intent`` and ``search_within_request`` a product search is kept
+        within the request's filters."""
+        if intent is None or not self.config.search_within_request:
+            return self.tools.execute(call)
+        return self.tools.execute(call, request_filters(intent))
+
+    def write_report(
+        self, query: str, steps: list[AgentStep], feedback: list[str], seed: int, intent: InferredIntent | None = None
+    ) -> Report:
+        """The constrained report decode, rendered to markdown; its citations are :meth:`evidence_ids`."""
         cfg = self.config
-        ids = self.evidence_ids(steps)
+        ids = self.evidence_ids(steps, intent)
         res = decode_json(
             self.llm,
-            self.report_prompt(query, steps, feedback),
+            self.report_prompt(query, steps, feedback, ids),
             report_schema(cfg, ids),
             max_tokens=cfg.report_max_tokens,
             temperature=cfg.temperature,
@@ -422,6 +442,7 @@ class ResearchAgent:
             verdict=v["verdict"].strip(),
             recommendations=recs,
             used_fallback=bool(res.used_fallback),
+            offered_ids=ids,
         )
         report.markdown = render_markdown(query, report, self.tools.catalog)
         return report
@@ -438,14 +459,16 @@ class ResearchAgent:
         ``max_consecutive_reflections`` reflections in a row, which run no tool), then a report.
 
         With ``intent`` and ``seed_first_search``, a conversation's first step is the deterministic
-        product_search of :func:`seed_query`; ``intent`` also supplies the stand-in query when the
-        model's search stays degenerate after its corrective retry.
+        product_search of :func:`seed_query`, and with ``reseed_on_update`` so is the first step of
+        a round whose reading (a shopper's update) gives a seed query not yet run; ``intent`` also
+        supplies the stand-in query when the model's search stays degenerate after its corrective
+        retry, and what the report may cite (:meth:`evidence_ids`).
         """
         cfg = self.config
         steps: list[AgentStep] = []
         n_tools, run = 0, 0  # tool steps this round; reflections in a row
-        if intent is not None and cfg.seed_first_search and not prior_steps:
-            steps.append(self.seeded_step(intent, steps))
+        if intent is not None and cfg.seed_first_search and self._seed_due(intent, prior_steps):
+            steps.append(self.seeded_step(intent, prior_steps))
             n_tools = 1
         while n_tools < cfg.max_steps:
             history = prior_steps + steps
@@ -458,4 +481,17 @@ class ResearchAgent:
                 run += 1
             else:
                 n_tools, run = n_tools + 1, 0
-        return steps, self.write_report(query, prior_steps + steps, feedback, seed)
+        return steps, self.write_report(query, prior_steps + steps, feedback, seed, intent)
+
+    def _seed_search(self, intent: InferredIntent) -> tuple[str, SearchFilters | None]:
+        """What the seeded search of ``intent`` asks the catalog: its query and filters."""
+        within = self.config.search_within_request
+        return seed_query(intent, self.config.argument_max_chars), request_filters(intent) if within else None
+
+    def _seed_due(self, intent: InferredIntent, prior_steps: list[AgentStep]) -> bool:
+        """The conversation's first step, or (``reseed_on_update``) a reading whose seeded search
+        (query and filters) differs from the last one run, as after a shopper's update."""
+        if not prior_steps:
+            return True
+        last = self._last_seed
+        return self.config.reseed_on_update and last is not None and last != self._seed_search(intent)

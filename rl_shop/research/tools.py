@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import pandas as pd
 from pydantic import BaseModel, Field
 
+from rl_shop.catalog.filters import FilterColumns, SearchFilters
 from rl_shop.config_files import defaults_from_yaml
 from rl_shop.research.trajectory import TOOL_ARGUMENT, TOOL_NAMES, ToolCall, ToolResult
 
@@ -66,31 +67,44 @@ class ResearchTools:
         self.web = web_backend
         self.config = config or ToolsConfig.model_validate({})
         self._rows = {str(pid): i for i, pid in enumerate(catalog["product_id"].astype(str))}
+        self._filter_columns: FilterColumns | None = None  # built on the first filtered citation check
         # Documents a web_search returned (any backend), so web_visit can open them by url.
         self._seen_docs: dict[str, Any] = {}
         for doc in getattr(web_backend, "documents", []) or []:  # the local corpus: every url is visitable
             self._seen_docs[doc.url] = doc
 
     # ------------------------------------------------------------------ dispatch
-    def execute(self, call: ToolCall) -> ToolResult:
-        """Run one call; unknown tools and bad arguments give ``ok=False`` with the reason."""
+    def execute(self, call: ToolCall, filters: SearchFilters | None = None) -> ToolResult:
+        """Run one call (a product_search within ``filters``); unknown tools and bad arguments give
+        ``ok=False`` with the reason."""
         if call.name not in TOOL_NAMES:
             return self._fail(call, f"unknown tool {call.name!r}; tools are {list(TOOL_NAMES)}")
         arg = str(call.arguments.get(TOOL_ARGUMENT[call.name], "")).strip()
         if not arg:
             return self._fail(call, f"{call.name} needs a non-empty {TOOL_ARGUMENT[call.name]!r} argument")
         try:
+            if call.name == "product_search":
+                return self.product_search(call, arg, filters)
             return getattr(self, call.name)(call, arg)
         except Exception as exc:  # noqa: BLE001 - a backend error is an observation, not a crash
             return self._fail(call, f"{type(exc).__name__}: {str(exc)[:200]}")
+
+    def admitted(self, pids: list[str], filters: SearchFilters | None) -> list[str]:
+        """The products of ``pids`` (known ids, order kept) that ``filters`` admit."""
+        if filters is None:
+            return list(pids)
+        if self._filter_columns is None:
+            self._filter_columns = FilterColumns(self.catalog)
+        mask = self._filter_columns.mask(filters)
+        return [p for p in pids if mask is None or mask[self._rows[p]]]
 
     @staticmethod
     def _fail(call: ToolCall, message: str) -> ToolResult:
         return ToolResult(call_id=call.id, name=call.name, ok=False, content=f"ERROR: {message}", error=message)
 
     # ------------------------------------------------------------------ tools
-    def product_search(self, call: ToolCall, query: str) -> ToolResult:
-        hits = self.index.search(query, k=self.config.search_k, mode=self.config.search_mode)
+    def product_search(self, call: ToolCall, query: str, filters: SearchFilters | None = None) -> ToolResult:
+        hits = self.index.search(query, k=self.config.search_k, filters=filters, mode=self.config.search_mode)
         if not hits:
             return ToolResult(call_id=call.id, name=call.name, ok=True, content="No products found.")
         lines, ids = [], []

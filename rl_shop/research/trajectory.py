@@ -85,6 +85,8 @@ class Report(BaseModel):
     verdict: str = ""
     markdown: str = ""
     used_fallback: bool = False
+    # The evidence products offered as citations (None: not recorded, i.e. every evidence product).
+    offered_ids: list[str] | None = None
 
 
 class Feedback(BaseModel):
@@ -119,6 +121,8 @@ class InferredIntent(BaseModel):
     category: str
     budget: float | None = None
     brands: list[str] = Field(default_factory=list)
+    budget_stated: bool = False  # the shopper said the budget (an update), not inferred from behaviour
+    excluded_brands: list[str] = Field(default_factory=list)  # brands the shopper ruled out in words
     query: str
     used_fallback: bool = False
 
