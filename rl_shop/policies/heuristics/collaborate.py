@@ -43,19 +43,31 @@ def _first_valid(prefs: list[int], mask: np.ndarray | None) -> int:
 
 
 class AlwaysFullPipeline:
-    """Clarify (ambiguous only), product search (x2 for comparison), web search for Q&A, decide."""
+    """Clarify (ambiguous only), product search (x2 for comparison), web search for Q&A, decide.
 
-    def __init__(self, clarify_types: set[int] | None = None) -> None:
+    The three sets are the knobs of the family that ``rl_shop.train.headroom`` sweeps (indices
+    into ``QUERY_TYPES``); ``None`` keeps MACDF's pipeline: clarify ``ambiguous``, search twice for
+    ``comparison``, web-search ``product_qa`` / ``general_qa`` / ``comparison``.
+    """
+
+    def __init__(
+        self,
+        clarify_types: set[int] | None = None,
+        web_types: set[int] | None = None,
+        double_search_types: set[int] | None = None,
+    ) -> None:
         self.clarify_types = _CLARIFY_TYPES if clarify_types is None else set(clarify_types)
+        self.web_types = _QA if web_types is None else set(web_types)
+        self.double_search_types = {_COMPARISON} if double_search_types is None else set(double_search_types)
 
     def _pipeline(self, obs: np.ndarray) -> list[int]:
         qtype = int(np.argmax(obs[:N_TYPES]))
         n_ps = _count(obs, "n_product_search")
         if qtype in self.clarify_types and _count(obs, "n_clarify") == 0 and n_ps == 0:
             return [CLARIFY, PRODUCT_SEARCH]
-        if n_ps == 0 or (qtype == _COMPARISON and n_ps < 2):
+        if n_ps == 0 or (qtype in self.double_search_types and n_ps < 2):
             return [PRODUCT_SEARCH, DECIDE]
-        if qtype in _QA and _count(obs, "n_web_search") == 0:
+        if qtype in self.web_types and _count(obs, "n_web_search") == 0:
             return [WEB_SEARCH, DECIDE]
         return [DECIDE]
 

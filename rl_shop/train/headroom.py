@@ -1,0 +1,207 @@
+"""Headroom of an env before any RL: random, the shipped heuristics, the best of a swept heuristic
+family, the learned policy, and an oracle, all on the same episodes.
+
+Every policy plays the same seeded episodes: each env draws episode ``i`` of a seed's stream
+whatever the actions were (common random numbers), so every difference below is paired and its
+interval is the paired one.
+
+* The **best heuristic** is the family member (the shipped heuristics included) with the highest
+  mean return on *selection* episodes of another seed; it is then scored on the evaluation
+  episodes, so the choice does not inflate its figure (winner's curse).
+* The **hindsight oracle** takes, per episode, the best return of every member of the family, the
+  learned policy and the true-type oracle (random left out). It sees each shopper's hidden
+  variables and every draw, so it is an upper bound on choosing among these policies per shopper,
+  not a policy one could deploy.
+* The **true-type oracle** (Collaborate only) is the family's best member fed the shopper's true
+  query type instead of demand reasoning's prediction: a real policy that sees one hidden variable.
+
+The verdict: a role needs no RL when the oracle's gain over the best heuristic is below
+``near_oracle`` of the oracle's gain over random (the span a policy could cover).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from itertools import product
+from typing import Any, Literal
+
+import gymnasium as gym
+import numpy as np
+
+from envs.clarify import ClarifyEnv
+from envs.specs import CLARIFY
+from rl_shop.policies.base import Policy
+from rl_shop.policies.evaluate import RandomPolicy, evaluate_policy
+from rl_shop.policies.features.collaborate import FEATURE_NAMES, N_TYPES
+from rl_shop.policies.heuristics.clarify import AskUntilConfident, ClarifyPriors
+from rl_shop.policies.heuristics.collaborate import AlwaysFullPipeline, ReflectionReplan
+from rl_shop.policies.heuristics.schedule import FixedTriggerPolicy
+from rl_shop.sim.slots import QUERY_TYPES
+
+Kind = Literal["random", "shipped", "best heuristic", "learned", "oracle"]
+_TYPE_CONFIDENCE = FEATURE_NAMES.index("type_confidence")
+
+
+@dataclass(frozen=True)
+class Scored:
+    """One policy's per-episode returns on the evaluation episodes."""
+
+    name: str
+    kind: Kind
+    returns: np.ndarray = field(repr=False)
+    info: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def mean(self) -> float:
+        return float(self.returns.mean())
+
+
+@dataclass(frozen=True)
+class HeadroomRow:
+    """A table row: the policy's mean return and its paired difference with the best heuristic."""
+
+    policy: str
+    kind: Kind
+    mean: float
+    ci95: float
+    diff_vs_best: float
+    diff_ci95: float
+    info: dict[str, float] = field(default_factory=dict)
+
+
+def _half_width(values: np.ndarray) -> float:
+    """1.96 standard errors of the mean (NaN with fewer than 2 values)."""
+    return 1.96 * float(values.std(ddof=1)) / math.sqrt(values.size) if values.size > 1 else math.nan
+
+
+def score(env: gym.Env, name: str, kind: Kind, policy: Policy, episodes: int, seed: int) -> Scored:
+    """``policy`` on ``episodes`` episodes of ``seed``'s stream."""
+    result = evaluate_policy(env, policy, episodes, seed)
+    return Scored(name, kind, result.returns, result.final_info_means)
+
+
+def select_best(env: gym.Env, family: Mapping[str, Policy], episodes: int, seed: int) -> tuple[str, dict[str, float]]:
+    """The family member with the highest mean return on the selection episodes, and every mean."""
+    if not family:
+        raise ValueError("the heuristic family is empty; give at least one policy to select from")
+    means = {name: evaluate_policy(env, policy, episodes, seed).mean_return for name, policy in family.items()}
+    return max(means, key=lambda n: (means[n], n)), means
+
+
+def hindsight_oracle(scored: Sequence[Scored]) -> Scored:
+    """Per episode, the best return of any scored policy (see the module docstring)."""
+    if not scored:
+        raise ValueError("the hindsight oracle needs at least one scored policy")
+    best = np.max(np.stack([s.returns for s in scored]), axis=0)
+    return Scored(f"oracle: hindsight best of {len(scored)} policies, per episode", "oracle", best)
+
+
+def policy_name(policy: Policy) -> str:
+    """A readable name: the policy's own ``name`` (trigger rules) or its class."""
+    return str(getattr(policy, "name", "") or type(policy).__name__)
+
+
+def table(scored: Sequence[Scored], best: Scored) -> list[HeadroomRow]:
+    """Rows with each policy's paired difference against ``best`` (the best heuristic)."""
+    rows = []
+    for s in scored:
+        diff = s.returns - best.returns
+        rows.append(
+            HeadroomRow(s.name, s.kind, s.mean, _half_width(s.returns), float(diff.mean()), _half_width(diff), s.info)
+        )
+    return rows
+
+
+def verdict(best: Scored, oracle: Scored, random: Scored, near_oracle: float) -> dict[str, float | bool]:
+    """Oracle gap (paired, with its interval), its share of the oracle-over-random span, and
+    whether the best heuristic is near enough the oracle that the role needs no RL."""
+    gap = oracle.returns - best.returns
+    span = oracle.mean - random.mean
+    share = float(gap.mean() / span) if span > 0 else math.nan
+    return {
+        "oracle_gap": float(gap.mean()),
+        "oracle_gap_ci95": _half_width(gap),
+        "oracle_over_random": float(span),
+        "gap_share": share,
+        "no_rl_needed": bool(math.isfinite(share) and share < near_oracle),
+    }
+
+
+# ---------------------------------------------------------------------------- families
+def clarify_family(env: gym.Env, thresholds: Iterable[float], max_leave_risks: Iterable[float]) -> dict[str, Policy]:
+    """``AskUntilConfident`` over its two knobs, with the env's intent-pool priors."""
+    u = env.unwrapped
+    if not isinstance(u, ClarifyEnv):
+        raise TypeError(f"the AskUntilConfident family needs {CLARIFY.id}, got {type(u).__name__}")
+    priors = ClarifyPriors.from_pool(u.pool)
+    return {
+        f"AskUntilConfident(threshold={t:g}, max_leave_risk={r:g})": AskUntilConfident(
+            float(t), u.pool.log2_catalog_size, priors, max_leave_risk=float(r), max_rounds=u.params.max_rounds
+        )
+        for t, r in product(thresholds, max_leave_risks)
+    }
+
+
+def schedule_family(env: gym.Env) -> dict[str, Policy]:
+    """One fixed trigger rule per action of the env's grid (the paper's setting among them)."""
+    names: Sequence[str] = env.unwrapped.ACTION_NAMES  # type: ignore[attr-defined]
+    return {name: FixedTriggerPolicy(i, name) for i, name in enumerate(names)}
+
+
+def _type_set(names: Iterable[str]) -> set[int]:
+    unknown = sorted(set(names) - set(QUERY_TYPES))
+    if unknown:
+        raise ValueError(f"unknown query types {unknown}; use names from {QUERY_TYPES}")
+    return {QUERY_TYPES.index(n) for n in names}
+
+
+def _label(names: Iterable[str]) -> str:
+    names = list(names)
+    return "none" if not names else "all" if set(names) == set(QUERY_TYPES) else "+".join(names)
+
+
+def collaborate_family(
+    clarify_sets: Iterable[Sequence[str]],
+    web_sets: Iterable[Sequence[str]],
+    double_search_sets: Iterable[Sequence[str]],
+    reflection: Iterable[bool],
+) -> dict[str, Policy]:
+    """The MACDF pipeline over which types it clarifies, web-searches and searches twice, with and
+    without the Leader's Eq. 2 re-plan (:class:`ReflectionReplan`)."""
+    family: dict[str, Policy] = {}
+    for clar, web, double, replan in product(clarify_sets, web_sets, double_search_sets, reflection):
+        cls = ReflectionReplan if replan else AlwaysFullPipeline
+        name = f"{cls.__name__}(clarify={_label(clar)}, web={_label(web)}, search twice={_label(double)})"
+        family[name] = cls(_type_set(clar), _type_set(web), _type_set(double))
+    return family
+
+
+class TrueTypeObservation(gym.Wrapper):
+    """The Collaborate observation with the shopper's true query type (``info["query_type"]``) in
+    place of demand reasoning's prediction, at full confidence: the true-type oracle's view."""
+
+    def _rewrite(self, obs: np.ndarray, info: dict[str, Any]) -> np.ndarray:
+        out = np.array(obs, dtype=np.float32, copy=True)
+        out[:N_TYPES] = 0.0
+        out[QUERY_TYPES.index(info["query_type"])] = 1.0
+        out[_TYPE_CONFIDENCE] = 1.0
+        return out
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        obs, info = self.env.reset(seed=seed, options=options)
+        return self._rewrite(obs, info), info
+
+    def step(self, action: int) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        return self._rewrite(obs, info), float(reward), terminated, truncated, info
+
+
+def random_policy(env: gym.Env, seed: int) -> Policy:
+    """Uniform over the valid actions: the floor."""
+    if not isinstance(env.action_space, gym.spaces.Discrete):
+        raise ValueError(f"the random floor needs a Discrete action space, got {env.action_space}")
+    return RandomPolicy(int(env.action_space.n), seed)
