@@ -22,7 +22,7 @@ from scipy.special import ndtri
 from envs import collaborate_formulas as F
 from envs.dag import EpisodeUniforms
 from envs.specs import COLLABORATE
-from rl_shop.array_ops import SCALAR
+from rl_shop.array_ops import NUMPY, SCALAR
 from rl_shop.config_files import env_kwargs
 from rl_shop.paths import CONFIG_DIR
 from rl_shop.policies.features.collaborate import (
@@ -106,6 +106,12 @@ def _num(value: Any, key: str, lo: float = -math.inf, hi: float = math.inf) -> f
     return x
 
 
+def _flag(value: Any, key: str) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"{COLLABORATE.id}: {key} must be true or false, got {value!r}.")
+    return value
+
+
 @dataclass(frozen=True)
 class CollaborateParams:
     """Validated arguments shared by the single and batched env; per-type arrays in QUERY_TYPES order.
@@ -163,6 +169,7 @@ class CollaborateParams:
     abandon_base_p: float
     abandon_scale_s: float
     rng_block_episodes: int
+    expected_reward: bool
 
     @property
     def n_uniforms(self) -> int:
@@ -276,6 +283,7 @@ def parse_collaborate_kwargs(**overrides: Any) -> CollaborateParams:
         abandon_base_p=float(sh.abandon_base_p),
         abandon_scale_s=float(sh.abandon_scale_s),
         rng_block_episodes=int(_num(kw["rng_block_episodes"], "rng_block_episodes", 1, 1e6)),
+        expected_reward=_flag(kw["expected_reward"], "expected_reward"),
     )
 
 
@@ -327,7 +335,10 @@ class CollaborateEnv(gym.Env):
     ## Rewards
     Every step ``-(c_latency * latency_s[a] + c_compute * compute[a])``; at the end
     ``+ w_click * clicks + w_purchase * purchased - w_reformulation * reformulated
-    - w_abandon * abandoned`` (UCTR / UCVR / ARC style).
+    - w_abandon * abandoned`` (UCTR / UCVR / ARC style). With ``expected_reward=True`` the
+    terminal term is its expectation over the reaction's draws given the state at the answer
+    (``collaborate_formulas.expected_reaction_reward``): the same mean, less variance; ``info``
+    still reports one sampled reaction.
 
     ## Starting State
     A fresh shopper from the per-episode uniforms; nothing searched; estimates 0 except clarity.
@@ -360,6 +371,7 @@ class CollaborateEnv(gym.Env):
         ranks = range(1, p.max_rank + 1)
         self._exam_attr_rel = [F.attractiveness(r, p.examination_eta, p.attr_relevant) for r in ranks]
         self._exam_attr_irr = [F.attractiveness(r, p.examination_eta, p.attr_irrelevant) for r in ranks]
+        self._ea_rel, self._ea_irr = np.array(self._exam_attr_rel), np.array(self._exam_attr_irr)
         self._min_ps = [int(m) for m in p.min_ps]  # per type, as Python numbers for the scalar formulas
         self._web_need = [float(w) for w in p.web_need]
 
@@ -484,19 +496,34 @@ class CollaborateEnv(gym.Env):
         return self._obs(), reward, False, False, self._info()
 
     def _decide(self) -> float:
-        """The Decider answers; the shopper reacts (rl_shop.sim reaction model). Returns reward."""
+        """The Decider answers; the shopper reacts (rl_shop.sim reaction model). Returns reward:
+        the sampled reaction's, or its expectation with ``expected_reward`` (the sampled reaction
+        is drawn and reported in ``info`` either way)."""
         p = self.params
-        reward = -self._cost[DECIDE]
+        base = -self._cost[DECIDE]
         self._elapsed += self._lat[DECIDE]
+        p_ab = abandon_probability(self._elapsed, self._tolerance, p.abandon_base_p, p.abandon_scale_s)
+        q = self._satisfaction(self._relevance())
+        sampled = self._react(base, p_ab, q)
+        if not p.expected_reward:
+            return sampled
+        weights = (p.w_click, p.w_purchase, p.w_reformulation, p.w_abandon)
+        expected = F.expected_reaction_reward(
+            NUMPY, base, p_ab, np.array([q]), self._ea_rel, self._ea_irr, p.p_purchase,
+            p.reformulate_top_k, p.p_reformulate, weights,
+        )  # fmt: skip
+        return float(expected[0])
+
+    def _react(self, reward: float, p_ab: float, q: float) -> float:
+        """One draw of the shopper's reaction to an answer of User_Satisfaction ``q``."""
+        p = self.params
         u = self._u
         o = p.reaction_offset
         K = p.max_rank
         c_ab, c_rel, c_click, c_buy, c_reform = reaction_columns(K)
-        p_ab = abandon_probability(self._elapsed, self._tolerance, p.abandon_base_p, p.abandon_scale_s)
         if u[o + c_ab] < p_ab:
             self._outcome = (0, 0, 0, True)
             return reward - p.w_abandon
-        q = self._satisfaction(self._relevance())
         clicks = 0
         purchased = 0
         n_rel_top = 0

@@ -246,8 +246,15 @@ def decide_outcome(
     reacted = F.reaction_reward(
         -T.decide_cost, T.w_click, T.w_purchase, T.w_reformulation, ops.f64(clicks), ops.f64(buy), ops.f64(reform)
     )
+    reward = ops.where(abandon, -T.decide_cost - T.w_abandon, reacted)
+    if T.expected_reward:  # the same reaction is reported; the reward is its expectation
+        weights = (T.w_click, T.w_purchase, T.w_reformulation, T.w_abandon)
+        reward = F.expected_reaction_reward(
+            ops, -T.decide_cost, p_ab, q, T.ea_rel, T.ea_irr, T.p_purchase, T.reformulate_top_k, T.p_reformulate,
+            weights,
+        )  # fmt: skip
     return {
-        "reward": ops.where(abandon, -T.decide_cost - T.w_abandon, reacted),
+        "reward": reward,
         "abandon": abandon,
         "clicks": clicks,
         "buy": buy,

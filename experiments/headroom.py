@@ -66,11 +66,13 @@ def _role(name: str, role_cfg: DictConfig, env_cfg: DictConfig, cfg: DictConfig)
         k: H.score(env, k, "shipped" if k.startswith("shipped") else "best heuristic", p, n, seed)
         for k, p in family.items()
     }
-    policy = load_policy(REPO_ROOT / role_cfg.policy, expect_env_id=settings.id)
-    learned = H.score(env, f"learned: {role_cfg.policy}", "learned", policy, n, seed)
+    learned = [
+        H.score(env, f"learned: {path}", "learned", load_policy(REPO_ROOT / path, expect_env_id=settings.id), n, seed)
+        for path in role_cfg.policies
+    ]
     scored = [H.score(env, "random (valid actions)", "random", H.random_policy(env, seed), n, seed)]
     scored += [s for k, s in on_eval.items() if k.startswith("shipped") or k == best_name]
-    scored.append(learned)
+    scored += learned
     if role_cfg.env == "collaborate":
         typed_env = H.TrueTypeObservation(gym.make(settings.id, **settings.kwargs))
         typed_best, _ = H.select_best(typed_env, family, int(cfg.select_episodes), int(cfg.select_seed))
@@ -85,8 +87,7 @@ def _role(name: str, role_cfg: DictConfig, env_cfg: DictConfig, cfg: DictConfig)
         "family_size": len(family),
         "best_heuristic": best_name,
         "best_heuristic_return": best.mean,
-        "learned_minus_best": rows[[r.kind for r in rows].index("learned")].diff_vs_best,
-        "learned_minus_best_ci95": rows[[r.kind for r in rows].index("learned")].diff_ci95,
+        **H.learned_vs_best(learned, best),
         **H.verdict(best, oracle, scored[0], float(cfg.near_oracle)),
         "selection_means": select_means,
         "family_eval_means": {k: v.mean for k, v in on_eval.items()},
@@ -115,6 +116,9 @@ def _report(results: dict[str, tuple[list[Any], dict[str, Any]]], cfg: DictConfi
         verdict = "no RL needed" if s["no_rl_needed"] else "room for a learned policy"
         lines += [
             "",
+            f"Learned - best heuristic (n = {s['n_learned']} learned): {s['learned_minus_best']:+.3f} "
+            f"± {s['learned_minus_best_ci95']:.3f} (Student-t over policies when there are several, else paired "
+            "over episodes).",
             f"Oracle gap {s['oracle_gap']:.3f} ± {s['oracle_gap_ci95']:.3f} = {s['gap_share']:.1%} of the "
             f"oracle's gain over random ({s['oracle_over_random']:.3f}): **{verdict}** "
             f"(threshold {cfg.near_oracle:.0%}).",

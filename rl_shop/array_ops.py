@@ -210,6 +210,12 @@ class TorchOps:
         return torch.exp(x)
 
     @staticmethod
+    def log(x: Any) -> Any:
+        import torch
+
+        return torch.log(x)
+
+    @staticmethod
     def take(table: Any, idx: Any) -> Any:
         import torch
 

@@ -88,3 +88,7 @@ def test_shopper_quits_past_patience_and_batched_agrees(impatient_sim):
     assert term and info["abandoned"] == 1
     assert r2 == pytest.approx(r1 - env.params.w_abandon)  # same clarify cost plus the penalty
     assert _compare({"sim_config": impatient_sim, "max_clarify": 3}, 60) > 30
+
+
+def test_batched_equals_single_with_expected_reward():
+    assert _compare({"expected_reward": True}, 120) > 60

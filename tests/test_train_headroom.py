@@ -30,6 +30,7 @@ from rl_shop.train.headroom import (
     TrueTypeObservation,
     collaborate_family,
     hindsight_oracle,
+    learned_vs_best,
     select_best,
     table,
     verdict,
@@ -57,6 +58,21 @@ def test_table_differences_are_paired():
     assert rows[1].diff_vs_best == pytest.approx(1.0)
     assert rows[1].diff_ci95 == pytest.approx(1.96 / math.sqrt(3))
     assert rows[1].mean == pytest.approx(3.0)
+
+
+def test_learned_vs_best_replicates_over_policies_not_episodes():
+    best = _scored("best", [1.0, 1.0, 1.0, 1.0])
+    one = learned_vs_best([_scored("s0", [1.0, 1.2, 1.0, 1.2], "learned")], best)
+    # one policy: the paired interval over episodes (differences 0, .2, 0, .2)
+    assert one["learned_minus_best"] == pytest.approx(0.1)
+    assert one["learned_minus_best_ci95"] == pytest.approx(1.96 * np.std([0, 0.2, 0, 0.2], ddof=1) / 2)
+    two = learned_vs_best([_scored("s0", [1.1] * 4, "learned"), _scored("s1", [1.3] * 4, "learned")], best)
+    # two seeds, mean differences 0.1 and 0.3: t(0.975, 1) = 12.7062 times s.e. 0.1
+    assert two["learned_minus_best"] == pytest.approx(0.2)
+    assert two["learned_minus_best_ci95"] == pytest.approx(12.7062 * 0.1, rel=1e-4)
+    assert two["learned_minus_best_each"] == pytest.approx([0.1, 0.3])
+    with pytest.raises(ValueError, match="no learned policy"):
+        learned_vs_best([], best)
 
 
 def test_verdict_compares_the_oracle_gap_with_the_span_over_random():
@@ -164,4 +180,4 @@ def test_headroom_app_end_to_end(tmp_path):
         assert role["oracle_gap"] >= 0.0  # the hindsight oracle includes the best heuristic
         assert role["best_heuristic"] in role["selection_means"]
     report = (out / "report.md").read_text()
-    assert "oracle: true type" in report and "learned: checkpoints/guider" in report
+    assert "oracle: true type" in report and "learned: checkpoints/guider" in report and "(n = 1 learned)" in report

@@ -39,6 +39,7 @@ from rl_shop.policies.heuristics.clarify import AskUntilConfident, ClarifyPriors
 from rl_shop.policies.heuristics.collaborate import AlwaysFullPipeline, ReflectionReplan
 from rl_shop.policies.heuristics.schedule import FixedTriggerPolicy
 from rl_shop.sim.slots import QUERY_TYPES
+from rl_shop.train.aggregate import t_interval
 
 Kind = Literal["random", "shipped", "best heuristic", "learned", "oracle"]
 _TYPE_CONFIDENCE = FEATURE_NAMES.index("type_confidence")
@@ -126,6 +127,23 @@ def verdict(best: Scored, oracle: Scored, random: Scored, near_oracle: float) ->
         "oracle_over_random": float(span),
         "gap_share": share,
         "no_rl_needed": bool(math.isfinite(share) and share < near_oracle),
+    }
+
+
+def learned_vs_best(learned: Sequence[Scored], best: Scored) -> dict[str, float | int | list[float]]:
+    """Learned minus best heuristic. With several learned policies (training seeds) the interval is
+    the Student-t one over their mean paired differences: the seed is the unit of replication; with
+    one, the paired interval over episodes."""
+    if not learned:
+        raise ValueError("no learned policy to compare; give at least one exported policy directory")
+    diffs = [s.returns - best.returns for s in learned]
+    means = np.array([float(d.mean()) for d in diffs])
+    mean, half = t_interval(means) if len(learned) > 1 else (float(means[0]), _half_width(diffs[0]))
+    return {
+        "n_learned": len(learned),
+        "learned_minus_best": mean,
+        "learned_minus_best_ci95": half,
+        "learned_minus_best_each": means.tolist(),
     }
 
 
