@@ -106,7 +106,7 @@ def _num(value: Any, key: str, lo: float = -math.inf, hi: float = math.inf) -> f
     return x
 
 
-def _flag(value: Any, key: str) -> bool:
+def _flag(value: object, key: str) -> bool:
     if not isinstance(value, bool):
         raise ValueError(f"{COLLABORATE.id}: {key} must be true or false, got {value!r}.")
     return value

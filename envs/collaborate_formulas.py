@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from rl_shop.array_ops import BatchOps, Ops
+from rl_shop.array_ops import Batch, BatchOps, Ops
 from rl_shop.policies.features.collaborate import N_TYPES
 
 
@@ -98,16 +98,16 @@ def click_and_buy(
 
 def expected_reaction_reward(
     ops: BatchOps,
-    base: Any,
-    p_abandon: Any,
-    q: Any,
-    ea_rel: Any,
-    ea_irr: Any,
+    base: float,
+    p_abandon: Batch | float,
+    q: Batch,
+    ea_rel: Batch,
+    ea_irr: Batch,
     p_purchase: float,
     top_k: int,
     p_reformulate: float,
     weights: tuple[float, float, float, float],
-) -> Any:
+) -> Batch:
     """The expectation, over the reaction's draws, of what :func:`click_and_buy`,
     :func:`reformulates` and abandonment pay, given User_Satisfaction ``q`` (one value per row)::
 

@@ -18,9 +18,15 @@ multiplications and xors wrap identically on two's complement int64, and ``lsr``
 from __future__ import annotations
 
 import math
-from typing import Any, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import torch
+
+#: A batch of values in one of the two array libraries (a formula returns the type it was given).
+Batch = TypeVar("Batch", np.ndarray, "torch.Tensor")
 
 MASK64 = (1 << 64) - 1
 
@@ -210,7 +216,7 @@ class TorchOps:
         return torch.exp(x)
 
     @staticmethod
-    def log(x: Any) -> Any:
+    def log(x: torch.Tensor) -> torch.Tensor:
         import torch
 
         return torch.log(x)
