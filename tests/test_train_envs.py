@@ -75,13 +75,21 @@ def test_batched_hardware_builds_the_adapter():
         venv.close()
 
 
-@pytest.mark.parametrize(
-    "recipe", ["guider_dqn", "guider_qlearning", "scheduler_ppo", "scheduler_dqn", "collaboration_ppo"]
-)
+RECIPES = sorted(path.stem for path in (CONFIG_DIR / "experiment").glob("*.yaml") if path.stem != "cartpole_ppo")
+
+
+@pytest.mark.parametrize("recipe", RECIPES)
 def test_recipes_compose_and_validate(recipe):
     s = validate_config(compose_train_config([f"experiment={recipe}"]))
     assert s.experiment_name == recipe
     assert s.env.id.startswith("rl_shop/")
+
+
+def test_expected_reward_recipe_is_collaboration_ppo_on_the_expected_reward():
+    base = validate_config(compose_train_config(["experiment=collaboration_ppo"]))
+    expected = validate_config(compose_train_config(["experiment=collaboration_ppo_expected"]))
+    assert base.env.kwargs["expected_reward"] is False and expected.env.kwargs["expected_reward"] is True
+    assert expected.algo == base.algo and expected.total_timesteps == base.total_timesteps
 
 
 GROUP_OPTIONS = [
