@@ -8,7 +8,7 @@ interval is the paired one.
 * The **best heuristic** is the family member (the shipped heuristics included) with the highest
   mean return on *selection* episodes of another seed; it is then scored on the evaluation
   episodes, so the choice does not inflate its figure (winner's curse).
-* The **hindsight oracle** takes, per episode, the best return of every member of the family, the
+* The **hindsight oracle** takes, per episode, the best return of every member of the family, every
   learned policy and the true-type oracle (random left out). It sees each shopper's hidden
   variables and every draw, so it is an upper bound on choosing among these policies per shopper,
   not a policy one could deploy.
