@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from rl_shop.research.trajectory import TOOL_ARGUMENT, AgentStep, InferredIntent
@@ -143,9 +142,8 @@ def render_prompt(
     return msgs
 
 
-def evidence_ids(steps: list[AgentStep], limit: int, keep: Callable[[str], bool] | None = None) -> list[str]:
-    """Products shown by the tools, most recent first (visited records ahead of search hits); with
-    ``keep``, only those it accepts (filtered before the ``limit``)."""
+def evidence_ids(steps: list[AgentStep], limit: int) -> list[str]:
+    """Products shown by the tools, most recent first (visited records ahead of search hits)."""
     ordered: list[str] = []
     for s in reversed(steps):
         if s.result.ok and s.call.name == "visit_product":
@@ -153,7 +151,7 @@ def evidence_ids(steps: list[AgentStep], limit: int, keep: Callable[[str], bool]
     for s in reversed(steps):
         if s.result.ok:
             ordered += [p for p in s.result.product_ids if p not in ordered]
-    return [p for p in ordered if keep is None or keep(p)][:limit]
+    return ordered[:limit]
 
 
 def evidence_digest(steps: list[AgentStep], ids: list[str]) -> str:

@@ -408,8 +408,7 @@ class ResearchAgent:
         if intent is None or not self.config.cite_within_request:
             return evidence_ids(steps, self.config.evidence_products)
         shown = evidence_ids(steps, limit=len(self.tools.catalog))
-        allowed = set(self.tools.admitted(shown, request_filters(intent)))
-        return evidence_ids(steps, self.config.evidence_products, keep=allowed.__contains__)
+        return self.tools.admitted(shown, request_filters(intent))[: self.config.evidence_products]
 
     def run_tool(self, call: ToolCall, intent: InferredIntent | None) -> ToolResult:
         """Execute ``call``; with ``intent`` and ``search_within_request`` a product search is kept

@@ -57,6 +57,13 @@ def load_runs(paths: list[Path]) -> tuple[pd.DataFrame, dict[str, list[dict[str,
     return df, curves
 
 
+def normal_half_width(values: np.ndarray) -> float:
+    """1.96 standard errors of the mean: the 95% half-width over many episodes or paired
+    differences (NaN with fewer than 2 values)."""
+    values = np.asarray(values, dtype=float)
+    return 1.96 * float(values.std(ddof=1)) / math.sqrt(values.size) if values.size > 1 else math.nan
+
+
 def t_interval(values: np.ndarray, confidence: float = 0.95) -> tuple[float, float]:
     """(mean, half-width) of the Student-t interval; half-width is NaN with fewer than 2 values."""
     values = np.asarray(values, dtype=float)

@@ -12,7 +12,6 @@ Two levels of uncertainty, kept apart on purpose:
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from rl_shop.policies.evaluate import RandomPolicy, evaluate_policy
 from rl_shop.policies.loader import load_policy
-from rl_shop.train.aggregate import t_interval
+from rl_shop.train.aggregate import normal_half_width, t_interval
 from rl_shop.train.baselines import load_heuristic
 from rl_shop.train.config import EnvSettings
 
@@ -74,7 +73,7 @@ def compare_with_heuristic(
     base = evaluate_policy(env, heuristic, episodes, seed)
     rand = evaluate_policy(env, RandomPolicy(env.action_space.n, seed), episodes, seed)
     diff = learned.returns - base.returns
-    half = 1.96 * float(diff.std(ddof=1)) / math.sqrt(len(diff)) if len(diff) > 1 else math.nan
+    half = normal_half_width(diff)
     return PairedComparison(
         role=role,
         env=env_cfg.id,

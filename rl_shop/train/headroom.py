@@ -39,7 +39,7 @@ from rl_shop.policies.heuristics.clarify import AskUntilConfident, ClarifyPriors
 from rl_shop.policies.heuristics.collaborate import AlwaysFullPipeline, ReflectionReplan
 from rl_shop.policies.heuristics.schedule import FixedTriggerPolicy
 from rl_shop.sim.slots import QUERY_TYPES
-from rl_shop.train.aggregate import t_interval
+from rl_shop.train.aggregate import normal_half_width, t_interval
 
 Kind = Literal["random", "shipped", "best heuristic", "learned", "oracle"]
 _TYPE_CONFIDENCE = FEATURE_NAMES.index("type_confidence")
@@ -70,11 +70,6 @@ class HeadroomRow:
     diff_vs_best: float
     diff_ci95: float
     info: dict[str, float] = field(default_factory=dict)
-
-
-def _half_width(values: np.ndarray) -> float:
-    """1.96 standard errors of the mean (NaN with fewer than 2 values)."""
-    return 1.96 * float(values.std(ddof=1)) / math.sqrt(values.size) if values.size > 1 else math.nan
 
 
 def score(env: gym.Env, name: str, kind: Kind, policy: Policy, episodes: int, seed: int) -> Scored:
@@ -110,7 +105,15 @@ def table(scored: Sequence[Scored], best: Scored) -> list[HeadroomRow]:
     for s in scored:
         diff = s.returns - best.returns
         rows.append(
-            HeadroomRow(s.name, s.kind, s.mean, _half_width(s.returns), float(diff.mean()), _half_width(diff), s.info)
+            HeadroomRow(
+                s.name,
+                s.kind,
+                s.mean,
+                normal_half_width(s.returns),
+                float(diff.mean()),
+                normal_half_width(diff),
+                s.info,
+            )
         )
     return rows
 
@@ -123,7 +126,7 @@ def verdict(best: Scored, oracle: Scored, random: Scored, near_oracle: float) ->
     share = float(gap.mean() / span) if span > 0 else math.nan
     return {
         "oracle_gap": float(gap.mean()),
-        "oracle_gap_ci95": _half_width(gap),
+        "oracle_gap_ci95": normal_half_width(gap),
         "oracle_over_random": float(span),
         "gap_share": share,
         "no_rl_needed": bool(math.isfinite(share) and share < near_oracle),
@@ -138,7 +141,7 @@ def learned_vs_best(learned: Sequence[Scored], best: Scored) -> dict[str, float 
         raise ValueError("no learned policy to compare; give at least one exported policy directory")
     diffs = [s.returns - best.returns for s in learned]
     means = np.array([float(d.mean()) for d in diffs])
-    mean, half = t_interval(means) if len(learned) > 1 else (float(means[0]), _half_width(diffs[0]))
+    mean, half = t_interval(means) if len(learned) > 1 else (float(means[0]), normal_half_width(diffs[0]))
     return {
         "n_learned": len(learned),
         "learned_minus_best": mean,
