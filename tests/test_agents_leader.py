@@ -207,17 +207,18 @@ def test_heuristic_gate_skips_consultative_types():
     assert leader.wants_clarification(amb, DialogueTracker(), 3, 3, 0.0)[0] is False
 
 
-@pytest.mark.skipif(
-    not (CHECKPOINT_DIR / "collaboration" / "policy_card.json").is_file(),
-    reason="no exported collaboration policy at checkpoints/collaboration",
-)
 def test_shipped_collaboration_policy_gates_clarification():
+    """The shipped policy was trained on the env calibrated from the agent loop, where an ambiguous
+    request answered at once finds almost nothing: it hands it to the Guider. (It hands clear
+    requests over too: the runtime's clarity estimate, known slots / 9, sits far below the env's
+    clarity of a clear request; the Guider then asks nothing when no slot is missing. See
+    docs/results/calibration.md.)"""
     from rl_shop.policies.loader import load_policy
 
     leader = _leader()
     leader.collaboration_policy = load_policy(CHECKPOINT_DIR / "collaboration", expect_env_id="rl_shop/Collaborate-v0")
     amb = rule_parse("i would like something nice for computers", vocab())
     want, detail = leader.wants_clarification(amb, DialogueTracker(), 0, 3, 0.0)
-    assert detail["by"] == "collaboration policy" and isinstance(want, bool)
+    assert detail["by"] == "collaboration policy" and want is True
     # clarify is masked once max_clarify questions were asked
     assert leader.wants_clarification(amb, DialogueTracker(), 2, 3, 0.0)[0] is False

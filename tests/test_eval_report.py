@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from rl_shop.evaluation.ab_test import relative_change
 from rl_shop.evaluation.report import ab_table, bar_plot, markdown_table, per_type_intervals, wide, write_tensorboard
@@ -105,3 +106,36 @@ def test_consistency_markdown_rows():
         "| Ambiguous Intent | 3 / 2 | +0.500 ± 0.100 | +0.300 | +0.70 ± 0.20 | -0.600 ± 0.400 "
         "| -1.00 ± 0.50 | -0.900 ± 0.300 |"
     )
+
+
+def test_guider_consistency_refuses_when_the_learned_system_runs_the_heuristic_guider(tmp_path):
+    """learned_roles=[collaboration]: macdf_learned's dialogues are the heuristic Guider's, so a
+    learned-vs-heuristic Guider table built from them would compare a policy with itself."""
+    from rl_shop.evaluation.pipeline import run_consistency
+
+    records = [{"system": "macdf_learned", "item_id": "q"}, {"system": "macdf_heuristic", "item_id": "q"}]
+    cfg = {"types": ["ambiguous"], "episodes": 1, "seed": 0, "learned_roles": ["collaboration"]}
+    table, why = run_consistency(records, [], None, None, cfg, tmp_path)
+    assert table is None and "heuristic Guider" in why and "collaboration" in why
+    table, why = run_consistency(records, [], None, None, {**cfg, "learned_roles": None}, tmp_path)
+    assert table is None and "no exported Guider" in why  # None = every role learned: it goes on
+
+
+def test_paired_differences_by_hand():
+    from rl_shop.evaluation.report import paired_differences, paired_table
+
+    recs = [
+        {"system": "h", "item_id": "a", "query_type": "simple", "accuracy@5": 0.2},
+        {"system": "l", "item_id": "a", "query_type": "simple", "accuracy@5": 0.6},
+        {"system": "h", "item_id": "b", "query_type": "simple", "accuracy@5": 1.0},
+        {"system": "l", "item_id": "b", "query_type": "simple", "accuracy@5": 0.8},
+        {"system": "h", "item_id": "c", "query_type": "ambiguous", "accuracy@5": 0.0},
+        {"system": "l", "item_id": "c", "query_type": "ambiguous", "accuracy@5": 1.0},
+        {"system": "h", "item_id": "d", "query_type": "ambiguous", "accuracy@5": 0.5},  # unpaired: left out
+    ]
+    d = paired_differences(recs, "accuracy@5", "h", "l").set_index("query_type")
+    assert d.loc["simple", "diff"] == pytest.approx(0.1) and d.loc["simple", "n"] == 2
+    assert d.loc["simple", "lo"] == pytest.approx(-0.2) and d.loc["simple", "hi"] == pytest.approx(0.4)
+    assert d.loc["ambiguous", "diff"] == pytest.approx(1.0) and d.loc["ambiguous", "n"] == 1
+    assert d.loc["overall", "diff"] == pytest.approx(0.4) and d.loc["overall", "n"] == 3
+    assert "| Overall | +0.400 [" in paired_table(d.reset_index())

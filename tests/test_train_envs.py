@@ -113,3 +113,14 @@ def test_a_missing_key_is_named():
         del cfg.hardware.start_method
     with pytest.raises(TrainConfigError, match=r"hardware\.start_method: Field required"):
         validate_config(cfg)
+
+
+def test_calibrated_recipe_is_the_expected_reward_recipe_on_the_calibrated_env():
+    expected = validate_config(compose_train_config(["experiment=collaboration_ppo_expected"]))
+    calibrated = validate_config(compose_train_config(["experiment=collaboration_ppo_calibrated"]))
+    assert calibrated.env.name == "collaborate_calibrated" and calibrated.env.kwargs["expected_reward"] is True
+    assert calibrated.algo == expected.algo and calibrated.total_timesteps == expected.total_timesteps
+    assert calibrated.env.kwargs["types"] != expected.env.kwargs["types"]
+    assert {k: v for k, v in calibrated.env.kwargs.items() if k not in ("types", "clarity_floor")} == {
+        k: v for k, v in expected.env.kwargs.items() if k not in ("types", "clarity_floor")
+    }

@@ -97,6 +97,12 @@ class ParsedDemand(BaseModel):
     def confidence(self) -> float:
         return float(self.type_distribution.get(self.query_type, 0.0))
 
+    @property
+    def clarity_estimate(self) -> float:
+        """The share of ``SLOTS`` on record: the Leader's clarity estimate (the collaboration
+        policy's ``clarity_hat``)."""
+        return len(self.known_slots()) / len(SLOTS)
+
     def known_slots(self) -> list[str]:
         """Slots with a value on record, in ``SLOTS`` order."""
         have = {

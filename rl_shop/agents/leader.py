@@ -280,7 +280,7 @@ class Leader:
                 n_replan=0,
                 relevance_hat=0.0,
                 satisfaction_hat=0.0,
-                clarity_hat=len(d.known_slots()) / 9,
+                clarity_hat=d.clarity_estimate,
                 gamma=self.config.reflection.gamma,
                 replan_threshold=self.config.reflection.threshold,
             )

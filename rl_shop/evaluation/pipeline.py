@@ -30,6 +30,8 @@ from rl_shop.evaluation.report import (
     consistency_markdown,
     interval_table,
     markdown_table,
+    paired_differences,
+    paired_table,
     per_type_intervals,
     wide,
     write_tensorboard,
@@ -83,6 +85,26 @@ def build_systems(
                 )
             except (FileNotFoundError, RuntimeError) as exc:
                 raise EvalRunError(f"cannot build {name}: {exc}") from exc
+    return out
+
+
+def _paired_sections(
+    records: Sequence[Mapping[str, Any]], names: Sequence[str], k: int, seed: int, out_dir: Path
+) -> list[str]:
+    """Every other MACDF system minus ``macdf_heuristic`` in Accuracy@K, paired per query (+ CSV)."""
+    control = "macdf_heuristic"
+    if control not in names:
+        return []
+    out = []
+    for treatment in [n for n in names if n.startswith("macdf_") and n != control]:
+        diffs = paired_differences(records, f"accuracy@{k}", control, treatment, seed=seed)
+        diffs.to_csv(out_dir / f"paired_{treatment}_minus_{control}.csv", index=False)
+        out += [
+            f"{treatment} minus {control}, Accuracy@{k}, paired per query (percentile bootstrap over queries):",
+            "",
+            paired_table(diffs),
+            "",
+        ]
     return out
 
 
@@ -157,6 +179,9 @@ def run_consistency(
     from rl_shop.policies.loader import load_policy
 
     guider_dir = policies_dir / "guider"
+    roles = cfg.get("learned_roles")  # None: the runtime's default, every role learned
+    if roles is not None and "guider" not in roles:
+        return None, f"macdf_learned runs the heuristic Guider here (learned_roles={list(roles)})"
     if not (guider_dir / "policy_card.json").is_file():
         return None, f"no exported Guider in {guider_dir} (train one, or point policies_dir at an export)"
     systems = {r["system"] for r in records}
@@ -218,7 +243,7 @@ def evaluate(
     catalog = load_catalog()
     items_all = load_benchmark(cfg.get("benchmark"))
     check_catalog_matches(load_card(cfg.get("benchmark")), catalog)
-    items = select_items(items_all, types, None if limit is None else int(limit))
+    items = select_items(items_all, types, None if limit is None else int(limit), cfg.get("split"))
     shard = cfg["shard"]
     n_shards = int(shard["count"])
     if n_shards > 1:  # one process of a sharded run: its items, its own directory, no report
@@ -329,7 +354,8 @@ def evaluate(
     if cfg["consistency"]["enabled"]:
         policies_dir = Path(cfg["policies_dir"])
         try:
-            cons, why = run_consistency(records, items, runner.arr, sim_config, cfg["consistency"], policies_dir)
+            cons_cfg = {**cfg["consistency"], "learned_roles": cfg.get("learned_roles")}
+            cons, why = run_consistency(records, items, runner.arr, sim_config, cons_cfg, policies_dir)
         except Exception as exc:  # reported, not hidden: the rest of the report is still valid
             log.exception("consistency measurement failed")
             cons, why = None, f"failed: {type(exc).__name__}: {exc}"
@@ -357,6 +383,7 @@ def evaluate(
         "",
         interval_table(acc_iv, names),
         "",
+        *_paired_sections(records, names, k, int(cfg["seed"]), out_dir),
         "## UDS by the LLM judge, 1-3 (Table 2 layout; n/a = judge output unusable or judge disabled)",
         "",
         markdown_table(uds_j),

@@ -165,6 +165,44 @@ def per_type_intervals(
     return pd.DataFrame(rows)
 
 
+def paired_differences(
+    records: Sequence[Mapping[str, Any]],
+    metric: str,
+    control: str,
+    treatment: str,
+    n_boot: int = 2000,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """``treatment - control`` per query type and overall, paired on the query (only queries both
+    systems answered), with a percentile-bootstrap 95% interval over queries."""
+    by: dict[tuple[str, str], float] = {
+        (str(r["system"]), str(r["item_id"])): float(r[metric])
+        for r in records
+        if r.get(metric) is not None and r["system"] in (control, treatment)
+    }
+    types = {str(r["item_id"]): str(r["query_type"]) for r in records}
+    ids = sorted({i for (s, i) in by if s == control} & {i for (s, i) in by if s == treatment})
+    rng = np.random.default_rng(seed)
+    rows = []
+    for t in [*QUERY_TYPES, "overall"]:
+        d = np.array([by[(treatment, i)] - by[(control, i)] for i in ids if t == "overall" or types[i] == t])
+        if d.size == 0:
+            continue
+        boots = d[rng.integers(0, d.size, (n_boot, d.size))].mean(axis=1)
+        lo, hi = np.quantile(boots, [0.025, 0.975])
+        rows.append({"query_type": t, "diff": float(d.mean()), "lo": float(lo), "hi": float(hi), "n": int(d.size)})
+    return pd.DataFrame(rows)
+
+
+def paired_table(diffs: pd.DataFrame) -> str:
+    """Markdown of :func:`paired_differences`: ``mean [lo, hi]`` and n per query type."""
+    lines = ["| query type | difference [95% CI] | n |", "|---|---|---|"]
+    for r in diffs.itertuples():
+        label = "Overall" if r.query_type == "overall" else TYPE_LABELS.get(r.query_type, r.query_type)
+        lines.append(f"| {label} | {r.diff:+.3f} [{r.lo:+.3f}, {r.hi:+.3f}] | {r.n} |")
+    return "\n".join(lines)
+
+
 def interval_table(intervals: pd.DataFrame, systems: Sequence[str]) -> str:
     """Markdown: one row per query type, ``mean [lo, hi]`` per system (from :func:`per_type_intervals`)."""
     present = [s for s in systems if s in set(intervals["system"])]

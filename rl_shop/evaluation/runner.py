@@ -39,7 +39,7 @@ from rl_shop.evaluation.metrics import accuracy_at_k, ndcg_at_k, recall_at_k
 from rl_shop.evaluation.systems import System, SystemOutput
 from rl_shop.evaluation.uds import RubricConfig, UDSJudge, rubric_score
 from rl_shop.sharding import shard_dir, shard_slice
-from rl_shop.sim.benchmark import BenchmarkItem
+from rl_shop.sim.benchmark import SPLIT_SHARES, BenchmarkItem, split_of
 from rl_shop.sim.config import SimConfig
 from rl_shop.sim.constraints import CatalogArrays
 from rl_shop.sim.shopper import Shopper
@@ -72,13 +72,21 @@ def shopper_seed(seed: int, item_id: str) -> int:
 
 
 def select_items(
-    items: Sequence[BenchmarkItem], types: Iterable[str] | None = None, limit: int | None = None
+    items: Sequence[BenchmarkItem],
+    types: Iterable[str] | None = None,
+    limit: int | None = None,
+    split: str | None = None,
 ) -> list[BenchmarkItem]:
-    """The slice to evaluate: items of ``types`` (all if None), the first ``limit`` per type, benchmark order."""
+    """The slice to evaluate: items of ``types`` (all if None) in ``split`` (all if None; see
+    ``rl_shop.sim.benchmark.split_of``), the first ``limit`` per type, benchmark order."""
     wanted = list(QUERY_TYPES) if types is None else [str(t) for t in types]
     unknown = [t for t in wanted if t not in QUERY_TYPES]
     if unknown:
         raise EvalRunError(f"unknown query type(s) {unknown}; choose from {list(QUERY_TYPES)}")
+    if split is not None:
+        if split not in SPLIT_SHARES:
+            raise EvalRunError(f"unknown split {split!r}; choose from {list(SPLIT_SHARES)} (or null for all)")
+        items = [it for it in items if split_of(it.id) == split]
     if limit is not None and (isinstance(limit, bool) or int(limit) < 1):
         raise EvalRunError(f"limit must be a positive number of queries per type (or null for all), got {limit!r}")
     taken: dict[str, int] = {t: 0 for t in wanted}
@@ -88,7 +96,7 @@ def select_items(
             taken[it.query_type] += 1
             out.append(it)
     if not out:
-        raise EvalRunError(f"no benchmark query matches types={wanted}")
+        raise EvalRunError(f"no benchmark query matches types={wanted}, split={split}")
     return out
 
 

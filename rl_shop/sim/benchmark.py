@@ -26,6 +26,20 @@ from rl_shop.sim.slots import QUERY_TYPES, Intent
 
 DEFAULT_BENCHMARK = DATA_DIR / "benchmark" / "eccd_v1.jsonl"
 HASH_COLUMNS: tuple[str, ...] = ("product_id", "category", "brand", "price", "colour", "capacity_gb", "size_in")
+#: Share of queries in each split, by a fixed hash of the query id (``split_of``): calibration and any
+#: fitting read ``train``, choices are made on ``dev``, reported figures use ``test``.
+SPLIT_SHARES: dict[str, float] = {"train": 0.5, "dev": 0.1, "test": 0.4}
+
+
+def split_of(item_id: str) -> str:
+    """The split of a benchmark query: a fixed sha1 hash of its id, so it never depends on order or seed."""
+    u = int(hashlib.sha1(f"split|{item_id}".encode()).hexdigest()[:12], 16) / 16**12
+    edge = 0.0
+    for name, share in SPLIT_SHARES.items():
+        edge += share
+        if u < edge:
+            return name
+    return name  # u in the last share (float round-off at 1.0)
 
 
 @dataclass(frozen=True)
