@@ -37,7 +37,7 @@ def pick_queries(items: list[Any], types: list[str], per_type: int) -> list[Any]
 
 def run_queries(assistant: Any, items: list[Any], catalog: Any, seed: int) -> list[dict[str, Any]]:
     """One assistant run per item, the simulated shopper answering clarifications."""
-    from rl_shop.sim import Shopper
+    from rl_shop.sim.shopper import Shopper
 
     rows = []
     for i, item in enumerate(items):
@@ -214,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     from rl_shop.agents.runtime import MACDFAssistant
     from rl_shop.catalog import load_catalog
     from rl_shop.catalog.index import HybridIndex
-    from rl_shop.sim import load_benchmark
+    from rl_shop.sim.benchmark import load_benchmark
 
     t0 = time.perf_counter()
     catalog = load_catalog()

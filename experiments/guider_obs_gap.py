@@ -169,7 +169,7 @@ def agent_loop(items: list[Any], catalog: Any, seed: int) -> dict[str, Any]:
     from rl_shop.agents.runtime import MACDFAssistant
     from rl_shop.catalog.index import HybridIndex
     from rl_shop.evaluation.metrics import accuracy_at_k
-    from rl_shop.sim import Shopper
+    from rl_shop.sim.shopper import Shopper
 
     index = HybridIndex.load_or_build(catalog)
     out: dict[str, Any] = {}
@@ -231,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     cfg = load_config(args.config)
     from rl_shop.catalog import load_catalog
-    from rl_shop.sim import load_benchmark
+    from rl_shop.sim.benchmark import load_benchmark
 
     t0 = time.perf_counter()
     catalog = load_catalog()

@@ -20,7 +20,8 @@ from rl_shop.agents.demand import CatalogVocab, rule_parse
 from rl_shop.agents.guider import CLARIFY_ACTIONS, DialogueTracker, Guider, load_guider_policy
 from rl_shop.paths import CHECKPOINT_DIR, DATA_DIR
 from rl_shop.policies.features import clarify as F
-from rl_shop.sim import IntentSampler, Shopper, load_sim_config
+from rl_shop.sim import IntentSampler, load_sim_config
+from rl_shop.sim.shopper import Shopper
 
 pytestmark = [
     pytest.mark.slow,

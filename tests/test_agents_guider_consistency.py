@@ -44,7 +44,7 @@ def setup():
     from rl_shop.agents.guider import Guider, load_guider_policy
     from rl_shop.agents.runtime import catalog_vocab, load_runtime_config, runtime_settings
     from rl_shop.catalog import load_catalog
-    from rl_shop.sim import load_benchmark
+    from rl_shop.sim.benchmark import load_benchmark
 
     catalog = load_catalog()
     cfg = load_runtime_config(["runtime.llm_enabled=false"])

@@ -19,7 +19,9 @@ from rl_shop.agents.planner import validate_plan
 from rl_shop.agents.runtime import AssistantResult, MACDFAssistant
 from rl_shop.agents.types import IntentSpec, Plan, TaskType
 from rl_shop.paths import CHECKPOINT_DIR
-from rl_shop.sim import IntentSampler, Shopper, render_query
+from rl_shop.sim import IntentSampler
+from rl_shop.sim.render import render_query
+from rl_shop.sim.shopper import Shopper
 
 pytestmark = pytest.mark.slow
 
