@@ -1,6 +1,6 @@
 """Calibrate ``rl_shop/Collaborate-v0`` from the agent loop (Hydra app; config configs/calibrate.yaml).
 
-    python experiments/calibrate_collaborate.py                  # the committed calibration (~15 min, 2 cores)
+    python experiments/calibrate_collaborate.py                  # the committed calibration (~17 min, 2 cores)
     python experiments/calibrate_collaborate.py install=true     # ... and copy the results into the tree
 
 1. The real MACDF runtime (deterministic path) answers the benchmark's training split once per arm
@@ -39,6 +39,8 @@ if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
 from rl_shop.paths import CONFIG_DIR  # noqa: E402
+from rl_shop.train import calibration as C  # noqa: E402
+from rl_shop.train.calibration import Arm, LoopCell  # noqa: E402
 
 NOT_CALIBRATED = (
     "web_need and web_gain: in the runtime the Planner adds web search by query type, so it is not a "
@@ -49,7 +51,7 @@ NOT_CALIBRATED = (
 )
 
 
-def arm_overrides(arm: Any, max_clarify: int) -> list[str]:
+def arm_overrides(arm: Arm, max_clarify: int) -> list[str]:
     """``MACDFAssistant.from_config`` overrides that make the runtime play ``arm`` on every query."""
     from rl_shop.sim.slots import QUERY_TYPES
 
@@ -62,7 +64,7 @@ def arm_overrides(arm: Any, max_clarify: int) -> list[str]:
 
 
 def run_loop(
-    cfg: DictConfig, arms: list[Any], out_dir: Path, max_clarify: int
+    cfg: DictConfig, arms: list[Arm], out_dir: Path, max_clarify: int
 ) -> tuple[list[dict[str, Any]], dict[str, float]]:
     """Step 1: the runtime under every arm on the training split; returns the runner's records and
     the Leader's clarity estimate per query (what the collaboration policy sees as ``clarity_hat``)."""
@@ -101,10 +103,11 @@ def run_loop(
     return records, clarity
 
 
-def check_table(base: dict[str, Any], fitted: dict[str, Any], cells: list[Any], arms: list[Any], cfg: DictConfig):
+def check_table(
+    base: dict[str, Any], fitted: dict[str, Any], cells: list[LoopCell], arms: list[Arm], cfg: DictConfig
+) -> pd.DataFrame:
     """Step 4: env (prior and fitted) vs loop, per (type, arm), on fresh episodes."""
     from envs.collaborate import CollaborateEnv
-    from rl_shop.train.calibration import play_arm
 
     rows = []
     envs = {"prior": CollaborateEnv(**base), "fitted": CollaborateEnv(**fitted)}
@@ -115,7 +118,7 @@ def check_table(base: dict[str, Any], fitted: dict[str, Any], cells: list[Any], 
         rounds = clar.rounds if clar else ()
         row = {"query_type": qtype, "arm": arm_name, "n": c.n, "loop": c.accuracy, "loop_ci95": 1.96 * c.accuracy_se}
         for name, env in envs.items():
-            rel = play_arm(env, qtype, arm, rounds, int(cfg.check_episodes), int(cfg.check_seed))
+            rel = C.play_arm(env, qtype, arm, rounds, int(cfg.check_episodes), int(cfg.check_seed))
             row[f"env_{name}"] = float(rel.mean())
         rows.append(row)
     return pd.DataFrame(rows)
@@ -123,8 +126,6 @@ def check_table(base: dict[str, Any], fitted: dict[str, Any], cells: list[Any], 
 
 @hydra.main(config_path=str(CONFIG_DIR), config_name="calibrate", version_base="1.3")
 def main(cfg: DictConfig) -> None:
-    from rl_shop.train import calibration as C
-
     started = time.perf_counter()
     out_dir = Path(cfg.results_dir).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -185,11 +186,9 @@ def main(cfg: DictConfig) -> None:
     print(f"\nresults: {out_dir}")
 
 
-def _env_config(name: str, fitted: dict[str, Any], fits: list[Any]) -> str:
+def _env_config(name: str, fitted: dict[str, Any], fits: list[C.TypeFit]) -> str:
     """A configs/env file that inherits ``collaborate`` and replaces only the fitted per-type values."""
-    from rl_shop.train.calibration import FITTED
-
-    keys = [k if k != "clarity_shift" else "clarity" for k in FITTED]
+    keys = [k if k != "clarity_shift" else "clarity" for k in C.FITTED]
     types = {f.query_type: {k: fitted["types"][f.query_type][k] for k in keys} for f in fits}
     head = (
         "# rl_shop/Collaborate-v0 calibrated from the agent loop: written by experiments/calibrate_collaborate.py\n"

@@ -135,8 +135,7 @@ def play_arm(env: CollaborateEnv, qtype: str, arm: Arm, rounds: Sequence[int], e
     The script is the arm's: ``rounds[i % len(rounds)]`` questions (capped at ``max_clarify``) when
     the arm clarifies, the type's product searches, one re-plan and search when the Leader's Eq. 2
     score is below threshold and the arm allows it, then decide. Episodes whose shopper quit before
-    any search are left out (the loop answers them from what it has; the env counts abandonment
-    in its reward, not its relevance).
+    any search are left out: the env counts abandonment in its reward, not in its relevance.
     """
     p = env.params
     t = QUERY_TYPES.index(qtype)
