@@ -114,8 +114,7 @@ def check_table(
     by_key = {(c.query_type, c.arm): c for c in cells}
     for (qtype, arm_name), c in sorted(by_key.items()):
         arm = next(a for a in arms if a.name == arm_name)
-        clar = by_key.get((qtype, next((a.name for a in arms if a.clarify), "")))
-        rounds = clar.rounds if clar else ()
+        rounds = C.clarify_rounds(cells, arms, qtype)
         row = {"query_type": qtype, "arm": arm_name, "n": c.n, "loop": c.accuracy, "loop_ci95": 1.96 * c.accuracy_se}
         for name, env in envs.items():
             rel = C.play_arm(env, qtype, arm, rounds, int(cfg.check_episodes), int(cfg.check_seed))

@@ -129,6 +129,15 @@ def consistency_markdown(df: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+def bootstrap_mean_ci(values: np.ndarray, rng: np.random.Generator, n_boot: int) -> tuple[float, float]:
+    """Percentile-bootstrap 95% interval of the mean of ``values`` (the value itself when there is one)."""
+    if values.size < 2:
+        return float(values[0]), float(values[0])
+    boots = values[rng.integers(0, values.size, (n_boot, values.size))].mean(axis=1)
+    lo, hi = np.quantile(boots, [0.025, 0.975])
+    return float(lo), float(hi)
+
+
 def per_type_intervals(
     records: Sequence[Mapping[str, Any]], metric: str, systems: Sequence[str], n_boot: int = 1000, seed: int = 0
 ) -> pd.DataFrame:
@@ -147,18 +156,14 @@ def per_type_intervals(
             )
             if v.size == 0:
                 continue
-            if v.size > 1:
-                boots = v[rng.integers(0, v.size, (n_boot, v.size))].mean(axis=1)
-                lo, hi = np.quantile(boots, [0.025, 0.975])
-            else:
-                lo = hi = float(v[0])
+            lo, hi = bootstrap_mean_ci(v, rng, n_boot)
             rows.append(
                 {
                     "system": s,
                     "query_type": t,
                     "mean": float(v.mean()),
-                    "lo": float(lo),
-                    "hi": float(hi),
+                    "lo": lo,
+                    "hi": hi,
                     "n": int(v.size),
                 }
             )
@@ -188,9 +193,8 @@ def paired_differences(
         d = np.array([by[(treatment, i)] - by[(control, i)] for i in ids if t == "overall" or types[i] == t])
         if d.size == 0:
             continue
-        boots = d[rng.integers(0, d.size, (n_boot, d.size))].mean(axis=1)
-        lo, hi = np.quantile(boots, [0.025, 0.975])
-        rows.append({"query_type": t, "diff": float(d.mean()), "lo": float(lo), "hi": float(hi), "n": int(d.size)})
+        lo, hi = bootstrap_mean_ci(d, rng, n_boot)
+        rows.append({"query_type": t, "diff": float(d.mean()), "lo": lo, "hi": hi, "n": int(d.size)})
     return pd.DataFrame(rows)
 
 

@@ -116,6 +116,13 @@ def summarise(
     return cells
 
 
+def clarify_rounds(cells: Sequence[LoopCell], arms: Sequence[Arm], qtype: str) -> tuple[int, ...]:
+    """The loop's questions per query of ``qtype`` under the (first) clarifying arm: what the env's
+    clarifying script asks; empty when no arm clarifies."""
+    arm = next((a.name for a in arms if a.clarify), None)
+    return next((c.rounds for c in cells if c.query_type == qtype and c.arm == arm), ())
+
+
 def with_type_params(base_kwargs: Mapping[str, Any], qtype: str, params: Mapping[str, float]) -> dict[str, Any]:
     """Env kwargs with ``qtype``'s fitted parameters replaced (``clarity_shift`` moves its clarity range)."""
     types = {t: dict(v) for t, v in base_kwargs["types"].items()}
@@ -198,7 +205,7 @@ def fit_type(
     spec = base_kwargs["types"][qtype]
     prior = np.array([float(spec["rel_max"]), 0.0, float(spec["clarify_gain"]), float(spec["p_bad_plan"])])
     bounds = _bounds(spec)
-    rounds = by_arm[next(a.name for a in arms if a.clarify)].rounds if any(a.clarify for a in arms) else ()
+    rounds = clarify_rounds(cells, arms, qtype)
 
     def env_means(x: np.ndarray) -> dict[str, float]:
         env = CollaborateEnv(**with_type_params(base_kwargs, qtype, dict(zip(FITTED, x))))
