@@ -53,6 +53,10 @@ _TYPE_KEYS = (
     "min_product_searches",
     "type_accuracy",
 )
+#: Optional per-type keys: how the Leader's clarity estimate reads the latent clarity (see the class
+#: docstring, "Observation Space"; absent, the estimate reads the latent clarity itself), and the
+#: type's own ``bad_plan_factor`` (absent: the env-wide one).
+_OPTIONAL_TYPE_KEYS = ("clarity_seen", "clarity_seen_gain", "bad_plan_factor")
 _REWARD_KEYS = ("w_click", "w_purchase", "w_reformulation", "w_abandon", "c_latency", "c_compute", "c_invalid")
 #: Uniforms per episode: reset block, per-step block, reaction block (see ``CollaborateParams``).
 #: Columns of the reset block: query type, clarity, patience, latency tolerance, bad plan,
@@ -127,6 +131,9 @@ class CollaborateParams:
     clarity_lo: np.ndarray
     clarity_hi: np.ndarray
     clarify_gain: np.ndarray
+    seen_lo: np.ndarray  # the Leader's clarity estimate at the start: uniform in [seen_lo, seen_hi] ...
+    seen_hi: np.ndarray  # ... on the same draw as the latent clarity (so the two are rank-correlated)
+    seen_gain: np.ndarray  # ... and after each answered question: toward_one(seen, seen_gain)
     rel_max: np.ndarray
     web_need: np.ndarray
     web_gain: np.ndarray
@@ -142,7 +149,7 @@ class CollaborateParams:
     replan_threshold: float
     clarity_floor: float
     search_noise_sd: float
-    bad_plan_factor: float
+    bad_plan_factor: np.ndarray  # per type: product relevance multiplier while the plan is bad
     p_replan_fix: float
     predict_noise_sd: float
     conf_correct: tuple[float, float]
@@ -197,23 +204,40 @@ def parse_collaborate_kwargs(**overrides: Any) -> CollaborateParams:
             f"{COLLABORATE.id}: 'types' must give parameters for exactly the 8 ECCD query types "
             f"{list(QUERY_TYPES)}; got {got}."
         )
-    tab: dict[str, list[Any]] = {k: [] for k in _TYPE_KEYS}
+    tab: dict[str, list[Any]] = {k: [] for k in (*_TYPE_KEYS, *_OPTIONAL_TYPE_KEYS)}
     for t in QUERY_TYPES:
         spec = types[t]
         missing = [k for k in _TYPE_KEYS if k not in spec]
         if missing:
             raise ValueError(f"{COLLABORATE.id}: types.{t} lacks {missing}; see {CONFIG_PATH}.")
+        extra = sorted(set(spec) - set(_TYPE_KEYS) - set(_OPTIONAL_TYPE_KEYS))
+        if extra:
+            raise ValueError(
+                f"{COLLABORATE.id}: types.{t} has unknown key(s) {extra}; known: {[*_TYPE_KEYS, *_OPTIONAL_TYPE_KEYS]}."
+            )
         for k in _TYPE_KEYS:
             tab[k].append(spec[k])
-    clarity = np.array(tab["clarity"], dtype=float)
-    if (
-        clarity.shape != (8, 2)
-        or not (clarity.min() >= 0 and clarity.max() <= 1)
-        or (clarity[:, 0] > clarity[:, 1]).any()
-    ):
-        raise ValueError(f"{COLLABORATE.id}: types.*.clarity must be [low, high] with 0 <= low <= high <= 1.")
+        # absent (or null): the Leader's estimate reads the latent clarity (same range, same gain)
+        tab["clarity_seen"].append(spec.get("clarity_seen") or spec["clarity"])
+        tab["clarity_seen_gain"].append(
+            spec["clarify_gain"] if spec.get("clarity_seen_gain") is None else spec["clarity_seen_gain"]
+        )
+        tab["bad_plan_factor"].append(
+            kw["bad_plan_factor"] if spec.get("bad_plan_factor") is None else spec["bad_plan_factor"]
+        )
+    clarity, seen = (_range_table(tab[k], k) for k in ("clarity", "clarity_seen"))
     arrays = {}
-    for k in ("clarify_gain", "rel_max", "web_need", "web_gain", "p_bad_plan", "type_accuracy"):
+    _num(kw["bad_plan_factor"], "bad_plan_factor", 0.0, 1.0)
+    for k in (
+        "clarify_gain",
+        "clarity_seen_gain",
+        "rel_max",
+        "web_need",
+        "web_gain",
+        "p_bad_plan",
+        "bad_plan_factor",
+        "type_accuracy",
+    ):
         arr = np.array([_num(v, f"types.{t}.{k}", 0.0, 1.0) for t, v in zip(QUERY_TYPES, tab[k])])
         arrays[k] = arr
     min_ps = np.array(
@@ -248,6 +272,9 @@ def parse_collaborate_kwargs(**overrides: Any) -> CollaborateParams:
         clarity_lo=clarity[:, 0],
         clarity_hi=clarity[:, 1],
         clarify_gain=arrays["clarify_gain"],
+        seen_lo=seen[:, 0],
+        seen_hi=seen[:, 1],
+        seen_gain=arrays["clarity_seen_gain"],
         rel_max=arrays["rel_max"],
         web_need=arrays["web_need"],
         web_gain=arrays["web_gain"],
@@ -263,7 +290,7 @@ def parse_collaborate_kwargs(**overrides: Any) -> CollaborateParams:
         replan_threshold=_num(kw["replan_threshold"], "replan_threshold", 0.0, 1.0),
         clarity_floor=_num(kw["clarity_floor"], "clarity_floor", 0.0, 1.0),
         search_noise_sd=_num(kw["search_noise_sd"], "search_noise_sd", 0.0),
-        bad_plan_factor=_num(kw["bad_plan_factor"], "bad_plan_factor", 0.0, 1.0),
+        bad_plan_factor=arrays["bad_plan_factor"],
         p_replan_fix=_num(kw["p_replan_fix"], "p_replan_fix", 0.0, 1.0),
         predict_noise_sd=_num(kw["predict_noise_sd"], "predict_noise_sd", 0.0),
         conf_correct=cc,  # type: ignore[arg-type]
@@ -287,6 +314,17 @@ def parse_collaborate_kwargs(**overrides: Any) -> CollaborateParams:
     )
 
 
+def _range_table(rows: list[Any], key: str) -> np.ndarray:
+    """Per-type ``[low, high]`` ranges as an ``(8, 2)`` array, checked: ``0 <= low <= high <= 1``."""
+    try:
+        arr = np.array(rows, dtype=float)
+    except (TypeError, ValueError):
+        arr = np.empty(0)
+    if arr.shape != (8, 2) or not (arr.min() >= 0 and arr.max() <= 1) or (arr[:, 0] > arr[:, 1]).any():
+        raise ValueError(f"{COLLABORATE.id}: types.*.{key} must be [low, high] with 0 <= low <= high <= 1.")
+    return arr
+
+
 class CollaborateEnv(gym.Env):
     """The Leader picks the next agent action; a latent shopper reacts to the final answer.
 
@@ -300,7 +338,7 @@ class CollaborateEnv(gym.Env):
     * ``clarify`` (Guider): ``c <- c + clarify_gain[type] * (1 - c)``; past the shopper's
       patience the shopper quits (abandonment). Helps ambiguous / reasoning most.
     * ``product_search`` (with a fresh query rewrite): a list of quality
-      ``clip(rel_max[type] * (floor + (1 - floor) c) * (bad_plan_factor if the plan is bad)
+      ``clip(rel_max[type] * (floor + (1 - floor) c) * (bad_plan_factor[type] if the plan is bad)
       + noise)``; ``R <- max(R, new)``. Comparison needs ``min_product_searches = 2``:
       effective ``Relevance = R * min(1, n_product_search / min_product_searches)``.
     * ``web_search``: ``W <- W + clip(web_gain[type] + noise) * (1 - W)``; matters for
@@ -331,6 +369,13 @@ class CollaborateEnv(gym.Env):
     action counts, predicted Relevance / User_Satisfaction / clarity (noisy, 0 before a
     search), the Eq. 2 reflection score ``gamma * Relevance + (1 - gamma) * User_Satisfaction``
     and whether it is below ``replan_threshold``. ``LAYOUT_VERSION = "collaborate-v1"``.
+
+    The clarity estimate reads a *seen* clarity, not ``c`` itself: it starts uniform in the type's
+    ``clarity_seen`` range on the same draw as ``c`` and moves ``toward_one`` by
+    ``clarity_seen_gain`` per answered question. The runtime Leader's estimate is the share of
+    slots on record, on a scale of its own (a clear "simple" request names 1-2 of 9 slots), so a
+    config calibrated from the agent loop sets both keys from the loop's logs; absent, they
+    default to ``clarity`` and ``clarify_gain`` and the estimate reads ``c``.
 
     ## Rewards
     Every step ``-(c_latency * latency_s[a] + c_compute * compute[a])``; at the end
@@ -399,6 +444,7 @@ class CollaborateEnv(gym.Env):
             t = QUERY_TYPES.index(options["query_type"])
         self._type = t
         self._c = float(F.uniform(p.clarity_lo[t], p.clarity_hi[t], U[RESET_CLARITY]))
+        self._seen = float(F.uniform(p.seen_lo[t], p.seen_hi[t], U[RESET_CLARITY]))
         self._patience = F.uniform_int(SCALAR, p.patience_lo, p.patience_hi, U[RESET_PATIENCE])
         self._tolerance = F.uniform(p.tolerance_lo, p.tolerance_hi, U[RESET_TOLERANCE])
         self._bad_plan = U[RESET_BAD_PLAN] < p.p_bad_plan[t]
@@ -414,7 +460,7 @@ class CollaborateEnv(gym.Env):
         self._n = [0, 0, 0, 0, 0]  # per-action counts
         self._rhat = 0.0
         self._uhat = 0.0
-        self._chat = F.noisy_estimate(SCALAR, self._c, p.predict_noise_sd, self._z[RESET_CLARITY_NOISE])
+        self._chat = F.noisy_estimate(SCALAR, self._seen, p.predict_noise_sd, self._z[RESET_CLARITY_NOISE])
         self._outcome = (0, 0, 0, False)
         return self._obs(), self._info()
 
@@ -474,10 +520,11 @@ class CollaborateEnv(gym.Env):
                 self._outcome = (0, 0, 0, True)
                 return self._obs(), reward - p.w_abandon, True, False, self._info()
             self._c = F.toward_one(self._c, float(p.clarify_gain[t]))
+            self._seen = F.toward_one(self._seen, float(p.seen_gain[t]))
         elif a == PRODUCT_SEARCH:
             mean = F.search_mean(float(p.rel_max[t]), p.clarity_floor, self._c)
             if self._bad_plan:
-                mean *= p.bad_plan_factor
+                mean *= float(p.bad_plan_factor[t])
             new = F.noisy_estimate(SCALAR, mean, p.search_noise_sd, z[b + STEP_SEARCH_NOISE])
             if new > self._R:
                 self._R = new
@@ -492,7 +539,7 @@ class CollaborateEnv(gym.Env):
         if self._n[PRODUCT_SEARCH] + self._n[WEB_SEARCH] > 0:
             self._rhat = F.noisy_estimate(SCALAR, rel, sd, z[b + STEP_RELEVANCE_NOISE])
             self._uhat = F.noisy_estimate(SCALAR, self._satisfaction(rel), sd, z[b + STEP_SATISFACTION_NOISE])
-        self._chat = F.noisy_estimate(SCALAR, self._c, sd, z[b + STEP_CLARITY_NOISE])
+        self._chat = F.noisy_estimate(SCALAR, self._seen, sd, z[b + STEP_CLARITY_NOISE])
         return self._obs(), reward, False, False, self._info()
 
     def _decide(self) -> float:

@@ -7,7 +7,7 @@ how the normal noise ``ndtri(u)`` is obtained, and how rows are written back (nu
 assignment on the rows concerned; torch: ``where`` over all rows).
 
 State (dict of ``(B,)`` arrays unless noted): ``type``, ``pred``, ``patience``, ``c``, ``tol``,
-``conf``, ``R``, ``W``, ``bad``, ``steps``, ``elapsed``, ``n`` ``(B, 5)`` (actions taken),
+``conf``, ``seen`` (the clarity the Leader's estimate reads), ``R``, ``W``, ``bad``, ``steps``, ``elapsed``, ``n`` ``(B, 5)`` (actions taken),
 ``rhat``, ``uhat``, ``chat``, ``clicks``, ``purchased``, ``reform``, ``abandoned``.
 """
 
@@ -95,6 +95,7 @@ def reset_values(ops: BatchOps, T: CollaborateTables, u: Any, z8: Any) -> dict[s
     and ``z8 = ndtri(u[:, RESET_CLARITY_NOISE])``."""
     t = ops.minimum(ops.searchsorted(T.type_cum, u[:, RESET_TYPE]), N_TYPES - 1)
     c = F.uniform(ops.take(T.clarity_lo, t), ops.take(T.clarity_hi, t), u[:, RESET_CLARITY])
+    seen = F.uniform(ops.take(T.seen_lo, t), ops.take(T.seen_hi, t), u[:, RESET_CLARITY])
     correct = u[:, RESET_TYPE_CORRECT] < ops.take(T.type_accuracy, t)
     zero_f = u[:, RESET_TYPE] * 0.0
     lo = ops.where(correct, zero_f + T.conf_correct[0], zero_f + T.conf_wrong[0])
@@ -105,6 +106,7 @@ def reset_values(ops: BatchOps, T: CollaborateTables, u: Any, z8: Any) -> dict[s
         "pred": ops.where(correct, t, F.other_type(ops, t, u[:, RESET_WRONG_TYPE])),
         "patience": F.uniform_int(ops, T.patience_lo, T.patience_hi, u[:, RESET_PATIENCE]),
         "c": c,
+        "seen": seen,
         "tol": F.uniform(T.tolerance_lo, T.tolerance_hi, u[:, RESET_TOLERANCE]),
         "conf": F.uniform(lo, hi, u[:, RESET_CONFIDENCE]),
         "R": zero_f,
@@ -115,7 +117,7 @@ def reset_values(ops: BatchOps, T: CollaborateTables, u: Any, z8: Any) -> dict[s
         "n": ops.stack([zero_i] * N_ACTIONS, 1),
         "rhat": zero_f,
         "uhat": zero_f,
-        "chat": F.noisy_estimate(ops, c, T.predict_noise_sd, z8),
+        "chat": F.noisy_estimate(ops, seen, T.predict_noise_sd, z8),
         "clicks": zero_i,
         "purchased": zero_i,
         "reform": zero_i,
@@ -181,10 +183,11 @@ def transition(
     quit_ = act & (a == CLARIFY) & F.out_of_patience(n[:, CLARIFY], s["patience"])
     clar = act & (a == CLARIFY) & ~quit_
     c = ops.where(clar, F.toward_one(c, ops.take(T.clarify_gain, t)), c)
+    seen = ops.where(clar, F.toward_one(s["seen"], ops.take(T.seen_gain, t)), s["seen"])
     z_b = Zb[:, ZB_SEARCH]
     ps = act & (a == PRODUCT_SEARCH)
     mean = F.search_mean(ops.take(T.rel_max, t), T.clarity_floor, c)
-    mean = ops.where(s["bad"], mean * T.bad_plan_factor, mean)
+    mean = ops.where(s["bad"], mean * ops.take(T.bad_plan_factor, t), mean)
     new = F.noisy_estimate(ops, mean, T.search_noise_sd, z_b)
     R = ops.where(ps & (new > s["R"]), new, s["R"])
     ws = act & (a == WEB_SEARCH)
@@ -203,12 +206,13 @@ def transition(
         n=n,
         elapsed=elapsed,
         c=c,
+        seen=seen,
         R=R,
         W=W,
         bad=s["bad"] & ~rp,
         rhat=ops.where(searched, F.noisy_estimate(ops, rel, sd, Zb[:, ZB_RELEVANCE]), s["rhat"]),
         uhat=ops.where(searched, F.noisy_estimate(ops, sat, sd, Zb[:, ZB_SATISFACTION]), s["uhat"]),
-        chat=ops.where(upd, F.noisy_estimate(ops, c, sd, Zb[:, ZB_CLARITY]), s["chat"]),
+        chat=ops.where(upd, F.noisy_estimate(ops, seen, sd, Zb[:, ZB_CLARITY]), s["chat"]),
         abandoned=s["abandoned"] | gone,
     )
     reward = reward - ops.where(gone, T.w_abandon, 0.0)

@@ -1,6 +1,6 @@
 """Build the real-language benchmark split ``data/benchmark/real_v1.jsonl`` (+ card) (Hydra app).
 
-    python experiments/build_real_benchmark.py                      # configs/benchmark/real_v1.yaml
+    python experiments/build_real_benchmark.py                      # configs/benchmark_build/real_v1.yaml
     python experiments/build_real_benchmark.py queue=/tmp/queue.jsonl   # also write the labelling queue
 
 Every query is human-written text from ``../shared/data`` (WebShop instructions and typed
@@ -206,13 +206,13 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         "counts": counts,
         "labels": str(cfg.labels),
         "labelling_guide": "docs/labelling_guide.md",
-        "generator": "experiments/build_real_benchmark.py (configs/benchmark/real_v1.yaml)",
+        "generator": "experiments/build_real_benchmark.py (configs/benchmark_build/real_v1.yaml)",
     }
     out.with_suffix("").with_suffix(".card.json").write_text(json.dumps(card, indent=2, sort_keys=True) + "\n")
     return card
 
 
-@hydra.main(version_base="1.3", config_path="../configs/benchmark", config_name="real_v1")
+@hydra.main(version_base="1.3", config_path="../configs/benchmark_build", config_name="real_v1")
 def main(cfg: DictConfig) -> None:
     try:
         card = run(cfg)

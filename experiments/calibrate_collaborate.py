@@ -8,9 +8,10 @@
    ``per_query.jsonl`` (resumable, as in experiments/evaluate.py).
 2. Per query type and arm: mean Accuracy@K, its standard error, rounds, re-plans, latency:
    ``loop_outcomes.csv``.
-3. Per query type, the env's outcome parameters are fitted to those means
-   (``rl_shop/train/calibration.py``): ``collaborate_calibrated.yaml``, a ``configs/env`` config
-   that inherits everything else from ``collaborate``.
+3. Per query type, the env's outcome parameters are fitted to those means, and its clarity
+   estimate is set to read as the runtime Leader's does (``rl_shop/train/calibration.py``):
+   ``collaborate_calibrated.yaml``, a ``configs/env`` config that inherits everything else from
+   ``collaborate``.
 4. The env with the prior and with the fitted parameters against the loop, on fresh episodes:
    ``check.csv``, ``report.md``; ``calibration.card.json`` records all of it.
 """
@@ -63,11 +64,9 @@ def arm_overrides(arm: Arm, max_clarify: int) -> list[str]:
     ]
 
 
-def run_loop(
-    cfg: DictConfig, arms: list[Arm], out_dir: Path, max_clarify: int
-) -> tuple[list[dict[str, Any]], dict[str, float]]:
-    """Step 1: the runtime under every arm on the training split; returns the runner's records and
-    the Leader's clarity estimate per query (what the collaboration policy sees as ``clarity_hat``)."""
+def run_loop(cfg: DictConfig, arms: list[Arm], out_dir: Path, max_clarify: int) -> list[dict[str, Any]]:
+    """Step 1: the runtime under every arm on the training split; returns the runner's records
+    (each with the Leader's clarity estimates, ``extra.clarity_hat``)."""
     from rl_shop.catalog import load_catalog
     from rl_shop.catalog.index import HybridIndex
     from rl_shop.evaluation.runner import EvalRunner, select_items
@@ -97,10 +96,7 @@ def run_loop(
     )
     print(f"{len(items)} {cfg.split} queries x {len(arms)} arms", flush=True)
     wanted = {it.id for it in items}
-    records = [r for r in runner.run(items) if r["item_id"] in wanted]
-    leader = systems[0].assistant.leader
-    clarity = {it.id: leader.reason(it.query)[0].clarity_estimate for it in items}
-    return records, clarity
+    return [r for r in runner.run(items) if r["item_id"] in wanted]
 
 
 def check_table(
@@ -137,15 +133,22 @@ def main(cfg: DictConfig) -> None:
         fit = C.FitSettings(**{**fit_cfg, "clarity_floors": tuple(fit_cfg.get("clarity_floors", ()))})
     except (ValueError, TypeError) as exc:
         raise SystemExit(f"error: {exc}") from None
-    records, clarity_hat = run_loop(cfg, arms, out_dir, int(base["max_clarify"]))
-    cells = C.summarise(records, k=int(cfg.k), clarity_hat=clarity_hat)
+    clarifying = next((a.name for a in arms if a.clarify), None)
+    if clarifying is None:
+        raise SystemExit("error: no arm clarifies, so the loop cannot show what a question is worth; add one")
+    records = run_loop(cfg, arms, out_dir, int(base["max_clarify"]))
+    cells = C.summarise(records, k=int(cfg.k))
+    try:
+        seen = C.seen_clarity(records, clarifying, int(cfg.seen_min_answers))
+    except ValueError as exc:
+        raise SystemExit(f"error: {exc}") from None
     loop = pd.DataFrame([{**c.__dict__, "rounds": sum(c.rounds) / max(len(c.rounds), 1)} for c in cells])
     loop.to_csv(out_dir / "loop_outcomes.csv", index=False)
     print(loop.to_string(index=False), flush=True)
     floor, fits = C.fit_all(base, cells, arms, fit, progress=lambda m: print(m, flush=True))
     for f in fits:
         print(f"[{f.query_type}] {f.params} env={ {a: round(v, 3) for a, v in f.env_accuracy.items()} }", flush=True)
-    fitted = C.calibrated_kwargs(base, floor, fits)
+    fitted = C.with_seen_clarity(C.calibrated_kwargs(base, floor, fits), seen)
     check = check_table(base, fitted, cells, arms, cfg)
     check.to_csv(out_dir / "check.csv", index=False)
     env_yaml = out_dir / f"{cfg.install_env_config}.yaml"
@@ -160,11 +163,17 @@ def main(cfg: DictConfig) -> None:
         "fit": {**fit.__dict__, "clarity_floors": list(fit.clarity_floors)},
         "clarity_floor": floor,
         "clarity": {
-            f.query_type: {
-                "runtime": next(c.clarity_hat for c in cells if c.query_type == f.query_type),
-                "env": fitted["types"][f.query_type]["clarity"],
+            s.query_type: {
+                "env_latent": fitted["types"][s.query_type]["clarity"],
+                "runtime_mean": round(s.mean, 4),
+                "runtime_sd": round(s.sd, 4),
+                "n": s.n,
+                "env_seen": s.seen_range,
+                "answers": s.n_answers,
+                "seen_gain": s.gain,
+                "seen_gain_pooled": s.pooled_gain,
             }
-            for f in fits
+            for s in seen
         },
         "fitted": {f.query_type: f.params for f in fits},
         "loss": {f.query_type: round(f.loss, 3) for f in fits},
@@ -187,8 +196,12 @@ def main(cfg: DictConfig) -> None:
 
 def _env_config(name: str, fitted: dict[str, Any], fits: list[C.TypeFit]) -> str:
     """A configs/env file that inherits ``collaborate`` and replaces only the fitted per-type values."""
-    keys = [k if k != "clarity_shift" else "clarity" for k in C.FITTED]
-    types = {f.query_type: {k: fitted["types"][f.query_type][k] for k in keys} for f in fits}
+    keys = [k if k != "clarity_shift" else "clarity" for k in C.FITTED] + ["clarity_seen", "clarity_seen_gain"]
+    # a type without a logged clarity estimate keeps the default observation (no clarity_seen keys)
+    types = {
+        f.query_type: {k: fitted["types"][f.query_type][k] for k in keys if k in fitted["types"][f.query_type]}
+        for f in fits
+    }
     head = (
         "# rl_shop/Collaborate-v0 calibrated from the agent loop: written by experiments/calibrate_collaborate.py\n"
         "# (rerun it, do not edit by hand); data card: data/calibration/collaborate_calibration.card.json.\n"
@@ -222,14 +235,21 @@ def _report(check: pd.DataFrame, card: dict[str, Any]) -> str:
         )
     lines += [
         "",
-        "What the collaboration policy sees as clarity: the runtime's estimate (known slots / 9, mean over",
-        "the split's queries) against the env's initial clarity range after the fit:",
+        "What the collaboration policy sees as clarity. The env's latent clarity (fitted above) drives",
+        "outcomes; its estimate reads a seen clarity set from the runtime Leader's estimate (known slots /",
+        "9) before the first question (mean ± sd over the split's queries: the range is the uniform with",
+        "those moments) and after each answer (the share of the missing estimate one answer adds;",
+        "pooled over types where a type has too few answers):",
         "",
-        "| query type | runtime clarity_hat | env clarity range |",
-        "|---|---|---|",
+        "| query type | env latent range | runtime estimate | env seen range | answers | seen gain |",
+        "|---|---|---|---|---|---|",
     ]
     for qtype, c in card["clarity"].items():
-        lines.append(f"| {qtype} | {c['runtime']:.3f} | {c['env']} |")
+        pooled = " (pooled)" if c["seen_gain_pooled"] else ""
+        lines.append(
+            f"| {qtype} | {c['env_latent']} | {c['runtime_mean']:.3f} ± {c['runtime_sd']:.3f} | {c['env_seen']} | "
+            f"{c['answers']} | {c['seen_gain']:.3f}{pooled} |"
+        )
     lines += ["", f"Chosen env-wide clarity_floor: {card['clarity_floor']}. Fitted per type:", ""]
     lines += ["```", json.dumps(card["fitted"], indent=1), "```", ""]
     lines += [f"Not calibrated: {card['not_calibrated']}", ""]

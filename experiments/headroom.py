@@ -80,6 +80,7 @@ def _role(name: str, role_cfg: DictConfig, env_cfg: DictConfig, cfg: DictConfig)
     oracle = H.hindsight_oracle([*on_eval.values(), *(s for s in scored if s.kind in ("learned", "oracle"))])
     scored.append(oracle)
     best = on_eval[best_name]
+    shipped_scored = next((s for k, s in on_eval.items() if k.startswith("shipped")), None)
     rows = H.table(scored, best)
     summary = {
         "env": settings.id,
@@ -88,6 +89,12 @@ def _role(name: str, role_cfg: DictConfig, env_cfg: DictConfig, cfg: DictConfig)
         "best_heuristic": best_name,
         "best_heuristic_return": best.mean,
         **H.learned_vs_best(learned, best),
+        **H.learned_vs_best_in_metric(learned, best, str(role_cfg.loop_metric)),
+        **(
+            H.learned_vs_best_in_metric(learned, shipped_scored, str(role_cfg.loop_metric), "shipped")
+            if shipped_scored
+            else {}
+        ),
         **H.verdict(best, oracle, scored[0], float(cfg.near_oracle)),
         "selection_means": select_means,
         "family_eval_means": {k: v.mean for k, v in on_eval.items()},
@@ -119,6 +126,15 @@ def _report(results: dict[str, tuple[list[Any], dict[str, Any]]], cfg: DictConfi
             f"Learned - best heuristic (n = {s['n_learned']} learned): {s['learned_minus_best']:+.3f} "
             f"± {s['learned_minus_best_ci95']:.3f} (Student-t over policies when there are several, else paired "
             "over episodes).",
+            f"In the agent loop's metric ({s['loop_metric']}, the mean at the episode end; best heuristic "
+            f"{s['metric_best_heuristic']:.3f}): learned - best heuristic {s['metric_learned_minus_best']:+.3f} "
+            f"± {s['metric_learned_minus_best_ci95']:.3f} (Student-t over the learned policies)"
+            + (
+                f"; learned - shipped heuristic {s['metric_learned_minus_shipped']:+.3f} "
+                f"± {s['metric_learned_minus_shipped_ci95']:.3f}."
+                if "metric_learned_minus_shipped" in s
+                else "."
+            ),
             f"Oracle gap {s['oracle_gap']:.3f} ± {s['oracle_gap_ci95']:.3f} = {s['gap_share']:.1%} of the "
             f"oracle's gain over random ({s['oracle_over_random']:.3f}): **{verdict}** "
             f"(threshold {cfg.near_oracle:.0%}).",

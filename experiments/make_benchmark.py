@@ -1,6 +1,6 @@
 """Build the ECCD-style benchmark JSONL + card from the shipped catalog (Hydra app).
 
-python experiments/make_benchmark.py                       # configs/benchmark/default.yaml
+python experiments/make_benchmark.py                       # configs/benchmark_build/default.yaml
 python experiments/make_benchmark.py seed=7 size=80 output=/tmp/b.jsonl
 """
 
@@ -43,7 +43,7 @@ def run(cfg: DictConfig) -> tuple[Path, Path]:
     return write_benchmark(items, out, card)
 
 
-@hydra.main(version_base="1.3", config_path="../configs/benchmark", config_name="default")
+@hydra.main(version_base="1.3", config_path="../configs/benchmark_build", config_name="default")
 def main(cfg: DictConfig) -> None:
     try:
         jsonl, card = run(cfg)

@@ -18,6 +18,7 @@ from test_llm_scripted import ScriptedLLM
 from rl_shop.agents.planner import validate_plan
 from rl_shop.agents.runtime import AssistantResult, MACDFAssistant
 from rl_shop.agents.types import IntentSpec, Plan, TaskType
+from rl_shop.evaluation.systems import leader_clarity_estimates
 from rl_shop.paths import CHECKPOINT_DIR
 from rl_shop.sim import IntentSampler
 from rl_shop.sim.render import render_query
@@ -86,6 +87,11 @@ def test_guider_asks_when_ambiguous_and_not_when_simple():
         res = a.run(query, answer_fn=lambda slot, q, s=shopper: s.answer_text(slot))
         assert res.clarifications and res.clarifications[0].slot == "category", query
         said = shopper.answers[0]
+        # the Leader's clarity estimate at each decision: before the first question, after each answer
+        seen = leader_clarity_estimates(res.trace)
+        assert len(seen) == len(res.clarifications) + 1 and seen[0] < 0.5
+        if said.status == "value":
+            assert seen[1] > seen[0]  # the category is on record now
         if said.status == "value" and not said.noisy:
             assert res.intent.get("category") == intent.category
             assert all(

@@ -102,7 +102,7 @@ def test_hydra_app_run(cat, tmp_path, monkeypatch):
     finally:
         sys.path.pop(0)
     monkeypatch.setattr(make_benchmark, "_load_catalog", lambda path: cat)
-    base = OmegaConf.load(CONFIG_DIR / "benchmark" / "default.yaml")
+    base = OmegaConf.load(CONFIG_DIR / "benchmark_build" / "default.yaml")
     base.pop("hydra")
     cfg = OmegaConf.merge(base, {"size": 16, "seed": 5, "output": str(tmp_path / "x.jsonl")})
     monkeypatch.setattr(make_benchmark, "load_sim_config", lambda p: load_sim_config(p, overrides=SMALL_SAMPLER))

@@ -42,6 +42,13 @@ def _noiseless(**type_overrides) -> CollaborateEnv:
     return CollaborateEnv(**{k: kw[k] for k in ("types", "search_noise_sd", "predict_noise_sd")})
 
 
+def _with_type(qtype: str, **spec) -> dict:
+    """The default ``types`` with ``spec`` added to one type's entry."""
+    types = copy.deepcopy(load_default_kwargs()["types"])
+    types[qtype].update(spec)
+    return {"types": types}
+
+
 def test_eq2_reflection_score_arithmetic():
     # 0.6 * 0.8 + 0.4 * 0.5 = 0.48 + 0.20 = 0.68
     assert reflection_score(0.8, 0.5, 0.6) == pytest.approx(0.68)
@@ -75,6 +82,34 @@ def test_hand_worked_ambiguous_episode():
     assert obs[F["clarity_hat"]] == pytest.approx(0.6, abs=1e-6)
     assert info["relevance"] == pytest.approx(0.648)
     assert info["latency"] == pytest.approx(1.5 + 1.5 + 1.5) and info["rounds"] == 1
+
+
+def test_seen_clarity_moves_the_estimate_and_nothing_else():
+    """``clarity_seen`` / ``clarity_seen_gain``: the estimate reads its own scale (the runtime
+    Leader's), while the latent clarity, and with it every outcome, is unchanged."""
+    seen = {"clarity": [0.2, 0.2], "clarity_seen": [0.1, 0.1], "clarity_seen_gain": 0.25}
+    env, latent = _noiseless(ambiguous=seen), _noiseless(ambiguous={"clarity": [0.2, 0.2]})
+    obs, _ = env.reset(seed=0, options={"query_type": "ambiguous"})
+    ref, _ = latent.reset(seed=0, options={"query_type": "ambiguous"})
+    assert obs[F["clarity_hat"]] == pytest.approx(0.1) and ref[F["clarity_hat"]] == pytest.approx(0.2)
+    for a in (CLARIFY, PRODUCT_SEARCH, CLARIFY, DECIDE):
+        obs, r, term, _, info = env.step(a)
+        ref, r_ref, term_ref, _, info_ref = latent.step(a)
+        assert (r, term) == (r_ref, term_ref) and info["relevance"] == info_ref["relevance"]
+        if a == CLARIFY:  # one answer: the latent 0.2 -> 0.6 -> 0.8, the seen 0.1 -> 0.325 -> 0.49375
+            n = info["rounds"]
+            assert obs[F["clarity_hat"]] == pytest.approx([0.325, 0.49375][n - 1], abs=1e-6)
+            assert ref[F["clarity_hat"]] == pytest.approx([0.6, 0.8][n - 1], abs=1e-6)
+
+
+def test_a_types_own_bad_plan_factor_replaces_the_env_wide_one():
+    # ambiguous: clarity 0.2, rel_max 0.9, floor 0.3: a good plan's list is 0.396 (above); a bad one's
+    # is 0.396 * bad_plan_factor: 0.5 env-wide, 0 with the type's own (nothing found until a re-plan)
+    for own, expected in ((None, 0.198), (0.0, 0.0)):
+        env = _noiseless(ambiguous={"clarity": [0.2, 0.2], "p_bad_plan": 1.0, "bad_plan_factor": own})
+        env.reset(seed=0, options={"query_type": "ambiguous"})
+        *_, info = env.step(PRODUCT_SEARCH)
+        assert info["relevance"] == pytest.approx(expected)
 
 
 def test_comparison_needs_two_searches_and_web_helps_general_qa():
@@ -175,6 +210,10 @@ def test_env_checkers_determinism_and_registry():
         ({"reward": {"w_click": 1.0}}, "reward lacks"),
         ({"confidence_correct": [0.9, 0.1]}, "confidence_correct"),
         ({"nonsense": 3}, "unknown rl_shop/Collaborate-v0 argument"),
+        (_with_type("simple", clarity_seen=[0.5, 0.2]), "clarity_seen must be"),
+        (_with_type("simple", clarity_seen_gain=1.5), "clarity_seen_gain"),
+        (_with_type("simple", clarity_sen=[0.1, 0.2]), "unknown key"),
+        (_with_type("simple", bad_plan_factor=1.5), "types.simple.bad_plan_factor"),
     ],
 )
 def test_bad_arguments_raise_clearly(kwargs, fragment):

@@ -92,3 +92,7 @@ def test_shopper_quits_past_patience_and_batched_agrees(impatient_sim):
 
 def test_batched_equals_single_with_expected_reward():
     assert _compare({"expected_reward": True}, 120) > 60
+
+
+def test_batched_equals_single_with_seen_clarity(seen_clarity_types):
+    assert _compare({"types": seen_clarity_types}, 120) > 60

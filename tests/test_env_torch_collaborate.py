@@ -22,9 +22,9 @@ def _random_actions(pick, masks):
     )
 
 
-def _run_pair(n_envs: int, seed: int, steps: int, device: str = "cpu") -> int:
-    ref = CollaborateVectorEnv(n_envs, seed=seed)
-    new = CollaborateTorchVectorEnv(n_envs, seed=seed, device=device, uniforms="numpy")
+def _run_pair(n_envs: int, seed: int, steps: int, device: str = "cpu", **kwargs) -> int:
+    ref = CollaborateVectorEnv(n_envs, seed=seed, **kwargs)
+    new = CollaborateTorchVectorEnv(n_envs, seed=seed, device=device, uniforms="numpy", **kwargs)
     o1, i1 = ref.reset()
     o2 = new.reset()
     assert np.array_equal(o1, o2.cpu().numpy())
@@ -50,6 +50,10 @@ def _run_pair(n_envs: int, seed: int, steps: int, device: str = "cpu") -> int:
 @pytest.mark.parametrize("n_envs, seed", [(5, 3), (40, 0)])
 def test_torch_kernel_matches_numpy_step_for_step(n_envs, seed):
     assert _run_pair(n_envs, seed, 80) > 30
+
+
+def test_torch_kernel_matches_numpy_with_seen_clarity(seen_clarity_types):
+    assert _run_pair(12, 1, 80, types=seen_clarity_types) > 30
 
 
 def test_torch_kernel_reproduces_the_pinned_batched_run():

@@ -7,6 +7,7 @@ presented as a model): it checks the plumbing (prompt, schema, parsing, fallback
 from __future__ import annotations
 
 import importlib.util
+import json
 import math
 import os
 import subprocess
@@ -239,3 +240,6 @@ def test_sharded_multirun_then_merge_writes_one_report(tmp_path):
     assert len((out / "per_query.jsonl").read_text().splitlines()) == 8
     report = (out / "report.md").read_text()
     assert "95% intervals" in report and "| Negation Intent |" in report
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["systems"]["retrieval"]["eccd_v1"]["n"] == 8
+    assert all(r["loop_delta"] is None and r["notes"] for r in summary["roles"].values())

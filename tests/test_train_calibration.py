@@ -80,6 +80,46 @@ def test_summarise_by_hand() -> None:
     assert cell.accuracy_se == pytest.approx(0.4)  # sd of (1.0, 0.2) is 0.5657; / sqrt(2)
     assert cell.rounds == (2, 1)
     assert (cell.replan_rate, cell.total_s, cell.quit_rate) == (0.5, 2.0, 0.5)
+    assert math.isnan(cell.clarity_hat)  # no trails in these records
+    recs[0]["extra"]["clarity_hat"], recs[1]["extra"]["clarity_hat"] = [0.2, 0.4], [0.4]
+    assert C.summarise(recs)[0].clarity_hat == pytest.approx(0.3)  # the mean of the first estimates
+
+
+def _trail_record(qtype: str, arm: str, trail: list[float], rounds: int) -> dict:
+    return {"query_type": qtype, "system": arm, "accuracy@5": 0.0, "rounds": rounds, "extra": {"clarity_hat": trail}}
+
+
+def test_seen_clarity_by_hand() -> None:
+    recs = [
+        # ambiguous: starts 0 and 2/9; answers 0 -> 1/9 (gain 1/9) and 2/9 -> 2/9 (gain 0)
+        _trail_record("ambiguous", "clarify", [0.0, 1 / 9, 1 / 9], 1),  # the last decision: no question
+        _trail_record("ambiguous", "clarify", [2 / 9, 2 / 9], 1),
+        _trail_record("ambiguous", "answer", [0.9], 0),  # another arm: not read
+        # simple: one query, one answer 0.5 -> 0.75 (gain 0.5)
+        _trail_record("simple", "clarify", [0.5, 0.75], 1),
+        {**_trail_record("simple", "clarify", [0.1, 1.0], 1), "error": "boom"},  # failed: not read
+    ]
+    seen = {s.query_type: s for s in C.seen_clarity(recs, "clarify", min_answers=2)}
+    amb, simple = seen["ambiguous"], seen["simple"]
+    assert (amb.n, amb.n_answers, amb.pooled_gain) == (2, 2, False)
+    assert amb.mean == pytest.approx(1 / 9) and amb.sd == pytest.approx(math.sqrt(2) / 9)
+    assert amb.gain == pytest.approx(round(1 / 18, 4))
+    # uniform with mean 1/9 and sd sqrt(2)/9: half-width sqrt(3) * sqrt(2) / 9 = 0.2722; cut at 0
+    assert amb.seen_range == [0.0, round(1 / 9 + math.sqrt(6) / 9, 4)]
+    # one answer is under min_answers: the gain is the mean of all three answers, (1/9 + 0 + 0.5) / 3
+    assert simple.pooled_gain and simple.gain == pytest.approx(round((1 / 9 + 0.5) / 3, 4))
+    assert simple.seen_range == [0.5, 0.5]
+    assert seen["negation"].n == 0
+    kw = C.with_seen_clarity(load_default_kwargs(), seen.values())
+    assert kw["types"]["ambiguous"]["clarity_seen"] == amb.seen_range
+    assert "clarity_seen" not in kw["types"]["negation"]  # no queries: the default (the latent) stands
+    CollaborateEnv(**kw)  # a valid env config
+
+
+def test_seen_clarity_refuses_records_without_estimates() -> None:
+    recs = [{"query_type": "simple", "system": "clarify", "accuracy@5": 1.0, "rounds": 1, "extra": {}}]
+    with pytest.raises(ValueError, match="no clarity estimates under arm 'clarify'.*rerun the loop"):
+        C.seen_clarity(recs, "clarify")
 
 
 def test_with_type_params_changes_only_that_type() -> None:
@@ -130,6 +170,27 @@ def test_fit_recovers_outcomes_generated_by_known_parameters() -> None:
     assert math.isfinite(fit.loss)
 
 
+def test_more_starts_never_fit_worse_and_workers_change_nothing() -> None:
+    """The loop's general Q&A pattern (nothing unless a question *and* a re-plan): the prior start
+    is one of the starts, so more starts can only lower the loss; processes do not change the fit."""
+    arms = [ANSWER, CLARIFY, REPLAN, C.Arm("clarify_replan", True, True)]
+    means = {"answer": 0.0, "clarify": 0.0, "replan": 0.14, "clarify_replan": 0.45}
+    cells = [
+        C.LoopCell("general_qa", a.name, 50, means[a.name], 0.05, (1,) if a.clarify else (), 0, 0, 0) for a in arms
+    ]
+    quick = dict(episodes=60, max_evals=15, clarity_floors=(0.0,))
+    one = C.fit_type(load_default_kwargs(), "general_qa", cells, arms, settings(**quick))
+    three = C.fit_type(load_default_kwargs(), "general_qa", cells, arms, settings(**quick, starts=3))
+    assert three.loss <= one.loss
+    every_type = [C.LoopCell(t, "answer", 50, 0.5, 0.05, (), 0, 0, 0) for t in load_default_kwargs()["types"]]
+    tiny = settings(episodes=20, max_evals=3, clarity_floors=(0.0,))
+    serial = C.fit_all(load_default_kwargs(), every_type, [ANSWER], tiny, progress=str)
+    pooled = C.fit_all(
+        load_default_kwargs(), every_type, [ANSWER], settings(**{**tiny.__dict__, "workers": 2}), progress=str
+    )
+    assert serial == pooled
+
+
 def test_fit_needs_every_arm_of_the_type() -> None:
     cell = C.LoopCell("simple", "answer", 5, 0.9, 0.02, (), 0.0, 0.0, 0.0)
     with pytest.raises(ValueError, match="no loop outcomes for query type 'simple' under arm"):
@@ -159,6 +220,10 @@ def test_shipped_calibrated_env_composes_and_differs_from_the_prior() -> None:
     assert not np.allclose(env.params.rel_max, prior.params.rel_max)
     for qtype, params in card["fitted"].items():
         assert cfg.env.kwargs.types[qtype].rel_max == params["rel_max"]
+    for qtype, c in card["clarity"].items():  # the estimate reads on the runtime's scale
+        assert cfg.env.kwargs.types[qtype].clarity_seen == c["env_seen"]
+    t = list(card["clarity"]).index("simple")
+    assert env.params.seen_hi[t] < 0.5 < env.params.clarity_lo[t]  # a clear request names few of 9 slots
 
 
 @pytest.mark.slow
@@ -166,7 +231,8 @@ def test_calibrate_app_end_to_end(tmp_path: Path) -> None:
     out = tmp_path / "cal"
     cmd = [
         sys.executable, str(REPO / "experiments" / "calibrate_collaborate.py"), "limit=1", "fit.episodes=40",
-        "fit.max_evals=6", "fit.clarity_floors=[0.3]", "check_episodes=40", f"results_dir={out}",
+        "fit.max_evals=6", "fit.clarity_floors=[0.3]", "fit.starts=2", "fit.workers=2", "check_episodes=40",
+        f"results_dir={out}",
     ]  # fmt: skip
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=REPO)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -175,6 +241,9 @@ def test_calibrate_app_end_to_end(tmp_path: Path) -> None:
     env_cfg = yaml.safe_load((out / "collaborate_calibrated.yaml").read_text())
     assert env_cfg["defaults"] == ["collaborate", "_self_"]
     assert set(env_cfg["kwargs"]["types"]) == set(load_default_kwargs()["types"])
+    assert any("clarity_seen" in spec for spec in env_cfg["kwargs"]["types"].values())
+    card = json.loads((out / "calibration.card.json").read_text())
+    assert {"runtime_mean", "env_seen", "seen_gain"} <= set(card["clarity"]["ambiguous"])
     lines = (out / "per_query.jsonl").read_text().splitlines()
-    assert len(lines) == 8 * 3  # one query per type, three arms
+    assert len(lines) == 8 * 4  # one query per type, four arms
     assert not (CONFIG_DIR / "env" / "collaborate_calibrated.yaml").samefile(out / "collaborate_calibrated.yaml")

@@ -31,6 +31,7 @@ from rl_shop.train.headroom import (
     collaborate_family,
     hindsight_oracle,
     learned_vs_best,
+    learned_vs_best_in_metric,
     select_best,
     table,
     verdict,
@@ -73,6 +74,25 @@ def test_learned_vs_best_replicates_over_policies_not_episodes():
     assert two["learned_minus_best_each"] == pytest.approx([0.1, 0.3])
     with pytest.raises(ValueError, match="no learned policy"):
         learned_vs_best([], best)
+
+
+def test_learned_vs_best_in_the_loops_metric_uses_the_final_info_means():
+    def with_info(name: str, latency: float) -> Scored:
+        return Scored(name, "learned", np.zeros(3), {"latency": latency, "steps": 4.0})
+
+    best = with_info("best", 10.0)
+    out = learned_vs_best_in_metric([with_info("s0", 9.0), with_info("s1", 8.0)], best, "latency")
+    # differences -1 and -2: mean -1.5, s.e. 0.5, t(0.975, 1) = 12.7062
+    assert out["loop_metric"] == "latency" and out["metric_best_heuristic"] == 10.0
+    assert out["metric_learned_minus_best"] == pytest.approx(-1.5)
+    assert out["metric_learned_minus_best_ci95"] == pytest.approx(12.7062 * 0.5, rel=1e-4)
+    assert math.isnan(
+        learned_vs_best_in_metric([with_info("s0", 9.0)], best, "latency")["metric_learned_minus_best_ci95"]
+    )
+    with pytest.raises(
+        ValueError, match="loop metric 'accuracy' is not in the final info.*keys: \\['latency', 'steps'\\]"
+    ):
+        learned_vs_best_in_metric([with_info("s0", 9.0)], best, "accuracy")
 
 
 def test_verdict_compares_the_oracle_gap_with_the_span_over_random():
@@ -179,5 +199,8 @@ def test_headroom_app_end_to_end(tmp_path):
         assert role["episodes"] == 60 and isinstance(role["no_rl_needed"], bool)
         assert role["oracle_gap"] >= 0.0  # the hindsight oracle includes the best heuristic
         assert role["best_heuristic"] in role["selection_means"]
+    metrics = {r: s["loop_metric"] for r, s in summary.items()}
+    assert metrics == {"guider": "accuracy_at_5", "scheduler": "latency", "collaboration": "relevance"}
+    assert 0.0 <= summary["collaboration"]["metric_best_heuristic"] <= 1.0
     report = (out / "report.md").read_text()
     assert "oracle: true type" in report and "learned: checkpoints/guider" in report and "(n = 1 learned)" in report

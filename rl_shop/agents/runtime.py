@@ -424,7 +424,7 @@ class MACDFAssistant:
         while answer_fn is not None:
             with tracer.step("Leader", "clarify_or_plan") as info:
                 want, why = self.leader.wants_clarification(demand, tracker, len(turns), max_q, tracer.system_now())
-                info.update(why, clarify=want)
+                info.update(why, clarify=want, clarity_hat=demand.clarity_estimate)
             if not want:
                 break
             with tracer.step("Guider", "choose_slot") as info:

@@ -3,7 +3,7 @@
 Steps: load catalog, benchmark and index; build the LLM backend once (every LLM system and the
 judge share it, so a run compares systems on one backend); build the systems; run the resumable
 benchmark; aggregate per query type; simulate the A/B test; measure sim-to-agent consistency;
-write tables, plots, TensorBoard scalars and the report.
+write tables, plots, TensorBoard scalars, ``summary.json`` and the report.
 """
 
 from __future__ import annotations
@@ -19,10 +19,12 @@ import numpy as np
 import pandas as pd
 
 from envs.specs import CLARIFY
+from rl_shop.agents.runtime import LEARNED_ROLES
 from rl_shop.config_files import env_config
 from rl_shop.evaluation.ab_sim import ABConfig, compare_arms, simulate_ab
 from rl_shop.evaluation.ab_test import RelativeChange
 from rl_shop.evaluation.rag import RAGSettings, RAGSystem
+from rl_shop.evaluation.real_benchmark import REAL_BENCHMARK
 from rl_shop.evaluation.report import (
     ab_absolute_table,
     ab_table,
@@ -37,6 +39,7 @@ from rl_shop.evaluation.report import (
     write_tensorboard,
 )
 from rl_shop.evaluation.runner import EvalRunError, EvalRunner, aggregate, select_items, shard_dir, shard_items
+from rl_shop.evaluation.summary import build_summary, load_headroom, load_summary, merge_summaries, role_system
 from rl_shop.evaluation.systems import RetrievalSystem, System, make_macdf_system
 from rl_shop.evaluation.uds import JudgeConfig, RubricConfig, UDSJudge
 
@@ -48,8 +51,16 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-KNOWN_SYSTEMS: tuple[str, ...] = ("retrieval", "rag", "macdf_heuristic", "macdf_learned")
-LLM_SYSTEMS = frozenset({"rag", "macdf_heuristic", "macdf_learned"})
+#: ``macdf_learned_<role>``: one role's learned policy alone, the others heuristic (whatever ``learned_roles``
+#: says), so one run measures every role in the loop (``summary.json``).
+KNOWN_SYSTEMS: tuple[str, ...] = (
+    "retrieval",
+    "rag",
+    "macdf_heuristic",
+    "macdf_learned",
+    *(role_system(r) for r in LEARNED_ROLES),
+)
+LLM_SYSTEMS = frozenset(KNOWN_SYSTEMS) - {"retrieval"}
 
 
 def build_systems(
@@ -67,10 +78,10 @@ def build_systems(
             assert llm is not None, "rag is one of LLM_SYSTEMS: the caller makes the LLM"
             out.append(RAGSystem(llm, index, catalog, RAGSettings(**cfg["rag"])))
         else:
-            policies = name.split("_", 1)[1]
+            policies, roles = _macdf_variant(name, cfg.get("learned_roles"))
             overrides = list(cfg.get("macdf_overrides") or [])
-            if policies == "learned" and cfg.get("learned_roles"):
-                overrides.append("runtime.learned_roles=[" + ",".join(cfg["learned_roles"]) + "]")
+            if roles:
+                overrides.append("runtime.learned_roles=[" + ",".join(roles) + "]")
             try:
                 out.append(
                     make_macdf_system(
@@ -86,6 +97,32 @@ def build_systems(
             except (FileNotFoundError, RuntimeError) as exc:
                 raise EvalRunError(f"cannot build {name}: {exc}") from exc
     return out
+
+
+def _benchmark_items(benchmark: str | None, split: str | None, catalog: pd.DataFrame) -> list[Any]:
+    """The configured benchmark's items of ``split``: the generated one (``split_of``, a hash of the
+    id), or the real-language one (``benchmark=real_v1``: its labelled in-catalog rows, own split)."""
+    from rl_shop.evaluation.real_items import is_real_benchmark, real_items
+    from rl_shop.sim.benchmark import check_catalog_matches, load_benchmark, load_card
+
+    if is_real_benchmark(benchmark):
+        path = REAL_BENCHMARK if str(benchmark) == REAL_BENCHMARK.stem else Path(str(benchmark))
+        try:
+            return real_items(catalog, split, path)
+        except (FileNotFoundError, ValueError) as exc:
+            raise EvalRunError(str(exc)) from None
+    check_catalog_matches(load_card(benchmark), catalog)
+    return select_items(load_benchmark(benchmark), split=split)
+
+
+def _macdf_variant(name: str, learned_roles: Sequence[str] | None) -> tuple[str, list[str] | None]:
+    """``(policies, learned roles)`` of a MACDF system name: ``macdf_heuristic``, ``macdf_learned``
+    (``learned_roles``; None = the runtime's default, every role) or ``macdf_learned_<role>``."""
+    if name == "macdf_heuristic":
+        return "heuristic", None
+    if name == "macdf_learned":
+        return "learned", list(learned_roles) if learned_roles else None
+    return "learned", [name.removeprefix("macdf_learned_")]
 
 
 def _paired_sections(
@@ -221,7 +258,6 @@ def evaluate(
     """Run the whole evaluation described by ``cfg`` (the plain-dict form of configs/evaluate.yaml)."""
     from rl_shop.catalog import load_catalog
     from rl_shop.catalog.index import HybridIndex
-    from rl_shop.sim.benchmark import check_catalog_matches, load_benchmark, load_card
     from rl_shop.sim.config import load_sim_config
 
     started = time.perf_counter()
@@ -238,12 +274,16 @@ def evaluate(
                 f"ab.control / ab.treatments name system(s) {missing} that are not in systems={names}; "
                 "fix them or set ab.enabled=false"
             )
+    try:  # read now: a wrong path must not cost an hour of queries
+        headroom = load_headroom((cfg.get("summary") or {}).get("headroom"))
+        merge_with = load_summary((cfg.get("summary") or {}).get("merge_with"))
+    except (FileNotFoundError, ValueError) as exc:
+        raise EvalRunError(str(exc)) from None
     types = None if cfg.get("types") in (None, "all") else list(cfg["types"])
     limit = cfg.get("limit")
     catalog = load_catalog()
-    items_all = load_benchmark(cfg.get("benchmark"))
-    check_catalog_matches(load_card(cfg.get("benchmark")), catalog)
-    items = select_items(items_all, types, None if limit is None else int(limit), cfg.get("split"))
+    items = _benchmark_items(cfg.get("benchmark"), cfg.get("split"), catalog)
+    items = select_items(items, types, None if limit is None else int(limit))
     shard = cfg["shard"]
     n_shards = int(shard["count"])
     if n_shards > 1:  # one process of a sharded run: its items, its own directory, no report
@@ -366,6 +406,19 @@ def evaluate(
             cons_md = f"(not measured: {why})"
     if cfg["tensorboard"]:
         write_tensorboard(table, ab_results, out_dir / "tensorboard")
+    summary = build_summary(
+        records,
+        names,
+        k=k,
+        benchmark=cfg.get("benchmark"),
+        split=cfg.get("split"),
+        learned_roles=cfg.get("learned_roles"),
+        headroom=headroom,
+        seed=int(cfg["seed"]),
+    )
+    if merge_with is not None:
+        summary = merge_summaries(merge_with, summary)
+    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
 
     elapsed = time.perf_counter() - started
     report = [
@@ -428,7 +481,8 @@ def evaluate(
         "",
         "## Files",
         "",
-        "per_query.jsonl (one line per query and system; resumable), per_type.csv, table_*.csv, "
+        "per_query.jsonl (one line per query and system; resumable), summary.json (machine-readable: "
+        "rl_shop/evaluation/summary.py), per_type.csv, table_*.csv, "
         + ", ".join(str(p.relative_to(out_dir)) for p in plots)
         + ", tensorboard/",
         "",

@@ -138,8 +138,19 @@ class MACDFSystem:
                 "replans": int(getattr(res, "replans", 0) or 0),
                 "agent_s": {k: float(v) for k, v in timings.items() if str(k).startswith("agent:")},
                 "llm_calls": dict(getattr(res, "llm_calls", None) or {}),
+                "clarity_hat": leader_clarity_estimates(getattr(res, "trace", None) or []),
             },
         )
+
+
+def leader_clarity_estimates(trace: list[Any]) -> list[float]:
+    """The Leader's clarity estimate at each clarify-or-plan decision (before the first question,
+    then after each answer): what the collaboration policy observes as ``clarity_hat``."""
+    return [
+        float(s.detail["clarity_hat"])
+        for s in trace
+        if (s.agent, s.action) == ("Leader", "clarify_or_plan") and "clarity_hat" in s.detail
+    ]
 
 
 def _turn(c: Any) -> tuple[str, str, str]:

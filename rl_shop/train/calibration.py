@@ -13,10 +13,20 @@ script in :class:`envs.collaborate.CollaborateEnv` itself, on the same seeded ep
 candidate (common random numbers, so the objective is deterministic). Fitted per type:
 
 * ``rel_max`` (best product relevance), ``clarity`` (the initial clarity range, shifted as a
-  whole and cut at 0 and 1), ``clarify_gain`` (what a question recovers) and ``p_bad_plan`` (what a re-plan can fix).
+  whole and cut at 0 and 1), ``clarify_gain`` (what a question recovers), ``p_bad_plan`` (what a
+  re-plan can fix) and the type's ``bad_plan_factor`` (what a bad first plan still finds: for a
+  general question the runtime's first plan runs no product search, so its list is empty until a
+  re-plan adds one, and only then does a clarified request pay).
+
+What the policy *observes* is measured, not fitted (:func:`seen_clarity`): the runtime Leader's
+clarity estimate before the first question and after each answer, logged by the loop, gives each
+type's ``clarity_seen`` range (a uniform with the logs' mean and spread) and ``clarity_seen_gain``
+(the share of the missing estimate one answer adds). Without it a policy trained on the env reads
+the runtime's estimate (known slots / 9: about 0.14 for a clear "simple" request) as an unclear
+request and asks questions the env never asked.
 
 The objective is a least-squares fit to the loop's means, in units of their standard errors,
-plus a weak pull toward the hand-set prior (``prior_weight``): with three arms and four
+plus a weak pull toward the hand-set prior (``prior_weight``): with four arms and five
 parameters per type the prior settles what the logs cannot tell apart.
 """
 
@@ -24,6 +34,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,7 +53,7 @@ from rl_shop.policies.features.collaborate import (
 from rl_shop.sim.slots import QUERY_TYPES
 
 #: The per-type parameters the fit moves, in the order of its parameter vector.
-FITTED: tuple[str, ...] = ("rel_max", "clarity_shift", "clarify_gain", "p_bad_plan")
+FITTED: tuple[str, ...] = ("rel_max", "clarity_shift", "clarify_gain", "p_bad_plan", "bad_plan_factor")
 _BELOW_THRESHOLD = FEATURE_NAMES.index("below_replan_threshold")
 
 
@@ -84,12 +96,16 @@ def arms_from_config(spec: Mapping[str, Mapping[str, Any]]) -> list[Arm]:
     return out
 
 
-def summarise(
-    records: Iterable[Mapping[str, Any]], k: int = 5, clarity_hat: Mapping[str, float] | None = None
-) -> list[LoopCell]:
+def clarity_trail(record: Mapping[str, Any]) -> list[float]:
+    """The Leader's clarity estimate at each clarify-or-plan decision of one loop record
+    (``extra.clarity_hat``, written by ``rl_shop.evaluation.systems``): before the first question,
+    then after each answer."""
+    return [float(x) for x in (record.get("extra") or {}).get("clarity_hat") or []]
+
+
+def summarise(records: Iterable[Mapping[str, Any]], k: int = 5) -> list[LoopCell]:
     """One :class:`LoopCell` per (query type, arm) from the evaluation runner's records
-    (``system`` is the arm's name). Records with an ``error`` are left out. ``clarity_hat``: the
-    runtime's clarity estimate per query id, averaged per cell when given."""
+    (``system`` is the arm's name). Records with an ``error`` are left out."""
     groups: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
     for r in records:
         if r.get("error"):
@@ -110,10 +126,74 @@ def summarise(
                 replan_rate=float(np.mean([int((r.get("extra") or {}).get("replans") or 0) > 0 for r in rs])),
                 total_s=float(np.mean([float(r.get("total_s", 0.0)) for r in rs])),
                 quit_rate=float(np.mean([bool(r.get("shopper_quit")) for r in rs])),
-                clarity_hat=float(np.mean([clarity_hat[str(r["item_id"])] for r in rs])) if clarity_hat else math.nan,
+                clarity_hat=_mean_or_nan([t[0] for t in map(clarity_trail, rs) if t]),
             )
         )
     return cells
+
+
+def _mean_or_nan(xs: Sequence[float]) -> float:
+    return float(np.mean(xs)) if len(xs) else math.nan
+
+
+@dataclass(frozen=True)
+class SeenClarity:
+    """How the runtime Leader's clarity estimate reads one query type: the env's ``clarity_seen``
+    range and ``clarity_seen_gain``, with the counts they rest on."""
+
+    query_type: str
+    n: int  # queries with an initial estimate
+    mean: float  # mean initial estimate
+    sd: float  # its standard deviation over queries
+    n_answers: int  # answered questions with an estimate before and after
+    gain: float  # mean share of the missing estimate one answer adds
+    pooled_gain: bool  # too few answers of this type: the gain is the all-type mean
+
+    @property
+    def seen_range(self) -> list[float]:
+        """The uniform with the logs' mean and standard deviation (``mean ± sqrt(3) sd``), cut at 0 and 1."""
+        half = math.sqrt(3.0) * self.sd
+        return [round(max(self.mean - half, 0.0), 4), round(min(self.mean + half, 1.0), 4)]
+
+
+def seen_clarity(records: Iterable[Mapping[str, Any]], arm: str, min_answers: int = 10) -> list[SeenClarity]:
+    """Per query type, the runtime's clarity estimate under the clarifying ``arm`` (see the module
+    docstring). The gain of one answer is ``(after - before) / (1 - before)``, the env's ``toward_one``
+    step; a type with fewer than ``min_answers`` answers gets the mean over all answers."""
+    starts: dict[str, list[float]] = {t: [] for t in QUERY_TYPES}
+    gains: dict[str, list[float]] = {t: [] for t in QUERY_TYPES}
+    for r in records:
+        if r.get("error") or str(r["system"]) != arm:
+            continue
+        trail, qtype = clarity_trail(r), str(r["query_type"])
+        if not trail:
+            continue
+        starts[qtype].append(trail[0])
+        answered = min(int(r.get("rounds", 0)), len(trail) - 1)
+        gains[qtype] += [(b - a) / (1.0 - a) for a, b in zip(trail[:answered], trail[1 : answered + 1]) if a < 1.0]
+    pooled = [g for gs in gains.values() for g in gs]
+    if not pooled or not any(starts.values()):
+        raise ValueError(
+            f"no clarity estimates under arm {arm!r}: the loop records carry none (extra.clarity_hat); "
+            "rerun the loop with this version of the runtime"
+        )
+    out = []
+    for t in QUERY_TYPES:
+        xs, gs = np.array(starts[t]), gains[t]
+        own = len(gs) >= min_answers
+        gain = float(np.clip(np.mean(gs if own else pooled), 0.0, 1.0))
+        sd = float(xs.std(ddof=1)) if len(xs) > 1 else 0.0
+        out.append(SeenClarity(t, len(xs), _mean_or_nan(starts[t]), sd, len(gs), round(gain, 4), not own))
+    return out
+
+
+def with_seen_clarity(kwargs: Mapping[str, Any], seen: Iterable[SeenClarity]) -> dict[str, Any]:
+    """Env kwargs whose clarity estimate reads as the runtime's does (types without queries keep the default)."""
+    types = {t: dict(v) for t, v in kwargs["types"].items()}
+    for s in seen:
+        if s.n:
+            types[s.query_type].update(clarity_seen=s.seen_range, clarity_seen_gain=s.gain)
+    return {**kwargs, "types": types}
 
 
 def clarify_rounds(cells: Sequence[LoopCell], arms: Sequence[Arm], qtype: str) -> tuple[int, ...]:
@@ -176,7 +256,9 @@ class FitSettings:
     prior_weight: float  # pull toward the hand-set prior, per parameter, in units of prior_scale
     prior_scale: float
     se_floor: float  # a loop mean's standard error is at least this (a constant arm has se 0)
-    max_evals: int  # Nelder-Mead evaluations per type and floor
+    max_evals: int  # Nelder-Mead evaluations per type, floor and start
+    starts: int = 1  # Nelder-Mead starts per type: the prior, then seeded uniform points within the bounds
+    workers: int = 1  # processes fitting query types side by side (the fit is the same for any number)
 
 
 @dataclass(frozen=True)
@@ -191,7 +273,7 @@ class TypeFit:
 
 def _bounds(spec: Mapping[str, Any]) -> list[tuple[float, float]]:
     lo, hi = spec["clarity"]
-    return [(0.01, 1.0), (-float(hi), 1.0 - float(lo)), (0.0, 1.0), (0.0, 1.0)]
+    return [(0.01, 1.0), (-float(hi), 1.0 - float(lo)), (0.0, 1.0), (0.0, 1.0), (0.0, 1.0)]
 
 
 def fit_type(
@@ -203,7 +285,10 @@ def fit_type(
     if missing:
         raise ValueError(f"no loop outcomes for query type {qtype!r} under arm(s) {missing}; run the loop first")
     spec = base_kwargs["types"][qtype]
-    prior = np.array([float(spec["rel_max"]), 0.0, float(spec["clarify_gain"]), float(spec["p_bad_plan"])])
+    bad_factor = spec.get("bad_plan_factor", base_kwargs["bad_plan_factor"])
+    prior = np.array(
+        [float(spec["rel_max"]), 0.0, float(spec["clarify_gain"]), float(spec["p_bad_plan"]), float(bad_factor)]
+    )
     bounds = _bounds(spec)
     rounds = clarify_rounds(cells, arms, qtype)
 
@@ -219,15 +304,23 @@ def fit_type(
         misfit = sum(((means[a.name] - by_arm[a.name].accuracy) / se[a.name]) ** 2 for a in arms)
         return float(misfit + fit.prior_weight * np.sum(((x - prior) / fit.prior_scale) ** 2))
 
-    res = minimize(
-        loss,
-        prior,
-        method="Nelder-Mead",
-        bounds=bounds,
-        options={"maxfev": fit.max_evals, "xatol": 1e-3, "fatol": 1e-3, "initial_simplex": _simplex(prior, bounds)},
-    )
-    x = np.clip(res.x, [b[0] for b in bounds], [b[1] for b in bounds])
-    return TypeFit(qtype, {k: round(float(v), 4) for k, v in zip(FITTED, x)}, env_means(x), float(res.fun))
+    lo, hi = np.array([b[0] for b in bounds]), np.array([b[1] for b in bounds])
+    rng = np.random.default_rng([fit.seed, QUERY_TYPES.index(qtype)])
+    starts = [prior] + [rng.uniform(lo, hi) for _ in range(fit.starts - 1)]
+    best = None
+    for x0 in starts:  # several starts: a flat region (e.g. a type whose lists are all empty) traps one
+        res = minimize(
+            loss,
+            x0,
+            method="Nelder-Mead",
+            bounds=bounds,
+            options={"maxfev": fit.max_evals, "xatol": 1e-3, "fatol": 1e-3, "initial_simplex": _simplex(x0, bounds)},
+        )
+        if best is None or res.fun < best.fun:
+            best = res
+    assert best is not None, "FitSettings.starts must be at least 1"
+    x = np.clip(best.x, lo, hi)
+    return TypeFit(qtype, {k: round(float(v), 4) for k, v in zip(FITTED, x)}, env_means(x), float(best.fun))
 
 
 def _simplex(x0: np.ndarray, bounds: Sequence[tuple[float, float]], step: float = 0.2) -> np.ndarray:
@@ -239,6 +332,10 @@ def _simplex(x0: np.ndarray, bounds: Sequence[tuple[float, float]], step: float 
         x[i] = min(max(x[i], lo), hi)
         rows.append(x)
     return np.array(rows)
+
+
+def _fit_type_args(args: tuple[Any, ...]) -> TypeFit:
+    return fit_type(*args)
 
 
 def fit_all(
@@ -254,7 +351,9 @@ def fit_all(
     best: tuple[float, float, list[TypeFit]] | None = None
     for floor in fit.clarity_floors:
         kw = {**base_kwargs, "clarity_floor": float(floor)}
-        fits = [fit_type(kw, t, cells, arms, fit) for t in QUERY_TYPES]
+        with ProcessPoolExecutor(fit.workers) if fit.workers > 1 else nullcontext() as pool:
+            calls = [(kw, t, cells, arms, fit) for t in QUERY_TYPES]
+            fits = list(pool.map(_fit_type_args, calls)) if pool else [fit_type(*c) for c in calls]
         total = sum(f.loss for f in fits)
         progress(f"clarity_floor={floor}: total loss {total:.2f}")
         if best is None or total < best[1]:
