@@ -1,10 +1,10 @@
 """Calibrate ``rl_shop/Collaborate-v0`` from the agent loop (Hydra app; config configs/calibrate.yaml).
 
-    python experiments/calibrate_collaborate.py                  # the committed calibration (~17 min, 2 cores)
+    python experiments/calibrate_collaborate.py                  # the committed calibration (~17 min loop + ~11 min fit, 2 cores)
     python experiments/calibrate_collaborate.py install=true     # ... and copy the results into the tree
 
 1. The real MACDF runtime (deterministic path) answers the benchmark's training split once per arm
-   (answer at once / clarify first / allow a re-plan), every arm meeting the same seeded shopper:
+   (answer at once / clarify first / allow a re-plan / both), every arm meeting the same seeded shopper:
    ``per_query.jsonl`` (resumable, as in experiments/evaluate.py).
 2. Per query type and arm: mean Accuracy@K, its standard error, rounds, re-plans, latency:
    ``loop_outcomes.csv``.
