@@ -89,9 +89,9 @@ def _role(name: str, role_cfg: DictConfig, env_cfg: DictConfig, cfg: DictConfig)
         "best_heuristic": best_name,
         "best_heuristic_return": best.mean,
         **H.learned_vs_best(learned, best),
-        **H.learned_vs_best_in_metric(learned, best, str(role_cfg.loop_metric)),
+        **H.learned_vs_heuristic_in_metric(learned, best, str(role_cfg.loop_metric)),
         **(
-            H.learned_vs_best_in_metric(learned, shipped_scored, str(role_cfg.loop_metric), "shipped")
+            H.learned_vs_heuristic_in_metric(learned, shipped_scored, str(role_cfg.loop_metric), "shipped")
             if shipped_scored
             else {}
         ),

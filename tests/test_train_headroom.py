@@ -31,7 +31,7 @@ from rl_shop.train.headroom import (
     collaborate_family,
     hindsight_oracle,
     learned_vs_best,
-    learned_vs_best_in_metric,
+    learned_vs_heuristic_in_metric,
     select_best,
     table,
     verdict,
@@ -81,18 +81,18 @@ def test_learned_vs_best_in_the_loops_metric_uses_the_final_info_means():
         return Scored(name, "learned", np.zeros(3), {"latency": latency, "steps": 4.0})
 
     best = with_info("best", 10.0)
-    out = learned_vs_best_in_metric([with_info("s0", 9.0), with_info("s1", 8.0)], best, "latency")
+    out = learned_vs_heuristic_in_metric([with_info("s0", 9.0), with_info("s1", 8.0)], best, "latency")
     # differences -1 and -2: mean -1.5, s.e. 0.5, t(0.975, 1) = 12.7062
     assert out["loop_metric"] == "latency" and out["metric_best_heuristic"] == 10.0
     assert out["metric_learned_minus_best"] == pytest.approx(-1.5)
     assert out["metric_learned_minus_best_ci95"] == pytest.approx(12.7062 * 0.5, rel=1e-4)
     assert math.isnan(
-        learned_vs_best_in_metric([with_info("s0", 9.0)], best, "latency")["metric_learned_minus_best_ci95"]
+        learned_vs_heuristic_in_metric([with_info("s0", 9.0)], best, "latency")["metric_learned_minus_best_ci95"]
     )
     with pytest.raises(
         ValueError, match="loop metric 'accuracy' is not in the final info.*keys: \\['latency', 'steps'\\]"
     ):
-        learned_vs_best_in_metric([with_info("s0", 9.0)], best, "accuracy")
+        learned_vs_heuristic_in_metric([with_info("s0", 9.0)], best, "accuracy")
 
 
 def test_verdict_compares_the_oracle_gap_with_the_span_over_random():

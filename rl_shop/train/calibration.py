@@ -290,6 +290,7 @@ def fit_type(
         [float(spec["rel_max"]), 0.0, float(spec["clarify_gain"]), float(spec["p_bad_plan"]), float(bad_factor)]
     )
     bounds = _bounds(spec)
+    lo, hi = np.array([b[0] for b in bounds]), np.array([b[1] for b in bounds])
     rounds = clarify_rounds(cells, arms, qtype)
 
     def env_means(x: np.ndarray) -> dict[str, float]:
@@ -299,12 +300,11 @@ def fit_type(
     se = {a: max(c.accuracy_se if math.isfinite(c.accuracy_se) else 0.0, fit.se_floor) for a, c in by_arm.items()}
 
     def loss(x: np.ndarray) -> float:
-        x = np.clip(x, [b[0] for b in bounds], [b[1] for b in bounds])
+        x = np.clip(x, lo, hi)
         means = env_means(x)
         misfit = sum(((means[a.name] - by_arm[a.name].accuracy) / se[a.name]) ** 2 for a in arms)
         return float(misfit + fit.prior_weight * np.sum(((x - prior) / fit.prior_scale) ** 2))
 
-    lo, hi = np.array([b[0] for b in bounds]), np.array([b[1] for b in bounds])
     rng = np.random.default_rng([fit.seed, QUERY_TYPES.index(qtype)])
     starts = [prior] + [rng.uniform(lo, hi) for _ in range(fit.starts - 1)]
     best = None

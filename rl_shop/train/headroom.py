@@ -150,30 +150,30 @@ def learned_vs_best(learned: Sequence[Scored], best: Scored) -> dict[str, float 
     }
 
 
-def learned_vs_best_in_metric(
-    learned: Sequence[Scored], best: Scored, metric: str, reference: str = "best"
+def learned_vs_heuristic_in_metric(
+    learned: Sequence[Scored], heuristic: Scored, metric: str, label: str = "best"
 ) -> dict[str, Any]:
-    """Learned minus a heuristic (``reference``: ``best``, or ``shipped``, the one the agent loop's
+    """Learned minus a heuristic (``label``: ``best``, or ``shipped``, the one the agent loop's
     heuristic system runs) in the agent loop's metric: the mean of ``info[metric]`` at the
     episodes' end (``accuracy_at_5`` for the Guider's env, ``latency`` for the scheduler's, the
     answer's ``relevance`` for the collaboration env), so that the env's difference and the loop's
     are in one unit. The interval is the Student-t one over the learned policies (training seeds);
     NaN with one."""
-    missing = [s.name for s in (*learned, best) if metric not in s.info]
+    missing = [s.name for s in (*learned, heuristic) if metric not in s.info]
     if missing:
         raise ValueError(
-            f"loop metric {metric!r} is not in the final info of {missing}; this env's keys: {sorted(best.info)}"
+            f"loop metric {metric!r} is not in the final info of {missing}; this env's keys: {sorted(heuristic.info)}"
         )
     if not learned:
         raise ValueError("no learned policy to compare; give at least one exported policy directory")
-    diffs = np.array([s.info[metric] - best.info[metric] for s in learned])
+    diffs = np.array([s.info[metric] - heuristic.info[metric] for s in learned])
     mean, half = t_interval(diffs)
     return {
         "loop_metric": metric,
-        f"metric_{reference}_heuristic": best.info[metric],
-        f"metric_learned_minus_{reference}": mean,
-        f"metric_learned_minus_{reference}_ci95": half,
-        f"metric_learned_minus_{reference}_each": diffs.tolist(),
+        f"metric_{label}_heuristic": heuristic.info[metric],
+        f"metric_learned_minus_{label}": mean,
+        f"metric_learned_minus_{label}_ci95": half,
+        f"metric_learned_minus_{label}_each": diffs.tolist(),
     }
 
 
