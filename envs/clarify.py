@@ -22,7 +22,7 @@ from envs.clarify_params import (  # noqa: F401  (re-exported: the env's public 
     resolve_pool,
 )
 from envs.intent_pool import N_MASKS, IntentPool
-from rl_shop.array_ops import SCALAR, Ops
+from rl_shop.array_ops import SCALAR
 from rl_shop.policies.features.clarify import (  # noqa: F401  (ACTION_NAMES ... MASK_TABLE: re-exported)
     ACTION_NAMES,
     MASK_ROWS,
@@ -35,6 +35,7 @@ from rl_shop.policies.features.clarify import (  # noqa: F401  (ACTION_NAMES ...
     DialogueState,
     featurize_fields,
 )
+from rl_shop.sim.shopper import confirms, volunteer_index  # noqa: F401  (the shopper's model; re-exported for the kernels)
 from rl_shop.sim.slots import QUERY_TYPES
 
 POPCOUNT: np.ndarray = np.array([bin(m).count("1") for m in range(N_MASKS)], dtype=np.int64)
@@ -61,16 +62,6 @@ def answer_thresholds(u: Any, p_dont_know: Any, p_wrong: Any) -> tuple[Any, Any]
     """``(don't know, don't know or a wrong value)`` for the answer draw ``u`` of an asked slot;
     neither: the true value."""
     return u < p_dont_know, u < p_dont_know + p_wrong
-
-
-def confirms(accuracy: Any, confirm_threshold: float) -> Any:
-    """The shopper accepts a suggested hand-over when its Accuracy@5 reaches the threshold."""
-    return accuracy >= confirm_threshold
-
-
-def volunteer_index(ops: Ops, u: Any, n_hidden: Any) -> Any:
-    """Which hidden relevant slot (k-th lowest) a shopper who rejects a suggestion volunteers."""
-    return ops.i64(u * n_hidden)
 
 
 def truncates(terminated: Any, rounds: Any, max_rounds: int) -> Any:

@@ -37,14 +37,18 @@ def pick_queries(items: list[Any], types: list[str], per_type: int) -> list[Any]
 
 def run_queries(assistant: Any, items: list[Any], catalog: Any, seed: int) -> list[dict[str, Any]]:
     """One assistant run per item, the simulated shopper answering clarifications."""
+    from rl_shop.evaluation.systems import clarify_confirm_threshold
     from rl_shop.sim.shopper import Shopper
 
+    threshold = clarify_confirm_threshold()
     rows = []
     for i, item in enumerate(items):
         shopper = Shopper(item.intent, catalog, seed=seed + i)
         t0 = time.perf_counter()
         res = assistant.run(
-            item.query, answer_fn=lambda slot, q, s=shopper: s.answer_text(slot), on_token=lambda t: None
+            item.query,
+            answer_fn=lambda slot, q, shown, s=shopper: s.reply(slot, shown, threshold),
+            on_token=lambda t: None,
         )
         agents = {k[6:]: v for k, v in res.timings.items() if k.startswith("agent:")}
         rows.append(

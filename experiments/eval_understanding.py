@@ -63,15 +63,18 @@ def new_reader(u: Understander):
     return read
 
 
-def eccd_rows() -> list[dict]:
-    """The generated benchmark in the same label layout (gold from the simulator's intents)."""
+def eccd_rows(benchmark: str = "eccd_v1", split: str | None = None) -> list[dict]:
+    """A generated benchmark (all of it, or one split) in the same label layout (gold from the
+    simulator's intents)."""
     import json
 
-    from rl_shop.sim.benchmark import DEFAULT_BENCHMARK
+    from rl_shop.sim.benchmark import benchmark_path, split_of
 
     rows = []
-    for line in DEFAULT_BENCHMARK.read_text().splitlines():
+    for line in benchmark_path(benchmark).read_text().splitlines():
         item = json.loads(line)
+        if split is not None and split_of(item["id"]) != split:
+            continue
         it = item["intent"]
         said = set(it.get("stated_slots") or [])  # gold only for what the first query states
         cat = it.get("category") if "category" in said else None
@@ -115,14 +118,16 @@ def main(argv: list[str] | None = None) -> int:
             results.setdefault(split, {})[name] = score_reader(rows, read)
             results[split][name]["seconds"] = round(time.perf_counter() - t0, 2)
     results["eccd_v1"] = {name: score_reader(eccd_rows(), read) for name, read in readers.items()}
+    v2 = eccd_rows("eccd_v2", split="test")
+    results["eccd_v2_test"] = {name: score_reader(v2, read) for name, read in readers.items()}
     from rl_shop.evaluation.clarify_eval import clariq_gate_scores
 
     results["clariq_dev"] = clariq_gate_scores(u)
     print(
         "| figure | goal | real_v1 dev old | dev new | real_v1 test old | test lexical only | test new | n test | "
-        "eccd_v1 old | eccd_v1 new |"
+        "eccd_v1 old | eccd_v1 new | eccd_v2 test old | eccd_v2 test new |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     n_key = {
         "budget_recall": "budget_n",
         "budget_exact": "budget_n",
@@ -140,7 +145,8 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"| {key} | {goal} | {_fmt(d['old'][key])} | {_fmt(d['new'][key])} | {_fmt(t['old'][key])} | "
             f"{_fmt(t['lexical'][key])} | {_fmt(t['new'][key])} | {t['new'][n_key[key]]} | {_fmt(results['eccd_v1']['old'][key])} | "
-            f"{_fmt(results['eccd_v1']['new'][key])} |"
+            f"{_fmt(results['eccd_v1']['new'][key])} | {_fmt(results['eccd_v2_test']['old'][key])} | "
+            f"{_fmt(results['eccd_v2_test']['new'][key])} |"
         )
     cq = results["clariq_dev"]
     print(

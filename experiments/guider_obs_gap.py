@@ -169,9 +169,11 @@ def agent_loop(items: list[Any], catalog: Any, seed: int) -> dict[str, Any]:
     from rl_shop.agents.runtime import MACDFAssistant
     from rl_shop.catalog.index import HybridIndex
     from rl_shop.evaluation.metrics import accuracy_at_k
+    from rl_shop.evaluation.systems import clarify_confirm_threshold
     from rl_shop.sim.shopper import Shopper
 
     index = HybridIndex.load_or_build(catalog)
+    threshold = clarify_confirm_threshold()
     out: dict[str, Any] = {}
     for policies in ("learned", "heuristic"):
         assistant = MACDFAssistant.from_config(
@@ -181,7 +183,7 @@ def agent_loop(items: list[Any], catalog: Any, seed: int) -> dict[str, Any]:
         rows: dict[str, list[tuple[int, float]]] = defaultdict(list)
         for i, it in enumerate(items):
             shopper = Shopper(it.intent, catalog, seed=seed + i)
-            res = assistant.run(it.query, answer_fn=lambda slot, q, sh=shopper: sh.answer_text(slot))
+            res = assistant.run(it.query, answer_fn=lambda slot, q, shown, sh=shopper: sh.reply(slot, shown, threshold))
             acc = accuracy_at_k([p.product_id for p in res.products], it.gold_product_ids, 5)
             rows[it.query_type].append((len(res.clarifications), acc))
         for q, v in rows.items():

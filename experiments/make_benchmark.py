@@ -1,6 +1,7 @@
 """Build the ECCD-style benchmark JSONL + card from the shipped catalog (Hydra app).
 
-python experiments/make_benchmark.py                       # configs/benchmark_build/default.yaml
+python experiments/make_benchmark.py                       # configs/benchmark_build/default.yaml (eccd_v1)
+python experiments/make_benchmark.py --config-name eccd_v2 # data/benchmark/eccd_v2.jsonl
 python experiments/make_benchmark.py seed=7 size=80 output=/tmp/b.jsonl
 """
 
@@ -28,7 +29,7 @@ def run(cfg: DictConfig) -> tuple[Path, Path]:
     """Build and write the benchmark described by ``cfg``; returns (jsonl, card) paths."""
     sim_cfg = load_sim_config(CONFIG_DIR / "sim" / str(cfg.sim_config))
     catalog = _load_catalog(cfg.catalog_path)
-    items = build_benchmark(catalog, sim_cfg, int(cfg.size), int(cfg.seed), str(cfg.composition))
+    items = build_benchmark(catalog, sim_cfg, int(cfg.size), int(cfg.seed), str(cfg.composition), str(cfg.id_prefix))
     out = Path(str(cfg.output))
     out = out if out.is_absolute() else REPO_ROOT / out
     card = {
@@ -38,6 +39,7 @@ def run(cfg: DictConfig) -> tuple[Path, Path]:
         "catalog_hash": catalog_hash(catalog),
         "catalog_products": len(catalog),
         "sim_config": str(cfg.sim_config),
+        "answer_face": sim_cfg.render.answer_face,  # how the simulated shopper replies when evaluated
         "generator": "experiments/make_benchmark.py (rl_shop.sim.benchmark.build_benchmark)",
     }
     return write_benchmark(items, out, card)

@@ -22,6 +22,7 @@ from rl_shop.paths import CHECKPOINT_DIR, DATA_DIR
 from rl_shop.policies.features import clarify as F
 from rl_shop.sim import IntentSampler, load_sim_config
 from rl_shop.sim.shopper import Shopper
+from rl_shop.sim.slots import SUGGESTION
 
 pytestmark = [
     pytest.mark.slow,
@@ -171,7 +172,7 @@ def test_learned_policy_q_values_choose_the_slot(tmp_path):
 def test_shipped_guider_policy_loads_and_acts():
     g = guider(policy=load_guider_policy(CHECKPOINT_DIR / "guider"))
     slot, detail = g.decide(rule_parse("i would like something nice for computers", vocab()), DialogueTracker())
-    assert detail["policy"] == "learned" and (slot is None or slot in F.SLOTS)
+    assert detail["policy"] == "learned" and (slot is None or slot in F.SLOTS or slot == SUGGESTION)
 
 
 def test_llm_wording_checked_and_template_fallback():
@@ -193,3 +194,21 @@ def test_garbage_llm_answer_parse_falls_back_to_rules():
     )
     status, values, source = g2.parse_answer("brand", "hmm, the usual one")
     assert source == "rules" and values == {} and g2.llm_rejections == 1
+
+
+@pytest.mark.parametrize(
+    ("reply", "status", "values"),
+    [
+        ("yes", "confirmed", {}),
+        ("Yes, one of those works.", "confirmed", {}),
+        ("no", "rejected", {}),
+        ("None of those.", "rejected", {}),
+        ("This is taking too long, bye.", "quit", {}),
+        ("no, my budget would be $40", "value", {"budget": 40.0}),
+        ("no, not sony", "value", {"excluded_brands": ["sony"]}),
+    ],
+)
+def test_shortlist_replies_are_read(reply, status, values):
+    from rl_shop.agents.demand import parse_shortlist_reply
+
+    assert parse_shortlist_reply(reply, vocab()) == (status, values)

@@ -96,26 +96,34 @@ def test_use_case_categories_are_the_simulators():
     assert sim_rules and rt_rules == sim_rules
 
 
-def test_opening_suggest_becomes_the_best_question_not_an_ending():
-    """Clarify-v0 plays ``suggest`` as a round (a rejected suggestion volunteers a slot); the
-    learned policy opens ambiguous queries with it, so the runtime must still ask something."""
+def test_opening_suggest_is_a_shortlist_not_an_ending():
+    """Clarify-v0 plays ``suggest`` as a round (the top-5 shown; a rejection volunteers a slot); the
+    learned policy opens ambiguous queries with it. The runtime shows a shortlist by default
+    (``suggest_as: shortlist``); ``best_question`` asks the policy's best-scored slot instead and
+    ``stop`` ends the dialogue."""
     from envs.clarify import SUGGEST
     from rl_shop.agents.demand import rule_parse
     from rl_shop.agents.guider import DialogueTracker, Guider
-    from rl_shop.sim.slots import SLOTS
+    from rl_shop.sim.slots import SLOTS, SUGGESTION
 
     catalog, vocab, guider, items, residual = setup()
     d = rule_parse(items["eccd-00005"].query, vocab, residual)
     t = DialogueTracker()
     obs, mask = guider.observation(d, t), guider.action_mask(d, t)
     assert guider.policy.act(obs, mask) == SUGGEST  # the premise: what the shipped policy does here
+    assert guider.config.suggest_as == "shortlist"
     slot, detail = guider.decide(d, t)
-    assert detail["action"] == "suggest" and slot is not None and detail["suggest_as"] == f"ask_{slot}"
+    assert detail["action"] == "suggest" and slot == SUGGESTION
+
+    def variant(suggest_as: str) -> Guider:
+        return Guider(catalog, vocab, {**guider.config.model_dump(), "suggest_as": suggest_as}, policy=guider.policy)
+
+    slot, detail = variant("best_question").decide(d, DialogueTracker())
+    assert slot in SLOTS and detail["suggest_as"] == f"ask_{slot}"
     q = guider.policy.q_values(obs)
     askable = [i for i in range(len(SLOTS)) if mask[i]]
     assert SLOTS.index(slot) in askable and q[SLOTS.index(slot)] == max(q[i] for i in askable)
-    old = Guider(catalog, vocab, {**guider.config.model_dump(), "suggest_as": "stop"}, policy=guider.policy)
-    assert old.decide(d, DialogueTracker())[0] is None
+    assert variant("stop").decide(d, DialogueTracker())[0] is None
 
 
 def test_parser_fixes_in_isolation():

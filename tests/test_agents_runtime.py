@@ -267,3 +267,56 @@ def test_embedded_model_one_query_of_each_type(query_type):
         assert res.clarifications == []  # a fully specified request is not questioned
     assert 0 < res.timings["ttft_s"] <= res.timings["total_s"]
     assert res.llm_fallbacks >= 0 and any(s.agent == "Decider" for s in res.trace)
+
+
+class ScriptedClarifyPolicy:
+    """A Guider policy that plays the given Clarify-v0 actions, then stops."""
+
+    def __init__(self, actions: list[int]) -> None:
+        self.actions = list(actions)
+
+    def act(self, obs, action_mask=None) -> int:
+        from rl_shop.policies.features.clarify import STOP
+
+        return self.actions.pop(0) if self.actions else STOP
+
+
+def test_a_shortlist_turn_shows_products_and_reads_what_is_missing():
+    """The Clarify env's ``suggest`` in the loop: the current top picks are shown with their ids;
+    what the shopper says is missing is recorded (a round, no slot asked), and the next shortlist
+    honours it; a yes ends the dialogue."""
+    from rl_shop.policies.features.clarify import SUGGEST
+    from rl_shop.sim.slots import SUGGESTION
+
+    sub, _ = sub_index()
+    brand = str(sub["brand"].value_counts().index[0])
+    a = assistant()
+    a.guider.policy = ScriptedClarifyPolicy([SUGGEST, SUGGEST, SUGGEST])
+    calls, replies = [], iter([f"no, i would like {brand}", "yes", "never reached"])
+
+    def answer_fn(slot: str, question: str, shown: tuple[str, ...]) -> str:
+        calls.append((slot, question, shown))
+        return next(replies)
+
+    res = a.run("any ideas for electronics stuff?", answer_fn=answer_fn)
+    assert [c[0] for c in calls] == [SUGGESTION, SUGGESTION]  # the yes ended the dialogue
+    rows = sub.set_index("product_id")
+    first, second = calls[0][2], calls[1][2]
+    assert 1 <= len(first) <= 5 and all(str(rows.loc[p, "title"]) in calls[0][1] for p in first)
+    assert second and all(str(rows.loc[p, "brand"]).lower() == brand.lower() for p in second)
+    turns = res.clarifications
+    assert [(t.slot, t.status) for t in turns] == [(SUGGESTION, "value"), (SUGGESTION, "confirmed")]
+    assert turns[0].parsed == {"preferred_brands": [brand.lower()]}
+    assert res.intent["preferred_brands"] == [brand.lower()]
+
+
+def test_a_two_argument_answer_fn_still_works_with_shortlists():
+    """Older callers (a person at a prompt) pass ``fn(slot, question)``: a shortlist reaches them as text."""
+    from rl_shop.policies.features.clarify import SUGGEST
+
+    a = assistant()
+    a.guider.policy = ScriptedClarifyPolicy([SUGGEST])
+    seen = []
+    res = a.run("any ideas for electronics stuff?", answer_fn=lambda slot, q: seen.append((slot, q)) or "no")
+    assert seen and seen[0][0] == "suggest" and "Would one of these do" in seen[0][1]
+    assert res.clarifications[0].status == "rejected"

@@ -126,3 +126,57 @@ def test_shipped_benchmark_matches_shipped_catalog():
     assert {t: sum(i.query_type == t for i in items) for t in QUERY_TYPES} == {t: 100 for t in QUERY_TYPES}
     for it in items:
         assert list(it.gold_product_ids) == gold_ids(catalog, it.intent), it.id
+
+
+def test_rows_carry_their_split_and_prefix(cat, cfg, tmp_path):
+    from rl_shop.sim.benchmark import SPLIT_SHARES, split_of
+
+    items = build_benchmark(cat, cfg, 40, seed=4, id_prefix="t2")
+    assert all(it.id.startswith("t2-") for it in items)
+    path = tmp_path / "s.jsonl"
+    write_benchmark(items, path, {"version": "t"})
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    assert [r["split"] for r in rows] == [split_of(r["id"]) for r in rows]
+    by_split = load_card(path)["counts_by_split"]
+    assert set(by_split) == set(SPLIT_SHARES)
+    assert sum(sum(c.values()) for c in by_split.values()) == 40
+
+
+def test_shipped_benchmarks_by_name():
+    from rl_shop.sim.benchmark import benchmark_path
+
+    assert benchmark_path(None) == DEFAULT_BENCHMARK
+    assert benchmark_path("eccd_v2") == DEFAULT_BENCHMARK.parent / "eccd_v2.jsonl"
+    assert benchmark_path("no_such_set") == Path("no_such_set")  # not shipped: a path, so the loader names it
+    with pytest.raises(BenchmarkFileError, match="not found"):
+        load_benchmark("no_such_set")
+
+
+def test_eccd_v2_card_has_100_test_queries_per_type():
+    """The issue's floor for the generated test split, and the face its shoppers reply with."""
+    card = load_card("eccd_v2")
+    assert card["version"] == "eccd_v2" and card["answer_face"] == "mined"
+    assert min(card["counts_by_split"]["test"][t] for t in QUERY_TYPES) >= 100
+    items = load_benchmark("eccd_v2")
+    assert len(items) == card["n_queries"] and all(it.id.startswith("eccd2-") for it in items)
+    assert {it.id for it in items}.isdisjoint({it.id for it in load_benchmark()})  # eccd_v1 ids stay apart
+
+
+@pytest.mark.slow
+def test_shipped_eccd_v2_is_rebuilt_byte_for_byte(tmp_path):
+    """``make_benchmark.py --config-name eccd_v2`` on the shipped catalog writes the shipped file."""
+    sys.path.insert(0, str(REPO_ROOT / "experiments"))
+    try:
+        import make_benchmark
+    finally:
+        sys.path.pop(0)
+    base = OmegaConf.merge(
+        OmegaConf.load(CONFIG_DIR / "benchmark_build" / "default.yaml"),
+        OmegaConf.load(CONFIG_DIR / "benchmark_build" / "eccd_v2.yaml"),
+    )
+    base.pop("hydra")
+    base.pop("defaults")
+    jsonl, card = make_benchmark.run(OmegaConf.merge(base, {"output": str(tmp_path / "eccd_v2.jsonl")}))
+    shipped = DEFAULT_BENCHMARK.parent / "eccd_v2.jsonl"
+    assert jsonl.read_bytes() == shipped.read_bytes()
+    assert json.loads(card.read_text()) == load_card(shipped)

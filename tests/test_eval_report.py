@@ -115,10 +115,10 @@ def test_guider_consistency_refuses_when_the_learned_system_runs_the_heuristic_g
 
     records = [{"system": "macdf_learned", "item_id": "q"}, {"system": "macdf_heuristic", "item_id": "q"}]
     cfg = {"types": ["ambiguous"], "episodes": 1, "seed": 0, "learned_roles": ["collaboration"]}
-    table, why = run_consistency(records, [], None, None, cfg, tmp_path)
-    assert table is None and "heuristic Guider" in why and "collaboration" in why
-    table, why = run_consistency(records, [], None, None, {**cfg, "learned_roles": None}, tmp_path)
-    assert table is None and "no exported Guider" in why  # None = every role learned: it goes on
+    table, retained, why = run_consistency(records, [], None, None, cfg, tmp_path)
+    assert table is None and retained is None and "heuristic Guider" in why and "collaboration" in why
+    table, retained, why = run_consistency(records, [], None, None, {**cfg, "learned_roles": None}, tmp_path)
+    assert table is None and retained is None and "no exported Guider" in why  # None = every role learned: it goes on
 
 
 def test_paired_differences_by_hand():

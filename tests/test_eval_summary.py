@@ -126,15 +126,21 @@ def test_role_systems_build_with_only_their_role_learned() -> None:
 
 def test_merging_a_second_benchmark_keeps_the_first_as_primary(tmp_path: Path) -> None:
     names = ["macdf_heuristic", "macdf_learned_collaboration"]
+    same = {"n": 3, "sim_delta": 0.2, "loop_delta": 0.1, "retained": 0.5, "retained_ci95": [0.1, 0.9]}
     first = build_summary(
         [_rec("macdf_heuristic", "a", 0.0), _rec("macdf_learned_collaboration", "a", 1.0)],
         names, k=5, benchmark=None, split="test", learned_roles=None, headroom=HEADROOM, seed=0,
+        guider_same_queries=same,
     )  # fmt: skip
+    assert first["roles"]["guider"]["same_queries"] == {**same, "benchmark": "eccd_v1:test"}
     second = build_summary(
         [_rec("macdf_heuristic", "r", 0.5), _rec("macdf_learned_collaboration", "r", 0.5)],
         names, k=5, benchmark="real_v1", split="test", learned_roles=None, headroom=None, seed=0,
     )  # fmt: skip
+    assert second["roles"]["guider"]["same_queries"] is None
     merged = merge_summaries(first, second)
+    assert merged["roles"]["guider"]["same_queries"]["benchmark"] == "eccd_v1:test"  # the primary's
+    assert merge_summaries(second, first)["roles"]["guider"]["same_queries"]["retained"] == 0.5  # filled in
     c = merged["roles"]["collaboration"]
     assert (c["loop_benchmark"], c["loop_delta"], c["sim_delta"]) == ("eccd_v1:test", 1.0, 0.4)
     assert c["loop_by_benchmark"]["real_v1:test"]["loop_delta"] == 0.0
@@ -146,3 +152,10 @@ def test_merging_a_second_benchmark_keeps_the_first_as_primary(tmp_path: Path) -
     (tmp_path / "h.json").write_text(json.dumps(HEADROOM))
     with pytest.raises(ValueError, match="is not a summary.json"):
         load_summary(tmp_path / "h.json")
+
+
+def test_a_bad_sim_override_stops_the_run_before_any_query(tmp_path: Path) -> None:
+    cfg = {"systems": ["retrieval"], "ab": {"enabled": False}, "sim_overrides": {"render": {"answer_face": "poetry"}}}
+    with pytest.raises(EvalRunError, match="(?s)sim_overrides: .*answer_face"):
+        evaluate(cfg, tmp_path / "out", "")
+    assert not (tmp_path / "out" / "per_query.jsonl").exists()

@@ -87,14 +87,16 @@ def test_retrieval_system_uses_raw_query(cat, item):
 
 
 class FakeAssistant:
-    """Stands in for MACDFAssistant: asks one question through answer_fn, returns the contract's fields."""
+    """Stands in for MACDFAssistant: asks one question and shows one shortlist through answer_fn,
+    returns the contract's fields."""
 
     def __init__(self):
         self.sessions = []
 
     def run(self, query, answer_fn, session_id, on_token=None):
         self.sessions.append(session_id)
-        reply = answer_fn("brand", "Any brand you prefer?")
+        reply = answer_fn("brand", "Any brand you prefer?", ())
+        self.shortlist_reply = answer_fn("suggest", "Would one of these do: 1. Sony h2?", ("h2",))
         return SimpleNamespace(
             products=[SimpleNamespace(product_id="h2", title="Sony h2", brand="sony", price=120.0, reason="in budget")],
             answer="Sony h2 fits.",
@@ -112,9 +114,13 @@ class FakeAssistant:
 
 
 def test_macdf_adapter_uses_the_language_face(cat, item):
+    from rl_shop.evaluation.systems import clarify_confirm_threshold
+
     fake = FakeAssistant()
     out = MACDFSystem(fake, "macdf_heuristic").run(item, _shopper(item, cat, seed=11))
-    expected = _shopper(item, cat, seed=11).answer_text("brand")  # same shopper seed -> same reply
+    twin = _shopper(item, cat, seed=11)  # same shopper seed -> same replies
+    expected = twin.answer_text("brand")
+    assert fake.shortlist_reply == twin.reply("suggest", ("h2",), clarify_confirm_threshold())
     assert out.clarifications == [("brand", "Any brand you prefer?", expected)] and out.rounds == 1
     assert out.ranked_ids == ["h2"] and out.ttft_s == 0.7 and out.total_s == 3.5 and out.llm_fallbacks == 2
     assert out.extra["agent_s"] == {"agent:Guider": 1.0} and out.extra["replans"] == 1
@@ -163,6 +169,23 @@ def test_consistency_table_hand_computed(cat):
     assert partial.loc["overall", "sim_d_acc"] == pytest.approx(0.1) and partial.loc["overall", "n_agent"] == 1
     only_errors = consistency_table(items, sim, [{**r, "error": "x"} for r in recs])
     assert math.isnan(only_errors.loc["overall", "agent_d_acc"]) and only_errors.loc["overall", "n_agent"] == 0
+
+
+def test_retained_share_by_hand():
+    from rl_shop.evaluation.consistency import retained_share
+
+    pairs = [
+        ("reasoning", {"sim_d_acc": 0.4, "agent_d_acc": 0.2}),
+        ("ambiguous", {"sim_d_acc": 0.2, "agent_d_acc": 0.4}),
+    ]
+    out = retained_share([*pairs, ("simple", {"sim_d_acc": None, "agent_d_acc": 1.0})], seed=0)
+    assert out["n"] == 2 and out["sim_delta"] == pytest.approx(0.3) and out["loop_delta"] == pytest.approx(0.3)
+    assert out["retained"] == pytest.approx(1.0) and out["same_sign"]
+    lo, hi = out["retained_ci95"]  # resamples: (0.4, 0.2) -> 0.5, mixed -> 1.0, (0.2, 0.4) -> 2.0
+    assert lo == pytest.approx(0.5) and hi == pytest.approx(2.0)
+    flat = retained_share([("simple", {"sim_d_acc": 0.0, "agent_d_acc": 0.1})])
+    assert flat["retained"] is None and flat["sim_delta"] == 0.0 and not flat["same_sign"]
+    assert retained_share([])["retained"] is None
 
 
 class AlwaysStop:

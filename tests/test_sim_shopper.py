@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import math
+from collections import Counter
 
 import numpy as np
 import pandas as pd
 import pytest
 from test_sim_helpers import tiny_catalog
 
+from rl_shop.sim.answer_text import SlotAnswer
 from rl_shop.sim.config import load_sim_config
 from rl_shop.sim.shopper import Shopper, abandon_probability
 from rl_shop.sim.slots import Intent
@@ -138,3 +140,42 @@ def test_answer_to_text_every_status():
     text = answer_to_text(SlotAnswer("size", "value", [13.0, 15.0]), rng)
     assert "13" in text and "15" in text
     assert "kingston" in answer_to_text(SlotAnswer("brand", "value", {"prefer": [], "exclude": ["kingston"]}), rng)
+
+
+def test_shortlist_confirmed_or_a_hidden_slot_volunteered(cat, cfg):
+    """The Clarify env's ``suggest`` on the language face: a shortlist whose gold share reaches the
+    threshold is confirmed; otherwise she volunteers a relevant slot not yet revealed, uniformly,
+    with its true value; with none left she rejects it with nothing to add."""
+    from rl_shop.sim.slots import SUGGESTION
+
+    it = _intent(stated_slots=("category",), hidden_slots=())  # budget, brand unsaid; gold: sony <= $150: h1, h2, h6
+    sh = Shopper(it, cat, cfg, seed=0)
+    assert sh.suggestion(["h1", "h2", "h6", "h3"], 0.5) is None  # 3 of 4 gold
+    assert sh.suggestion(["h1", "h3", "h4"], 0.5) is not None  # 1 of 3: rejected
+    volunteered = Counter()
+    for seed in range(400):
+        ans = Shopper(it, cat, cfg, seed=seed).suggestion(["h3"], 0.5)
+        assert ans.status == "value" and ans.value == it.slot_value(ans.slot)
+        volunteered[ans.slot] += 1
+    assert set(volunteered) == {"budget", "brand"} and abs(volunteered["budget"] / 400 - 0.5) < 0.08
+    sh = Shopper(it, cat, cfg, seed=3)
+    sh.answer("budget"), sh.answer("brand")  # both revealed by answers
+    assert sh.suggestion(["h3"], 0.5) == SlotAnswer(SUGGESTION, "no_preference")
+    tired = Shopper(it.model_copy(update={"patience": 1}), cat, cfg, seed=0)
+    tired.suggestion(["h3"], 0.5)
+    assert tired.suggestion(["h3"], 0.5).status == "quit" and tired.quit
+
+
+def test_shortlist_reply_text_both_faces(cat, cfg):
+    from rl_shop.sim.slots import SUGGESTION
+
+    it = _intent(stated_slots=("category", "budget"), hidden_slots=("brand",))
+    mined = Shopper(it, cat, cfg, seed=0)
+    assert mined.reply(SUGGESTION, ["h1", "h2"], 0.5) == "yes"
+    text = mined.reply(SUGGESTION, ["h3"], 0.5)
+    assert text.startswith("no, ") and "sony" in text
+    render = {**cfg.render.model_dump(), "answer_face": "templates"}
+    old = Shopper(it, cat, load_sim_config(overrides={"render": render}), seed=0)
+    assert old.reply(SUGGESTION, ["h1"], 0.5) == "Yes, one of those works."
+    assert old.reply(SUGGESTION, ["h3"], 0.5).startswith("None of those. ")
+    assert mined.reply("colour", (), 0.5) in set(mined.phrasing.no_preference)  # a slot question: answer_text

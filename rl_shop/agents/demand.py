@@ -23,6 +23,7 @@ from rl_shop.agents.slot_parser import (  # noqa: F401  (re-exported: the parser
     _word_re,
     extract_slots,
     normalize_typos,
+    parse_shortlist_reply,
     parse_slot_answer,
 )
 from rl_shop.sim.slots import QA_FIELDS, QUERY_TYPES, SLOTS

@@ -25,7 +25,7 @@ from pydantic import BaseModel, Field
 
 from envs.specs import CLARIFY
 from rl_shop.agents.config import defaults_from, validate_config
-from rl_shop.agents.demand import CatalogVocab, ParsedDemand, extract_slots, parse_slot_answer
+from rl_shop.agents.demand import CatalogVocab, ParsedDemand, extract_slots, parse_shortlist_reply, parse_slot_answer
 from rl_shop.agents.llm_protocols import note_discarded
 from rl_shop.config_files import env_config
 from rl_shop.policies.base import Policy, ScoringPolicy
@@ -33,7 +33,7 @@ from rl_shop.policies.features.clarify import ACTION_NAMES, SUGGEST, DialogueSta
 from rl_shop.policies.features.clarify import action_mask as clarify_action_mask
 from rl_shop.policies.heuristics.clarify import AskUntilConfident, ClarifyPriors, heuristic_params
 from rl_shop.sim.constraints import CatalogArrays, gold_mask, subset_candidate_counts
-from rl_shop.sim.slots import SLOTS, Intent
+from rl_shop.sim.slots import SLOTS, SUGGESTION, Intent
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -55,12 +55,12 @@ class GuiderConfig(BaseModel):
     prior_intents: int = Field(ge=10)
     prior_seed: int
     policy_dir: str | None
-    # the Clarify env's ``suggest`` is a round, not an ending: a rejected suggestion makes the shopper
-    # volunteer one hidden relevant slot and the dialogue goes on. The runtime's answer channel is
-    # per slot, so "best_question" realises it as the ask_<slot> the policy scores highest;
-    # "stop" ends the dialogue (the old behaviour: the learned policy's opening suggest on
-    # ambiguous / reasoning queries then meant no clarification at all).
-    suggest_as: Literal["best_question", "stop"]
+    # the Clarify env's ``suggest`` is a round, not an ending: the top-5 are shown for confirmation,
+    # and a shopper who rejects them volunteers one hidden relevant slot. "shortlist" does exactly
+    # that in the loop (the runtime shows its current top-5, ``SUGGESTION`` turn); "best_question"
+    # asks the slot the policy scores highest instead; "stop" ends the dialogue.
+    suggest_as: Literal["shortlist", "best_question", "stop"]
+    shortlist_size: int = Field(ge=1)  # products shown in a shortlist turn (the env's top-5)
     question_llm: bool
     question_max_tokens: int = Field(ge=4)
     question_max_chars: int = Field(ge=20)
@@ -234,7 +234,8 @@ class Guider:
         return clarify_action_mask(self.dialogue_state(d, t))
 
     def decide(self, d: ParsedDemand, t: DialogueTracker) -> tuple[str | None, dict[str, Any]]:
-        """The slot to ask next (None = stop or suggest) and what the policy saw, for the trace."""
+        """The slot to ask next, ``SUGGESTION`` (show a shortlist) or None (stop), and what the
+        policy saw, for the trace."""
         n_candidates = self.n_candidates(d)  # a pass over the catalog: once per decision
         state = self.dialogue_state(d, t, n_candidates)
         obs, mask = featurize(state), clarify_action_mask(state)
@@ -246,6 +247,8 @@ class Guider:
             detail["estimated_accuracy"] = round(self.policy.estimated_accuracy(obs), 4)
         action = int(self.policy.act(obs, mask))
         detail["action"] = CLARIFY_ACTIONS[action]
+        if action == SUGGEST and self.config.suggest_as == "shortlist":
+            return SUGGESTION, detail
         if action == SUGGEST and self.config.suggest_as == "best_question":
             slot = self.best_question(obs, mask)
             if slot is not None:
@@ -357,6 +360,31 @@ class Guider:
             t.no_preference.append(slot)
         elif status == "dont_know":
             t.dont_know.append(slot)
+        return Guider._record(d, values)
+
+    # ------------------------------------------------------------ shortlist
+    def shortlist_question(self, products: list[Mapping[str, Any]]) -> str:
+        """The shortlist turn's text: the products shown, and what to say if none fits."""
+        if not products:
+            return "I have nothing to show yet. What matters most to you?"
+        lines = "; ".join(f"{i}. {p.get('title', p.get('product_id'))}" for i, p in enumerate(products, 1))
+        return f"Would one of these do: {lines}? If not, what is missing?"
+
+    def parse_shortlist_reply(self, text: str) -> tuple[str, dict[str, Any]]:
+        """(status, values) of the reply to a shortlist: confirmed, value (what is missing), rejected or quit."""
+        return parse_shortlist_reply(text, self.vocab)
+
+    @staticmethod
+    def apply_shortlist(d: ParsedDemand, status: str, values: Mapping[str, Any], t: DialogueTracker) -> ParsedDemand:
+        """The demand after a shortlist turn: a round, no slot asked (as the env's ``suggest``); what
+        the shopper volunteered is recorded."""
+        t.rounds += 1
+        t.quit = t.quit or status == "quit"
+        return Guider._record(d, values)
+
+    @staticmethod
+    def _record(d: ParsedDemand, values: Mapping[str, Any]) -> ParsedDemand:
+        """``d`` with the slots ``values`` gives that it does not have yet (source: the answer)."""
         if not values:
             return d
         data = d.model_dump()

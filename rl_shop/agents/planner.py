@@ -404,7 +404,8 @@ class Planner:
                 out.append(plan)
         return out
 
-    def _search_params(self, intent: IntentSpec, **extra: Any) -> dict[str, Any]:
+    def search_params(self, intent: IntentSpec, **extra: Any) -> dict[str, Any]:
+        """ProductSearch params of ``intent`` (category, price range, brands, attributes), ``extra`` on top."""
         params: dict[str, Any] = {"k": self.config.product_search_k}
         if intent.category:
             params["category"] = intent.category
@@ -463,13 +464,13 @@ class Planner:
                 {"tool": self.config.tools.get("product_qa", "product_details"), "target": target},
             )
             if split:
-                b.add(TaskType.PRODUCT_SEARCH, target, self._search_params(intent, target=target, k=5))
+                b.add(TaskType.PRODUCT_SEARCH, target, self.search_params(intent, target=target, k=5))
             if split or intent.time_sensitive:
                 b.add(TaskType.WEB_SEARCH, query, {"purpose": "product_qa", "target": target})
         elif intent.query_type == "general_qa":
             b.add(TaskType.WEB_SEARCH, query, {"purpose": "general_qa"})
             if split:
-                b.add(TaskType.PRODUCT_SEARCH, self._rewrite(intent), self._search_params(intent))
+                b.add(TaskType.PRODUCT_SEARCH, self._rewrite(intent), self.search_params(intent))
         else:  # simple, reasoning, multi_constraint, negation, ambiguous
             self._product_tasks(b, intent, query, split, prio)
         if intent.time_sensitive and not any(t.type == TaskType.WEB_SEARCH for t in b.tasks):
@@ -482,14 +483,13 @@ class Planner:
         """One search per named product (alternatives when too few are named), then the comparison tool."""
         targets = unique([t for t in intent.targets if t.strip()])
         searches = [
-            b.add(TaskType.PRODUCT_SEARCH, t, self._search_params(intent, target=t, k=5), priority=prio)
-            for t in targets
+            b.add(TaskType.PRODUCT_SEARCH, t, self.search_params(intent, target=t, k=5), priority=prio) for t in targets
         ]
         while len(searches) < self.config.min_comparison_targets:
             # Too few named targets: search alternatives so there is something to compare with.
             alt = f"alternative to {targets[0]}" if targets else self._rewrite(intent)
             alt = alt if alt not in [t.query for t in b.tasks] else f"{alt} option {len(searches) + 1}"
-            searches.append(b.add(TaskType.PRODUCT_SEARCH, alt, self._search_params(intent), priority=prio))
+            searches.append(b.add(TaskType.PRODUCT_SEARCH, alt, self.search_params(intent), priority=prio))
         b.add(
             TaskType.TOOL_CALL,
             f"compare {' vs '.join(t.query for t in b.tasks)}",
@@ -504,11 +504,11 @@ class Planner:
 
     def _product_tasks(self, b: _TaskList, intent: IntentSpec, query: str, split: bool, prio: float) -> None:
         """A product search (and its rewrite when split); a buying guide for reasoning queries."""
-        b.add(TaskType.PRODUCT_SEARCH, query, self._search_params(intent), priority=prio)
+        b.add(TaskType.PRODUCT_SEARCH, query, self.search_params(intent), priority=prio)
         if split:
             rewrite = self._rewrite(intent)
             if rewrite and " ".join(tokens(rewrite)) != " ".join(tokens(query)):
-                b.add(TaskType.PRODUCT_SEARCH, rewrite, self._search_params(intent), priority=prio)
+                b.add(TaskType.PRODUCT_SEARCH, rewrite, self.search_params(intent), priority=prio)
         if intent.query_type == "reasoning":  # needs knowledge of what fits the need: a buying guide
             b.add(TaskType.WEB_SEARCH, f"{intent.category or query} buying guide", {"purpose": "buying_guide"})
 
@@ -523,7 +523,7 @@ class Planner:
             for candidate in (self._rewrite(intent), f"{intent.category or ''} {query}".strip(), f"best {query}"):
                 key = " ".join(tokens(candidate))
                 if key and key not in existing:
-                    add(TaskType.PRODUCT_SEARCH, candidate, self._search_params(intent), priority=0.5)
+                    add(TaskType.PRODUCT_SEARCH, candidate, self.search_params(intent), priority=0.5)
                     break
 
     @staticmethod
@@ -586,7 +586,7 @@ class Planner:
             type_ = TaskType(p.type)
             params: dict[str, Any] = {}
             if type_ == TaskType.PRODUCT_SEARCH:
-                params = self._search_params(intent)
+                params = self.search_params(intent)
             tasks.append(
                 Task(
                     task_id=p.id.strip() or f"llm{i + 1}",
@@ -644,7 +644,7 @@ class Planner:
                 if len(have) >= self.config.min_comparison_targets:
                     break
                 if target not in have:
-                    add(TaskType.PRODUCT_SEARCH, target, self._search_params(intent, target=target, k=5))
+                    add(TaskType.PRODUCT_SEARCH, target, self.search_params(intent, target=target, k=5))
                     have.append(target)
             if len(have) < self.config.min_comparison_targets:
                 return None

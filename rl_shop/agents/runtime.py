@@ -11,6 +11,7 @@ labelled ``rules-only (no LLM)`` in the trace.
 
 from __future__ import annotations
 
+import inspect
 import re
 import time
 import uuid
@@ -40,6 +41,7 @@ from rl_shop.agents.types import Decision, IntentSpec, Plan, TaskType, WebSearch
 from rl_shop.agents.websearch import WebSearchAgent
 from rl_shop.llm.metrics import scope_delta
 from rl_shop.paths import CHECKPOINT_DIR
+from rl_shop.sim.slots import SUGGESTION
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -63,6 +65,29 @@ _BOUNDARY = re.compile(r"[.!?](?=\s)\s*|\n")
 #: Roles an exported policy can take at run time (policies="learned"); the rest use their heuristics.
 Role = Literal["guider", "scheduler", "collaboration"]
 LEARNED_ROLES: tuple[str, ...] = get_args(Role)
+
+
+#: The shopper's side of one clarification turn: (the slot asked, or ``SUGGESTION`` for a shortlist;
+#: the text shown; the product ids shown, empty for a question) -> the reply.
+AnswerFn = Callable[[str, str, tuple[str, ...]], str]
+
+
+def as_answer_fn(fn: Callable[..., str] | None) -> AnswerFn | None:
+    """``fn`` as an :data:`AnswerFn`. A callable that takes no third positional argument (or one
+    with a default that is not named ``shown``, as in ``lambda slot, q, s=shopper: ...``) is the
+    older two-argument protocol (a person at a prompt): it is wrapped and reads a shortlist from
+    the question's text alone."""
+    if fn is None:
+        return None
+    try:
+        params = list(inspect.signature(fn).parameters.values())
+    except ValueError:  # no signature to inspect (some builtins): call it with all three
+        return fn
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    takes_shown = any(p.kind == p.VAR_POSITIONAL for p in params) or (
+        len(positional) >= 3 and (positional[2].default is inspect.Parameter.empty or positional[2].name == "shown")
+    )
+    return fn if takes_shown else (lambda slot, question, shown: fn(slot, question))
 
 
 def load_runtime_config(overrides: list[str] | None = None) -> dict[str, dict[str, Any]]:
@@ -358,7 +383,7 @@ class MACDFAssistant:
         self,
         query: str,
         *,
-        answer_fn: Callable[[str, str], str] | None = None,
+        answer_fn: Callable[..., str] | None = None,
         session_id: str | None = None,
         on_token: Callable[[str], None] | None = None,
         max_rounds: int | None = None,
@@ -377,7 +402,7 @@ class MACDFAssistant:
         demand = self._reason(req, query)
         if self._not_carried(demand):  # open world: no question about a product the catalog lacks
             return self._not_carried_answer(req, demand)
-        demand = self._clarify(req, demand, answer_fn, max_rounds)
+        demand = self._clarify(req, demand, as_answer_fn(answer_fn), max_rounds)
         intent = self._commit_intent(req, demand)
         plan = self._plan(req, intent)
         if plan is None:
@@ -414,7 +439,7 @@ class MACDFAssistant:
         self,
         req: _Request,
         demand: ParsedDemand,
-        answer_fn: Callable[[str, str], str] | None,
+        answer_fn: AnswerFn | None,
         max_rounds: int | None,
     ) -> ParsedDemand:
         """Ask the Guider's questions while the Leader wants one more (no questions without ``answer_fn``)."""
@@ -432,8 +457,39 @@ class MACDFAssistant:
                 info.update(detail, slot=slot)
             if slot is None:
                 break
-            demand = self._ask(req, demand, tracker, slot, answer_fn)
+            if slot != SUGGESTION:
+                demand = self._ask(req, demand, tracker, slot, answer_fn)
+                continue
+            demand, confirmed = self._show_shortlist(req, demand, tracker, answer_fn)
+            if confirmed:
+                break
         return demand
+
+    def _show_shortlist(
+        self, req: _Request, demand: ParsedDemand, tracker: DialogueTracker, answer_fn: AnswerFn
+    ) -> tuple[ParsedDemand, bool]:
+        """The Clarify env's ``suggest`` in the loop: show the current top picks for confirmation;
+        the shopper confirms them (the dialogue ends) or says what is missing. True = confirmed."""
+        tracer = req.tracer
+        with tracer.step("ProductSearch", "shortlist") as info:
+            intent = self.leader.to_intent(demand, req.user_id)
+            params = self.planner.search_params(intent, k=self.guider.config.shortlist_size)
+            products = self.leader.ps.search(intent.query or demand.query, params)["products"]
+            shown = [str(p["product_id"]) for p in products]
+            info.update(shown=shown)
+        question = self.guider.shortlist_question(products)
+        tracer.mark_output()
+        t_wait = time.perf_counter()
+        answer = str(answer_fn(SUGGESTION, question, tuple(shown)))
+        tracer.user_wait_s += time.perf_counter() - t_wait
+        with tracer.step("Guider", "parse_shortlist_reply") as info:
+            status, values = self.guider.parse_shortlist_reply(answer)
+            demand = self.guider.apply_shortlist(demand, status, values, tracker)
+            info.update(status=status, values=values)
+        req.result.clarifications.append(
+            ClarificationTurn(slot=SUGGESTION, question=question, answer=answer, status=status, parsed=values)
+        )
+        return demand, status == "confirmed"
 
     def _ask(
         self,
@@ -441,7 +497,7 @@ class MACDFAssistant:
         demand: ParsedDemand,
         tracker: DialogueTracker,
         slot: str,
-        answer_fn: Callable[[str, str], str],
+        answer_fn: AnswerFn,
     ) -> ParsedDemand:
         """One clarification turn: word the question, wait for the shopper, read the answer."""
         tracer = req.tracer
@@ -450,7 +506,7 @@ class MACDFAssistant:
             info.update(question=question, source=source)
         tracer.mark_output()
         t_wait = time.perf_counter()
-        answer = str(answer_fn(slot, question))
+        answer = str(answer_fn(slot, question, ()))
         tracer.user_wait_s += time.perf_counter() - t_wait
         with tracer.step("Guider", "parse_answer", slot=slot) as info:
             status, values, source = self.guider.parse_answer(slot, answer)

@@ -468,6 +468,26 @@ def _read_use_case(text: str, rule: Any, answering_use_case: bool, out: dict[str
 
 
 AnswerStatus = Literal["value", "no_preference", "dont_know", "quit"]
+ShortlistStatus = Literal["value", "confirmed", "rejected", "quit"]
+
+
+_AFFIRM = re.compile(
+    r"^\W*(?:yes|yeah|yep|yup|sure|ok(?:ay)?|perfect|great|good|looks? good|that works|one of (?:those|these))\b", re.I
+)
+
+
+def parse_shortlist_reply(text: str, vocab: CatalogVocab) -> tuple[ShortlistStatus, dict[str, Any]]:
+    """The shopper's reply to a shortlist shown for confirmation -> (status, slot values found).
+
+    ``value``: she says what is missing ("no, i need noise cancelling": any slot); ``confirmed``:
+    a plain yes; ``quit``; ``rejected``: a no with nothing usable.
+    """
+    if _STATUS_PATTERNS["quit"].search(text):
+        return "quit", {}
+    values = extract_slots(text, vocab)
+    if values:
+        return "value", values
+    return ("confirmed" if _AFFIRM.search(text) else "rejected"), {}
 
 
 def parse_slot_answer(slot: str, text: str, vocab: CatalogVocab) -> tuple[AnswerStatus, dict[str, Any]]:

@@ -84,7 +84,7 @@ def _mean_ci(values: Sequence[float]) -> tuple[float, float, int]:
     return float(v.mean()), float(half), int(v.size)
 
 
-def consistency_table(
+def item_differences(
     items: Sequence[BenchmarkItem],
     sim: Mapping[tuple[str, str], SimOutcome],
     records: Sequence[Mapping[str, Any]],
@@ -93,13 +93,10 @@ def consistency_table(
     agent_learned: str = "macdf_learned",
     agent_heuristic: str = "macdf_heuristic",
     k: int = 5,
-) -> pd.DataFrame:
-    """Per query type (and overall): learned-minus-heuristic in the Clarify env and in the agent loop.
-
-    ``gap_acc`` is averaged over the queries measured in both (agent minus sim, per query).
-    """
-    by = {(r["system"], r["item_id"]): r for r in records if r.get("error") is None}  # a crash measures nothing
-    rows: list[dict[str, Any]] = []
+) -> list[tuple[str, dict[str, float | None]]]:
+    """Per query, (its type, learned-minus-heuristic in the env and in the loop); None where a
+    side was not measured (a crash in the loop measures nothing)."""
+    by = {(r["system"], r["item_id"]): r for r in records if r.get("error") is None}
     per_item: list[tuple[str, dict[str, float | None]]] = []
     for it in items:
         sl, sh = sim.get((learned, it.id)), sim.get((heuristic, it.id))
@@ -115,6 +112,52 @@ def consistency_table(
         }
         d["gap_acc"] = None if d["agent_d_acc"] is None or d["sim_d_acc"] is None else d["agent_d_acc"] - d["sim_d_acc"]
         per_item.append((it.query_type, d))
+    return per_item
+
+
+def retained_share(
+    per_item: Sequence[tuple[str, Mapping[str, float | None]]], seed: int = 0, n_boot: int = 2000
+) -> dict[str, Any]:
+    """The loop's share of the env's Accuracy@5 difference on the same queries (issue 13's
+    sim-to-agent ratio): mean agent difference / mean env difference over the queries measured on
+    both sides, with a percentile-bootstrap 95% interval over queries (resamples whose env mean is
+    0 are dropped). ``retained`` is None when the env shows no difference."""
+    pairs = np.array(
+        [(d["sim_d_acc"], d["agent_d_acc"]) for _, d in per_item if None not in (d["sim_d_acc"], d["agent_d_acc"])],
+        dtype=float,
+    ).reshape(-1, 2)
+    n = len(pairs)
+    out: dict[str, Any] = {"n": n, "sim_delta": None, "loop_delta": None, "retained": None, "retained_ci95": None}
+    if n == 0:
+        return out
+    sim_mean, loop_mean = (float(v) for v in pairs.mean(axis=0))
+    out.update(sim_delta=sim_mean, loop_delta=loop_mean, same_sign=bool(np.sign(sim_mean) == np.sign(loop_mean)))
+    if sim_mean == 0:
+        return out
+    idx = np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
+    sims, loops = pairs[idx, 0].mean(axis=1), pairs[idx, 1].mean(axis=1)
+    ratios = loops[sims != 0] / sims[sims != 0]
+    out["retained"] = loop_mean / sim_mean
+    out["retained_ci95"] = [float(np.percentile(ratios, 2.5)), float(np.percentile(ratios, 97.5))]
+    return out
+
+
+def consistency_table(
+    items: Sequence[BenchmarkItem],
+    sim: Mapping[tuple[str, str], SimOutcome],
+    records: Sequence[Mapping[str, Any]],
+    learned: str = "learned",
+    heuristic: str = "heuristic",
+    agent_learned: str = "macdf_learned",
+    agent_heuristic: str = "macdf_heuristic",
+    k: int = 5,
+) -> pd.DataFrame:
+    """Per query type (and overall): learned-minus-heuristic in the Clarify env and in the agent loop.
+
+    ``gap_acc`` is averaged over the queries measured in both (agent minus sim, per query).
+    """
+    per_item = item_differences(items, sim, records, learned, heuristic, agent_learned, agent_heuristic, k)
+    rows: list[dict[str, Any]] = []
     for label in [*[t for t in QUERY_TYPES if any(q == t for q, _ in per_item)], "overall"]:
         part = [d for q, d in per_item if label == "overall" or q == label]
         row: dict[str, Any] = {"query_type": label}

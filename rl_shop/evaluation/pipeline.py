@@ -208,22 +208,23 @@ def run_consistency(
     sim_config: SimConfig,
     cfg: Mapping[str, Any],
     policies_dir: Path,
-) -> tuple[pd.DataFrame | None, str]:
-    """Sim-to-agent table, or None and the reason it could not be measured."""
+) -> tuple[pd.DataFrame | None, dict[str, Any] | None, str]:
+    """Sim-to-agent table and the loop's retained share of the env's difference on the same queries
+    (``consistency.retained_share``), or None, None and the reason they could not be measured."""
     from envs.intent_pool import load_or_build_intent_pool
-    from rl_shop.evaluation.consistency import consistency_table, sim_outcomes
+    from rl_shop.evaluation.consistency import consistency_table, item_differences, retained_share, sim_outcomes
     from rl_shop.policies.heuristics.clarify import AskUntilConfident, ClarifyPriors, heuristic_params
     from rl_shop.policies.loader import load_policy
 
     guider_dir = policies_dir / "guider"
     roles = cfg.get("learned_roles")  # None: the runtime's default, every role learned
     if roles is not None and "guider" not in roles:
-        return None, f"macdf_learned runs the heuristic Guider here (learned_roles={list(roles)})"
+        return None, None, f"macdf_learned runs the heuristic Guider here (learned_roles={list(roles)})"
     if not (guider_dir / "policy_card.json").is_file():
-        return None, f"no exported Guider in {guider_dir} (train one, or point policies_dir at an export)"
+        return None, None, f"no exported Guider in {guider_dir} (train one, or point policies_dir at an export)"
     systems = {r["system"] for r in records}
     if not {"macdf_learned", "macdf_heuristic"} <= systems:
-        return None, "needs both macdf_heuristic and macdf_learned in systems"
+        return None, None, "needs both macdf_heuristic and macdf_learned in systems"
     env_cfg = env_config(CLARIFY.config)
     kwargs = dict(env_cfg["kwargs"])
     h = heuristic_params(env_cfg.get("heuristic"))
@@ -239,7 +240,7 @@ def run_consistency(
     evaluated = {r["item_id"] for r in records if r["system"] == "macdf_learned"}
     subset = [it for it in items if it.id in evaluated and it.query_type in set(cfg["types"])]
     if not subset:
-        return None, f"no evaluated item of the Guider's types {list(cfg['types'])}"
+        return None, None, f"no evaluated item of the Guider's types {list(cfg['types'])}"
     sim = sim_outcomes(
         subset,
         {"learned": learned, "heuristic": heuristic},
@@ -249,7 +250,8 @@ def run_consistency(
         int(cfg["seed"]),
         float(sim_config.shopper.p_dont_know_hidden_bonus),
     )
-    return consistency_table(subset, sim, records), ""
+    retained = retained_share(item_differences(subset, sim, records), seed=int(cfg["seed"]))
+    return consistency_table(subset, sim, records), retained, ""
 
 
 def evaluate(
@@ -279,6 +281,11 @@ def evaluate(
         merge_with = load_summary((cfg.get("summary") or {}).get("merge_with"))
     except (FileNotFoundError, ValueError) as exc:
         raise EvalRunError(str(exc)) from None
+    sim_overrides = {k: dict(v) if isinstance(v, Mapping) else v for k, v in (cfg.get("sim_overrides") or {}).items()}
+    try:
+        sim_config = load_sim_config(overrides=sim_overrides)
+    except ValueError as exc:  # the sim's ConfigError: name the bad key before any query runs
+        raise EvalRunError(f"sim_overrides: {exc}") from None
     types = None if cfg.get("types") in (None, "all") else list(cfg["types"])
     limit = cfg.get("limit")
     catalog = load_catalog()
@@ -305,7 +312,6 @@ def evaluate(
     rows = catalog.set_index("product_id", drop=False)
     titles = dict(zip(catalog["product_id"].astype(str), catalog["title"].astype(str)))
     judge = UDSJudge(llm, rows, judge_cfg) if judge_cfg.enabled and llm is not None else None
-    sim_config = load_sim_config()
     meta = {
         "benchmark": str(cfg.get("benchmark")),
         "llm": None if llm is None else llm.describe(),
@@ -314,6 +320,7 @@ def evaluate(
         "macdf_overrides": cfg.get("macdf_overrides"),
         "learned_roles": cfg.get("learned_roles"),
         "policies_dir": str(cfg.get("policies_dir")),
+        **({"sim_overrides": sim_overrides} if sim_overrides else {}),  # absent when unset: older runs resume
     }
     runner = EvalRunner(
         systems,
@@ -391,14 +398,15 @@ def evaluate(
             )
 
     cons_md = "(consistency disabled)"
+    same_queries = None
     if cfg["consistency"]["enabled"]:
         policies_dir = Path(cfg["policies_dir"])
         try:
             cons_cfg = {**cfg["consistency"], "learned_roles": cfg.get("learned_roles")}
-            cons, why = run_consistency(records, items, runner.arr, sim_config, cons_cfg, policies_dir)
+            cons, same_queries, why = run_consistency(records, items, runner.arr, sim_config, cons_cfg, policies_dir)
         except Exception as exc:  # reported, not hidden: the rest of the report is still valid
             log.exception("consistency measurement failed")
-            cons, why = None, f"failed: {type(exc).__name__}: {exc}"
+            cons, same_queries, why = None, None, f"failed: {type(exc).__name__}: {exc}"
         if cons is not None:
             cons.to_csv(out_dir / "consistency.csv")
             cons_md = consistency_markdown(cons)
@@ -415,6 +423,7 @@ def evaluate(
         learned_roles=cfg.get("learned_roles"),
         headroom=headroom,
         seed=int(cfg["seed"]),
+        guider_same_queries=same_queries,
     )
     if merge_with is not None:
         summary = merge_summaries(merge_with, summary)

@@ -16,6 +16,12 @@
   and ``LOOP_METRIC`` pair each role's metrics in one unit; the interval is the loop interval over
   the same env difference (the env's own seed spread is in ``sim_ci95_vs_shipped``).
 
+* ``same_queries`` (the Guider): the same comparison on the same queries, which is what the
+  sim-to-agent ratio asks for: the Clarify env (``envs.specs.CLARIFY``) on one-intent pools of
+  the evaluated queries of the Guider's types and the loop on those queries (``macdf_learned``
+  minus ``macdf_heuristic``, the consistency step), ``retained`` = loop / env mean difference in
+  Accuracy@5 with a percentile-bootstrap interval over queries (``consistency.retained_share``).
+
 A field that was not measured is ``null`` and the role's ``notes`` say why: nothing is filled in.
 ``loop_by_benchmark`` keeps each benchmark's loop figures when runs on several benchmarks are
 merged (``summary.merge_with``); the top-level ``loop_*`` are the first benchmark's (``loop_benchmark``).
@@ -161,10 +167,13 @@ def build_summary(
     learned_roles: Sequence[str] | None,
     headroom: Mapping[str, Any] | None,
     seed: int,
+    guider_same_queries: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The whole ``summary.json`` of one evaluation run."""
+    """The whole ``summary.json`` of one evaluation run (``guider_same_queries``: the consistency
+    step's ``retained_share``, when it ran)."""
     label = benchmark_label(benchmark, split)
     roles = {role: role_entry(role, records, learned_roles, headroom, k, seed) for role in ROLES}
+    roles["guider"]["same_queries"] = {**guider_same_queries, "benchmark": label} if guider_same_queries else None
     for entry in roles.values():
         entry["loop_benchmark"] = label if entry["loop_delta"] is not None else None
         entry["loop_by_benchmark"] = (
@@ -194,6 +203,8 @@ def merge_summaries(base: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str
             old.update({f: entry[f] for f in (*_LOOP_KEYS, "loop_metric", "loop_benchmark")})
         if entry.get("sim_delta") is not None:
             old.update({k: v for k, v in entry.items() if k.startswith("sim_") or k in _SIM_EXTRA})
+        if not old.get("same_queries") and entry.get("same_queries"):  # the first benchmark's, as loop_*
+            old["same_queries"] = entry["same_queries"]
         old["notes"] = sorted(set(old.get("notes") or []) | set(entry.get("notes") or []))
     return out
 

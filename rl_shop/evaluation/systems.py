@@ -18,6 +18,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol, cast, runtime_checkable
 
+from envs.specs import CLARIFY
+from rl_shop.config_files import env_config
 from rl_shop.evaluation.retrieval_baseline import SearchIndex, result_ids
 from rl_shop.sim.benchmark import BenchmarkItem
 from rl_shop.sim.shopper import Shopper
@@ -95,11 +97,17 @@ class RetrievalSystem:
 AssistantFactory = Callable[[], Any]
 
 
+def clarify_confirm_threshold() -> float:
+    """The Accuracy@5 at which a shopper confirms a shortlist: the Clarify env's, so that the loop's
+    shopper reacts to a shortlist as the env's does (``configs/env/clarify.yaml``)."""
+    return float(env_config(CLARIFY.config)["kwargs"]["confirm_threshold"])
+
+
 class MACDFSystem:
     """Adapter over ``rl_shop.agents.runtime.MACDFAssistant`` (heuristic or learned policies).
 
-    The Guider's questions are answered by the simulator's *language face*
-    (``Shopper.answer_text``), so ambiguous queries are resolved in a real dialogue; the same
+    The Guider's questions and shortlists are answered by the simulator's *language face*
+    (``Shopper.reply``), so ambiguous queries are resolved in a real dialogue; the same
     shopper object then reacts to the results. ``assistant`` is any object with the
     ``MACDFAssistant.run`` signature (the tests pass a double).
     """
@@ -110,10 +118,11 @@ class MACDFSystem:
                 f"assistant must have a run(query, answer_fn=..., session_id=...) method, got {type(assistant).__name__}"
             )
         self.assistant, self.name = assistant, name
+        self.confirm_threshold = clarify_confirm_threshold()
 
     def run(self, item: BenchmarkItem, shopper: Shopper) -> SystemOutput:
-        def answer_fn(slot: str, question: str) -> str:
-            return shopper.answer_text(slot)
+        def answer_fn(slot: str, question: str, shown: tuple[str, ...]) -> str:
+            return shopper.reply(slot, shown, self.confirm_threshold)
 
         start = time.perf_counter()
         res = self.assistant.run(

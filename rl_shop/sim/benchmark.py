@@ -1,7 +1,8 @@
 """The ECCD-style benchmark: build it from a catalog, write it as JSONL + card, load it back.
 
 One JSONL line per query: id, query text, query_type, the hidden intent (serialized), gold product
-ids and, for Q&A types, the gold answer. The card records version, seed, counts and a hash of the
+ids, for Q&A types the gold answer, and the split (a fixed hash of the id; files from before the
+field was written get the same split from the id when loaded). The card records version, seed, counts and a hash of the
 catalog it was built against, so a benchmark silently evaluated on another catalog is caught.
 """
 
@@ -53,6 +54,11 @@ class BenchmarkItem:
     gold_product_ids: tuple[str, ...]
     gold_answer: str | None = None
 
+    @property
+    def split(self) -> str:
+        """train / dev / test, from the id alone (``split_of``)."""
+        return split_of(self.id)
+
     def to_json(self) -> str:
         return json.dumps(
             {
@@ -62,6 +68,7 @@ class BenchmarkItem:
                 "intent": json.loads(self.intent.to_json()),
                 "gold_product_ids": list(self.gold_product_ids),
                 "gold_answer": self.gold_answer,
+                "split": self.split,
             },
             sort_keys=True,
             ensure_ascii=False,
@@ -98,9 +105,15 @@ def type_counts(size: int, composition: str, mix: dict[str, float]) -> dict[str,
 
 
 def build_benchmark(
-    catalog: pd.DataFrame, config: SimConfig, size: int, seed: int, composition: str = "balanced"
+    catalog: pd.DataFrame,
+    config: SimConfig,
+    size: int,
+    seed: int,
+    composition: str = "balanced",
+    id_prefix: str = "eccd",
 ) -> list[BenchmarkItem]:
-    """Sample, render and label ``size`` queries; same inputs and seed -> identical items."""
+    """Sample, render and label ``size`` queries; same inputs and seed -> identical items, with ids
+    ``<id_prefix>-00000`` ... (a version's own prefix keeps ids, and so splits, apart)."""
     sampler = IntentSampler(catalog, config, seed=seed)
     renderer = QueryRenderer(config)
     text_rng = np.random.default_rng([seed, 1])
@@ -115,7 +128,7 @@ def build_benchmark(
             )
     order = np.random.default_rng([seed, 2]).permutation(len(items))
     return [
-        BenchmarkItem(f"eccd-{k:05d}", it.query, it.query_type, it.intent, it.gold_product_ids, it.gold_answer)
+        BenchmarkItem(f"{id_prefix}-{k:05d}", it.query, it.query_type, it.intent, it.gold_product_ids, it.gold_answer)
         for k, it in enumerate(items[i] for i in order)
     ]
 
@@ -126,9 +139,11 @@ def write_benchmark(items: list[BenchmarkItem], path: Path, card: dict[str, Any]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(it.to_json() + "\n" for it in items), encoding="utf-8")
     counts: dict[str, int] = {t: 0 for t in QUERY_TYPES}
+    by_split: dict[str, dict[str, int]] = {s: {t: 0 for t in QUERY_TYPES} for s in SPLIT_SHARES}
     for it in items:
         counts[it.query_type] += 1
-    full = {**card, "n_queries": len(items), "counts": counts, "file": path.name}
+        by_split[it.split][it.query_type] += 1
+    full = {**card, "n_queries": len(items), "counts": counts, "counts_by_split": by_split, "file": path.name}
     card_path = path.with_suffix(".card.json")
     card_path.write_text(json.dumps(full, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     return path, card_path
@@ -158,9 +173,19 @@ def _parse_line(line: str, lineno: int, path: Path) -> BenchmarkItem:
     return BenchmarkItem(str(rec["id"]), query, rec["query_type"], intent, gold, rec.get("gold_answer"))
 
 
+def benchmark_path(name_or_path: str | Path | None = None) -> Path:
+    """A shipped benchmark's file from its name ("eccd_v2" -> ``data/benchmark/eccd_v2.jsonl``),
+    any other path as given, ``None`` -> the default ``eccd_v1``."""
+    if name_or_path is None:
+        return DEFAULT_BENCHMARK
+    path = Path(name_or_path)
+    shipped = DEFAULT_BENCHMARK.parent / f"{path.name}.jsonl"
+    return shipped if path.suffix == "" and path.parent == Path(".") and shipped.is_file() else path
+
+
 def load_benchmark(path: str | Path | None = None) -> list[BenchmarkItem]:
-    """Load a benchmark JSONL (default: the shipped ``data/benchmark/eccd_v1.jsonl``)."""
-    path = Path(path) if path is not None else DEFAULT_BENCHMARK
+    """Load a benchmark JSONL by path or shipped name (default: ``data/benchmark/eccd_v1.jsonl``)."""
+    path = benchmark_path(path)
     if not path.is_file():
         raise BenchmarkFileError(
             f"benchmark file not found: {path}. Build it with `python experiments/make_benchmark.py`."
@@ -176,8 +201,8 @@ def load_benchmark(path: str | Path | None = None) -> list[BenchmarkItem]:
 
 
 def load_card(path: str | Path | None = None) -> dict[str, Any]:
-    """The card (version, seed, counts, catalog hash) of a benchmark JSONL."""
-    path = Path(path) if path is not None else DEFAULT_BENCHMARK
+    """The card (version, seed, counts, catalog hash) of a benchmark JSONL (path or shipped name)."""
+    path = benchmark_path(path)
     card_path = path.with_suffix(".card.json")
     if not card_path.is_file():
         raise BenchmarkFileError(f"benchmark card not found: {card_path}")

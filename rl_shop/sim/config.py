@@ -8,7 +8,7 @@ error naming the bad key, instead of a KeyError deep inside the sampler.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -108,6 +108,7 @@ class RenderConfig(_Strict):
     p_keyword_simple: float = Field(ge=0, le=1)
     p_lowercase: float = Field(ge=0, le=1)
     max_query_chars: int = Field(ge=20)
+    answer_face: Literal["mined", "templates"]  # rl_shop.sim.answer_text
 
 
 @defaults_from_yaml("sim/default.yaml", what="simulator config", error=ConfigError)

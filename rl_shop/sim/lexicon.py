@@ -7,8 +7,10 @@ The counts become sampling weights for ``rl_shop.sim.render``.
 
 Sources (see docs/simulator.md): WebShop human goals and goal->query map (MIT) for openers,
 attribute, negation and keyword-style patterns; the ESCI-S constraint queries (Apache-2.0) for
-budget phrasings, which the WebShop goals lack. Build-time only: run
-``python -m rl_shop.sim.lexicon`` to regenerate; the simulator reads the YAML.
+budget phrasings, which the WebShop goals lack; for how people *answer* a clarifying question,
+the answers of Qulac (MIT) and ClariQ (single- and multi-turn) and the shopper replies of
+MG-ShopDial that follow an assistant's clarify / elicit turn (``mine_answers``). Build-time only:
+run ``python -m rl_shop.sim.lexicon`` to regenerate; the simulator reads the YAML.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 
 _DETERMINERS = {"a", "an", "some", "the"}
@@ -51,6 +54,173 @@ BUDGET_PATTERNS: dict[str, tuple[str, str]] = {
     "below": (r"(?<!priced )\bbelow \$", "below ${x}"),
     "max_price": (r"\bmaximum price\b", "with a maximum price of ${x}"),
 }
+
+
+# How a reply to a clarifying question opens before its value ("i would like ...", "just ...").
+# A leading yes / no / ok is not part of the lead-in: a slot question is not a yes-no question.
+_ANSWER_ACK = r"(?:(?:yes|yeah|yep|no|nope|ok|okay|sure|hmm+|well)\b[ ,]*)*"
+_ANSWER_LEAD = re.compile(
+    "^" + _ANSWER_ACK + r"(i am looking for|im looking for|i want|i need|i would like|id like|i would prefer|"
+    r"i prefer|looking for|preferably|just|only|i am interested in|im interested in|something)\b"
+)
+_DONT_KNOW = re.compile(r"\b(?:not sure|dont know|no idea|unsure|not certain|no clue)\b")
+# A question asking for a preference: the replies that carry "no preference" answer these.
+_PREFERENCE_QUESTION = re.compile(r"\b(?:any|specific|particular|prefer\w*|in mind|budget|price range)\b")
+# Words a reply that states no preference is made of ("no", "not really", "any is fine").
+_NO_PREFERENCE_WORDS = frozenset(
+    [
+        "no",
+        "not",
+        "really",
+        "nope",
+        "nah",
+        "none",
+        "any",
+        "anything",
+        "is",
+        "fine",
+        "doesnt",
+        "matter",
+        "i",
+        "dont",
+        "mind",
+        "care",
+        "preference",
+        "particular",
+        "specific",
+        "in",
+        "mind",
+        "exactly",
+        "all",
+        "whatever",
+        "either",
+        "will",
+        "do",
+        "thanks",
+    ]
+)
+# Words a reply that says "I don't know" is made of ("i dont know yet", "im not sure").
+_DONT_KNOW_WORDS = frozenset(
+    [
+        "i",
+        "im",
+        "am",
+        "dont",
+        "do",
+        "not",
+        "know",
+        "sure",
+        "unsure",
+        "certain",
+        "no",
+        "idea",
+        "clue",
+        "have",
+        "yet",
+        "really",
+        "honestly",
+    ]
+)
+_MONEY = re.compile(r"(?:\$\s*\d[\d,]*(?:\.\d+)?|\d[\d,]*(?:\.\d+)?\s*(?:\$|dollars?|bucks|usd))")
+_BUDGET_QUESTION = re.compile(r"\b(?:budget|price|spend|cost|afford)\b", re.I)
+
+
+def _norm_answer(text: str) -> str:
+    """Lower-case words of a reply, apostrophes dropped ("I'm" -> "im"), punctuation as spaces."""
+    return " ".join(re.sub(r"[^a-z0-9$ ]", " ", text.lower().replace("'", "").replace("\u2019", "")).split())
+
+
+def mine_answers(pairs: list[tuple[str, str]], min_count: int = 2, max_words: int = 5) -> dict[str, Any]:
+    """Count how people answer clarifying questions: (question, answer) pairs -> phrasing tables.
+
+    * ``lead_ins``: how a reply that gives a value opens, after any yes / no ("i would like",
+      "just"; "" for a bare value);
+    * ``dont_know`` / ``no_preference``: whole short replies (at most ``max_words`` words) that
+      say so, made only of the words such replies are made of ("i dont know yet", "not really");
+      a no-preference reply also answers a preference question ("any particular brand?");
+    * ``budget_frames``: replies to a budget question with the amount cut out ("{x} max",
+      "my budget would be {x}"), where ``{x}`` stands for "$15" / "15 dollars".
+
+    Phrasings seen fewer than ``min_count`` times are dropped, as for the openers.
+    """
+    lead: Counter[str] = Counter()
+    dont_know: Counter[str] = Counter()
+    no_pref: Counter[str] = Counter()
+    budget: Counter[str] = Counter()
+    for question, answer in pairs:
+        a = _norm_answer(answer)
+        if not a:
+            continue
+        words = a.split()
+        if _DONT_KNOW.search(a):
+            if len(words) <= max_words and set(words) <= _DONT_KNOW_WORDS:
+                dont_know[a] += 1
+            continue
+        if _PREFERENCE_QUESTION.search(question.lower()) and set(words) <= _NO_PREFERENCE_WORDS:
+            if len(words) <= max_words:
+                no_pref[a] += 1
+            continue
+        if _BUDGET_QUESTION.search(question):
+            money = _MONEY.search(answer.lower())
+            if money and len(words) <= 12:
+                frame = _norm_answer(answer.lower()[: money.start()] + " XAMOUNTX " + answer.lower()[money.end() :])
+                budget[frame.replace("xamountx", "{x}")] += 1
+                continue
+        m = _ANSWER_LEAD.match(a)
+        lead[m.group(1) if m else ""] += 1
+    keep = lambda c: {k: v for k, v in c.most_common() if v >= min_count}  # noqa: E731
+    return {
+        "n_pairs": len(pairs),
+        "lead_ins": keep(lead),
+        "dont_know": keep(dont_know),
+        "no_preference": keep(no_pref),
+        "budget_frames": dict(budget.most_common()),  # rare by nature (MG-ShopDial only): all kept
+    }
+
+
+def answer_pairs(data_dir: Path) -> dict[str, list[tuple[str, str]]]:
+    """(question, answer) pairs per source from the shared clarification and dialogue data."""
+    import csv
+
+    clar, dial = data_dir / "clarification", data_dir / "dialogues" / "MGShopDial.json"
+    for p in (
+        clar / "qulac.json",
+        clar / "train.tsv",
+        clar / "dev.tsv",
+        clar / "multi_turn_human_generated_data.tsv",
+        dial,
+    ):
+        if not p.is_file():
+            raise FileNotFoundError(f"answer-phrasing source {p} not found; is the shared data mounted?")
+    qulac = json.loads((clar / "qulac.json").read_text())
+    out: dict[str, list[tuple[str, str]]] = {
+        "qulac": [(qulac["question"][k], qulac["answer"][k]) for k in qulac["question"]],
+        "clariq": [],
+        "mgshopdial": [],
+    }
+    for name in ("train.tsv", "dev.tsv"):
+        with open(clar / name, newline="", encoding="utf-8") as f:
+            out["clariq"] += [
+                (r["question"], r["answer"]) for r in csv.DictReader(f, delimiter="\t") if r.get("answer")
+            ]
+    with open(clar / "multi_turn_human_generated_data.tsv", newline="", encoding="utf-8") as f:
+        for r in csv.DictReader(f, delimiter="\t"):
+            out["clariq"] += [(r[f"question{i}"], r[f"answer{i}"]) for i in (1, 2, 3) if r.get(f"answer{i}")]
+    for dialogue in json.loads(dial.read_text()):
+        turns = dialogue["utterances"]
+        for ask, reply in zip(turns, turns[1:]):
+            asks = any(name in ("clarify", "elicit") for name, _ in ask["intents"])
+            if ask["participant"] == "Wizard" and reply["participant"] == "Client" and asks:
+                out["mgshopdial"].append((ask["utterance"], reply["utterance"]))
+    return out
+
+
+def weighted_choice(rng: np.random.Generator, table: dict[str, float]) -> str:
+    """A key of ``table`` drawn with probability proportional to its count + 1 (+1: a phrasing
+    with a zero count still appears now and then)."""
+    keys = list(table)
+    w = np.array([max(float(table[k]), 0.0) + 1.0 for k in keys])
+    return keys[int(rng.choice(len(keys), p=w / w.sum()))]
 
 
 def _count(texts: list[str], patterns: dict[str, tuple[str, str]]) -> dict[str, dict[str, Any]]:
@@ -133,12 +303,19 @@ def write_lexicon(out_path: Path | None = None, data_dir: Path | None = None) ->
     query_map = json.loads(map_path.read_text())
     cq = pd.read_csv(esci_path).drop_duplicates("query_id")["query"].astype(str).tolist()
     lexicon = mine_lexicon(goals, query_map, cq)
+    sources = answer_pairs(data_dir)
+    lexicon["answers"] = {
+        "pairs_by_source": {k: len(v) for k, v in sources.items()},
+        **mine_answers([p for pairs in sources.values() for p in pairs]),
+    }
     header = (
         "# GENERATED by `python -m rl_shop.sim.lexicon` - do not edit by hand.\n"
         "# Counts of phrasing patterns in WebShop human goals + goal->query map (MIT,\n"
         "# princeton-nlp/WebShop) and ESCI-S constraint queries (Apache-2.0,\n"
         "# emadsidd/Conversational-Search-Query-Benchmark-Based-on-ESCI-S). Templates are\n"
-        "# written by us; only the weights are learned.\n"
+        "# written by us; only the weights are learned. `answers`: short reply phrasings\n"
+        "# and their counts from Qulac (MIT, aliannejadi/qulac), ClariQ (aliannejadi/ClariQ)\n"
+        "# and MG-ShopDial (iai-group/MG-ShopDial) replies to clarifying questions.\n"
     )
     out_path.write_text(header + yaml.safe_dump(lexicon, sort_keys=False), encoding="utf-8")
     return out_path

@@ -14,6 +14,7 @@ import numpy as np
 
 from rl_shop.sim.config import SimConfig, load_sim_config
 from rl_shop.sim.errors import QueryTextError
+from rl_shop.sim.lexicon import weighted_choice
 from rl_shop.sim.slots import Intent
 
 _FALLBACK_OPENERS: dict[str, float] = {"i am looking for": 3, "i need": 2, "i want": 2, "find me": 1}
@@ -89,9 +90,7 @@ class QueryRenderer:
     # ------------------------------------------------------------------ helpers
     @staticmethod
     def _weighted(rng: np.random.Generator, table: dict[str, float]) -> str:
-        keys = list(table)
-        w = np.array([max(float(table[k]), 0.0) + 1.0 for k in keys])  # +1: unseen phrasings still appear
-        return keys[int(rng.choice(len(keys), p=w / w.sum()))]
+        return weighted_choice(rng, table)
 
     def opener(self, rng: np.random.Generator) -> str:
         return self._weighted(rng, self.openers)

@@ -10,6 +10,7 @@ before slow results arrived). All probabilities come from ``configs/sim``.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,10 +18,10 @@ import numpy as np
 import pandas as pd
 
 from rl_shop.array_ops import SCALAR, Ops
-from rl_shop.sim.answer_text import SlotAnswer, answer_to_text
+from rl_shop.sim.answer_text import AnswerPhrasing, SlotAnswer, answer_to_text, suggestion_text
 from rl_shop.sim.config import SimConfig, load_sim_config
 from rl_shop.sim.constraints import CatalogArrays, gold_mask, slot_mask, target_mask
-from rl_shop.sim.slots import SLOTS, Intent
+from rl_shop.sim.slots import SLOTS, SUGGESTION, Intent
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,18 @@ def abandon_probability(latency_s: Any, tolerance_s: Any, base_p: float, scale_s
     return ops.where(latency_s <= tolerance_s, base_p, 1.0 - (1.0 - base_p) * ops.exp(-over / scale_s))
 
 
+def confirms(accuracy: Any, confirm_threshold: float) -> Any:
+    """The shopper accepts a shortlist shown for confirmation (the Clarify env's ``suggest``) when
+    its Accuracy@5 reaches the threshold (scalars or arrays alike)."""
+    return accuracy >= confirm_threshold
+
+
+def volunteer_index(ops: Ops, u: Any, n_hidden: Any) -> Any:
+    """Which hidden relevant slot (the k-th, in ``SLOTS`` order) a shopper who rejects a shortlist
+    volunteers, for a uniform draw ``u``: each of the ``n_hidden`` equally likely."""
+    return ops.i64(u * n_hidden)
+
+
 class Shopper:
     """One seeded simulated shopper holding a hidden ``Intent``."""
 
@@ -69,6 +82,8 @@ class Shopper:
         self.config = config or load_sim_config()
         self.cfg = self.config.shopper
         self.rng = np.random.default_rng(seed)
+        mined = self.config.render.answer_face == "mined"
+        self.phrasing = AnswerPhrasing.from_lexicon(self.config.lexicon) if mined else None
         self.gold = gold_mask(self.arr, intent)
         self._state = _State()
         constrained = [s for s in intent.constrained_slots()]
@@ -105,6 +120,31 @@ class Shopper:
         else:
             st.questions += 1
             ans = self._answer_value(slot)
+        st.answers.append(ans)
+        return ans
+
+    def suggestion(self, shown: Sequence[str], confirm_threshold: float) -> SlotAnswer | None:
+        """React to a shortlist shown for confirmation (the Clarify env's ``suggest``; one unit of
+        patience, like a question): ``None`` when she confirms it (its Accuracy@5, the share of
+        gold products among ``shown``, reaches ``confirm_threshold``); else she volunteers one
+        relevant slot not yet revealed, chosen uniformly, with its true value, or, with none left,
+        rejects it with nothing to add (status ``no_preference`` on ``SUGGESTION``)."""
+        st = self._state
+        if st.quit or st.questions >= self.intent.patience:
+            st.quit = True
+            st.answers.append(ans := SlotAnswer(SUGGESTION, "quit"))
+            return ans
+        st.questions += 1
+        ids = [str(p) for p in shown]
+        if ids and confirms(float(self.is_relevant(ids).mean()), confirm_threshold):
+            return None
+        revealed = set(self.intent.stated_slots) | {a.slot for a in st.answers if a.status == "value" and not a.noisy}
+        hidden = [s for s in self.intent.constrained_slots() if s not in revealed]
+        if not hidden:
+            ans = SlotAnswer(SUGGESTION, "no_preference")
+        else:
+            slot = hidden[int(volunteer_index(SCALAR, self.rng.random(), len(hidden)))]
+            ans = SlotAnswer(slot, "value", self.intent.slot_value(slot))
         st.answers.append(ans)
         return ans
 
@@ -159,7 +199,15 @@ class Shopper:
 
     def answer_text(self, slot: str) -> str:
         """Language face: answer ``slot`` and render the same answer as a natural reply."""
-        return answer_to_text(self.answer(slot), self.rng)
+        return answer_to_text(self.answer(slot), self.rng, self.phrasing)
+
+    def reply(self, slot: str, shown: Sequence[str], confirm_threshold: float) -> str:
+        """Language face of one clarification turn: the answer about ``slot``, or, for
+        ``slot == SUGGESTION``, the reaction to the shortlist ``shown`` (``suggestion``; the
+        threshold is the Clarify env's ``confirm_threshold``, which callers read from its config)."""
+        if slot != SUGGESTION:
+            return self.answer_text(slot)
+        return suggestion_text(self.suggestion(shown, confirm_threshold), self.rng, self.phrasing)
 
     # ------------------------------------------------------------------ reactions
     def relevance(self, product_ids: list[str]) -> np.ndarray:

@@ -28,6 +28,9 @@ SLOTS: tuple[str, ...] = (
 )
 """Ordered slot names; index i is the Guider's "ask about slot i" action."""
 
+#: The clarification turn in which the assistant shows a shortlist for confirmation (the Clarify
+#: env's ``suggest`` action) instead of asking about one slot; it is not a slot.
+SUGGESTION: str = "suggest"
 QUERY_TYPES: tuple[str, ...] = (
     "simple",
     "reasoning",
