@@ -156,7 +156,8 @@ def answer_to_text(answer: SlotAnswer, rng: np.random.Generator, phrasing: Answe
 def suggestion_text(answer: SlotAnswer | None, rng: np.random.Generator, phrasing: AnswerPhrasing | None = None) -> str:
     """The reply to a shortlist shown for confirmation (``Shopper.suggestion``): a yes when she
     confirms it (``None``); else a no, followed by the slot she volunteers. Mined face: a bare
-    "yes" / "no ..." as ClariQ's replies open ("no i want ..."); templates: sentences."""
+    "yes" / "no, ..." as ClariQ's replies open ("no i want ..."; the comma keeps "no, wireless"
+    from reading as an exclusion); templates: sentences."""
     if answer is not None and answer.status == "quit":
         return answer_to_text(answer, rng)
     if answer is None:

@@ -2,8 +2,9 @@
 
 One JSONL line per query: id, query text, query_type, the hidden intent (serialized), gold product
 ids, for Q&A types the gold answer, and the split (a fixed hash of the id; files from before the
-field was written get the same split from the id when loaded). The card records version, seed, counts and a hash of the
-catalog it was built against, so a benchmark silently evaluated on another catalog is caught.
+field was written get the same split from the id when loaded). The card records version, seed,
+counts (per split too) and a hash of the catalog it was built against, so a benchmark silently
+evaluated on another catalog is caught.
 """
 
 from __future__ import annotations
