@@ -18,7 +18,7 @@ import pytest
 from test_eval_helpers import FixedIndex, make_items, tiny_catalog
 from test_llm_scripted import ScriptedLLM
 
-from rl_shop.evaluation.consistency import SimOutcome, consistency_table, sim_outcomes
+from rl_shop.evaluation.consistency import SimOutcome, consistency_table, item_differences, sim_outcomes
 from rl_shop.evaluation.rag import RAGSettings, RAGSystem, merge_ranking, parse_answer
 from rl_shop.evaluation.systems import MACDFSystem, RetrievalSystem, System
 from rl_shop.evaluation.uds import UDSJudge, describe_intent
@@ -156,7 +156,7 @@ def test_consistency_table_hand_computed(cat):
         {"system": "macdf_heuristic", "item_id": "q1", "accuracy@5": 0.4, "rounds": 1},
     ]
     crashed = {"system": "macdf_learned", "item_id": "q9", "accuracy@5": 0.0, "rounds": 0, "error": "boom"}
-    t = consistency_table(items, sim, [*recs, crashed])
+    t = consistency_table(item_differences(items, sim, [*recs, crashed]))
     assert t.loc["multi_constraint", "sim_d_acc"] == pytest.approx(0.2)
     assert t.loc["multi_constraint", "agent_d_acc"] == pytest.approx(0.0)
     assert t.loc["overall", "sim_d_acc"] == pytest.approx(0.1)
@@ -164,10 +164,12 @@ def test_consistency_table_hand_computed(cat):
     assert t.loc["overall", "gap_acc"] == pytest.approx(-0.2)  # per query: (0 - 0.2) and (-0.2 - 0)
     assert t.loc["overall", "sim_d_rounds"] == pytest.approx(-0.5)
     assert math.isnan(t.loc["negation", "sim_d_acc_ci95"])  # one intent: no interval
-    partial = consistency_table(items, sim, [r for r in recs if r["item_id"] == "q0"])  # q1 not run in the loop
+    partial = consistency_table(
+        item_differences(items, sim, [r for r in recs if r["item_id"] == "q0"])
+    )  # q1 not run in the loop
     assert partial.loc["overall", "gap_acc"] == pytest.approx(-0.2)  # only q0 is paired: 0.0 - 0.2
     assert partial.loc["overall", "sim_d_acc"] == pytest.approx(0.1) and partial.loc["overall", "n_agent"] == 1
-    only_errors = consistency_table(items, sim, [{**r, "error": "x"} for r in recs])
+    only_errors = consistency_table(item_differences(items, sim, [{**r, "error": "x"} for r in recs]))
     assert math.isnan(only_errors.loc["overall", "agent_d_acc"]) and only_errors.loc["overall", "n_agent"] == 0
 
 

@@ -478,10 +478,7 @@ class MACDFAssistant:
             shown = [str(p["product_id"]) for p in products]
             info.update(shown=shown)
         question = self.guider.shortlist_question(products)
-        tracer.mark_output()
-        t_wait = time.perf_counter()
-        answer = str(answer_fn(SUGGESTION, question, tuple(shown)))
-        tracer.user_wait_s += time.perf_counter() - t_wait
+        answer = self._wait_for_reply(req, answer_fn, SUGGESTION, question, tuple(shown))
         with tracer.step("Guider", "parse_shortlist_reply") as info:
             status, values = self.guider.parse_shortlist_reply(answer)
             demand = self.guider.apply_shortlist(demand, status, values, tracker)
@@ -504,10 +501,7 @@ class MACDFAssistant:
         with tracer.step("Guider", "word_question", slot=slot) as info:
             question, source = self.guider.question(slot, demand)
             info.update(question=question, source=source)
-        tracer.mark_output()
-        t_wait = time.perf_counter()
-        answer = str(answer_fn(slot, question, ()))
-        tracer.user_wait_s += time.perf_counter() - t_wait
+        answer = self._wait_for_reply(req, answer_fn, slot, question, ())
         with tracer.step("Guider", "parse_answer", slot=slot) as info:
             status, values, source = self.guider.parse_answer(slot, answer)
             demand = self.guider.apply(demand, slot, status, values, tracker)
@@ -516,6 +510,15 @@ class MACDFAssistant:
             ClarificationTurn(slot=slot, question=question, answer=answer, status=status, parsed=values)
         )
         return demand
+
+    @staticmethod
+    def _wait_for_reply(req: _Request, answer_fn: AnswerFn, slot: str, question: str, shown: tuple[str, ...]) -> str:
+        """The shopper's reply to one turn; the wait is hers, not the assistant's (``user_wait_s``)."""
+        req.tracer.mark_output()
+        t_wait = time.perf_counter()
+        answer = str(answer_fn(slot, question, shown))
+        req.tracer.user_wait_s += time.perf_counter() - t_wait
+        return answer
 
     def _commit_intent(self, req: _Request, demand: ParsedDemand) -> IntentSpec:
         """The structured intent the rest of the run works on, recorded in the result and Memory."""

@@ -142,21 +142,12 @@ def retained_share(
     return out
 
 
-def consistency_table(
-    items: Sequence[BenchmarkItem],
-    sim: Mapping[tuple[str, str], SimOutcome],
-    records: Sequence[Mapping[str, Any]],
-    learned: str = "learned",
-    heuristic: str = "heuristic",
-    agent_learned: str = "macdf_learned",
-    agent_heuristic: str = "macdf_heuristic",
-    k: int = 5,
-) -> pd.DataFrame:
-    """Per query type (and overall): learned-minus-heuristic in the Clarify env and in the agent loop.
+def consistency_table(per_item: Sequence[tuple[str, Mapping[str, float | None]]]) -> pd.DataFrame:
+    """Per query type (and overall) of :func:`item_differences`: learned-minus-heuristic in the
+    Clarify env and in the agent loop, each with its interval and n.
 
     ``gap_acc`` is averaged over the queries measured in both (agent minus sim, per query).
     """
-    per_item = item_differences(items, sim, records, learned, heuristic, agent_learned, agent_heuristic, k)
     rows: list[dict[str, Any]] = []
     for label in [*[t for t in QUERY_TYPES if any(q == t for q, _ in per_item)], "overall"]:
         part = [d for q, d in per_item if label == "overall" or q == label]

@@ -250,8 +250,8 @@ def run_consistency(
         int(cfg["seed"]),
         float(sim_config.shopper.p_dont_know_hidden_bonus),
     )
-    retained = retained_share(item_differences(subset, sim, records), seed=int(cfg["seed"]))
-    return consistency_table(subset, sim, records), retained, ""
+    per_item = item_differences(subset, sim, records)
+    return consistency_table(per_item), retained_share(per_item, seed=int(cfg["seed"])), ""
 
 
 def evaluate(

@@ -105,7 +105,7 @@ def _bare_value(answer: SlotAnswer, rng: np.random.Generator, phrasing: AnswerPh
     if slot == "brand":
         parts = [" or ".join(value["prefer"])] if value.get("prefer") else []
         if value.get("exclude"):
-            parts.append(weighted_choice(rng, dict(phrasing.exclusions)).replace("{x}", " or ".join(value["exclude"])))
+            parts.append(weighted_choice(rng, phrasing.exclusions).replace("{x}", " or ".join(value["exclude"])))
         return ", ".join(parts)
     if slot == "capacity":
         return f"at least {_fmt_gb(value)}"
@@ -130,13 +130,13 @@ def mined_answer_text(answer: SlotAnswer, rng: np.random.Generator, phrasing: An
     if answer.status == "quit":
         return answer_to_text(answer, rng)
     if answer.status in ("dont_know", "no_preference"):
-        return weighted_choice(rng, dict(getattr(phrasing, answer.status)))
+        return weighted_choice(rng, getattr(phrasing, answer.status))
     value = _bare_value(answer, rng, phrasing)
     if answer.slot == "budget":
-        return weighted_choice(rng, dict(phrasing.budget_frames)).replace("{x}", value)
+        return weighted_choice(rng, phrasing.budget_frames).replace("{x}", value)
     if answer.slot == "use_case" or (answer.slot == "brand" and not answer.value.get("prefer")):
         return value  # "i want for gaming", "i want no lg": no lead-in reads right before these
-    return f"{weighted_choice(rng, dict(phrasing.lead_ins))} {value}".strip()
+    return f"{weighted_choice(rng, phrasing.lead_ins)} {value}".strip()
 
 
 def answer_to_text(answer: SlotAnswer, rng: np.random.Generator, phrasing: AnswerPhrasing | None = None) -> str:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -215,7 +216,7 @@ def answer_pairs(data_dir: Path) -> dict[str, list[tuple[str, str]]]:
     return out
 
 
-def weighted_choice(rng: np.random.Generator, table: dict[str, float]) -> str:
+def weighted_choice(rng: np.random.Generator, table: Mapping[str, float]) -> str:
     """A key of ``table`` drawn with probability proportional to its count + 1 (+1: a phrasing
     with a zero count still appears now and then)."""
     keys = list(table)
