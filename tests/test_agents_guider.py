@@ -212,3 +212,29 @@ def test_shortlist_replies_are_read(reply, status, values):
     from rl_shop.agents.demand import parse_shortlist_reply
 
     assert parse_shortlist_reply(reply, vocab()) == (status, values)
+
+
+@pytest.mark.parametrize(
+    ("slot", "reply", "status", "values"),
+    [  # real replies of MG-ShopDial shoppers (iai-group/MG-ShopDial) to an assistant's question
+        ("budget", "100 dollars max", "value", {"budget": 100.0}),
+        ("budget", "probably around $12 ", "value", {"budget": 12.0}),
+        ("budget", "I was hoping to stay in the $300 range", "value", {"budget": 300.0}),
+        ("budget", "Around 1000nok", "value", {"budget": 1000.0}),
+        ("budget", "I'm don't have any budget restrictions ", "no_preference", {}),
+        # a number with a unit is a quantity, not the budget
+        (
+            "budget",
+            "I am looking for a phone with at least 16gb internal storage.",
+            "dont_know",
+            {"min_capacity_gb": 16.0},
+        ),
+        # "not really" is no preference, and what else the reply says is kept
+        ("brand", "Not really. The helmet needs to be red.", "no_preference", {"colour": "red"}),
+    ],
+)
+def test_real_replies_are_read(slot, reply, status, values):
+    from rl_shop.agents.demand import parse_slot_answer
+
+    got_status, got = parse_slot_answer(slot, reply, vocab())
+    assert got_status == status and values.items() <= got.items() and (status == "value" or slot not in got)

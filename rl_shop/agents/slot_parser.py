@@ -28,6 +28,14 @@ _BUDGET_RE = re.compile(
     re.I,
 )
 _BARE_PRICE_RE = re.compile(r"\$\s*" + _NUM)
+# A number in a reply to the budget question that is not a quantity of something else ("at least
+# 16gb internal storage" is no $16 budget): whole, and not followed by a unit.
+_AMOUNT_RE = re.compile(
+    r"(?<![\w.])"
+    + _NUM
+    + r"(?![\d.,])(?!\s*(?:gb|tb|mb|inch|inches|in\b|mp\b|mah\b|hz\b|mm\b|cm\b|ft\b|oz\b|ml\b|w\b|%|\"))",
+    re.I,
+)
 _CAPACITY_RE = re.compile(_NUM + r"\s*(gb|tb|mb)\b", re.I)
 _SIZE_RANGE_RE = re.compile(r"between\s+" + _NUM + r"\s*(?:and|to|-)\s*" + _NUM + r"\s*(?:inch|inches|in\b|\")", re.I)
 _SIZE_DASH_RE = re.compile(_NUM + r"\s*(?:-|to)\s*" + _NUM + r"\s*(?:-\s*)?(?:inch|inches|in\b|\")", re.I)
@@ -45,7 +53,8 @@ _STATUS_PATTERNS: dict[str, re.Pattern[str]] = {
     "dont_know": re.compile(r"not sure|no idea|don'?t know|dunno|no clue", re.I),
     "no_preference": re.compile(
         r"don'?t mind|doesn'?t matter|any is fine|no preference|anything is fine|"
-        r"whatever|don'?t care|either is fine|any will do",
+        r"whatever|don'?t care|either is fine|any will do|not really|"
+        r"(?:no|n'?t have any|not have any) (?:\w+ )?restrictions?",
         re.I,
     ),
 }
@@ -499,11 +508,11 @@ def parse_slot_answer(slot: str, text: str, vocab: CatalogVocab) -> tuple[Answer
     if slot not in SLOTS:
         raise ValueError(f"unknown slot {slot!r}; valid slots are {list(SLOTS)}")
     for status in ("quit", "dont_know", "no_preference"):
-        if _STATUS_PATTERNS[status].search(text):
-            return status, {}
+        if _STATUS_PATTERNS[status].search(text):  # what else the reply says is kept ("not really, but red")
+            return status, {k: v for k, v in extract_slots(text, vocab).items() if k != slot}
     values = extract_slots(text, vocab, only=slot)
     if slot == "budget" and "budget" not in values:
-        m = re.search(_NUM, text)
+        m = _AMOUNT_RE.search(text)
         if m:
             values["budget"] = _num(m.group(1))
     others = {k: v for k, v in extract_slots(text, vocab).items() if k not in values}
