@@ -1,7 +1,8 @@
 """The main job: what `make reproduce` runs on embedded defaults (no GPU, no API key, no network).
 
 1. Load the shipped catalog, build or reuse the cached hybrid index, and evaluate the
-   retrieval-ranking baseline (hybrid index on the raw query, no LLM) per ECCD query type, and
+   retrieval-ranking baseline (hybrid index on the raw query, no LLM) per query type on the test
+   split of the generated benchmark (``benchmark`` / ``split`` in configs/reproduce.yaml), and
    beside it the real-language split (query understanding old vs new, retrieval on the labelled
    in-catalog human queries).
 2. Train the three runtime policies (Guider, Leader scheduler, collaboration) with short CPU
@@ -9,7 +10,7 @@
    with `train=false`, take the exported policies shipped in `checkpoints/`.
 3. Compare each exported (ONNX) policy with its heuristic on the same seeded episodes.
 4. Evaluate the four systems end to end (retrieval, RAG, MACDF with heuristic and with the learned
-   policies) on a slice of the benchmark through `experiments/evaluate.py`, sharded over processes
+   policies) on a slice of the same split through `experiments/evaluate.py`, sharded over processes
    by a Hydra multirun and merged: per-type table with 95% intervals, simulated A/B test and
    sim-to-agent consistency; then MACDF vs retrieval on real in-catalog test queries
    (configs/reproduce.yaml `evaluation:`).
@@ -43,20 +44,22 @@ from _jobs import run_entry_point, train_and_export  # noqa: E402
 from rl_shop.paths import CHECKPOINT_DIR, CONFIG_DIR  # noqa: E402
 
 
-def retrieval_baseline(k: int) -> str:
-    """Per-type Accuracy@k of the hybrid index on the raw query text, as a markdown table."""
+def retrieval_baseline(k: int, benchmark: str | None, split: str | None) -> str:
+    """Per-type Accuracy@k of the hybrid index on the raw query text of ``benchmark``'s ``split``
+    (all of it if None), as a markdown table."""
     from rl_shop.catalog import load_catalog
     from rl_shop.catalog.index import HybridIndex
     from rl_shop.evaluation.retrieval_baseline import evaluate, to_markdown
     from rl_shop.sim.benchmark import check_catalog_matches, load_benchmark, load_card
 
     catalog = load_catalog()
-    check_catalog_matches(load_card(), catalog)
+    check_catalog_matches(load_card(benchmark), catalog)
     started = time.perf_counter()
     index = HybridIndex.load_or_build(catalog)
     how = "loaded from cache" if getattr(index, "loaded_from_cache", False) else "built"
     print(f"hybrid index over {len(catalog):,} products {how} in {time.perf_counter() - started:.1f}s", flush=True)
-    table = evaluate(load_benchmark(), catalog, index, k=k)
+    items = [it for it in load_benchmark(benchmark) if split is None or it.split == split]
+    table = evaluate(items, catalog, index, k=k)
     return to_markdown(table)
 
 
@@ -153,6 +156,8 @@ def end_to_end(ev: DictConfig, results_dir: Path, policies_root: Path, seed: int
         f"policies_dir={policies_root}",
         f"seed={seed}",
         f"limit={'null' if ev.limit is None else int(ev.limit)}",
+        f"benchmark={'null' if ev.benchmark is None else ev.benchmark}",
+        f"split={'null' if ev.split is None else ev.split}",
         "systems=[" + ",".join(ev.systems) + "]",
     ]
     if ev.types is not None:
@@ -196,10 +201,11 @@ def main(cfg: DictConfig) -> None:
     out_root.mkdir(parents=True, exist_ok=True)
     report = ["# rl_shop main job", ""]
     if cfg.baseline.enabled:
-        table = retrieval_baseline(int(cfg.baseline.k))
-        print("\nRetrieval-ranking baseline (hybrid index on the raw query, no LLM), per ECCD query type:\n")
+        table = retrieval_baseline(int(cfg.baseline.k), cfg.benchmark, cfg.split)
+        where = f"{cfg.benchmark or 'eccd_v1'}, {cfg.split or 'all'} split"
+        print(f"\nRetrieval-ranking baseline (hybrid index on the raw query, no LLM), per query type ({where}):\n")
         print(table, flush=True)
-        report += ["## Retrieval-ranking baseline", "", table, ""]
+        report += [f"## Retrieval-ranking baseline ({where})", "", table, ""]
         real = real_language(int(cfg.baseline.k))
         print("\nReal-language split (human-written queries, data/benchmark/real_v1.jsonl, test side):\n")
         print(real, flush=True)

@@ -38,6 +38,23 @@ def test_product_type_the_catalog_lacks_gets_a_plain_answer() -> None:
     assert any(step.action == "open_world" for step in res.trace)
 
 
+def test_a_short_request_for_an_uncarried_type_is_answered_not_asked() -> None:
+    """Real_v1 dev requests such as "hair glitter" are typed ambiguous (a human would ask what
+    kind); when the catalog lacks the type, a question would only waste the shopper's turn."""
+    a = assistant()
+    asked: list[str] = []
+    res = a.run("hair glitter", answer_fn=lambda slot, question, shown: asked.append(question) or "no preference")
+    assert asked == [] and res.products == []
+    assert "does not carry" in res.answer and "hair glitter" in res.answer
+
+
+def test_a_question_about_an_uncarried_type_is_not_refused() -> None:
+    a = assistant()
+    res = a.run("what is the best eye cream for fine lines?")
+    assert "does not carry" not in res.answer
+    assert not any(step.action == "open_world" for step in res.trace)
+
+
 def test_open_world_off_keeps_the_old_behaviour() -> None:
     a = assistant("runtime.open_world=false")
     res = a.run("i am looking for an eye cream for fine lines")
@@ -59,6 +76,7 @@ def test_the_readings_catalog_category_replaces_the_rule_parse_one() -> None:
         category=other,
         product_type="headphones",
         query_type="simple",
+        is_question=False,
     )
     after = enrich(before, reading, vocab)
     assert after.category == other and after.sources["category"] == "understanding"

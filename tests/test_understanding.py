@@ -174,6 +174,24 @@ def test_product_types_the_catalog_does_not_carry(understander, text: str) -> No
 
 
 @pytest.mark.parametrize(
+    "text",
+    [
+        "I am looking for something cool for my teenage son",  # eccd_v2: was read as the uncarried "something cool"
+        "i am looking for something in office, not sure what",  # was "office", answered "not carried" unasked
+        "anything for the office",
+    ],
+)
+def test_an_indefinite_request_names_no_product_type(understander, text: str) -> None:
+    q = understander.parse(text)
+    assert q.product_type is None and q.query_type in ("ambiguous", "reasoning")
+
+
+def test_an_indefinite_request_still_reads_a_catalog_noun(understander) -> None:
+    q = understander.parse("something like a wireless mouse for my laptop, nothing fancy")
+    assert q.product_type is not None and q.in_catalog and "mice" in q.categories[:3]
+
+
+@pytest.mark.parametrize(
     "text, category",
     [
         ("i want a noise cancelling cosycost usb microphone", "microphones"),

@@ -51,6 +51,14 @@ def test_lexical_share_breaks_what_the_embedding_leaves_open() -> None:
     assert blended.phrase == "mouse"  # the phrase is the lexical reader's
 
 
+def test_a_vague_reading_keeps_its_mark_through_the_gate() -> None:
+    """The Understander drops an uncarried type read from a vague wish; the mark must survive."""
+    lexical = ProductType("desk lamp", False, [], support=0, vague=True)
+    for carried in (True, False):
+        out = SemanticTypes.from_index(_Index(), gate=_always(carried), lexical_weight=0.1).refine("desk lamp", lexical)
+        assert out.vague and out.in_catalog is carried
+
+
 def test_the_gate_decides_carried_and_a_request_without_a_product_passes_through() -> None:
     lexical = ProductType("desk lamp", True, [], support=4)
     assert (
@@ -162,3 +170,18 @@ def test_parse_cli_reads_by_meaning_unless_told_otherwise(readers) -> None:
 
     assert parse()["category"] == "tablets"
     assert parse("--lexical-only").get("category") != "tablets"
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1000)
+@pytest.mark.parametrize(
+    "text",
+    [
+        "I am looking for something cool for my teenage son",
+        "i am looking for something to show slides in meeting rooms",  # eccd_v2: "meeting rooms" was refused
+        "I need something in home & kitchen, not sure what",
+    ],
+)
+def test_a_vague_wish_is_never_refused_as_uncarried(readers, text: str) -> None:
+    q = readers[1].parse(text)
+    assert q.product_type is None or q.in_catalog

@@ -86,6 +86,7 @@ class ParsedDemand(BaseModel):
     product_type: str | None = None
     in_catalog: bool | None = None  # None: not judged (no open-world reading)
     open_type: str | None = None  # the open-world reading's query type (real-text typing)
+    open_question: bool = False  # the open-world reading found a question ("what is ...", "...?")
     stated: list[str] = Field(default_factory=list)
     sources: dict[str, str] = Field(default_factory=dict)
 
@@ -238,7 +239,7 @@ def enrich(rules: ParsedDemand, reading: Any, vocab: CatalogVocab) -> ParsedDema
     if reading.in_catalog and reading.category in vocab.category_set and reading.category != data["category"]:
         data["category"], sources["category"] = reading.category, "understanding"
     data["product_type"], data["in_catalog"], data["sources"] = reading.product_type, bool(reading.in_catalog), sources
-    data["open_type"] = reading.query_type
+    data["open_type"], data["open_question"] = reading.query_type, reading.is_question
     out = ParsedDemand.model_validate(data)
     out.stated = out.known_slots()
     return out

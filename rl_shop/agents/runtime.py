@@ -41,7 +41,7 @@ from rl_shop.agents.types import Decision, IntentSpec, Plan, TaskType, WebSearch
 from rl_shop.agents.websearch import WebSearchAgent
 from rl_shop.llm.metrics import scope_delta
 from rl_shop.paths import CHECKPOINT_DIR
-from rl_shop.sim.slots import SUGGESTION
+from rl_shop.sim.slots import SUGGESTION, QueryType
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -115,6 +115,7 @@ class RuntimeConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     open_world: bool
+    not_carried_types: list[QueryType]
     llm_enabled: bool
     llm: str
     llm_overrides: list[str]
@@ -641,16 +642,17 @@ class MACDFAssistant:
             info.update(source=final.advice_source, stream_sentences_dropped=gate.dropped)
         return final
 
-    @staticmethod
-    def _not_carried(demand: ParsedDemand) -> bool:
+    def _not_carried(self, demand: ParsedDemand) -> bool:
         """The request names a product type the catalog does not carry. The open-world reading
         decides (its carried-or-not gate is fitted on human requests); the closed rule parse's
         category no longer vetoes it, since that parse mistakes most uncarried types for a
-        category. A vague, comparative or question request goes on to the Guider / Planner."""
+        category. Only the reading's types in ``not_carried_types`` are answered so, and never a
+        question: a comparison or a question goes on to the Planner (the web may answer it)."""
         return (
             bool(demand.product_type)
             and demand.in_catalog is False
-            and demand.open_type in ("simple", "multi_constraint", "negation")
+            and demand.open_type in self.runtime.not_carried_types
+            and not demand.open_question
         )
 
     def _not_carried_answer(self, req: _Request, demand: ParsedDemand) -> AssistantResult:

@@ -433,7 +433,8 @@ def evaluate(
     report = [
         "# rl_shop end-to-end evaluation",
         "",
-        f"Benchmark slice: {len(items)} queries ({'all' if limit is None else limit} per type; types: "
+        f"Benchmark slice: {cfg.get('benchmark') or 'eccd_v1'}, {cfg.get('split') or 'all'} split, "
+        f"{len(items)} queries ({'all' if limit is None else limit} per type; types: "
         f"{', '.join(types or ['all'])}), systems: {', '.join(names)}, seed {cfg['seed']}, "
         f"LLM backend: {meta['llm']}. Wall time of this invocation: {elapsed:.0f}s.",
         "",

@@ -48,6 +48,8 @@ class ProductTypeConfig(BaseModel):
     category_name_bonus: float = Field(ge=0.0)
     generic_heads: list[str]
     never_heads: list[str]
+    indefinite_heads: list[str]
+    example_cues: list[str]
 
 
 class QueryTypeConfig(BaseModel):

@@ -67,6 +67,9 @@ class ProductType:
     in_catalog: bool
     categories: list[tuple[str, float]] = field(default_factory=list)  # (catalog category, share) best first
     support: int = 0
+    # read from a vague wish ("something to show slides in meeting rooms"): a product type only if
+    # the catalog carries it (the reader drops an uncarried one instead of refusing the request)
+    vague: bool = False
 
     @property
     def category(self) -> str | None:
@@ -106,6 +109,8 @@ class ProductTypeIndex:
         self._strong = {b.lower() for b in cfg.strong_boundaries}
         self._weak = {b.lower() for b in cfg.weak_boundaries}
         self._generic = {g.lower() for g in cfg.generic_heads}
+        self._indefinite = {g.lower() for g in cfg.indefinite_heads}
+        self._example_cues = {g.lower() for g in cfg.example_cues}
         self._not_heads: set[str] = set()
         self._skip_heads = set(self._generic)  # generic words and property words: never a head
         self.head_totals = {key: sum(c.values()) for key, c in self.heads.items()}
@@ -152,7 +157,9 @@ class ProductTypeIndex:
         segments: list[list[str]] = [[]]
         for tok in low.split():
             if tok in self._strong:
-                if any(_content(w) for seg in segments for w in seg):
+                # "something like a usb hub": after an indefinite pronoun alone, "like" brings the product
+                example = tok in self._example_cues and all(w in self._indefinite for seg in segments for w in seg)
+                if not example and any(_content(w) for seg in segments for w in seg):
                     break
                 segments.append([])
             elif tok in self._weak or not re.search(r"[a-z0-9]", tok):
@@ -234,9 +241,13 @@ class ProductTypeIndex:
         The head is the word of the request's first phrases that behaves most like a catalog
         product noun (:meth:`headness`); it then takes the longest run of modifiers before it that
         the catalog's titles also use ("hdmi cable", "rca cable"). A request whose words are no
-        catalog product noun keeps the last words of its first phrase as an uncarried type.
+        catalog product noun keeps the last words of its first phrase as an uncarried type, unless
+        the request opens on an indefinite pronoun ("something cool for my son" names no product
+        type; with a product noun the reading is marked ``vague``).
         """
         segments = [[w for w in seg if _content(w)] for seg in self._segments(text)]
+        # "something cool for my son": a vague wish names a product only if the catalog carries it
+        vague = bool(segments) and any(w in self._indefinite for w in segments[0])
         segments = [
             s[: max(i for i, w in enumerate(s) if w not in self._generic) + 1]
             for s in segments
@@ -255,21 +266,24 @@ class ProductTypeIndex:
                     pick = (si, wi)
             if pick is not None:
                 break
-        if pick is None:
-            seg = segments[0]
-            return ProductType(" ".join(seg[-2:]), False)
+
+        def uncarried(words: list[str]) -> ProductType:
+            return ProductType(" ".join(words[-2:]), False, vague=vague)
+
+        if pick is None:  # no product noun at all: "something cool for my son" names no product type
+            return ProductType(None, False) if vague else uncarried(segments[0])
         si, wi = pick
         # The phrase goes on past the head with a word no catalog title has ("manual toothbrush",
         # "usb lunch box"?): that word is the real head, a product the catalog does not carry.
         tail = [w for w in segments[si][wi + 1 :] if w not in self._not_heads and w not in skip_words]
         if tail and self.word_titles.get(singular(tail[-1]), 0) == 0 and singular(tail[-1]) not in self.category_names:
-            return ProductType(" ".join(segments[si][-2:]), False)
+            return uncarried(segments[si])
         seg = segments[si][: wi + 1]
         if self._foreign_compound(seg, skip_words):
-            return ProductType(" ".join(seg[-2:]), False)
+            return uncarried(seg)
         hit = self._best_key(seg)
         if hit is None:
-            return ProductType(" ".join(seg[-2:]), False)
+            return uncarried(seg)
         key, support, counts = hit
         counts = self._with_named_categories(key, counts)
         total = sum(counts.values())

@@ -139,4 +139,4 @@ class SemanticTypes:
         scores = ev.scores(self.lexical_weight)
         best = np.argsort(-scores, kind="stable")[:N_CATEGORIES]
         cats = [(self.categories[i], float(scores[i])) for i in best]
-        return ProductType(lexical.phrase, self.gate.fires(ev.features), cats, lexical.support)
+        return ProductType(lexical.phrase, self.gate.fires(ev.features), cats, lexical.support, lexical.vague)

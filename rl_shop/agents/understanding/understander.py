@@ -242,6 +242,8 @@ class Understander:
             attrs["price_target"] = budget.target
         lexical = self._lexical_type(text, brand_set)
         pt = self.semantic.refine(text, lexical) if self.semantic is not None else lexical
+        if pt.vague and not pt.in_catalog:  # a vague wish names only a carried type
+            pt = ProductType(None, False)
         n_constraints = (
             sum(1 for k in attrs if k not in ("quantities",)) + (budget.max is not None) + (budget.min is not None)
         )
