@@ -82,3 +82,29 @@ def test_the_readings_catalog_category_replaces_the_rule_parse_one() -> None:
     assert after.category == other and after.sources["category"] == "understanding"
     unknown = SimpleNamespace(**{**vars(reading), "category": "no such category"})
     assert enrich(before, unknown, vocab).category == before.category  # only a catalog category replaces it
+
+
+def test_a_category_outside_the_stated_use_case_does_not_replace_the_rule_one() -> None:
+    """eccd_v2 "Im looking for a good pick to keep office documents organized": the rules find the
+    use case (printers, shredders, ...), the reading the category "filing & organization"; taking
+    the reading's left no candidate, and the Guider stopped without a question."""
+    from types import SimpleNamespace
+
+    vocab, _ = _vocab_and_reader()
+    cats = sorted(vocab.category_set)
+    before = rule_parse("a good pick to keep office documents organized", vocab).model_copy(
+        update={"category": None, "use_case_categories": cats[:2]}
+    )
+    reading = SimpleNamespace(
+        budget_max=None,
+        budget_min=None,
+        excluded_brands=[],
+        in_catalog=True,
+        category=cats[2],
+        product_type="documents organized",
+        query_type="simple",
+        is_question=False,
+    )
+    assert enrich(before, reading, vocab).category is None
+    inside = SimpleNamespace(**{**vars(reading), "category": cats[1]})
+    assert enrich(before, inside, vocab).category == cats[1]

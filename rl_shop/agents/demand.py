@@ -224,7 +224,8 @@ def enrich(rules: ParsedDemand, reading: Any, vocab: CatalogVocab) -> ParsedDema
     excluded catalog brands, the catalog category of the product type, and whether the catalog
     carries that type at all. Rule values stand, except the category: the reading's (by words and
     meaning) is right more often on both the human and the generated queries
-    (``docs/results/understanding.md``), so it replaces the rule's when it names a catalog category."""
+    (``docs/results/understanding.md``), so it replaces the rule's when it names a catalog category
+    that fits the stated use case (if any)."""
     data = rules.model_dump()
     sources = dict(rules.sources)
     if data["budget"] is None and reading.budget_max is not None:
@@ -236,7 +237,16 @@ def enrich(rules: ParsedDemand, reading: Any, vocab: CatalogVocab) -> ParsedDema
         data["excluded_brands"] = [*data["excluded_brands"], *new_excl]
         data["preferred_brands"] = [b for b in data["preferred_brands"] if b not in new_excl]
         sources["brand"] = sources.get("brand", "understanding")
-    if reading.in_catalog and reading.category in vocab.category_set and reading.category != data["category"]:
+    # a stated use case bounds the category: "to keep office documents organized" (printers,
+    # shredders, label makers ...) is no request for the reading's "filing & organization", and a
+    # category outside the use case's leaves no product that fits both
+    fits_use = not data["use_case_categories"] or reading.category in data["use_case_categories"]
+    if (
+        reading.in_catalog
+        and reading.category in vocab.category_set
+        and reading.category != data["category"]
+        and fits_use
+    ):
         data["category"], sources["category"] = reading.category, "understanding"
     data["product_type"], data["in_catalog"], data["sources"] = reading.product_type, bool(reading.in_catalog), sources
     data["open_type"], data["open_question"] = reading.query_type, reading.is_question
