@@ -189,6 +189,9 @@ def test_an_indefinite_request_names_no_product_type(understander, text: str) ->
 def test_an_indefinite_request_still_reads_a_catalog_noun(understander) -> None:
     q = understander.parse("something like a wireless mouse for my laptop, nothing fancy")
     assert q.product_type is not None and q.in_catalog and "mice" in q.categories[:3]
+    # marked vague, so a semantic gate that finds it uncarried drops the type instead of refusing
+    assert understander.lexical_type("something like a wireless mouse")[1].vague
+    assert not understander.lexical_type("a wireless mouse")[1].vague
 
 
 @pytest.mark.parametrize(

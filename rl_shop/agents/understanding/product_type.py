@@ -293,4 +293,4 @@ class ProductTypeIndex:
             cats = [(named, 1.0)] + [(c, v) for c, v in cats if c != named][:4]
         carried = support >= self.cfg.min_title_support  # the catalog has products of this kind
         phrase = " ".join(seg[-2:]) if len(key.split()) < 2 else key
-        return ProductType(phrase, carried, cats, support)
+        return ProductType(phrase, carried, cats, support, vague=vague)
