@@ -202,7 +202,9 @@ def main(cfg: DictConfig) -> None:
     report = ["# rl_shop main job", ""]
     if cfg.baseline.enabled:
         table = retrieval_baseline(int(cfg.baseline.k), cfg.benchmark, cfg.split)
-        where = f"{cfg.benchmark or 'eccd_v1'}, {cfg.split or 'all'} split"
+        from rl_shop.evaluation.summary import benchmark_label
+
+        where = f"{benchmark_label(cfg.benchmark, None)}, {cfg.split or 'all'} split"
         print(f"\nRetrieval-ranking baseline (hybrid index on the raw query, no LLM), per query type ({where}):\n")
         print(table, flush=True)
         report += [f"## Retrieval-ranking baseline ({where})", "", table, ""]

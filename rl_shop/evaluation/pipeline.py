@@ -39,7 +39,14 @@ from rl_shop.evaluation.report import (
     write_tensorboard,
 )
 from rl_shop.evaluation.runner import EvalRunError, EvalRunner, aggregate, select_items, shard_dir, shard_items
-from rl_shop.evaluation.summary import build_summary, load_headroom, load_summary, merge_summaries, role_system
+from rl_shop.evaluation.summary import (
+    benchmark_label,
+    build_summary,
+    load_headroom,
+    load_summary,
+    merge_summaries,
+    role_system,
+)
 from rl_shop.evaluation.systems import RetrievalSystem, System, make_macdf_system
 from rl_shop.evaluation.uds import JudgeConfig, RubricConfig, UDSJudge
 
@@ -433,7 +440,7 @@ def evaluate(
     report = [
         "# rl_shop end-to-end evaluation",
         "",
-        f"Benchmark slice: {cfg.get('benchmark') or 'eccd_v1'}, {cfg.get('split') or 'all'} split, "
+        f"Benchmark slice: {benchmark_label(cfg.get('benchmark'), None)}, {cfg.get('split') or 'all'} split, "
         f"{len(items)} queries ({'all' if limit is None else limit} per type; types: "
         f"{', '.join(types or ['all'])}), systems: {', '.join(names)}, seed {cfg['seed']}, "
         f"LLM backend: {meta['llm']}. Wall time of this invocation: {elapsed:.0f}s.",

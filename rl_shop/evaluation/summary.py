@@ -39,6 +39,7 @@ import numpy as np
 
 from rl_shop.agents.runtime import LEARNED_ROLES as ROLES
 from rl_shop.evaluation.report import paired_differences
+from rl_shop.sim.benchmark import DEFAULT_BENCHMARK
 
 #: Each role's metric in the agent loop (a per-query record key; ``{k}`` is Accuracy@K's K) and its
 #: counterpart in the role's env (a final-info key, ``configs/headroom.yaml`` ``roles.*.loop_metric``).
@@ -54,7 +55,7 @@ def role_system(role: str) -> str:
 
 def benchmark_label(benchmark: str | None, split: str | None) -> str:
     """``eccd_v1`` or ``eccd_v1:test``: the benchmark file's stem and the split evaluated."""
-    stem = Path(benchmark).stem if benchmark else "eccd_v1"
+    stem = Path(benchmark).stem if benchmark else DEFAULT_BENCHMARK.stem
     return f"{stem}:{split}" if split else stem
 
 
