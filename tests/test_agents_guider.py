@@ -214,6 +214,25 @@ def test_shortlist_replies_are_read(reply, status, values):
     assert parse_shortlist_reply(reply, vocab()) == (status, values)
 
 
+def test_an_answer_replaces_an_inferred_value_not_a_stated_one():
+    """A category the assistant only inferred (the open-world reading's guess for "any ideas for
+    computers stuff?") gives way to the one the shopper names in a reply; a category her own words
+    gave stays, and a confirmed shortlist is kept for the answer."""
+    cats = sorted(vocab().category_set)
+    guessed, named = cats[0], cats[1]
+    d = rule_parse("any ideas for computers stuff?", vocab()).model_copy(
+        update={"category": guessed, "sources": {"category": "understanding"}}
+    )
+    t = DialogueTracker()
+    after = Guider.apply_shortlist(d, "value", {"category": named}, t)
+    assert after.category == named and after.sources["category"] == "answer" and t.rounds == 1
+    stated = d.model_copy(update={"sources": {"category": "rules"}})
+    assert Guider.apply_shortlist(stated, "value", {"category": named}, DialogueTracker()).category == guessed
+    done = Guider.apply_shortlist(after, "confirmed", {}, t, shown=("p1", "p2"))
+    assert done.confirmed == ["p1", "p2"] and after.confirmed == []
+    assert Guider.apply_shortlist(after, "rejected", {}, t, shown=("p1",)).confirmed == []
+
+
 @pytest.mark.parametrize(
     ("slot", "reply", "status", "values"),
     [  # real replies of MG-ShopDial shoppers (iai-group/MG-ShopDial) to an assistant's question

@@ -310,6 +310,25 @@ def test_a_shortlist_turn_shows_products_and_reads_what_is_missing():
     assert res.intent["preferred_brands"] == [brand.lower()]
 
 
+def test_the_answer_chooses_among_a_confirmed_shortlist():
+    """In the env a yes to a shortlist hands over exactly those products; in the loop the Decider
+    then recommends from them, not from a fresh, larger search that ranks others first."""
+    from rl_shop.policies.features.clarify import SUGGEST
+
+    a = assistant()
+    a.guider.policy = ScriptedClarifyPolicy([SUGGEST])
+    shown: list[tuple[str, ...]] = []
+    res = a.run("any ideas for electronics stuff?", answer_fn=lambda slot, q, ids: shown.append(ids) or "yes")
+    assert [t.status for t in res.clarifications] == ["confirmed"]
+    assert res.products and {p.product_id for p in res.products} == set(shown[0])
+    assert res.intent["confirmed"] == list(shown[0])
+    # without the yes, the same request recommends from the whole search
+    b = assistant()
+    b.guider.policy = ScriptedClarifyPolicy([SUGGEST])
+    other = b.run("any ideas for electronics stuff?", answer_fn=lambda slot, q, ids: "no")
+    assert "confirmed" not in other.intent and other.products
+
+
 def test_a_two_argument_answer_fn_still_works_with_shortlists():
     """Older callers (a person at a prompt) pass ``fn(slot, question)``: a shortlist reaches them as text."""
     from rl_shop.policies.features.clarify import SUGGEST

@@ -56,12 +56,17 @@ _PERSONA_RE = re.compile(
 # ------------------------------------------------------------------------------------------ parse
 
 
+#: Sources of values the assistant inferred rather than read in the shopper's words: a value she
+#: gives in an answer replaces them ("no, memory" after a guessed "computers accessories").
+INFERRED_SOURCES = frozenset({"understanding", "llm"})
+
+
 class ParsedDemand(BaseModel):
     """The Leader's demand-reasoning result: a distribution over the 8 ECCD types and the slots.
 
     ``slots`` uses the simulator's slot names (``rl_shop.sim.slots.SLOTS``); ``stated`` lists the
-    slots the text gave a value for; ``sources`` says, per slot, whether the value came from the
-    rule parser or the LLM (and survived validation).
+    slots the text gave a value for; ``sources`` says, per slot, where the value came from: the rule
+    parser, the open-world reading or the LLM (each after validation), or the shopper's answer.
     """
 
     query: str
@@ -87,6 +92,7 @@ class ParsedDemand(BaseModel):
     in_catalog: bool | None = None  # None: not judged (no open-world reading)
     open_type: str | None = None  # the open-world reading's query type (real-text typing)
     open_question: bool = False  # the open-world reading found a question ("what is ...", "...?")
+    confirmed: list[str] = Field(default_factory=list)  # ids of a shortlist the shopper said yes to
     stated: list[str] = Field(default_factory=list)
     sources: dict[str, str] = Field(default_factory=dict)
 

@@ -14,7 +14,7 @@ rules, so a hallucinated value never becomes a constraint.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
@@ -25,7 +25,14 @@ from pydantic import BaseModel, Field
 
 from envs.specs import CLARIFY
 from rl_shop.agents.config import defaults_from, validate_config
-from rl_shop.agents.demand import CatalogVocab, ParsedDemand, extract_slots, parse_shortlist_reply, parse_slot_answer
+from rl_shop.agents.demand import (
+    INFERRED_SOURCES,
+    CatalogVocab,
+    ParsedDemand,
+    extract_slots,
+    parse_shortlist_reply,
+    parse_slot_answer,
+)
 from rl_shop.agents.llm_protocols import note_discarded
 from rl_shop.config_files import env_config
 from rl_shop.policies.base import Policy, ScoringPolicy
@@ -375,24 +382,33 @@ class Guider:
         return parse_shortlist_reply(text, self.vocab)
 
     @staticmethod
-    def apply_shortlist(d: ParsedDemand, status: str, values: Mapping[str, Any], t: DialogueTracker) -> ParsedDemand:
+    def apply_shortlist(
+        d: ParsedDemand, status: str, values: Mapping[str, Any], t: DialogueTracker, shown: Sequence[str] = ()
+    ) -> ParsedDemand:
         """The demand after a shortlist turn: a round, no slot asked (as the env's ``suggest``); what
-        the shopper volunteered is recorded."""
+        the shopper volunteered is recorded, and a confirmed shortlist (``shown``) is kept: in the
+        env her yes hands over exactly those products, so the answer chooses among them."""
         t.rounds += 1
         t.quit = t.quit or status == "quit"
+        if status == "confirmed" and shown:
+            d = d.model_copy(update={"confirmed": list(shown)})
         return Guider._record(d, values)
 
     @staticmethod
     def _record(d: ParsedDemand, values: Mapping[str, Any]) -> ParsedDemand:
-        """``d`` with the slots ``values`` gives that it does not have yet (source: the answer)."""
+        """``d`` with the slots ``values`` gives (source: the answer): slots it has no value for yet,
+        and slots whose value was only inferred (``INFERRED_SOURCES``), since her word is better
+        evidence than the assistant's guess."""
         if not values:
             return d
         data = d.model_dump()
+        replaced = [k for k in values if k in data and d.sources.get(k) in INFERRED_SOURCES and data[k] != values[k]]
         for k, v in values.items():
-            if k in data and data.get(k) in (None, [], {}):
+            if k in data and (data.get(k) in (None, [], {}) or k in replaced):
                 data[k] = v
         new = ParsedDemand.model_validate(data)
-        new.sources = {**d.sources, **{s: "answer" for s in new.known_slots() if s not in d.sources}}
+        sources = {k: v for k, v in d.sources.items() if k not in replaced}
+        new.sources = {**sources, **{s: "answer" for s in new.known_slots() if s not in sources}}
         new.stated = new.known_slots()
         return new
 

@@ -248,6 +248,7 @@ class Leader:
             required_attributes=req,
             excluded_attributes=excl,
             targets=list(d.targets),
+            confirmed=list(d.confirmed),
             user_id=user_id,
             slots={
                 "use_case": d.use_case,
@@ -371,6 +372,10 @@ class Leader:
         tool_outs = [o for o in outputs if isinstance(o, Mapping) and o.get("tool") == named]
         if named and candidates_from(tool_outs):
             cands = candidates_from(tool_outs)  # decide between the products the shopper named
+        said_yes = set(intent.confirmed)
+        confirmed = [c for c in cands if c["product_id"] in said_yes]
+        if confirmed:
+            cands = confirmed  # decide between the products of the shortlist she said yes to
         web = next((o for o in outputs if isinstance(o, WebSearchResult)), None)
         history = self.memory.user_history(intent.user_id) if intent.user_id else None
         return (decider or self.decider).decide(

@@ -277,6 +277,7 @@ class _Request:
     base: _Counters
     on_token: Callable[[str], None] | None
     user_id: str | None
+    shortlist: dict[str, Any] | None = None  # the last shortlist shown (a ProductSearch output)
 
     @property
     def session(self) -> str:
@@ -475,14 +476,15 @@ class MACDFAssistant:
         with tracer.step("ProductSearch", "shortlist") as info:
             intent = self.leader.to_intent(demand, req.user_id)
             params = self.planner.search_params(intent, k=self.guider.config.shortlist_size)
-            products = self.leader.ps.search(intent.query or demand.query, params)["products"]
+            req.shortlist = self.leader.ps.search(intent.query or demand.query, params)
+            products = req.shortlist["products"]
             shown = [str(p["product_id"]) for p in products]
             info.update(shown=shown)
         question = self.guider.shortlist_question(products)
         answer = self._wait_for_reply(req, answer_fn, SUGGESTION, question, tuple(shown))
         with tracer.step("Guider", "parse_shortlist_reply") as info:
             status, values = self.guider.parse_shortlist_reply(answer)
-            demand = self.guider.apply_shortlist(demand, status, values, tracker)
+            demand = self.guider.apply_shortlist(demand, status, values, tracker, shown)
             info.update(status=status, values=values)
         req.result.clarifications.append(
             ClarificationTurn(slot=SUGGESTION, question=question, answer=answer, status=status, parsed=values)
@@ -550,7 +552,8 @@ class MACDFAssistant:
     def _execute_and_reflect(self, req: _Request, intent: IntentSpec, plan: Plan) -> tuple[list[Any], Decision]:
         """Execute the DAG (Eq. 1 scheduling), decide, reflect (Eq. 2) and re-plan until the score passes."""
         tracer, result = req.tracer, req.result
-        outputs: list[Any] = []
+        # a shortlist the shopper confirmed is evidence the Decider chooses from (Leader.decide)
+        outputs: list[Any] = [req.shortlist] if intent.confirmed and req.shortlist else []
         dag_wall = 0.0
         while True:
             with tracer.step("Leader", "execute_dag", n_tasks=len(plan.tasks), container=True) as info:

@@ -51,6 +51,9 @@ class IntentSpec(BaseModel):
     required_attributes: dict[str, Any] = Field(default_factory=dict)
     excluded_attributes: dict[str, Any] = Field(default_factory=dict)
     targets: list[str] = Field(default_factory=list, description="product ids / names for Q&A and comparison")
+    confirmed: list[str] = Field(
+        default_factory=list, description="ids of a shortlist the shopper confirmed: the answer chooses among them"
+    )
     slots: dict[str, Any] = Field(default_factory=dict)
     time_sensitive: bool = False
     price_sensitive: bool = False
