@@ -233,6 +233,25 @@ def test_an_answer_replaces_an_inferred_value_not_a_stated_one():
     assert Guider.apply_shortlist(after, "rejected", {}, t, shown=("p1",)).confirmed == []
 
 
+def test_a_category_guessed_within_a_named_department_is_asked_about():
+    """In the Clarify env a category is known only when the shopper named it: for "any ideas for
+    computers stuff?" (a department) the category the reader guessed is not known to the policy,
+    so the heuristic asks for it, over the whole catalog. Search keeps the guess; a product type
+    she named, or her answer, is known."""
+    g, cats = guider(), sorted(vocab().category_set)
+    d = rule_parse("any ideas for computers stuff?", vocab()).model_copy(
+        update={"category": cats[0], "sources": {"category": "understanding"}}
+    )
+    assert d.department == "computers"
+    slot, detail = g.decide(d, DialogueTracker())
+    assert slot == "category" and detail["n_candidates"] == len(sub_index()[0])
+    assert Guider.as_known(d).category is None and d.category == cats[0]
+    answered = Guider.apply(d, "category", "value", {"category": cats[0]}, DialogueTracker(asked=["category"]))
+    assert answered.sources["category"] == "answer" and Guider.as_known(answered).category == cats[0]
+    named = rule_parse("Memory card readers", vocab()).model_copy(update={"sources": {"category": "understanding"}})
+    assert named.department is None and Guider.as_known(named).category == named.category is not None
+
+
 @pytest.mark.parametrize(
     ("slot", "reply", "status", "values"),
     [  # real replies of MG-ShopDial shoppers (iai-group/MG-ShopDial) to an assistant's question

@@ -194,8 +194,18 @@ class Guider:
         self.policy_kind = "learned" if hasattr(policy, "card") else "heuristic"
 
     # -------------------------------------------------------------- state
+    @staticmethod
+    def as_known(d: ParsedDemand) -> ParsedDemand:
+        """``d`` as the Clarify env knows a dialogue: a category is known there only when the shopper
+        named it. When she named a department only ("any ideas for computers stuff?"), the category
+        the assistant read into it is a guess the policy may still ask about, until she answers.
+        Search keeps the guess; only the policy's view drops it."""
+        guessed = d.department is not None and d.sources.get("category") in INFERRED_SOURCES
+        return d.model_copy(update={"category": None}) if guessed else d
+
     def n_candidates(self, d: ParsedDemand) -> int:
         """Catalog products consistent with what is known (the featurizer's |C|)."""
+        d = self.as_known(d)
         try:
             probe = Intent(
                 query_type=d.query_type,
@@ -222,7 +232,7 @@ class Guider:
         ``n_candidates`` when the caller has counted them already."""
         return DialogueState.from_slots(
             d.query_type,
-            known=d.known_slots(),
+            known=self.as_known(d).known_slots(),
             no_preference=t.no_preference,
             dont_know=t.dont_know,
             asked=t.asked,
@@ -397,17 +407,19 @@ class Guider:
     @staticmethod
     def _record(d: ParsedDemand, values: Mapping[str, Any]) -> ParsedDemand:
         """``d`` with the slots ``values`` gives (source: the answer): slots it has no value for yet,
-        and slots whose value was only inferred (``INFERRED_SOURCES``), since her word is better
-        evidence than the assistant's guess."""
+        slots whose value was only inferred (``INFERRED_SOURCES``), since her word is better
+        evidence than the assistant's guess, and values she repeats, which become hers."""
         if not values:
             return d
         data = d.model_dump()
-        replaced = [k for k in values if k in data and d.sources.get(k) in INFERRED_SOURCES and data[k] != values[k]]
-        for k, v in values.items():
-            if k in data and (data.get(k) in (None, [], {}) or k in replaced):
-                data[k] = v
+        answered = [
+            k
+            for k, v in values.items()
+            if k in data and (data[k] in (None, [], {}) or d.sources.get(k) in INFERRED_SOURCES or data[k] == v)
+        ]
+        data.update({k: values[k] for k in answered})
         new = ParsedDemand.model_validate(data)
-        sources = {k: v for k, v in d.sources.items() if k not in replaced}
+        sources = {k: v for k, v in d.sources.items() if k not in answered}
         new.sources = {**sources, **{s: "answer" for s in new.known_slots() if s not in sources}}
         new.stated = new.known_slots()
         return new
