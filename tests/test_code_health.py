@@ -204,3 +204,19 @@ def test_config_defaults_live_in_the_yaml_files():
             if coded:
                 offenders.append(f"{obj.__module__}.{obj.__name__}: {coded}")
     assert offenders == [], "config defaults written in code:\n" + "\n".join(offenders)
+
+
+MAX_AGENT_FUNCTION_LINES = 60  # issue 15: a function of the agent layer reads at once
+
+
+def test_agent_functions_read_at_once():
+    """No function or method under rl_shop/agents is longer than ``MAX_AGENT_FUNCTION_LINES``
+    (decorators excluded, docstring included)."""
+    long = []
+    for path in sorted((REPO_ROOT / "rl_shop" / "agents").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                n = (node.end_lineno or node.lineno) - node.lineno + 1
+                if n > MAX_AGENT_FUNCTION_LINES:
+                    long.append(f"{path.relative_to(REPO_ROOT).as_posix()}:{node.lineno}: {node.name} ({n} lines)")
+    assert long == [], "split these into named steps:\n" + "\n".join(long)

@@ -186,6 +186,26 @@ def test_an_indefinite_request_names_no_product_type(understander, text: str) ->
     assert q.product_type is None and q.query_type in ("ambiguous", "reasoning")
 
 
+@pytest.mark.parametrize(
+    "text, product_type",
+    [
+        # WebShop human instructions: "do you have any" opens the request (was read as the type "do you")
+        ("do you have any gluten free cheese spreads with 0g of trans fat?", "cheese spreads"),
+        ("do you have any long lasting eye shadow?  something with 2 colors would be the best", "eye shadow"),
+        # "anything except X" ends the product phrase (was "except belkin" / no type at all)
+        ("usb cables anything except belkin", "usb cable"),
+    ],
+)
+def test_any_and_except_end_or_open_the_product_phrase(understander, text: str, product_type: str) -> None:
+    assert understander.parse(text).product_type == product_type
+
+
+def test_any_ideas_names_no_product_type(understander) -> None:
+    """A vague wish ("any ideas for ... stuff?") names no product called "any" (eccd_v2 dev traces)."""
+    q = understander.parse("any ideas for electronics stuff?")
+    assert q.product_type is None and q.query_type == "ambiguous"
+
+
 def test_an_indefinite_request_still_reads_a_catalog_noun(understander) -> None:
     q = understander.parse("something like a wireless mouse for my laptop, nothing fancy")
     assert q.product_type is not None and q.in_catalog and "mice" in q.categories[:3]

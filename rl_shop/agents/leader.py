@@ -200,24 +200,7 @@ class Leader:
 
     def to_intent(self, d: ParsedDemand, user_id: str | None = None) -> IntentSpec:
         """The clarified intent as the Planner / Decider see it."""
-        req: dict[str, Any] = {}
-        if d.colour:
-            req["colour"] = d.colour
-        if d.min_capacity_gb:
-            req["capacity_gb"] = float(d.min_capacity_gb)
-        if d.min_size_in is not None or d.max_size_in is not None:
-            req["size_in"] = {k: v for k, v in (("min", d.min_size_in), ("max", d.max_size_in)) if v is not None}
-        if d.connectivity:
-            req["connectivity"] = list(d.connectivity)
-        if d.features:
-            req["features"] = list(d.features)
-        excl: dict[str, Any] = {}
-        conn_excl = [f for f in d.excluded_features if f in CONNECTIVITY]
-        feat_excl = [f for f in d.excluded_features if f not in CONNECTIVITY]
-        if conn_excl:
-            excl["connectivity"] = conn_excl
-        if feat_excl:
-            excl["features"] = feat_excl
+        req, excl = _attribute_constraints(d)
         preferred = [b for b in d.preferred_brands if b not in d.excluded_brands]
         category = d.category
         if d.query_type in ("comparison", "product_qa") and d.targets:
@@ -225,18 +208,7 @@ class Leader:
             # case", "... sherpa blue") name the targets, they are not the shopper's constraints;
             # the targets are looked up by name across the whole catalog.
             category, preferred, req = None, [], {}
-        # Values the shopper gave in answers are not in the request text: add them to the search
-        # text ("any ideas for electronics stuff?" + "headphones") so retrieval ranks by them too.
-        answered = {s for s, src in d.sources.items() if src == "answer"}
-        words = (
-            ([d.category] if "category" in answered and d.category else [])
-            + ([d.colour] if "colour" in answered and d.colour else [])
-            + (list(d.preferred_brands) if "brand" in answered else [])
-            + (list(d.connectivity) if "connectivity" in answered else [])
-            + (list(d.features) if "features" in answered else [])
-            + ([d.use_case] if "use_case" in answered and d.use_case else [])
-        )
-        query = " ".join([d.query, *[w for w in words if w.lower() not in d.query.lower()]])
+        query = _search_text(d)
         return IntentSpec(
             query=query,
             query_type=d.query_type,
@@ -389,3 +361,42 @@ class Leader:
             with contextlib.suppress(KeyError):  # a product the catalog lacks is judged without its row
                 rows[r.product_id] = self.ps.row(r.product_id)
         return self.reflector.evaluate(intent, decision, rows, evidence_found(outputs), replans)
+
+
+def _attribute_constraints(d: ParsedDemand) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The required and the excluded product attributes of a demand (an excluded connectivity
+    such as "no bluetooth" is a connectivity exclusion, any other excluded word a feature one)."""
+    req: dict[str, Any] = {}
+    if d.colour:
+        req["colour"] = d.colour
+    if d.min_capacity_gb:
+        req["capacity_gb"] = float(d.min_capacity_gb)
+    if d.min_size_in is not None or d.max_size_in is not None:
+        req["size_in"] = {k: v for k, v in (("min", d.min_size_in), ("max", d.max_size_in)) if v is not None}
+    if d.connectivity:
+        req["connectivity"] = list(d.connectivity)
+    if d.features:
+        req["features"] = list(d.features)
+    excl: dict[str, Any] = {}
+    conn_excl = [f for f in d.excluded_features if f in CONNECTIVITY]
+    feat_excl = [f for f in d.excluded_features if f not in CONNECTIVITY]
+    if conn_excl:
+        excl["connectivity"] = conn_excl
+    if feat_excl:
+        excl["features"] = feat_excl
+    return req, excl
+
+
+def _search_text(d: ParsedDemand) -> str:
+    """The request text plus the values the shopper gave only in answers ("any ideas for
+    electronics stuff?" + "headphones"), so retrieval ranks by them too."""
+    answered = {s for s, src in d.sources.items() if src == "answer"}
+    words = (
+        ([d.category] if "category" in answered and d.category else [])
+        + ([d.colour] if "colour" in answered and d.colour else [])
+        + (list(d.preferred_brands) if "brand" in answered else [])
+        + (list(d.connectivity) if "connectivity" in answered else [])
+        + (list(d.features) if "features" in answered else [])
+        + ([d.use_case] if "use_case" in answered and d.use_case else [])
+    )
+    return " ".join([d.query, *[w for w in words if w.lower() not in d.query.lower()]])
