@@ -7,7 +7,7 @@ shoppers with numpy and agrees with this class step for step on the same seeds.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import gymnasium as gym
 import numpy as np
@@ -344,7 +344,7 @@ class ClarifyEnv(gym.Env):
                             u_volunteer = self._volunteer_u[t - 1]
                         except IndexError:  # no block draws (episode 0, or past max_rounds)
                             u_volunteer = rng.volunteer_draw(rng.bits(self._ekey, t))
-                        bit = _KTH_BIT_LIST[hidden][volunteer_index(SCALAR, u_volunteer, count)]
+                        bit = _KTH_BIT_LIST[hidden][cast(int, volunteer_index(SCALAR, u_volunteer, count))]
                         self._revealed = revealed = revealed | bit
                         self._known |= bit
                         self._dontknow &= ~bit

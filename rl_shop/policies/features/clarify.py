@@ -31,7 +31,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from rl_shop.array_ops import NUMPY, BatchOps
+from rl_shop.array_ops import NUMPY, ArrayOps, Batch
 from rl_shop.sim.slots import QUERY_TYPES, SLOTS
 
 LAYOUT_VERSION: str = "clarify-v1"
@@ -292,15 +292,15 @@ def featurize_batch(
 
 
 def fill_rows(
-    ops: BatchOps,
+    ops: ArrayOps[Batch],
     tables: FeatureTables,
-    out: Any,
+    out: Batch,
     masks: tuple[Any, Any, Any, Any, Any],
-    rounds: Any,
-    max_rounds: Any,
-    log2_candidates: Any,
+    rounds: Batch,
+    max_rounds: Batch | float,
+    log2_candidates: Batch,
     log2_catalog_size: float,
-) -> Any:
+) -> Batch:
     """Writes the observation layout into ``out`` (float32 ``(n, N_FEATURES)``) on any array
     library (``rl_shop.array_ops``: numpy for :func:`featurize_batch`, torch for the
     device-resident kernel) and returns it. ``masks``: ``(query_type, known, no_preference,
