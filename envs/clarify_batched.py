@@ -150,7 +150,7 @@ class ClarifyVectorEnv(gym.vector.VectorEnv):
             "_action_mask": t,
         }
 
-    def step(self, actions: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+    def step(self, actions: object) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         """Step every sub-env (NEXT_STEP autoreset; see the module docstring)."""
         if not self._started:
             raise RuntimeError("call reset() before step()")

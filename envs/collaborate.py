@@ -187,7 +187,7 @@ class CollaborateParams(Generic[Batch]):
         return N_RESET_U + N_STEP_U * self.max_steps
 
 
-def parse_collaborate_kwargs(**overrides: Any) -> CollaborateParams:
+def parse_collaborate_kwargs(**overrides: object) -> CollaborateParams:
     """Merge ``overrides`` over the YAML defaults and the sim shopper config; validate everything."""
     kw = load_default_kwargs()
     unknown = sorted(set(overrides) - set(kw))

@@ -67,7 +67,7 @@ class ScheduleParams:
         return tuple(t.name for t in self.triggers)
 
 
-def parse_schedule_kwargs(**overrides: Any) -> ScheduleParams:
+def parse_schedule_kwargs(**overrides: object) -> ScheduleParams:
     """Merge ``overrides`` over the YAML defaults and validate them, naming any bad value."""
     kw = load_default_kwargs()
     unknown = sorted(set(overrides) - set(kw))

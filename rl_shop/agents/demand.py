@@ -194,7 +194,7 @@ def rule_parse(text: str, vocab: CatalogVocab, residual: float = 0.1) -> ParsedD
     )
 
 
-def _rule_type(text: str, vocab: CatalogVocab, slots: dict[str, Any], qa_field: Any) -> tuple[str, list[str]]:
+def _rule_type(text: str, vocab: CatalogVocab, slots: dict[str, Any], qa_field: object) -> tuple[str, list[str]]:
     """The query type the surface form suggests, and the named products of a comparison / Q&A."""
     low = text.lower()
     is_question = bool(_QUESTION_RE.search(text)) and not _REQUEST_RE.match(text)

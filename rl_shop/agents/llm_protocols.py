@@ -34,7 +34,7 @@ class SupportsStructured(Protocol):
     def structured(self, messages: list[dict[str, str]], schema: type[BaseModel], **kwargs: Any) -> Any: ...
 
 
-def note_discarded(llm: Any) -> None:
+def note_discarded(llm: object) -> None:
     """Count one LLM answer the calling agent did not use (``LLMMetrics.discarded``, under the
     agent's scope). The agents need only the chat / stream / structured protocols above, so an
     LLM without metrics (a bare test double) is simply not counted."""
@@ -43,7 +43,7 @@ def note_discarded(llm: Any) -> None:
         metrics.add(discarded=1)
 
 
-def chunk_text(chunk: Any) -> str:
+def chunk_text(chunk: object) -> str:
     """Text of one streamed chunk, whether the backend yields ``str`` or an object with ``.text``."""
     if isinstance(chunk, str):
         return chunk

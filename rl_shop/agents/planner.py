@@ -404,7 +404,7 @@ class Planner:
                 out.append(plan)
         return out
 
-    def search_params(self, intent: IntentSpec, **extra: Any) -> dict[str, Any]:
+    def search_params(self, intent: IntentSpec, **extra: object) -> dict[str, Any]:
         """ProductSearch params of ``intent`` (category, price range, brands, attributes), ``extra`` on top."""
         params: dict[str, Any] = {"k": self.config.product_search_k}
         if intent.category:

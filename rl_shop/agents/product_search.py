@@ -269,7 +269,7 @@ class ProductSearchAgent:
             "cons": cons[: ecfg.max_cons],
         }
 
-    def _spec_summary(self, row: Mapping[str, Any], raw: Any, conn: list[str]) -> str:
+    def _spec_summary(self, row: Mapping[str, Any], raw: object, conn: list[str]) -> str:
         """Colour, capacity, size, connectivity and the first ``spec_fields`` specs, one line."""
         specs: dict[str, Any] = {}
         if isinstance(raw, str) and raw.strip():

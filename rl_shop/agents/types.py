@@ -79,7 +79,7 @@ class IntentSpec(BaseModel):
         return dict(value)
 
     @classmethod
-    def from_intent(cls, intent: IntentLike, **overrides: Any) -> IntentSpec:
+    def from_intent(cls, intent: IntentLike, **overrides: object) -> IntentSpec:
         """Adapt an :data:`IntentLike`: a mapping is read as fields, the simulator's ``Intent``
         attribute by attribute (with the aliases below)."""
         if isinstance(intent, IntentSpec):
@@ -277,11 +277,11 @@ class Candidate(BaseModel):
         )
 
 
-def _is_listlike(value: Any) -> TypeGuard[Iterable[Any]]:
+def _is_listlike(value: object) -> TypeGuard[Iterable[Any]]:
     return value is not None and not isinstance(value, (str, bytes, dict)) and hasattr(value, "__iter__")
 
 
-def _present(value: Any) -> TypeGuard[Any]:
+def _present(value: object) -> TypeGuard[Any]:
     if value is None:
         return False
     if isinstance(value, float) and math.isnan(value):

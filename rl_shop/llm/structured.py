@@ -50,7 +50,7 @@ class SchemaSpec:
     json_schema: dict[str, Any]
     model: type[BaseModel] | None
 
-    def validate_obj(self, obj: Any) -> Any:
+    def validate_obj(self, obj: object) -> Any:
         """Validate a decoded JSON value; returns the model instance (or the dict).
 
         Raises ``ValueError`` with a short, readable message on failure.
@@ -122,7 +122,7 @@ def with_schema_instruction(messages: list[Message], spec: SchemaSpec) -> list[M
     return out  # type: ignore[return-value]
 
 
-def run_validator(validate: Validator | None, value: Any) -> list[str]:
+def run_validator(validate: Validator | None, value: object) -> list[str]:
     """Run a caller's domain check; returns error messages (empty = accepted).
 
     The callable may return None / True (accept), False (reject), a message, or messages, and may
@@ -278,7 +278,7 @@ def default_fallback(spec: SchemaSpec, text: str) -> tuple[Any | None, list[str]
     return None, errors
 
 
-def _bad_top_level_keys(spec: SchemaSpec, candidate: Any) -> list[str]:
+def _bad_top_level_keys(spec: SchemaSpec, candidate: object) -> list[str]:
     if not isinstance(candidate, dict):
         return []
     if spec.model is not None:
