@@ -51,7 +51,7 @@ class ClarifyVectorEnv(gym.vector.VectorEnv):
         *,
         intent_pool: IntentPool | None = None,
         copy: bool = True,
-        **kwargs: Any,
+        **kwargs: object,
     ) -> None:
         if isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
             raise ValueError(f"num_envs must be a positive integer, got {num_envs!r}")

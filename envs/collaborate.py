@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Generic, cast
+from typing import Any, Generic, SupportsFloat, cast
 
 import gymnasium as gym
 import numpy as np
@@ -100,9 +100,9 @@ def load_default_kwargs(path: Path = CONFIG_PATH) -> dict[str, Any]:
     return env_kwargs(path)
 
 
-def _num(value: Any, key: str, lo: float = -math.inf, hi: float = math.inf) -> float:
+def _num(value: object, key: str, lo: float = -math.inf, hi: float = math.inf) -> float:
     try:
-        x = float(value)
+        x = float(cast("SupportsFloat | str", value))  # anything else: TypeError, reported below
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{COLLABORATE.id}: {key} must be a number, got {value!r}.") from exc
     if not (math.isfinite(x) and lo <= x <= hi):
@@ -403,7 +403,7 @@ class CollaborateEnv(gym.Env):
     metadata = {"render_modes": []}
     ACTION_NAMES = ACTION_NAMES
 
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(self, **kwargs: object) -> None:
         self.params = parse_collaborate_kwargs(**kwargs)
         self.FEATURE_NAMES = FEATURE_NAMES
         self.LAYOUT_VERSION = LAYOUT_VERSION

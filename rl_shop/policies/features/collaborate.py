@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from rl_shop.array_ops import NUMPY, ArrayOps, Batch
+from rl_shop.array_ops import NUMPY, ArrayOps, Batch, Num
 from rl_shop.sim.slots import QUERY_TYPES
 
 #: Bump whenever FEATURE_NAMES or their scaling change; exported policy cards record it.
@@ -181,15 +181,15 @@ def fill_rows(
 
 
 def action_mask_terms(
-    n_clarify: Any,
-    n_product_search: Any,
-    n_web_search: Any,
-    n_replan: Any,
-    steps: Any,
+    n_clarify: Num,
+    n_product_search: Num,
+    n_web_search: Num,
+    n_replan: Num,
+    steps: Num,
     max_steps: int,
     max_clarify: int,
     max_replan: int,
-) -> tuple[Any, Any, Any, Any, Any]:
+) -> tuple[Num, Num, Num, Num, Num]:
     """Validity of each action, in ``ACTION_NAMES`` order, for scalars or arrays alike.
 
     ``decide`` only after a search (or at the last step, so the mask is never empty); searches
