@@ -8,7 +8,7 @@ not import it.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 from pydantic import BaseModel
 
@@ -17,21 +17,23 @@ from pydantic import BaseModel
 class SupportsChat(Protocol):
     """An LLM that answers a list of chat messages with a result carrying ``.text``."""
 
-    def chat(self, messages: list[dict[str, str]], **kwargs: Any) -> Any: ...
+    def chat(self, messages: list[dict[str, str]], *, max_tokens: int = ...) -> object: ...
 
 
 @runtime_checkable
 class SupportsStream(Protocol):
     """An LLM that streams text chunks (``str`` or objects with ``.text``)."""
 
-    def stream(self, messages: list[dict[str, str]], **kwargs: Any) -> Iterator[Any]: ...
+    def stream(self, messages: list[dict[str, str]], *, max_tokens: int = ...) -> Iterator[object]: ...
 
 
 @runtime_checkable
 class SupportsStructured(Protocol):
     """An LLM with schema-constrained output returning ``StructuredResult(value, used_fallback)``."""
 
-    def structured(self, messages: list[dict[str, str]], schema: type[BaseModel], **kwargs: Any) -> Any: ...
+    def structured(
+        self, messages: list[dict[str, str]], schema: type[BaseModel], *, max_tokens: int = ...
+    ) -> object: ...
 
 
 def note_discarded(llm: object) -> None:

@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field
 
@@ -26,6 +26,9 @@ from rl_shop.agents.config import defaults_from, load_agent_config, validate_con
 from rl_shop.agents.text import tokens
 from rl_shop.agents.types import TaskState
 from rl_shop.paths import cache_dir
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS subagent_context (
@@ -152,7 +155,7 @@ class Memory:
             (session_id, agent, key, _dumps(value), time.time()),
         )
 
-    def get_context(self, session_id: str, agent: str, key: str | None = None, default: object = None) -> Any:
+    def get_context(self, session_id: str, agent: str, key: str | None = None, default: object = None) -> object:
         """One context value, or all of an agent's context as a dict when ``key`` is None."""
         if key is None:
             rows = self._execute(
@@ -248,7 +251,7 @@ class Memory:
         ]
 
     # ---------------------------------------------------------------- Planner graph
-    def save_graph(self, session_id: str, graph: Any) -> int:
+    def save_graph(self, session_id: str, graph: nx.DiGraph) -> int:
         """Store a task DAG (``networkx.DiGraph``) as a new version for the session; returns the version."""
         with self._lock:
             (current,) = self._conn.execute(
@@ -272,7 +275,7 @@ class Memory:
                 raise
         return version
 
-    def load_graph(self, session_id: str, version: int | None = None) -> Any:
+    def load_graph(self, session_id: str, version: int | None = None) -> nx.DiGraph:
         """The stored DAG (latest version unless given) as a ``networkx.DiGraph``."""
         import networkx as nx
 
