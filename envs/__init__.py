@@ -9,7 +9,8 @@ env's observations come from. ``make_batched`` builds the numpy-vectorized versi
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import cast
 
 import gymnasium
 
@@ -33,7 +34,7 @@ def _register_all() -> None:
         register_layout(spec.id, spec.featurizer)
 
 
-def make_batched(env_id: str, num_envs: int, seed: int | None = None, **kwargs: Any) -> gymnasium.vector.VectorEnv:
+def make_batched(env_id: str, num_envs: int, seed: int | None = None, **kwargs: object) -> gymnasium.vector.VectorEnv:
     """The numpy-batched vector env for ``env_id`` with ``num_envs`` shoppers.
 
     ``seed`` seeds sub-env i with ``seed + i`` (so sub-env i replays ``gymnasium.make(env_id)``
@@ -45,7 +46,7 @@ def make_batched(env_id: str, num_envs: int, seed: int | None = None, **kwargs: 
         raise ValueError(f"num_envs must be a positive integer, got {num_envs!r}")
     entry_point = SPECS[env_id].vector_entry_point
     try:
-        cls = load_entry_point(entry_point)
+        cls = cast("Callable[..., gymnasium.vector.VectorEnv]", load_entry_point(entry_point))
     except (ImportError, AttributeError) as exc:
         raise gymnasium.error.Error(f"the batched version of {env_id} ({entry_point}) is not available: {exc}") from exc
     return cls(num_envs=num_envs, seed=seed, **kwargs)

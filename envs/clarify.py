@@ -7,7 +7,7 @@ shoppers with numpy and agrees with this class step for step on the same seeds.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, SupportsInt, cast, overload
 
 import gymnasium as gym
 import numpy as np
@@ -22,7 +22,7 @@ from envs.clarify_params import (  # noqa: F401  (re-exported: the env's public 
     resolve_pool,
 )
 from envs.intent_pool import N_MASKS, IntentPool
-from rl_shop.array_ops import SCALAR
+from rl_shop.array_ops import SCALAR, Batch, Num
 from rl_shop.policies.features.clarify import (  # noqa: F401  (ACTION_NAMES ... MASK_TABLE: re-exported)
     ACTION_NAMES,
     MASK_ROWS,
@@ -53,18 +53,22 @@ _NO_DRAWS: list[float] = []
 _KTH_BIT_LIST: list[list[int]] = KTH_BIT.tolist()
 
 
-def out_of_patience(rounds: Any, patience: Any) -> Any:
+def out_of_patience(rounds: Num, patience: Num) -> Num:
     """The shopper leaves instead of answering once the rounds reach her patience."""
     return rounds >= patience
 
 
-def answer_thresholds(u: Any, p_dont_know: Any, p_wrong: Any) -> tuple[Any, Any]:
+def answer_thresholds(u: Num, p_dont_know: Num, p_wrong: Num) -> tuple[Num, Num]:
     """``(don't know, don't know or a wrong value)`` for the answer draw ``u`` of an asked slot;
     neither: the true value."""
     return u < p_dont_know, u < p_dont_know + p_wrong
 
 
-def truncates(terminated: Any, rounds: Any, max_rounds: int) -> Any:
+@overload
+def truncates(terminated: bool, rounds: int, max_rounds: int) -> bool: ...
+@overload
+def truncates(terminated: Batch, rounds: Batch, max_rounds: int) -> Batch: ...
+def truncates(terminated: Num, rounds: Num, max_rounds: int) -> Num:
     """The dialogue is cut at ``max_rounds`` rounds unless it ended."""
     return (terminated == 0) & (rounds >= max_rounds)
 
@@ -74,11 +78,11 @@ def guider_reward(
     beta: float,
     w_T: float,
     abandon_penalty: float,
-    intent_gain: Any,
-    interaction_rounds: Any,
-    accuracy: Any,
-    leaves: Any,
-) -> Any:
+    intent_gain: Num,
+    interaction_rounds: Num,
+    accuracy: Num,
+    leaves: Num,
+) -> Num:
     """MACDF Eq. 3, ``R(s, a) = alpha * Intent_Gain - beta * Interaction_Rounds``, plus the hand-over
     term ``w_T * Accuracy@5`` and the abandonment penalty; on floats or float64 arrays (the kernels)."""
     return alpha * intent_gain - beta * interaction_rounds + w_T * accuracy - abandon_penalty * leaves
@@ -150,7 +154,7 @@ class ClarifyEnv(gym.Env):
         *,
         intent_pool: IntentPool | None = None,
         render_mode: str | None = None,
-        **kwargs: Any,
+        **kwargs: object,
     ) -> None:
         if render_mode not in (None, "ansi"):
             raise ValueError(f"render_mode must be None or 'ansi', got {render_mode!r}")
@@ -303,7 +307,7 @@ class ClarifyEnv(gym.Env):
             ).tobytes()
         return np.frombuffer(bytearray(raw), np.float32), info
 
-    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict]:
+    def step(self, action: SupportsInt) -> tuple[np.ndarray, float, bool, bool, dict]:
         """Apply one Guider action; see the class docstring for the dynamics and Eq. 3."""
         if self._key is None:
             raise RuntimeError("call reset() before step()")
@@ -344,7 +348,7 @@ class ClarifyEnv(gym.Env):
                             u_volunteer = self._volunteer_u[t - 1]
                         except IndexError:  # no block draws (episode 0, or past max_rounds)
                             u_volunteer = rng.volunteer_draw(rng.bits(self._ekey, t))
-                        bit = _KTH_BIT_LIST[hidden][volunteer_index(SCALAR, u_volunteer, count)]
+                        bit = _KTH_BIT_LIST[hidden][cast(int, volunteer_index(SCALAR, u_volunteer, count))]
                         self._revealed = revealed = revealed | bit
                         self._known |= bit
                         self._dontknow &= ~bit

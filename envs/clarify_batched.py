@@ -51,7 +51,7 @@ class ClarifyVectorEnv(gym.vector.VectorEnv):
         *,
         intent_pool: IntentPool | None = None,
         copy: bool = True,
-        **kwargs: Any,
+        **kwargs: object,
     ) -> None:
         if isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
             raise ValueError(f"num_envs must be a positive integer, got {num_envs!r}")
@@ -150,7 +150,7 @@ class ClarifyVectorEnv(gym.vector.VectorEnv):
             "_action_mask": t,
         }
 
-    def step(self, actions: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+    def step(self, actions: object) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         """Step every sub-env (NEXT_STEP autoreset; see the module docstring)."""
         if not self._started:
             raise RuntimeError("call reset() before step()")

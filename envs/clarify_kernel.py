@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, cast
 
 import numpy as np
 
@@ -33,8 +33,10 @@ from envs.clarify import (
     truncates,
     volunteer_index,
 )
+from envs.clarify_params import ClarifyParams
 from envs.intent_pool import N_MASKS, IntentPool
 from rl_shop import array_ops as ao
+from rl_shop.array_ops import Batch
 from rl_shop.policies.features import clarify as feat
 from rl_shop.policies.features.clarify import N_SLOTS
 
@@ -44,31 +46,33 @@ STATE_FIELDS: tuple[str, ...] = (
 
 
 @dataclass(frozen=True)
-class ClarifyTables:
+class ClarifyTables(Generic[Batch]):
     """Per-pool lookup tables as arrays of one library (flat ``[N * 512]`` float64 tables)."""
 
-    H: Any
-    acc: Any
-    log2c: Any
-    pdk: Any
-    pw: Any
-    relevant: Any
-    stated: Any
-    patience: Any
-    query_type: Any
-    mask_table: Any
-    popcount: Any
-    kth_bit: Any
-    bits: Any
-    qt_onehot: Any
-    popcount_frac: Any
+    H: Batch
+    acc: Batch
+    log2c: Batch
+    pdk: Batch
+    pw: Batch
+    relevant: Batch
+    stated: Batch
+    patience: Batch
+    query_type: Batch
+    mask_table: Batch
+    popcount: Batch
+    kth_bit: Batch
+    bits: Batch
+    qt_onehot: Batch
+    popcount_frac: Batch
     n_pool: int
     log2_catalog_size: float
 
 
 def make_tables(
-    pool: IntentPool, normalize_gain: bool, convert: Callable[[np.ndarray], Any] = lambda a: a
-) -> ClarifyTables:
+    pool: IntentPool,
+    normalize_gain: bool,
+    convert: Callable[[np.ndarray], Batch] = lambda a: a,  # type: ignore[assignment,return-value]
+) -> ClarifyTables[Batch]:
     """The tables of ``pool``; ``convert`` turns each numpy array into the target library's array."""
     c = lambda a, dt=None: convert(np.ascontiguousarray(a if dt is None else np.asarray(a, dtype=dt)))  # noqa: E731
     return ClarifyTables(
@@ -92,7 +96,7 @@ def make_tables(
     )
 
 
-def episode_start(ops: ao.BatchOps, tb: ClarifyTables, keys: Any, episodes: Any) -> dict[str, Any]:
+def episode_start(ops: ao.ArrayOps[Batch], tb: ClarifyTables[Batch], keys: Batch, episodes: Batch) -> dict[str, Any]:
     """The first state of episode ``episodes`` of the streams ``keys`` (int64 arrays, same shape).
 
     Draw 0 of the episode stream picks the pool intent (``clarify_rng`` layout).
@@ -118,13 +122,13 @@ def episode_start(ops: ao.BatchOps, tb: ClarifyTables, keys: Any, episodes: Any)
     }
 
 
-def action_masks(tb: ClarifyTables, s: dict[str, Any]) -> Any:
+def action_masks(tb: ClarifyTables[Batch], s: dict[str, Any]) -> Batch:
     """Valid actions ``(n, 11)``: no re-asking a known or asked slot."""
     return tb.mask_table[s["known"] | s["asked"]]
 
 
 def transition(
-    ops: ao.BatchOps, tb: ClarifyTables, prm: Any, s: dict[str, Any], a: Any
+    ops: ao.ArrayOps[Batch], tb: ClarifyTables[Batch], prm: ClarifyParams, s: dict[str, Any], a: Batch
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """One step of every row: ``(new state, outputs)``.
 
@@ -177,7 +181,7 @@ def transition(
     terminated = handover | leaves
     truncated = truncates(terminated, new_rounds, prm.max_rounds)
     if ops.name == "numpy":  # gather only the (rare) truncated rows
-        acc_info = np.where(terminated, accuracy, np.nan)
+        acc_info = cast(Batch, np.where(terminated, accuracy, np.nan))
         if truncated.any():
             tr = np.flatnonzero(truncated)
             acc_info[tr] = tb.acc[i_m[tr] + new_revealed[tr]]
@@ -206,12 +210,16 @@ def transition(
     return new, out
 
 
-def featurize(ops: ao.BatchOps, tb: ClarifyTables, s: dict[str, Any], max_rounds: int) -> Any:
+def featurize(ops: ao.ArrayOps[Batch], tb: ClarifyTables[Batch], s: dict[str, Any], max_rounds: int) -> Batch:
     """Observation rows ``(n, 47)`` float32 of the featurizer's one layout (``feat.fill_rows``, as
     ``featurize_batch``; the numpy env calls ``featurize_batch`` itself)."""
     log2c = ops.take(tb.log2c, s["i"] * N_MASKS + s["revealed"])
     n = s["qt"].shape[0]
-    out = np.empty((n, feat.N_FEATURES), np.float32) if ops.name == "numpy" else tb.bits.new_empty((n, feat.N_FEATURES))
+    out = (
+        np.empty((n, feat.N_FEATURES), np.float32)
+        if isinstance(tb.bits, np.ndarray)
+        else tb.bits.new_empty((n, feat.N_FEATURES))
+    )
     return feat.fill_rows(
         ops,
         feat.FeatureTables(tb.qt_onehot, tb.bits, tb.popcount_frac),

@@ -43,7 +43,7 @@ def load_default_kwargs(path: Path = CONFIG_PATH) -> dict[str, Any]:
     return env_kwargs(path)
 
 
-def resolve_params(**overrides: Any) -> ClarifyParams:
+def resolve_params(**overrides: object) -> ClarifyParams:
     """Merge ``overrides`` over the config defaults and validate every coefficient."""
     kwargs = load_default_kwargs()
     unknown = set(overrides) - set(kwargs)

@@ -15,8 +15,6 @@ Two ways to step:
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import torch
 
@@ -48,7 +46,7 @@ class ClarifyTorchVectorEnv:
         *,
         device: str | torch.device = "cpu",
         intent_pool: IntentPool | None = None,
-        **kwargs: Any,
+        **kwargs: object,
     ) -> None:
         if isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
             raise ValueError(f"num_envs must be a positive integer, got {num_envs!r}")

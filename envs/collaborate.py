@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, SupportsFloat, cast
 
 import gymnasium as gym
 import numpy as np
@@ -22,7 +22,7 @@ from scipy.special import ndtri
 from envs import collaborate_formulas as F
 from envs.dag import EpisodeUniforms
 from envs.specs import COLLABORATE
-from rl_shop.array_ops import NUMPY, SCALAR
+from rl_shop.array_ops import NUMPY, SCALAR, Batch
 from rl_shop.config_files import env_kwargs
 from rl_shop.paths import CONFIG_DIR
 from rl_shop.policies.features.collaborate import (
@@ -100,9 +100,9 @@ def load_default_kwargs(path: Path = CONFIG_PATH) -> dict[str, Any]:
     return env_kwargs(path)
 
 
-def _num(value: Any, key: str, lo: float = -math.inf, hi: float = math.inf) -> float:
+def _num(value: object, key: str, lo: float = -math.inf, hi: float = math.inf) -> float:
     try:
-        x = float(value)
+        x = float(cast("SupportsFloat | str", value))  # anything else: TypeError, reported below
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{COLLABORATE.id}: {key} must be a number, got {value!r}.") from exc
     if not (math.isfinite(x) and lo <= x <= hi):
@@ -117,7 +117,7 @@ def _flag(value: object, key: str) -> bool:
 
 
 @dataclass(frozen=True)
-class CollaborateParams:
+class CollaborateParams(Generic[Batch]):
     """Validated arguments shared by the single and batched env; per-type arrays in QUERY_TYPES order.
 
     Per-episode uniforms: ``[0:9]`` reset (type, clarity, patience, latency tolerance, bad plan,
@@ -127,21 +127,21 @@ class CollaborateParams:
     click-model max rank).
     """
 
-    type_cum: np.ndarray
-    clarity_lo: np.ndarray
-    clarity_hi: np.ndarray
-    clarify_gain: np.ndarray
-    seen_lo: np.ndarray  # the Leader's clarity estimate at the start: uniform in [seen_lo, seen_hi] ...
-    seen_hi: np.ndarray  # ... on the same draw as the latent clarity (so the two are rank-correlated)
-    seen_gain: np.ndarray  # ... and after each answered question: toward_one(seen, seen_gain)
-    rel_max: np.ndarray
-    web_need: np.ndarray
-    web_gain: np.ndarray
-    p_bad_plan: np.ndarray
-    min_ps: np.ndarray
-    type_accuracy: np.ndarray
-    latency: np.ndarray  # (5,) per action
-    compute: np.ndarray  # (5,)
+    type_cum: Batch
+    clarity_lo: Batch
+    clarity_hi: Batch
+    clarify_gain: Batch
+    seen_lo: Batch  # the Leader's clarity estimate at the start: uniform in [seen_lo, seen_hi] ...
+    seen_hi: Batch  # ... on the same draw as the latent clarity (so the two are rank-correlated)
+    seen_gain: Batch  # ... and after each answered question: toward_one(seen, seen_gain)
+    rel_max: Batch
+    web_need: Batch
+    web_gain: Batch
+    p_bad_plan: Batch
+    min_ps: Batch
+    type_accuracy: Batch
+    latency: Batch  # (5,) per action
+    compute: Batch  # (5,)
     max_steps: int
     max_clarify: int
     max_replan: int
@@ -149,7 +149,7 @@ class CollaborateParams:
     replan_threshold: float
     clarity_floor: float
     search_noise_sd: float
-    bad_plan_factor: np.ndarray  # per type: product relevance multiplier while the plan is bad
+    bad_plan_factor: Batch  # per type: product relevance multiplier while the plan is bad
     p_replan_fix: float
     predict_noise_sd: float
     conf_correct: tuple[float, float]
@@ -187,7 +187,7 @@ class CollaborateParams:
         return N_RESET_U + N_STEP_U * self.max_steps
 
 
-def parse_collaborate_kwargs(**overrides: Any) -> CollaborateParams:
+def parse_collaborate_kwargs(**overrides: object) -> CollaborateParams:
     """Merge ``overrides`` over the YAML defaults and the sim shopper config; validate everything."""
     kw = load_default_kwargs()
     unknown = sorted(set(overrides) - set(kw))
@@ -403,7 +403,7 @@ class CollaborateEnv(gym.Env):
     metadata = {"render_modes": []}
     ACTION_NAMES = ACTION_NAMES
 
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(self, **kwargs: object) -> None:
         self.params = parse_collaborate_kwargs(**kwargs)
         self.FEATURE_NAMES = FEATURE_NAMES
         self.LAYOUT_VERSION = LAYOUT_VERSION
@@ -451,7 +451,7 @@ class CollaborateEnv(gym.Env):
         if U[RESET_TYPE_CORRECT] < p.type_accuracy[t]:
             self._pred, lo, hi = t, *p.conf_correct
         else:
-            self._pred, lo, hi = F.other_type(SCALAR, t, U[RESET_WRONG_TYPE]), *p.conf_wrong
+            self._pred, lo, hi = cast(int, F.other_type(SCALAR, t, U[RESET_WRONG_TYPE])), *p.conf_wrong
         self._conf = F.uniform(lo, hi, U[RESET_CONFIDENCE])
         self._R = 0.0
         self._W = 0.0
@@ -575,15 +575,18 @@ class CollaborateEnv(gym.Env):
         purchased = 0
         n_rel_top = 0
         for r in range(K):
-            rel, clicked, bought = F.click_and_buy(
-                SCALAR,
-                u[o + c_rel + r],
-                u[o + c_click + r],
-                u[o + c_buy + r],
-                q,
-                self._exam_attr_rel[r],
-                self._exam_attr_irr[r],
-                p.p_purchase,
+            rel, clicked, bought = cast(
+                "tuple[bool, bool, bool]",
+                F.click_and_buy(
+                    SCALAR,
+                    u[o + c_rel + r],
+                    u[o + c_click + r],
+                    u[o + c_buy + r],
+                    q,
+                    self._exam_attr_rel[r],
+                    self._exam_attr_irr[r],
+                    p.p_purchase,
+                ),
             )
             n_rel_top += rel and r < p.reformulate_top_k
             clicks += clicked

@@ -63,7 +63,7 @@ class CollaborateVectorEnv(VectorEnv):
     metadata = {"autoreset_mode": AutoresetMode.SAME_STEP, "render_modes": []}
     ACTION_NAMES = ACTION_NAMES
 
-    def __init__(self, num_envs: int, seed: int | None = None, **kwargs: Any) -> None:
+    def __init__(self, num_envs: int, seed: int | None = None, **kwargs: object) -> None:
         if int(num_envs) < 1:
             raise ValueError(f"num_envs must be >= 1, got {num_envs}.")
         self.params = p = parse_collaborate_kwargs(**kwargs)

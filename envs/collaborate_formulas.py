@@ -9,84 +9,82 @@ so its pinned returns are unchanged bit for bit.
 
 from __future__ import annotations
 
-from typing import Any
-
-from rl_shop.array_ops import Batch, BatchOps, Ops
+from rl_shop.array_ops import ArrayOps, Batch, Flag, FormulaOps, Num
 from rl_shop.policies.features.collaborate import N_TYPES
 
 
-def uniform(lo: Any, hi: Any, u: Any) -> Any:
+def uniform(lo: Num | float, hi: Num | float, u: Num) -> Num:
     """A value uniform in ``[lo, hi]`` from a uniform draw ``u`` in (0, 1)."""
     return lo + u * (hi - lo)
 
 
-def uniform_int(ops: Ops, lo: int, hi: int, u: Any) -> Any:
+def uniform_int(ops: FormulaOps[Num], lo: int, hi: int, u: Num) -> Num:
     """An integer uniform in ``lo..hi`` from ``u`` in (0, 1)."""
     span = hi - lo + 1
     return lo + ops.minimum(ops.i64(u * span), span - 1)
 
 
-def other_type(ops: Ops, t: Any, u: Any) -> Any:
+def other_type(ops: FormulaOps[Num], t: Num, u: Num) -> Num:
     """A query type other than ``t``, uniform over the ``N_TYPES - 1`` others (a wrong prediction)."""
     k = ops.minimum(ops.i64(u * (N_TYPES - 1)), N_TYPES - 2)
     return ops.where(k < t, k, k + 1)
 
 
-def toward_one(x: Any, gain: Any) -> Any:
+def toward_one(x: Num, gain: Num) -> Num:
     """``x`` moved a fraction ``gain`` of the way to 1 (clarity after a question, web evidence after a search)."""
     return x + gain * (1.0 - x)
 
 
-def search_mean(rel_max: Any, clarity_floor: float, clarity: Any) -> Any:
+def search_mean(rel_max: Num, clarity_floor: float, clarity: Num) -> Num:
     """Mean quality of a product search: the type's best Relevance, scaled by how clear the query is."""
     return rel_max * (clarity_floor + (1.0 - clarity_floor) * clarity)
 
 
-def relevance(ops: Ops, R: Any, n_product_search: Any, min_product_searches: Any) -> Any:
+def relevance(ops: FormulaOps[Num], R: Num, n_product_search: Num, min_product_searches: Num) -> Num:
     """Effective Relevance: ``R * min(1, n_product_search / min_product_searches[type])``."""
     return R * ops.minimum(n_product_search / min_product_searches, 1.0)
 
 
-def satisfaction(relevance: Any, W: Any, web_need: Any) -> Any:
+def satisfaction(relevance: Num, W: Num, web_need: Num) -> Num:
     """Hidden ``User_Satisfaction = (1 - web_need) * Relevance + web_need * W``."""
     return (1.0 - web_need) * relevance + web_need * W
 
 
-def attractiveness(rank: Any, examination_eta: float, attr: float) -> Any:
+def attractiveness(rank: Num, examination_eta: float, attr: float) -> Num:
     """Click probability at ``rank`` (1-based): examination ``1 / rank ** eta`` times attractiveness."""
     return (1.0 / rank**examination_eta) * attr
 
 
 def reaction_reward(
-    base: Any, w_click: float, w_purchase: float, w_reformulation: float, clicks: Any, buy: Any, reform: Any
-) -> Any:
+    base: Num | float, w_click: float, w_purchase: float, w_reformulation: float, clicks: Num, buy: Num, reform: Num
+) -> Num:
     """Reward of the shopper's reaction to the answer, added to ``base`` (minus the Decider's cost)."""
     return base + w_click * clicks + w_purchase * buy - w_reformulation * reform
 
 
-def action_cost(c_latency: float, latency_s: Any, c_compute: float, compute: Any) -> Any:
+def action_cost(c_latency: float, latency_s: Num, c_compute: float, compute: Num) -> Num:
     """Cost of taking an action: ``c_latency * latency_s + c_compute * compute`` (per action)."""
     return c_latency * latency_s + c_compute * compute
 
 
-def noisy_estimate(ops: Ops, x: Any, sd: float, z: Any) -> Any:
+def noisy_estimate(ops: FormulaOps[Num], x: Num, sd: float, z: Num) -> Num:
     """A prediction of ``x`` in [0, 1] with Gaussian noise ``sd * z`` (the Leader's estimates, search draws)."""
     return ops.clip(x + sd * z, 0.0, 1.0)
 
 
-def out_of_patience(n_clarify: Any, patience: Any) -> Any:
+def out_of_patience(n_clarify: Num, patience: Num) -> Num:
     """The shopper leaves when asked more questions than her patience."""
     return n_clarify > patience
 
 
-def replan_repairs(bad_plan: Any, u: Any, p_replan_fix: float) -> Any:
+def replan_repairs(bad_plan: Flag, u: Flag | float, p_replan_fix: float) -> Flag:
     """A re-plan repairs a bad plan with probability ``p_replan_fix``."""
     return bad_plan & (u < p_replan_fix)
 
 
 def click_and_buy(
-    ops: Ops, u_rel: Any, u_click: Any, u_buy: Any, q: Any, ea_rel: Any, ea_irr: Any, p_purchase: float
-) -> tuple[Any, Any, Any]:
+    ops: FormulaOps[Num], u_rel: Num, u_click: Num, u_buy: Num, q: Num, ea_rel: Num, ea_irr: Num, p_purchase: float
+) -> tuple[Num, Num, Num]:
     """Position-based click model at one or more ranks: an item is relevant with probability ``q``
     (the answer's User_Satisfaction), clicked with its rank's attractiveness, bought when a
     clicked relevant item passes ``p_purchase``. Returns ``(relevant, clicked, bought)``."""
@@ -97,7 +95,7 @@ def click_and_buy(
 
 
 def expected_reaction_reward(
-    ops: BatchOps,
+    ops: ArrayOps[Batch],
     base: float,
     p_abandon: Batch | float,
     q: Batch,
@@ -133,6 +131,6 @@ def expected_reaction_reward(
     return (1.0 - p_abandon) * reacted + p_abandon * (base - w_abandon)
 
 
-def reformulates(bought: Any, n_relevant_top: Any, u: Any, p_reformulate: float) -> Any:
+def reformulates(bought: Num, n_relevant_top: Num, u: Num, p_reformulate: float) -> Num:
     """Without a purchase and with nothing relevant in the top ranks, the shopper rephrases with ``p_reformulate``."""
     return (bought == 0) & (n_relevant_top == 0) & (u < p_reformulate)

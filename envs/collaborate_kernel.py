@@ -41,7 +41,7 @@ from envs.collaborate import (
     CollaborateParams,
     reaction_columns,
 )
-from rl_shop.array_ops import BatchOps
+from rl_shop.array_ops import ArrayOps, Batch
 from rl_shop.policies.features import collaborate as features
 from rl_shop.policies.features.collaborate import (
     CLARIFY,
@@ -63,19 +63,23 @@ ZB_SEARCH, ZB_RELEVANCE, ZB_SATISFACTION, ZB_CLARITY = (
 
 
 @dataclass(frozen=True)
-class CollaborateTables(CollaborateParams):
+class CollaborateTables(CollaborateParams[Batch]):
     """``CollaborateParams`` with every array converted by ``convert`` (numpy arrays, or torch
     tensors on a device: the array fields then hold tensors), plus the derived per-action cost and
     click-model attractiveness-by-rank tables. Build it with :meth:`build`."""
 
-    ea_rel: Any = None  # attractiveness of a relevant item, by rank
-    ea_irr: Any = None  # ... of an irrelevant one
-    cost: Any = None  # per action
+    ea_rel: Batch = None  # type: ignore[assignment]  # attractiveness of a relevant item, by rank (set by build)
+    ea_irr: Batch = None  # type: ignore[assignment]  # ... of an irrelevant one
+    cost: Batch = None  # type: ignore[assignment]  # per action
     decide_cost: float = 0.0
     decide_latency: float = 0.0
 
     @classmethod
-    def build(cls, p: CollaborateParams, convert: Callable[[np.ndarray], Any] = lambda a: a) -> CollaborateTables:
+    def build(
+        cls,
+        p: CollaborateParams[np.ndarray],
+        convert: Callable[[np.ndarray], Batch] = lambda a: a,  # type: ignore[assignment,return-value]
+    ) -> CollaborateTables[Batch]:
         values = {f.name: getattr(p, f.name) for f in dataclasses.fields(p)}
         arrays = {k: convert(np.asarray(v, dtype=np.float64)) for k, v in values.items() if isinstance(v, np.ndarray)}
         ranks = np.arange(1, p.max_rank + 1, dtype=np.float64)
@@ -90,7 +94,7 @@ class CollaborateTables(CollaborateParams):
         )
 
 
-def reset_values(ops: BatchOps, T: CollaborateTables, u: Any, z8: Any) -> dict[str, Any]:
+def reset_values(ops: ArrayOps[Batch], T: CollaborateTables[Batch], u: Batch, z8: Batch) -> dict[str, Any]:
     """First state of an episode from its reset uniforms ``u`` ``(m, >= 9)`` (clipped to (0, 1))
     and ``z8 = ndtri(u[:, RESET_CLARITY_NOISE])``."""
     t = ops.minimum(ops.searchsorted(T.type_cum, u[:, RESET_TYPE]), N_TYPES - 1)
@@ -125,7 +129,7 @@ def reset_values(ops: BatchOps, T: CollaborateTables, u: Any, z8: Any) -> dict[s
     }
 
 
-def action_masks(ops: BatchOps, T: CollaborateTables, s: dict[str, Any]) -> Any:
+def action_masks(ops: ArrayOps[Batch], T: CollaborateTables[Batch], s: dict[str, Any]) -> Batch:
     """``(B, 5)`` valid actions (``rl_shop.policies.features.collaborate.action_mask_terms``)."""
     n = s["n"]
     terms = action_mask_terms(
@@ -141,24 +145,24 @@ def action_masks(ops: BatchOps, T: CollaborateTables, s: dict[str, Any]) -> Any:
     return ops.stack(list(terms), 1)
 
 
-def relevance(ops: BatchOps, T: CollaborateTables, R: Any, n_ps: Any, t: Any) -> Any:
+def relevance(ops: ArrayOps[Batch], T: CollaborateTables[Batch], R: Batch, n_ps: Batch, t: Batch) -> Batch:
     """``envs.collaborate_formulas.relevance`` of each row's query type."""
     return F.relevance(ops, R, ops.f64(n_ps), ops.take(T.min_ps, t))
 
 
-def satisfaction(ops: BatchOps, T: CollaborateTables, rel: Any, W: Any, t: Any) -> Any:
+def satisfaction(ops: ArrayOps[Batch], T: CollaborateTables[Batch], rel: Batch, W: Batch, t: Batch) -> Batch:
     """``envs.collaborate_formulas.satisfaction`` of each row's query type."""
     return F.satisfaction(rel, W, ops.take(T.web_need, t))
 
 
-def step_block_index(ops: BatchOps, T: CollaborateTables, steps_before: Any) -> Any:
+def step_block_index(ops: ArrayOps[Batch], T: CollaborateTables[Batch], steps_before: Batch) -> Batch:
     """First column of this step's block of uniforms in an episode row."""
     return N_RESET_U + N_STEP_U * ops.minimum(steps_before, T.max_steps - 1)
 
 
 def transition(
-    ops: BatchOps, T: CollaborateTables, s: dict[str, Any], a: Any, Ub: Any, Zb: Any
-) -> tuple[dict[str, Any], Any, Any, Any]:
+    ops: ArrayOps[Batch], T: CollaborateTables[Batch], s: dict[str, Any], a: Batch, Ub: Batch, Zb: Batch
+) -> tuple[dict[str, Any], Batch, Batch, Batch]:
     """All rows' step except the Decider's shopper reaction: ``(new state, reward, decide, gone)``.
 
     ``Ub``: this step's ``(B, 5)`` uniforms; ``Zb``: ``(B, 4)`` ``ndtri`` of its columns
@@ -220,7 +224,15 @@ def transition(
 
 
 def decide_outcome(
-    ops: BatchOps, T: CollaborateTables, elapsed: Any, tol: Any, t: Any, R: Any, W: Any, n_ps: Any, react_u: Any
+    ops: ArrayOps[Batch],
+    T: CollaborateTables[Batch],
+    elapsed: Batch,
+    tol: Batch,
+    t: Batch,
+    R: Batch,
+    W: Batch,
+    n_ps: Batch,
+    react_u: Batch,
 ) -> dict[str, Any]:
     """The shopper's reaction to the Decider's answer, for the rows given (any subset).
 
@@ -266,7 +278,7 @@ def decide_outcome(
     }
 
 
-def featurize(ops: BatchOps, s: dict[str, Any], T: CollaborateTables, eye: Any) -> Any:
+def featurize(ops: ArrayOps[Batch], s: dict[str, Any], T: CollaborateTables[Batch], eye: Batch) -> Batch:
     """Observation rows of the featurizer's one layout (``features.fill_rows``, as
     ``featurize_batch``); ``eye``: the float32 ``TYPE_ONEHOT`` table in the library of ``s``."""
     n = s["n"]
@@ -282,8 +294,8 @@ def featurize(ops: BatchOps, s: dict[str, Any], T: CollaborateTables, eye: Any) 
     )
 
 
-def _empty_rows(ops: BatchOps, n: int, like: Any) -> Any:
+def _empty_rows(ops: ArrayOps[Batch], n: int, like: Batch) -> Batch:
     """An uninitialised float32 ``(n, N_FEATURES)`` array of the library (and device) of ``like``."""
-    if ops.name == "numpy":
+    if isinstance(like, np.ndarray):
         return np.empty((n, features.N_FEATURES), dtype=np.float32)
     return like.new_empty((n, features.N_FEATURES))

@@ -56,7 +56,7 @@ class CollaborateTorchVectorEnv:
         *,
         device: str | torch.device = "cpu",
         uniforms: str = "auto",
-        **kwargs: Any,
+        **kwargs: object,
     ) -> None:
         if isinstance(num_envs, bool) or int(num_envs) < 1:
             raise ValueError(f"num_envs must be >= 1, got {num_envs}.")

@@ -64,7 +64,7 @@ class DagBatch:
     template: np.ndarray  # (B,) int64, index into DagSampler.template_names
 
 
-def _type_code(name: Any, where: str) -> int:
+def _type_code(name: object, where: str) -> int:
     if name not in TASK_TYPES:
         raise DagConfigError(f"{where}: unknown task type {name!r}; use one of {list(TASK_TYPES)} (MACDF Sec. 3.4).")
     return TASK_TYPES.index(name)

@@ -7,18 +7,22 @@ env config's extra keys (``heuristic:`` in ``configs/env/clarify.yaml``).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import gymnasium as gym
 
 from rl_shop.policies.base import Policy
+
+if TYPE_CHECKING:
+    from envs.clarify import ClarifyEnv
+    from envs.schedule import ScheduleEnv
 
 
 def ask_until_confident(env: gym.Env, extra: dict[str, Any]) -> Policy:
     """MACDF's Guider without learning: ask until the estimated Accuracy@5 passes a threshold."""
     from rl_shop.policies.heuristics.clarify import AskUntilConfident, ClarifyPriors, heuristic_params
 
-    u: Any = env.unwrapped
+    u = cast("ClarifyEnv", env.unwrapped)
     h = heuristic_params(extra.get("heuristic"))
     return AskUntilConfident(
         h["threshold"],
@@ -33,7 +37,7 @@ def paper_fixed_trigger(env: gym.Env, extra: dict[str, Any]) -> Policy:
     """The paper's fixed Eq. 1 trigger (delta = 1.0, the config's alpha)."""
     from rl_shop.policies.heuristics.schedule import paper_fixed
 
-    u: Any = env.unwrapped
+    u = cast("ScheduleEnv", env.unwrapped)
     return paper_fixed(u.ACTION_NAMES, alpha=u.params.paper_alpha)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol, overload
 
 import gymnasium as gym
 import numpy as np
@@ -18,7 +18,7 @@ from gymnasium import spaces
 
 from envs.dag import TASK_TYPES, DagSampler, EpisodeUniforms
 from envs.specs import SCHEDULE
-from rl_shop.array_ops import SCALAR, NumpyOps, ScalarOps
+from rl_shop.array_ops import NUMPY, SCALAR, FormulaOps, Num
 from rl_shop.config_files import env_kwargs
 from rl_shop.paths import CONFIG_DIR
 from rl_shop.policies.features.schedule import (
@@ -67,7 +67,7 @@ class ScheduleParams:
         return tuple(t.name for t in self.triggers)
 
 
-def parse_schedule_kwargs(**overrides: Any) -> ScheduleParams:
+def parse_schedule_kwargs(**overrides: object) -> ScheduleParams:
     """Merge ``overrides`` over the YAML defaults and validate them, naming any bad value."""
     kw = load_default_kwargs()
     unknown = sorted(set(overrides) - set(kw))
@@ -125,17 +125,38 @@ def squared_readiness_jumps(p: ScheduleParams) -> tuple[float, float]:
     return dd * dd, da * da
 
 
-def state_error_norm(ops: NumpyOps | ScalarOps, n_completed: Any, n_unblocked: Any, dd2: float, da2: float) -> Any:
+class ScheduleOps(FormulaOps[Num], Protocol[Num]):
+    """The ``ops`` of the Eq. 1 formulas: ``SCALAR`` (the single env) or ``NUMPY`` (the batched env)."""
+
+    def sqrt(self, x: Num) -> Num: ...
+
+
+if TYPE_CHECKING:  # the two ops objects the Eq. 1 formulas run on
+    _scalar: ScheduleOps[float] = SCALAR
+    _numpy: ScheduleOps[np.ndarray] = NUMPY
+
+
+def state_error_norm(ops: ScheduleOps[Num], n_completed: Num, n_unblocked: Num, dd2: float, da2: float) -> Num:
     """Eq. 1's ``||e(t)||`` when ``n_completed`` tasks finished and ``n_unblocked`` became ready."""
     return ops.sqrt(n_completed * dd2 + n_unblocked * da2)
 
 
-def event_reward(w_latency: float, c_event: float, interval: Any) -> Any:
+def event_reward(w_latency: float, c_event: float, interval: Num) -> Num:
     """Reward of one scheduling event: ``r_k = -(w_latency * (t_k - t_{k-1}) + c_event)`` (scalars or arrays)."""
     return -(w_latency * interval + c_event)
 
 
-def eq1_crossing_time(E: Any, delta: Any, alpha: Any, origin: Any, ops: NumpyOps | ScalarOps = SCALAR) -> Any:
+@overload
+def eq1_crossing_time(E: float, delta: float, alpha: float, origin: float) -> float: ...
+@overload
+def eq1_crossing_time(E: Num, delta: Num, alpha: Num, origin: Num, ops: ScheduleOps[Num]) -> Num: ...
+def eq1_crossing_time(
+    E: Num,
+    delta: Num,
+    alpha: Num,
+    origin: Num,
+    ops: ScheduleOps[Num] = SCALAR,  # type: ignore[assignment]  # only the float overload omits ops
+) -> Num:
     """Earliest ``t`` with ``E > delta * exp(-alpha (t - origin))`` for constant ``E`` (Eq. 1).
 
     Closed form ``origin + ln(delta / E) / alpha``; ``-inf`` when it already holds for every t
@@ -230,7 +251,7 @@ class ScheduleEnv(gym.Env):
     metadata = {"render_modes": []}
     action_space: spaces.Discrete
 
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(self, **kwargs: object) -> None:
         self.params = p = parse_schedule_kwargs(**kwargs)
         self.ACTION_NAMES: tuple[str, ...] = p.action_names
         self.FEATURE_NAMES = FEATURE_NAMES

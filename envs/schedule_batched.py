@@ -63,7 +63,7 @@ class ScheduleVectorEnv(VectorEnv):
     metadata = {"autoreset_mode": AutoresetMode.SAME_STEP, "render_modes": []}
     single_action_space: spaces.Discrete
 
-    def __init__(self, num_envs: int, seed: int | None = None, **kwargs: Any) -> None:
+    def __init__(self, num_envs: int, seed: int | None = None, **kwargs: object) -> None:
         if int(num_envs) < 1:
             raise ValueError(f"num_envs must be >= 1, got {num_envs}.")
         self.params = p = parse_schedule_kwargs(**kwargs)

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
-from typing import Any
 
 
 @dataclass(frozen=True)
@@ -46,7 +45,7 @@ class EnvSpec:
     featurizer: str
     heuristic: str
 
-    def load(self, field: str) -> Any:
+    def load(self, field: str) -> object:
         """The object behind one of the entry-point fields (imports its module)."""
         return load_entry_point(getattr(self, field))
 
@@ -91,7 +90,7 @@ def get_spec(env_id: str) -> EnvSpec:
         raise KeyError(f"unknown env id {env_id!r}; the project's envs are {sorted(SPECS)}") from None
 
 
-def load_entry_point(entry_point: str) -> Any:
+def load_entry_point(entry_point: str) -> object:
     """``"module:attr"`` -> the attribute (imports the module)."""
     module_name, _, attr = entry_point.partition(":")
     return getattr(importlib.import_module(module_name), attr)

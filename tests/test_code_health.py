@@ -121,8 +121,35 @@ def test_mypy_is_clean():
     assert out.returncode == 0, out.stdout[-6000:] + out.stderr
 
 
-# Lower this when an Any is replaced by a precise type; never raise it (style: Any only where a library forces it).
-MAX_ANY_ANNOTATIONS = 483
+# Style: Any only where a library forces it. The modules on a library boundary and how many exact-Any
+# annotations each may have; lower a number when an Any there gets a precise type, never raise one.
+ANY_ALLOWED: dict[str, int] = {
+    "rl_shop/agents/websearch/corpus.py": 1,  # the PyStemmer stemmer object (untyped)
+    "rl_shop/catalog/index.py": 5,  # bm25s retriever, PyStemmer stemmer, sentence-transformers encoder
+    "rl_shop/config_files.py": 1,  # OmegaConf node values
+    "rl_shop/llm/constrained.py": 15,  # xgrammar compiler / matchers, transformers model and tokenizer
+    "rl_shop/llm/embedded.py": 2,  # llama_cpp.Llama constructor kwargs and object
+    "rl_shop/llm/hf_backend.py": 11,  # transformers model / tokenizer / generate kwargs, peft adapters
+    "rl_shop/llm/llamacpp_backend.py": 15,  # llama_cpp module and Llama objects, xgrammar logits processors
+    "rl_shop/llm/openai_backend.py": 3,  # openai client and its response objects
+    "rl_shop/llm/prefix_cache.py": 1,  # llama_cpp.Llama
+    "rl_shop/llm/serve.py": 2,  # llama_cpp.server module and its FastAPI app
+    "rl_shop/policies/export.py": 12,  # SB3 models / policies, torch.onnx export, gymnasium spaces
+    "rl_shop/research/sft_data.py": 1,  # HF datasets.Dataset
+    "rl_shop/train/evaluation.py": 1,  # an SB3 (or tabular) model's predict()
+    "rl_shop/train/torchrl_envs.py": 3,  # torchrl EnvBase kwargs, torch kernels behind spec entry points
+    "rl_shop/train/torchrl_runner.py": 15,  # torchrl specs / collectors / loggers, tensordict data
+    "rl_shop/train/vec_adapter.py": 1,  # SB3 VecEnv
+}
+# Not forced by a library, not typed yet: duck-typed test doubles and per-slot values. Type these and
+# delete the entry; never add one.
+ANY_NOT_YET_TYPED: dict[str, int] = {
+    "rl_shop/evaluation/clarify_eval.py": 1,  # any understander with the gate method
+    "rl_shop/evaluation/retrieval_baseline.py": 3,  # SearchIndex protocol: filters and results of any shape
+    "rl_shop/evaluation/systems.py": 2,  # assistant double, clarification turn or triple
+    "rl_shop/sim/answer_text.py": 2,  # SlotAnswer.value: a different type per slot
+    "rl_shop/sim/sampler.py": 1,  # _pick over lists and arrays
+}
 
 
 def _is_any(annotation: ast.expr | None) -> bool:
@@ -151,13 +178,19 @@ def any_annotations() -> list[str]:
     return found
 
 
-def test_any_annotations_only_go_down():
-    """A ratchet on ``Any`` (a precise type, a Protocol or ``TYPE_CHECKING`` import where one exists)."""
-    found = any_annotations()
-    assert len(found) <= MAX_ANY_ANNOTATIONS, (
-        f"{len(found)} annotations are exactly Any (at most {MAX_ANY_ANNOTATIONS}); type the new ones:\n"
-        + "\n".join(found)
+def test_any_only_on_library_boundaries():
+    """Exact ``Any`` only in the modules of ``ANY_ALLOWED`` (and the shrinking ``ANY_NOT_YET_TYPED``),
+    at most as many as each allows; elsewhere a precise type, ``object``, a Protocol, a TypeVar or a
+    ``TYPE_CHECKING`` import."""
+    allowed = {**ANY_ALLOWED, **ANY_NOT_YET_TYPED}
+    by_module: dict[str, list[str]] = {}
+    for hit in any_annotations():
+        by_module.setdefault(hit.split(":", 1)[0], []).append(hit)
+    over = {m: hits for m, hits in by_module.items() if len(hits) > allowed.get(m, 0)}
+    assert not over, "exact Any outside a library boundary, or more than allowed; type these:\n" + "\n".join(
+        f"{m} (allowed {allowed.get(m, 0)}):\n  " + "\n  ".join(hits) for m, hits in sorted(over.items())
     )
+    assert not set(ANY_ALLOWED) & set(ANY_NOT_YET_TYPED)
 
 
 def test_yaml_files_are_read_by_the_one_loader():

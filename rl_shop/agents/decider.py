@@ -56,7 +56,7 @@ class FeedbackSignal(BaseModel):
 # ------------------------------------------------------------------------------------------ hard constraints
 
 
-def _values(value: Any) -> list[Any]:
+def _values(value: object) -> list[Any]:
     return list(value) if isinstance(value, (list, tuple, set)) else [value]
 
 
@@ -64,7 +64,7 @@ def _text_of(c: Candidate) -> str:
     return " ".join([c.title, c.description, " ".join(c.features)]).lower()
 
 
-def attribute_match(c: Candidate, key: str, value: Any, cfg: HardConstraintConfig) -> bool | None:
+def attribute_match(c: Candidate, key: str, value: object, cfg: HardConstraintConfig) -> bool | None:
     """Whether candidate ``c`` has ``key=value``; None when the attribute is unknown for it."""
     if key == "features":
         text = _text_of(c)

@@ -6,7 +6,7 @@ models' defaults; :func:`decider_settings` merges overrides (nested dicts) over 
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, Field, model_validator
 
@@ -92,7 +92,7 @@ class DeciderConfig(BaseModel):
         return self
 
 
-def decider_settings(**overrides: Any) -> DeciderConfig:
+def decider_settings(**overrides: object) -> DeciderConfig:
     """``configs/agents/decider.yaml`` with ``overrides`` deep-merged over it, validated."""
     data = deep_update(load_agent_config("decider"), overrides)
     return validate_config(DeciderConfig, data, "agents/decider")

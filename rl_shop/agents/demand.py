@@ -11,7 +11,7 @@ grounded in the text; the query-type distributions are mixed with a configured w
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, Field, StringConstraints
@@ -27,6 +27,9 @@ from rl_shop.agents.slot_parser import (  # noqa: F401  (re-exported: the parser
     parse_slot_answer,
 )
 from rl_shop.sim.slots import QA_FIELDS, QUERY_TYPES, SLOTS
+
+if TYPE_CHECKING:
+    from rl_shop.agents.understanding.understander import QueryUnderstanding
 
 _VAGUE_RE = re.compile(
     r"\b(something|anything|ideas?|stuff|not sure what|suggest\w*|some kind of|nice|recommend\w*)\b", re.I
@@ -194,7 +197,7 @@ def rule_parse(text: str, vocab: CatalogVocab, residual: float = 0.1) -> ParsedD
     )
 
 
-def _rule_type(text: str, vocab: CatalogVocab, slots: dict[str, Any], qa_field: Any) -> tuple[str, list[str]]:
+def _rule_type(text: str, vocab: CatalogVocab, slots: dict[str, Any], qa_field: object) -> tuple[str, list[str]]:
     """The query type the surface form suggests, and the named products of a comparison / Q&A."""
     low = text.lower()
     is_question = bool(_QUESTION_RE.search(text)) and not _REQUEST_RE.match(text)
@@ -224,7 +227,7 @@ def _rule_type(text: str, vocab: CatalogVocab, slots: dict[str, Any], qa_field: 
     return "simple", targets
 
 
-def enrich(rules: ParsedDemand, reading: Any, vocab: CatalogVocab) -> ParsedDemand:
+def enrich(rules: ParsedDemand, reading: QueryUnderstanding, vocab: CatalogVocab) -> ParsedDemand:
     """Fill what the closed-vocabulary rule parse missed with the open-world reading
     (:class:`~rl_shop.agents.understanding.QueryUnderstanding`): a budget in any human form, the
     excluded catalog brands, the catalog category of the product type, and whether the catalog

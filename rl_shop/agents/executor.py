@@ -241,7 +241,7 @@ class DAGExecutor:
         if self.memory is not None:
             self.memory.put_task_state(state)
 
-    def _store_output(self, task: Task, session_id: str, result: Any) -> None:
+    def _store_output(self, task: Task, session_id: str, result: object) -> None:
         if self.memory is None:
             return
         try:

@@ -152,7 +152,7 @@ class Leader:
         """LLM answers the Leader's searches discarded so far (re-ranking that failed its checks)."""
         return int(self.ps.llm_fallbacks)
 
-    def remember(self, session: str, key: str, value: Any) -> None:
+    def remember(self, session: str, key: str, value: object) -> None:
         """Put a request-level fact in the shared Memory (under the Leader's name)."""
         self.memory.set_context(session, "Leader", key, value)
 

@@ -8,7 +8,7 @@ not import it.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 from pydantic import BaseModel
 
@@ -17,24 +17,26 @@ from pydantic import BaseModel
 class SupportsChat(Protocol):
     """An LLM that answers a list of chat messages with a result carrying ``.text``."""
 
-    def chat(self, messages: list[dict[str, str]], **kwargs: Any) -> Any: ...
+    def chat(self, messages: list[dict[str, str]], *, max_tokens: int = ...) -> object: ...
 
 
 @runtime_checkable
 class SupportsStream(Protocol):
     """An LLM that streams text chunks (``str`` or objects with ``.text``)."""
 
-    def stream(self, messages: list[dict[str, str]], **kwargs: Any) -> Iterator[Any]: ...
+    def stream(self, messages: list[dict[str, str]], *, max_tokens: int = ...) -> Iterator[object]: ...
 
 
 @runtime_checkable
 class SupportsStructured(Protocol):
     """An LLM with schema-constrained output returning ``StructuredResult(value, used_fallback)``."""
 
-    def structured(self, messages: list[dict[str, str]], schema: type[BaseModel], **kwargs: Any) -> Any: ...
+    def structured(
+        self, messages: list[dict[str, str]], schema: type[BaseModel], *, max_tokens: int = ...
+    ) -> object: ...
 
 
-def note_discarded(llm: Any) -> None:
+def note_discarded(llm: object) -> None:
     """Count one LLM answer the calling agent did not use (``LLMMetrics.discarded``, under the
     agent's scope). The agents need only the chat / stream / structured protocols above, so an
     LLM without metrics (a bare test double) is simply not counted."""
@@ -43,7 +45,7 @@ def note_discarded(llm: Any) -> None:
         metrics.add(discarded=1)
 
 
-def chunk_text(chunk: Any) -> str:
+def chunk_text(chunk: object) -> str:
     """Text of one streamed chunk, whether the backend yields ``str`` or an object with ``.text``."""
     if isinstance(chunk, str):
         return chunk

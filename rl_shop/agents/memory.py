@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field
 
@@ -26,6 +26,9 @@ from rl_shop.agents.config import defaults_from, load_agent_config, validate_con
 from rl_shop.agents.text import tokens
 from rl_shop.agents.types import TaskState
 from rl_shop.paths import cache_dir
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS subagent_context (
@@ -83,14 +86,14 @@ class FailureCase(BaseModel):
     similarity: float = 0.0
 
 
-def _dumps(value: Any) -> str:
+def _dumps(value: object) -> str:
     try:
         return json.dumps(value, default=_default, sort_keys=True)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"memory payloads must be JSON-serializable: {exc}") from None
 
 
-def _default(value: Any) -> Any:
+def _default(value: object) -> object:
     if isinstance(value, BaseModel):
         return value.model_dump(mode="json")
     if isinstance(value, (set, frozenset, tuple)):
@@ -136,7 +139,7 @@ class Memory:
     def __enter__(self) -> Memory:
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     def _execute(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
@@ -145,14 +148,14 @@ class Memory:
             return cur.fetchall()
 
     # ---------------------------------------------------------------- SubAgent Context
-    def set_context(self, session_id: str, agent: str, key: str, value: Any) -> None:
+    def set_context(self, session_id: str, agent: str, key: str, value: object) -> None:
         """Store one piece of an agent's working context for this session (overwrites)."""
         self._execute(
             "INSERT OR REPLACE INTO subagent_context VALUES (?, ?, ?, ?, ?)",
             (session_id, agent, key, _dumps(value), time.time()),
         )
 
-    def get_context(self, session_id: str, agent: str, key: str | None = None, default: Any = None) -> Any:
+    def get_context(self, session_id: str, agent: str, key: str | None = None, default: object = None) -> object:
         """One context value, or all of an agent's context as a dict when ``key`` is None."""
         if key is None:
             rows = self._execute(
@@ -204,7 +207,7 @@ class Memory:
         ]
 
     # ---------------------------------------------------------------- Agent Outputs
-    def append_output(self, agent: str, session_id: str, payload: Any, task_id: str | None = None) -> int:
+    def append_output(self, agent: str, session_id: str, payload: object, task_id: str | None = None) -> int:
         """Append one agent output (JSON payload); returns its row id."""
         with self._lock:
             cur = self._conn.execute(
@@ -228,7 +231,7 @@ class Memory:
         return [{"agent": a, "task_id": t, "payload": json.loads(p)} for a, t, p in rows]
 
     # ---------------------------------------------------------------- User History
-    def add_user_event(self, user_id: str, event: str, payload: Any, session_id: str | None = None) -> None:
+    def add_user_event(self, user_id: str, event: str, payload: object, session_id: str | None = None) -> None:
         """Record a user event (query, click, purchase, answer...) for later personalization."""
         self._execute(
             "INSERT INTO user_history (user_id, session_id, event, payload_json, created_at) VALUES (?, ?, ?, ?, ?)",
@@ -248,7 +251,7 @@ class Memory:
         ]
 
     # ---------------------------------------------------------------- Planner graph
-    def save_graph(self, session_id: str, graph: Any) -> int:
+    def save_graph(self, session_id: str, graph: nx.DiGraph) -> int:
         """Store a task DAG (``networkx.DiGraph``) as a new version for the session; returns the version."""
         with self._lock:
             (current,) = self._conn.execute(
@@ -272,7 +275,7 @@ class Memory:
                 raise
         return version
 
-    def load_graph(self, session_id: str, version: int | None = None) -> Any:
+    def load_graph(self, session_id: str, version: int | None = None) -> nx.DiGraph:
         """The stored DAG (latest version unless given) as a ``networkx.DiGraph``."""
         import networkx as nx
 
@@ -301,7 +304,7 @@ class Memory:
         reason: str,
         score: float | None = None,
         remedy: str | None = None,
-        payload: Any = None,
+        payload: object = None,
     ) -> int:
         """Record a failure case for Long-term Adaptation; ``remedy`` names a plan fix
         the Planner understands (``add_web_search``, ``add_product_rewrite``...)."""
@@ -341,7 +344,7 @@ class Memory:
         return cases[: (limit or self.config.similar_failures_limit)]
 
     # ---------------------------------------------------------------- Decider experience samples
-    def record_experience(self, query_type: str, payload: Any, satisfaction: float) -> int:
+    def record_experience(self, query_type: str, payload: object, satisfaction: float) -> int:
         """Store a successful decision as an experience sample (the Decider's "model update and memory")."""
         with self._lock:
             cur = self._conn.execute(

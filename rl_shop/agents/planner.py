@@ -18,8 +18,8 @@ The reflection knowledge base in Memory (failure cases of this query type) adds 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, Literal
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, Literal
 
 import networkx as nx
 from pydantic import BaseModel, Field
@@ -29,6 +29,9 @@ from rl_shop.agents.llm_protocols import SupportsStructured
 from rl_shop.agents.memory import Memory
 from rl_shop.agents.text import tokens, unique
 from rl_shop.agents.types import IntentLike, IntentSpec, Plan, Task, TaskType
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 REMEDIES = ("add_web_search", "add_product_rewrite")
 
@@ -173,7 +176,7 @@ def resolve_conflicts(
     return IntentSpec.model_validate(data), notes
 
 
-def category_min_prices(products: Any) -> dict[str, float]:
+def category_min_prices(products: pd.DataFrame) -> dict[str, float]:
     """Cheapest price per category from a catalog DataFrame (columns ``category``, ``price``)."""
     missing = {"category", "price"} - set(getattr(products, "columns", []))
     if missing:
@@ -404,7 +407,7 @@ class Planner:
                 out.append(plan)
         return out
 
-    def search_params(self, intent: IntentSpec, **extra: Any) -> dict[str, Any]:
+    def search_params(self, intent: IntentSpec, **extra: object) -> dict[str, Any]:
         """ProductSearch params of ``intent`` (category, price range, brands, attributes), ``extra`` on top."""
         params: dict[str, Any] = {"k": self.config.product_search_k}
         if intent.category:
@@ -512,7 +515,9 @@ class Planner:
         if intent.query_type == "reasoning":  # needs knowledge of what fits the need: a buying guide
             b.add(TaskType.WEB_SEARCH, f"{intent.category or query} buying guide", {"purpose": "buying_guide"})
 
-    def _apply_remedies(self, intent: IntentSpec, remedies: list[str], tasks: list[Task], add: Any) -> None:
+    def _apply_remedies(
+        self, intent: IntentSpec, remedies: list[str], tasks: list[Task], add: Callable[..., str]
+    ) -> None:
         query = intent.query or self._rewrite(intent)
         if "add_web_search" in remedies and not any(t.type == TaskType.WEB_SEARCH for t in tasks):
             add(TaskType.WEB_SEARCH, query, {"purpose": "reflection_remedy"})

@@ -20,8 +20,8 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from pydantic import BaseModel, Field
 
@@ -78,12 +78,12 @@ class Rerank(BaseModel):
     order: list[int] = Field(default_factory=list, max_length=10)
 
 
-def _as_list(v: Any) -> list[str]:
+def _as_list(v: object) -> list[str]:
     if v is None or isinstance(v, float):
         return []
     if isinstance(v, str):
         return [v]
-    return [str(x) for x in v]
+    return [str(x) for x in cast("Iterable[object]", v)]
 
 
 def title_overlap(title: str, name: str) -> float:
@@ -269,7 +269,7 @@ class ProductSearchAgent:
             "cons": cons[: ecfg.max_cons],
         }
 
-    def _spec_summary(self, row: Mapping[str, Any], raw: Any, conn: list[str]) -> str:
+    def _spec_summary(self, row: Mapping[str, Any], raw: object, conn: list[str]) -> str:
         """Colour, capacity, size, connectivity and the first ``spec_fields`` specs, one line."""
         specs: dict[str, Any] = {}
         if isinstance(raw, str) and raw.strip():
@@ -290,7 +290,13 @@ class ProductSearchAgent:
         return "; ".join(parts)
 
     def _pros_and_cons(
-        self, row: Mapping[str, Any], price: Any, brand: str, conn: list[str], feats: list[str], budget: Any
+        self,
+        row: Mapping[str, Any],
+        price: float | None,
+        brand: str,
+        conn: list[str],
+        feats: list[str],
+        budget: float | None,
     ) -> tuple[list[str], list[str]]:
         """Pros and cons a shopper can check: features, price vs budget and category, brand, specs."""
         pros: list[str] = []
@@ -303,7 +309,7 @@ class ProductSearchAgent:
             )
         if not has_value(price):
             cons.append("no price listed")
-        elif float(price) > self._expensive.get(row.get("category"), math.inf):
+        elif float(cast(float, price)) > self._expensive.get(row.get("category"), math.inf):
             cons.append(
                 f"priced in the top {1 - self.config.enrichment.expensive_quantile:.0%} of {row.get('category')}"
             )

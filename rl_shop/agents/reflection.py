@@ -22,7 +22,7 @@ the collaboration env uses, so the learned collaboration policy and the runtime 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, cast
 
 from pydantic import BaseModel, Field
 
@@ -60,12 +60,12 @@ class ReflectionResult(BaseModel):
     per_product: dict[str, float] = Field(default_factory=dict)
 
 
-def _listish(v: Any) -> list[str]:
+def _listish(v: object) -> list[str]:
     if v is None or isinstance(v, float):
         return []
     if isinstance(v, str):
         return [v.lower()]
-    return [str(x).lower() for x in v]
+    return [str(x).lower() for x in cast("Iterable[object]", v)]
 
 
 def constraint_satisfaction(row: Mapping[str, Any], intent: IntentSpec) -> float | None:

@@ -113,7 +113,7 @@ class SafetyReview:
         )
 
     # ------------------------------------------------------------------ input
-    def screen_input(self, text: Any) -> SafetyVerdict:
+    def screen_input(self, text: object) -> SafetyVerdict:
         """Allow or refuse a user message; the verdict's ``message`` is what to show on refusal."""
         if isinstance(text, bytes):
             try:

@@ -10,7 +10,7 @@ demand reasoning (:mod:`rl_shop.agents.demand`) and by the Guider to read the sh
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -142,7 +142,7 @@ def _num(text: str) -> float:
     return float(text.replace(",", ""))
 
 
-def _compile_synonyms(table: Any) -> dict[str, re.Pattern[str]]:
+def _compile_synonyms(table: Mapping[str, Iterable[str]]) -> dict[str, re.Pattern[str]]:
     return {
         canon: re.compile(r"(?<![\w-])(?:" + "|".join(phrases) + r")(?![\w-])", re.I)
         for canon, phrases in table.items()
@@ -376,7 +376,9 @@ def extract_slots(text: str, vocab: CatalogVocab, only: str | None = None) -> di
 _CAPACITY_GB = {"gb": 1.0, "tb": 1000.0, "mb": 0.001}
 
 
-def _read_category(text: str, vocab: CatalogVocab, uc_span: tuple[int, int] | None, out: dict[str, Any]) -> Any:
+def _read_category(
+    text: str, vocab: CatalogVocab, uc_span: tuple[int, int] | None, out: dict[str, Any]
+) -> tuple[int, int] | None:
     """The category (or, without one, the department) into ``out``; returns the category's span."""
     cat, cat_span = vocab.find_category(text)
     if cat and cat_span and _inside(cat_span, uc_span):
@@ -441,7 +443,7 @@ def _read_size(text: str, answering_size: bool, out: dict[str, Any]) -> None:
 def _read_tokens(
     text: str,
     slot: str,
-    pats: Any,
+    pats: dict[str, re.Pattern[str]],
     skip: list[tuple[int, int]],
     negated: Callable[[tuple[int, int]], bool],
     out: dict[str, Any],
@@ -462,7 +464,7 @@ def _read_tokens(
         out.setdefault("excluded_features", []).extend(drop)
 
 
-def _read_use_case(text: str, rule: Any, answering_use_case: bool, out: dict[str, Any]) -> None:
+def _read_use_case(text: str, rule: Mapping[str, Any] | None, answering_use_case: bool, out: dict[str, Any]) -> None:
     """The use case (and the categories it implies) into ``out``."""
     if rule:
         out["use_case"] = str(rule["use_case"])

@@ -51,7 +51,7 @@ class Tracer:
         return self.now() - self.user_wait_s
 
     @contextmanager
-    def step(self, agent: str, action: str, **detail: Any) -> Iterator[dict[str, Any]]:
+    def step(self, agent: str, action: str, **detail: object) -> Iterator[dict[str, Any]]:
         """Time a block; the yielded dict is the step's ``detail`` (add to it inside the block).
         LLM calls inside are counted under ``agent`` (see the module docstring)."""
         start = self.now()
@@ -104,7 +104,7 @@ class Tracer:
         return out
 
 
-def _jsonable(value: Any) -> Any:
+def _jsonable(value: object) -> object:
     if isinstance(value, dict):
         return {str(k): _jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple, set, frozenset)):

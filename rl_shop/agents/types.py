@@ -16,7 +16,7 @@ import math
 from collections.abc import Iterable, Mapping
 from datetime import date
 from enum import Enum
-from typing import TYPE_CHECKING, Any, Literal, TypeGuard
+from typing import TYPE_CHECKING, Any, Literal, TypeGuard, cast
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -61,25 +61,25 @@ class IntentSpec(BaseModel):
 
     @field_validator("preferred_brands", "excluded_brands", mode="before")
     @classmethod
-    def _lower_brands(cls, value: Any) -> list[str]:
+    def _lower_brands(cls, value: object) -> list[str]:
         if value is None:
             return []
         if isinstance(value, str):
             value = [value]
-        return [str(v).strip().lower() for v in value if str(v).strip()]
+        return [str(v).strip().lower() for v in cast("Iterable[object]", value) if str(v).strip()]
 
     @field_validator("required_attributes", "excluded_attributes", mode="before")
     @classmethod
-    def _attrs_as_dict(cls, value: Any) -> dict[str, Any]:
+    def _attrs_as_dict(cls, value: object) -> dict[str, Any]:
         # A bare list of attribute words ("waterproof", "bluetooth") means "features must mention it".
         if value is None:
             return {}
         if isinstance(value, (list, tuple, set)):
             return {"features": [str(v) for v in value]}
-        return dict(value)
+        return dict(cast("Mapping[str, Any]", value))
 
     @classmethod
-    def from_intent(cls, intent: IntentLike, **overrides: Any) -> IntentSpec:
+    def from_intent(cls, intent: IntentLike, **overrides: object) -> IntentSpec:
         """Adapt an :data:`IntentLike`: a mapping is read as fields, the simulator's ``Intent``
         attribute by attribute (with the aliases below)."""
         if isinstance(intent, IntentSpec):
@@ -117,14 +117,14 @@ class IntentSpec(BaseModel):
 IntentLike = IntentSpec | Intent | Mapping[str, Any]
 
 
-def _sim_required_attributes(intent: Any) -> dict[str, Any]:
+def _sim_required_attributes(intent: Intent) -> dict[str, Any]:
     """Required attributes from the simulator's slot fields (colour, capacity, size, connectivity,
     features), in the catalog's column names; ranges become ``{"min": a, "max": b}``."""
     attrs: dict[str, Any] = {}
     if getattr(intent, "colour", None):
         attrs["colour"] = intent.colour
     if getattr(intent, "min_capacity_gb", None):
-        attrs["capacity_gb"] = float(intent.min_capacity_gb)
+        attrs["capacity_gb"] = float(cast(float, intent.min_capacity_gb))  # set: checked above
     lo, hi = getattr(intent, "min_size_in", None), getattr(intent, "max_size_in", None)
     if lo is not None or hi is not None:
         attrs["size_in"] = {k: float(v) for k, v in (("min", lo), ("max", hi)) if v is not None}
@@ -277,11 +277,11 @@ class Candidate(BaseModel):
         )
 
 
-def _is_listlike(value: Any) -> TypeGuard[Iterable[Any]]:
+def _is_listlike(value: object) -> TypeGuard[Iterable[Any]]:
     return value is not None and not isinstance(value, (str, bytes, dict)) and hasattr(value, "__iter__")
 
 
-def _present(value: Any) -> TypeGuard[Any]:
+def _present(value: object) -> TypeGuard[Any]:
     if value is None:
         return False
     if isinstance(value, float) and math.isnan(value):

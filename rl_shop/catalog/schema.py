@@ -113,6 +113,6 @@ def is_missing(value: object) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 
-def has_value(value: Any) -> TypeGuard[Any]:
+def has_value(value: object) -> TypeGuard[Any]:
     """``not is_missing(value)``, telling the type checker that a checked value is not None."""
     return not is_missing(value)

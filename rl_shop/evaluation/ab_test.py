@@ -49,7 +49,7 @@ class RelativeChange:
         return asdict(self)
 
 
-def _as_array(x: Any, name: str) -> np.ndarray:
+def _as_array(x: object, name: str) -> np.ndarray:
     arr = np.asarray(x, dtype=float).ravel()
     if arr.size < 2:
         raise ValueError(f"arm {name} needs at least 2 users, got {arr.size}")
@@ -107,8 +107,8 @@ def bootstrap_relative_ci(
 
 
 def relative_change(
-    a: Any,
-    b: Any,
+    a: object,
+    b: object,
     *,
     metric: str = "metric",
     n_boot: int = 2000,

@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, SupportsFloat, cast
 
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -111,9 +111,11 @@ def merge_ranking(candidates: list[str], picks: list[int], k: int) -> list[str]:
     return (chosen + rest)[:k]
 
 
-def _price(value: Any) -> str:
+def _price(value: object) -> str:
     return (
-        "price unknown" if value is None or (isinstance(value, float) and math.isnan(value)) else f"${float(value):.2f}"
+        "price unknown"
+        if value is None or (isinstance(value, float) and math.isnan(value))
+        else f"${float(cast(SupportsFloat, value)):.2f}"
     )
 
 

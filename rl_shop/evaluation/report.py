@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, SupportsFloat, cast
 
 import numpy as np
 import pandas as pd
@@ -31,12 +31,12 @@ TYPE_LABELS: dict[str, str] = {
 }
 
 
-def _fmt(v: Any, digits: int = 3) -> str:
+def _fmt(v: object, digits: int = 3) -> str:
     if v is None or (isinstance(v, float) and not math.isfinite(v)):
         return "n/a"
     if isinstance(v, (int, np.integer)):
         return str(int(v))
-    return f"{float(v):.{digits}f}"
+    return f"{float(cast(SupportsFloat, v)):.{digits}f}"
 
 
 INT_COLUMNS = frozenset({"n", "errors", "judge_missing", "llm fallbacks", "n_sim", "n_agent"})
@@ -58,9 +58,9 @@ def markdown_table(df: pd.DataFrame, digits: int = 3, index_name: str | None = N
     return "\n".join(lines)
 
 
-def _finite(v: Any) -> bool:
+def _finite(v: object) -> bool:
     try:
-        return math.isfinite(float(v))
+        return math.isfinite(float(cast("SupportsFloat | str", v)))  # anything else: TypeError
     except (TypeError, ValueError):
         return False
 
@@ -106,10 +106,12 @@ def ab_absolute_table(results: Mapping[str, Mapping[str, RelativeChange]], contr
     return "\n".join(lines)
 
 
-def _pm(mean: Any, half: Any, digits: int = 3) -> str:
+def _pm(mean: object, half: object, digits: int = 3) -> str:
     if not _finite(mean):
         return "n/a"
-    return f"{float(mean):+.{digits}f}" + (f" ± {float(half):.{digits}f}" if _finite(half) else "")
+    return f"{float(cast(SupportsFloat, mean)):+.{digits}f}" + (
+        f" ± {float(cast(SupportsFloat, half)):.{digits}f}" if _finite(half) else ""
+    )
 
 
 def consistency_markdown(df: pd.DataFrame) -> str:

@@ -30,7 +30,7 @@ import os
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, SupportsFloat, cast
 
 import numpy as np
 import pandas as pd
@@ -125,9 +125,9 @@ def _rewrite_without_torn_line(path: Path, records: list[dict[str, Any]]) -> Non
         path.write_text(text, encoding="utf-8")
 
 
-def _finite(x: Any) -> float | None:
+def _finite(x: object) -> float | None:
     try:
-        v = float(x)
+        v = float(cast("SupportsFloat | str", x))  # anything else: TypeError
     except (TypeError, ValueError):
         return None
     return v if math.isfinite(v) else None

@@ -169,7 +169,7 @@ def _turn(c: Any) -> tuple[str, str, str]:
     return str(c.slot), str(c.question), str(c.answer)
 
 
-def _product_record(p: Any) -> dict[str, Any]:
+def _product_record(p: object) -> dict[str, Any]:
     get = (lambda k: p.get(k)) if isinstance(p, dict) else (lambda k: getattr(p, k, None))
     pid = get("product_id")
     if pid is None:

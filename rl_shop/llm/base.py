@@ -41,7 +41,7 @@ from rl_shop.llm.types import (
 ChunkGenerator = Generator[str, None, ChatResult]
 
 
-def check_messages(messages: Any) -> list[Message]:
+def check_messages(messages: object) -> list[Message]:
     """Validate the OpenAI chat shape; a clear error instead of a template crash deep inside."""
     if isinstance(messages, str):
         raise InvalidMessagesError(
@@ -371,7 +371,7 @@ class LLM(ABC):
             extra=self._cache_extra(),
         )
 
-    def _cache_extra(self) -> Any:
+    def _cache_extra(self) -> object:
         """Backend settings that change outputs beyond the model id (e.g. an adapter)."""
         return None
 

@@ -25,7 +25,7 @@ def default_cache_path() -> Path:
     return cache_dir() / "llm" / "responses.sqlite"
 
 
-def make_key(**parts: Any) -> str:
+def make_key(**parts: object) -> str:
     """A stable SHA-256 over the JSON form of ``parts`` (sorted keys, so dict order is irrelevant)."""
     blob = json.dumps(parts, sort_keys=True, ensure_ascii=False, default=str)
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()

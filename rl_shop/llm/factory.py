@@ -27,7 +27,7 @@ ALLOWED_KEYS = {
 }
 
 
-def _to_dict(cfg: Any) -> dict[str, Any]:
+def _to_dict(cfg: object) -> dict[str, Any]:
     try:
         from omegaconf import DictConfig, OmegaConf
     except ImportError:  # pragma: no cover - hydra-core is a core dependency
@@ -65,7 +65,7 @@ def load_llm_config(name: str = "embedded", overrides: Sequence[str] = ()) -> di
     return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
 
 
-def make_llm(cfg: Any) -> LLM:
+def make_llm(cfg: object) -> LLM:
     """The backend named by ``cfg.backend`` (embedded | transformers | openai), configured."""
     c = _to_dict(cfg)
     backend = c.get("backend")

@@ -189,7 +189,7 @@ class TransformersLLM(LocalLLM):
             model_id = f"{model_path}+{Path(adapter_path).name}"
         return cls(model, tokenizer, model_id=model_id, cache_extra={"adapter": str(adapter_path)}, **kwargs)
 
-    def _cache_extra(self) -> Any:
+    def _cache_extra(self) -> object:
         return self._extra
 
     @property

@@ -332,7 +332,7 @@ class LlamaCppLLM(LocalLLM):
         self._fmt_prefix = Jinja2ChatFormatter(template, eos, bos, add_generation_prompt=False)
         _OPEN.add(self)
 
-    def _cache_extra(self) -> Any:
+    def _cache_extra(self) -> object:
         return self._extra
 
     def describe(self) -> str:

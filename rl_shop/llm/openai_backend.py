@@ -90,7 +90,7 @@ class OpenAILLM(LLM):
 
             self._tokenizer = AutoTokenizer.from_pretrained(tokenizer_path)
 
-    def _cache_extra(self) -> Any:
+    def _cache_extra(self) -> object:
         return {"base_url": self.base_url}
 
     @property

@@ -18,7 +18,7 @@ import json
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from pydantic import BaseModel, ValidationError
 
@@ -50,7 +50,7 @@ class SchemaSpec:
     json_schema: dict[str, Any]
     model: type[BaseModel] | None
 
-    def validate_obj(self, obj: Any) -> Any:
+    def validate_obj(self, obj: object) -> object:
         """Validate a decoded JSON value; returns the model instance (or the dict).
 
         Raises ``ValueError`` with a short, readable message on failure.
@@ -71,7 +71,7 @@ class SchemaSpec:
             raise ValueError(f"{path}: {exc.message}") from None
         return obj
 
-    def validate_text(self, text: str) -> Any:
+    def validate_text(self, text: str) -> object:
         """Parse ``text`` as one JSON value and validate it."""
         try:
             obj = json.loads(text)
@@ -122,7 +122,7 @@ def with_schema_instruction(messages: list[Message], spec: SchemaSpec) -> list[M
     return out  # type: ignore[return-value]
 
 
-def run_validator(validate: Validator | None, value: Any) -> list[str]:
+def run_validator(validate: Validator | None, value: object) -> list[str]:
     """Run a caller's domain check; returns error messages (empty = accepted).
 
     The callable may return None / True (accept), False (reject), a message, or messages, and may
@@ -205,14 +205,14 @@ def _close_truncated(fragment: str) -> str | None:
 def _resolve(node: dict[str, Any], root: dict[str, Any]) -> dict[str, Any]:
     ref = node.get("$ref")
     if isinstance(ref, str) and ref.startswith("#/"):
-        target: Any = root
+        target: object = root
         for part in ref[2:].split("/"):
             target = target.get(part, {}) if isinstance(target, dict) else {}
-        return {**target, **{k: v for k, v in node.items() if k != "$ref"}}
+        return {**cast("dict[str, Any]", target), **{k: v for k, v in node.items() if k != "$ref"}}
     return node
 
 
-def empty_value(node: dict[str, Any], root: dict[str, Any]) -> Any:
+def empty_value(node: dict[str, Any], root: dict[str, Any]) -> object:
     """The documented default of a JSON-schema node (see the module docstring)."""
     node = _resolve(node, root)
     if "default" in node:
@@ -257,10 +257,10 @@ def default_fallback(spec: SchemaSpec, text: str) -> tuple[Any | None, list[str]
     props: dict[str, Any] = top.get("properties", {})
     found = extract_json(text)
     if props:
-        base = empty_value(top, root) if isinstance(empty_value(top, root), dict) else {}
+        base = cast("dict[str, Any]", empty_value(top, root)) if isinstance(empty_value(top, root), dict) else {}
         if isinstance(found, dict):
             base.update({k: v for k, v in found.items() if k in props})
-        candidate: Any = base
+        candidate: object = base
     else:
         candidate = found if found is not None else empty_value(top, root)
     errors: list[str] = []
@@ -270,7 +270,9 @@ def default_fallback(spec: SchemaSpec, text: str) -> tuple[Any | None, list[str]
         except ValueError as exc:
             errors.append(f"fallback: {exc}")
             bad = _bad_top_level_keys(spec, candidate)
-            fixable = [k for k in bad if k in props and candidate.get(k) != empty_value(props[k], root)]
+            fixable = [
+                k for k in bad if k in props and cast("dict[str, Any]", candidate).get(k) != empty_value(props[k], root)
+            ]
             if not isinstance(candidate, dict) or not fixable:
                 return None, errors
             for key in fixable:
@@ -278,7 +280,7 @@ def default_fallback(spec: SchemaSpec, text: str) -> tuple[Any | None, list[str]
     return None, errors
 
 
-def _bad_top_level_keys(spec: SchemaSpec, candidate: Any) -> list[str]:
+def _bad_top_level_keys(spec: SchemaSpec, candidate: object) -> list[str]:
     if not isinstance(candidate, dict):
         return []
     if spec.model is not None:

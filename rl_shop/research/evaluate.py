@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -154,7 +155,7 @@ def race_by_round(
     return pd.DataFrame(rows)
 
 
-def shift_outcomes(trajectories: list[Trajectory], catalog: pd.DataFrame, corpus: Any = ()) -> pd.DataFrame:
+def shift_outcomes(trajectories: list[Trajectory], catalog: pd.DataFrame, corpus: Iterable[Any] = ()) -> pd.DataFrame:
     """Per trajectory with an intent shift: whether its final report ends on the FINAL intent (>= 1
     recommendation, every recommended product satisfies every constraint), and on the initial one."""
     from rl_shop.research.scorer import CriteriaScorer, ends_on_intent

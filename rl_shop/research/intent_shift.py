@@ -62,7 +62,7 @@ class IntentShift(BaseModel):
     inferred: InferredIntent  # the User Agent's updated reading
 
 
-def _with(intent: Intent, **changes: Any) -> Intent:
+def _with(intent: Intent, **changes: object) -> Intent:
     return Intent.model_validate({**intent.model_dump(), **changes})
 
 

@@ -20,7 +20,7 @@ which reads the report against the simulator's intent, the catalog and the web c
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -197,7 +197,7 @@ class RubricJudge:
         mentions += [b.lower() in low for b in task.brands]
         facts = [f for f in (self._facts(p) for p in cited) if f is not None]
 
-        def share(pred: Any) -> float:
+        def share(pred: Callable[[dict[str, Any]], bool]) -> float:
             return 10.0 * sum(1 for f in facts if pred(f)) / len(facts) if facts else 0.0
 
         in_budget = (

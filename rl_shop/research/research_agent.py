@@ -17,7 +17,7 @@ free-text thought, no tool runs: the form reflective internalization trains) and
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -342,7 +342,7 @@ class ResearchAgent:
         made = {(s.call.name, json.dumps(s.call.arguments, sort_keys=True)) for s in steps if not is_reflection(s)}
         fallback_q = seed_query(intent, cfg.argument_max_chars) if intent is not None else None
 
-        def check(v: Any) -> str | None:
+        def check(v: Mapping[str, Any]) -> str | None:
             if v["tool"] in (FINISH, REFLECT):
                 return None
             arg = v["argument"].strip()

@@ -395,8 +395,18 @@ class CriteriaScorer:
         }
         return ScoreDetail(crit, hit, violating, invalid, unsupported)
 
-    def criteria(self, markdown: str, intent: Intent, **kw: Any) -> dict[str, dict[str, float]]:
-        return self.detail(markdown, intent, **kw).criteria
+    def criteria(
+        self,
+        markdown: str,
+        intent: Intent,
+        *,
+        query: str = "",
+        evidence_ids: set[str] | None = None,
+        evidence_text: str = "",
+    ) -> dict[str, dict[str, float]]:
+        return self.detail(
+            markdown, intent, query=query, evidence_ids=evidence_ids, evidence_text=evidence_text
+        ).criteria
 
 
 def ends_on_intent(scorer: CriteriaScorer, markdown: str, intent: Intent) -> bool:

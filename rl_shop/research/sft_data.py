@@ -23,7 +23,7 @@ class SFTDataError(ValueError):
     """An SFT data file that is missing, empty or not in the expected format."""
 
 
-def template_supports_tools(tokenizer: Any) -> bool:
+def template_supports_tools(tokenizer: object) -> bool:
     """Whether the tokenizer's chat template renders ``tool_calls`` (else they would be dropped)."""
     template = getattr(tokenizer, "chat_template", None) or ""
     return "tool_calls" in template

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import math
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, SupportsFloat, cast
 
 import pandas as pd
 from pydantic import BaseModel, Field
@@ -40,17 +40,17 @@ class ToolsConfig(BaseModel):
     snippet_chars: int = Field(ge=20)  # web_search snippet
 
 
-def _fmt_price(value: Any) -> str:
+def _fmt_price(value: object) -> str:
     return (
-        f"${float(value):.2f}"
+        f"${float(cast(SupportsFloat, value)):.2f}"
         if value is not None and not (isinstance(value, float) and math.isnan(value))
         else "price unknown"
     )
 
 
-def _num(value: Any) -> float | None:
+def _num(value: object) -> float | None:
     try:
-        v = float(value)
+        v = float(cast("SupportsFloat | str", value))  # anything else: TypeError
     except (TypeError, ValueError):
         return None
     return None if math.isnan(v) else v

@@ -11,6 +11,7 @@ JSON-schema enums of what the history actually contains, the budget a bounded nu
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -166,7 +167,7 @@ class UserAgent:
             },
         ]
 
-        def names_category(value: Any) -> Any:
+        def names_category(value: Mapping[str, Any]) -> str | None:
             if value["category"].lower() not in value["query"].lower():
                 return f"the query must name the category {value['category']!r}"
             if len(value["query"].split()) < 4:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Iterable
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -35,14 +34,14 @@ REQUIRED_COLUMNS: tuple[str, ...] = (
 )
 
 
-def _norm(value: Any) -> str:
+def _norm(value: object) -> str:
     """Lower-case, stripped text; NaN / None become ''."""
     if value is None or (isinstance(value, float) and np.isnan(value)):
         return ""
     return str(value).strip().lower()
 
 
-def _tokens(value: Any) -> list[str]:
+def _tokens(value: object) -> list[str]:
     """A list-like cell (list, tuple, numpy array, JSON-ish string) as normalized tokens."""
     if value is None:
         return []

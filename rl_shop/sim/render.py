@@ -56,7 +56,7 @@ _REASONING = [
 ]
 
 
-def validate_query_text(text: Any, max_chars: int = 500) -> str:
+def validate_query_text(text: object, max_chars: int = 500) -> str:
     """Return ``text`` stripped, or raise ``QueryTextError`` for empty / non-text / huge input."""
     if not isinstance(text, str):
         raise QueryTextError(f"query text must be a string, got {type(text).__name__}")

@@ -12,12 +12,11 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from rl_shop.array_ops import SCALAR, Ops
+from rl_shop.array_ops import SCALAR, FormulaOps, Num
 from rl_shop.sim.answer_text import AnswerPhrasing, SlotAnswer, answer_to_text, suggestion_text
 from rl_shop.sim.config import SimConfig, load_sim_config
 from rl_shop.sim.constraints import CatalogArrays, gold_mask, slot_mask, target_mask
@@ -43,7 +42,13 @@ class _State:
     answers: list[SlotAnswer] = field(default_factory=list)
 
 
-def abandon_probability(latency_s: Any, tolerance_s: Any, base_p: float, scale_s: float, ops: Ops = SCALAR) -> Any:
+def abandon_probability(
+    latency_s: Num,
+    tolerance_s: Num,
+    base_p: float,
+    scale_s: float,
+    ops: FormulaOps[Num] = SCALAR,  # type: ignore[assignment]  # mypy: no default for a generic parameter
+) -> Num:
     """``base_p`` up to the tolerance, then rising towards 1: 1 - (1-base) exp(-(l - tol)/scale).
 
     The one shopper abandonment model: on Python numbers (``ops=SCALAR``: the language-face shopper
@@ -55,13 +60,13 @@ def abandon_probability(latency_s: Any, tolerance_s: Any, base_p: float, scale_s
     return ops.where(latency_s <= tolerance_s, base_p, 1.0 - (1.0 - base_p) * ops.exp(-over / scale_s))
 
 
-def confirms(accuracy: Any, confirm_threshold: float) -> Any:
+def confirms(accuracy: Num, confirm_threshold: float) -> Num:
     """The shopper accepts a shortlist shown for confirmation (the Clarify env's ``suggest``) when
     its Accuracy@5 reaches the threshold (scalars or arrays alike)."""
     return accuracy >= confirm_threshold
 
 
-def volunteer_index(ops: Ops, u: Any, n_hidden: Any) -> Any:
+def volunteer_index(ops: FormulaOps[Num], u: Num, n_hidden: Num) -> Num:
     """Which hidden relevant slot (the k-th, in ``SLOTS`` order) a shopper who rejects a shortlist
     volunteers, for a uniform draw ``u``: each of the ``n_hidden`` equally likely."""
     return ops.i64(u * n_hidden)

@@ -128,7 +128,7 @@ class Intent(BaseModel):
         """Whether the intent constrains ``slot`` (so asking about it can narrow the search)."""
         return self.slot_value(slot) is not None
 
-    def slot_value(self, slot: str) -> Any:
+    def slot_value(self, slot: str) -> object:
         """The intent's value for ``slot`` in a plain, JSON-able form; ``None`` = no constraint."""
         if slot not in SLOTS:
             raise ValueError(f"unknown slot {slot!r}; valid slots are {list(SLOTS)}")

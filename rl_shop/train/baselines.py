@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import gymnasium as gym
 
@@ -43,5 +43,5 @@ def load_heuristic(env_cfg: EnvSettings, spec: str, env: gym.Env) -> Policy | No
     if env_spec is None:
         log.info("no heuristic baseline registered for %s", env_cfg.id)
         return None
-    builder: Builder = env_spec.load("heuristic")
+    builder = cast(Builder, env_spec.load("heuristic"))
     return builder(env, dict(env_cfg.model_extra or {}))

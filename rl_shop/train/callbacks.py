@@ -11,7 +11,6 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -205,7 +204,7 @@ class EvalCheckpointCallback(BaseCallback):
         return directory
 
 
-def _weights_finite(model: Any) -> bool:
+def _weights_finite(model: object) -> bool:
     policy = getattr(model, "policy", None)
     if policy is None:
         q = getattr(model, "q", None)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, SupportsFloat, cast
 
 import gymnasium as gym
 import numpy as np
@@ -96,12 +96,12 @@ def run_episodes(
     return EvalResult(returns=returns, lengths=lengths, info_means=means)
 
 
-def finite_float(value: Any) -> float | None:
+def finite_float(value: object) -> float | None:
     """float(value) when it is a finite number, else None (missing, NaN, non-numeric)."""
     if value is None:
         return None
     try:
-        out = float(value)
+        out = float(cast("SupportsFloat | str", value))  # anything else: TypeError
     except (TypeError, ValueError):
         return None
     return out if math.isfinite(out) else None

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from gymnasium import spaces
@@ -107,8 +106,8 @@ class QLearning:
     def predict(
         self,
         observation: np.ndarray,
-        state: Any = None,
-        episode_start: Any = None,
+        state: object = None,
+        episode_start: object = None,
         deterministic: bool = True,
         action_masks: np.ndarray | None = None,
     ) -> tuple[np.ndarray, None]:
@@ -141,7 +140,7 @@ class QLearning:
         callback: BaseCallback | list[BaseCallback] | None = None,
         reset_num_timesteps: bool = True,
         progress_bar: bool = False,
-        **_: Any,
+        **_: object,
     ) -> QLearning:
         """Run `total_timesteps` more env steps (summed over envs), calling SB3 callbacks."""
         env = self.env
@@ -223,7 +222,7 @@ class QLearning:
         path.with_suffix(".json").write_text(json.dumps(meta, indent=2))
 
     @classmethod
-    def load(cls, path: str | Path, env: VecEnv | None = None, **_: Any) -> QLearning:
+    def load(cls, path: str | Path, env: VecEnv | None = None, **_: object) -> QLearning:
         path = Path(path)
         meta_path = path.with_suffix(".json")
         if not meta_path.is_file():

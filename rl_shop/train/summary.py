@@ -6,7 +6,6 @@ import json
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
 SUMMARY_FILE = "summary.json"
 
@@ -45,7 +44,7 @@ class TrainSummary:
         )
 
 
-def _clean(value: Any) -> Any:
+def _clean(value: object) -> object:
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):

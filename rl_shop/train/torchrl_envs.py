@@ -9,7 +9,8 @@ entries (NaN mid-episode) so the trainer can log ``episode/<key>`` like the SB3 
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, cast
 
 import torch
 from tensordict import TensorDict, TensorDictBase
@@ -27,7 +28,7 @@ def make_kernel(env_id: str, num_envs: int, seed: int, device: str | torch.devic
     if spec is None or spec.torch_entry_point is None:
         raise ValueError(f"trainer=torchrl needs a torch-batched env; {env_id!r} has none (have: {have})")
     try:
-        kernel_cls = spec.load("torch_entry_point")
+        kernel_cls = cast("Callable[..., Any]", spec.load("torch_entry_point"))
     except (ImportError, AttributeError) as exc:
         raise ValueError(f"the torch kernel of {env_id} ({spec.torch_entry_point}) is not available: {exc}") from exc
     return kernel_cls(num_envs, seed=seed, device=device, **kwargs)

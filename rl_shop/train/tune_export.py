@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Any
 
 import optuna
 import yaml
@@ -15,7 +14,7 @@ from optuna.trial import TrialState
 log = logging.getLogger(__name__)
 
 
-def _parse(value: Any) -> Any:
+def _parse(value: object) -> object:
     """Categorical choices such as "[64,64]" were written as strings; restore their YAML value."""
     if isinstance(value, str):
         try:

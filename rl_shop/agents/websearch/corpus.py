@@ -109,7 +109,7 @@ def _stemmer() -> Any:
         return None
 
 
-def parse_date(value: Any) -> date | None:
+def parse_date(value: object) -> date | None:
     """A ``date`` from ISO text (``2020-06-01`` or ``2020-06-01T10:00:00``), or None."""
     if value is None or value == "":
         return None

@@ -9,7 +9,6 @@ score, and cites them as [n].
 from __future__ import annotations
 
 import re
-from typing import Any
 
 from pydantic import BaseModel, Field
 
@@ -78,6 +77,6 @@ def llm_summary(llm: SupportsChat, request: str, documents: list[ScoredDocument]
         },
         {"role": "user", "content": f"Request: {request}\nDocuments:\n{numbered}"},
     ]
-    result: Any = llm.chat(messages, max_tokens=cfg.llm_max_tokens)
+    result = llm.chat(messages, max_tokens=cfg.llm_max_tokens)
     text = getattr(result, "text", result)
     return str(text or "").strip()[: cfg.summary_max_chars]

@@ -8,8 +8,6 @@ user's own request first so a weak model cannot drift the search off topic.
 
 from __future__ import annotations
 
-from typing import Any
-
 from pydantic import BaseModel, Field
 
 from rl_shop.agents.config import defaults_from
@@ -83,7 +81,7 @@ def generate_queries(
             },
         ]
         try:
-            result: Any = llm.structured(messages, QueryList)
+            result = llm.structured(messages, QueryList)
             value = getattr(result, "value", result)
         except Exception:  # noqa: BLE001 - fall back to the deterministic path
             value = None

@@ -27,11 +27,11 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterable
-from typing import Any, NamedTuple
+from typing import Generic, NamedTuple
 
 import numpy as np
 
-from rl_shop.array_ops import NUMPY, BatchOps
+from rl_shop.array_ops import NUMPY, ArrayOps, Batch
 from rl_shop.sim.slots import QUERY_TYPES, SLOTS
 
 LAYOUT_VERSION: str = "clarify-v1"
@@ -82,15 +82,15 @@ _BITS_BYTES: list[bytes] = [row.tobytes() for row in BITS]
 _QT_BYTES: list[bytes] = [row.tobytes() for row in _QT_ONEHOT]
 
 
-class FeatureTables(NamedTuple):
+class FeatureTables(NamedTuple, Generic[Batch]):
     """The featurizer's lookup tables as arrays of one library (numpy here, torch in the kernel)."""
 
-    qt_onehot: Any  # (N_QUERY_TYPES, N_QUERY_TYPES) one-hot rows
-    bits: Any  # (512, N_SLOTS): the slot flags of each bitmask
-    popcount_frac: Any  # (512,): share of slots set in each bitmask
+    qt_onehot: Batch  # (N_QUERY_TYPES, N_QUERY_TYPES) one-hot rows
+    bits: Batch  # (512, N_SLOTS): the slot flags of each bitmask
+    popcount_frac: Batch  # (512,): share of slots set in each bitmask
 
 
-NUMPY_TABLES = FeatureTables(_QT_ONEHOT, BITS, _POPCOUNT_FRAC)
+NUMPY_TABLES: FeatureTables[np.ndarray] = FeatureTables(_QT_ONEHOT, BITS, _POPCOUNT_FRAC)
 _POPCOUNT_FRAC_F64: list[float] = [float(x) for x in _POPCOUNT_FRAC]
 _PACK_TAIL = struct.Struct("=3f").pack  # native-order float32, as numpy's
 _frombuffer = np.frombuffer
@@ -292,15 +292,15 @@ def featurize_batch(
 
 
 def fill_rows(
-    ops: BatchOps,
-    tables: FeatureTables,
-    out: Any,
-    masks: tuple[Any, Any, Any, Any, Any],
-    rounds: Any,
-    max_rounds: Any,
-    log2_candidates: Any,
+    ops: ArrayOps[Batch],
+    tables: FeatureTables[Batch],
+    out: Batch,
+    masks: tuple[Batch, Batch, Batch, Batch, Batch],
+    rounds: Batch,
+    max_rounds: Batch | float,
+    log2_candidates: Batch,
     log2_catalog_size: float,
-) -> Any:
+) -> Batch:
     """Writes the observation layout into ``out`` (float32 ``(n, N_FEATURES)``) on any array
     library (``rl_shop.array_ops``: numpy for :func:`featurize_batch`, torch for the
     device-resident kernel) and returns it. ``masks``: ``(query_type, known, no_preference,

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from rl_shop.array_ops import NUMPY, BatchOps
+from rl_shop.array_ops import NUMPY, ArrayOps, Batch, Num
 from rl_shop.sim.slots import QUERY_TYPES
 
 #: Bump whenever FEATURE_NAMES or their scaling change; exported policy cards record it.
@@ -145,15 +145,15 @@ TYPE_ONEHOT.setflags(write=False)
 
 
 def fill_rows(
-    ops: BatchOps,
-    type_onehot: Any,
-    out: Any,
+    ops: ArrayOps[Batch],
+    type_onehot: Batch,
+    out: Batch,
     prediction: tuple[Any, Any],
     progress: tuple[Any, int, Any],
     counts: tuple[Any, Any, Any, Any],
     hats: tuple[Any, Any, Any],
     eq2: tuple[float, float],
-) -> Any:
+) -> Batch:
     """Writes the observation layout into ``out`` (float32 ``(B, N_FEATURES)``) on any array
     library (``rl_shop.array_ops``: numpy for :func:`featurize_batch`, torch for the
     device-resident kernel) and returns it; values in float64, rounded to float32 on assignment.
@@ -181,15 +181,15 @@ def fill_rows(
 
 
 def action_mask_terms(
-    n_clarify: Any,
-    n_product_search: Any,
-    n_web_search: Any,
-    n_replan: Any,
-    steps: Any,
+    n_clarify: Num,
+    n_product_search: Num,
+    n_web_search: Num,
+    n_replan: Num,
+    steps: Num,
     max_steps: int,
     max_clarify: int,
     max_replan: int,
-) -> tuple[Any, Any, Any, Any, Any]:
+) -> tuple[Num, Num, Num, Num, Num]:
     """Validity of each action, in ``ACTION_NAMES`` order, for scalars or arrays alike.
 
     ``decide`` only after a search (or at the last step, so the mask is never empty); searches

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -28,6 +28,28 @@ from rl_shop.policies.features.clarify import (
 
 _FLOAT32_TOL = 1e-6
 STOP_ACTION = STOP  # ids follow ACTION_NAMES of the featurizer: ask_<slot> x 9, suggest, stop
+
+
+class PoolTables(Protocol):
+    """The per-intent tables of a simulated intent pool that :meth:`ClarifyPriors.from_pool` reads
+    (``envs.intent_pool.IntentPool`` has them)."""
+
+    @property
+    def query_type(self) -> np.ndarray: ...
+    @property
+    def relevant(self) -> np.ndarray: ...
+    @property
+    def stated(self) -> np.ndarray: ...
+    @property
+    def n_hits(self) -> np.ndarray: ...
+    @property
+    def p_dont_know(self) -> np.ndarray: ...
+    @property
+    def p_wrong(self) -> np.ndarray: ...
+    @property
+    def patience(self) -> np.ndarray: ...
+    @property
+    def log2_candidates(self) -> np.ndarray: ...
 
 
 @dataclass(frozen=True)
@@ -68,7 +90,7 @@ class ClarifyPriors:
         return cls(np.ones((N_QUERY_TYPES, N_SLOTS)), np.zeros(N_QUERY_TYPES), np.zeros(1))
 
     @classmethod
-    def from_pool(cls, pool: Any) -> ClarifyPriors:
+    def from_pool(cls, pool: PoolTables) -> ClarifyPriors:
         """Average over a simulated intent pool (``envs.intent_pool.IntentPool`` or alike).
 
         Uses the pool's per-intent tables ``query_type``, ``stated``, ``log2_candidates``,
