@@ -141,15 +141,6 @@ ANY_ALLOWED: dict[str, int] = {
     "rl_shop/train/torchrl_runner.py": 15,  # torchrl specs / collectors / loggers, tensordict data
     "rl_shop/train/vec_adapter.py": 1,  # SB3 VecEnv
 }
-# Not forced by a library, not typed yet: duck-typed test doubles and per-slot values. Type these and
-# delete the entry; never add one.
-ANY_NOT_YET_TYPED: dict[str, int] = {
-    "rl_shop/evaluation/clarify_eval.py": 1,  # any understander with the gate method
-    "rl_shop/evaluation/retrieval_baseline.py": 3,  # SearchIndex protocol: filters and results of any shape
-    "rl_shop/evaluation/systems.py": 2,  # assistant double, clarification turn or triple
-    "rl_shop/sim/answer_text.py": 2,  # SlotAnswer.value: a different type per slot
-    "rl_shop/sim/sampler.py": 1,  # _pick over lists and arrays
-}
 
 
 def _is_any(annotation: ast.expr | None) -> bool:
@@ -179,10 +170,9 @@ def any_annotations() -> list[str]:
 
 
 def test_any_only_on_library_boundaries():
-    """Exact ``Any`` only in the modules of ``ANY_ALLOWED`` (and the shrinking ``ANY_NOT_YET_TYPED``),
-    at most as many as each allows; elsewhere a precise type, ``object``, a Protocol, a TypeVar or a
-    ``TYPE_CHECKING`` import."""
-    allowed = {**ANY_ALLOWED, **ANY_NOT_YET_TYPED}
+    """Exact ``Any`` only in the modules of ``ANY_ALLOWED``, at most as many as each allows; elsewhere
+    a precise type, ``object``, a Protocol, a TypeVar or a ``TYPE_CHECKING`` import."""
+    allowed = ANY_ALLOWED
     by_module: dict[str, list[str]] = {}
     for hit in any_annotations():
         by_module.setdefault(hit.split(":", 1)[0], []).append(hit)
@@ -190,7 +180,6 @@ def test_any_only_on_library_boundaries():
     assert not over, "exact Any outside a library boundary, or more than allowed; type these:\n" + "\n".join(
         f"{m} (allowed {allowed.get(m, 0)}):\n  " + "\n  ".join(hits) for m, hits in sorted(over.items())
     )
-    assert not set(ANY_ALLOWED) & set(ANY_NOT_YET_TYPED)
 
 
 def test_yaml_files_are_read_by_the_one_loader():

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from rl_shop.paths import SHARED_DATA_DIR
 
@@ -37,7 +37,17 @@ def binary_scores(gold: list[int], pred: list[int]) -> tuple[float, float]:
     return acc, sum(f1s) / 2
 
 
-def clariq_gate_scores(understander: Any, split: str = "dev") -> dict[str, Any]:
+class _ClarifyReading(Protocol):
+    needs_clarification: bool
+
+
+class ClarifyReader(Protocol):
+    """What the ClariQ scorer needs of a reader (``rl_shop.agents.understanding.Understander``)."""
+
+    def parse(self, query: str) -> _ClarifyReading: ...
+
+
+def clariq_gate_scores(understander: ClarifyReader, split: str = "dev") -> dict[str, Any]:
     rows = load_clariq(split)
     gold = [y for _, y in rows]
     pred = [int(understander.parse(q).needs_clarification) for q, _ in rows]

@@ -8,8 +8,8 @@ products, general Q&A on the implied gold products (both are the benchmark's gol
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any, Protocol
+from collections.abc import Iterable, Sequence
+from typing import Protocol
 
 import pandas as pd
 
@@ -23,10 +23,10 @@ METRIC_COLUMNS: tuple[str, ...] = ("accuracy@k", "ndcg@k", "recall@k", "max_accu
 class SearchIndex(Protocol):
     """What the baseline needs from an index (``rl_shop.catalog.HybridIndex`` satisfies it)."""
 
-    def search(self, query: str, k: int, filters: Any = None) -> Any: ...
+    def search(self, query: str, k: int) -> object: ...
 
 
-def result_ids(results: Any) -> list[str]:
+def result_ids(results: object) -> list[str]:
     """Product ids from a search result, whatever its shape (ids, (id, score) pairs, hits, frame)."""
     if results is None:
         return []
@@ -34,6 +34,8 @@ def result_ids(results: Any) -> list[str]:
         if "product_id" not in results.columns:
             raise ValueError("search returned a DataFrame without a product_id column")
         return [str(x) for x in results["product_id"]]
+    if not isinstance(results, Iterable):
+        raise TypeError(f"search returned {type(results).__name__}, not an iterable of hits")
     out: list[str] = []
     for hit in results:
         if isinstance(hit, str):

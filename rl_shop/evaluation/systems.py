@@ -103,6 +103,19 @@ def clarify_confirm_threshold() -> float:
     return float(env_config(CLARIFY.config)["kwargs"]["confirm_threshold"])
 
 
+class RunsDialogues(Protocol):
+    """``MACDFAssistant.run``'s shape, as the adapter calls it (a test double satisfies it too)."""
+
+    def run(
+        self,
+        query: str,
+        *,
+        answer_fn: Callable[..., str] | None = None,
+        session_id: str | None = None,
+        on_token: Callable[[str], None] | None = None,
+    ) -> object: ...
+
+
 class MACDFSystem:
     """Adapter over ``rl_shop.agents.runtime.MACDFAssistant`` (heuristic or learned policies).
 
@@ -112,7 +125,7 @@ class MACDFSystem:
     ``MACDFAssistant.run`` signature (the tests pass a double).
     """
 
-    def __init__(self, assistant: Any, name: str) -> None:
+    def __init__(self, assistant: RunsDialogues, name: str) -> None:
         if not callable(getattr(assistant, "run", None)):
             raise TypeError(
                 f"assistant must have a run(query, answer_fn=..., session_id=...) method, got {type(assistant).__name__}"
@@ -162,7 +175,13 @@ def leader_clarity_estimates(trace: list[Any]) -> list[float]:
     ]
 
 
-def _turn(c: Any) -> tuple[str, str, str]:
+class _Turn(Protocol):
+    slot: str
+    question: str
+    answer: str
+
+
+def _turn(c: _Turn | tuple[str, str, str] | list[str]) -> tuple[str, str, str]:
     """``(slot, question, answer)`` from a ``ClarificationTurn`` or a plain triple."""
     if isinstance(c, (tuple, list)):
         return str(c[0]), str(c[1]), str(c[2])

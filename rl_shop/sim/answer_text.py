@@ -11,9 +11,9 @@ reply phrasings people used in Qulac, ClariQ and MG-ShopDial (``configs/sim/lexi
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -32,40 +32,61 @@ class SlotAnswer:
 
     slot: str
     status: str
-    value: Any = None
+    value: object = None  # the slot's value (Intent.slot_value): its type depends on the slot
     noisy: bool = False
+
+    # Typed views of ``value`` for the slots that have that shape (``Intent.slot_value``).
+    def number(self) -> float:  # budget, capacity
+        return cast(float, self.value)
+
+    def brands(self) -> Mapping[str, Sequence[str]]:  # brand: {"prefer": [...], "exclude": [...]}
+        return cast(Mapping[str, Sequence[str]], self.value)
+
+    def bounds(self) -> tuple[float | None, float | None]:  # size: (min, max) inches
+        return cast(tuple[float | None, float | None], self.value)
+
+    def words(self) -> Sequence[str]:  # connectivity, features
+        return cast(Sequence[str], self.value)
+
+    def need(self) -> Mapping[str, str | None]:  # use_case: {"use_case": ..., "recipient": ...}
+        return cast(Mapping[str, str | None], self.value)
 
 
 def _fmt_gb(gb: float) -> str:
     return f"{gb / 1000:g} TB" if gb >= 1000 and gb % 1000 == 0 else f"{gb:g} GB"
 
 
-def _value_text(slot: str, value: Any, rng: np.random.Generator) -> str:
+def _value_text(answer: SlotAnswer, rng: np.random.Generator) -> str:
     pick = lambda opts: str(rng.choice(opts))  # noqa: E731
+    slot, value = answer.slot, answer.value
     if slot == "category":
         return pick([f"I'm after {value}.", f"{value}, please.", f"Looking for {value}."])
     if slot == "budget":
-        return pick([f"My budget is ${value:g}.", f"No more than ${value:g}.", f"Up to ${value:g} or so."])
+        budget = answer.number()
+        return pick([f"My budget is ${budget:g}.", f"No more than ${budget:g}.", f"Up to ${budget:g} or so."])
     if slot == "brand":
+        brands = answer.brands()
         parts = []
-        if value.get("prefer"):
-            parts.append(pick(["I'd like ", "Preferably "]) + " or ".join(value["prefer"]) + ".")
-        if value.get("exclude"):
-            parts.append(pick(["Anything but ", "Not "]) + " or ".join(value["exclude"]) + ".")
+        if brands.get("prefer"):
+            parts.append(pick(["I'd like ", "Preferably "]) + " or ".join(brands["prefer"]) + ".")
+        if brands.get("exclude"):
+            parts.append(pick(["Anything but ", "Not "]) + " or ".join(brands["exclude"]) + ".")
         return " ".join(parts)
     if slot == "colour":
         return pick([f"{value}, please.", f"I want it in {value}.", f"Colour: {value}."])
     if slot == "capacity":
-        return pick([f"At least {_fmt_gb(value)}.", f"{_fmt_gb(value)} or more."])
+        gb = answer.number()
+        return pick([f"At least {_fmt_gb(gb)}.", f"{_fmt_gb(gb)} or more."])
     if slot == "size":
-        lo, hi = value
+        lo, hi = answer.bounds()
         if lo is not None and hi is not None:
             return pick([f"Between {lo:g} and {hi:g} inches.", f"Around {lo:g} to {hi:g} inches."])
         return f"At least {lo:g} inches." if lo is not None else f"At most {hi:g} inches."
     if slot in ("connectivity", "features"):
-        return pick(["It needs ", "Must have "]) + " and ".join(value) + "."
-    use = value.get("use_case") or "everyday use"
-    who = value.get("recipient")
+        return pick(["It needs ", "Must have "]) + " and ".join(answer.words()) + "."
+    need = answer.need()
+    use = need.get("use_case") or "everyday use"
+    who = need.get("recipient")
     return f"It's for {use}" + (f", for my {who}." if who else ".")
 
 
@@ -99,27 +120,29 @@ class AnswerPhrasing:
 
 def _bare_value(answer: SlotAnswer, rng: np.random.Generator, phrasing: AnswerPhrasing) -> str:
     """The value of a reply without any lead-in ("sony", "at least 64 GB", "for gaming")."""
-    slot, value = answer.slot, answer.value
+    slot = answer.slot
     if slot == "budget":
-        return f"${value:g}"
+        return f"${answer.number():g}"
     if slot == "brand":
-        parts = [" or ".join(value["prefer"])] if value.get("prefer") else []
-        if value.get("exclude"):
-            parts.append(weighted_choice(rng, phrasing.exclusions).replace("{x}", " or ".join(value["exclude"])))
+        brands = answer.brands()
+        parts = [" or ".join(brands["prefer"])] if brands.get("prefer") else []
+        if brands.get("exclude"):
+            parts.append(weighted_choice(rng, phrasing.exclusions).replace("{x}", " or ".join(brands["exclude"])))
         return ", ".join(parts)
     if slot == "capacity":
-        return f"at least {_fmt_gb(value)}"
+        return f"at least {_fmt_gb(answer.number())}"
     if slot == "size":
-        lo, hi = value
+        lo, hi = answer.bounds()
         if lo is not None and hi is not None:
             return f"between {lo:g} and {hi:g} inches"
         return f"at least {lo:g} inches" if lo is not None else f"at most {hi:g} inches"
     if slot in ("connectivity", "features"):
-        return " and ".join(value)
+        return " and ".join(answer.words())
     if slot == "use_case":
-        who = value.get("recipient")
-        return f"for {value.get('use_case') or 'everyday use'}" + (f", for my {who}" if who else "")
-    return str(value)  # category, colour
+        need = answer.need()
+        who = need.get("recipient")
+        return f"for {need.get('use_case') or 'everyday use'}" + (f", for my {who}" if who else "")
+    return str(answer.value)  # category, colour
 
 
 def mined_answer_text(answer: SlotAnswer, rng: np.random.Generator, phrasing: AnswerPhrasing) -> str:
@@ -134,7 +157,7 @@ def mined_answer_text(answer: SlotAnswer, rng: np.random.Generator, phrasing: An
     value = _bare_value(answer, rng, phrasing)
     if answer.slot == "budget":
         return weighted_choice(rng, phrasing.budget_frames).replace("{x}", value)
-    if answer.slot == "use_case" or (answer.slot == "brand" and not answer.value.get("prefer")):
+    if answer.slot == "use_case" or (answer.slot == "brand" and not answer.brands().get("prefer")):
         return value  # "i want for gaming", "i want no lg": no lead-in reads right before these
     return f"{weighted_choice(rng, phrasing.lead_ins)} {value}".strip()
 
@@ -150,7 +173,7 @@ def answer_to_text(answer: SlotAnswer, rng: np.random.Generator, phrasing: Answe
         return str(rng.choice(["I'm not sure.", "No idea, honestly.", "I don't know."]))
     if answer.status == "no_preference":
         return str(rng.choice(["I don't mind.", "Doesn't matter to me.", "Any is fine."]))
-    return _value_text(answer.slot, answer.value, rng)
+    return _value_text(answer, rng)
 
 
 def suggestion_text(answer: SlotAnswer | None, rng: np.random.Generator, phrasing: AnswerPhrasing | None = None) -> str:

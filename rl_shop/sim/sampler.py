@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -22,6 +23,8 @@ from rl_shop.sim.config import Range, SimConfig, load_sim_config
 from rl_shop.sim.constraints import CatalogArrays, gold_mask, slot_mask
 from rl_shop.sim.errors import ConfigError, ImpossibleIntentError
 from rl_shop.sim.slots import QA_FIELDS, QUERY_TYPES, Intent
+
+_T = TypeVar("_T")
 
 ANCHOR_SLOTS: tuple[str, ...] = (
     "budget",
@@ -127,8 +130,12 @@ class IntentSampler:
             "typo_rate": round(self._uniform(s.typo_rate), 4),
         }
 
-    def _pick(self, seq: list[Any] | np.ndarray) -> Any:
+    def _pick(self, seq: Sequence[_T]) -> _T:
         return seq[int(self.rng.integers(len(seq)))]
+
+    def _pick_row(self, rows: Sequence[int] | np.ndarray) -> int:
+        """A catalog row drawn uniformly from ``rows`` (the same draw as :meth:`_pick`)."""
+        return int(rows[int(self.rng.integers(len(rows)))])
 
     def _anchor_values(self, row: int, profile: _CategoryProfile) -> dict[str, dict[str, Any]]:
         """Intent fields per slot that the anchor product at ``row`` satisfies."""
@@ -176,7 +183,7 @@ class IntentSampler:
         fields = self._base("simple", p)
         stated = ["category"]
         if self.rng.random() < self.scfg.simple_p_brand:
-            values = self._anchor_values(int(self._pick(p.rows)), p)
+            values = self._anchor_values(self._pick_row(p.rows), p)
             if "brand" in values:
                 fields.update(values["brand"])
                 stated.append("brand")
@@ -184,7 +191,7 @@ class IntentSampler:
 
     def _multi_constraint(self) -> Intent | None:
         p = self.profiles[self._pick(self.category_names)]
-        values = self._anchor_values(int(self._pick(p.rows)), p)
+        values = self._anchor_values(self._pick_row(p.rows), p)
         if len(values) < self.scfg.multi_constraint_min:
             return None
         hi = min(self.scfg.multi_constraint_max, len(values))
@@ -207,7 +214,7 @@ class IntentSampler:
         stated = ["category", "brand"]
         if self.rng.random() < self.scfg.negation_p_budget:
             others = p.rows[self.arr.brand[p.rows] != brand]
-            values = self._anchor_values(int(self._pick(others)), p)
+            values = self._anchor_values(self._pick_row(others), p)
             if "budget" in values:
                 fields.update(values["budget"])
                 stated.append("budget")
@@ -215,7 +222,7 @@ class IntentSampler:
 
     def _ambiguous(self) -> Intent | None:
         p = self.profiles[self._pick(self.category_names)]
-        values = self._anchor_values(int(self._pick(p.rows)), p)
+        values = self._anchor_values(self._pick_row(p.rows), p)
         values.pop("brand", None)  # a vague shopper rarely has a secret brand
         k = int(self.rng.integers(0, min(self.scfg.ambiguous_max_hidden_extra, len(values)) + 1))
         keys = list(values)
@@ -281,7 +288,7 @@ class IntentSampler:
         if self.rng.random() < self.scfg.reasoning_p_budget:
             ok = gold_mask(self.arr, Intent(**fields))
             rows = np.flatnonzero(ok)
-            values = self._anchor_values(int(self._pick(rows)), p)
+            values = self._anchor_values(self._pick_row(rows), p)
             if "budget" in values:
                 fields.update(values["budget"])
                 hidden.append("budget")
@@ -307,7 +314,7 @@ class IntentSampler:
         rows = p.rows[known]
         if len(rows) == 0:
             return None
-        row = int(self._pick(rows))
+        row = self._pick_row(rows)
         return self._finish(
             {
                 **self._base("product_qa", p),
