@@ -110,9 +110,9 @@ class RunsDialogues(Protocol):
         self,
         query: str,
         *,
-        answer_fn: Callable[..., str] | None = None,
-        session_id: str | None = None,
-        on_token: Callable[[str], None] | None = None,
+        answer_fn: Callable[..., str] | None = ...,
+        session_id: str | None = ...,
+        on_token: Callable[[str], None] | None = ...,
     ) -> object: ...
 
 

@@ -40,7 +40,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict, Unpack
 
 import numpy as np
 
@@ -240,6 +240,14 @@ class ScoreDetail:
     unsupported_numbers: list[float] = field(default_factory=list)
 
 
+class DetailOptions(TypedDict, total=False):
+    """The keyword options of :meth:`CriteriaScorer.detail` (its defaults apply to what is left out)."""
+
+    query: str
+    evidence_ids: set[str] | None
+    evidence_text: str
+
+
 class CriteriaScorer:
     """The deterministic criterion-level scorer (see the module docstring).
 
@@ -395,18 +403,8 @@ class CriteriaScorer:
         }
         return ScoreDetail(crit, hit, violating, invalid, unsupported)
 
-    def criteria(
-        self,
-        markdown: str,
-        intent: Intent,
-        *,
-        query: str = "",
-        evidence_ids: set[str] | None = None,
-        evidence_text: str = "",
-    ) -> dict[str, dict[str, float]]:
-        return self.detail(
-            markdown, intent, query=query, evidence_ids=evidence_ids, evidence_text=evidence_text
-        ).criteria
+    def criteria(self, markdown: str, intent: Intent, **options: Unpack[DetailOptions]) -> dict[str, dict[str, float]]:
+        return self.detail(markdown, intent, **options).criteria
 
 
 def ends_on_intent(scorer: CriteriaScorer, markdown: str, intent: Intent) -> bool:
