@@ -10,7 +10,9 @@ style outcome minus latency and compute.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, Generic, SupportsFloat, cast
 
@@ -36,7 +38,7 @@ from rl_shop.policies.features.collaborate import (
     WEB_SEARCH,
     CollaborateState,
     action_mask_terms,
-    featurize,
+    featurize_fields,
 )
 from rl_shop.sim.config import load_sim_config
 from rl_shop.sim.shopper import abandon_probability
@@ -325,6 +327,14 @@ def _range_table(rows: list[Any], key: str) -> np.ndarray:
     return arr
 
 
+#: The click model at one rank on Python scalars, typed as what it returns there (three bools);
+#: bound once so the per-rank loop of ``_react`` pays no ``cast`` call.
+_scalar_click_and_buy = cast(
+    "Callable[[float, float, float, float, float, float, float], tuple[bool, bool, bool]]",
+    partial(F.click_and_buy, SCALAR),
+)
+
+
 class CollaborateEnv(gym.Env):
     """The Leader picks the next agent action; a latent shopper reacts to the final answer.
 
@@ -410,6 +420,7 @@ class CollaborateEnv(gym.Env):
         self.action_space = spaces.Discrete(len(ACTION_NAMES))
         self.observation_space = spaces.Box(0.0, np.inf, (len(FEATURE_NAMES),), np.float32)
         self._uniforms: EpisodeUniforms | None = None
+        self._terms: tuple[bool, ...] | None = None  # the validity terms of the next action (set by _info)
         p = self.params
         self._lat = p.latency.tolist()
         self._cost = F.action_cost(p.c_latency, p.latency, p.c_compute, p.compute).tolist()
@@ -473,7 +484,9 @@ class CollaborateEnv(gym.Env):
 
     def action_masks(self) -> np.ndarray:
         """Valid actions now (``rl_shop.policies.features.collaborate.action_mask_terms``)."""
-        return np.array(self._valid(), dtype=bool)
+        if self._terms is None:
+            raise RuntimeError("call reset() before action_masks()")
+        return np.array(self._terms, dtype=bool)
 
     def _valid(self) -> tuple[Any, ...]:
         """The mask's terms as Python bools (``step`` needs one of them, not an array)."""
@@ -493,9 +506,12 @@ class CollaborateEnv(gym.Env):
         a = int(action)
         if not 0 <= a < len(ACTION_NAMES):
             raise ValueError(f"action {action!r} out of range 0..{len(ACTION_NAMES) - 1} {ACTION_NAMES}.")
+        terms = self._terms
+        if terms is None:
+            raise RuntimeError("call reset() before step()")
         p = self.params
         s = self._steps
-        if not self._valid()[a]:
+        if not terms[a]:
             self._steps += 1
             if self._steps < p.max_steps:
                 return self._obs(), -p.c_invalid, False, False, self._info()
@@ -535,12 +551,13 @@ class CollaborateEnv(gym.Env):
             if F.replan_repairs(self._bad_plan, u[b + STEP_REPLAN], p.p_replan_fix):
                 self._bad_plan = False
         rel = self._relevance()
+        q = self._satisfaction(rel)
         sd = p.predict_noise_sd
         if self._n[PRODUCT_SEARCH] + self._n[WEB_SEARCH] > 0:
             self._rhat = F.noisy_estimate(SCALAR, rel, sd, z[b + STEP_RELEVANCE_NOISE])
-            self._uhat = F.noisy_estimate(SCALAR, self._satisfaction(rel), sd, z[b + STEP_SATISFACTION_NOISE])
+            self._uhat = F.noisy_estimate(SCALAR, q, sd, z[b + STEP_SATISFACTION_NOISE])
         self._chat = F.noisy_estimate(SCALAR, self._seen, sd, z[b + STEP_CLARITY_NOISE])
-        return self._obs(), reward, False, False, self._info()
+        return self._obs(), reward, False, False, self._info(rel, q)
 
     def _decide(self) -> float:
         """The Decider answers; the shopper reacts (rl_shop.sim reaction model). Returns reward:
@@ -575,18 +592,14 @@ class CollaborateEnv(gym.Env):
         purchased = 0
         n_rel_top = 0
         for r in range(K):
-            rel, clicked, bought = cast(
-                "tuple[bool, bool, bool]",
-                F.click_and_buy(
-                    SCALAR,
-                    u[o + c_rel + r],
-                    u[o + c_click + r],
-                    u[o + c_buy + r],
-                    q,
-                    self._exam_attr_rel[r],
-                    self._exam_attr_irr[r],
-                    p.p_purchase,
-                ),
+            rel, clicked, bought = _scalar_click_and_buy(
+                u[o + c_rel + r],
+                u[o + c_click + r],
+                u[o + c_buy + r],
+                q,
+                self._exam_attr_rel[r],
+                self._exam_attr_irr[r],
+                p.p_purchase,
             )
             n_rel_top += rel and r < p.reformulate_top_k
             clicks += clicked
@@ -617,11 +630,33 @@ class CollaborateEnv(gym.Env):
         )
 
     def _obs(self) -> np.ndarray:
-        return featurize(self.state())
+        """``featurize(self.state())``, without building the state object (see ``featurize_fields``)."""
+        p, n = self.params, self._n
+        return featurize_fields(
+            self._pred,
+            self._conf,
+            self._steps,
+            p.max_steps,
+            self._elapsed,
+            n[CLARIFY],
+            n[PRODUCT_SEARCH],
+            n[WEB_SEARCH],
+            n[REPLAN],
+            self._rhat,
+            self._uhat,
+            self._chat,
+            p.gamma,
+            p.replan_threshold,
+        )
 
-    def _info(self) -> dict[str, Any]:
+    def _info(self, rel: float | None = None, q: float | None = None) -> dict[str, Any]:
+        """The step's info; ``rel`` / ``q``: the hidden Relevance and User_Satisfaction when the
+        caller has them. Every reset and step ends here, so the validity terms the next step
+        checks are computed here once (``self._terms``)."""
         clicks, purchased, reform, abandoned = self._outcome
-        rel = self._relevance()
+        if rel is None:
+            rel = self._relevance()
+        self._terms = self._valid()
         return {
             "clicked": clicks,
             "purchased": purchased,
@@ -630,8 +665,8 @@ class CollaborateEnv(gym.Env):
             "latency": self._elapsed,
             "rounds": self._n[CLARIFY],
             "steps": self._steps,
-            "action_mask": self.action_masks(),
+            "action_mask": np.array(self._terms, dtype=bool),
             "query_type": QUERY_TYPES[self._type],
             "relevance": rel,
-            "user_satisfaction": self._satisfaction(rel),
+            "user_satisfaction": self._satisfaction(rel) if q is None else q,
         }

@@ -31,7 +31,7 @@ from rl_shop.policies.features.schedule import (
     TriggerSpec,
     action_mask,
     build_trigger_grid,
-    featurize,
+    featurize_fields,
 )
 
 CONFIG_PATH: Path = CONFIG_DIR / "env" / f"{SCHEDULE.config}.yaml"
@@ -409,23 +409,27 @@ class ScheduleEnv(gym.Env):
         return self._obs(), r, done, trunc, self._info(why)
 
     # ------------------------------------------------------------------ views
-    def state(self, copy: bool = True) -> ScheduleState:
-        """The Leader-visible state at the current event (what the runtime Leader also builds).
-
-        ``copy=False`` shares the env's status list (internal use: featurize does not mutate).
-        """
-        t = self._t
+    def state(self) -> ScheduleState:
+        """The Leader-visible state at the current event (what the runtime Leader also builds)."""
         return ScheduleState(
-            elapsed_s=t,
+            elapsed_s=self._t,
             n_events=self._events,
             last_interval_s=self._last_interval,
             task_types=self._types,
-            status=list(self._status) if copy else self._status,
-            running_age_s=[t - s if x == RUNNING else 0.0 for s, x in zip(self._start, self._status)],
+            status=list(self._status),
+            running_age_s=self._running_ages(),
         )
 
+    def _running_ages(self) -> list[float]:
+        """How long each running task has been running (0 for the others)."""
+        t = self._t
+        return [t - s if x == RUNNING else 0.0 for s, x in zip(self._start, self._status)]
+
     def _obs(self) -> np.ndarray:
-        return featurize(self.state(copy=False))
+        """``featurize(self.state())``, without building the state object."""
+        return featurize_fields(
+            self._t, self._events, self._last_interval, self._types, self._status, self._running_ages()
+        )
 
     def _info(self, fired_by: str) -> dict[str, Any]:
         return {

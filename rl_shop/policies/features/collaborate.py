@@ -10,6 +10,7 @@ runtime Leader.
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -89,24 +90,66 @@ def featurize(state: CollaborateState) -> np.ndarray:
     """One observation row (float32, ``FEATURE_NAMES`` order)."""
     if not 0 <= state.predicted_type < N_TYPES:
         raise ValueError(f"CollaborateState.predicted_type={state.predicted_type} is not an index into {QUERY_TYPES}.")
-    onehot = [0.0] * N_TYPES
-    onehot[state.predicted_type] = 1.0
-    score = reflection_score(state.relevance_hat, state.satisfaction_hat, state.gamma)
-    row = onehot + [
+    return featurize_fields(
+        state.predicted_type,
         state.type_confidence,
-        state.steps / state.max_steps,
-        state.elapsed_s / TIME_SCALE_S,
-        state.n_clarify / COUNT_SCALE,
-        state.n_product_search / COUNT_SCALE,
-        state.n_web_search / COUNT_SCALE,
-        state.n_replan / COUNT_SCALE,
+        state.steps,
+        state.max_steps,
+        state.elapsed_s,
+        state.n_clarify,
+        state.n_product_search,
+        state.n_web_search,
+        state.n_replan,
         state.relevance_hat,
         state.satisfaction_hat,
         state.clarity_hat,
+        state.gamma,
+        state.replan_threshold,
+    )
+
+
+def featurize_fields(
+    predicted_type: int,
+    type_confidence: float,
+    steps: int,
+    max_steps: int,
+    elapsed_s: float,
+    n_clarify: int,
+    n_product_search: int,
+    n_web_search: int,
+    n_replan: int,
+    relevance_hat: float,
+    satisfaction_hat: float,
+    clarity_hat: float,
+    gamma: float,
+    replan_threshold: float,
+) -> np.ndarray:
+    """``featurize`` of the ``CollaborateState`` fields given one by one, without validation.
+
+    The single env calls this at every step with fields it keeps valid by construction: no state
+    object is built, and the row is packed as float32 bytes (``struct`` rounds each double to
+    float32 as numpy does) instead of converting a list. Anyone else should call ``featurize``, which validates and then calls this.
+    """
+    score = reflection_score(relevance_hat, satisfaction_hat, gamma)
+    values = (
+        type_confidence,
+        steps / max_steps,
+        elapsed_s / TIME_SCALE_S,
+        n_clarify / COUNT_SCALE,
+        n_product_search / COUNT_SCALE,
+        n_web_search / COUNT_SCALE,
+        n_replan / COUNT_SCALE,
+        relevance_hat,
+        satisfaction_hat,
+        clarity_hat,
         score,
-        1.0 if score < state.replan_threshold else 0.0,
-    ]
-    return np.asarray(row, dtype=np.float32)
+        1.0 if score < replan_threshold else 0.0,
+    )
+    try:
+        tail = _PACK_TAIL(*values)
+    except OverflowError:  # a value beyond float32's range: numpy's conversion (inf), not an error
+        tail = np.asarray(values, dtype=np.float32).tobytes()
+    return _frombuffer(bytearray(_ONEHOT_BYTES[predicted_type] + tail), np.float32)
 
 
 def featurize_batch(
@@ -142,6 +185,9 @@ def featurize_batch(
 #: One-hot rows of the predicted type (the kernel holds the same table in its own library).
 TYPE_ONEHOT: np.ndarray = np.eye(N_TYPES, dtype=np.float32)
 TYPE_ONEHOT.setflags(write=False)
+_ONEHOT_BYTES: list[bytes] = [row.tobytes() for row in TYPE_ONEHOT]
+_PACK_TAIL = struct.Struct(f"={N_FEATURES - N_TYPES}f").pack  # native-order float32, as numpy's
+_frombuffer = np.frombuffer
 
 
 def fill_rows(

@@ -10,6 +10,7 @@ all agree on what action ``k`` means.
 from __future__ import annotations
 
 import math
+import struct
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -43,6 +44,7 @@ FEATURE_NAMES: tuple[str, ...] = (
     "n_tasks",
 )
 N_FEATURES = len(FEATURE_NAMES)
+_PACK_ROW = struct.Struct(f"={N_FEATURES}f").pack  # native-order float32, as numpy's
 
 
 @dataclass
@@ -73,13 +75,34 @@ def featurize(state: ScheduleState) -> np.ndarray:
         raise ValueError(
             f"ScheduleState: status has {len(state.status)} entries but task_types has {n}; give one status per task."
         )
-    ages = state.running_age_s if len(state.running_age_s) else [0.0] * n
+    return featurize_fields(
+        state.elapsed_s, state.n_events, state.last_interval_s, state.task_types, state.status, state.running_age_s
+    )
+
+
+def featurize_fields(
+    elapsed_s: float,
+    n_events: int,
+    last_interval_s: float,
+    task_types: Sequence[int],
+    status: Sequence[int],
+    running_age_s: Sequence[float],
+) -> np.ndarray:
+    """``featurize`` of the ``ScheduleState`` fields given one by one, without validation.
+
+    The single env calls this at every event with fields it keeps consistent: no state object is
+    built, and the row is packed as float32 bytes (``struct`` rounds each double to float32 as
+    numpy does) instead of converting a list. Anyone else should call ``featurize``, which
+    validates and then calls this.
+    """
+    n = len(task_types)
+    ages = running_age_s if len(running_age_s) else [0.0] * n
     running = [0.0] * N_TASK_TYPES
     remaining = [0.0] * N_TASK_TYPES
     n_done = n_blocked = n_run = 0
     age_sum = 0.0
     age_max = 0.0
-    for ty, st, age in zip(state.task_types, state.status, ages):
+    for ty, st, age in zip(task_types, status, ages):
         if st == DONE:
             n_done += 1
             continue
@@ -93,10 +116,10 @@ def featurize(state: ScheduleState) -> np.ndarray:
         else:
             n_blocked += 1
     c = COUNT_SCALE
-    row = [
-        state.elapsed_s / TIME_SCALE_S,
-        state.n_events / 10.0,
-        state.last_interval_s / TIME_SCALE_S,
+    row = (
+        elapsed_s / TIME_SCALE_S,
+        n_events / 10.0,
+        last_interval_s / TIME_SCALE_S,
         n_done / n if n else 1.0,
         n_run / c,
         n_blocked / c,
@@ -105,8 +128,12 @@ def featurize(state: ScheduleState) -> np.ndarray:
         (age_sum / n_run if n_run else 0.0) / TIME_SCALE_S,
         age_max / TIME_SCALE_S,
         n / c,
-    ]  # fmt: skip
-    return np.asarray(row, dtype=np.float32)
+    )  # fmt: skip
+    try:
+        packed = _PACK_ROW(*row)
+    except OverflowError:  # a value beyond float32's range: numpy's conversion (inf), not an error
+        packed = np.asarray(row, dtype=np.float32).tobytes()
+    return np.frombuffer(bytearray(packed), np.float32)
 
 
 def featurize_batch(
