@@ -390,6 +390,8 @@ class ScheduleEnv(gym.Env):
         return event_reward(p.w_latency, p.c_event, self._last_interval), why
 
     def step(self, action: int) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        if self._uniforms is None:
+            raise RuntimeError("call reset() before step()")
         a = int(action)
         if not 0 <= a < self.action_space.n:
             raise ValueError(f"action {action!r} out of range 0..{self.action_space.n - 1}.")

@@ -56,6 +56,15 @@ def config_value(name: str, key: str) -> Any:
 OmegaConf.register_new_resolver("cfg", config_value, replace=True)
 
 
+@functools.lru_cache(maxsize=256)
+def _parsed(path: Path, mtime_ns: int, size: int) -> DictConfig | ListConfig:
+    """``OmegaConf.load(path)``, parsed once per version of the file (its modification time and
+    size are part of the key, so an edited file is read again). An env or the simulator reads the
+    same files at every construction: a vector env of 16 Collaborate envs parsed them 64 times.
+    Callers only select and convert the result, which leaves it unchanged."""
+    return OmegaConf.load(path)
+
+
 def read_config(
     path: str | Path,
     *,
@@ -79,7 +88,8 @@ def read_config(
             f"{what} {path} not found; it ships with the repository (restore it with git) or pass an existing file"
         )
     try:
-        cfg = OmegaConf.load(path)
+        stat = path.stat()
+        cfg = _parsed(path.resolve(), stat.st_mtime_ns, stat.st_size)
     except Exception as exc:  # yaml / omegaconf parse errors
         raise error(f"{what} {path} is not valid YAML ({exc}); fix the syntax") from None
     if not isinstance(cfg, DictConfig):

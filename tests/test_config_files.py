@@ -47,9 +47,15 @@ def test_a_broken_cross_file_reference_names_the_file_that_holds_it(tmp_path):
         read_config(f)
 
 
-def test_defaults_come_from_the_yaml_section_and_value_types_are_written_whole(tmp_path, monkeypatch):
+def test_defaults_come_from_the_yaml_section_and_value_types_are_written_whole(tmp_path, monkeypatch, request):
     import rl_shop.config_files as cf
 
+    # ${cfg:...} reads files under CONFIG_DIR by name, once per process: start and end with an
+    # empty cache so this test neither sees nor leaves the real configs' values.
+    cf._config_file_once.cache_clear()
+    request.addfinalizer(cf._config_file_once.cache_clear)
+    (tmp_path / "env").mkdir()
+    (tmp_path / "env" / "schedule.yaml").write_text("kwargs: {time_origin: toy_origin}\n")
     (tmp_path / "toy.yaml").write_text(
         "hydra: {run: {dir: '${now:%Y}'}}\n"  # Hydra's own keys are skipped, not resolved
         "model:\n  n: 3\n  name: ${cfg:env/schedule.yaml,kwargs.time_origin}\n"
@@ -75,7 +81,26 @@ def test_defaults_come_from_the_yaml_section_and_value_types_are_written_whole(t
 
     toy = Toy.model_validate({"data": "x", "inner": {}})
     assert (toy.n, toy.inner.p, toy.first.high, toy.second.low) == (3, 0.25, 2.0, 5.0)
-    assert toy.name == read_config(CONFIG_DIR / "env/schedule.yaml")["kwargs"]["time_origin"]
+    assert toy.name == "toy_origin"
     assert yaml_defaults_of(Toy) == {"n", "name", "inner", "first", "second"}
     with pytest.raises(ValueError, match="data"):
         Toy.model_validate({})
+
+
+def test_a_file_is_parsed_once_per_version_and_callers_get_their_own_dicts(tmp_path):
+    import os
+
+    import rl_shop.config_files as cf
+
+    f = tmp_path / "env.yaml"
+    f.write_text("kwargs: {a: 1, nested: {b: [1, 2]}}\n")
+    before = cf._parsed.cache_info().misses
+    first = read_config(f)
+    first["kwargs"]["nested"]["b"].append(3)  # a caller updating its copy (as env kwargs do)
+    second = read_config(f)
+    assert second == {"kwargs": {"a": 1, "nested": {"b": [1, 2]}}}
+    assert cf._parsed.cache_info().misses == before + 1  # the second read did not parse again
+    f.write_text("kwargs: {a: 2, nested: {b: []}}\n")
+    stat = f.stat()
+    os.utime(f, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))  # a new version even on coarse clocks
+    assert read_config(f)["kwargs"] == {"a": 2, "nested": {"b": []}}

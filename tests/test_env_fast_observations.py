@@ -78,9 +78,11 @@ def test_values_beyond_float32_become_inf_as_numpy_does():
     assert sched[S.FEATURE_NAMES.index("n_running")] == np.float32(1 / S.COUNT_SCALE)
 
 
-def test_collaborate_step_before_reset_is_a_clear_error():
-    inner = gym.make(COLLABORATE.id).unwrapped
+@pytest.mark.parametrize("env_id", [COLLABORATE.id, SCHEDULE.id])
+def test_step_before_reset_is_a_clear_error(env_id):
+    inner = gym.make(env_id).unwrapped
     with pytest.raises(RuntimeError, match="reset"):
         inner.step(0)
-    with pytest.raises(RuntimeError, match="reset"):
-        inner.action_masks()
+    if env_id == COLLABORATE.id:
+        with pytest.raises(RuntimeError, match="reset"):
+            inner.action_masks()
