@@ -128,7 +128,8 @@ def featurize_fields(
 
     The single env calls this at every step with fields it keeps valid by construction: no state
     object is built, and the row is packed as float32 bytes (``struct`` rounds each double to
-    float32 as numpy does) instead of converting a list. Anyone else should call ``featurize``, which validates and then calls this.
+    float32 as numpy does) instead of converting a list. Anyone else should call ``featurize``,
+    which validates and then calls this.
     """
     score = reflection_score(relevance_hat, satisfaction_hat, gamma)
     values = (
