@@ -109,5 +109,5 @@ def resolve_pool(params: ClarifyParams, intent_pool: IntentPool | None) -> Inten
 def entropy_table(pool: IntentPool, normalize_gain: bool) -> np.ndarray:
     """H[i, m] in the unit of Intent_Gain: log2 |C|, divided by log2 |catalog| when normalized."""
     if normalize_gain and pool.catalog_size > 1:
-        return pool.log2_candidates / pool.log2_catalog_size
+        return pool.log2_candidates_share  # computed once per pool, shared by its envs
     return pool.log2_candidates
