@@ -16,14 +16,17 @@ are fitted (see ``rl_shop/agents/understanding/semantic_types.py``):
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+import pandas as pd
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
 from rl_shop.agents.understanding import Understander
 from rl_shop.agents.understanding.logistic_gate import LogisticGate
-from rl_shop.agents.understanding.semantic_types import GATE_FEATURES, TYPE_GATE_PATH, SemanticTypes
+from rl_shop.agents.understanding.semantic_types import GATE_FEATURES, TYPE_GATE_PATH, SemanticTypes, TypeEvidence
 from rl_shop.catalog import load_catalog
 from rl_shop.catalog.index import HybridIndex
 from rl_shop.evaluation.real_benchmark import load_real_benchmark
@@ -35,20 +38,49 @@ MAX_FALSE_NOT_CARRIED = 0.05
 THRESHOLDS = np.round(np.arange(0.05, 0.96, 0.01), 2)
 
 
-def main() -> int:
+@dataclass
+class DevEvidence:
+    """The hand-labelled real_v1 dev requests that name a product type (or are in the catalog) and
+    the semantic step's evidence for each, read with an unfitted gate and ``lambda = 0``."""
+
+    catalog: pd.DataFrame
+    index: HybridIndex
+    semantic: SemanticTypes
+    queries: list[str]
+    labels: list[dict[str, Any]]
+    evidence: list[TypeEvidence]
+    carried: np.ndarray  # bool per request: the label says the catalog carries it
+
+
+def dev_evidence() -> DevEvidence:
+    """Load the catalog, its index and the dev rows the gate is fitted on (never the test split)."""
     catalog = load_catalog()
+    index = HybridIndex.load_or_build(catalog)
     lexical = Understander.from_catalog(catalog)
-    semantic = SemanticTypes.from_index(
-        HybridIndex.load_or_build(catalog), gate=LogisticGate({}, 0.0), lexical_weight=0.0
-    )
+    semantic = SemanticTypes.from_index(index, gate=LogisticGate({}, 0.0), lexical_weight=0.0)
     rows = [
         r
         for r in load_real_benchmark(split="dev")
         if r["labels"] and (r["labels"].get("in_catalog") or r["labels"].get("product_type"))
     ]
-    evidence = [semantic.evidence(*lexical.lexical_type(r["query"])) for r in rows]
-    rows = [r["labels"] for r in rows]
-    carried = np.array([bool(lab.get("in_catalog")) for lab in rows])
+    queries = [r["query"] for r in rows]
+    labels = [r["labels"] for r in rows]
+    evidence = [semantic.evidence(*lexical.lexical_type(q)) for q in queries]
+    carried = np.array([bool(lab.get("in_catalog")) for lab in labels])
+    return DevEvidence(catalog, index, semantic, queries, labels, evidence, carried)
+
+
+def threshold_at_bound(proba: np.ndarray, carried: np.ndarray) -> float | None:
+    """The highest threshold whose false "not carried" rate (p(carried) < threshold on carried
+    requests) stays within ``MAX_FALSE_NOT_CARRIED``: it keeps the most refusals right. ``None``
+    when no threshold does."""
+    ok = [t for t in THRESHOLDS if np.mean(proba[carried] < t) <= MAX_FALSE_NOT_CARRIED]
+    return float(max(ok)) if ok else None
+
+
+def main() -> int:
+    dev = dev_evidence()
+    semantic, evidence, carried, rows = dev.semantic, dev.evidence, dev.carried, dev.labels
     position = {c: i for i, c in enumerate(semantic.categories)}
     gold = [{position[c] for c in lab.get("catalog_categories") or [] if c in position} for lab in rows]
 
@@ -62,9 +94,8 @@ def main() -> int:
     model = LogisticRegression(C=C, class_weight="balanced", max_iter=2000)
     folds = StratifiedKFold(n_splits=5, shuffle=True, random_state=SEED)
     proba = cross_val_predict(model, X, carried, cv=folds, method="predict_proba")[:, 1]
-    # "not carried" when p(carried) < threshold: the highest threshold keeps the most refusals right
-    ok = [t for t in THRESHOLDS if np.mean(proba[carried] < t) <= MAX_FALSE_NOT_CARRIED]
-    threshold = float(max(ok)) if ok else 0.5
+    found = threshold_at_bound(proba, carried)
+    threshold = 0.5 if found is None else found
     model.fit(X, carried)
     detected, false_nc = float(np.mean(proba[~carried] < threshold)), float(np.mean(proba[carried] < threshold))
     LogisticGate.write(

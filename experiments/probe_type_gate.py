@@ -16,16 +16,11 @@ import re
 import sys
 
 import numpy as np
-from fit_type_gate import MAX_FALSE_NOT_CARRIED, THRESHOLDS, C
+from fit_type_gate import MAX_FALSE_NOT_CARRIED, C, dev_evidence, threshold_at_bound
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
-from rl_shop.agents.understanding import Understander
-from rl_shop.agents.understanding.logistic_gate import LogisticGate
-from rl_shop.agents.understanding.semantic_types import GATE_FEATURES, SemanticTypes
-from rl_shop.catalog import load_catalog
-from rl_shop.catalog.index import HybridIndex
-from rl_shop.evaluation.real_benchmark import load_real_benchmark
+from rl_shop.agents.understanding.semantic_types import GATE_FEATURES
 
 FOLD_SEEDS = range(5)
 N_NEAREST = 10  # nearest products whose titles the word-coverage feature reads
@@ -76,32 +71,22 @@ _FUNCTION_WORDS = frozenset(_FUNCTION_WORD_TEXT.split())
 
 
 def detected_at_bound(X: np.ndarray, carried: np.ndarray) -> float:
-    """Mean over fold seeds of the out-of-catalog share detected at the highest threshold whose
-    cross-validated false "not carried" rate stays within the bound."""
+    """Mean over fold seeds of the out-of-catalog share detected at the fit's threshold rule
+    (``fit_type_gate.threshold_at_bound``) on cross-validated probabilities."""
     found = []
     for seed in FOLD_SEEDS:
         folds = StratifiedKFold(n_splits=5, shuffle=True, random_state=seed)
         model = LogisticRegression(C=C, class_weight="balanced", max_iter=4000)
         proba = cross_val_predict(model, X, carried, cv=folds, method="predict_proba")[:, 1]
-        ok = [t for t in THRESHOLDS if np.mean(proba[carried] < t) <= MAX_FALSE_NOT_CARRIED]
-        found.append(float(np.mean(proba[~carried] < max(ok))) if ok else 0.0)
+        threshold = threshold_at_bound(proba, carried)
+        found.append(0.0 if threshold is None else float(np.mean(proba[~carried] < threshold)))
     return float(np.mean(found))
 
 
 def main() -> int:
-    catalog = load_catalog()
-    index = HybridIndex.load_or_build(catalog)
-    lexical = Understander.from_catalog(catalog)
-    semantic = SemanticTypes.from_index(index, gate=LogisticGate({}, 0.0), lexical_weight=0.0)
-    rows = [
-        r
-        for r in load_real_benchmark(split="dev")
-        if r["labels"] and (r["labels"].get("in_catalog") or r["labels"].get("product_type"))
-    ]
-    queries = [r["query"] for r in rows]
-    carried = np.array([bool(r["labels"].get("in_catalog")) for r in rows])
-    evidence = [semantic.evidence(*lexical.lexical_type(q)) for q in queries]
-    base = np.array([[ev.features[k] for k in GATE_FEATURES] for ev in evidence])
+    dev = dev_evidence()
+    catalog, index, semantic, queries, carried = dev.catalog, dev.index, dev.semantic, dev.queries, dev.carried
+    base = np.array([[ev.features[k] for k in GATE_FEATURES] for ev in dev.evidence])
     request = index.embed_queries(queries)
 
     other = (request @ index.embed_queries(list(OTHER_DEPARTMENTS)).T).max(axis=1)
@@ -125,13 +110,13 @@ def main() -> int:
         weighted = max(sum(idf[w] for w in words if w in titles[j]) / total for j in near)
         return [plain, weighted]
 
-    covered = np.array([coverage(i) for i in range(len(rows))])
+    covered = np.array([coverage(i) for i in range(len(queries))])
     counts = catalog["brand"].fillna("").astype(str).str.lower().value_counts()
     brands = {b: int(n) for b, n in counts.items() if len(b) >= 3 and n >= MIN_BRAND_PRODUCTS}
     brand_re = re.compile(r"\b(" + "|".join(sorted(map(re.escape, brands), key=len, reverse=True)) + r")\b")
     named = np.array([[float(bool(brand_re.search(q.lower())))] for q in queries])
 
-    print(f"real_v1 dev: {len(rows)} labelled requests, {int((~carried).sum())} out of catalog")
+    print(f"real_v1 dev: {len(queries)} labelled requests, {int((~carried).sum())} out of catalog")
     print(
         f"out-of-catalog detected at false 'not carried' <= {MAX_FALSE_NOT_CARRIED} (mean of {len(FOLD_SEEDS)} fold seeds)"
     )

@@ -3,7 +3,9 @@
 The Collaborate and Schedule envs pack their observation rows from their own fields instead of
 building the state object the runtime Leader featurizes; a policy must read the same float32
 bits either way, and a value beyond float32's range must still become ``inf`` (numpy's
-conversion), not an error.
+conversion), not an error. ``featurize`` itself calls ``featurize_fields``, so the rollout checks
+the env's assembly of the fields; the packed bits are checked by the hand-worked row here and by
+the observation hashes recorded before the change in ``test_env_pinned_returns.py``.
 """
 
 from __future__ import annotations
