@@ -14,8 +14,10 @@ is still non-empty, and the shopper's turn says what changed:
   connectivity when some gold product still has them.
 
 The User Agent's reading is updated with the shift (the shopper said it plainly, so no inference
-is needed): budget (then marked stated), brands, excluded brands, and the request text with the shopper's words appended. The scorer
-judges the final report against the FINAL intent (:func:`rl_shop.research.scorer.ends_on_intent`).
+is needed): budget (then marked stated), brands, excluded brands, the features and connectivity a
+new use case needs (stated, so they become search limits), and the request text with the shopper's
+words appended. The scorer judges the final report against the FINAL intent
+(:func:`rl_shop.research.scorer.ends_on_intent`).
 """
 
 from __future__ import annotations
@@ -191,14 +193,20 @@ def updated_inferred(inferred: InferredIntent, old: Intent, new: Intent, message
     excluded = list(dict.fromkeys([*inferred.excluded_brands, *said_no]))
     brands = [b for b in inferred.brands if b.lower() not in {x.lower() for x in excluded}]
     budget_said = new.budget is not None and new.budget != old.budget
-    return InferredIntent(
-        category=inferred.category,
-        budget=new.budget if budget_said else inferred.budget,
-        budget_stated=inferred.budget_stated or budget_said,
-        brands=brands,
-        excluded_brands=excluded,
-        query=f"{inferred.query} {message}",
-        used_fallback=inferred.used_fallback,
+
+    def said(now: tuple[str, ...], before: tuple[str, ...], kept: list[str]) -> list[str]:
+        return list(dict.fromkeys([*kept, *(t for t in now if t not in before)]))
+
+    return inferred.model_copy(
+        update={
+            "budget": new.budget if budget_said else inferred.budget,
+            "budget_stated": inferred.budget_stated or budget_said,
+            "brands": brands,
+            "excluded_brands": excluded,
+            "stated_features": said(new.features, old.features, inferred.stated_features),
+            "stated_connectivity": said(new.connectivity, old.connectivity, inferred.stated_connectivity),
+            "query": f"{inferred.query} {message}",
+        }
     )
 
 

@@ -8,13 +8,22 @@ Agent's product searches and the products its report may cite are kept within th
 (``research_agent.yaml`` ``search_within_request`` / ``cite_within_request``): the product type
 the request names (the reading's category), a budget the shopper *stated* (a product with no price
 cannot be shown to be within it; a budget the User Agent only inferred from behaviour is not a
-limit the shopper set) and no brand the shopper excluded. The rule is written once, as a
+limit the shopper set), no brand the shopper excluded, and the features or connectivity the
+shopper said an update needs. The rule is written once, as a
 :class:`~rl_shop.catalog.filters.SearchFilters`, which the index applies to searches and
 ``ResearchTools.admitted`` to citations. Only the reading is used; the latent intent stays the
 simulator's.
+
+What the history *favours* (a colour, features, connectivity: :mod:`rl_shop.research.history_profile`)
+is a preference, not a limit: :func:`preferred_filters` adds it to the request's filters, and a
+search or a citation list that the preference would leave empty falls back to the request alone
+(``ResearchTools.execute`` / ``admitted``), as a shop's "recommended for you" ordering never hides
+the rest of the shelf.
 """
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 from rl_shop.catalog.filters import SearchFilters
 from rl_shop.research.trajectory import InferredIntent
@@ -26,8 +35,23 @@ def request_filters(reading: InferredIntent) -> SearchFilters | None:
         categories=frozenset({reading.category}) if reading.category else None,
         max_price=reading.budget if reading.budget_stated else None,
         exclude_brands=frozenset(reading.excluded_brands),
+        features=frozenset(reading.stated_features),
+        connectivity=frozenset(reading.stated_connectivity),
     )
     return None if filters.is_empty() else filters
 
 
-__all__ = ["request_filters"]
+def preferred_filters(reading: InferredIntent) -> SearchFilters | None:
+    """The request's filters narrowed to what the history favours (``None`` when it favours nothing)."""
+    if not (reading.colour or reading.features or reading.connectivity):
+        return None
+    base = request_filters(reading) or SearchFilters()
+    return replace(
+        base,
+        colour=reading.colour,
+        features=base.features | frozenset(reading.features),
+        connectivity=base.connectivity | frozenset(reading.connectivity),
+    )
+
+
+__all__ = ["preferred_filters", "request_filters"]

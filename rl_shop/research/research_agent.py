@@ -61,7 +61,7 @@ __all__ = [
 ]
 from rl_shop.catalog.filters import SearchFilters
 from rl_shop.config_files import defaults_from_yaml
-from rl_shop.research.limits import request_filters
+from rl_shop.research.limits import preferred_filters, request_filters
 from rl_shop.research.tools import ResearchTools, _fmt_price, product_facts
 from rl_shop.research.trajectory import (
     TOOL_ARGUMENT,
@@ -404,18 +404,21 @@ class ResearchAgent:
     def evidence_ids(self, steps: list[AgentStep], intent: InferredIntent | None = None) -> list[str]:
         """Products shown by the tools, most recent first (visited records ahead of search hits);
         with ``intent`` and ``cite_within_request``, only those within the request
-        (:func:`~rl_shop.research.limits.request_filters`)."""
+        (:func:`~rl_shop.research.limits.request_filters`), and of those the ones the history
+        favours if there are any (:func:`~rl_shop.research.limits.preferred_filters`)."""
         if intent is None or not self.config.cite_within_request:
             return evidence_ids(steps, self.config.evidence_products)
         shown = evidence_ids(steps, limit=len(self.tools.catalog))
-        return self.tools.admitted(shown, request_filters(intent))[: self.config.evidence_products]
+        return self.tools.admitted(shown, request_filters(intent), preferred_filters(intent))[
+            : self.config.evidence_products
+        ]
 
     def run_tool(self, call: ToolCall, intent: InferredIntent | None) -> ToolResult:
         """Execute ``call``; with ``intent`` and ``search_within_request`` a product search is kept
-        within the request's filters."""
+        within the request's filters, and first tried within what the history favours."""
         if intent is None or not self.config.search_within_request:
             return self.tools.execute(call)
-        return self.tools.execute(call, request_filters(intent))
+        return self.tools.execute(call, request_filters(intent), preferred_filters(intent))
 
     def write_report(
         self, query: str, steps: list[AgentStep], feedback: list[str], seed: int, intent: InferredIntent | None = None

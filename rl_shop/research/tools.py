@@ -74,9 +74,11 @@ class ResearchTools:
             self._seen_docs[doc.url] = doc
 
     # ------------------------------------------------------------------ dispatch
-    def execute(self, call: ToolCall, filters: SearchFilters | None = None) -> ToolResult:
-        """Run one call (a product_search within ``filters``); unknown tools and bad arguments give
-        ``ok=False`` with the reason."""
+    def execute(
+        self, call: ToolCall, filters: SearchFilters | None = None, preferred: SearchFilters | None = None
+    ) -> ToolResult:
+        """Run one call (a product_search within ``preferred`` if that finds anything, else within
+        ``filters``); unknown tools and bad arguments give ``ok=False`` with the reason."""
         if call.name not in TOOL_NAMES:
             return self._fail(call, f"unknown tool {call.name!r}; tools are {list(TOOL_NAMES)}")
         arg = str(call.arguments.get(TOOL_ARGUMENT[call.name], "")).strip()
@@ -84,13 +86,21 @@ class ResearchTools:
             return self._fail(call, f"{call.name} needs a non-empty {TOOL_ARGUMENT[call.name]!r} argument")
         try:
             if call.name == "product_search":
-                return self.product_search(call, arg, filters)
+                found = self.product_search(call, arg, preferred) if preferred is not None else None
+                return found if found is not None and found.product_ids else self.product_search(call, arg, filters)
             return getattr(self, call.name)(call, arg)
         except Exception as exc:  # noqa: BLE001 - a backend error is an observation, not a crash
             return self._fail(call, f"{type(exc).__name__}: {str(exc)[:200]}")
 
-    def admitted(self, pids: list[str], filters: SearchFilters | None) -> list[str]:
-        """The products of ``pids`` (known ids, order kept) that ``filters`` admit."""
+    def admitted(
+        self, pids: list[str], filters: SearchFilters | None, preferred: SearchFilters | None = None
+    ) -> list[str]:
+        """The products of ``pids`` (known ids, order kept) that ``preferred`` admits, or, if it
+        admits none, that ``filters`` admit."""
+        if preferred is not None:
+            kept = self.admitted(pids, preferred)
+            if kept:
+                return kept
         if filters is None:
             return list(pids)
         if self._filter_columns is None:

@@ -123,6 +123,13 @@ class InferredIntent(BaseModel):
     brands: list[str] = Field(default_factory=list)
     budget_stated: bool = False  # the shopper said the budget (an update), not inferred from behaviour
     excluded_brands: list[str] = Field(default_factory=list)  # brands the shopper ruled out in words
+    # favoured by the history (research/history_profile.py): preferences, not limits
+    colour: str | None = None
+    features: list[str] = Field(default_factory=list)
+    connectivity: list[str] = Field(default_factory=list)
+    # said by the shopper (an update): limits, as a stated budget
+    stated_features: list[str] = Field(default_factory=list)
+    stated_connectivity: list[str] = Field(default_factory=list)
     query: str
     used_fallback: bool = False
 

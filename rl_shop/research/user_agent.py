@@ -11,20 +11,19 @@ JSON-schema enums of what the history actually contains, the budget a bounded nu
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 from pydantic import BaseModel, Field
 
 from rl_shop.config_files import defaults_from_yaml
+from rl_shop.research.history_profile import KIND_WEIGHT, Favoured, favoured_attributes
 from rl_shop.research.trajectory import InferredIntent
 
 if TYPE_CHECKING:
     from rl_shop.llm import LLM, Message
     from rl_shop.sim.slots import Intent
-
-_KIND_WEIGHT = {"view": 1.0, "click": 2.0, "add_to_cart": 4.0, "purchase": 6.0}
 
 
 @defaults_from_yaml("research/user_agent.yaml", what="research config")
@@ -40,6 +39,23 @@ class UserAgentConfig(BaseModel):
     max_brands: int = Field(ge=0)
     budget_options: int = Field(ge=1)  # price quantiles offered as budgets
     temperature: float = Field(ge=0.0)
+    read_favoured: bool  # read the colour / features / connectivity the history favours
+    favoured_min_share: float = Field(ge=0.0, le=1.0)
+    favoured_min_gain: float = Field(ge=0.0, le=1.0)
+    favoured_min_products: int = Field(ge=1)
+
+    def favoured(self, events: list[Any], catalog: pd.DataFrame, category: str) -> Favoured:
+        """What ``events`` favour within ``category`` (nothing when ``read_favoured`` is off)."""
+        if not self.read_favoured:
+            return Favoured()
+        return favoured_attributes(
+            events,
+            catalog,
+            category,
+            min_share=self.favoured_min_share,
+            min_gain=self.favoured_min_gain,
+            min_products=self.favoured_min_products,
+        )
 
 
 SYSTEM = (
@@ -52,7 +68,7 @@ def history_lines(events: list[Any], catalog: pd.DataFrame, cfg: UserAgentConfig
     """The strongest events (purchase > cart > click > view, then recency) as readable lines."""
     rows = {str(pid): i for i, pid in enumerate(catalog["product_id"].astype(str))}
     evs = [e if isinstance(e, dict) else e.to_dict() for e in events]
-    order = sorted(range(len(evs)), key=lambda i: (-_KIND_WEIGHT.get(evs[i]["kind"], 0.0), -evs[i]["t"]))
+    order = sorted(range(len(evs)), key=lambda i: (-KIND_WEIGHT.get(evs[i]["kind"], 0.0), -evs[i]["t"]))
     keep = sorted(order[: cfg.max_events])
     lines = []
     for i in keep:
@@ -86,7 +102,7 @@ def _menu(events: list[Any], catalog: pd.DataFrame) -> tuple[list[str], list[str
     for e in events:
         e = e if isinstance(e, dict) else e.to_dict()
         r = catalog.iloc[rows[e["product_id"]]]
-        w = _KIND_WEIGHT.get(e["kind"], 1.0)
+        w = KIND_WEIGHT.get(e["kind"], 1.0)
         cat = str(r["category"])
         cats[cat] = cats.get(cat, 0.0) + w
         if r["brand"]:
@@ -130,9 +146,11 @@ def intent_schema(
     }
 
 
-def template_query(category: str, budget: float | None, brands: list[str]) -> str:
+def template_query(category: str, budget: float | None, brands: list[str], wants: Sequence[str] = ()) -> str:
     """The deterministic request used when the model's query does not name the category."""
     q = f"I want to research the best {category}"
+    if wants:
+        q += f" ({', '.join(wants)})"
     if brands:
         q += f", ideally from {' or '.join(brands)}"
     if budget:
@@ -140,8 +158,18 @@ def template_query(category: str, budget: float | None, brands: list[str]) -> st
     return q + ". Which products should I buy and why?"
 
 
+def _activity_prompt(lines: list[str], category: str, favoured: Favoured) -> str:
+    favours = f"\nMost of their {category} activity is on: {', '.join(favoured.words())}." if favoured.words() else ""
+    return (
+        "Recent activity (strongest signals):\n"
+        + "\n".join(lines)
+        + favours
+        + "\nInfer the product category, budget (a number or null), favourite brands, and write the research request."
+    )
+
+
 class UserAgent:
-    """History -> :class:`InferredIntent` (category, budget, brands, research query)."""
+    """History -> :class:`InferredIntent` (category, budget, brands, favoured attributes, research query)."""
 
     def __init__(self, llm: LLM, catalog: pd.DataFrame, config: UserAgentConfig | None = None) -> None:
         self.llm = llm
@@ -149,22 +177,17 @@ class UserAgent:
         self.config = config or UserAgentConfig.model_validate({})
 
     def infer(self, events: list[Any], seed: int = 0) -> InferredIntent:
-        """One structured LLM call; a query that ignores the chosen category is replaced by the template."""
+        """One structured LLM call; a query that ignores the chosen category is replaced by the template.
+        The favoured attributes are read from the history itself (:mod:`~rl_shop.research.history_profile`)."""
         if not events:
             raise ValueError("the behaviour history is empty; generate_history() produced no events")
         cfg = self.config
         categories, brands, prices = _menu(events, self.catalog)
         schema = intent_schema(categories, brands, budget_options(prices, cfg.budget_options), cfg)
-        lines = history_lines(events, self.catalog, cfg)
+        top = cfg.favoured(events, self.catalog, categories[0])
         msgs: list[Message] = [
             {"role": "system", "content": SYSTEM},
-            {
-                "role": "user",
-                "content": "Recent activity (strongest signals):\n"
-                + "\n".join(lines)
-                + "\nInfer the product category, budget (a number or null), favourite brands, and write the "
-                "research request.",
-            },
+            {"role": "user", "content": _activity_prompt(history_lines(events, self.catalog, cfg), categories[0], top)},
         ]
 
         def names_category(value: Mapping[str, Any]) -> str | None:
@@ -178,24 +201,25 @@ class UserAgent:
             msgs, schema, max_tokens=cfg.max_tokens, temperature=cfg.temperature, seed=seed, validate=names_category
         )
         if res.value is not None and not res.used_fallback:
-            v = res.value
-            return InferredIntent(
-                category=v["category"],
-                budget=v["budget"],
-                brands=list(v["brands"]),
-                query=" ".join(v["query"].split()),
-                used_fallback=bool(res.used_fallback),
-            )
-        # The model's answer failed validation twice: keep the fields that parse, template the query.
-        from rl_shop.llm.structured import as_schema, default_fallback
+            value, query = dict(res.value), " ".join(res.value["query"].split())
+        else:  # the model's answer failed validation twice: keep the fields that parse, template the query
+            from rl_shop.llm.structured import as_schema, default_fallback
 
-        value, _ = default_fallback(as_schema(schema), res.raw)
-        value = value or {"category": categories[0], "budget": None, "brands": []}
-        cat = value.get("category") or categories[0]
-        budget = value.get("budget")
-        brs = list(value.get("brands") or [])
+            value = default_fallback(as_schema(schema), res.raw)[0] or {"budget": None, "brands": []}
+            value["category"] = value.get("category") or categories[0]
+            query = None
+        cat = value["category"]
+        fav = top if cat == categories[0] else cfg.favoured(events, self.catalog, cat)
+        budget, brs = value.get("budget"), list(value.get("brands") or [])
         return InferredIntent(
-            category=cat, budget=budget, brands=brs, query=template_query(cat, budget, brs), used_fallback=True
+            category=cat,
+            budget=budget,
+            brands=brs,
+            colour=fav.colour,
+            features=list(fav.features),
+            connectivity=list(fav.connectivity),
+            query=query or template_query(cat, budget, brs, fav.words()),
+            used_fallback=query is None,
         )
 
 

@@ -97,6 +97,7 @@ class HistoryConfig(_Strict):
     p_cart_given_click: float = Field(ge=0, le=1)
     p_purchase_given_cart: float = Field(ge=0, le=1)
     brand_preference_weight: float = Field(ge=1)
+    attribute_preference_weight: float = Field(ge=1)  # per attribute slot the product meets
     price_width: float = Field(gt=0)
     session_gap_s: Range
     event_gap_s: Range

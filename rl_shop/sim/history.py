@@ -1,8 +1,11 @@
 """Behaviour histories: time-ordered view / click / add_to_cart / purchase events of a persona.
 
 ProductResearch's User Agent infers intent from such histories, so they must carry the persona's
-signal (mostly in-category, the preferred brand over-represented, prices near the budget) plus
-noise events on unrelated products, as real logs do.
+signal (mostly in-category, the preferred brand over-represented, prices near the budget, products
+with the persona's colour, features, connectivity, capacity and size over-represented) plus noise
+events on unrelated products, as real logs do. A shopper who wants a black wireless mouse looks at
+black and wireless mice more than at others; without that trace no reading of the log could
+recover those wishes.
 """
 
 from __future__ import annotations
@@ -14,11 +17,13 @@ import numpy as np
 import pandas as pd
 
 from rl_shop.sim.config import SimConfig, load_sim_config
-from rl_shop.sim.constraints import CatalogArrays
+from rl_shop.sim.constraints import CatalogArrays, slot_mask
 from rl_shop.sim.errors import UnknownCategoryError
 from rl_shop.sim.slots import Intent
 
 EVENT_KINDS: tuple[str, ...] = ("view", "click", "add_to_cart", "purchase")
+ATTRIBUTE_SLOTS: tuple[str, ...] = ("colour", "capacity", "size", "connectivity", "features")
+"""The persona's product-attribute slots whose satisfying products the history over-represents."""
 
 
 @dataclass(frozen=True)
@@ -35,11 +40,17 @@ class Event:
         return asdict(self)
 
 
-def _weights(arr: CatalogArrays, rows: np.ndarray, intent: Intent, brand_w: float, width: float) -> np.ndarray:
-    """Persona preference over ``rows``: preferred brands up, excluded brands out, log-price near budget."""
+def _weights(
+    arr: CatalogArrays, rows: np.ndarray, intent: Intent, brand_w: float, attribute_w: float, width: float
+) -> np.ndarray:
+    """Persona preference over ``rows``: preferred brands up, products meeting each attribute slot
+    the persona constrains up, excluded brands out, log-price near budget."""
     w = np.ones(len(rows))
     if intent.preferred_brands:
         w[np.isin(arr.brand[rows], list(intent.preferred_brands))] *= brand_w
+    for slot in ATTRIBUTE_SLOTS:
+        if intent.has_constraint(slot):
+            w[slot_mask(arr, intent, slot)[rows]] *= attribute_w
     if intent.excluded_brands:
         w[np.isin(arr.brand[rows], list(intent.excluded_brands))] *= 0.05
     if intent.budget:
@@ -69,7 +80,7 @@ def generate_history(
         raise UnknownCategoryError(
             f"none of the intent's use-case categories {list(intent.use_case_categories)} is in the catalog"
         )
-    w = _weights(arr, pool, intent, cfg.brand_preference_weight, cfg.price_width)
+    w = _weights(arr, pool, intent, cfg.brand_preference_weight, cfg.attribute_preference_weight, cfg.price_width)
     events: list[Event] = []
     t = 0.0
     n_sessions = int(rng.integers(int(cfg.n_sessions.low), int(cfg.n_sessions.high) + 1))
