@@ -67,8 +67,11 @@ def test_favoured_attributes_beat_the_categorys_own_share() -> None:
     got = favoured_attributes(events, cat, "laptops", **PROFILE)
     # silver: 4/5 of the weight (l2 1, l3 1, l6 2) against 3/6 laptops; backlit: 4/5 against 3/6;
     # wifi is on every laptop (gain 0) and bluetooth on 4/6 (share 4/5, gain 0.13 < 0.2)
+    # dell (l2, l1): 2/5 of the weight; hp (l3) 1/5; apple (l6) 2/5: none reaches min_share 0.5
     assert got.colour == "silver" and got.features == ("backlit keyboard",) and got.connectivity == ()
-    assert got.words() == ["silver", "backlit keyboard"]
+    assert got.brands == () and got.words() == ["silver", "backlit keyboard"]
+    # a click on the other dell: dell holds 4/7 of the weight against 2/6 of the laptops
+    assert favoured_attributes([*events, *_events(("click", "l2"))], cat, "laptops", **PROFILE).brands == ("dell",)
     # a purchase outweighs views: a bought black laptop leaves silver at 4/11 of the weight
     assert favoured_attributes([*events, *_events(("purchase", "l4"))], cat, "laptops", **PROFILE).colour is None
     # too few distinct products of the category, or a category the history never touched
@@ -107,6 +110,19 @@ def test_a_new_use_case_makes_its_features_stated_limits_and_keeps_the_favoured_
     )
 
 
+def test_a_brand_exclusion_drops_the_brand_from_the_favoured_ones() -> None:
+    cat = research_catalog()
+    tools = ResearchTools(cat, WordOverlapIndex(cat), tiny_web_backend())
+    everything = ["amz-000004", "amz-000003", "amz-000002", "amz-000001"]
+    reading = InferredIntent(category="headphones", favoured_brands=["bose", "sony"], query="q")
+    assert tools.admitted(everything, request_filters(reading), preferred_filters(reading)) == everything[2:]
+    old = Intent(query_type="simple", category="headphones")
+    no_bose = Intent.model_validate({**old.model_dump(), "excluded_brands": ("bose",)})
+    r = updated_inferred(reading, old, no_bose, "no bose please")
+    assert r.favoured_brands == ["sony"] and r.excluded_brands == ["bose"]
+    assert tools.admitted(everything, request_filters(r), preferred_filters(r)) == ["amz-000001"]
+
+
 REPLY = '{"category":"headphones","budget":null,"brands":[],"query":"quiet headphones for my commute"}'
 
 
@@ -117,9 +133,10 @@ def test_the_user_agent_reads_the_favoured_attributes_and_says_them_to_the_model
     cfg = UserAgentConfig(read_favoured=read)
     reading = UserAgent(llm, research_catalog(), cfg).infer(events, seed=0)
     prompt = llm.calls[0]["messages"][-1]["content"]
-    if read:  # noise cancelling: 6 of 8 of the weight, on 1 of the 3 headphones
-        assert reading.features == ["noise cancelling"] and reading.colour is None
-        assert "Most of their headphones activity is on: noise cancelling." in prompt
+    if read:  # the bose (noise cancelling): 6 of 8 of the weight, 1 of the 3 headphones
+        assert reading.favoured_brands == ["bose"] and reading.features == ["noise cancelling"]
+        assert reading.colour is None  # all three are black
+        assert "Most of their headphones activity is on: bose, noise cancelling." in prompt
     else:
-        assert reading.features == [] and "Most of their" not in prompt
+        assert reading.favoured_brands == [] and reading.features == [] and "Most of their" not in prompt
     assert reading.query == "quiet headphones for my commute" and not reading.used_fallback

@@ -1,6 +1,6 @@
-"""What a behaviour history favours beyond category, brand and price: colour, features, connectivity.
+"""What a behaviour history favours within a category: brands, colour, features, connectivity.
 
-The User Agent's LLM sees a dozen of the strongest events; a wish such as "black" or "wireless"
+The User Agent's LLM sees a dozen of the strongest events; a wish such as "sony", "black" or "wireless"
 shows instead in how often the shopper's events land on products that have it, against how common
 it is among the category's products. A value is *favoured* when the kind-weighted share of the
 category's events on products with it reaches ``min_share`` and exceeds its share of the
@@ -28,13 +28,14 @@ KIND_WEIGHT: Mapping[str, float] = {"view": 1.0, "click": 2.0, "add_to_cart": 4.
 class Favoured:
     """The attribute values a history favours within one category."""
 
+    brands: tuple[str, ...] = ()
     colour: str | None = None
     features: tuple[str, ...] = ()
     connectivity: tuple[str, ...] = ()
 
     def words(self) -> list[str]:
-        """The values as plain words, colour first (for a prompt or a query)."""
-        return [v for v in (self.colour, *self.features, *self.connectivity) if v]
+        """The values as plain words, brands and colour first (for a prompt or a query)."""
+        return [v for v in (*self.brands, self.colour, *self.features, *self.connectivity) if v]
 
 
 def _event_rows(events: Sequence[Any], arr: CatalogArrays, category: str) -> tuple[np.ndarray, np.ndarray]:
@@ -66,7 +67,7 @@ def favoured_attributes(
     min_gain: float,
     min_products: int,
 ) -> Favoured:
-    """The colour (at most one), features and connectivity ``events`` favour within ``category``.
+    """The brands, colour (at most one), features and connectivity ``events`` favour within ``category``.
 
     Nothing is favoured when fewer than ``min_products`` distinct products of the category were seen.
     """
@@ -87,7 +88,9 @@ def favoured_attributes(
             t for t in seen if _favoured_share(arr.token_mask(column, t), rows, w, base, min_share, min_gain) > 0
         )
 
+    brands = sorted({b for b in arr.brand[rows] if b})
     return Favoured(
+        brands=tuple(b for b in brands if _favoured_share(arr.brand == b, rows, w, base, min_share, min_gain) > 0),
         colour=best if best is not None and colour_share[best] > 0 else None,
         features=tokens("features"),
         connectivity=tokens("connectivity"),

@@ -191,7 +191,8 @@ def updated_inferred(inferred: InferredIntent, old: Intent, new: Intent, message
     only that: latent slots the shopper did not mention stay unread) applied, the words appended."""
     said_no = [b for b in new.excluded_brands if b not in old.excluded_brands]
     excluded = list(dict.fromkeys([*inferred.excluded_brands, *said_no]))
-    brands = [b for b in inferred.brands if b.lower() not in {x.lower() for x in excluded}]
+    ruled_out = {x.lower() for x in excluded}
+    brands = [b for b in inferred.brands if b.lower() not in ruled_out]
     budget_said = new.budget is not None and new.budget != old.budget
 
     def said(now: tuple[str, ...], before: tuple[str, ...], kept: list[str]) -> list[str]:
@@ -202,6 +203,7 @@ def updated_inferred(inferred: InferredIntent, old: Intent, new: Intent, message
             "budget": new.budget if budget_said else inferred.budget,
             "budget_stated": inferred.budget_stated or budget_said,
             "brands": brands,
+            "favoured_brands": [b for b in inferred.favoured_brands if b.lower() not in ruled_out],
             "excluded_brands": excluded,
             "stated_features": said(new.features, old.features, inferred.stated_features),
             "stated_connectivity": said(new.connectivity, old.connectivity, inferred.stated_connectivity),

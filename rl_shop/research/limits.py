@@ -14,7 +14,7 @@ shopper said an update needs. The rule is written once, as a
 ``ResearchTools.admitted`` to citations. Only the reading is used; the latent intent stays the
 simulator's.
 
-What the history *favours* (a colour, features, connectivity: :mod:`rl_shop.research.history_profile`)
+What the history *favours* (brands, a colour, features, connectivity: :mod:`rl_shop.research.history_profile`)
 is a preference, not a limit: :func:`preferred_filters` adds it to the request's filters, and a
 search or a citation list that the preference would leave empty falls back to the request alone
 (``ResearchTools.execute`` / ``admitted``), as a shop's "recommended for you" ordering never hides
@@ -43,11 +43,12 @@ def request_filters(reading: InferredIntent) -> SearchFilters | None:
 
 def preferred_filters(reading: InferredIntent) -> SearchFilters | None:
     """The request's filters narrowed to what the history favours (``None`` when it favours nothing)."""
-    if not (reading.colour or reading.features or reading.connectivity):
+    if not (reading.favoured_brands or reading.colour or reading.features or reading.connectivity):
         return None
     base = request_filters(reading) or SearchFilters()
     return replace(
         base,
+        brands=frozenset(reading.favoured_brands) or None,
         colour=reading.colour,
         features=base.features | frozenset(reading.features),
         connectivity=base.connectivity | frozenset(reading.connectivity),

@@ -124,6 +124,7 @@ class InferredIntent(BaseModel):
     budget_stated: bool = False  # the shopper said the budget (an update), not inferred from behaviour
     excluded_brands: list[str] = Field(default_factory=list)  # brands the shopper ruled out in words
     # favoured by the history (research/history_profile.py): preferences, not limits
+    favoured_brands: list[str] = Field(default_factory=list)
     colour: str | None = None
     features: list[str] = Field(default_factory=list)
     connectivity: list[str] = Field(default_factory=list)

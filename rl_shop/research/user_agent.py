@@ -215,6 +215,7 @@ class UserAgent:
             category=cat,
             budget=budget,
             brands=brs,
+            favoured_brands=list(fav.brands),
             colour=fav.colour,
             features=list(fav.features),
             connectivity=list(fav.connectivity),
