@@ -39,7 +39,7 @@ class UserAgentConfig(BaseModel):
     max_brands: int = Field(ge=0)
     budget_options: int = Field(ge=1)  # price quantiles offered as budgets
     temperature: float = Field(ge=0.0)
-    read_favoured: bool  # read the colour / features / connectivity the history favours
+    read_favoured: bool  # read the brands, colour, features and connectivity the history favours
     favoured_min_share: float = Field(ge=0.0, le=1.0)
     favoured_min_gain: float = Field(ge=0.0, le=1.0)
     favoured_min_products: int = Field(ge=1)
