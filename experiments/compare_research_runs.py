@@ -47,7 +47,14 @@ def compare_shifts(a: pd.DataFrame, b: pd.DataFrame) -> None:
     print(f"shifted trajectories in both runs: {len(both)} (kinds {both['kind_a'].value_counts().to_dict()})")
     print(f"ends on the final intent  A {wilson(int(fa.sum()), len(both))}")
     print(f"                          B {wilson(int(fb.sum()), len(both))}")
-    print(f"discordant pairs: B only {int((fb & ~fa).sum())}, A only {int((fa & ~fb).sum())}")
+    b_only, a_only = int((fb & ~fa).sum()), int((fa & ~fb).sum())
+    print(f"discordant pairs: B only {b_only}, A only {a_only}")
+    d = paired_interval(fb.astype(float) - fa.astype(float))
+    # exact McNemar: the discordant pairs split as Binomial(b_only + a_only, 1/2) when A and B are equal
+    p = binomtest(b_only, b_only + a_only).pvalue if b_only + a_only else 1.0
+    print(
+        f"B - A per shopper: {d['mean']:+.3f} [{d['low']:+.3f}, {d['high']:+.3f}] (Student-t 95%), exact McNemar p = {p:.3f}"
+    )
 
 
 def compare_race(run_a: Path, run_b: Path) -> None:

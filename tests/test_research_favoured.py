@@ -140,3 +140,25 @@ def test_the_user_agent_reads_the_favoured_attributes_and_says_them_to_the_model
     else:
         assert reading.favoured_brands == [] and reading.features == [] and "Most of their" not in prompt
     assert reading.query == "quiet headphones for my commute" and not reading.used_fallback
+
+
+@pytest.mark.parametrize(
+    ("mouse_event", "min_share", "offered"),
+    [
+        ("view", 0.1, ["headphones"]),  # the mouse view: 1 of 11 of the weight, under 0.1
+        ("view", 0.0, ["headphones", "mice"]),  # no floor: every category the history touched
+        ("click", 0.1, ["headphones", "mice"]),  # a mouse click: 2 of 12, over 0.1
+    ],
+)
+def test_the_category_menu_leaves_out_stray_categories(mouse_event: str, min_share: float, offered: list[str]) -> None:
+    # headphones: a purchase (6), a click (2) and two views (1 + 1) = 10
+    events = _events(
+        ("purchase", "amz-000002"),
+        ("click", "amz-000001"),
+        ("view", "amz-000001"),
+        ("view", "amz-000003"),
+        (mouse_event, "amz-000004"),
+    )
+    llm = ScriptedLLM([REPLY])
+    UserAgent(llm, research_catalog(), UserAgentConfig(category_min_share=min_share)).infer(events, seed=0)
+    assert llm.calls[0]["json_schema"]["properties"]["category"]["enum"] == offered

@@ -306,7 +306,7 @@ def test_a_budget_drop_reruns_the_seeded_search_within_the_new_budget(world, mon
     assert "amz-000002" not in traj.final_report.offered_ids
 
 
-def test_compare_research_runs_names_a_missing_run(tmp_path, capsys) -> None:
+def _compare_research_runs():
     import importlib.util
 
     from rl_shop.paths import REPO_ROOT
@@ -314,6 +314,29 @@ def test_compare_research_runs_names_a_missing_run(tmp_path, capsys) -> None:
     spec = importlib.util.spec_from_file_location("crr", REPO_ROOT / "experiments" / "compare_research_runs.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
+    return mod
+
+
+def test_compare_research_runs_names_a_missing_run(tmp_path, capsys) -> None:
+    mod = _compare_research_runs()
     assert mod.main([str(tmp_path / "a"), str(tmp_path / "b")]) == 2
     assert "no trajectories.jsonl" in capsys.readouterr().err
     assert mod.wilson(11, 16) == "11/16 = 0.688 [0.444, 0.858]"  # Wilson score interval, by hand: 0.4440-0.8584
+
+
+def test_compare_research_runs_pairs_the_shift_outcomes_by_shopper(capsys) -> None:
+    import pandas as pd
+
+    def run(ends: list[bool]) -> pd.DataFrame:
+        return pd.DataFrame(
+            {"trajectory": [f"traj-{i}" for i in range(5)], "kind": "budget_drop", "ends_on_final_intent": ends}
+        )
+
+    _compare_research_runs().compare_shifts(
+        run([True, True, False, False, False]), run([True, True, True, True, False])
+    )
+    out = capsys.readouterr().out
+    assert "discordant pairs: B only 2, A only 0" in out
+    # differences 0, 0, 1, 1, 0: mean 0.4, sd 0.5477, t(4, 0.975) = 2.7764 -> half width 0.680;
+    # McNemar: 2 of 2 discordant pairs one way, two-sided 2 * 0.5**2 = 0.5
+    assert "B - A per shopper: +0.400 [-0.280, +1.080] (Student-t 95%), exact McNemar p = 0.500" in out

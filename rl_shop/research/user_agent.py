@@ -38,6 +38,7 @@ class UserAgentConfig(BaseModel):
     max_query_chars: int = Field(ge=20, le=128)  # xgrammar fails on regex repeats > 128
     max_brands: int = Field(ge=0)
     budget_options: int = Field(ge=1)  # price quantiles offered as budgets
+    category_min_share: float = Field(ge=0.0, le=1.0)  # a category's share of the history to be offered
     temperature: float = Field(ge=0.0)
     read_favoured: bool  # read the brands, colour, features and connectivity the history favours
     favoured_min_share: float = Field(ge=0.0, le=1.0)
@@ -93,7 +94,15 @@ def budget_options(prices: list[float], n: int) -> list[float]:
     return sorted({nice_ceil(q * 1.1) for q in qs})
 
 
-def _menu(events: list[Any], catalog: pd.DataFrame) -> tuple[list[str], list[str], list[float]]:
+def _menu(
+    events: list[Any], catalog: pd.DataFrame, category_min_share: float
+) -> tuple[list[str], list[str], list[float]]:
+    """Categories (those with >= ``category_min_share`` of the kind-weighted events, the strongest
+    always), brands and the strongest category's prices, each by decreasing weight.
+
+    Why the share floor: a history also holds stray views of unrelated products, and a 135M model
+    offered every category it touched sometimes picks one of those (docs/research.md).
+    """
     rows = {str(pid): i for i, pid in enumerate(catalog["product_id"].astype(str))}
     # summed event weights (floats, so plain dicts rather than Counters, whose counts are ints)
     cats: dict[str, float] = {}
@@ -111,7 +120,9 @@ def _menu(events: list[Any], catalog: pd.DataFrame) -> tuple[list[str], list[str
         if not math.isnan(float(r["price"])):
             prices.setdefault(str(r["category"]), []).append(float(r["price"]))
     ordered = _by_weight(cats)
-    return ordered, _by_weight(brands)[:12], prices.get(ordered[0], [])
+    total = sum(cats.values())
+    offered = [c for c in ordered if c == ordered[0] or cats[c] >= category_min_share * total]
+    return offered, _by_weight(brands)[:12], prices.get(ordered[0], [])
 
 
 def _by_weight(weights: dict[str, float]) -> list[str]:
@@ -182,7 +193,7 @@ class UserAgent:
         if not events:
             raise ValueError("the behaviour history is empty; generate_history() produced no events")
         cfg = self.config
-        categories, brands, prices = _menu(events, self.catalog)
+        categories, brands, prices = _menu(events, self.catalog, cfg.category_min_share)
         schema = intent_schema(categories, brands, budget_options(prices, cfg.budget_options), cfg)
         top = cfg.favoured(events, self.catalog, categories[0])
         msgs: list[Message] = [
