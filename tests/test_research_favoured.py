@@ -13,7 +13,7 @@ from test_llm_scripted import ScriptedLLM
 from test_sim_helpers import tiny_catalog as sim_catalog
 
 from rl_shop.catalog.filters import SearchFilters
-from rl_shop.research.history_profile import favoured_attributes
+from rl_shop.research.history_profile import avoided_brands, favoured_attributes
 from rl_shop.research.intent_shift import updated_inferred
 from rl_shop.research.limits import preferred_filters, request_filters
 from rl_shop.research.tools import ResearchTools
@@ -77,6 +77,21 @@ def test_favoured_attributes_beat_the_categorys_own_share() -> None:
     # too few distinct products of the category, or a category the history never touched
     assert favoured_attributes(events, cat, "laptops", **{**PROFILE, "min_products": 5}).words() == []
     assert favoured_attributes(events, cat, "mice", **PROFILE).words() == []
+
+
+def test_a_brand_is_avoided_when_its_shelf_share_makes_missing_it_unlikely() -> None:
+    cat = sim_catalog()
+    # headphones: 7 products, sony 3 of them (h1, h2, h6); bose, koss, jbl and an unbranded one 1 each
+    views = ["h4", "h5", "h3", "h4", "h5", "h3", "h7"]
+    events = _events(*(("view", p) for p in views))
+    # 7 views without a sony: (1 - 3/7) ** 7 = 0.020 <= 0.1; every other branded one was viewed
+    assert avoided_brands(events, cat, "headphones", max_chance=0.1) == ("sony",)
+    # 3 views: (4/7) ** 3 = 0.187, not unlikely enough at 0.1, enough at 0.2
+    assert avoided_brands(events[:3], cat, "headphones", max_chance=0.1) == ()
+    assert avoided_brands(events[:3], cat, "headphones", max_chance=0.2) == ("sony",)
+    # only views count (a click follows a view), other categories do not, and 0 turns the rule off
+    assert avoided_brands(_events(("click", "h4"), ("view", "m1")), cat, "headphones", max_chance=0.9) == ()
+    assert avoided_brands(events, cat, "headphones", max_chance=0.0) == ()
 
 
 def test_a_search_or_citation_that_the_preference_empties_falls_back_to_the_request() -> None:
@@ -162,3 +177,21 @@ def test_the_category_menu_leaves_out_stray_categories(mouse_event: str, min_sha
     llm = ScriptedLLM([REPLY])
     UserAgent(llm, research_catalog(), UserAgentConfig(category_min_share=min_share)).infer(events, seed=0)
     assert llm.calls[0]["json_schema"]["properties"]["category"]["enum"] == offered
+
+
+@pytest.mark.parametrize(("max_chance", "avoided"), [(0.1, ["sony"]), (0.0, [])])
+def test_the_user_agent_reads_the_avoided_brands_and_the_research_agent_leaves_them_out_first(
+    max_chance: float, avoided: list[str]
+) -> None:
+    cat = research_catalog()
+    # six headphone views, none of the sony (1 of the 3 headphones): (2/3) ** 6 = 0.088 <= 0.1
+    events = _events(*(("view", p) for p in ["amz-000002", "amz-000003"] * 3))
+    cfg = UserAgentConfig(avoided_max_chance=max_chance, read_favoured=False)
+    reading = UserAgent(ScriptedLLM([REPLY]), cat, cfg).infer(events, seed=0)
+    assert reading.avoided_brands == avoided
+    tools = ResearchTools(cat, WordOverlapIndex(cat), tiny_web_backend())
+    everything = ["amz-000004", "amz-000003", "amz-000002", "amz-000001"]
+    admitted = tools.admitted(everything, request_filters(reading), preferred_filters(reading))
+    assert admitted == (["amz-000003", "amz-000002"] if avoided else everything[1:])
+    # the preference yields when it would leave nothing: only the sony is offered
+    assert tools.admitted(["amz-000001"], request_filters(reading), preferred_filters(reading)) == ["amz-000001"]

@@ -1,12 +1,16 @@
-"""What a behaviour history favours within a category: brands, colour, features, connectivity.
+"""What a behaviour history favours within a category (brands, colour, features, connectivity), and
+the brands it avoids.
 
 The User Agent's LLM sees a dozen of the strongest events; a wish such as "sony", "black" or "wireless"
 shows instead in how often the shopper's events land on products that have it, against how common
 it is among the category's products. A value is *favoured* when the kind-weighted share of the
 category's events on products with it reaches ``min_share`` and exceeds its share of the
 category's catalog products by at least ``min_gain`` (in a category of mostly black mice, looking
-at black mice says little). These are preferences read from behaviour, not limits the shopper set:
-:mod:`rl_shop.research.limits` searches within them first and falls back to the request alone.
+at black mice says little). A brand is *avoided* when the shopper browsed the category without
+once viewing it although it holds so much of the shelf that this is unlikely by chance: with shelf
+share ``s`` and ``n`` views in the category, ``(1 - s) ** n <= max_chance``. These are preferences
+read from behaviour, not limits the shopper set: :mod:`rl_shop.research.limits` searches within
+them first and falls back to the request alone.
 """
 
 from __future__ import annotations
@@ -97,4 +101,26 @@ def favoured_attributes(
     )
 
 
-__all__ = ["KIND_WEIGHT", "Favoured", "favoured_attributes"]
+def avoided_brands(
+    events: Sequence[Any], catalog: pd.DataFrame | CatalogArrays, category: str, *, max_chance: float
+) -> tuple[str, ...]:
+    """The brands of ``category`` that ``events`` never view although shelf-proportional browsing
+    would have shown them with probability ``>= 1 - max_chance`` (``max_chance`` 0: none)."""
+    arr = CatalogArrays.of(catalog)
+    cat = str(category).strip().lower()
+    views = [e for e in events if (e if isinstance(e, dict) else e.to_dict())["kind"] == "view"]
+    rows, _ = _event_rows(views, arr, cat)
+    shelf = [b for b in arr.brand[arr.category == cat] if b]
+    if not len(rows) or not shelf:
+        return ()
+    seen = set(arr.brand[rows].tolist())
+    brands, counts = np.unique(shelf, return_counts=True)
+    n_shelf = int((arr.category == cat).sum())
+    return tuple(
+        str(b)
+        for b, k in zip(brands, counts, strict=True)
+        if b not in seen and (1.0 - k / n_shelf) ** len(rows) <= max_chance
+    )
+
+
+__all__ = ["KIND_WEIGHT", "Favoured", "avoided_brands", "favoured_attributes"]

@@ -14,8 +14,9 @@ shopper said an update needs. The rule is written once, as a
 ``ResearchTools.admitted`` to citations. Only the reading is used; the latent intent stays the
 simulator's.
 
-What the history *favours* (brands, a colour, features, connectivity: :mod:`rl_shop.research.history_profile`)
-is a preference, not a limit: :func:`preferred_filters` adds it to the request's filters, and a
+What the history *favours* (brands, a colour, features, connectivity) and the brands it *avoids*
+(:mod:`rl_shop.research.history_profile`) are preferences, not limits: :func:`preferred_filters`
+adds them to the request's filters, and a
 search or a citation list that the preference would leave empty falls back to the request alone
 (``ResearchTools.execute`` / ``admitted``), as a shop's "recommended for you" ordering never hides
 the rest of the shelf.
@@ -42,13 +43,16 @@ def request_filters(reading: InferredIntent) -> SearchFilters | None:
 
 
 def preferred_filters(reading: InferredIntent) -> SearchFilters | None:
-    """The request's filters narrowed to what the history favours (``None`` when it favours nothing)."""
-    if not (reading.favoured_brands or reading.colour or reading.features or reading.connectivity):
+    """The request's filters narrowed to what the history favours and away from the brands it avoids
+    (``None`` when it shows neither)."""
+    shown = (reading.favoured_brands, reading.colour, reading.features, reading.connectivity, reading.avoided_brands)
+    if not any(shown):
         return None
     base = request_filters(reading) or SearchFilters()
     return replace(
         base,
         brands=frozenset(reading.favoured_brands) or None,
+        exclude_brands=base.exclude_brands | frozenset(reading.avoided_brands),
         colour=reading.colour,
         features=base.features | frozenset(reading.features),
         connectivity=base.connectivity | frozenset(reading.connectivity),

@@ -128,6 +128,7 @@ class InferredIntent(BaseModel):
     colour: str | None = None
     features: list[str] = Field(default_factory=list)
     connectivity: list[str] = Field(default_factory=list)
+    avoided_brands: list[str] = Field(default_factory=list)  # a large share of the shelf, never viewed
     # said by the shopper (an update): limits, as a stated budget
     stated_features: list[str] = Field(default_factory=list)
     stated_connectivity: list[str] = Field(default_factory=list)

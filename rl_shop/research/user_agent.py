@@ -18,7 +18,7 @@ import pandas as pd
 from pydantic import BaseModel, Field
 
 from rl_shop.config_files import defaults_from_yaml
-from rl_shop.research.history_profile import KIND_WEIGHT, Favoured, favoured_attributes
+from rl_shop.research.history_profile import KIND_WEIGHT, Favoured, avoided_brands, favoured_attributes
 from rl_shop.research.trajectory import InferredIntent
 
 if TYPE_CHECKING:
@@ -44,6 +44,7 @@ class UserAgentConfig(BaseModel):
     favoured_min_share: float = Field(ge=0.0, le=1.0)
     favoured_min_gain: float = Field(ge=0.0, le=1.0)
     favoured_min_products: int = Field(ge=1)
+    avoided_max_chance: float = Field(ge=0.0, le=1.0)  # 0: no brand is read as avoided
 
     def favoured(self, events: list[Any], catalog: pd.DataFrame, category: str) -> Favoured:
         """What ``events`` favour within ``category`` (nothing when ``read_favoured`` is off)."""
@@ -57,6 +58,10 @@ class UserAgentConfig(BaseModel):
             min_gain=self.favoured_min_gain,
             min_products=self.favoured_min_products,
         )
+
+    def avoided(self, events: list[Any], catalog: pd.DataFrame, category: str) -> tuple[str, ...]:
+        """The brands of ``category`` that ``events`` avoid (:func:`~rl_shop.research.history_profile.avoided_brands`)."""
+        return avoided_brands(events, catalog, category, max_chance=self.avoided_max_chance)
 
 
 SYSTEM = (
@@ -222,6 +227,8 @@ class UserAgent:
         cat = value["category"]
         fav = top if cat == categories[0] else cfg.favoured(events, self.catalog, cat)
         budget, brs = value.get("budget"), list(value.get("brands") or [])
+        chosen = {b.lower() for b in (*brs, *fav.brands)}
+        avoided = [b for b in cfg.avoided(events, self.catalog, cat) if b.lower() not in chosen]
         return InferredIntent(
             category=cat,
             budget=budget,
@@ -230,6 +237,7 @@ class UserAgent:
             colour=fav.colour,
             features=list(fav.features),
             connectivity=list(fav.connectivity),
+            avoided_brands=avoided,
             query=query or template_query(cat, budget, brs, fav.words()),
             used_fallback=query is None,
         )
