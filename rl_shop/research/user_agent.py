@@ -185,7 +185,7 @@ def _activity_prompt(lines: list[str], category: str, favoured: Favoured) -> str
 
 
 class UserAgent:
-    """History -> :class:`InferredIntent` (category, budget, brands, favoured attributes, research query)."""
+    """History -> :class:`InferredIntent` (category, budget, brands, favoured attributes, avoided brands, query)."""
 
     def __init__(self, llm: LLM, catalog: pd.DataFrame, config: UserAgentConfig | None = None) -> None:
         self.llm = llm
