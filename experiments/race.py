@@ -4,6 +4,8 @@
     python experiments/race.py race.judge=llm n_queries=20          # LLM judge (the llm config), more queries
     python experiments/race.py race.judge=rubric                    # the old feature rubric (default: criteria)
     python experiments/race.py n_queries=0 trajectories=.../trajectories.jsonl   # only the by-round curve
+    python experiments/race.py llm=openai llm.base_url=http://127.0.0.1:8000/v1 tuned_model=tuned n_queries=20
+        # base and tuned on a server: rl-shop serve-llm --set adapters.tuned=results/research/<run>/sft/adapter
 
 Writes to out_dir (default results/research/race-<timestamp>/): base_vs_tuned.csv / .md,
 by_round.csv / .md, race.png, summary.json. Config mistakes print one message and exit 2.
@@ -40,12 +42,9 @@ def tuned_llm(cfg: DictConfig, adapter: str):
     if base["backend"] == "openai" or not model_path:
         raise ValueError("adapter= needs a local base model (llm=embedded or llm=transformers)")
     if base["backend"] == "embedded" and base.get("engine", "llama_cpp") == "llama_cpp" and not base.get("gguf_path"):
-        from rl_shop.llm.lora_gguf import convert_adapter
+        from rl_shop.llm.lora_gguf import adapter_gguf
 
-        gguf = Path(adapter) / "adapter.gguf"
-        if not gguf.is_file():
-            convert_adapter(adapter, model_path, gguf)
-        return make_llm({**base, "lora_path": str(gguf)})
+        return make_llm({**base, "lora_path": str(adapter_gguf(adapter, model_path))})
     keep = {
         k: v
         for k, v in base.items()
@@ -65,6 +64,23 @@ def tuned_llm(cfg: DictConfig, adapter: str):
     tcfg = load_llm_config("transformers", over)
     tcfg.update(keep)
     return make_llm(tcfg)
+
+
+def served_tuned_llm(cfg: DictConfig):
+    """The fine-tuned model on the base's OpenAI-compatible server, as ``tuned_model`` names it
+    (`rl-shop serve-llm --set adapters.<name>=<adapter>`, or vLLM's ``--lora-modules``)."""
+    from rl_shop.llm import make_llm
+
+    base = OmegaConf.to_container(cfg.llm, resolve=True)
+    if base["backend"] != "openai":
+        raise ValueError("tuned_model= names a model on an OpenAI-compatible server (llm=openai); locally use adapter=")
+    llm = make_llm({**base, "model": str(cfg.tuned_model)})
+    served = llm.served_models()
+    if cfg.tuned_model not in served or base["model"] not in served:
+        raise ValueError(
+            f"the server at {llm.base_url} serves {served}, not both {base['model']!r} and {cfg.tuned_model!r}"
+        )
+    return llm
 
 
 def plot(base_vs: pd.DataFrame | None, by_round: pd.DataFrame | None, path: Path) -> None:  # noqa: F821
@@ -218,10 +234,14 @@ def run(cfg: DictConfig) -> dict:
     (out / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
     base = make_llm(cfg.llm)
     models = {"base": base}
+    if cfg.adapter and cfg.tuned_model:
+        raise ValueError("give adapter= (a local adapter) or tuned_model= (a served one), not both")
     if cfg.adapter:
         if not (Path(cfg.adapter) / "adapter_config.json").is_file():
             raise ValueError(f"adapter={cfg.adapter!r} is not a PEFT adapter directory (run experiments/sft.py)")
         models["tuned"] = tuned_llm(cfg, str(cfg.adapter))
+    elif cfg.tuned_model:
+        models["tuned"] = served_tuned_llm(cfg)
     judge = make_judge(race_cfg, world.catalog, base, corpus=getattr(world.tools.web, "documents", []) or [])
     summary: dict = {
         "judge": race_cfg.judge,

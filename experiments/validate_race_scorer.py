@@ -3,6 +3,7 @@
     python experiments/validate_race_scorer.py                               # 60 intents x 5 perturbations
     python experiments/validate_race_scorer.py n_intents=200 seed=7
     python experiments/validate_race_scorer.py trajectories=[results/research/demo/trajectories.jsonl]
+    python experiments/validate_race_scorer.py judges=[criteria,llm] llm=openai llm.base_url=http://127.0.0.1:8000/v1
 
 For each sampled simulator intent the deterministic report builder (rl_shop/research/report_builder.py)
 writes a good report over the catalog; each perturbation makes a known-worse copy (citations removed,
@@ -54,9 +55,9 @@ def run(cfg: DictConfig) -> dict:
     corpus = load_corpus(REPO_ROOT / "data" / "web_corpus" / "documents.jsonl")
     llm = None
     if "llm" in names:
-        from rl_shop.llm import load_llm_config, make_llm
+        from rl_shop.llm import make_llm
 
-        llm = make_llm(load_llm_config("embedded"))
+        llm = make_llm(cfg.llm)
     judges = {j: make_judge(race_cfg.model_copy(update={"judge": j}), catalog, llm, corpus=corpus) for j in names}
     rows = builder_pairs(catalog, judges, race_cfg, int(cfg.n_intents), int(cfg.seed), tuple(cfg.query_types))
     for path in cfg.trajectories or []:

@@ -55,3 +55,23 @@ def test_register_adds_a_subcommand() -> None:
         assert cli.main(["echo-test", "hi"]) == 0 and seen == {"word": "hi"}
     finally:
         cli.COMMANDS.pop("echo-test")
+
+
+@pytest.mark.parametrize(
+    ("adapter", "message"),
+    [
+        ("nope", "is neither a GGUF LoRA file nor a PEFT adapter directory (no adapter_config.json)"),
+        ("nope.gguf", "no GGUF LoRA file at"),
+    ],
+)
+def test_a_missing_adapter_is_a_clear_error_before_the_model_loads(capsys, tmp_path, adapter, message) -> None:
+    assert cli.main(["serve-llm", "--set", f"adapters.tuned={tmp_path / adapter}"]) == 1
+    err = capsys.readouterr().err
+    assert "adapter 'tuned'" in err and message in err
+
+
+def test_an_adapter_may_not_take_the_base_model_name(capsys, tmp_path) -> None:
+    lora = tmp_path / "lora.gguf"
+    lora.write_bytes(b"GGUF")
+    assert cli.main(["serve-llm", "--model-name", "base", "--set", f"adapters.base={lora}"]) == 1
+    assert "a name other than the base model's ('base')" in capsys.readouterr().err

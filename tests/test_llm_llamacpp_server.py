@@ -6,18 +6,11 @@ the real command line, and stopped (or killed) by it.
 
 from __future__ import annotations
 
-import json
-import os
-import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
-import urllib.request
-from pathlib import Path
 
 import pytest
+from llm_server import Server
 from pydantic import BaseModel, Field
 
 from rl_shop.llm import LLMUnavailableError, make_llm
@@ -26,64 +19,8 @@ pytest.importorskip("llama_cpp.server.app", reason="llama-cpp-python[server] is 
 
 pytestmark = [pytest.mark.slow, pytest.mark.llm]
 
-ROOT = Path(__file__).resolve().parents[1]
 USER = [{"role": "user", "content": "Recommend running headphones in one sentence."}]
 LONG = [{"role": "user", "content": "Write a very long story about a shop that sells everything, in many chapters."}]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Server:
-    """``python -m rl_shop.cli serve-llm`` on a free loopback port."""
-
-    def __init__(self, tmp: Path, *extra: str) -> None:
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}/v1"
-        self.log = tmp / f"server-{self.port}.log"
-        env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
-        cmd = [
-            sys.executable,
-            "-m",
-            "rl_shop.cli",
-            "serve-llm",
-            "--port",
-            str(self.port),
-            "--model-name",
-            "smol",
-            "--set",
-            "num_threads=1",
-            *extra,
-        ]
-        with self.log.open("w") as out:
-            self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"serve-llm exited with {self.proc.returncode}:\n{self.log.read_text()[-2000:]}")
-            try:
-                with urllib.request.urlopen(f"{self.url}/models", timeout=2) as resp:
-                    self.models = json.loads(resp.read())
-                    return
-            except OSError:
-                time.sleep(0.2)
-        self.stop()
-        raise AssertionError(f"serve-llm did not answer within 120 s:\n{self.log.read_text()[-2000:]}")
-
-    def kill(self) -> None:
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(timeout=10)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.kill()
 
 
 def _client(url: str, **over):

@@ -163,3 +163,45 @@ def test_race_base_vs_tuned_and_by_round(synth, sft) -> None:
     n_rounds = sum(len(json.loads(x)["rounds"]) for x in (out / "trajectories.jsonl").read_text().splitlines())
     assert len(rounds) == n_rounds and rounds["race"].between(0, 1).all()
     assert (race_dir / "race.png").stat().st_size > 1000
+
+
+def test_race_on_a_server_with_the_tuned_model_served_beside_the_base(synth, sft, tmp_path) -> None:
+    """The documented ``llm=openai`` path: `rl-shop serve-llm` serves the base and, under its own
+    name, the SFT adapter; race.py compares them on the server and judges with the LLM judge."""
+    import pandas as pd
+    from llm_server import Server
+
+    out, _ = synth
+    run, _ = sft
+    srv = Server(tmp_path, "--set", f"adapters.tuned={run / 'adapter'}", model_name="base", wait_s=300)
+    try:
+        assert [m["id"] for m in srv.models["data"]] == ["base", "tuned"]
+        served = ("llm=openai", f"llm.base_url={srv.url}", "llm.model=base", "llm.cache.enabled=false")
+        race_dir = out / "race_served"
+        run_app(
+            "race.py",
+            *served,
+            "tuned_model=tuned",
+            "race.judge=llm",
+            "n_queries=1",
+            "research_agent.max_steps=1",
+            f"out_dir={race_dir}",
+        )
+        summary = json.loads((race_dir / "summary.json").read_text())
+        assert summary["judge"] == "llm"
+        assert summary["models"] == {"base": "openai:base", "tuned": "openai:tuned"}
+        table = pd.read_csv(race_dir / "base_vs_tuned.csv")
+        assert sorted(table["model"]) == ["base", "tuned"] and table["race"].between(0, 1).all()
+        # a name the server does not list is refused before any query (llama_cpp.server would
+        # otherwise answer it with its default model, and the "tuned" column would be the base)
+        bad = subprocess.run(
+            [sys.executable, str(REPO_ROOT / "experiments" / "race.py"), *served, "tuned_model=tuend", "n_queries=1"],
+            cwd=REPO_ROOT,
+            env=ENV,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert bad.returncode == 2 and "serves ['base', 'tuned'], not both 'base' and 'tuend'" in bad.stderr
+    finally:
+        srv.stop()

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from rl_shop.paths import cache_dir
@@ -116,4 +117,24 @@ def convert_adapter(
     return out
 
 
-__all__ = ["AdapterConversionError", "convert_adapter", "converter_dir", "llama_cpp_version"]
+def adapter_gguf(adapter: str | Path, base_dir: str | Path | Callable[[], Path]) -> Path:
+    """A GGUF LoRA file for ``adapter``: the file itself when it is one, else the PEFT directory's
+    ``adapter.gguf``, converted against ``base_dir`` on first use and reused after (``base_dir``
+    may be a callable, called only when a conversion is needed: finding the base can be costly)."""
+    adapter = Path(adapter).expanduser()
+    if adapter.suffix == ".gguf":
+        if not adapter.is_file():
+            raise AdapterConversionError(f"no GGUF LoRA file at {adapter}")
+        return adapter
+    gguf = adapter / "adapter.gguf"
+    if gguf.is_file():
+        return gguf
+    if not (adapter / "adapter_config.json").is_file():
+        raise AdapterConversionError(
+            f"{adapter} is neither a GGUF LoRA file nor a PEFT adapter directory (no adapter_config.json); "
+            "train one with experiments/sft.py"
+        )
+    return convert_adapter(adapter, base_dir() if callable(base_dir) else base_dir, gguf)
+
+
+__all__ = ["AdapterConversionError", "adapter_gguf", "convert_adapter", "converter_dir", "llama_cpp_version"]

@@ -124,6 +124,14 @@ class OpenAILLM(LLM):
             return len(enc["input_ids"])
         return sum(4 + self.count_tokens(m["content"]) for m in msgs)
 
+    def served_models(self) -> list[str]:
+        """The model ids the server lists (GET <base_url>/models). Check a name against it before a
+        run: llama_cpp.server answers a request for an unknown model with its default model."""
+        try:
+            return [m.id for m in self.client.models.list()]
+        except self._openai.APIError as exc:
+            raise LLMUnavailableError(f"cannot list the models of the LLM server {self.base_url}: {exc}") from exc
+
     # ------------------------------------------------------------------ requests
     def _params(
         self,

@@ -14,6 +14,10 @@ runs it. Timeouts and concurrency come from the config:
   backend);
 * ``interrupt_requests``: llama-cpp-python stops a running stream when another request waits
   (off by default: concurrent clients would cut each other short).
+
+``adapters`` serves fine-tuned variants beside the base model, each under its own name (as vLLM's
+``--lora-modules`` does): the base GGUF with a LoRA adapter on top. llama_cpp.server keeps one
+model loaded and swaps on a request for another name (well under a second for the 135M model).
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ ALLOWED = {
     "prompt_cache",
     "api_key",
     "verbose",
+    "adapters",
 }
 
 
@@ -100,27 +105,56 @@ def build_app(cfg: dict[str, Any]) -> Any:
     from llama_cpp.server.settings import ModelSettings, ServerSettings
 
     threads = default_threads(cfg["num_threads"])
-    model = ModelSettings(
-        model=str(gguf),
-        model_alias=str(cfg["model_name"]),
-        n_ctx=int(cfg["n_ctx"]),
-        n_batch=int(cfg["n_batch"]),
-        n_ubatch=int(cfg["n_batch"]),
-        n_threads=threads,
-        n_threads_batch=threads,
-        flash_attn=bool(cfg["flash_attn"]),
-        seed=int(cfg["seed"]),
-        logits_all=False,  # no logprobs: True would keep n_ctx x vocab floats (~0.8 GB at 4096)
-        cache=bool(cfg["prompt_cache"]),
-        verbose=bool(cfg["verbose"]),
-    )
+
+    def settings(alias: str, lora: Path | None = None) -> ModelSettings:
+        return ModelSettings(
+            model=str(gguf),
+            model_alias=alias,
+            lora_path=str(lora) if lora else None,
+            n_ctx=int(cfg["n_ctx"]),
+            n_batch=int(cfg["n_batch"]),
+            n_ubatch=int(cfg["n_batch"]),
+            n_threads=threads,
+            n_threads_batch=threads,
+            flash_attn=bool(cfg["flash_attn"]),
+            seed=int(cfg["seed"]),
+            logits_all=False,  # no logprobs: True would keep n_ctx x vocab floats (~0.8 GB at 4096)
+            cache=bool(cfg["prompt_cache"]),
+            verbose=bool(cfg["verbose"]),
+        )
+
+    models = [settings(str(cfg["model_name"]))]
+    models += [settings(name, lora) for name, lora in adapter_files(cfg, gguf).items()]
     server = ServerSettings(
         host=str(cfg["host"]),
         port=int(cfg["port"]),
         api_key=cfg["api_key"] or None,
         interrupt_requests=bool(cfg["interrupt_requests"]),
     )
-    return server_app.create_app(server_settings=server, model_settings=[model])
+    return server_app.create_app(server_settings=server, model_settings=models)
+
+
+def adapter_files(cfg: dict[str, Any], gguf: Path) -> dict[str, Path]:
+    """``cfg["adapters"]`` (served name -> GGUF LoRA file or PEFT directory) as GGUF LoRA files; a
+    PEFT directory is converted once against ``gguf``'s own weights (``<dir>/adapter.gguf``)."""
+    from rl_shop.llm.embedded import ensure_converted
+    from rl_shop.llm.lora_gguf import AdapterConversionError, adapter_gguf
+
+    adapters = cfg.get("adapters") or {}
+    if not isinstance(adapters, dict):
+        raise LLMConfigError(f"adapters must map a served name to an adapter path, got {adapters!r}")
+    out: dict[str, Path] = {}
+    for name, path in adapters.items():
+        if not str(name).strip() or str(name) == str(cfg["model_name"]) or not path:
+            raise LLMConfigError(
+                f"adapters: {name!r} -> {path!r}: each adapter needs a path and a name other than the "
+                f"base model's ({cfg['model_name']!r})"
+            )
+        try:
+            out[str(name)] = adapter_gguf(str(path), lambda: ensure_converted(gguf))
+        except AdapterConversionError as exc:
+            raise ModelLoadError(f"adapter {name!r}: {exc}") from exc
+    return out
 
 
 def uvicorn_options(cfg: dict[str, Any]) -> dict[str, Any]:

@@ -110,12 +110,13 @@ def avoided_brands(
     cat = str(category).strip().lower()
     views = [e for e in events if (e if isinstance(e, dict) else e.to_dict())["kind"] == "view"]
     rows, _ = _event_rows(views, arr, cat)
-    shelf = [b for b in arr.brand[arr.category == cat] if b]
+    on_shelf = arr.category == cat
+    shelf = [b for b in arr.brand[on_shelf] if b]
     if not len(rows) or not shelf:
         return ()
     seen = set(arr.brand[rows].tolist())
     brands, counts = np.unique(shelf, return_counts=True)
-    n_shelf = int((arr.category == cat).sum())
+    n_shelf = int(on_shelf.sum())
     return tuple(
         str(b)
         for b, k in zip(brands, counts, strict=True)
