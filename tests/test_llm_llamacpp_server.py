@@ -154,3 +154,17 @@ def test_plain_request_in_flight_when_the_server_dies(tmp_path) -> None:
         assert llm.metrics.errors == 1
     finally:
         srv.stop()
+
+
+def test_a_refused_schema_form_is_not_retried(tmp_path) -> None:
+    """llama_cpp.server refuses OpenAI's json_schema form with HTTP 500; the client's retries
+    (max_retries=1 here) must not send that probe twice before the backend switches forms."""
+    srv = Server(tmp_path, "--verbose")
+    try:
+        llm = _client(srv.url, max_retries=1)
+        out = llm.structured(USER, Clarify, max_tokens=48)
+        assert out.ok and llm._schema_forms[0] == "json_object"
+    finally:
+        srv.stop()
+    access = [line for line in srv.log.read_text().splitlines() if '"POST /v1/chat/completions HTTP/1.1"' in line]
+    assert [line.split('"')[-1].split()[0] for line in access] == ["500", "200"], access

@@ -111,7 +111,8 @@ class _FakeCompletions:
 def test_response_format_forms_are_tried_in_order(refuse, forms, supported) -> None:
     llm = _client(1)
     fake = _FakeCompletions(refuse)
-    llm.client = type("C", (), {"chat": type("Ch", (), {"completions": fake})()})()
+    chat = type("Ch", (), {"completions": fake})()
+    llm.client = type("C", (), {"chat": chat, "with_options": lambda self, **_: self})()
     out = llm.structured(USER, Answer)
     assert out.value == Answer(answer="hi", score=2) and not out.used_fallback
     assert [(p.get("response_format") or {}).get("type") for p in fake.sent] == forms

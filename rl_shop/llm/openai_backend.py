@@ -160,8 +160,11 @@ class OpenAILLM(LLM):
         openai = self._openai
         probing = "response_format" in params and not self._form_confirmed
         params = {k: v for k, v in params.items() if k != "_schema"}
+        # A probe's refusal is an answer, not a fault: retrying it (llama_cpp.server refuses with
+        # HTTP 500, which the client retries) would only send the same request again.
+        client = self.client.with_options(max_retries=0) if probing else self.client
         try:
-            return self.client.chat.completions.create(**params)
+            return client.chat.completions.create(**params)
         except openai.APITimeoutError as exc:
             raise LLMUnavailableError(
                 f"LLM server {self.base_url} timed out after {self.client.timeout}s; check that it is "
